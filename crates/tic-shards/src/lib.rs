@@ -1,0 +1,1 @@
+//! tic-shards: WebDataset shard I/O shared by every tic-rs crate.
