@@ -1,0 +1,114 @@
+//! Atomic file output: write to a temporary name in the destination folder, then rename.
+//!
+//! A process killed at any moment leaves either the old file, the complete new file, or a
+//! temporary file whose name starts with [`TEMP_PREFIX`] (which reruns remove).
+
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Prefix of every temporary file tic-rs creates next to its outputs.
+pub const TEMP_PREFIX: &str = ".tic-tmp-";
+
+/// A file being written under a temporary name; [`AtomicFile::commit`] renames it into place.
+/// Dropping it without committing deletes the temporary file.
+pub struct AtomicFile {
+    target: PathBuf,
+    writer: BufWriter<tempfile::NamedTempFile>,
+}
+
+impl AtomicFile {
+    /// Starts writing `target`, creating its parent folders.
+    pub fn create(target: impl AsRef<Path>) -> io::Result<Self> {
+        let target = target.as_ref().to_path_buf();
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&dir)?;
+        Ok(AtomicFile {
+            target,
+            writer: BufWriter::with_capacity(1 << 20, tmp),
+        })
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(self) -> io::Result<()> {
+        let tmp = self.writer.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.target).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Writes `bytes` to `path` atomically, creating parent folders.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(bytes)?;
+    f.commit()
+}
+
+/// Removes temporary files left in `dir` by an interrupted run; returns how many.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(e.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_and_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/a.txt");
+        write_atomic(&p, b"hello").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"hello");
+        {
+            let mut f = AtomicFile::create(&p).unwrap();
+            f.write_all(b"partial").unwrap();
+            // dropped without commit
+        }
+        assert_eq!(fs::read(&p).unwrap(), b"hello");
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_removed() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(format!("{TEMP_PREFIX}x")), b"1").unwrap();
+        fs::write(d.path().join("keep"), b"1").unwrap();
+        assert_eq!(remove_stale_temps(d.path()).unwrap(), 1);
+        assert!(d.path().join("keep").exists());
+    }
+}

@@ -1,0 +1,277 @@
+//! UID arrays in numpy's `.npy` format (structured dtype `u8,u8`) and as raw 16-byte records.
+//!
+//! [`write_uids`] produces the same bytes as `np.save(path, np.array(rows, np.dtype("u8,u8")))`
+//! (format version 1.0, header padded to 64 bytes with numpy's growth-axis spare space).
+
+use crate::uid::Uid;
+use npyz::{DType, NpyHeader};
+use std::io::Cursor;
+
+/// What went wrong reading a UID array.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The npy header could not be parsed.
+    #[error("{file}: bad npy header: {msg}")]
+    Header {
+        /// The file being read.
+        file: String,
+        /// The parser's message.
+        msg: String,
+    },
+    /// The dtype or shape is not a 1-D array of `u8,u8` records.
+    #[error("{file}: expected a 1-D numpy array of dtype u8,u8 (uid high/low 64 bits), found dtype {dtype} with shape {shape:?}")]
+    Dtype {
+        /// The file being read.
+        file: String,
+        /// The dtype found.
+        dtype: String,
+        /// The shape found.
+        shape: Vec<u64>,
+    },
+    /// The data section is shorter or longer than the header promises.
+    #[error("{file}: header declares {expected} records ({expected_bytes} bytes) but the data section has {found_bytes} bytes")]
+    Length {
+        /// The file being read.
+        file: String,
+        /// Records the header declares.
+        expected: u64,
+        /// Bytes the data section should have.
+        expected_bytes: u64,
+        /// Bytes the data section has.
+        found_bytes: u64,
+    },
+    /// A raw (headerless) record file whose size is not a multiple of 16.
+    #[error("{file}: raw uid file of {len} bytes is not a whole number of 16-byte records")]
+    RawLength {
+        /// The file being read.
+        file: String,
+        /// Its size in bytes.
+        len: u64,
+    },
+}
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// True when `bytes` starts with the npy magic string.
+pub fn is_npy(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// A zero-copy view of a uid array (e.g. over a memory-mapped `.npy`), decoded on access.
+#[derive(Clone, Copy)]
+pub struct UidView<'a> {
+    data: &'a [u8],
+    big_endian: bool,
+}
+
+impl<'a> UidView<'a> {
+    /// Views an `.npy` of dtype `u8,u8` or a raw file of 16-byte little-endian `(hi, lo)`
+    /// records (resharder's memmap format). `file` names the source in errors.
+    pub fn new(bytes: &'a [u8], file: &str) -> Result<Self, NpyError> {
+        let (data, big_endian) = locate_records(bytes, file)?;
+        Ok(UidView { data, big_endian })
+    }
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.data.len() / 16
+    }
+    /// True when there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// Record `i`.
+    pub fn get(&self, i: usize) -> Uid {
+        decode_one(&self.data[i * 16..i * 16 + 16], self.big_endian)
+    }
+    /// Index of the first record that is out of order, if any.
+    pub fn first_unsorted(&self) -> Option<usize> {
+        (1..self.len()).find(|&i| self.get(i - 1) > self.get(i))
+    }
+    /// Half-open index range of `uid` (numpy `searchsorted` left/right); requires sorted data.
+    pub fn equal_range(&self, uid: Uid) -> std::ops::Range<usize> {
+        let lower = |strict: bool| {
+            let (mut lo, mut hi) = (0usize, self.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let v = self.get(mid);
+                if v < uid || (!strict && v == uid) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        lower(true)..lower(false)
+    }
+    /// Decodes every record.
+    pub fn to_vec(&self) -> Vec<Uid> {
+        decode_records(self.data, self.big_endian)
+    }
+}
+
+/// Reads uids from an `.npy` of dtype `u8,u8`, or from a raw file of 16-byte little-endian
+/// `(hi, lo)` records (resharder's memmap format). `file` names the source in errors.
+pub fn read_uids(bytes: &[u8], file: &str) -> Result<Vec<Uid>, NpyError> {
+    Ok(UidView::new(bytes, file)?.to_vec())
+}
+
+fn locate_records<'a>(bytes: &'a [u8], file: &str) -> Result<(&'a [u8], bool), NpyError> {
+    if !is_npy(bytes) {
+        if bytes.len() % 16 != 0 {
+            return Err(NpyError::RawLength {
+                file: file.to_string(),
+                len: bytes.len() as u64,
+            });
+        }
+        return Ok((bytes, false));
+    }
+    let mut cur = Cursor::new(bytes);
+    let header = NpyHeader::from_reader(&mut cur).map_err(|e| NpyError::Header {
+        file: file.to_string(),
+        msg: e.to_string(),
+    })?;
+    let data = &bytes[cur.position() as usize..];
+    let shape = header.shape().to_vec();
+    let dtype = header.dtype();
+    let big_endian = match uid_record_endianness(&dtype) {
+        Some(be) if shape.len() == 1 => be,
+        _ => {
+            return Err(NpyError::Dtype {
+                file: file.to_string(),
+                dtype: dtype.descr(),
+                shape,
+            })
+        }
+    };
+    let n = shape[0];
+    if data.len() as u64 != n * 16 {
+        return Err(NpyError::Length {
+            file: file.to_string(),
+            expected: n,
+            expected_bytes: n * 16,
+            found_bytes: data.len() as u64,
+        });
+    }
+    Ok((data, big_endian))
+}
+
+/// `Some(big_endian)` when the dtype is a record of exactly two unsigned 64-bit fields.
+fn uid_record_endianness(dtype: &DType) -> Option<bool> {
+    let DType::Record(fields) = dtype else {
+        return None;
+    };
+    if fields.len() != 2 {
+        return None;
+    }
+    let mut be = None;
+    for f in fields {
+        let DType::Plain(ts) = &f.dtype else {
+            return None;
+        };
+        let s = ts.to_string();
+        let this = match s.as_str() {
+            "<u8" => false,
+            ">u8" => true,
+            _ => return None,
+        };
+        if be.is_some_and(|b| b != this) {
+            return None;
+        }
+        be = Some(this);
+    }
+    be
+}
+
+fn decode_one(c: &[u8], big_endian: bool) -> Uid {
+    let a: [u8; 8] = c[..8].try_into().unwrap();
+    let b: [u8; 8] = c[8..16].try_into().unwrap();
+    if big_endian {
+        Uid::from_parts(u64::from_be_bytes(a), u64::from_be_bytes(b))
+    } else {
+        Uid::from_parts(u64::from_le_bytes(a), u64::from_le_bytes(b))
+    }
+}
+
+fn decode_records(data: &[u8], big_endian: bool) -> Vec<Uid> {
+    data.chunks_exact(16)
+        .map(|c| decode_one(c, big_endian))
+        .collect()
+}
+
+/// Encodes uids as numpy's `np.save` would for a 1-D `u8,u8` array (byte-identical).
+pub fn write_uids(uids: &[Uid]) -> Vec<u8> {
+    let n = uids.len();
+    let mut header = format!(
+        "{{'descr': [('f0', '<u8'), ('f1', '<u8')], 'fortran_order': False, 'shape': ({n},), }}"
+    );
+    // numpy leaves room for the growth axis to reach 21 digits.
+    let digits = n.to_string().len();
+    header.push_str(&" ".repeat(21usize.saturating_sub(digits)));
+    // magic(6) + version(2) + header_len(2) + header + '\n' is padded to a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 16 * n);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for u in uids {
+        out.extend_from_slice(&u.hi().to_le_bytes());
+        out.extend_from_slice(&u.lo().to_le_bytes());
+    }
+    out
+}
+
+/// True when the uids are sorted ascending (duplicates allowed).
+pub fn is_sorted(uids: &[Uid]) -> bool {
+    uids.windows(2).all(|w| w[0] <= w[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let uids = vec![Uid(1), Uid(u128::MAX), Uid(0x1234 << 64)];
+        let bytes = write_uids(&uids);
+        assert_eq!(&bytes[..6], MAGIC);
+        assert_eq!(bytes.len(), 128 + 16 * 3);
+        assert_eq!(read_uids(&bytes, "x").unwrap(), uids);
+    }
+
+    #[test]
+    fn view_search() {
+        let uids: Vec<Uid> = [1u128, 3, 3, 9].into_iter().map(Uid).collect();
+        let bytes = write_uids(&uids);
+        let v = UidView::new(&bytes, "v").unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v.equal_range(Uid(3)), 1..3);
+        assert_eq!(v.equal_range(Uid(4)), 3..3);
+        assert_eq!(v.first_unsorted(), None);
+        let bad = write_uids(&[Uid(2), Uid(1)]);
+        assert_eq!(UidView::new(&bad, "b").unwrap().first_unsorted(), Some(1));
+    }
+
+    #[test]
+    fn raw_records() {
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&5u64.to_le_bytes());
+        raw.extend_from_slice(&6u64.to_le_bytes());
+        assert_eq!(read_uids(&raw, "r").unwrap(), vec![Uid::from_parts(5, 6)]);
+        assert!(matches!(
+            read_uids(&raw[..15], "r"),
+            Err(NpyError::RawLength { len: 15, .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_npy_is_an_error() {
+        let bytes = write_uids(&[Uid(1), Uid(2)]);
+        let err = read_uids(&bytes[..bytes.len() - 3], "t.npy").unwrap_err();
+        assert!(err.to_string().contains("t.npy"), "{err}");
+    }
+}

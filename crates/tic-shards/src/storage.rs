@@ -1,0 +1,444 @@
+//! Local paths and object-store URLs behind one small synchronous API.
+//!
+//! `s3://`, `gs://`, `az://`/`azure://`/`abfs://` and `http(s)://` (reads) go through the
+//! `object_store` crate, configured from the usual environment variables (`AWS_ENDPOINT`,
+//! `AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`, …) with retries and exponential backoff.
+//! Everything else is a local path (`file://` prefixes are stripped).
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// A file or folder, local or in an object store.
+#[derive(Clone)]
+pub enum Location {
+    /// A local filesystem path.
+    Local(PathBuf),
+    /// An object-store key under a bucket or base URL.
+    Remote(Remote),
+}
+
+/// An object-store location: the store, its base URL (`s3://bucket`) and the key.
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    base: String,
+    key: String,
+}
+
+/// One child of a listed folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    /// The child's name (last path component).
+    pub name: String,
+    /// True for folders (common prefixes in object stores).
+    pub is_dir: bool,
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// Retry policy for every object-store request: exponential backoff from 100 ms to 15 s,
+/// at most 10 retries within 5 minutes.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(300),
+    }
+}
+
+fn build_store(scheme: &str, base: &str) -> Result<Arc<dyn ObjectStore>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap().get(base) {
+        return Ok(s.clone());
+    }
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" | "s3a" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(base)
+                .with_retry(retry_config())
+                .build()
+                .with_context(|| format!("configuring S3 access for {base}"))?,
+        ),
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(base)
+                .with_retry(retry_config())
+                .build()
+                .with_context(|| format!("configuring GCS access for {base}"))?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(base)
+                .with_retry(retry_config())
+                .build()
+                .with_context(|| format!("configuring Azure access for {base}"))?,
+        ),
+        "http" | "https" => Arc::new(
+            object_store::http::HttpBuilder::new()
+                .with_url(base)
+                .with_retry(retry_config())
+                .build()
+                .with_context(|| format!("configuring HTTP access for {base}"))?,
+        ),
+        other => bail!("unsupported URL scheme {other:?} in {base}"),
+    };
+    cache
+        .lock()
+        .unwrap()
+        .insert(base.to_string(), store.clone());
+    Ok(store)
+}
+
+impl Location {
+    /// Parses a local path or a URL.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim_end_matches('/');
+        if let Some(rest) = s.strip_prefix("file://") {
+            return Ok(Location::Local(PathBuf::from(rest)));
+        }
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Ok(Location::Local(PathBuf::from(if s.is_empty() {
+                "/"
+            } else {
+                s
+            })));
+        };
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(Location::Local(PathBuf::from(s)));
+        }
+        let (host, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() {
+            bail!("URL {s:?} has no bucket or host");
+        }
+        let base = format!("{scheme}://{host}");
+        let store = build_store(scheme, &base)?;
+        Ok(Location::Remote(Remote {
+            store,
+            base,
+            key: key.trim_matches('/').to_string(),
+        }))
+    }
+
+    /// A local location.
+    pub fn local(p: impl Into<PathBuf>) -> Self {
+        Location::Local(p.into())
+    }
+
+    /// True for object-store locations.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Location::Remote(_))
+    }
+
+    /// The local path, if local.
+    pub fn as_local(&self) -> Option<&Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::Remote(_) => None,
+        }
+    }
+
+    /// A child location.
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.join(name)),
+            Location::Remote(r) => Location::Remote(Remote {
+                store: r.store.clone(),
+                base: r.base.clone(),
+                key: if r.key.is_empty() {
+                    name.trim_matches('/').to_string()
+                } else {
+                    format!("{}/{}", r.key, name.trim_matches('/'))
+                },
+            }),
+        }
+    }
+
+    /// The last path component.
+    pub fn name(&self) -> String {
+        match self {
+            Location::Local(p) => p
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Location::Remote(r) => r.key.rsplit('/').next().unwrap_or("").to_string(),
+        }
+    }
+
+    fn obj_path(r: &Remote) -> ObjPath {
+        ObjPath::from(r.key.as_str())
+    }
+
+    /// True when a file exists here.
+    pub fn exists(&self) -> Result<bool> {
+        match self {
+            Location::Local(p) => Ok(p.exists()),
+            Location::Remote(r) => match block_on(r.store.head(&Self::obj_path(r))) {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("checking {self}")),
+            },
+        }
+    }
+
+    /// Reads the whole file.
+    pub fn read(&self) -> Result<Vec<u8>> {
+        match self {
+            Location::Local(p) => {
+                std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+            }
+            Location::Remote(r) => block_on(async {
+                let got = r.store.get(&Self::obj_path(r)).await?;
+                Ok::<_, object_store::Error>(got.bytes().await?.to_vec())
+            })
+            .with_context(|| format!("reading {self}")),
+        }
+    }
+
+    /// Reads the whole file as UTF-8 text.
+    pub fn read_to_string(&self) -> Result<String> {
+        String::from_utf8(self.read()?).with_context(|| format!("{self} is not UTF-8 text"))
+    }
+
+    /// Writes the whole file atomically (temp + rename locally; a single PUT remotely).
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Location::Local(p) => crate::atomic::write_atomic(p, bytes)
+                .with_context(|| format!("writing {}", p.display())),
+            Location::Remote(r) => block_on(
+                r.store
+                    .put(&Self::obj_path(r), PutPayload::from(bytes.to_vec())),
+            )
+            .map(|_| ())
+            .with_context(|| format!("writing {self}")),
+        }
+    }
+
+    /// Uploads (remote) or moves (local) a finished local file to this location.
+    pub fn put_file(&self, local: &Path) -> Result<()> {
+        match self {
+            Location::Local(p) => {
+                if let Some(d) = p.parent() {
+                    std::fs::create_dir_all(d)?;
+                }
+                std::fs::rename(local, p)
+                    .with_context(|| format!("moving {} to {}", local.display(), p.display()))
+            }
+            Location::Remote(r) => {
+                let mut f = std::fs::File::open(local)
+                    .with_context(|| format!("opening {}", local.display()))?;
+                block_on(async {
+                    let mut w =
+                        object_store::buffered::BufWriter::new(r.store.clone(), Self::obj_path(r));
+                    let mut buf = vec![0u8; 8 << 20];
+                    loop {
+                        let n = f.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        w.write_all(&buf[..n]).await?;
+                    }
+                    w.shutdown().await?;
+                    Ok::<_, std::io::Error>(())
+                })
+                .with_context(|| format!("uploading {} to {self}", local.display()))
+            }
+        }
+    }
+
+    /// Makes the file available as a local path: local files as they are, remote files
+    /// downloaded (streamed) to a temporary file that lives as long as the returned handle.
+    pub fn fetch(&self) -> Result<LocalCopy> {
+        match self {
+            Location::Local(p) => Ok(LocalCopy {
+                path: p.clone(),
+                _tmp: None,
+            }),
+            Location::Remote(r) => {
+                let tmp = tempfile::NamedTempFile::new()?;
+                let mut file = tokio::fs::File::from_std(tmp.reopen()?);
+                block_on(async {
+                    let got = r.store.get(&Self::obj_path(r)).await?;
+                    let mut stream = got.into_stream();
+                    while let Some(chunk) = stream.next().await {
+                        file.write_all(&chunk?).await.map_err(|e| {
+                            object_store::Error::Generic {
+                                store: "local",
+                                source: Box::new(e),
+                            }
+                        })?;
+                    }
+                    file.flush()
+                        .await
+                        .map_err(|e| object_store::Error::Generic {
+                            store: "local",
+                            source: Box::new(e),
+                        })?;
+                    Ok::<_, object_store::Error>(())
+                })
+                .with_context(|| format!("downloading {self}"))?;
+                Ok(LocalCopy {
+                    path: tmp.path().to_path_buf(),
+                    _tmp: Some(tmp),
+                })
+            }
+        }
+    }
+
+    /// Lists the direct children (files and folders), sorted by name.
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        match self {
+            Location::Local(p) => {
+                for e in std::fs::read_dir(p).with_context(|| format!("listing {}", p.display()))? {
+                    let e = e?;
+                    out.push(Entry {
+                        name: e.file_name().to_string_lossy().into_owned(),
+                        is_dir: e.file_type()?.is_dir(),
+                    });
+                }
+            }
+            Location::Remote(r) => {
+                let prefix = (!r.key.is_empty()).then(|| Self::obj_path(r));
+                let res = block_on(r.store.list_with_delimiter(prefix.as_ref()))
+                    .with_context(|| format!("listing {self}"))?;
+                for d in res.common_prefixes {
+                    out.push(Entry {
+                        name: d.filename().unwrap_or("").to_string(),
+                        is_dir: true,
+                    });
+                }
+                for o in res.objects {
+                    out.push(Entry {
+                        name: o.location.filename().unwrap_or("").to_string(),
+                        is_dir: false,
+                    });
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes the file if it exists.
+    pub fn remove(&self) -> Result<()> {
+        match self {
+            Location::Local(p) => match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("removing {}", p.display()))
+                }
+                _ => Ok(()),
+            },
+            Location::Remote(r) => match block_on(r.store.delete(&Self::obj_path(r))) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(anyhow!(e)).with_context(|| format!("removing {self}")),
+            },
+        }
+    }
+
+    /// Creates the folder (local only; object stores have no folders).
+    pub fn create_dir_all(&self) -> Result<()> {
+        if let Location::Local(p) = self {
+            std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::Remote(r) if r.key.is_empty() => write!(f, "{}", r.base),
+            Location::Remote(r) => write!(f, "{}/{}", r.base, r.key),
+        }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Location({self})")
+    }
+}
+
+/// A local path to a file's bytes, possibly a temporary download (deleted on drop).
+pub struct LocalCopy {
+    path: PathBuf,
+    _tmp: Option<tempfile::NamedTempFile>,
+}
+
+impl LocalCopy {
+    /// The local path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let loc = Location::parse(d.path().to_str().unwrap()).unwrap();
+        assert!(!loc.is_remote());
+        let f = loc.join("x/y.json");
+        f.write(b"{}").unwrap();
+        assert!(f.exists().unwrap());
+        assert_eq!(f.read().unwrap(), b"{}");
+        assert_eq!(f.name(), "y.json");
+        let l = loc.list().unwrap();
+        assert_eq!(
+            l,
+            vec![Entry {
+                name: "x".into(),
+                is_dir: true
+            }]
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/a/")
+                .unwrap()
+                .as_local()
+                .unwrap(),
+            Path::new("/tmp/a")
+        );
+    }
+
+    #[test]
+    fn remote_parse() {
+        let l = Location::parse("s3://bucket/a/b/").unwrap();
+        assert!(l.is_remote());
+        assert_eq!(l.to_string(), "s3://bucket/a/b");
+        assert_eq!(l.join("c.tar").to_string(), "s3://bucket/a/b/c.tar");
+        assert_eq!(l.join("c.tar").name(), "c.tar");
+        assert!(Location::parse("s3:///x").is_err());
+        assert!(Location::parse("ftp://host/x").is_err());
+    }
+}
