@@ -258,7 +258,9 @@ impl<W: Write> TarSampleWriter<W> {
 mod tests {
     use super::*;
 
-    fn shard(samples: &[(&str, &[(&str, &[u8])])]) -> Vec<u8> {
+    type Members<'a> = &'a [(&'a str, &'a [u8])];
+
+    fn shard(samples: &[(&str, Members)]) -> Vec<u8> {
         let mut w = TarSampleWriter::new(Vec::new());
         for (key, members) in samples {
             for (ext, data) in members.iter() {
