@@ -3,15 +3,44 @@
 //! - [`uid`]: 128-bit DataComp uids; [`npy`] and [`pickle`]: the UID files TiC-CLIP publishes.
 //! - [`wds`]: tar shards as samples; [`shardfmt`]: `{:08d}.tar`-style names.
 //! - [`storage`]: local paths and object-store URLs; [`atomic`]: temp + rename writes.
+//! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`cli`]: logging and progress bars for the binaries.
 
 pub mod atomic;
 pub mod cli;
 pub mod npy;
 pub mod pickle;
+pub mod pyjson;
+pub mod reshard;
 pub mod shardfmt;
 pub mod storage;
+pub mod synth;
 pub mod uid;
 pub mod wds;
 
 pub use uid::Uid;
+
+/// The 1000 ImageNet classes in standard order: WordNet ids (timm), CLIP class names and the
+/// 80 zero-shot templates (CLIP_benchmark 1.4.0). See `data/README.md` for provenance.
+pub mod imagenet {
+    /// One WordNet id (`nXXXXXXXX`) per line, class id = line number.
+    pub const SYNSETS: &str = include_str!("../../../data/imagenet/synsets.txt");
+    /// One class name per line, in class-id order.
+    pub const CLASSNAMES: &str = include_str!("../../../data/imagenet/classnames.txt");
+    /// One zero-shot template per line, with a `{c}` placeholder.
+    pub const TEMPLATES: &str =
+        include_str!("../../../data/imagenet/zeroshot_classification_templates.txt");
+
+    /// The class names as a vector (index = class id).
+    pub fn classnames() -> Vec<&'static str> {
+        CLASSNAMES.lines().collect()
+    }
+    /// The WordNet ids as a vector (index = class id).
+    pub fn synsets() -> Vec<&'static str> {
+        SYNSETS.lines().collect()
+    }
+    /// The zero-shot templates.
+    pub fn templates() -> Vec<&'static str> {
+        TEMPLATES.lines().collect()
+    }
+}

@@ -1,0 +1,520 @@
+//! End-to-end tests of `tic-reshard` on synthetic pools.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tic_shards::wds::TarSampleWriter;
+use tic_shards::{npy, pickle, Uid};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tic-reshard");
+
+fn p(x: &Path) -> &str {
+    x.to_str().unwrap()
+}
+
+/// A subset of every third uid, one uid listed twice, and one uid absent from the pool.
+fn make_subset(uids: &[Uid]) -> Vec<Uid> {
+    let mut s: Vec<Uid> = uids.iter().step_by(3).copied().collect();
+    s.push(uids[3]); // listed twice
+    s.push(Uid(12345)); // not in the pool
+    s.sort();
+    s
+}
+
+#[test]
+fn selects_copies_and_is_independent_of_workers() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 300, 4, 16);
+    let all = pool_uids(&pool);
+    let uids: Vec<Uid> = all.iter().map(|x| x.0).collect();
+    let subset = make_subset(&uids);
+    let sub = d.path().join("subset.npy");
+    std::fs::write(&sub, npy::write_uids(&subset)).unwrap();
+
+    let out1 = d.path().join("out1/nested"); // missing parents are created
+    let out3 = d.path().join("out3");
+    for (out, j) in [(&out1, "1"), (&out3, "3")] {
+        let o = run(
+            BIN,
+            &[
+                "-i",
+                p(&pool),
+                "-o",
+                p(out),
+                "-s",
+                p(&sub),
+                "-j",
+                j,
+                "--shard-size",
+                "17",
+                "-q",
+                "--write-shard-table",
+            ],
+        );
+        ok(&o);
+    }
+    // Same bytes whatever -j is.
+    assert_eq!(tree(&out1, &["meta.json"]), tree(&out3, &["meta.json"]));
+    assert_eq!(meta_stable(&out1), meta_stable(&out3));
+
+    let got = read_samples(&out1);
+    let expected: usize = subset.len() - 1 /* absent */;
+    assert_eq!(got.len(), expected);
+    // Each output sample is an exact copy of its input sample, under {uid}-{j}.
+    let by_uid: HashMap<Uid, &BTreeMap<String, Vec<u8>>> =
+        all.iter().map(|(u, m)| (*u, m)).collect();
+    for (key, members) in &got {
+        let (u, j) = key.rsplit_once('-').unwrap();
+        let uid = Uid::parse(u).unwrap();
+        assert!(j == "0" || (uid == uids[3] && j == "1"), "{key}");
+        assert_eq!(&members, by_uid.get(&uid).unwrap(), "{key}");
+    }
+    assert!(got.contains_key(&format!("{}-1", uids[3])));
+
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out1.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["output_count"], expected);
+    assert_eq!(meta["processed_count"], 300);
+    assert_eq!(meta["not_found_count"], 1);
+    assert_eq!(meta["output_shard_count"], expected.div_ceil(17));
+    assert_eq!(meta["shard_size"], "17");
+    assert_eq!(meta["output_shard_format"], "{:08d}.tar");
+    assert_eq!(meta["cls_file"], "None");
+    // convert_wds.sh's sed regex finds the counts.
+    let text = String::from_utf8(std::fs::read(out1.join("meta.json")).unwrap()).unwrap();
+    assert!(
+        text.contains(&format!("\"output_count\": {expected}, ")),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "\"output_shard_count\": {}, ",
+        expected.div_ceil(17)
+    )));
+    // Stats files and the shard table agree with the shards.
+    let sizes: BTreeMap<String, u64> =
+        serde_json::from_slice(&std::fs::read(out1.join("sizes.json")).unwrap()).unwrap();
+    assert_eq!(sizes.len(), expected.div_ceil(17));
+    assert_eq!(sizes.values().sum::<u64>() as usize, expected);
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out1.join("00000000_stats.json")).unwrap()).unwrap();
+    assert_eq!(st, serde_json::json!({"successes": 17}));
+    assert_eq!(
+        std::fs::read(out1.join("sample_ids.npy")).unwrap(),
+        std::fs::read(&sub).unwrap()
+    );
+    assert!(!out1.join(tic_shards::reshard::PLAN_FILE).exists());
+
+    // A rerun of the same command finds the work done and changes nothing.
+    let before = tree(&out1, &[]);
+    ok(&run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out1),
+            "-s",
+            p(&sub),
+            "--shard-size",
+            "17",
+            "-q",
+            "--write-shard-table",
+        ],
+    ));
+    assert_eq!(before, tree(&out1, &[]));
+}
+
+#[test]
+fn cls_member_and_missing_class() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 120, 2, 16);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    let mut subset: Vec<Uid> = uids[..40].to_vec();
+    subset.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&subset)).unwrap();
+    let classes: HashMap<Uid, i64> = subset
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (*u, (i * 37 % 1000) as i64))
+        .collect();
+    let cls = d.path().join("c.pkl");
+    std::fs::write(&cls, pickle::write_uid_classes(classes.iter())).unwrap();
+    let out = d.path().join("out");
+    ok(&run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out),
+            "-s",
+            p(&sub),
+            "-c",
+            p(&cls),
+            "-q",
+        ],
+    ));
+    let got = read_samples(&out);
+    assert_eq!(got.len(), 40);
+    for (key, m) in &got {
+        let uid = Uid::parse(key.split('-').next().unwrap()).unwrap();
+        assert_eq!(m["cls"], classes[&uid].to_string().into_bytes());
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["cls", "jpg", "json", "txt"]);
+    }
+    // Member order inside the tar is sorted by extension, cls first.
+    let data = std::fs::read(out.join("00000000.tar")).unwrap();
+    let scan = tic_shards::wds::scan_shard(&data, "x");
+    let exts: Vec<&str> = scan.samples[0]
+        .members
+        .iter()
+        .map(|m| m.ext.as_str())
+        .collect();
+    assert_eq!(exts, ["cls", "jpg", "json", "txt"]);
+
+    // A subset uid without a class: the sample is dropped, the uid named, exit status 1.
+    let partial: HashMap<Uid, i64> = classes
+        .iter()
+        .filter(|(u, _)| **u != subset[5])
+        .map(|(u, c)| (*u, *c))
+        .collect();
+    std::fs::write(&cls, pickle::write_uid_classes(partial.iter())).unwrap();
+    let out2 = d.path().join("out2");
+    let o = run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out2),
+            "-s",
+            p(&sub),
+            "-c",
+            p(&cls),
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let meta = std::fs::read_to_string(out2.join("meta.json")).unwrap();
+    assert!(meta.contains(&subset[5].to_hex()), "{meta}");
+    assert_eq!(read_samples(&out2).len(), 39);
+}
+
+#[test]
+fn bad_subset_fails_before_writing() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 20, 1, 16);
+    // An npy of the wrong dtype (a 2-D float array header).
+    let mut bad = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+    let mut h = header.to_string();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    bad.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    bad.extend_from_slice(h.as_bytes());
+    bad.extend_from_slice(&[0u8; 16]);
+    let sub = d.path().join("bad.npy");
+    std::fs::write(&sub, bad).unwrap();
+    let out = d.path().join("out");
+    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.npy") && err.contains("u8,u8"), "{err}");
+    assert!(!out.exists());
+    // An unreadable class pickle also fails before writing.
+    let good = d.path().join("good.npy");
+    std::fs::write(&good, npy::write_uids(&[Uid(1)])).unwrap();
+    let cls = d.path().join("c.pkl");
+    std::fs::write(&cls, b"not a pickle").unwrap();
+    let o = run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out),
+            "-s",
+            p(&good),
+            "-c",
+            p(&cls),
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("c.pkl"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn unsorted_subset_gives_the_sorted_answer() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 90, 2, 16);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    let mut subset: Vec<Uid> = uids.iter().step_by(2).copied().collect();
+    subset.sort();
+    let sorted = d.path().join("sorted.npy");
+    std::fs::write(&sorted, npy::write_uids(&subset)).unwrap();
+    subset.reverse();
+    let unsorted = d.path().join("unsorted.npy");
+    std::fs::write(&unsorted, npy::write_uids(&subset)).unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    ok(&run(
+        BIN,
+        &["-i", p(&pool), "-o", p(&a), "-s", p(&sorted), "-q"],
+    ));
+    let o = run(BIN, &["-i", p(&pool), "-o", p(&b), "-s", p(&unsorted)]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not sorted"));
+    assert_eq!(read_samples(&a), read_samples(&b));
+    assert_eq!(read_samples(&a).len(), 45);
+}
+
+/// Writes a shard by hand from (key, members) pairs.
+fn write_shard(path: &Path, samples: &[(&str, Vec<(&str, Vec<u8>)>)]) {
+    let mut w = TarSampleWriter::new(Vec::new());
+    for (k, ms) in samples {
+        for (e, b) in ms {
+            w.append(k, e, b, 0).unwrap();
+        }
+    }
+    std::fs::write(path, w.finish().unwrap()).unwrap();
+}
+
+#[test]
+fn bad_samples_are_reported_and_others_complete() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 60, 3, 16);
+    let all = pool_uids(&pool);
+    let dup = all[0].0;
+    let json = |u: &str| format!("{{\"uid\": \"{u}\"}}").into_bytes();
+    // Shard 3: a sample without json, one without uid, one with a bad uid, one good sample
+    // repeating a uid of shard 0 (kept under the next key number).
+    write_shard(
+        &pool.join("00000003.tar"),
+        &[
+            ("a", vec![("jpg", b"x".to_vec())]),
+            ("b", vec![("json", b"{\"caption\": 1}".to_vec())]),
+            ("c", vec![("json", json("zz"))]),
+            (
+                "d",
+                vec![("jpg", b"dup".to_vec()), ("json", json(&dup.to_hex()))],
+            ),
+        ],
+    );
+    // Shard 4: truncated in the middle of a member.
+    let full = std::fs::read(pool.join("00000001.tar")).unwrap();
+    std::fs::write(pool.join("00000004.tar"), &full[..full.len() / 2 + 100]).unwrap();
+    std::fs::remove_file(pool.join("sizes.json")).unwrap();
+
+    let mut subset: Vec<Uid> = all.iter().map(|x| x.0).collect();
+    subset.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&subset)).unwrap();
+    let out = d.path().join("out");
+    let o = run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out),
+            "-s",
+            p(&sub),
+            "-q",
+            "-j",
+            "2",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    let errors: Vec<String> = meta["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(
+        has("00000003.tar: sample \"a\" at byte 0: no json member"),
+        "{errors:?}"
+    );
+    assert!(
+        has("member b.json at byte 1024: json has no uid"),
+        "{errors:?}"
+    );
+    assert!(has("member c.json") && has("\"zz\""), "{errors:?}");
+    assert!(
+        has("00000004.tar: corrupt or truncated tar at byte"),
+        "{errors:?}"
+    );
+    assert_eq!(meta["dropped_count"], 3);
+    let got = read_samples(&out);
+    // The complete samples of the cut shard repeat shard 1's uids: they continue at -1, like the
+    // good sample of shard 3 that repeats a uid of shard 0.
+    let cut = std::fs::read(pool.join("00000004.tar")).unwrap();
+    let n4 = tic_shards::wds::scan_shard(&cut, "x").samples.len();
+    assert!(n4 > 0);
+    assert_eq!(got.keys().filter(|k| k.ends_with("-1")).count(), 1 + n4);
+    assert_eq!(got[&format!("{dup}-1")]["jpg"], b"dup");
+    assert_eq!(got.len(), 60 + 1 + n4);
+}
+
+#[test]
+fn refuses_foreign_output_unless_overwrite() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 30, 1, 16);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    let mut s = uids[..10].to_vec();
+    s.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&s)).unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(out.join("old_dir")).unwrap();
+    std::fs::write(out.join("00000099.tar"), b"old").unwrap();
+    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
+    assert_eq!(std::fs::read(out.join("00000099.tar")).unwrap(), b"old");
+    ok(&run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out),
+            "-s",
+            p(&sub),
+            "-q",
+            "--overwrite",
+        ],
+    ));
+    assert!(!out.join("00000099.tar").exists() && !out.join("old_dir").exists());
+    assert_eq!(read_samples(&out).len(), 10);
+    // A different subset into the same folder is refused too.
+    std::fs::write(&sub, npy::write_uids(&s[..5])).unwrap();
+    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different reshard"));
+}
+
+#[test]
+fn shuffle_is_seeded_and_a_permutation() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 80, 2, 16);
+    let mut s: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    s.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&s)).unwrap();
+    let outs: Vec<_> = ["a", "b", "c"].iter().map(|n| d.path().join(n)).collect();
+    for (o, seed) in outs.iter().zip(["1", "1", "2"]) {
+        ok(&run(
+            BIN,
+            &[
+                "-i",
+                p(&pool),
+                "-o",
+                p(o),
+                "-s",
+                p(&sub),
+                "-q",
+                "--shuffle-bufsize",
+                "20",
+                "--shuffle-seed",
+                seed,
+                "--shard-size",
+                "40",
+            ],
+        ));
+    }
+    assert_eq!(
+        tree(&outs[0], &["meta.json"]),
+        tree(&outs[1], &["meta.json"])
+    );
+    assert_ne!(
+        tree(&outs[0], &["meta.json"]),
+        tree(&outs[2], &["meta.json"])
+    );
+    assert_eq!(read_samples(&outs[0]), read_samples(&outs[2]));
+}
+
+#[test]
+fn kill_at_any_moment_then_rerun_gives_identical_output() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 4000, 8, 96);
+    let mut s: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).step_by(2).collect();
+    s.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&s)).unwrap();
+    let reference = d.path().join("ref");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "-i",
+            p(&pool),
+            "-o",
+            p(out),
+            "-s",
+            p(&sub),
+            "-q",
+            "--shard-size",
+            "50",
+            "-j",
+            "2",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect()
+    };
+    let t0 = std::time::Instant::now();
+    ok(&std::process::Command::new(BIN)
+        .args(args(&reference))
+        .output()
+        .unwrap());
+    let full = t0.elapsed();
+    let want = tree(&reference, &["meta.json"]);
+    let want_meta = meta_stable(&reference);
+    let mut interrupted = 0;
+    // Kill at spread-out moments of a run (from start-up to the last shard's rename).
+    for (i, frac) in [0.02f64, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9]
+        .into_iter()
+        .enumerate()
+    {
+        let delay = full.mul_f64(frac);
+        let out = d.path().join(format!("run{i}"));
+        let mut child = std::process::Command::new(BIN)
+            .args(args(&out))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        // SIGKILL: no cleanup handlers run.
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            interrupted += 1;
+        }
+        ok(&std::process::Command::new(BIN)
+            .args(args(&out))
+            .output()
+            .unwrap());
+        assert_eq!(
+            tree(&out, &["meta.json"]),
+            want,
+            "after kill at {delay:?} of {full:?}"
+        );
+        assert_eq!(meta_stable(&out), want_meta);
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} runs were interrupted; the test lost its point"
+    );
+}
