@@ -274,7 +274,9 @@ fn unsorted_subset_gives_the_sorted_answer() {
 }
 
 /// Writes a shard by hand from (key, members) pairs.
-fn write_shard(path: &Path, samples: &[(&str, Vec<(&str, Vec<u8>)>)]) {
+type HandSample<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>);
+
+fn write_shard(path: &Path, samples: &[HandSample]) {
     let mut w = TarSampleWriter::new(Vec::new());
     for (k, ms) in samples {
         for (e, b) in ms {
