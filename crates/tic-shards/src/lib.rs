@@ -4,15 +4,20 @@
 //! - [`wds`]: tar shards as samples; [`shardfmt`]: `{:08d}.tar`-style names.
 //! - [`storage`]: local paths and object-store URLs; [`atomic`]: temp + rename writes.
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
+//! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
+//!   CSV + images to shards; [`synth`]: the synthetic pool.
 //! - [`cli`]: logging and progress bars for the binaries.
 
 pub mod atomic;
 pub mod cli;
+pub mod convert;
+pub mod make_tars;
 pub mod npy;
 pub mod pickle;
 pub mod pyjson;
 pub mod reshard;
 pub mod shardfmt;
+pub mod stats;
 pub mod storage;
 pub mod synth;
 pub mod uid;

@@ -362,6 +362,19 @@ impl Location {
         }
     }
 
+    /// Renames (moves) this file to `dst`, which must be in the same store.
+    pub fn rename_to(&self, dst: &Location) -> Result<()> {
+        match (self, dst) {
+            (Location::Local(a), Location::Local(b)) => std::fs::rename(a, b)
+                .with_context(|| format!("renaming {} to {}", a.display(), b.display())),
+            (Location::Remote(a), Location::Remote(b)) if a.base == b.base => {
+                block_on(a.store.rename(&Self::obj_path(a), &Self::obj_path(b)))
+                    .with_context(|| format!("renaming {self} to {dst}"))
+            }
+            _ => bail!("cannot rename {self} to {dst}: different stores"),
+        }
+    }
+
     /// Creates the folder (local only; object stores have no folders).
     pub fn create_dir_all(&self) -> Result<()> {
         if let Location::Local(p) = self {

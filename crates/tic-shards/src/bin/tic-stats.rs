@@ -1,0 +1,55 @@
+//! `tic-stats`: TiC's `generate_stats.py` — `{name}_stats.json` for every shard of every time split.
+
+use clap::Parser;
+use std::process::ExitCode;
+use tic_shards::{cli, stats, storage::Location};
+
+/// Write `{name}_stats.json` = {"successes": n} (samples with a json member) next to every
+/// `.tar` under each split of URL (layouts URL/split/ and URL/split/shard/), reading only tar
+/// headers. Shards that already have a stats file are skipped.
+#[derive(Parser, Debug)]
+#[command(name = "tic-stats", version, about)]
+struct Args {
+    /// Folder holding the time splits (local path or object-store URL).
+    #[arg(long)]
+    url: String,
+    /// Parallel workers.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    num_proc: usize,
+    /// Less output.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    cli::init_logging(0, u8::from(a.quiet));
+    let t = std::time::Instant::now();
+    let r =
+        Location::parse(&a.url).and_then(|root| stats::generate_stats(&root, a.num_proc, a.quiet));
+    match r {
+        Ok(s) => {
+            for f in &s.failed {
+                eprintln!("tic-stats: error: {f}");
+            }
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!(
+                "tic-stats: {} shards counted ({} samples), {} already had stats, {} failed, in {secs:.2}s ({:.0} samples/s)",
+                s.written,
+                s.samples,
+                s.skipped,
+                s.failed.len(),
+                s.samples as f64 / secs
+            );
+            if s.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("tic-stats: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

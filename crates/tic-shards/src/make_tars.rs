@@ -1,0 +1,198 @@
+//! Pack a tab-separated `path<TAB>caption` CSV and an image folder into WebDataset shards
+//! (TiC's `create_tars.py`, used for TiC-YFCC15M and TiC-RedCaps).
+//!
+//! Shards are `{output_dir}/{csv stem}__{i:08d}.tar` holding `{row}.jpg` and `{row}.json`
+//! (`{"caption": …}`), at most `--shard-size` samples each; rows whose image is missing are
+//! counted and reported. Differences from the original: source images are deleted only with
+//! `--delete-source` (and only after every shard is safely written); no empty trailing shard
+//! is written; `--datacomp-compat` adds what the DataComp/OpenCLIP loaders need (a `.txt`
+//! caption member, a 32-hex `uid` in the json, `_stats.json` files and `sizes.json`).
+
+use crate::wds::TarSampleWriter;
+use crate::{atomic, pyjson};
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Command-line arguments of `tic-make-tars`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "tic-make-tars",
+    version,
+    about = "Pack a path/caption TSV and its images into WebDataset shards (create_tars.py)"
+)]
+pub struct MakeTarsArgs {
+    /// Tab-separated file with a header holding `path` and `caption` columns.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Folder the `path` column is relative to.
+    #[arg(long)]
+    pub image_dir: PathBuf,
+    /// Folder for the shards (created if missing).
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Samples per shard.
+    #[arg(short = 'z', long, default_value_t = 1000)]
+    pub shard_size: usize,
+    /// Delete each source image once all shards are written (the original always deletes).
+    #[arg(long)]
+    pub delete_source: bool,
+    /// Also write `.txt` captions, json `uid`s, `_stats.json` and `sizes.json` for DataComp loaders.
+    #[arg(long)]
+    pub datacomp_compat: bool,
+    /// Less output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// What [`run`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MakeTarsSummary {
+    /// Samples written.
+    pub added: u64,
+    /// Rows skipped because their image is missing.
+    pub skipped: u64,
+    /// Shard paths written.
+    pub shards: Vec<PathBuf>,
+}
+
+/// A stable 32-hex uid for a sample path (first 128 bits of its SHA-256).
+pub fn path_uid(path: &str) -> String {
+    hex::encode(&Sha256::digest(path.as_bytes())[..16])
+}
+
+/// The shard being filled: its writer (streaming to a temporary file) and sample count.
+type OpenShard = (TarSampleWriter<atomic::AtomicFile>, u64);
+
+/// Runs the packer.
+pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
+    if a.shard_size == 0 {
+        bail!("--shard-size must be at least 1");
+    }
+    let stem = a
+        .input
+        .file_stem()
+        .with_context(|| format!("{}: no file name", a.input.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .flexible(false)
+        .from_path(&a.input)
+        .with_context(|| format!("opening {}", a.input.display()))?;
+    let headers = rdr
+        .headers()
+        .with_context(|| format!("{}: no header row", a.input.display()))?
+        .clone();
+    let col = |name: &str| {
+        headers.iter().position(|h| h == name).with_context(|| {
+            format!(
+                "{}: no {name:?} column (header: {:?})",
+                a.input.display(),
+                headers
+            )
+        })
+    };
+    let (pc, cc) = (col("path")?, col("caption")?);
+    std::fs::create_dir_all(&a.output_dir)?;
+    let shard_path = |i: usize| a.output_dir.join(format!("{stem}__{i:08}.tar"));
+    let mut summary = MakeTarsSummary::default();
+    let mut current: Option<OpenShard> = None;
+    let mut sizes = Map::new();
+    let mut added_sources: Vec<PathBuf> = Vec::new();
+    for (idx, rec) in rdr.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", a.input.display(), idx + 2))?;
+        let rel = rec.get(pc).unwrap_or_default();
+        let caption = rec.get(cc).unwrap_or_default();
+        let img = a.image_dir.join(rel);
+        let bytes = match std::fs::read(&img) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                summary.skipped += 1;
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", img.display())),
+        };
+        let mtime = std::fs::metadata(&img)?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        if current.is_none() {
+            let file = atomic::AtomicFile::create(shard_path(summary.shards.len()))?;
+            current = Some((TarSampleWriter::new(file), 0));
+        }
+        let (tw, n) = current.as_mut().unwrap();
+        let key = idx.to_string();
+        let mut meta = json!({ "caption": caption });
+        if a.datacomp_compat {
+            meta["uid"] = Value::String(path_uid(rel));
+        }
+        let meta = pyjson::to_string(&meta);
+        let mut members: Vec<(&str, &[u8], u64)> =
+            vec![("jpg", &bytes, mtime), ("json", meta.as_bytes(), mtime)];
+        if a.datacomp_compat {
+            members.push(("txt", caption.as_bytes(), mtime));
+        }
+        tw.append_sample(&key, &mut members)?;
+        *n += 1;
+        summary.added += 1;
+        if a.delete_source {
+            added_sources.push(img);
+        }
+        if *n as usize == a.shard_size {
+            finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path)?;
+        }
+    }
+    if current.is_some() {
+        finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path)?;
+    }
+    if a.datacomp_compat {
+        atomic::write_atomic(
+            a.output_dir.join("sizes.json"),
+            pyjson::to_string(&sizes).as_bytes(),
+        )?;
+    }
+    for p in added_sources {
+        std::fs::remove_file(&p).with_context(|| format!("deleting {}", p.display()))?;
+    }
+    Ok(summary)
+}
+
+fn finish_shard(
+    a: &MakeTarsArgs,
+    current: &mut Option<OpenShard>,
+    summary: &mut MakeTarsSummary,
+    sizes: &mut Map<String, Value>,
+    shard_path: &dyn Fn(usize) -> PathBuf,
+) -> Result<()> {
+    let (tw, n) = current.take().expect("a shard is open");
+    let path = shard_path(summary.shards.len());
+    let mut file = tw.finish()?;
+    file.flush()?;
+    file.commit()
+        .with_context(|| format!("writing {}", path.display()))?;
+    if !a.quiet {
+        eprintln!("Saved shard: {}", path.display());
+    }
+    if a.datacomp_compat {
+        let name = file_name(&path);
+        let stats = path.with_file_name(format!("{}_stats.json", name.trim_end_matches(".tar")));
+        atomic::write_atomic(
+            stats,
+            pyjson::to_string(&json!({"successes": n})).as_bytes(),
+        )?;
+        sizes.insert(name, json!(n));
+    }
+    summary.shards.push(path);
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

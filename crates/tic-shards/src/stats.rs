@@ -1,0 +1,190 @@
+//! Per-shard sample counts of time-split folders: `{name}_stats.json` files (TiC's
+//! `generate_stats.py`) and per-split `sizes.json` tables (TiC's `add_sizes.py`).
+//!
+//! Both take a root holding time splits, laid out as `root/split/*.tar` or
+//! `root/split/shard/*.tar` (a split folder without tars is expanded one level), local or in
+//! an object store. Unlike the originals, local paths work, nothing is hard-coded to `s3://`,
+//! and a split folder is expanded only when it really holds no tar files.
+
+use crate::pyjson;
+use crate::storage::Location;
+use crate::wds::scan_shard;
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// The split folders under `root`: its sub-folders, each replaced by its own sub-folders when
+/// it holds no `.tar` file.
+pub fn list_timesplit_paths(root: &Location) -> Result<Vec<Location>> {
+    let mut out = Vec::new();
+    for e in root.list()?.into_iter().filter(|e| e.is_dir) {
+        let split = root.join(&e.name);
+        let children = split.list()?;
+        if children
+            .iter()
+            .any(|c| !c.is_dir && c.name.ends_with(".tar"))
+            || children.is_empty()
+        {
+            out.push(split);
+        } else {
+            out.extend(
+                children
+                    .into_iter()
+                    .filter(|c| c.is_dir)
+                    .map(|c| split.join(&c.name)),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Number of samples with a `json` member in a shard, reading only tar headers (and not
+/// member bodies) of local files; remote shards are streamed to a temporary file first.
+pub fn count_json_samples(shard: &Location) -> Result<u64> {
+    let copy = shard.fetch()?;
+    let file = std::fs::File::open(copy.path()).with_context(|| format!("opening {shard}"))?;
+    if file.metadata()?.len() == 0 {
+        anyhow::bail!("{shard}: empty file");
+    }
+    // SAFETY: the shard is not modified while it is read.
+    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {shard}"))?;
+    let scan = scan_shard(&map, &shard.to_string());
+    if let Some(e) = scan.errors.first() {
+        anyhow::bail!("{e}");
+    }
+    Ok(scan
+        .samples
+        .iter()
+        .filter(|s| s.member("json").is_some())
+        .count() as u64)
+}
+
+/// Outcome of [`generate_stats`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StatsSummary {
+    /// Shards counted now.
+    pub written: usize,
+    /// Shards that already had a stats file.
+    pub skipped: usize,
+    /// Samples counted now.
+    pub samples: u64,
+    /// Shards that could not be read (with the reason).
+    pub failed: Vec<String>,
+}
+
+/// Writes `{name}_stats.json` = `{"successes": n}` next to every tar of every split that does
+/// not have one yet.
+pub fn generate_stats(root: &Location, threads: usize, quiet: bool) -> Result<StatsSummary> {
+    let mut todo = Vec::new();
+    let mut summary = StatsSummary::default();
+    for split in list_timesplit_paths(root)? {
+        let entries = split.list()?;
+        let names: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.name.as_str()).collect();
+        for e in entries
+            .iter()
+            .filter(|e| !e.is_dir && e.name.ends_with(".tar"))
+        {
+            let stem = e.name.trim_end_matches(".tar");
+            if names.contains(format!("{stem}_stats.json").as_str()) {
+                summary.skipped += 1;
+            } else {
+                todo.push((split.clone(), stem.to_string()));
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()?;
+    let pb = crate::cli::progress(todo.len() as u64, "shards", quiet);
+    let results: Vec<Result<u64, String>> = pool.install(|| {
+        todo.par_iter()
+            .map(|(split, stem)| {
+                let r = count_json_samples(&split.join(&format!("{stem}.tar")))
+                    .and_then(|n| {
+                        split
+                            .join(&format!("{stem}_stats.json"))
+                            .write(pyjson::to_string(&json!({ "successes": n })).as_bytes())?;
+                        Ok(n)
+                    })
+                    .map_err(|e| format!("{e:#}"));
+                pb.inc(1);
+                r
+            })
+            .collect()
+    });
+    pb.finish_and_clear();
+    for r in results {
+        match r {
+            Ok(n) => {
+                summary.written += 1;
+                summary.samples += n;
+            }
+            Err(e) => summary.failed.push(e),
+        }
+    }
+    Ok(summary)
+}
+
+/// Writes `sizes.json` (`{"00000000.tar": n, …}`, sorted) in every split from its stats files;
+/// returns the number of splits written and samples listed.
+pub fn write_sizes(root: &Location, threads: usize) -> Result<(usize, u64)> {
+    let splits = list_timesplit_paths(root)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()?;
+    let totals: Vec<u64> = pool.install(|| {
+        splits
+            .par_iter()
+            .map(|split| -> Result<u64> {
+                let mut table = BTreeMap::new();
+                for e in split
+                    .list()?
+                    .into_iter()
+                    .filter(|e| !e.is_dir && e.name.ends_with("_stats.json"))
+                {
+                    let loc = split.join(&e.name);
+                    let v: Value = serde_json::from_slice(&loc.read()?)
+                        .with_context(|| format!("{loc}: not JSON"))?;
+                    let n = v
+                        .get("successes")
+                        .and_then(Value::as_u64)
+                        .with_context(|| format!("{loc}: no integer \"successes\" field"))?;
+                    let tar = format!("{}.tar", e.name.split('_').next().unwrap_or_default());
+                    table.insert(tar, n);
+                }
+                let total = table.values().sum();
+                let m: Map<String, Value> = table.into_iter().map(|(k, v)| (k, json!(v))).collect();
+                split
+                    .join("sizes.json")
+                    .write(pyjson::to_string(&m).as_bytes())?;
+                Ok(total)
+            })
+            .collect::<Result<_>>()
+    })?;
+    Ok((splits.len(), totals.iter().sum()))
+}
+
+/// Reads a folder's sample count per shard: `sizes.json` if present, else the stats files.
+pub fn shard_sizes(dir: &Location) -> Result<BTreeMap<String, u64>> {
+    let sizes = dir.join("sizes.json");
+    if sizes.exists()? {
+        return serde_json::from_slice(&sizes.read()?)
+            .with_context(|| format!("{sizes}: expected a JSON object of shard name -> count"));
+    }
+    let mut out = BTreeMap::new();
+    for e in dir
+        .list()?
+        .into_iter()
+        .filter(|e| e.name.ends_with("_stats.json"))
+    {
+        let loc = dir.join(&e.name);
+        let v: Value =
+            serde_json::from_slice(&loc.read()?).with_context(|| format!("{loc}: not JSON"))?;
+        if let Some(n) = v.get("successes").and_then(Value::as_u64) {
+            out.insert(format!("{}.tar", e.name.trim_end_matches("_stats.json")), n);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,210 @@
+//! End-to-end tests of `tic-stats`, `tic-sizes`, `tic-wds-convert` and `tic-make-tars`.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use tic_shards::wds::TarSampleWriter;
+use tic_shards::{npy, Uid};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Reshards the first `n` pool samples into `out`.
+fn reshard_into(pool: &Path, out: &Path, n: usize, shard_size: usize) {
+    let mut uids: Vec<Uid> = pool_uids(pool).iter().map(|x| x.0).take(n).collect();
+    uids.sort();
+    let sub = pool.join(format!("subset-{n}-{shard_size}.npy"));
+    std::fs::write(&sub, npy::write_uids(&uids)).unwrap();
+    ok(&run(
+        env!("CARGO_BIN_EXE_tic-reshard"),
+        &[
+            "-i",
+            s(pool),
+            "-o",
+            s(out),
+            "-s",
+            s(&sub),
+            "-q",
+            "--shard-size",
+            &shard_size.to_string(),
+        ],
+    ));
+}
+
+#[test]
+fn stats_and_sizes_over_both_layouts() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 100, 2, 16);
+    let root = d.path().join("splits");
+    reshard_into(&pool, &root.join("2014"), 30, 8);
+    reshard_into(&pool, &root.join("2015/0"), 20, 8);
+    // A shard with one sample lacking json: it is not counted.
+    let mut w = TarSampleWriter::new(Vec::new());
+    w.append("a", "jpg", b"1", 0).unwrap();
+    w.append("b", "jpg", b"1", 0).unwrap();
+    w.append("b", "json", b"{}", 0).unwrap();
+    std::fs::write(root.join("2015/0/00000099.tar"), w.finish().unwrap()).unwrap();
+    for f in std::fs::read_dir(root.join("2014")).unwrap() {
+        let p = f.unwrap().path();
+        if p.to_string_lossy().ends_with("_stats.json") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    std::fs::remove_file(root.join("2015/0/00000001_stats.json")).unwrap();
+    let o = run(
+        env!("CARGO_BIN_EXE_tic-stats"),
+        &["--url", s(&root), "--num-proc", "2", "-q"],
+    );
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("6 shards counted"), "{err}"); // 4 in 2014, 00000001 and 00000099 in 2015/0
+    assert!(err.contains("2 already had stats"), "{err}");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    assert_eq!(
+        read(&root.join("2014/00000003_stats.json")),
+        "{\"successes\": 6}"
+    );
+    assert_eq!(
+        read(&root.join("2015/0/00000099_stats.json")),
+        "{\"successes\": 1}"
+    );
+    // Rerun: nothing left to do.
+    let o = run(env!("CARGO_BIN_EXE_tic-stats"), &["--url", s(&root), "-q"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 shards counted"));
+
+    ok(&run(env!("CARGO_BIN_EXE_tic-sizes"), &["--url", s(&root)]));
+    assert_eq!(
+        read(&root.join("2014/sizes.json")),
+        "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 8, \"00000003.tar\": 6}"
+    );
+    assert_eq!(
+        read(&root.join("2015/0/sizes.json")),
+        "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 4, \"00000099.tar\": 1}"
+    );
+}
+
+#[test]
+fn wds_convert_retrieval_and_classification() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 60, 1, 16);
+    let out = d.path().join("ret");
+    reshard_into(&pool, &out, 25, 10);
+    let bin = env!("CARGO_BIN_EXE_tic-wds-convert");
+    ok(&run(bin, &[s(&out), "retrieval"]));
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    assert_eq!(read("nshards.txt"), "3\n");
+    assert_eq!(read("count.txt"), "25\n");
+    assert_eq!(read("dataset_type.txt"), "retrieval\n");
+    for i in 0..3 {
+        assert!(out.join(format!("{i}.tar")).exists() && out.join(format!("{i}.json")).exists());
+    }
+    assert!(!out.join("00000000.tar").exists() && !out.join("classnames.txt").exists());
+    // Rerun is harmless; classification adds class names and templates.
+    ok(&run(bin, &[s(&out), "classification"]));
+    assert_eq!(read("classnames.txt").lines().count(), 1000);
+    assert!(read("zeroshot_classification_templates.txt").contains("a photo of a {c}."));
+    assert_eq!(read_samples(&out).len(), 25);
+    // A folder without meta.json is refused with a clear message.
+    let o = run(bin, &[s(&pool), "retrieval"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("meta.json"));
+}
+
+#[test]
+fn make_tars_packs_and_keeps_sources_unless_asked() {
+    let d = tempfile::tempdir().unwrap();
+    let imgs = d.path().join("imgs");
+    std::fs::create_dir_all(imgs.join("sub")).unwrap();
+    for i in 0..4 {
+        std::fs::write(imgs.join(format!("sub/{i}.jpg")), format!("jpeg{i}")).unwrap();
+    }
+    let csv = d.path().join("train_batch_0.csv");
+    std::fs::write(
+        &csv,
+        "path\tcaption\nsub/0.jpg\ta dog\nsub/missing.jpg\tgone\nsub/1.jpg\tcafé \"quoted\"\nsub/2.jpg\tc2\nsub/3.jpg\tc3\n",
+    )
+    .unwrap();
+    let out = d.path().join("tars");
+    let bin = env!("CARGO_BIN_EXE_tic-make-tars");
+    let o = run(
+        bin,
+        &[
+            "--input",
+            s(&csv),
+            "--image-dir",
+            s(&imgs),
+            "--output-dir",
+            s(&out),
+            "-z",
+            "2",
+        ],
+    );
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("skipped 1 annotations"));
+    let got = read_samples(&out);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got["0"]["jpg"], b"jpeg0");
+    assert_eq!(got["0"]["json"], b"{\"caption\": \"a dog\"}");
+    // Row index 2 (the missing image was row 1); pandas-style quoting is undone.
+    assert_eq!(
+        got["2"]["json"],
+        b"{\"caption\": \"caf\\u00e9 \\\"quoted\\\"\"}"
+    );
+    assert!(out.join("train_batch_0__00000000.tar").exists());
+    assert!(out.join("train_batch_0__00000001.tar").exists());
+    assert!(
+        !out.join("train_batch_0__00000002.tar").exists(),
+        "no empty trailing shard"
+    );
+    assert!(
+        imgs.join("sub/0.jpg").exists(),
+        "sources are kept by default"
+    );
+
+    let out2 = d.path().join("tars2");
+    ok(&run(
+        bin,
+        &[
+            "--input",
+            s(&csv),
+            "--image-dir",
+            s(&imgs),
+            "--output-dir",
+            s(&out2),
+            "--datacomp-compat",
+            "--delete-source",
+            "-q",
+        ],
+    ));
+    let got = read_samples(&out2);
+    assert_eq!(got["3"]["txt"], b"c2");
+    let j: serde_json::Value = serde_json::from_slice(&got["3"]["json"]).unwrap();
+    assert_eq!(j["uid"].as_str().unwrap().len(), 32);
+    assert_eq!(
+        std::fs::read_to_string(out2.join("sizes.json")).unwrap(),
+        "{\"train_batch_0__00000000.tar\": 4}"
+    );
+    assert!(!imgs.join("sub/0.jpg").exists(), "--delete-source deletes");
+
+    // A CSV without a caption column is an error that names the file.
+    std::fs::write(&csv, "path\ttext\nsub/0.jpg\tx\n").unwrap();
+    let o = run(
+        bin,
+        &[
+            "--input",
+            s(&csv),
+            "--image-dir",
+            s(&imgs),
+            "--output-dir",
+            s(&out),
+        ],
+    );
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("train_batch_0.csv") && e.contains("caption"),
+        "{e}"
+    );
+}
