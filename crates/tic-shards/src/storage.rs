@@ -320,7 +320,7 @@ impl Location {
                     let e = e?;
                     out.push(Entry {
                         name: e.file_name().to_string_lossy().into_owned(),
-                        is_dir: e.file_type()?.is_dir(),
+                        is_dir: e.path().is_dir(),
                     });
                 }
             }

@@ -85,7 +85,7 @@ const PHRASES: [&str; 12] = [
   OUT/pool/{00000000..}.tar       WebDataset shards (KEY.jpg, KEY.json, KEY.txt), img2dataset-style\n\
   OUT/pool/*_stats.json, sizes.json\n\
   OUT/uids/tic-datacomp_training_yearly_noeval/YEAR.npy   (u8,u8, sorted, unique; no eval uids)\n\
-  OUT/uids/tic-datacomp_training_monthly/YEAR.tar         (YYYYMM.npy members, eval uids included)\n\
+  OUT/uids/tic-datacomp_training_monthly/YEAR.tar         (YEAR/YYYYMM.npy members, eval uids included)\n\
   OUT/uids/tic-datacomp_retrieval_evals_year2uids.pkl     (dict year -> [uid])\n\
   OUT/uids/tic-datacompnet_year2uids.pkl                  (dict year -> {synset -> [uid]})\n\
   OUT/synth.json                                          (settings and per-year counts)"
@@ -121,6 +121,10 @@ pub struct SynthArgs {
     /// JPEG quality (1-100).
     #[arg(long, default_value_t = 90)]
     pub jpeg_quality: u8,
+    /// Also write `bench_subset.npy` (each sample kept with this probability, plus 100 uids
+    /// absent from the pool) and `bench_uid2classid.pkl` (its uids -> class ids) for benchmarks.
+    #[arg(long)]
+    pub bench_subset: Option<f64>,
     /// Less logging.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -451,7 +455,8 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
                 h.set_size(bytes.len() as u64);
                 h.set_mode(0o644);
                 h.set_mtime(0);
-                b.append_data(&mut h, format!("{y}{m:02}.npy"), &bytes[..])?;
+                // As Apple's archives: `tar -xf YEAR.tar -C DIR` gives `DIR/YEAR/YYYYMM.npy`.
+                b.append_data(&mut h, format!("{y}/{y}{m:02}.npy"), &bytes[..])?;
             }
             b.finish()?;
         }
@@ -465,6 +470,29 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         uids_dir.join("tic-datacompnet_year2uids.pkl"),
         &pickle::write_year_synset_uids(&dcnet),
     )?;
+    if let Some(f) = a.bench_subset {
+        let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ 0xBE4C);
+        let mut subset: Vec<Uid> = specs
+            .iter()
+            .filter(|_| rng.random::<f64>() < f)
+            .map(|s| s.uid)
+            .collect();
+        let classes: BTreeMap<Uid, i64> = specs
+            .iter()
+            .map(|s| (s.uid, CONCEPT_CLASSES[s.concept] as i64))
+            .collect();
+        subset.extend((0..100).map(|_| Uid(rng.random::<u128>())));
+        sort_unique(&mut subset);
+        let classes: BTreeMap<&Uid, &i64> = subset
+            .iter()
+            .filter_map(|u| classes.get_key_value(u))
+            .collect();
+        atomic::write_atomic(a.out.join("bench_subset.npy"), &npy::write_uids(&subset))?;
+        atomic::write_atomic(
+            a.out.join("bench_uid2classid.pkl"),
+            &pickle::write_uid_classes(classes),
+        )?;
+    }
     let manifest = json!({
         "seed": a.seed,
         "num_samples": a.num_samples,

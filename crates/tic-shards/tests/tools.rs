@@ -208,3 +208,54 @@ fn make_tars_packs_and_keeps_sources_unless_asked() {
         "{e}"
     );
 }
+
+#[test]
+fn npy_writer_matches_numpy_np_save() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy");
+    for n in [0, 1, 3, 1000] {
+        let text = std::fs::read_to_string(dir.join(format!("uids_{n}.txt"))).unwrap();
+        let mut uids: Vec<Uid> = text.lines().map(|l| Uid::parse(l).unwrap()).collect();
+        tic_shards::uid::sort_unique(&mut uids);
+        let want = std::fs::read(dir.join(format!("uids_{n}.npy"))).unwrap();
+        assert_eq!(npy::write_uids(&uids), want, "n = {n}");
+        assert_eq!(npy::read_uids(&want, "x").unwrap(), uids);
+    }
+}
+
+#[test]
+fn pickle_readers_match_python_pickles() {
+    use std::collections::BTreeMap;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pickle");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let uids = |v: &serde_json::Value| -> Vec<Uid> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| Uid::parse(u.as_str().unwrap()).unwrap())
+            .collect()
+    };
+    for proto in [2, 4, 5] {
+        let read = |n: &str| std::fs::read(dir.join(format!("{n}.p{proto}.pkl"))).unwrap();
+        let got = tic_shards::pickle::read_year_uids(&read("year_uids"), "y").unwrap();
+        let want: BTreeMap<String, Vec<Uid>> = expected["year_uids"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), uids(v)))
+            .collect();
+        assert_eq!(got, want, "protocol {proto}");
+        let got =
+            tic_shards::pickle::read_year_synset_uids(&read("year_synset_uids"), "s").unwrap();
+        assert_eq!(
+            got["2016"]["n01440764"],
+            uids(&expected["year_synset_uids"]["2016"]["n01440764"])
+        );
+        assert_eq!(got["2016"].len(), 2);
+        let got = tic_shards::pickle::read_uid_classes(&read("uid_classes"), "c").unwrap();
+        assert_eq!(got.len(), 20);
+        for (u, c) in expected["uid_classes"].as_object().unwrap() {
+            assert_eq!(got[&Uid::parse(u).unwrap()], c.as_i64().unwrap());
+        }
+    }
+}
