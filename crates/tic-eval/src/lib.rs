@@ -17,3 +17,10 @@
 
 pub mod matrix;
 pub mod metrics;
+pub mod dynamic;
+pub mod plots;
+pub mod results;
+pub mod tables;
+pub mod tasklist;
+
+mod atomic;

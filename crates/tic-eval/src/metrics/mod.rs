@@ -11,14 +11,14 @@
 //! # Ties
 //!
 //! Every ranking in this module orders candidates by score, descending, and breaks exact
-//! ties by the **lower index first**. This is what `torch.argmax` does, and it is the set
-//! `torch.topk` selects on CPU whenever `64·k ≤ n` (its partial-sort path keeps the earliest
-//! of equal values), i.e. for every realistic evaluation set (k ≤ 10, n ≥ 640). Below that,
-//! and for the *order* inside a top-k, torch's choice among equal values is unspecified, so
-//! no implementation can match it bit for bit; ours stays deterministic. In particular
-//! CLIP_benchmark's `acc1` is `topk(5)[:, 0]`, whose choice among values tied for the
-//! maximum is arbitrary; ours is the argmax (the same prediction that feeds
-//! `mean_per_class_recall`). Exact ties do not occur with real float embeddings.
+//! ties by the **lower index first** (a stable sort): this is `torch.argmax` and
+//! `torch.topk(k=1)` (which keeps the earliest maximum). For `k > 1`, `torch.topk` on CPU does
+//! not specify which of several equal values straddling the k-th place it returns (it depends
+//! on its heap / selection order), so CLIP_benchmark's own result is arbitrary there; ours is
+//! deterministic and always within the "all ties lose" / "all ties win" bounds, as is torch's.
+//! CLIP_benchmark's `acc1` is `topk(5)[:, 0]`, arbitrary among values tied for the maximum;
+//! ours is the argmax, the prediction that also feeds `mean_per_class_recall`. Exact ties do
+//! not occur with real float embeddings; the `cls_ties` / `ret_ties` fixtures pin the rule.
 
 pub mod classification;
 pub mod restricted;

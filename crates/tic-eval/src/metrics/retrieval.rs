@@ -223,8 +223,8 @@ mod tests {
         assert_eq!(r.text_to_image, vec![1, 0, 0, 2]);
         // image 0 scores vs captions: [0, 1, 0, 1] -> best positive caption 1, rank 0
         // image 1 scores: [1, 0, 1, 0] -> caption 2: caption 0 ties before it -> rank 1
-        // image 2 scores: [0, -1, 0, -1] -> caption 3: captions 0, 2 above -> rank 2
-        assert_eq!(r.image_to_text, vec![Some(0), Some(1), Some(2)]);
+        // image 2 scores: [0, -1, 0, -1] -> caption 3: captions 0, 2 above, 1 ties first -> rank 3
+        assert_eq!(r.image_to_text, vec![Some(0), Some(1), Some(3)]);
         let m = r.metrics(&[1, 2, 5]);
         assert_eq!(m.image_retrieval_recall, vec![0.5, 0.75, 1.0]);
         assert_eq!(m.text_retrieval_recall, vec![1.0 / 3.0, 2.0 / 3.0, 1.0]);
