@@ -95,7 +95,10 @@ impl Run {
             }
             let time = entry.file_name().to_string_lossy().into_owned();
             let Ok(label) = TimeLabel::parse(&time) else {
-                tracing::warn!("run {name:?}: skipping {} (not a time label)", path.display());
+                tracing::warn!(
+                    "run {name:?}: skipping {} (not a time label)",
+                    path.display()
+                );
                 continue;
             };
             let results = path.join(RESULTS_FILE_NAME);
@@ -216,7 +219,12 @@ impl Manifest {
                     path = path.join(RESULTS_FILE_NAME);
                 }
                 if !path.is_file() {
-                    bail!("run {:?}, time {}: {} is missing", r.name, m.time, path.display());
+                    bail!(
+                        "run {:?}, time {}: {} is missing",
+                        r.name,
+                        m.time,
+                        path.display()
+                    );
                 }
                 models.push(ModelResults {
                     time: m.time.clone(),
@@ -246,7 +254,12 @@ pub struct FamilyKey {
 impl FamilyKey {
     /// A file-name-safe id, e.g. `datacomp-retrieval-yearly`.
     pub fn id(&self) -> String {
-        format!("{}-{}-{}", self.dataset, self.family, self.timescale.as_str())
+        format!(
+            "{}-{}-{}",
+            self.dataset,
+            self.family,
+            self.timescale.as_str()
+        )
     }
 }
 
@@ -348,7 +361,9 @@ pub struct StepPoint {
 }
 
 fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (s, n) = values.into_iter().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    let (s, n) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| s / n as f64)
 }
 
@@ -427,7 +442,10 @@ pub fn analyze(runs: &[Run], macs_per_sample: Option<f64>) -> Result<Report> {
     }
     let labels: Vec<TimeLabel> = step_labels.keys().copied().collect();
     let steps: Vec<String> = step_labels.values().cloned().collect();
-    if let Some(w) = labels.windows(2).find(|w| w[1].start <= w[0].end && w[0].end != w[1].end) {
+    if let Some(w) = labels
+        .windows(2)
+        .find(|w| w[1].start <= w[0].end && w[0].end != w[1].end)
+    {
         tracing::warn!("train times overlap: {:?} and {:?}", w[0], w[1]);
     }
 
@@ -442,7 +460,10 @@ pub fn analyze(runs: &[Run], macs_per_sample: Option<f64>) -> Result<Report> {
                         family: t.family,
                         timescale: t.timescale,
                     };
-                    families.entry(fk).or_default().insert(t.time(), t.split.clone());
+                    families
+                        .entry(fk)
+                        .or_default()
+                        .insert(t.time(), t.split.clone());
                 }
             }
         }
@@ -473,7 +494,10 @@ pub fn analyze(runs: &[Run], macs_per_sample: Option<f64>) -> Result<Report> {
             let t = steps.len();
             let mut matrix = vec![vec![None; t]; t];
             for (mi, m) in run.models.iter().enumerate() {
-                let i = labels.iter().position(|l| *l == m.label).expect("step of a model");
+                let i = labels
+                    .iter()
+                    .position(|l| *l == m.label)
+                    .expect("step of a model");
                 for (j, cell) in matrix[i].iter_mut().enumerate() {
                     let vals = evals
                         .iter()
@@ -581,14 +605,30 @@ mod tests {
 
     #[test]
     fn eval_years_group_into_steps_and_static_uses_the_last_model() {
-        let r = |y: u32, v: f64| rec(&format!("tic/datacomp/retrieval/yearly/{y}"), "mean_recall@1", v);
+        let r = |y: u32, v: f64| {
+            rec(
+                &format!("tic/datacomp/retrieval/yearly/{y}"),
+                "mean_recall@1",
+                v,
+            )
+        };
         let run = Run::new(
             "seq",
             vec![
-                model("2017", vec![r(2015, 0.1), r(2016, 0.3), r(2017, 0.5), r(2018, 0.7)], 10.0),
+                model(
+                    "2017",
+                    vec![r(2015, 0.1), r(2016, 0.3), r(2017, 0.5), r(2018, 0.7)],
+                    10.0,
+                ),
                 model(
                     "2014-2016",
-                    vec![r(2015, 0.2), r(2016, 0.4), r(2017, 0.6), r(2018, 0.8), rec("imagenet1k", "acc1", 0.3)],
+                    vec![
+                        r(2015, 0.2),
+                        r(2016, 0.4),
+                        r(2017, 0.6),
+                        r(2018, 0.8),
+                        rec("imagenet1k", "acc1", 0.3),
+                    ],
                     10.0,
                 ),
             ],
@@ -600,7 +640,8 @@ mod tests {
         let fm = &rep.runs[0].matrices[0];
         assert_eq!(fm.eval_times, ["2015", "2016", "2017", "2018"]);
         // Step 0 = evals 2015, 2016; step 1 = 2017; 2018 is after the last step.
-        let close = |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?} vs {b}");
+        let close =
+            |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?} vs {b}");
         close(fm.matrix[0][0], 0.3);
         close(fm.matrix[0][1], 0.6);
         close(fm.matrix[1][0], 0.2);

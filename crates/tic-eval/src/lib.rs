@@ -15,9 +15,9 @@
 //!
 //! See `docs/eval.md` for the precise metric definitions and the `tic-metrics` input layout.
 
+pub mod dynamic;
 pub mod matrix;
 pub mod metrics;
-pub mod dynamic;
 pub mod plots;
 pub mod results;
 pub mod tables;

@@ -271,7 +271,10 @@ mod tests {
         assert!(Matrix::new(2, 2, vec![0.0; 3]).is_err());
         let m = Matrix::new(2, 2, vec![0.0, 1.0, f32::NAN, 0.0]).unwrap();
         let err = m.check_finite("image features").unwrap_err().to_string();
-        assert!(err.contains("image features") && err.contains("row 1"), "{err}");
+        assert!(
+            err.contains("image features") && err.contains("row 1"),
+            "{err}"
+        );
         let a = Matrix::zeros(2, 3);
         let b = Matrix::zeros(2, 4);
         assert!(for_each_score_row(&a, &b, 16, |_, _| ()).is_err());

@@ -88,46 +88,64 @@ fn draw_heatmap<DB: DrawingBackend>(
 ) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let t = steps.len();
+    if t == 0 {
+        return Ok(());
+    }
     let values: Vec<f64> = fm.matrix.iter().flatten().flatten().copied().collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let span = if hi > lo { hi - lo } else { 1.0 };
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 20))
-        .margin(10)
+        .caption(title, (FAMILY, 16))
+        .margin(12)
         .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0..t, 0..t)
+        .y_label_area_size(90)
+        // Integer ranges are inclusive in plotters: 0..t-1 gives t segments.
+        .build_cartesian_2d((0..t - 1).into_segmented(), (0..t - 1).into_segmented())
         .map_err(err)?;
-    let label = |i: &usize| steps.get(*i).cloned().unwrap_or_default();
+    // Row i (training step i) is drawn top to bottom: y = t - 1 - i.
+    let x_label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => steps.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let y_label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(y) if *y < t => steps[t - 1 - *y].clone(),
+        _ => String::new(),
+    };
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_labels(t + 1)
-        .y_labels(t + 1)
-        .x_label_formatter(&label)
-        .y_label_formatter(&|i: &usize| label(&(t.saturating_sub(1).saturating_sub(*i))))
+        .x_labels(t)
+        .y_labels(t)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
         .x_desc("evaluation time")
         .y_desc("training time")
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 14))
         .draw()
         .map_err(err)?;
-    // Row i (train step) is drawn top to bottom.
     for (i, row) in fm.matrix.iter().enumerate() {
         let y = t - 1 - i;
         for (j, v) in row.iter().enumerate() {
             let fill = v.map_or(RGBColor(220, 220, 220), |v| colour((v - lo) / span));
+            let corners = [
+                (SegmentValue::Exact(j), SegmentValue::Exact(y)),
+                (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
+            ];
             chart
-                .draw_series(std::iter::once(Rectangle::new([(j, y), (j + 1, y + 1)], fill.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    corners.clone(),
+                    fill.filled(),
+                )))
                 .map_err(err)?;
             let text = v.map_or_else(|| "–".to_string(), |v| format!("{:.1}", 100.0 * v));
             let light = v.is_some_and(|v| (v - lo) / span < 0.6);
             let style = TextStyle::from((FAMILY, 14).into_font())
                 .color(if light { &WHITE } else { &BLACK })
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            let (px, py) = chart.backend_coord(&(j, y + 1));
-            let (qx, qy) = chart.backend_coord(&(j + 1, y));
+            let (px, py) = chart.backend_coord(&corners[0]);
+            let (qx, qy) = chart.backend_coord(&corners[1]);
             root.draw(&Text::new(text, ((px + qx) / 2, (py + qy) / 2), style))
                 .map_err(err)?;
         }
@@ -145,19 +163,19 @@ pub fn heatmaps(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
                 fm.family.id(),
                 crate::tables::slug(&run.name)
             ));
-            let title = format!("{}: {} {} (%)", run.name, fm.family.id(), fm.metric);
+            let title = format!("{} | {} | {} (%)", run.name, fm.family.id(), fm.metric);
             let t = report.steps.len() as u32;
-            let side = (120 + 70 * t).max(420);
-            out.extend(render_both!(&stem, (side + 60, side), |root| draw_heatmap(
-                root,
-                &title,
-                &report.steps,
-                fm
-            ))?);
+            let side = (140 + 75 * t).max(440);
+            out.extend(render_both!(&stem, (side + 120, side), |root| {
+                draw_heatmap(root, &title, &report.steps, fm)
+            })?);
         }
     }
     Ok(out)
 }
+
+/// Extracts the plotted value of one model.
+type PickFn = Box<dyn Fn(&crate::dynamic::StepPoint) -> Option<f64>>;
 
 /// The y value of the compute plot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -192,8 +210,12 @@ pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Resul
         .families
         .iter()
         .position(|f| f.family == crate::tasklist::TicFamily::Retrieval)
-        .or(if report.families.is_empty() { None } else { Some(0) });
-    let (y_desc, pick): (String, Box<dyn Fn(&crate::dynamic::StepPoint) -> Option<f64>>) = match metric {
+        .or(if report.families.is_empty() {
+            None
+        } else {
+            Some(0)
+        });
+    let (y_desc, pick): (String, PickFn) = match metric {
         ComputeMetric::Imagenet => ("ImageNet acc1 (%)".into(), Box::new(|p| p.imagenet)),
         ComputeMetric::ImagenetAndShifts | ComputeMetric::Auto => (
             "ImageNet and its shifts (%)".into(),
@@ -216,7 +238,11 @@ pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Resul
                 .per_step
                 .iter()
                 .filter_map(|p| {
-                    let x = if use_macs { p.cumulative_macs } else { p.cumulative_samples }?;
+                    let x = if use_macs {
+                        p.cumulative_macs
+                    } else {
+                        p.cumulative_samples
+                    }?;
                     Some((x, 100.0 * pick(p)?))
                 })
                 .collect();
@@ -231,9 +257,15 @@ pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Resul
     let x_max = all.iter().map(|p| p.0).fold(0.0, f64::max) * 1.05;
     let (y_lo, y_hi) = all
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.1), h.max(p.1)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+            (l.min(p.1), h.max(p.1))
+        });
     let pad = ((y_hi - y_lo) * 0.1).max(0.5);
-    let x_desc = if use_macs { "cumulative training MACs" } else { "cumulative samples seen" };
+    let x_desc = if use_macs {
+        "cumulative training MACs"
+    } else {
+        "cumulative samples seen"
+    };
     let ctx = ComputeCtx {
         series,
         x_max: x_max.max(1.0),
@@ -241,7 +273,9 @@ pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Resul
         x_desc: x_desc.to_string(),
         y_desc,
     };
-    render_both!(&dir.join("compute"), (900, 600), |root| draw_compute(root, &ctx))
+    render_both!(&dir.join("compute"), (900, 600), |root| draw_compute(
+        root, &ctx
+    ))
 }
 
 struct ComputeCtx {

@@ -80,14 +80,22 @@ impl EvalRecord {
 struct PythonFormatter;
 
 impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if first {
             Ok(())
         } else {
             w.write_all(b", ")
         }
     }
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -225,8 +233,7 @@ impl ResultsFile {
     /// needed; if the file ends in a torn line, the new record starts on a fresh line.
     pub fn append(&mut self, record: EvalRecord) -> Result<()> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let mut f = OpenOptions::new()
             .create(true)
@@ -269,7 +276,10 @@ mod tests {
     use super::*;
 
     fn metrics(pairs: &[(&str, Value)]) -> Map<String, Value> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -288,15 +298,25 @@ mod tests {
         let back = parse_results(&format!("{line}\n"), Path::new("x")).unwrap();
         assert_eq!(back, vec![r]);
         // Missing metric / no main metric -> null, like `metrics.get(...)`.
-        let r = EvalRecord::new("k", "n", metrics(&[("acc1", 1.into())]), Some("mean_recall@1"));
+        let r = EvalRecord::new(
+            "k",
+            "n",
+            metrics(&[("acc1", 1.into())]),
+            Some("mean_recall@1"),
+        );
         assert_eq!(r.metrics["main_metric"], Value::Null);
         assert_eq!(r.main_metric(), None);
     }
 
     #[test]
     fn python_nan_is_read_as_null() {
-        let s = sanitize_python_json(r#"{"a": NaN, "b": -Infinity, "s": "NaN \" Infinity", "c": [Infinity]}"#);
-        assert_eq!(s, r#"{"a": null, "b": null, "s": "NaN \" Infinity", "c": [null]}"#);
+        let s = sanitize_python_json(
+            r#"{"a": NaN, "b": -Infinity, "s": "NaN \" Infinity", "c": [Infinity]}"#,
+        );
+        assert_eq!(
+            s,
+            r#"{"a": null, "b": null, "s": "NaN \" Infinity", "c": [null]}"#
+        );
         let text = "{\"key\": \"k\", \"dataset\": \"d\", \"metrics\": {\"acc5\": NaN}}\n";
         let r = parse_results(text, Path::new("f")).unwrap();
         assert!(r[0].metrics["acc5"].is_null());
@@ -308,7 +328,9 @@ mod tests {
         let torn = format!("{good}\n{{\"key\": \"k2\", \"data");
         assert_eq!(parse_results(&torn, Path::new("f")).unwrap().len(), 1);
         let bad = format!("{good}\nnot json\n{good}\n");
-        let err = parse_results(&bad, Path::new("res.jsonl")).unwrap_err().to_string();
+        let err = parse_results(&bad, Path::new("res.jsonl"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("res.jsonl:2"), "{err}");
     }
 
@@ -318,14 +340,16 @@ mod tests {
         let path = dir.path().join("sub").join(RESULTS_FILE_NAME);
         let mut f = ResultsFile::open(&path).unwrap();
         assert!(f.records().is_empty());
-        f.append(EvalRecord::new("a", "A", Map::new(), None)).unwrap();
+        f.append(EvalRecord::new("a", "A", Map::new(), None))
+            .unwrap();
         // Simulate a crash mid-write.
         let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
         raw.write_all(b"{\"key\": \"b\", \"da").unwrap();
         drop(raw);
         let mut f = ResultsFile::open(&path).unwrap();
         assert_eq!(f.records().len(), 1);
-        f.append(EvalRecord::new("c", "C", Map::new(), None)).unwrap();
+        f.append(EvalRecord::new("c", "C", Map::new(), None))
+            .unwrap();
         let f = ResultsFile::open(&path).unwrap();
         let keys: Vec<_> = f.records().iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["a", "c"]);

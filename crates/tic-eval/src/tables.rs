@@ -31,7 +31,13 @@ fn sci(v: Option<f64>) -> String {
 /// A file-name-safe version of a run name.
 pub fn slug(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -45,7 +51,10 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(
             s,
             "## {} {} ({}, {})\n",
-            fam.dataset, fam.family, fam.timescale.as_str(), metric
+            fam.dataset,
+            fam.family,
+            fam.timescale.as_str(),
+            metric
         );
         let _ = writeln!(s, "| Method | ID | Backward | Forward | Cells |");
         let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
@@ -92,7 +101,11 @@ pub fn markdown(report: &Report) -> String {
         );
     }
     let _ = writeln!(s);
-    if report.runs.iter().any(|r| r.matrices.iter().any(|m| !m.summary.complete)) {
+    if report
+        .runs
+        .iter()
+        .any(|r| r.matrices.iter().any(|m| !m.summary.complete))
+    {
         let _ = writeln!(
             s,
             "`*` incomplete matrix: means are over the cells present (e.g. a run trained once, or missing evaluations).\n"
@@ -143,9 +156,22 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     written.push(json);
 
     let header: Vec<String> = [
-        "method", "dataset", "family", "timescale", "metric", "id", "backward", "forward",
-        "cells", "complete", "last_model", "imagenet", "imagenet_and_shifts", "static_average",
-        "cumulative_samples", "cumulative_macs",
+        "method",
+        "dataset",
+        "family",
+        "timescale",
+        "metric",
+        "id",
+        "backward",
+        "forward",
+        "cells",
+        "complete",
+        "last_model",
+        "imagenet",
+        "imagenet_and_shifts",
+        "static_average",
+        "cumulative_samples",
+        "cumulative_macs",
     ]
     .map(String::from)
     .to_vec();
@@ -205,12 +231,22 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     let mut header: Vec<String> = [
-        "method", "time", "samples_seen", "cumulative_samples", "cumulative_macs", "imagenet",
+        "method",
+        "time",
+        "samples_seen",
+        "cumulative_samples",
+        "cumulative_macs",
+        "imagenet",
         "imagenet_and_shifts",
     ]
     .map(String::from)
     .to_vec();
-    header.extend(report.families.iter().map(|f| format!("seen_so_far_{}", f.id())));
+    header.extend(
+        report
+            .families
+            .iter()
+            .map(|f| format!("seen_so_far_{}", f.id())),
+    );
     let p = dir.join("steps.csv");
     write_csv(&p, &header, &step_rows)?;
     written.push(p);

@@ -32,7 +32,11 @@ pub struct TaskSpec {
     #[serde(default)]
     pub size: Option<u64>,
     /// Absent: `acc1`; explicit `null`: no main metric.
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub main_metric: Option<Option<String>>,
     /// Number of classes (classification tasks).
     #[serde(default)]
@@ -270,7 +274,10 @@ impl TaskKey {
             t => bail!("TiC key {key:?}: unknown timescale {t:?} (yearly or monthly)"),
         };
         if split.len() != digits || TimeLabel::parse(split).is_err() {
-            bail!("TiC key {key:?}: split {split:?} is not a {digits}-digit {} time", timescale.as_str());
+            bail!(
+                "TiC key {key:?}: split {split:?} is not a {digits}-digit {} time",
+                timescale.as_str()
+            );
         }
         Ok(TaskKey::Tic(TicTask {
             dataset: ds.to_string(),
@@ -285,7 +292,10 @@ impl TaskKey {
     pub fn data_location(&self, data_dir: &Path) -> (PathBuf, &'static str) {
         match self {
             TaskKey::Tic(t) => (t.data_path(data_dir), ""),
-            TaskKey::Static(k) => (data_dir.join(format!("wds_{}_test", k.replace('/', "-"))), "test"),
+            TaskKey::Static(k) => (
+                data_dir.join(format!("wds_{}_test", k.replace('/', "-"))),
+                "test",
+            ),
         }
     }
 
@@ -404,7 +414,10 @@ bare_key:
         assert_eq!(inet.spec.random_score, Some(0.001));
         assert_eq!(inet.spec.time, Some(136.0));
         assert_eq!(inet.spec.tags, ["val_task"]);
-        assert_eq!(tl.get("retrieval/flickr30k").unwrap().main_metric(), Some("mean_recall@1"));
+        assert_eq!(
+            tl.get("retrieval/flickr30k").unwrap().main_metric(),
+            Some("mean_recall@1")
+        );
         assert_eq!(tl.get("fairness/fairface").unwrap().main_metric(), None);
         let m = tl.get("tic/datacomp/datacompnet/monthly/201403").unwrap();
         assert_eq!(m.spec.extra["custom_field"], serde_yaml::Value::from(3));
@@ -415,7 +428,10 @@ bare_key:
     fn tic_keys_resolve_to_the_patched_data_path() {
         let k = TaskKey::parse("tic/datacomp/retrieval/yearly/2014").unwrap();
         let (p, split) = k.data_location(Path::new("/data"));
-        assert_eq!(p, Path::new("/data/tic/datacomp/yearly/eval/retrieval/2014"));
+        assert_eq!(
+            p,
+            Path::new("/data/tic/datacomp/yearly/eval/retrieval/2014")
+        );
         assert_eq!(split, "");
         assert!(k.is_retrieval());
         let k = TaskKey::parse("tic/redcaps/datacompnet/monthly/201712").unwrap();
@@ -424,7 +440,10 @@ bare_key:
             Path::new("d/tic/redcaps/monthly/eval/datacompnet/201712")
         );
         let k = TaskKey::parse("vtab/cifar100").unwrap();
-        assert_eq!(k.data_location(Path::new("d")), (PathBuf::from("d/wds_vtab-cifar100_test"), "test"));
+        assert_eq!(
+            k.data_location(Path::new("d")),
+            (PathBuf::from("d/wds_vtab-cifar100_test"), "test")
+        );
         for bad in [
             "tic/datacomp/retrieval/yearly",
             "tic/laion/retrieval/yearly/2014",

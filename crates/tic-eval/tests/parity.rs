@@ -22,18 +22,30 @@ fn matrix(v: &Value) -> Matrix {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
         .collect();
     let cols = rows.first().map_or(0, Vec::len);
     Matrix::from_rows(&rows, cols).unwrap()
 }
 
 fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }
 
 fn close(a: f64, b: &Value, what: &str) {
-    let b = b.as_f64().unwrap_or_else(|| panic!("{what}: expected a number, got {b}"));
+    let b = b
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: expected a number, got {b}"));
     assert!((a - b).abs() <= TOL, "{what}: ours {a} vs python {b}");
 }
 
@@ -66,10 +78,18 @@ fn check_classification(name: &str) {
     let dc = &f["datacomp"];
     let cb = &f["clip_benchmark_evaluate"];
     // Ours = a stable ranking (ties: lower class index first), on every case.
-    close(m.acc1, &f["stable_sort"]["acc1"], &format!("{name}: acc1 (stable)"));
+    close(
+        m.acc1,
+        &f["stable_sort"]["acc1"],
+        &format!("{name}: acc1 (stable)"),
+    );
     close(m.acc1, &f["acc1_topk1"], &format!("{name}: acc1 (topk 1)"));
     if let Some(a5) = m.acc5 {
-        close(a5, &f["stable_sort"]["acc5"], &format!("{name}: acc5 (stable)"));
+        close(
+            a5,
+            &f["stable_sort"]["acc5"],
+            &format!("{name}: acc5 (stable)"),
+        );
     }
     let bounds = |k: &str| {
         let b = f["tie_bounds"][k].as_array().unwrap();
@@ -97,10 +117,17 @@ fn check_classification(name: &str) {
     for k in ["acc1", "acc5"] {
         let (lo, hi) = bounds(k);
         if let Some(v) = dc[k].as_f64() {
-            assert!(lo - TOL <= v && v <= hi + TOL, "{name}: torch {k} {v} outside [{lo}, {hi}]");
+            assert!(
+                lo - TOL <= v && v <= hi + TOL,
+                "{name}: torch {k} {v} outside [{lo}, {hi}]"
+            );
         }
     }
-    close(m.mean_per_class_recall, &dc["mean_per_class_recall"], &format!("{name}: mpcr"));
+    close(
+        m.mean_per_class_recall,
+        &dc["mean_per_class_recall"],
+        &format!("{name}: mpcr"),
+    );
     close(
         m.mean_per_class_recall,
         &f["clip_benchmark_evaluate"]["mean_per_class_recall"],

@@ -48,7 +48,11 @@ fn tic_metrics_end_to_end() {
         }
     }
     write_model(&root.join("oracle"), "2018", 5, true);
-    std::fs::write(root.join("oracle/2018/compute.json"), r#"{"samples_seen": 300}"#).unwrap();
+    std::fs::write(
+        root.join("oracle/2018/compute.json"),
+        r#"{"samples_seen": 300}"#,
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("sequential/logs")).unwrap(); // ignored entry
     let out = root.join("metrics");
 
@@ -58,7 +62,13 @@ fn tic_metrics_end_to_end() {
         .arg(format!("cumulative={}", root.join("cumulative").display()))
         .arg("--runs")
         .arg(format!("oracle={}", root.join("oracle").display()))
-        .args(["--samples-per-step", "100", "--macs-per-sample", "2", "--output-dir"])
+        .args([
+            "--samples-per-step",
+            "100",
+            "--macs-per-sample",
+            "2",
+            "--output-dir",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -100,7 +110,10 @@ fn tic_metrics_end_to_end() {
     assert_eq!(s["complete"], true);
     // Static: last model's ImageNet, and ImageNet+shifts mean.
     close(&seq["static_tasks"]["imagenet"], 0.3);
-    close(&seq["static_tasks"]["imagenet_and_shifts"], (0.3 + 0.2) / 2.0);
+    close(
+        &seq["static_tasks"]["imagenet_and_shifts"],
+        (0.3 + 0.2) / 2.0,
+    );
     // Compute: 3 x 100 samples x 2 MACs.
     close(&seq["per_step"][2]["cumulative_macs"], 600.0);
     // Oracle: one row, incomplete, own compute.json.
@@ -160,7 +173,10 @@ fn tic_metrics_reports_a_missing_results_file() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("2016") && err.contains("eval_results.jsonl"), "{err}");
+    assert!(
+        err.contains("2016") && err.contains("eval_results.jsonl"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_tic-metrics"))
         .args(["--runs", "no-equals-sign"])
         .output()

@@ -107,7 +107,10 @@ fn main() -> Result<()> {
         for run in &mut loaded {
             for m in &mut run.models {
                 if m.samples_seen.is_none() {
-                    m.samples_seen = per_run_samples.get(&run.name).copied().or(args.samples_per_step);
+                    m.samples_seen = per_run_samples
+                        .get(&run.name)
+                        .copied()
+                        .or(args.samples_per_step);
                 }
             }
         }
@@ -126,11 +129,19 @@ fn main() -> Result<()> {
     let mut written = tables::write_all(&report, &args.output_dir)?;
     if !args.no_plots {
         written.extend(plots::heatmaps(&report, &args.output_dir)?);
-        written.extend(plots::compute_plot(&report, &args.output_dir, args.compute_metric)?);
+        written.extend(plots::compute_plot(
+            &report,
+            &args.output_dir,
+            args.compute_metric,
+        )?);
     }
     let md = tables::markdown(&report);
     let summary = md.split("## Matrices").next().unwrap_or(&md);
     println!("{}", summary.trim_end());
-    eprintln!("wrote {} files to {}", written.len(), args.output_dir.display());
+    eprintln!(
+        "wrote {} files to {}",
+        written.len(),
+        args.output_dir.display()
+    );
     Ok(())
 }

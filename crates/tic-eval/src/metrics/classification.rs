@@ -47,7 +47,9 @@ impl ZeroShotClassifier {
             for t in 0..emb.rows() {
                 tmp.copy_from_slice(emb.row(t));
                 matrix::normalize_in_place(&mut tmp);
-                acc.iter_mut().zip(&tmp).for_each(|(a, &v)| *a += f64::from(v));
+                acc.iter_mut()
+                    .zip(&tmp)
+                    .for_each(|(a, &v)| *a += f64::from(v));
             }
             let n = emb.rows() as f64;
             let row = weights.row_mut(c);
@@ -313,10 +315,7 @@ impl ClassificationMetrics {
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("acc1".into(), Value::from(self.acc1));
-        m.insert(
-            "acc5".into(),
-            self.acc5.map_or(Value::Null, Value::from),
-        );
+        m.insert("acc5".into(), self.acc5.map_or(Value::Null, Value::from));
         m.insert(
             "mean_per_class_recall".into(),
             Value::from(self.mean_per_class_recall),
@@ -373,11 +372,9 @@ mod tests {
         assert_eq!(m.acc5, Some(1.0));
         // class 0: 1/2, class 2: 0/1, class 4: 0/1
         assert!((m.mean_per_class_recall - 0.5 / 3.0).abs() < 1e-15);
-        let four = Predictions::from_logits(
-            &Matrix::new(1, 4, vec![1., 0., 0., 0.]).unwrap(),
-            &[0],
-        )
-        .unwrap();
+        let four =
+            Predictions::from_logits(&Matrix::new(1, 4, vec![1., 0., 0., 0.]).unwrap(), &[0])
+                .unwrap();
         assert_eq!(four.metrics().unwrap().acc5, None);
         assert!(four.metrics().unwrap().to_json()["acc5"].is_null());
     }

@@ -32,7 +32,9 @@ impl ClassGroups {
         let mut out = Vec::with_capacity(groups.len());
         for (name, mut ids) in groups {
             if ids.is_empty() {
-                return Err(MetricsError::Empty(format!("class group {name:?} has no class")));
+                return Err(MetricsError::Empty(format!(
+                    "class group {name:?} has no class"
+                )));
             }
             ids.sort_unstable();
             if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -63,7 +65,8 @@ impl ClassGroups {
     pub fn from_path(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading class groups {}", path.display()))?;
-        Self::from_json_str(&text).with_context(|| format!("parsing class groups {}", path.display()))
+        Self::from_json_str(&text)
+            .with_context(|| format!("parsing class groups {}", path.display()))
     }
 
     /// The groups as `(name, sorted class ids)`.
@@ -259,15 +262,16 @@ mod tests {
     #[test]
     fn hand_computed_restricted_accuracy() {
         // 4 classes; group "ab" = {0, 1}, group "bcd" = {1, 2, 3}.
-        let groups =
-            ClassGroups::from_json_str(r#"{"ab": [1, 0], "bcd": [1, 2, 3]}"#).unwrap();
+        let groups = ClassGroups::from_json_str(r#"{"ab": [1, 0], "bcd": [1, 2, 3]}"#).unwrap();
         let logits = Matrix::new(
             4,
             4,
             vec![
-                0.1, 0.5, 0.9, 0.0, // target 1: global top1 = 2 (wrong); in ab: 1 (right); in bcd: 2 (wrong)
+                0.1, 0.5, 0.9,
+                0.0, // target 1: global top1 = 2 (wrong); in ab: 1 (right); in bcd: 2 (wrong)
                 0.3, 0.2, 0.0, 0.9, // target 0: global 3 wrong; ab -> 0 right
-                0.0, 0.0, 0.7, 0.7, // target 3: global 2 wrong (tie, lower id); bcd -> 2 wrong
+                0.0, 0.0, 0.7,
+                0.7, // target 3: global 2 wrong (tie, lower id); bcd -> 2 wrong
                 0.0, 0.0, 0.0, 0.0, // target 2: all tied -> 0 globally, 1 in bcd: wrong
             ],
         )

@@ -96,7 +96,10 @@ impl RetrievalRanks {
 
     /// Recall@k in both directions: (`image_retrieval_recall@k`, `text_retrieval_recall@k`).
     pub fn recall_at(&self, k: usize) -> (f64, f64) {
-        let img = mean_bool(self.text_to_image.iter().map(|&r| r < k), self.text_to_image.len());
+        let img = mean_bool(
+            self.text_to_image.iter().map(|&r| r < k),
+            self.text_to_image.len(),
+        );
         let txt = mean_bool(
             self.image_to_text.iter().map(|r| r.is_some_and(|r| r < k)),
             self.image_to_text.len(),
@@ -230,7 +233,7 @@ mod tests {
         assert_eq!(m.text_retrieval_recall, vec![1.0 / 3.0, 2.0 / 3.0, 1.0]);
         assert_eq!(m.mean_recall_at_1(), Some(0.5 * (0.5 + 1.0 / 3.0)));
         let j = m.to_json();
-        assert_eq!(j.keys().last().unwrap(), "mean_recall@1");
+        assert_eq!(j.keys().next_back().unwrap(), "mean_recall@1");
         assert_eq!(j["image_retrieval_recall@2"], 0.75);
     }
 
