@@ -335,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn append_after_torn_line_starts_a_new_line() {
+    fn append_drops_a_torn_last_line_and_keeps_a_complete_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join(RESULTS_FILE_NAME);
         let mut f = ResultsFile::open(&path).unwrap();
@@ -354,5 +354,14 @@ mod tests {
         let keys: Vec<_> = f.records().iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["a", "c"]);
         assert!(f.by_key("c").is_some());
+        // A complete record without its newline (another writer) is kept.
+        let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
+        raw.write_all(br#"{"key": "d", "dataset": "D", "metrics": {}}"#).unwrap();
+        drop(raw);
+        let mut f = ResultsFile::open(&path).unwrap();
+        f.append(EvalRecord::new("e", "E", Map::new(), None)).unwrap();
+        let f = ResultsFile::open(&path).unwrap();
+        let keys: Vec<_> = f.records().iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["a", "c", "d", "e"]);
     }
 }
