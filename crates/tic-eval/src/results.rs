@@ -356,10 +356,12 @@ mod tests {
         assert!(f.by_key("c").is_some());
         // A complete record without its newline (another writer) is kept.
         let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
-        raw.write_all(br#"{"key": "d", "dataset": "D", "metrics": {}}"#).unwrap();
+        raw.write_all(br#"{"key": "d", "dataset": "D", "metrics": {}}"#)
+            .unwrap();
         drop(raw);
         let mut f = ResultsFile::open(&path).unwrap();
-        f.append(EvalRecord::new("e", "E", Map::new(), None)).unwrap();
+        f.append(EvalRecord::new("e", "E", Map::new(), None))
+            .unwrap();
         let f = ResultsFile::open(&path).unwrap();
         let keys: Vec<_> = f.records().iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["a", "c", "d", "e"]);
