@@ -1,1 +1,26 @@
-//! Zero-shot evaluation and dynamic metrics (see the crate description). Filled in by the tic-eval issue.
+//! tic-eval: the evaluation half of TiC-CLIP.
+//!
+//! This crate holds everything of the evaluation that works on embeddings, result files and
+//! tables; the model-facing `tic-eval` binary (DataComp's `evaluate.py`) calls into it.
+//!
+//! * [`matrix`]: a small row-major `f32` matrix and the blocked, parallel `A·Bᵀ`.
+//! * [`metrics`]: CLIP_benchmark 1.4.0-exact zero-shot classification and retrieval metrics,
+//!   and restricted (class-group) accuracy.
+//! * [`results`]: DataComp `eval_results.jsonl` records (read, append, resume).
+//! * [`tasklist`]: DataComp/TiC `tasklist.yml` and task-key → data-path resolution.
+//! * [`dynamic`]: the paper's dynamic evaluation (T×T matrices, ID / backward / forward
+//!   transfer, static tasks, compute) over several runs.
+//! * [`tables`]: Markdown, CSV and JSON renderings of a [`dynamic::Report`].
+//! * [`plots`]: heatmaps and accuracy-versus-compute plots (PNG + SVG) with `plotters`.
+//!
+//! See `docs/eval.md` for the precise metric definitions and the `tic-metrics` input layout.
+
+pub mod dynamic;
+pub mod matrix;
+pub mod metrics;
+pub mod plots;
+pub mod results;
+pub mod tables;
+pub mod tasklist;
+
+mod atomic;

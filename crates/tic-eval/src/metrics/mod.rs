@@ -1,0 +1,62 @@
+//! Zero-shot metrics, computed exactly as CLIP_benchmark 1.4.0 and DataComp compute them.
+//!
+//! * [`classification`]: the zero-shot classifier (per-class mean of normalised template
+//!   embeddings, renormalised), logits `(100·x̂)·Wᵀ`, top-1/top-5 accuracy and mean per-class
+//!   recall (scikit-learn's `balanced_accuracy_score`).
+//! * [`retrieval`]: text→image and image→text recall@k with several captions per image
+//!   (an image counts as found when *any* of its captions is in its top k) and DataComp's
+//!   `mean_recall@1`.
+//! * [`restricted`]: accuracy restricted to groups of classes (TiC's restricted ImageNet).
+//!
+//! # Ties
+//!
+//! Every ranking in this module orders candidates by score, descending, and breaks exact
+//! ties by the **lower index first** (a stable sort): this is `torch.argmax` and
+//! `torch.topk(k=1)` (which keeps the earliest maximum). For `k > 1`, `torch.topk` on CPU does
+//! not specify which of several equal values straddling the k-th place it returns (it depends
+//! on its heap / selection order), so CLIP_benchmark's own result is arbitrary there; ours is
+//! deterministic and always within the "all ties lose" / "all ties win" bounds, as is torch's.
+//! CLIP_benchmark's `acc1` is `topk(5)[:, 0]`, arbitrary among values tied for the maximum;
+//! ours is the argmax, the prediction that also feeds `mean_per_class_recall`. Exact ties do
+//! not occur with real float embeddings; the `cls_ties` / `ret_ties` fixtures pin the rule.
+
+pub mod classification;
+pub mod restricted;
+pub mod retrieval;
+
+pub use classification::{ClassificationMetrics, Predictions, ZeroShotClassifier};
+pub use restricted::{ClassGroups, RestrictedAccuracy};
+pub use retrieval::{RetrievalMetrics, RetrievalRanks};
+
+/// Errors from metric computations (bad shapes, labels or values).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Matrices or label vectors whose sizes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A NaN or infinite value in an input.
+    #[error("{what}: non-finite value at row {row}, column {col}")]
+    NonFinite {
+        /// Which input (e.g. "image features").
+        what: String,
+        /// Row of the first bad value.
+        row: usize,
+        /// Column of the first bad value.
+        col: usize,
+    },
+    /// A class id outside `0..num_classes`, or a caption pointing at a missing image.
+    #[error("{what} {index}: id {id} is outside 0..{limit}")]
+    IdOutOfRange {
+        /// What carries the bad id (e.g. "sample", "caption").
+        what: &'static str,
+        /// Position of the offending item.
+        index: usize,
+        /// The bad id.
+        id: usize,
+        /// The exclusive upper bound.
+        limit: usize,
+    },
+    /// An input that must not be empty.
+    #[error("empty input: {0}")]
+    Empty(String),
+}

@@ -1,0 +1,327 @@
+//! Plots with `plotters`, each written as PNG and SVG: the T×T heatmap of a run and family
+//! (annotated cells), and accuracy versus cumulative compute across runs (the paper's
+//! headline figure).
+//!
+//! Text is rendered with `ab_glyph` from an embedded font (`assets/TicPlotSans.ttf`, a subset
+//! of DejaVu Sans, Bitstream Vera licence in `assets/TicPlotSans.LICENSE`), so plots render on
+//! a machine without fontconfig or system fonts.
+
+use crate::dynamic::{FamilyMatrix, Report};
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../assets/TicPlotSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FAMILY, style, FONT)
+                .unwrap_or_else(|_| panic!("embedded plot font is a valid TTF"));
+        }
+    });
+}
+
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("plotting: {e}")
+}
+
+/// Writes one figure as PNG and SVG using `draw` on each backend.
+macro_rules! render_both {
+    ($stem:expr, $size:expr, $draw:expr) => {{
+        register_font();
+        let stem: &Path = $stem;
+        let size: (u32, u32) = $size;
+        let png_path = stem.with_extension("png");
+        let svg_path = stem.with_extension("svg");
+        let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+            ($draw)(&root)?;
+            root.present().map_err(err)?;
+        }
+        let img = image::RgbImage::from_raw(size.0, size.1, rgb)
+            .context("plot buffer has the wrong size")?;
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .context("encoding PNG")?;
+        crate::atomic::write(&png_path, &png)?;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            ($draw)(&root)?;
+            root.present().map_err(err)?;
+        }
+        crate::atomic::write(&svg_path, svg.as_bytes())?;
+        Ok::<Vec<PathBuf>, anyhow::Error>(vec![png_path, svg_path])
+    }};
+}
+
+/// Viridis-like colour for `t` in `[0, 1]`.
+fn colour(t: f64) -> RGBColor {
+    const STOPS: [(f64, [f64; 3]); 5] = [
+        (0.0, [68.0, 1.0, 84.0]),
+        (0.25, [59.0, 82.0, 139.0]),
+        (0.5, [33.0, 145.0, 140.0]),
+        (0.75, [94.0, 201.0, 98.0]),
+        (1.0, [253.0, 231.0, 37.0]),
+    ];
+    let t = t.clamp(0.0, 1.0);
+    let k = STOPS.iter().position(|(s, _)| *s >= t).unwrap_or(4).max(1);
+    let (t0, c0) = STOPS[k - 1];
+    let (t1, c1) = STOPS[k];
+    let f = if t1 > t0 { (t - t0) / (t1 - t0) } else { 0.0 };
+    let mix = |i: usize| (c0[i] + f * (c1[i] - c0[i])).round() as u8;
+    RGBColor(mix(0), mix(1), mix(2))
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    steps: &[String],
+    fm: &FamilyMatrix,
+) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let t = steps.len();
+    if t == 0 {
+        return Ok(());
+    }
+    let values: Vec<f64> = fm.matrix.iter().flatten().flatten().copied().collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 16))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        // Integer ranges are inclusive in plotters: 0..t-1 gives t segments.
+        .build_cartesian_2d((0..t - 1).into_segmented(), (0..t - 1).into_segmented())
+        .map_err(err)?;
+    // Row i (training step i) is drawn top to bottom: y = t - 1 - i.
+    let x_label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => steps.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let y_label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(y) if *y < t => steps[t - 1 - *y].clone(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(t)
+        .y_labels(t)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .x_desc("evaluation time")
+        .y_desc("training time")
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    for (i, row) in fm.matrix.iter().enumerate() {
+        let y = t - 1 - i;
+        for (j, v) in row.iter().enumerate() {
+            let fill = v.map_or(RGBColor(220, 220, 220), |v| colour((v - lo) / span));
+            let corners = [
+                (SegmentValue::Exact(j), SegmentValue::Exact(y)),
+                (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
+            ];
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    corners.clone(),
+                    fill.filled(),
+                )))
+                .map_err(err)?;
+            let text = v.map_or_else(|| "–".to_string(), |v| format!("{:.1}", 100.0 * v));
+            let light = v.is_some_and(|v| (v - lo) / span < 0.6);
+            let style = TextStyle::from((FAMILY, 14).into_font())
+                .color(if light { &WHITE } else { &BLACK })
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            let (px, py) = chart.backend_coord(&corners[0]);
+            let (qx, qy) = chart.backend_coord(&corners[1]);
+            root.draw(&Text::new(text, ((px + qx) / 2, (py + qy) / 2), style))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `{dir}/heatmap_{family}_{run}.{png,svg}` for every run and family.
+pub fn heatmaps(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for run in &report.runs {
+        for fm in &run.matrices {
+            let stem = dir.join(format!(
+                "heatmap_{}_{}",
+                fm.family.id(),
+                crate::tables::slug(&run.name)
+            ));
+            let title = format!("{} | {} | {} (%)", run.name, fm.family.id(), fm.metric);
+            let t = report.steps.len() as u32;
+            let side = (140 + 75 * t).max(440);
+            out.extend(render_both!(&stem, (side + 120, side), |root| {
+                draw_heatmap(root, &title, &report.steps, fm)
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+/// Extracts the plotted value of one model.
+type PickFn = Box<dyn Fn(&crate::dynamic::StepPoint) -> Option<f64>>;
+
+/// The y value of the compute plot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ComputeMetric {
+    /// ImageNet and its shifts if present, else the first family's "seen so far".
+    Auto,
+    /// ImageNet-1k `acc1`.
+    Imagenet,
+    /// Mean over ImageNet and its distribution shifts present.
+    ImagenetAndShifts,
+    /// Mean of `E[i][j]`, `j ≤ i`, of the first TiC family (retrieval if present).
+    SeenSoFar,
+}
+
+/// Writes `{dir}/compute.{png,svg}`: the chosen metric of each run's models against the run's
+/// cumulative compute (MACs if a per-sample figure is known, else samples seen). Returns no
+/// path when no run has both values.
+pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Result<Vec<PathBuf>> {
+    let metric = match metric {
+        ComputeMetric::Auto
+            if report
+                .runs
+                .iter()
+                .any(|r| r.per_step.iter().any(|p| p.imagenet_and_shifts.is_some())) =>
+        {
+            ComputeMetric::ImagenetAndShifts
+        }
+        ComputeMetric::Auto => ComputeMetric::SeenSoFar,
+        m => m,
+    };
+    let fam = report
+        .families
+        .iter()
+        .position(|f| f.family == crate::tasklist::TicFamily::Retrieval)
+        .or(if report.families.is_empty() {
+            None
+        } else {
+            Some(0)
+        });
+    let (y_desc, pick): (String, PickFn) = match metric {
+        ComputeMetric::Imagenet => ("ImageNet acc1 (%)".into(), Box::new(|p| p.imagenet)),
+        ComputeMetric::ImagenetAndShifts | ComputeMetric::Auto => (
+            "ImageNet and its shifts (%)".into(),
+            Box::new(|p| p.imagenet_and_shifts),
+        ),
+        ComputeMetric::SeenSoFar => (
+            format!(
+                "{} on times seen so far (%)",
+                fam.map_or("TiC".to_string(), |f| report.families[f].id())
+            ),
+            Box::new(move |p| fam.and_then(|f| p.seen_so_far.get(f).copied().flatten())),
+        ),
+    };
+    let use_macs = report.macs_per_sample.is_some();
+    let series: Vec<(String, Vec<(f64, f64)>)> = report
+        .runs
+        .iter()
+        .map(|r| {
+            let pts = r
+                .per_step
+                .iter()
+                .filter_map(|p| {
+                    let x = if use_macs {
+                        p.cumulative_macs
+                    } else {
+                        p.cumulative_samples
+                    }?;
+                    Some((x, 100.0 * pick(p)?))
+                })
+                .collect();
+            (r.name.clone(), pts)
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    if all.is_empty() {
+        tracing::warn!("compute plot skipped: no run has both compute and {y_desc}");
+        return Ok(Vec::new());
+    }
+    let x_max = all.iter().map(|p| p.0).fold(0.0, f64::max) * 1.05;
+    let (y_lo, y_hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+            (l.min(p.1), h.max(p.1))
+        });
+    let pad = ((y_hi - y_lo) * 0.1).max(0.5);
+    let x_desc = if use_macs {
+        "cumulative training MACs"
+    } else {
+        "cumulative samples seen"
+    };
+    let ctx = ComputeCtx {
+        series,
+        x_max: x_max.max(1.0),
+        y_range: (y_lo - pad, y_hi + pad),
+        x_desc: x_desc.to_string(),
+        y_desc,
+    };
+    render_both!(&dir.join("compute"), (900, 600), |root| draw_compute(
+        root, &ctx
+    ))
+}
+
+struct ComputeCtx {
+    series: Vec<(String, Vec<(f64, f64)>)>,
+    x_max: f64,
+    y_range: (f64, f64),
+    x_desc: String,
+    y_desc: String,
+}
+
+fn draw_compute<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &ComputeCtx) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("{} vs compute", ctx.y_desc), (FAMILY, 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..ctx.x_max, ctx.y_range.0..ctx.y_range.1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(ctx.x_desc.as_str())
+        .y_desc(ctx.y_desc.as_str())
+        .x_label_formatter(&|x| format!("{x:.2e}"))
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    for (k, (name, pts)) in ctx.series.iter().enumerate() {
+        let c = Palette99::pick(k).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

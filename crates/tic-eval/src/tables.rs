@@ -1,0 +1,290 @@
+//! Markdown, CSV and JSON renderings of a [`Report`].
+//!
+//! * `summary.md`: per family, one row per run: ID, backward, forward, cells, then the
+//!   static tasks and compute; followed by every run's T×T matrix.
+//! * `summary.csv`: one row per (run, family) with the same columns (long format).
+//! * `matrix_{family}_{run}.csv`: the T×T matrix (rows: train step, columns: eval step);
+//!   `raw_{family}_{run}.csv`: rows: the run's train times, columns: every eval time.
+//! * `steps.csv`: one row per (run, model): compute and per-step numbers.
+//! * `report.json`: the whole [`Report`].
+
+use crate::dynamic::{FamilyMatrix, Report};
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Formats an optional value with 4 decimals (`–` when missing).
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| format!("{v:.4}"))
+}
+
+/// Formats an optional value for CSV (empty when missing, full precision).
+fn csv_cell(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| v.to_string())
+}
+
+/// Formats a large count in scientific notation (`–` when missing).
+fn sci(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| format!("{v:.3e}"))
+}
+
+/// A file-name-safe version of a run name.
+pub fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The Markdown summary.
+pub fn markdown(report: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# TiC dynamic evaluation\n");
+    let _ = writeln!(s, "Training steps: {}\n", report.steps.join(", "));
+    for (fi, fam) in report.families.iter().enumerate() {
+        let metric = report.runs[0].matrices[fi].metric.clone();
+        let _ = writeln!(
+            s,
+            "## {} {} ({}, {})\n",
+            fam.dataset,
+            fam.family,
+            fam.timescale.as_str(),
+            metric
+        );
+        let _ = writeln!(s, "| Method | ID | Backward | Forward | Cells |");
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
+        for run in &report.runs {
+            let sm = &run.matrices[fi].summary;
+            let t = report.steps.len();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {}/{}{} |",
+                run.name,
+                cell(sm.id),
+                cell(sm.backward),
+                cell(sm.forward),
+                sm.cells,
+                t * t,
+                if sm.complete { "" } else { " *" }
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if report.families.is_empty() {
+        let _ = writeln!(s, "No `tic/...` task results found.\n");
+    }
+    let _ = writeln!(s, "## Static tasks (last model) and compute\n");
+    let _ = writeln!(
+        s,
+        "| Method | Last model | ImageNet | ImageNet + shifts | Static avg | Static tasks | Samples seen | MACs |"
+    );
+    let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for run in &report.runs {
+        let st = &run.static_tasks;
+        let last = run.per_step.last();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.name,
+            st.time.as_deref().unwrap_or("–"),
+            cell(st.imagenet),
+            cell(st.imagenet_and_shifts),
+            cell(st.average),
+            st.tasks.len(),
+            sci(last.and_then(|p| p.cumulative_samples)),
+            sci(last.and_then(|p| p.cumulative_macs)),
+        );
+    }
+    let _ = writeln!(s);
+    if report
+        .runs
+        .iter()
+        .any(|r| r.matrices.iter().any(|m| !m.summary.complete))
+    {
+        let _ = writeln!(
+            s,
+            "`*` incomplete matrix: means are over the cells present (e.g. a run trained once, or missing evaluations).\n"
+        );
+    }
+    let _ = writeln!(s, "## Matrices\n");
+    let _ = writeln!(s, "Rows: training step; columns: evaluation step.\n");
+    for run in &report.runs {
+        for fm in &run.matrices {
+            let _ = writeln!(s, "### {} — {} ({})\n", run.name, fm.family.id(), fm.metric);
+            s.push_str(&matrix_markdown(&report.steps, fm));
+            let _ = writeln!(s);
+        }
+    }
+    s
+}
+
+fn matrix_markdown(steps: &[String], fm: &FamilyMatrix) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| train \\ eval | {} |", steps.join(" | "));
+    let _ = writeln!(s, "| --- |{}", " ---: |".repeat(steps.len()));
+    for (i, row) in fm.matrix.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|v| cell(*v)).collect();
+        let _ = writeln!(s, "| {} | {} |", steps[i], cells.join(" | "));
+    }
+    s
+}
+
+fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(r)?;
+    }
+    let bytes = w.into_inner().context("flushing CSV")?;
+    crate::atomic::write(path, &bytes)
+}
+
+/// Writes every table into `dir`; returns the paths written.
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let md = dir.join("summary.md");
+    crate::atomic::write(&md, markdown(report).as_bytes())?;
+    written.push(md);
+
+    let json = dir.join("report.json");
+    crate::atomic::write(&json, serde_json::to_string_pretty(report)?.as_bytes())?;
+    written.push(json);
+
+    let header: Vec<String> = [
+        "method",
+        "dataset",
+        "family",
+        "timescale",
+        "metric",
+        "id",
+        "backward",
+        "forward",
+        "cells",
+        "complete",
+        "last_model",
+        "imagenet",
+        "imagenet_and_shifts",
+        "static_average",
+        "cumulative_samples",
+        "cumulative_macs",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
+    for run in &report.runs {
+        let st = &run.static_tasks;
+        let last = run.per_step.last();
+        let tail = [
+            st.time.clone().unwrap_or_default(),
+            csv_cell(st.imagenet),
+            csv_cell(st.imagenet_and_shifts),
+            csv_cell(st.average),
+            csv_cell(last.and_then(|p| p.cumulative_samples)),
+            csv_cell(last.and_then(|p| p.cumulative_macs)),
+        ];
+        if run.matrices.is_empty() {
+            let mut r = vec![run.name.clone()];
+            r.extend(std::iter::repeat_n(String::new(), 9));
+            r.extend(tail.iter().cloned());
+            rows.push(r);
+        }
+        for fm in &run.matrices {
+            let mut r = vec![
+                run.name.clone(),
+                fm.family.dataset.clone(),
+                fm.family.family.to_string(),
+                fm.family.timescale.as_str().to_string(),
+                fm.metric.clone(),
+                csv_cell(fm.summary.id),
+                csv_cell(fm.summary.backward),
+                csv_cell(fm.summary.forward),
+                fm.summary.cells.to_string(),
+                fm.summary.complete.to_string(),
+            ];
+            r.extend(tail.iter().cloned());
+            rows.push(r);
+        }
+    }
+    let p = dir.join("summary.csv");
+    write_csv(&p, &header, &rows)?;
+    written.push(p);
+
+    let mut step_rows = Vec::new();
+    for run in &report.runs {
+        for pt in &run.per_step {
+            let mut r = vec![
+                run.name.clone(),
+                pt.time.clone(),
+                csv_cell(pt.samples_seen),
+                csv_cell(pt.cumulative_samples),
+                csv_cell(pt.cumulative_macs),
+                csv_cell(pt.imagenet),
+                csv_cell(pt.imagenet_and_shifts),
+            ];
+            r.extend(pt.seen_so_far.iter().map(|v| csv_cell(*v)));
+            step_rows.push(r);
+        }
+    }
+    let mut header: Vec<String> = [
+        "method",
+        "time",
+        "samples_seen",
+        "cumulative_samples",
+        "cumulative_macs",
+        "imagenet",
+        "imagenet_and_shifts",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(
+        report
+            .families
+            .iter()
+            .map(|f| format!("seen_so_far_{}", f.id())),
+    );
+    let p = dir.join("steps.csv");
+    write_csv(&p, &header, &step_rows)?;
+    written.push(p);
+
+    for run in &report.runs {
+        for fm in &run.matrices {
+            let mut header = vec!["train".to_string()];
+            header.extend(report.steps.iter().cloned());
+            let rows: Vec<Vec<String>> = fm
+                .matrix
+                .iter()
+                .zip(&report.steps)
+                .map(|(row, t)| {
+                    std::iter::once(t.clone())
+                        .chain(row.iter().map(|v| csv_cell(*v)))
+                        .collect()
+                })
+                .collect();
+            let p = dir.join(format!("matrix_{}_{}.csv", fm.family.id(), slug(&run.name)));
+            write_csv(&p, &header, &rows)?;
+            written.push(p);
+
+            let mut header = vec!["train".to_string()];
+            header.extend(fm.eval_times.iter().cloned());
+            let rows: Vec<Vec<String>> = fm
+                .raw
+                .iter()
+                .zip(&run.train_times)
+                .map(|(row, t)| {
+                    std::iter::once(t.clone())
+                        .chain(row.iter().map(|v| csv_cell(*v)))
+                        .collect()
+                })
+                .collect();
+            let p = dir.join(format!("raw_{}_{}.csv", fm.family.id(), slug(&run.name)));
+            write_csv(&p, &header, &rows)?;
+            written.push(p);
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,473 @@
+//! DataComp / TiC `tasklist.yml` and task-key → data-path resolution.
+//!
+//! ```yaml
+//! tic/datacomp/retrieval/yearly/2016:
+//!   name: TiC-DataComp-Retrieval-Yearly-2016   # record name; default: the key
+//!   main_metric: mean_recall@1                  # default acc1; null = no summary metric
+//!   size: 1234                                  # optional sample count
+//!   num_classes: 1000
+//!   random_score: 0.001
+//!   time: 20
+//!   tags: [tic, retrieval]
+//! ```
+//!
+//! TiC keys `tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}`
+//! resolve to `{data_dir}/tic/{ds}/{timescale}/eval/{retrieval|datacompnet}/{split}` with an
+//! empty WebDataset split (TiC's `datacomp.patch`); any other key `k` resolves to DataComp's
+//! `{data_dir}/wds_{k with '/' → '-'}_test` with split `test`.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One task's entry in `tasklist.yml`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Display name, used as `dataset` in result records.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Number of samples (DataComp passes it as the WebDataset length).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Absent: `acc1`; explicit `null`: no main metric.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub main_metric: Option<Option<String>>,
+    /// Number of classes (classification tasks).
+    #[serde(default)]
+    pub num_classes: Option<u64>,
+    /// Chance-level score.
+    #[serde(default)]
+    pub random_score: Option<f64>,
+    /// Approximate evaluation time (DataComp bookkeeping).
+    #[serde(default)]
+    pub time: Option<f64>,
+    /// Free-form tags (`vtab_natural`, `retrieval`, `tic`, …).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Any other field, kept as is.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// Deserialises a present field (even `null`) as `Some(..)`; `#[serde(default)]` gives `None`
+/// when the field is absent.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// A task: its key and its spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The task key (e.g. `imagenet1k`, `tic/datacomp/datacompnet/yearly/2016`).
+    pub key: String,
+    /// Its `tasklist.yml` entry.
+    pub spec: TaskSpec,
+}
+
+impl Task {
+    /// The record name: `name`, else the key.
+    pub fn name(&self) -> &str {
+        self.spec.name.as_deref().unwrap_or(&self.key)
+    }
+
+    /// The main metric: `acc1` unless the spec sets another one or `null`.
+    pub fn main_metric(&self) -> Option<&str> {
+        match &self.spec.main_metric {
+            None => Some("acc1"),
+            Some(m) => m.as_deref(),
+        }
+    }
+
+    /// The parsed key.
+    pub fn parsed_key(&self) -> Result<TaskKey> {
+        TaskKey::parse(&self.key)
+    }
+}
+
+/// The tasks of a `tasklist.yml`, in file order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskList {
+    tasks: Vec<Task>,
+}
+
+impl TaskList {
+    /// Parses YAML text (`source` names it in errors). Every key must parse (see [`TaskKey`]).
+    pub fn from_yaml_str(text: &str, source: &str) -> Result<Self> {
+        let map: Option<serde_yaml::Mapping> =
+            serde_yaml::from_str(text).with_context(|| format!("{source}: not valid YAML"))?;
+        let mut tasks = Vec::new();
+        for (k, v) in map.unwrap_or_default() {
+            let key = match k {
+                serde_yaml::Value::String(s) => s,
+                other => bail!("{source}: task key {other:?} is not a string"),
+            };
+            let spec: TaskSpec = if v.is_null() {
+                TaskSpec::default()
+            } else {
+                serde_yaml::from_value(v).with_context(|| format!("{source}: task {key:?}"))?
+            };
+            TaskKey::parse(&key).with_context(|| format!("{source}: task {key:?}"))?;
+            tasks.push(Task { key, spec });
+        }
+        Ok(Self { tasks })
+    }
+
+    /// Reads and parses a `tasklist.yml`.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading task list {}", path.display()))?;
+        Self::from_yaml_str(&text, &path.display().to_string())
+    }
+
+    /// The tasks in file order.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// The task with key `key`.
+    pub fn get(&self, key: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.key == key)
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+/// The TiC evaluation families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicFamily {
+    /// Image–text retrieval (`mean_recall@1`).
+    Retrieval,
+    /// DataCompNet zero-shot classification (`acc1`).
+    Datacompnet,
+}
+
+impl TicFamily {
+    /// The key segment (`retrieval` / `datacompnet`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicFamily::Retrieval => "retrieval",
+            TicFamily::Datacompnet => "datacompnet",
+        }
+    }
+
+    /// The metric of the dynamic T×T matrix for this family.
+    pub fn matrix_metric(self) -> &'static str {
+        match self {
+            TicFamily::Retrieval => "mean_recall@1",
+            TicFamily::Datacompnet => "acc1",
+        }
+    }
+}
+
+impl fmt::Display for TicFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Yearly or monthly TiC splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timescale {
+    /// `YYYY` splits.
+    Yearly,
+    /// `YYYYMM` splits.
+    Monthly,
+}
+
+impl Timescale {
+    /// The key segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timescale::Yearly => "yearly",
+            Timescale::Monthly => "monthly",
+        }
+    }
+}
+
+/// The TiC source datasets.
+pub const TIC_DATASETS: [&str; 3] = ["datacomp", "yfcc15m", "redcaps"];
+
+/// A parsed `tic/{ds}/{family}/{timescale}/{split}` key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TicTask {
+    /// `datacomp`, `yfcc15m` or `redcaps`.
+    pub dataset: String,
+    /// Retrieval or DataCompNet.
+    pub family: TicFamily,
+    /// Yearly or monthly.
+    pub timescale: Timescale,
+    /// `YYYY` or `YYYYMM`.
+    pub split: String,
+}
+
+impl TicTask {
+    /// `{data_dir}/tic/{ds}/{timescale}/eval/{family}/{split}`.
+    pub fn data_path(&self, data_dir: &Path) -> PathBuf {
+        data_dir
+            .join("tic")
+            .join(&self.dataset)
+            .join(self.timescale.as_str())
+            .join("eval")
+            .join(self.family.as_str())
+            .join(&self.split)
+    }
+
+    /// The evaluation time of the split.
+    pub fn time(&self) -> TimeLabel {
+        TimeLabel::parse(&self.split).expect("validated when parsing the key")
+    }
+}
+
+/// A task key: a TiC dynamic task, or any other (static) DataComp task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskKey {
+    /// `tic/...`.
+    Tic(TicTask),
+    /// Any other key (`imagenet1k`, `vtab/cifar100`, `retrieval/flickr30k`, …).
+    Static(String),
+}
+
+impl TaskKey {
+    /// Parses a key; a key starting with `tic/` must be a well-formed TiC key.
+    pub fn parse(key: &str) -> Result<Self> {
+        let Some(rest) = key.strip_prefix("tic/") else {
+            if key.is_empty() {
+                bail!("empty task key");
+            }
+            return Ok(TaskKey::Static(key.to_string()));
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [ds, family, timescale, split] = parts[..] else {
+            bail!("TiC key {key:?} is not tic/{{dataset}}/{{retrieval|datacompnet}}/{{yearly|monthly}}/{{YYYY|YYYYMM}}");
+        };
+        if !TIC_DATASETS.contains(&ds) {
+            bail!("TiC key {key:?}: unknown dataset {ds:?} (expected one of {TIC_DATASETS:?})");
+        }
+        let family = match family {
+            "retrieval" => TicFamily::Retrieval,
+            "datacompnet" => TicFamily::Datacompnet,
+            f => bail!("TiC key {key:?}: unknown family {f:?} (retrieval or datacompnet)"),
+        };
+        let (timescale, digits) = match timescale {
+            "yearly" => (Timescale::Yearly, 4),
+            "monthly" => (Timescale::Monthly, 6),
+            t => bail!("TiC key {key:?}: unknown timescale {t:?} (yearly or monthly)"),
+        };
+        if split.len() != digits || TimeLabel::parse(split).is_err() {
+            bail!(
+                "TiC key {key:?}: split {split:?} is not a {digits}-digit {} time",
+                timescale.as_str()
+            );
+        }
+        Ok(TaskKey::Tic(TicTask {
+            dataset: ds.to_string(),
+            family,
+            timescale,
+            split: split.to_string(),
+        }))
+    }
+
+    /// Where the task's WebDataset lives and its split: TiC keys as in TiC's `datacomp.patch`
+    /// (`split` empty), others as DataComp's `wds_eval.create_webdataset` (`split` = `test`).
+    pub fn data_location(&self, data_dir: &Path) -> (PathBuf, &'static str) {
+        match self {
+            TaskKey::Tic(t) => (t.data_path(data_dir), ""),
+            TaskKey::Static(k) => (
+                data_dir.join(format!("wds_{}_test", k.replace('/', "-"))),
+                "test",
+            ),
+        }
+    }
+
+    /// Whether the task is a retrieval task (else zero-shot classification).
+    pub fn is_retrieval(&self) -> bool {
+        match self {
+            TaskKey::Tic(t) => t.family == TicFamily::Retrieval,
+            TaskKey::Static(k) => k.starts_with("retrieval/"),
+        }
+    }
+}
+
+/// A point or span in time: `YYYY`, `YYYYMM`, or a range `A-B` of those (e.g. `2014-2016`,
+/// the first TiC-DataComp training step). Ordered by its end, then its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimeLabel {
+    /// First month covered, as `year * 12 + (month - 1)`.
+    pub start: u32,
+    /// Last month covered, as `year * 12 + (month - 1)`.
+    pub end: u32,
+}
+
+impl TimeLabel {
+    /// Parses `YYYY`, `YYYYMM` or `A-B`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some((a, b)) = s.split_once('-') {
+            let (a, b) = (Self::parse(a)?, Self::parse(b)?);
+            if b.end < a.start {
+                bail!("time range {s:?} ends before it starts");
+            }
+            return Ok(Self {
+                start: a.start,
+                end: b.end,
+            });
+        }
+        if !s.bytes().all(|c| c.is_ascii_digit()) {
+            bail!("{s:?} is not a time (YYYY, YYYYMM or YYYY-YYYY)");
+        }
+        match s.len() {
+            4 => {
+                let y: u32 = s.parse()?;
+                Ok(Self {
+                    start: y * 12,
+                    end: y * 12 + 11,
+                })
+            }
+            6 => {
+                let y: u32 = s[..4].parse()?;
+                let m: u32 = s[4..].parse()?;
+                if !(1..=12).contains(&m) {
+                    bail!("{s:?}: month {m} is not 1..12");
+                }
+                let v = y * 12 + m - 1;
+                Ok(Self { start: v, end: v })
+            }
+            _ => bail!("{s:?} is not a time (YYYY, YYYYMM or YYYY-YYYY)"),
+        }
+    }
+}
+
+impl PartialOrd for TimeLabel {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TimeLabel {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.end, self.start).cmp(&(other.end, other.start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"
+imagenet1k:
+  name: ImageNet 1k
+  size: 50000
+  time: 136
+  num_classes: 1000
+  random_score: 0.001000
+  tags:
+    - val_task
+retrieval/flickr30k:
+  name: Flickr
+  main_metric: mean_recall@1
+  tags: [retrieval]
+fairness/fairface:
+  name: FairFace
+  main_metric: null
+tic/datacomp/retrieval/yearly/2014:
+  name: TiC-DataComp-Retrieval-Yearly-2014
+  main_metric: mean_recall@1
+  time: 20
+  tags: [tic, retrieval]
+tic/datacomp/datacompnet/monthly/201403:
+  name: TiC-DataCompNet-Monthly-201403
+  num_classes: 1000
+  custom_field: 3
+bare_key:
+"#;
+
+    #[test]
+    fn parses_fields_defaults_and_order() {
+        let tl = TaskList::from_yaml_str(YAML, "tasklist.yml").unwrap();
+        let keys: Vec<_> = tl.tasks().iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys[0], "imagenet1k");
+        assert_eq!(keys[5], "bare_key");
+        let inet = tl.get("imagenet1k").unwrap();
+        assert_eq!(inet.name(), "ImageNet 1k");
+        assert_eq!(inet.main_metric(), Some("acc1"));
+        assert_eq!(inet.spec.size, Some(50000));
+        assert_eq!(inet.spec.num_classes, Some(1000));
+        assert_eq!(inet.spec.random_score, Some(0.001));
+        assert_eq!(inet.spec.time, Some(136.0));
+        assert_eq!(inet.spec.tags, ["val_task"]);
+        assert_eq!(
+            tl.get("retrieval/flickr30k").unwrap().main_metric(),
+            Some("mean_recall@1")
+        );
+        assert_eq!(tl.get("fairness/fairface").unwrap().main_metric(), None);
+        let m = tl.get("tic/datacomp/datacompnet/monthly/201403").unwrap();
+        assert_eq!(m.spec.extra["custom_field"], serde_yaml::Value::from(3));
+        assert_eq!(tl.get("bare_key").unwrap().name(), "bare_key");
+    }
+
+    #[test]
+    fn tic_keys_resolve_to_the_patched_data_path() {
+        let k = TaskKey::parse("tic/datacomp/retrieval/yearly/2014").unwrap();
+        let (p, split) = k.data_location(Path::new("/data"));
+        assert_eq!(
+            p,
+            Path::new("/data/tic/datacomp/yearly/eval/retrieval/2014")
+        );
+        assert_eq!(split, "");
+        assert!(k.is_retrieval());
+        let k = TaskKey::parse("tic/redcaps/datacompnet/monthly/201712").unwrap();
+        assert_eq!(
+            k.data_location(Path::new("d")).0,
+            Path::new("d/tic/redcaps/monthly/eval/datacompnet/201712")
+        );
+        let k = TaskKey::parse("vtab/cifar100").unwrap();
+        assert_eq!(
+            k.data_location(Path::new("d")),
+            (PathBuf::from("d/wds_vtab-cifar100_test"), "test")
+        );
+        for bad in [
+            "tic/datacomp/retrieval/yearly",
+            "tic/laion/retrieval/yearly/2014",
+            "tic/datacomp/vqa/yearly/2014",
+            "tic/datacomp/retrieval/daily/2014",
+            "tic/datacomp/retrieval/yearly/201403",
+            "tic/datacomp/retrieval/monthly/201413",
+        ] {
+            assert!(TaskKey::parse(bad).is_err(), "{bad}");
+        }
+        let err = TaskList::from_yaml_str("tic/x: {}\n", "t.yml").unwrap_err();
+        assert!(format!("{err:#}").contains("t.yml"), "{err:#}");
+    }
+
+    #[test]
+    fn time_labels_order_by_end() {
+        let y14 = TimeLabel::parse("2014").unwrap();
+        let m1403 = TimeLabel::parse("201403").unwrap();
+        let first = TimeLabel::parse("2014-2016").unwrap();
+        let y16 = TimeLabel::parse("2016").unwrap();
+        assert!(m1403 < y14 && y14 < y16);
+        assert_eq!(first.end, y16.end);
+        assert!(first < y16); // same end, earlier start
+        assert!(TimeLabel::parse("20x4").is_err());
+        assert!(TimeLabel::parse("2016-2014").is_err());
+    }
+}
