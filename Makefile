@@ -10,6 +10,8 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DELETE_ON_ERROR:
+# Keep intermediate files (UID copies, extraction markers): they are outputs users look at.
+.SECONDARY:
 MAKEFLAGS += --no-builtin-rules
 
 CARGO ?= cargo

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 N=${N:-100000}
 SHARDS=${SHARDS:-40}
 IMG=${IMG:-160}
-NOISE=${NOISE:-10}
-QUALITY=${QUALITY:-85}
+NOISE=${NOISE:-13}
+QUALITY=${QUALITY:-88}
 J=${J:-2}
 OUT=${BENCH_DIR:-bench/out}
 BIN=target/release
