@@ -369,6 +369,6 @@ mod tests {
             1.0 / 768f64.sqrt() / 3f64.sqrt()
         ));
         let ls: f32 = data["logit_scale"].as_tensor().to_scalar().unwrap();
-        assert!((ls - 2.659_260).abs() < 1e-5);
+        assert!((ls as f64 - (1.0f64 / 0.07).ln()).abs() < 1e-6);
     }
 }

@@ -23,6 +23,8 @@ use rayon::prelude::*;
 /// OpenAI CLIP normalisation mean (RGB).
 pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP normalisation std (RGB).
+// Written as in OpenCLIP's constants.py; the f32 rounding equals torch's.
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Decodes JPEG/PNG/WebP bytes to 8-bit RGB.
@@ -85,11 +87,19 @@ fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
         for x in 0..xmax {
             let v = if ww != 0.0 { k[x] / ww } else { k[x] };
             let f = v * (1u32 << PRECISION_BITS) as f64;
-            weights[xx * ksize + x] = if v < 0.0 { (f - 0.5) as i32 } else { (f + 0.5) as i32 };
+            weights[xx * ksize + x] = if v < 0.0 {
+                (f - 0.5) as i32
+            } else {
+                (f + 0.5) as i32
+            };
         }
         bounds.push((xmin, xmax));
     }
-    Coeffs { ksize, bounds, weights }
+    Coeffs {
+        ksize,
+        bounds,
+        weights,
+    }
 }
 
 #[inline]

@@ -119,8 +119,17 @@ fn image_bytes() -> Vec<Vec<u8>> {
 }
 
 fn pixel_diffs(got: &[f32], want: &[f32]) -> (f32, f32) {
-    let max = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    let mean = got.iter().zip(want).map(|(a, b)| (a - b).abs()).sum::<f32>() / got.len() as f32;
+    let max = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let mean = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / got.len() as f32;
     (max, mean)
 }
 
@@ -129,7 +138,8 @@ fn pixel_diffs(got: &[f32], want: &[f32]) -> (f32, f32) {
 /// (the resampler is a bit-exact Pillow port, so the difference is f32 rounding only).
 #[test]
 fn eval_transform_matches_openclip_pixels() {
-    let names: Vec<String> = serde_json::from_value(read_json(&fixtures().join("images.json"))).unwrap();
+    let names: Vec<String> =
+        serde_json::from_value(read_json(&fixtures().join("images.json"))).unwrap();
     for size in [32u32, 64] {
         let (_, want) = read_npy(&fixtures().join(format!("pixels_{size}.npy")));
         let per_img = want.len() / names.len();
@@ -143,7 +153,10 @@ fn eval_transform_matches_openclip_pixels() {
             let (max, mean) = pixel_diffs(&got, &want[k * per_img..(k + 1) * per_img]);
             eprintln!("transform size {size} {file}: max abs diff {max:.2e}, mean {mean:.2e}");
             assert!(max <= 1e-2, "size {size} {file}: max abs diff {max}");
-            assert!(max <= 1e-5, "the Pillow port should be exact up to f32 rounding: {max}");
+            assert!(
+                max <= 1e-5,
+                "the Pillow port should be exact up to f32 rounding: {max}"
+            );
         }
     }
 }
@@ -153,7 +166,8 @@ fn eval_transform_matches_openclip_pixels() {
 #[test]
 fn eval_batch_from_files_matches_openclip_pixels() {
     let imgs = image_bytes();
-    let names: Vec<String> = serde_json::from_value(read_json(&fixtures().join("images.json"))).unwrap();
+    let names: Vec<String> =
+        serde_json::from_value(read_json(&fixtures().join("images.json"))).unwrap();
     for size in [32u32, 64] {
         let (shape, want) = read_npy(&fixtures().join(format!("pixels_{size}.npy")));
         let got = preprocess::eval_batch(&imgs, size, &Device::Cpu).unwrap();
@@ -162,10 +176,21 @@ fn eval_batch_from_files_matches_openclip_pixels() {
         let per_img = want.len() / imgs.len();
         for (k, (g, w)) in got.chunks(per_img).zip(want.chunks(per_img)).enumerate() {
             let (max, mean) = pixel_diffs(g, w);
-            eprintln!("end-to-end size {size} {}: max abs diff {max:.2e}, mean {mean:.2e}", names[k]);
-            let bound = if names[k].ends_with(".png") { 1e-5 } else { 3.0 / 255.0 / 0.2613 + 1e-5 };
+            eprintln!(
+                "end-to-end size {size} {}: max abs diff {max:.2e}, mean {mean:.2e}",
+                names[k]
+            );
+            let bound = if names[k].ends_with(".png") {
+                1e-5
+            } else {
+                3.0 / 255.0 / 0.2613 + 1e-5
+            };
             assert!(max <= bound, "size {size} {}: max abs diff {max}", names[k]);
-            assert!(mean <= 5e-3, "size {size} {}: mean abs diff {mean}", names[k]);
+            assert!(
+                mean <= 5e-3,
+                "size {size} {}: mean abs diff {mean}",
+                names[k]
+            );
         }
     }
 }

@@ -102,6 +102,9 @@ fn expand_braces(p: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A WebDataset sample being assembled: key and (extension, bytes) members.
+type Sample = (String, Vec<(String, Vec<u8>)>);
+
 const IMAGE_EXTS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 
 enum ImageSource {
@@ -166,8 +169,8 @@ fn for_each_shard_image(
     let file =
         std::fs::File::open(path).with_context(|| format!("opening shard {}", path.display()))?;
     let mut ar = tar::Archive::new(std::io::BufReader::new(file));
-    let mut current: Option<(String, Vec<(String, Vec<u8>)>)> = None;
-    let flush = |cur: Option<(String, Vec<(String, Vec<u8>)>)>,
+    let mut current: Option<Sample> = None;
+    let flush = |cur: Option<Sample>,
                  f: &mut dyn FnMut(String, Vec<u8>) -> Result<()>|
      -> Result<()> {
         if let Some((key, members)) = cur {
