@@ -254,24 +254,12 @@ pub fn load_trainable(
     Ok((vm, model))
 }
 
-/// Writes tensors as safetensors atomically (temp file in the same directory, then rename).
-// TODO(lead): switch to tic_shards::atomic once it lands on main.
+/// Writes tensors as safetensors atomically (temp file in the same folder, then rename).
 pub fn write_safetensors_atomic(tensors: &StateDict, path: &Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".safetensors")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    candle_core::safetensors::save(tensors, tmp.path())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    crate::atomic::write_atomic_via_path(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp)?;
+        Ok(())
+    })
 }
 
 /// Saves the model's parameters with OpenCLIP key names and shapes, as f32 on the CPU, so that

@@ -11,15 +11,16 @@
 //! All model code is differentiable: LayerNorm and softmax switch to composed ops whenever their
 //! input is part of an autograd graph (Candle's fused kernels drop gradients silently).
 
+pub mod atomic;
+pub mod checkpoint;
 pub mod clean;
 pub mod config;
 pub mod init;
 pub mod model;
 pub mod nn;
+pub mod preprocess;
 pub mod tokenizer;
 
 pub use config::ClipConfig;
 pub use model::Clip;
 pub use tokenizer::Tokenizer;
-pub mod checkpoint;
-pub mod preprocess;

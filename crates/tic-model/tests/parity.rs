@@ -263,10 +263,6 @@ fn save_then_load_roundtrip_keeps_openclip_names() {
         flat(&back.encode_text(&ids).unwrap()),
         flat(&model.encode_text(&ids).unwrap())
     );
-    if let Ok(dst) = std::env::var("TIC_MODEL_WRITE_RUST_TINY") {
-        // Used once to check the file with OpenCLIP (see docs/model.md).
-        std::fs::copy(&path, dst).unwrap();
-    }
 }
 
 #[test]
@@ -414,4 +410,26 @@ fn openclip_epoch_checkpoint_loads_and_matches() {
     );
     eprintln!("epoch_1.pt relative errors: image {e_img:.2e} text {e_txt:.2e}");
     assert!(e_img < 1e-4 && e_txt < 1e-4);
+}
+
+/// Writes Rust-made safetensors for the OpenCLIP-side check (`make_clip_fixtures.py verify-rust`,
+/// see docs/model.md): the tiny fixture model re-saved, and fresh Rust initialisations of
+/// tiny-test and ViT-B-32.
+#[test]
+#[ignore = "writes files for the Python check; run with TIC_MODEL_PY_CHECK_DIR set"]
+fn write_rust_files_for_python_check() {
+    let dir =
+        PathBuf::from(std::env::var("TIC_MODEL_PY_CHECK_DIR").expect("TIC_MODEL_PY_CHECK_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    checkpoint::save_safetensors(&tiny_model(), &dir.join("rust_tiny_resaved.safetensors"))
+        .unwrap();
+    for (name, file) in [
+        ("tiny-test", "rust_tiny_init.safetensors"),
+        ("ViT-B-32", "rust_vit_b_32_init.safetensors"),
+    ] {
+        let cfg = ClipConfig::builtin(name).unwrap();
+        let vm = candle_nn::VarMap::new();
+        tic_model::init::init_varmap(&cfg, &vm, 7, DType::F32, &Device::Cpu).unwrap();
+        checkpoint::save_varmap_safetensors(&cfg, &vm, &dir.join(file)).unwrap();
+    }
 }

@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
+use tic_model::{atomic, checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
 
 /// Embed images and/or texts with an OpenCLIP-compatible CLIP model.
 ///
@@ -305,33 +305,25 @@ fn embed_texts(model: &Clip, path: &Path, bs: usize, device: &Device) -> Result<
 }
 
 /// Writes a float32 2-D npy atomically (temp file in the same folder, then rename).
-// TODO(lead): switch to tic_shards::atomic once it lands on main.
 fn write_npy(path: &Path, rows: &[f32], dim: usize) -> Result<()> {
     let n = rows.len() / dim;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("temp file in {}", dir.display()))?;
-    {
+    atomic::write_atomic(path, |f| {
         let mut w = npyz::WriteOptions::<f32>::new()
             .default_dtype()
             .shape(&[n as u64, dim as u64])
-            .writer(std::io::BufWriter::new(tmp.as_file_mut()))
+            .writer(std::io::BufWriter::new(f))
             .begin_nd()?;
         w.extend(rows.iter().copied())?;
         w.finish()?;
-    }
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        Ok(())
+    })
 }
 
 fn write_json_atomic(path: &Path, v: &serde_json::Value) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    writeln!(tmp, "{}", serde_json::to_string_pretty(v)?)?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    atomic::write_atomic(path, |f| {
+        writeln!(f, "{}", serde_json::to_string_pretty(v)?)?;
+        Ok(())
+    })
 }
 
 fn main() -> Result<()> {
