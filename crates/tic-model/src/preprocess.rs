@@ -270,10 +270,20 @@ impl RandomResizedCrop {
 
     /// Crops with [`Self::params`] and resizes (bicubic) to `size`×`size`; CHW f32 normalised.
     pub fn apply(&self, img: &RgbImage, rng: &mut impl Rng) -> Vec<f32> {
-        let (i, j, h, w) = self.params(img.width(), img.height(), rng);
-        let c = crop(img, j, i, w, h);
-        to_chw_normalized(&resize_bicubic(&c, self.size, self.size))
+        let p = self.params(img.width(), img.height(), rng);
+        resized_crop(img, p, self.size)
     }
+}
+
+/// torchvision `resized_crop` + `ToTensor` + `Normalize`: crops (top, left, height, width), then
+/// bicubic-resizes to `size`×`size`; CHW f32.
+pub fn resized_crop(
+    img: &RgbImage,
+    (top, left, h, w): (u32, u32, u32, u32),
+    size: u32,
+) -> Vec<f32> {
+    let c = crop(img, left, top, w, h);
+    to_chw_normalized(&resize_bicubic(&c, size, size))
 }
 
 /// Eval-transforms encoded images (JPEG/PNG/WebP bytes) in parallel into `[B,3,S,S]` f32.

@@ -161,6 +161,26 @@ fn eval_transform_matches_openclip_pixels() {
     }
 }
 
+/// The train transform's crop + resize against torchvision's `resized_crop` for fixed boxes.
+#[test]
+fn train_crop_matches_torchvision_resized_crop() {
+    let crops: Vec<(String, u32, u32, u32, u32)> =
+        serde_json::from_value(read_json(&fixtures().join("train_crops.json"))).unwrap();
+    let (_, want) = read_npy(&fixtures().join("train_pixels_32.npy"));
+    let per = want.len() / crops.len();
+    for (k, (n, i, j, h, w)) in crops.iter().enumerate() {
+        let file = n
+            .strip_suffix(".jpg")
+            .map(|s| format!("{s}.pil-decoded.png"))
+            .unwrap_or(n.clone());
+        let img = preprocess::load_rgb(&fixtures().join("images").join(&file)).unwrap();
+        let got = preprocess::resized_crop(&img, (*i, *j, *h, *w), 32);
+        let (max, _) = pixel_diffs(&got, &want[k * per..(k + 1) * per]);
+        eprintln!("train crop {file} ({i},{j},{h},{w}): max abs diff {max:.2e}");
+        assert!(max <= 1e-5, "{file}: {max}");
+    }
+}
+
 /// End to end from the encoded files (our JPEG decoder vs libjpeg-turbo in PIL): PNGs stay exact;
 /// JPEG decoders differ by a few levels per pixel, bounded here at 3/255 in pixel space.
 #[test]
