@@ -376,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn decodes_png_and_webp() {
+        let img = RgbImage::from_fn(7, 5, |x, y| {
+            image::Rgb([(x * 30) as u8, (y * 50) as u8, 200])
+        });
+        for fmt in [image::ImageFormat::Png, image::ImageFormat::WebP] {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            image::DynamicImage::ImageRgb8(img.clone())
+                .write_to(&mut buf, fmt)
+                .unwrap();
+            assert_eq!(decode_rgb(buf.get_ref()).unwrap(), img, "{fmt:?}");
+        }
+        let e = format!("{:#}", decode_rgb(b"not an image").unwrap_err());
+        assert!(e.contains("decoding image"), "{e}");
+    }
+
+    #[test]
     fn normalisation_constants() {
         let img = RgbImage::from_pixel(2, 2, image::Rgb([255, 0, 128]));
         let v = to_chw_normalized(&img);

@@ -453,3 +453,37 @@ fn write_rust_files_for_python_check() {
         checkpoint::save_varmap_safetensors(&cfg, &vm, &dir.join(file)).unwrap();
     }
 }
+
+/// The training graph (Vars → differentiable LayerNorm/softmax) gives the same features.
+#[test]
+fn trainable_model_matches_openclip_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tiny.safetensors");
+    std::fs::write(&p, tiny_weights_bytes()).unwrap();
+    let (vm, model) =
+        checkpoint::load_trainable(&tiny_config(), &p, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(
+        vm.all_vars().len(),
+        tic_model::init::param_specs(&tiny_config()).len()
+    );
+    let (pshape, pixels) = read_npy(&fixtures().join("pixels_32.npy"));
+    let pixels = Tensor::from_vec(pixels, pshape, &Device::Cpu).unwrap();
+    let texts: Vec<String> =
+        serde_json::from_value(read_json(&fixtures().join("feature_texts.json"))).unwrap();
+    let img = model.encode_image(&pixels).unwrap();
+    let txt = model.encode_text(&tokens(&texts)).unwrap();
+    assert!(
+        img.track_op() && txt.track_op(),
+        "outputs must be part of the autograd graph"
+    );
+    let e_img = rel_err(
+        &flat(&img),
+        &read_npy(&fixtures().join("image_features.npy")).1,
+    );
+    let e_txt = rel_err(
+        &flat(&txt),
+        &read_npy(&fixtures().join("text_features.npy")).1,
+    );
+    eprintln!("trainable graph relative errors: image {e_img:.2e} text {e_txt:.2e}");
+    assert!(e_img < 1e-4 && e_txt < 1e-4);
+}
