@@ -1,1 +1,26 @@
-//! OpenCLIP-exact CLIP in Candle (see the crate description). Filled in by the tic-model issue.
+//! OpenCLIP-exact CLIP in Candle.
+//!
+//! - [`ClipConfig`]: OpenCLIP model-config JSON and the built-in architectures.
+//! - [`Clip`]: the model (OpenCLIP parameter names), built from a `candle_nn::VarBuilder`;
+//!   [`init`] creates trainable, OpenCLIP-initialised parameters in a `VarMap`.
+//! - [`Tokenizer`]: CLIP's BPE with OpenCLIP's cleaning, 77-token rows.
+//! - [`preprocess`]: image decoding and OpenCLIP's eval / train transforms.
+//! - [`checkpoint`]: loading OpenCLIP safetensors / `epoch_N.pt` / OpenAI HF weights, saving
+//!   OpenCLIP-compatible safetensors.
+//!
+//! All model code is differentiable: LayerNorm and softmax switch to composed ops whenever their
+//! input is part of an autograd graph (Candle's fused kernels drop gradients silently).
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod clean;
+pub mod config;
+pub mod init;
+pub mod model;
+pub mod nn;
+pub mod preprocess;
+pub mod tokenizer;
+
+pub use config::ClipConfig;
+pub use model::Clip;
+pub use tokenizer::Tokenizer;

@@ -1,0 +1,368 @@
+//! `tic-embed`: embed images and/or texts with a CLIP model and write L2-normalised features.
+
+use npyz::WriterBuilder;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use tic_model::{atomic, checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
+
+/// Embed images and/or texts with an OpenCLIP-compatible CLIP model.
+///
+/// Writes DIR/image_features.npy (float32 [N_images, embed_dim], one row per image: the images of
+/// a folder in sorted file-name order, WebDataset shards in sample order),
+/// DIR/text_features.npy (one row per line of the text file, in order) and DIR/logit_scale.json.
+/// Features are L2-normalised.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Built-in architecture: ViT-B-16, ViT-B-32, ViT-L-14 (add -quickgelu for OpenAI weights),
+    /// tiny-test.
+    #[arg(
+        long,
+        conflicts_with = "model_config",
+        required_unless_present = "model_config"
+    )]
+    model: Option<String>,
+    /// OpenCLIP model-config JSON file instead of --model.
+    #[arg(long)]
+    model_config: Option<PathBuf>,
+    /// Weights: OpenCLIP safetensors, OpenCLIP epoch_N.pt checkpoint, or OpenAI CLIP in the
+    /// Hugging Face layout (model.safetensors / pytorch_model.bin).
+    #[arg(long)]
+    weights: PathBuf,
+    /// A folder of images (.jpg/.jpeg/.png/.webp), or WebDataset shards: .tar files, a folder of
+    /// .tar files, or a brace pattern such as `shards/{00000..00009}.tar`.
+    #[arg(long, num_args = 1..)]
+    images: Vec<String>,
+    /// A UTF-8 text file with one caption per line.
+    #[arg(long)]
+    texts: Option<PathBuf>,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    output: PathBuf,
+    /// Batch size for the forward passes.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Device: `cpu` or `cuda[:N]` (needs the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Compute dtype: f32, bf16 or f16 (features are written as float32).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+}
+
+fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        s if s.starts_with("cuda") => {
+            let idx = s
+                .strip_prefix("cuda:")
+                .map(str::parse::<usize>)
+                .transpose()?
+                .unwrap_or(0);
+            Device::new_cuda(idx)
+                .context("opening the CUDA device (was tic-model built with --features cuda?)")
+        }
+        _ => bail!("unknown --device {s:?} (cpu, cuda, cuda:N)"),
+    }
+}
+
+fn parse_dtype(s: &str) -> Result<DType> {
+    Ok(match s {
+        "f32" => DType::F32,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        _ => bail!("unknown --dtype {s:?} (f32, bf16, f16)"),
+    })
+}
+
+/// Expands one `{a..b}` range (zero-padded like the first bound), as WebDataset's braceexpand.
+fn expand_braces(p: &str) -> Result<Vec<String>> {
+    let (Some(open), Some(close)) = (p.find('{'), p.find('}')) else {
+        return Ok(vec![p.to_string()]);
+    };
+    let inner = &p[open + 1..close];
+    let (a, b) = inner
+        .split_once("..")
+        .with_context(|| format!("bad brace pattern {p:?}"))?;
+    let (lo, hi): (u64, u64) = (a.parse()?, b.parse()?);
+    let width = a.len();
+    let mut out = Vec::new();
+    for i in lo..=hi {
+        let rest = expand_braces(&p[close + 1..])?;
+        for r in rest {
+            out.push(format!("{}{:0width$}{}", &p[..open], i, r));
+        }
+    }
+    Ok(out)
+}
+
+/// A WebDataset sample being assembled: key and (extension, bytes) members.
+type Sample = (String, Vec<(String, Vec<u8>)>);
+
+const IMAGE_EXTS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+enum ImageSource {
+    Files(Vec<PathBuf>),
+    Shards(Vec<PathBuf>),
+}
+
+fn image_source(args: &[String]) -> Result<ImageSource> {
+    if args.len() == 1 && Path::new(&args[0]).is_dir() {
+        let dir = Path::new(&args[0]);
+        let mut files = Vec::new();
+        let mut tars = Vec::new();
+        for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            let p = e?.path();
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            match ext.as_deref() {
+                Some(x) if IMAGE_EXTS.contains(&x) => files.push(p),
+                Some("tar") => tars.push(p),
+                _ => {}
+            }
+        }
+        // Sorted by file name (as bytes), like Python's sorted(os.listdir()).
+        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        tars.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        if !files.is_empty() {
+            return Ok(ImageSource::Files(files));
+        }
+        if !tars.is_empty() {
+            return Ok(ImageSource::Shards(tars));
+        }
+        bail!(
+            "{}: no images (.jpg/.jpeg/.png/.webp) or .tar shards",
+            dir.display()
+        );
+    }
+    let mut shards = Vec::new();
+    for a in args {
+        for p in expand_braces(a)? {
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                bail!(
+                    "{}: not a file (expected a .tar shard or an image folder)",
+                    p.display()
+                );
+            }
+            shards.push(p);
+        }
+    }
+    Ok(ImageSource::Shards(shards))
+}
+
+/// Calls `f` with each sample's image bytes from a WebDataset shard, in sample order. Samples are
+/// grouped by key (path up to the first dot of the file name); the image member is the first of
+/// jpg, png, jpeg, webp present (OpenCLIP's `rename(image="jpg;png;jpeg;webp")`).
+fn for_each_shard_image(
+    path: &Path,
+    mut f: impl FnMut(String, Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening shard {}", path.display()))?;
+    let mut ar = tar::Archive::new(std::io::BufReader::new(file));
+    let mut current: Option<Sample> = None;
+    let flush = |cur: Option<Sample>,
+                 f: &mut dyn FnMut(String, Vec<u8>) -> Result<()>|
+     -> Result<()> {
+        if let Some((key, members)) = cur {
+            for ext in ["jpg", "png", "jpeg", "webp"] {
+                if let Some((_, data)) = members.iter().find(|(e, _)| e.eq_ignore_ascii_case(ext)) {
+                    return f(key, data.clone());
+                }
+            }
+            tracing::warn!(
+                "{}: sample {key} has no image member, skipped",
+                path.display()
+            );
+        }
+        Ok(())
+    };
+    for entry in ar
+        .entries()
+        .with_context(|| format!("reading shard {}", path.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("reading shard {}", path.display()))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let (dir, base) = match name.rfind('/') {
+            Some(i) => (&name[..=i], &name[i + 1..]),
+            None => ("", name.as_str()),
+        };
+        let Some(dot) = base.find('.') else { continue };
+        let key = format!("{dir}{}", &base[..dot]);
+        let ext = base[dot + 1..].to_string();
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .with_context(|| format!("{}: member {name}", path.display()))?;
+        if current.as_ref().is_none_or(|(k, _)| *k != key) {
+            flush(current.take(), &mut f)?;
+            current = Some((key, Vec::new()));
+        }
+        current.as_mut().expect("set above").1.push((ext, data));
+    }
+    flush(current, &mut f)
+}
+
+fn progress(len: Option<u64>, what: &str) -> ProgressBar {
+    let pb = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
+        )
+        .expect("valid template"),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn embed_images(model: &Clip, src: ImageSource, bs: usize, device: &Device) -> Result<Vec<f32>> {
+    let size = model.config().vision_cfg.image_size as u32;
+    let mut rows = Vec::new();
+    let run = |batch: &mut Vec<(String, Vec<u8>)>, rows: &mut Vec<f32>| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let chw: Vec<Vec<f32>> = batch
+            .par_iter()
+            .map(|(name, b)| {
+                let img = preprocess::decode_rgb(b).with_context(|| format!("image {name}"))?;
+                Ok(preprocess::eval_transform(&img, size))
+            })
+            .collect::<Result<_>>()?;
+        let px = preprocess::stack_chw(chw, size, device)?;
+        let f = model.encode_image_normalized(&px)?.to_dtype(DType::F32)?;
+        rows.extend(f.flatten_all()?.to_vec1::<f32>()?);
+        batch.clear();
+        Ok(())
+    };
+    let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(bs);
+    match src {
+        ImageSource::Files(files) => {
+            let pb = progress(Some(files.len() as u64), "images");
+            for p in files {
+                let b = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                batch.push((p.display().to_string(), b));
+                if batch.len() == bs {
+                    run(&mut batch, &mut rows)?;
+                }
+                pb.inc(1);
+            }
+            run(&mut batch, &mut rows)?;
+            pb.finish();
+        }
+        ImageSource::Shards(shards) => {
+            let pb = progress(None, "images");
+            for s in shards {
+                for_each_shard_image(&s, |key, bytes| {
+                    batch.push((format!("{}:{key}", s.display()), bytes));
+                    if batch.len() == bs {
+                        run(&mut batch, &mut rows)?;
+                    }
+                    pb.inc(1);
+                    Ok(())
+                })?;
+            }
+            run(&mut batch, &mut rows)?;
+            pb.finish();
+        }
+    }
+    Ok(rows)
+}
+
+fn embed_texts(model: &Clip, path: &Path, bs: usize, device: &Device) -> Result<Vec<f32>> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let lines: Vec<String> = std::io::BufReader::new(f)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| l.with_context(|| format!("{}: line {} is not UTF-8", path.display(), i + 1)))
+        .collect::<Result<_>>()?;
+    let tok = Tokenizer::shared();
+    let pb = progress(Some(lines.len() as u64), "texts");
+    let mut rows = Vec::new();
+    for chunk in lines.chunks(bs) {
+        let ids = tok.tokenize_tensor(chunk, device)?;
+        let f = model.encode_text_normalized(&ids)?.to_dtype(DType::F32)?;
+        rows.extend(f.flatten_all()?.to_vec1::<f32>()?);
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish();
+    Ok(rows)
+}
+
+/// Writes a float32 2-D npy atomically (temp file in the same folder, then rename).
+fn write_npy(path: &Path, rows: &[f32], dim: usize) -> Result<()> {
+    let n = rows.len() / dim;
+    atomic::write_atomic(path, |f| {
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[n as u64, dim as u64])
+            .writer(std::io::BufWriter::new(f))
+            .begin_nd()?;
+        w.extend(rows.iter().copied())?;
+        w.finish()?;
+        Ok(())
+    })
+}
+
+fn write_json_atomic(path: &Path, v: &serde_json::Value) -> Result<()> {
+    atomic::write_atomic(path, |f| {
+        writeln!(f, "{}", serde_json::to_string_pretty(v)?)?;
+        Ok(())
+    })
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.images.is_empty() && args.texts.is_none() {
+        bail!("nothing to do: give --images and/or --texts");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be positive");
+    }
+    let cfg = match (&args.model, &args.model_config) {
+        (_, Some(p)) => ClipConfig::from_json_file(p)?,
+        (Some(m), None) => ClipConfig::builtin(m)?,
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let model = checkpoint::load_clip(&cfg, &args.weights, dtype, &device)?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let dim = cfg.embed_dim;
+    if !args.images.is_empty() {
+        let src = image_source(&args.images)?;
+        let rows = embed_images(&model, src, args.batch_size, &device)?;
+        write_npy(&args.output.join("image_features.npy"), &rows, dim)?;
+        eprintln!("wrote {} image features", rows.len() / dim);
+    }
+    if let Some(t) = &args.texts {
+        let rows = embed_texts(&model, t, args.batch_size, &device)?;
+        write_npy(&args.output.join("text_features.npy"), &rows, dim)?;
+        eprintln!("wrote {} text features", rows.len() / dim);
+    }
+    let ls: f32 = model.logit_scale.to_dtype(DType::F32)?.to_scalar()?;
+    write_json_atomic(
+        &args.output.join("logit_scale.json"),
+        &serde_json::json!({"logit_scale": ls, "logit_scale_exp": ls.exp()}),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Loading and saving CLIP weights.
+//!
+//! Accepted inputs ([`load_state_dict`]):
+//! - safetensors state dicts with OpenCLIP names (what [`save_safetensors`] writes);
+//! - OpenCLIP training checkpoints `epoch_N.pt` / `epoch_latest.pt` (torch zip pickle; the
+//!   `state_dict` entry is used when present; a leading `module.` is stripped) and plain
+//!   `torch.save(model.state_dict())` files;
+//! - OpenAI CLIP weights in the Hugging Face layout (`openai/clip-vit-base-patch16`
+//!   `model.safetensors` or `pytorch_model.bin`), mapped to OpenCLIP names
+//!   ([`hf_to_openclip`]). These weights need a `-quickgelu` config.
+//!
+//! Every load is checked against [`param_specs`]: a missing, unexpected or mis-shaped tensor is
+//! an error naming the key and the expected and found shapes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::config::ClipConfig;
+use crate::init::param_specs;
+use crate::model::Clip;
+
+/// A named set of tensors (a PyTorch-style state dict).
+pub type StateDict = HashMap<String, Tensor>;
+
+fn is_zip(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic)?;
+    Ok(n == 4 && &magic == b"PK\x03\x04")
+}
+
+/// Reads a state dict from a safetensors file or a torch zip checkpoint, strips `module.`, and
+/// converts Hugging Face CLIP names to OpenCLIP names when the file uses that layout.
+/// Tensors are returned on the CPU in their stored dtype.
+pub fn load_state_dict(path: &Path) -> Result<StateDict> {
+    let sd: StateDict = if is_zip(path)? {
+        let with_key = candle_core::pickle::read_all_with_key(path, Some("state_dict"));
+        let pairs = match with_key {
+            Ok(p) => p,
+            Err(e) if e.to_string().contains("not found") => candle_core::pickle::read_all(path)
+                .with_context(|| format!("reading torch checkpoint {}", path.display()))?,
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("reading torch checkpoint {}", path.display()))
+            }
+        };
+        pairs.into_iter().collect()
+    } else {
+        candle_core::safetensors::load(path, &Device::Cpu).with_context(|| {
+            format!(
+                "reading safetensors {} (neither a torch zip checkpoint)",
+                path.display()
+            )
+        })?
+    };
+    if sd.is_empty() {
+        bail!("{}: no tensors found", path.display());
+    }
+    let sd = strip_module_prefix(sd);
+    let sd = if sd
+        .keys()
+        .any(|k| k.starts_with("vision_model.") || k.starts_with("text_model."))
+    {
+        hf_to_openclip(sd)
+            .with_context(|| format!("mapping Hugging Face CLIP names in {}", path.display()))?
+    } else {
+        sd
+    };
+    Ok(sd)
+}
+
+/// OpenCLIP's rule: strip a leading `module.` from all keys if the first key has it.
+pub fn strip_module_prefix(sd: StateDict) -> StateDict {
+    if sd.keys().any(|k| k.starts_with("module.")) {
+        sd.into_iter()
+            .map(|(k, v)| {
+                (
+                    k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
+                    v,
+                )
+            })
+            .collect()
+    } else {
+        sd
+    }
+}
+
+/// Maps a Hugging Face `CLIPModel` state dict (OpenAI weights) to OpenCLIP names: q/k/v are
+/// concatenated into `in_proj_*`, the projections are transposed.
+pub fn hf_to_openclip(mut sd: StateDict) -> Result<StateDict> {
+    let mut out = StateDict::new();
+    let take = |sd: &mut StateDict, k: &str| -> Result<Tensor> {
+        sd.remove(k)
+            .with_context(|| format!("missing tensor `{k}` in Hugging Face CLIP weights"))
+    };
+    let layers = |sd: &StateDict, prefix: &str| {
+        sd.keys()
+            .filter_map(|k| {
+                k.strip_prefix(prefix)?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |m| m + 1)
+    };
+    for (hf, oc) in [
+        ("vision_model", "visual.transformer"),
+        ("text_model", "transformer"),
+    ] {
+        let enc = format!("{hf}.encoder.layers.");
+        for i in 0..layers(&sd, &enc) {
+            let h = format!("{enc}{i}");
+            let o = format!("{oc}.resblocks.{i}");
+            for (a, b) in [
+                ("layer_norm1", "ln_1"),
+                ("layer_norm2", "ln_2"),
+                ("mlp.fc1", "mlp.c_fc"),
+                ("mlp.fc2", "mlp.c_proj"),
+                ("self_attn.out_proj", "attn.out_proj"),
+            ] {
+                for p in ["weight", "bias"] {
+                    out.insert(
+                        format!("{o}.{b}.{p}"),
+                        take(&mut sd, &format!("{h}.{a}.{p}"))?,
+                    );
+                }
+            }
+            for p in ["weight", "bias"] {
+                let q = take(&mut sd, &format!("{h}.self_attn.q_proj.{p}"))?;
+                let k = take(&mut sd, &format!("{h}.self_attn.k_proj.{p}"))?;
+                let v = take(&mut sd, &format!("{h}.self_attn.v_proj.{p}"))?;
+                out.insert(format!("{o}.attn.in_proj_{p}"), Tensor::cat(&[q, k, v], 0)?);
+            }
+        }
+    }
+    let direct = [
+        (
+            "vision_model.embeddings.patch_embedding.weight",
+            "visual.conv1.weight",
+        ),
+        (
+            "vision_model.embeddings.class_embedding",
+            "visual.class_embedding",
+        ),
+        (
+            "vision_model.embeddings.position_embedding.weight",
+            "visual.positional_embedding",
+        ),
+        ("vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"),
+        ("vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"),
+        (
+            "vision_model.post_layernorm.weight",
+            "visual.ln_post.weight",
+        ),
+        ("vision_model.post_layernorm.bias", "visual.ln_post.bias"),
+        (
+            "text_model.embeddings.token_embedding.weight",
+            "token_embedding.weight",
+        ),
+        (
+            "text_model.embeddings.position_embedding.weight",
+            "positional_embedding",
+        ),
+        ("text_model.final_layer_norm.weight", "ln_final.weight"),
+        ("text_model.final_layer_norm.bias", "ln_final.bias"),
+        ("logit_scale", "logit_scale"),
+    ];
+    for (a, b) in direct {
+        out.insert(b.to_string(), take(&mut sd, a)?);
+    }
+    out.insert(
+        "visual.proj".into(),
+        take(&mut sd, "visual_projection.weight")?
+            .t()?
+            .contiguous()?,
+    );
+    out.insert(
+        "text_projection".into(),
+        take(&mut sd, "text_projection.weight")?.t()?.contiguous()?,
+    );
+    // Non-parameter buffers of the HF model.
+    sd.retain(|k, _| !k.ends_with("position_ids"));
+    if let Some(k) = sd.keys().next() {
+        bail!(
+            "unexpected tensor `{k}` in Hugging Face CLIP weights ({} left unmapped)",
+            sd.len()
+        );
+    }
+    Ok(out)
+}
+
+/// Checks a state dict against the parameters of `cfg`: every key present with the right shape,
+/// no unexpected keys.
+pub fn validate(cfg: &ClipConfig, sd: &StateDict) -> Result<()> {
+    let specs = param_specs(cfg);
+    for s in &specs {
+        match sd.get(&s.name) {
+            None => bail!("missing tensor `{}` (expected shape {:?})", s.name, s.shape),
+            Some(t) if t.dims() != s.shape.as_slice() => {
+                bail!(
+                    "tensor `{}`: expected shape {:?}, found {:?}",
+                    s.name,
+                    s.shape,
+                    t.dims()
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    if sd.len() != specs.len() {
+        let known: std::collections::HashSet<&str> =
+            specs.iter().map(|s| s.name.as_str()).collect();
+        let mut extra: Vec<&String> = sd.keys().filter(|k| !known.contains(k.as_str())).collect();
+        extra.sort();
+        bail!("unexpected tensor `{}` ({} unexpected in all); not a plain OpenCLIP CLIP of this config", extra[0], extra.len());
+    }
+    Ok(())
+}
+
+/// Loads weights from `path` (any supported format), validates them against `cfg` and builds an
+/// inference model with the given dtype/device.
+pub fn load_clip(cfg: &ClipConfig, path: &Path, dtype: DType, device: &Device) -> Result<Clip> {
+    let sd = load_state_dict(path)?;
+    validate(cfg, &sd).with_context(|| format!("weights {}", path.display()))?;
+    let vb = VarBuilder::from_tensors(sd, dtype, device);
+    Clip::new(cfg, vb).with_context(|| format!("building the model from {}", path.display()))
+}
+
+/// Loads weights from `path` into a fresh `VarMap` of trainable `Var`s (for fine-tuning /
+/// resuming) and builds the model on it.
+pub fn load_trainable(
+    cfg: &ClipConfig,
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<(VarMap, Clip)> {
+    let sd = load_state_dict(path)?;
+    validate(cfg, &sd).with_context(|| format!("weights {}", path.display()))?;
+    let vm = VarMap::new();
+    {
+        let mut data = vm.data().lock().expect("varmap lock");
+        for (k, t) in sd {
+            data.insert(k, Var::from_tensor(&t.to_dtype(dtype)?.to_device(device)?)?);
+        }
+    }
+    let model = Clip::new(cfg, VarBuilder::from_varmap(&vm, dtype, device))?;
+    Ok((vm, model))
+}
+
+/// Writes tensors as safetensors atomically (temp file in the same folder, then rename).
+pub fn write_safetensors_atomic(tensors: &StateDict, path: &Path) -> Result<()> {
+    crate::atomic::write_atomic_via_path(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp)?;
+        Ok(())
+    })
+}
+
+/// Saves the model's parameters with OpenCLIP key names and shapes, as f32 on the CPU, so that
+/// `open_clip.create_model(arch)` + `load_state_dict` accepts the file.
+pub fn save_safetensors(model: &Clip, path: &Path) -> Result<()> {
+    let mut out = StateDict::new();
+    for (k, t) in model.named_parameters() {
+        out.insert(
+            k.clone(),
+            t.to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?
+                .contiguous()?,
+        );
+    }
+    write_safetensors_atomic(&out, path)
+}
+
+/// Saves a `VarMap` (e.g. the trainer's) with OpenCLIP names as f32 safetensors; only the
+/// model's parameters are written, and all of them must be present.
+pub fn save_varmap_safetensors(cfg: &ClipConfig, vm: &VarMap, path: &Path) -> Result<()> {
+    let data = vm.data().lock().expect("varmap lock");
+    let mut out = StateDict::new();
+    for s in param_specs(cfg) {
+        let v = data
+            .get(&s.name)
+            .with_context(|| format!("VarMap has no `{}`", s.name))?;
+        out.insert(
+            s.name,
+            v.as_tensor()
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?
+                .contiguous()?,
+        );
+    }
+    drop(data);
+    validate(cfg, &out)?;
+    write_safetensors_atomic(&out, path)
+}

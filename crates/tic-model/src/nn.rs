@@ -1,0 +1,240 @@
+//! Transformer building blocks with OpenCLIP's parameter layout.
+//!
+//! Every op here is differentiable whenever its input is part of an autograd graph
+//! ([`Tensor::track_op`]): LayerNorm and softmax use composed ops then (Candle's fused
+//! `layer_norm` / `softmax_last_dim` kernels record no backward op and would silently cut the
+//! gradient). For plain inference tensors the fused kernels are used, which is faster.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// A dense layer `y = x Wᵀ + b` with PyTorch's `[out, in]` weight layout.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads `weight` ([out, in]) and optionally `bias` ([out]) under `vb`.
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// Builds from explicit tensors (`weight` [out, in], `bias` [out]).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // Flatten leading dims so the product is one 2-D GEMM (no per-batch broadcast copies).
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().expect("rank >= 1");
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = x.reshape((rows, in_dim))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out_dims = dims;
+        *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+/// LayerNorm over the last dimension (eps 1e-5, as `torch.nn.LayerNorm`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` ([dim]) under `vb`.
+    pub fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps: 1e-5,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let tracked = x.track_op() || self.weight.track_op() || self.bias.track_op();
+        if tracked || !x.is_contiguous() {
+            layer_norm_differentiable(x, &self.weight, &self.bias, self.eps)
+        } else {
+            candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps as f32)
+        }
+    }
+}
+
+/// LayerNorm built from differentiable primitives; statistics in f32 for half-precision input.
+pub fn layer_norm_differentiable(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = match dtype {
+        DType::F16 | DType::BF16 => x.to_dtype(DType::F32)?,
+        _ => x.clone(),
+    };
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let xn = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    xn.to_dtype(dtype)?.broadcast_mul(w)?.broadcast_add(b)
+}
+
+/// Softmax over the last dimension; differentiable when the input is tracked.
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if x.track_op() || !x.is_contiguous() {
+        candle_nn::ops::softmax(x, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
+    }
+}
+
+/// The MLP activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU, `torch.nn.GELU()` (OpenCLIP-trained models).
+    GeluErf,
+    /// `x * sigmoid(1.702 x)` (OpenAI weights, OpenCLIP `*-quickgelu`).
+    QuickGelu,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::GeluErf => x.gelu_erf(),
+            Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+        }
+    }
+}
+
+/// `nn.MultiheadAttention` with the packed `in_proj_weight` ([3d, d], rows q;k;v) and `out_proj`.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    in_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    /// Loads `in_proj_weight`, `in_proj_bias`, `out_proj.{weight,bias}` under `vb`.
+    pub fn new(vb: VarBuilder, width: usize, heads: usize) -> Result<Self> {
+        let w = vb.get((3 * width, width), "in_proj_weight")?;
+        let b = vb.get(3 * width, "in_proj_bias")?;
+        let in_proj = Linear::from_tensors(w, Some(b));
+        let out_proj = Linear::new(vb.pp("out_proj"), width, width, true)?;
+        Ok(Self {
+            in_proj,
+            out_proj,
+            heads,
+        })
+    }
+
+    /// Self-attention over `x` [B, L, D] with an optional additive mask [L, L].
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, l, d) = x.dims3()?;
+        let h = self.heads;
+        let hd = d / h;
+        // One GEMM for q, k and v, then a single permute to [3, B, H, L, hd].
+        let qkv = self.in_proj.forward(x)?;
+        let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
+        let q = (qkv.get(0)? * (hd as f64).powf(-0.5))?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let mut att = q.matmul(&k.t()?)?; // [B, H, L, L]
+        if let Some(m) = mask {
+            att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
+        }
+        let att = softmax_last(&att)?;
+        let y = att.matmul(&v)?; // [B, H, L, hd]
+        let y = y.transpose(1, 2)?.reshape((b, l, d))?;
+        self.out_proj.forward(&y)
+    }
+}
+
+/// OpenCLIP `ResidualAttentionBlock`: `x += attn(ln_1(x)); x += mlp(ln_2(x))`.
+#[derive(Debug, Clone)]
+pub struct ResidualBlock {
+    ln_1: LayerNorm,
+    attn: Attention,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    c_proj: Linear,
+    act: Activation,
+}
+
+impl ResidualBlock {
+    /// Loads one block (`ln_1`, `attn`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`) under `vb`.
+    pub fn new(
+        vb: VarBuilder,
+        width: usize,
+        heads: usize,
+        mlp_width: usize,
+        act: Activation,
+    ) -> Result<Self> {
+        Ok(Self {
+            ln_1: LayerNorm::new(vb.pp("ln_1"), width)?,
+            attn: Attention::new(vb.pp("attn"), width, heads)?,
+            ln_2: LayerNorm::new(vb.pp("ln_2"), width)?,
+            c_fc: Linear::new(vb.pp("mlp.c_fc"), width, mlp_width, true)?,
+            c_proj: Linear::new(vb.pp("mlp.c_proj"), mlp_width, width, true)?,
+            act,
+        })
+    }
+
+    /// Applies the block to `x` [B, L, D].
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mask)?)?;
+        let hidden = self
+            .act
+            .apply(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?;
+        x + self.c_proj.forward(&hidden)?
+    }
+}
+
+/// A stack of residual blocks (`resblocks.{i}`).
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    blocks: Vec<ResidualBlock>,
+}
+
+impl Transformer {
+    /// Loads `resblocks.0 .. resblocks.{layers-1}` under `vb`.
+    pub fn new(
+        vb: VarBuilder,
+        width: usize,
+        layers: usize,
+        heads: usize,
+        mlp_width: usize,
+        act: Activation,
+    ) -> Result<Self> {
+        let vb = vb.pp("resblocks");
+        let blocks = (0..layers)
+            .map(|i| ResidualBlock::new(vb.pp(i), width, heads, mlp_width, act))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { blocks })
+    }
+
+    /// Applies all blocks to `x` [B, L, D].
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = x.clone();
+        for b in &self.blocks {
+            x = b.forward(&x, mask)?;
+        }
+        Ok(x)
+    }
+}

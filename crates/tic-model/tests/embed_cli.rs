@@ -1,0 +1,167 @@
+//! `tic-embed` end to end on the tiny fixture: image folder, WebDataset shard, text file.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{DType, Device};
+use tic_model::{checkpoint, preprocess, ClipConfig, Tokenizer};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model/tiny")
+}
+
+fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec::<f32>().unwrap())
+}
+
+fn setup(dir: &Path) -> PathBuf {
+    let gz = std::fs::read(fixtures().join("weights.safetensors.gz")).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let w = dir.join("tiny.safetensors");
+    std::fs::write(&w, raw).unwrap();
+    w
+}
+
+#[test]
+fn embeds_folder_shards_and_texts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = setup(tmp.path());
+    // Image folder: copies in an order that differs from sorted order.
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for (src, dst) in [("e.jpg", "1.jpg"), ("c.png", "0.png"), ("a.jpg", "2.jpg")] {
+        std::fs::copy(fixtures().join("images").join(src), imgs.join(dst)).unwrap();
+    }
+    std::fs::write(imgs.join("notes.txt"), "not an image").unwrap();
+    let texts = tmp.path().join("texts.txt");
+    std::fs::write(&texts, "a photo of a cat\n\nA DIAGRAM &amp; more\n").unwrap();
+    let out = tmp.path().join("out");
+    let st = Command::new(env!("CARGO_BIN_EXE_tic-embed"))
+        .args(["--model", "tiny-test", "--weights"])
+        .arg(&weights)
+        .arg("--images")
+        .arg(&imgs)
+        .arg("--texts")
+        .arg(&texts)
+        .arg("--output")
+        .arg(&out)
+        .args(["--batch-size", "2"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (shape, img) = read_npy(&out.join("image_features.npy"));
+    assert_eq!(shape, vec![3, 32]);
+    let (tshape, txt) = read_npy(&out.join("text_features.npy"));
+    assert_eq!(tshape, vec![3, 32]);
+    let ls: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("logit_scale.json")).unwrap())
+            .unwrap();
+    assert!((ls["logit_scale_exp"].as_f64().unwrap() - 1.0 / 0.07).abs() < 1e-3);
+
+    // Same numbers as the library, in sorted file-name order (0.png, 1.jpg, 2.jpg).
+    let cfg = ClipConfig::builtin("tiny-test").unwrap();
+    let model = checkpoint::load_clip(&cfg, &weights, DType::F32, &Device::Cpu).unwrap();
+    let bytes: Vec<Vec<u8>> = ["c.png", "e.jpg", "a.jpg"]
+        .iter()
+        .map(|n| std::fs::read(fixtures().join("images").join(n)).unwrap())
+        .collect();
+    let px = preprocess::eval_batch(&bytes, 32, &Device::Cpu).unwrap();
+    let want: Vec<f32> = model
+        .encode_image_normalized(&px)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (a, b) in img.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    for row in img.chunks(32).chain(txt.chunks(32)) {
+        let n: f32 = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-5);
+    }
+    let ids = Tokenizer::shared()
+        .tokenize_tensor(
+            &["a photo of a cat", "", "A DIAGRAM &amp; more"],
+            &Device::Cpu,
+        )
+        .unwrap();
+    let want_t: Vec<f32> = model
+        .encode_text_normalized(&ids)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (a, b) in txt.iter().zip(&want_t) {
+        assert!((a - b).abs() < 1e-5);
+    }
+
+    // A WebDataset shard: samples in tar order (not sorted), one sample without an image.
+    let shard = tmp.path().join("shard-000000.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&shard).unwrap());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add("0002.jpg", &bytes[2]);
+        add("0002.txt", b"caption");
+        add("0001.txt", b"no image here");
+        add("0000.png", &bytes[0]);
+        add("0000.json", b"{}");
+        b.finish().unwrap();
+    }
+    let out2 = tmp.path().join("out2");
+    let st = Command::new(env!("CARGO_BIN_EXE_tic-embed"))
+        .args(["--model", "tiny-test", "--weights"])
+        .arg(&weights)
+        .arg("--images")
+        .arg(&shard)
+        .arg("--output")
+        .arg(&out2)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (shape, sh) = read_npy(&out2.join("image_features.npy"));
+    assert_eq!(shape, vec![2, 32]);
+    for (a, b) in sh[..32].iter().zip(&want[64..96]) {
+        assert!((a - b).abs() < 1e-5, "first shard sample is a.jpg");
+    }
+    for (a, b) in sh[32..].iter().zip(&want[..32]) {
+        assert!((a - b).abs() < 1e-5, "second shard sample is c.png");
+    }
+}
+
+#[test]
+fn bad_weights_error_names_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = setup(tmp.path());
+    let texts = tmp.path().join("t.txt");
+    std::fs::write(&texts, "x\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tic-embed"))
+        .args(["--model", "ViT-B-32", "--weights"])
+        .arg(&weights)
+        .arg("--texts")
+        .arg(&texts)
+        .arg("--output")
+        .arg(tmp.path().join("o"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tiny.safetensors") && err.contains("expected shape"),
+        "{err}"
+    );
+}
