@@ -100,6 +100,7 @@ fn write_jpeg(path: &Path, rng: &mut ChaCha8Rng) -> Result<()> {
 /// Writes `out/yfcc15m.csv` with `rows` rows (and `out/images/…` when `images`).
 pub fn write_yfcc(out: &Path, seed: u64, rows: usize, images: bool) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pixels = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1A6E);
     let path = out.join("yfcc15m.csv");
     let f = AtomicFile::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = csv::Writer::from_writer(f);
@@ -146,7 +147,7 @@ pub fn write_yfcc(out: &Path, seed: u64, rows: usize, images: bool) -> Result<()
             key.clone(),
         ])?;
         if images {
-            write_jpeg(&out.join("images").join(image_path(&key)), &mut rng)?;
+            write_jpeg(&out.join("images").join(image_path(&key)), &mut pixels)?;
         }
     }
     w.into_inner()
@@ -159,6 +160,7 @@ pub fn write_yfcc(out: &Path, seed: u64, rows: usize, images: bool) -> Result<()
 /// `out/images/{subreddit}/{image_id}.jpg` when `images`).
 pub fn write_redcaps(out: &Path, seed: u64, rows: usize, images: bool) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pixels = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1A6E);
     let mut files: std::collections::BTreeMap<(usize, i64), Vec<serde_json::Value>> =
         Default::default();
     for i in 0..rows {
@@ -188,7 +190,7 @@ pub fn write_redcaps(out: &Path, seed: u64, rows: usize, images: bool) -> Result
                 &out.join("images")
                     .join(SUBREDDITS[s])
                     .join(format!("{image_id}.jpg")),
-                &mut rng,
+                &mut pixels,
             )?;
         }
     }
