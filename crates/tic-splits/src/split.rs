@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 /// sklearn's `n_test` for `n` rows.
 pub fn test_count(n: usize, test_size: f64) -> Result<usize> {
-    if !(test_size > 0.0) || !test_size.is_finite() {
+    if test_size.is_nan() || test_size <= 0.0 || !test_size.is_finite() {
         bail!("--test-size must be a positive fraction below 1 or a whole number of rows, got {test_size}");
     }
     if test_size < 1.0 {

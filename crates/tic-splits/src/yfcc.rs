@@ -136,7 +136,7 @@ struct Row<'a> {
     text: [&'a str; 3],
 }
 
-fn field<'a>(rec: &'a csv::StringRecord, i: usize) -> &'a str {
+fn field(rec: &csv::StringRecord, i: usize) -> &str {
     let v = rec.get(i).unwrap_or("");
     if PANDAS_NA.contains(&v) {
         ""
