@@ -1,0 +1,55 @@
+//! `tic-redcaps-splits`: drop-in for TiC-CLIP's `dataset_creation/tic-redcaps/create_splits.py`.
+use anyhow::Result;
+use clap::Parser;
+use std::path::PathBuf;
+use tic_splits::redcaps::{self, RedcapsConfig, DEFAULT_YEARS};
+
+/// Split RedCaps into TiC years with train/test files.
+///
+/// Reads `{annotations-dir}/*_{year}.json` and writes `{train,test}_batch_{year}.csv`
+/// (tab-separated, header `path  caption`, path `subreddit/image_id.jpg`).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// RedCaps' annotations folder.
+    #[arg(long, default_value = "./annotations")]
+    annotations_dir: PathBuf,
+    /// Folder for the split files.
+    #[arg(long, default_value = "./splits")]
+    output_dir: PathBuf,
+    /// Years to split (comma list).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_YEARS.map(String::from))]
+    years: Vec<String>,
+    /// Seed of the train/test split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Test share per year (fraction), or a row count when ≥ 1 (sklearn's test_size).
+    #[arg(long, default_value_t = 0.01)]
+    test_size: f64,
+    /// More log output (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output and no progress bar (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    let counts = redcaps::run(&RedcapsConfig {
+        annotations_dir: a.annotations_dir.clone(),
+        output_dir: a.output_dir.clone(),
+        years: a.years.clone(),
+        seed: a.seed,
+        test_size: a.test_size,
+        quiet: a.quiet > 0,
+    })?;
+    for c in counts {
+        println!(
+            "Year: {} ({} files): {} train, {} test",
+            c.year, c.files, c.train, c.test
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! `tic-synth-captions`: small synthetic YFCC15M / RedCaps inputs for demos and tests.
+use anyhow::Result;
+use clap::Parser;
+use std::path::PathBuf;
+use tic_splits::synth::{self, Kind};
+
+/// Write a synthetic `yfcc15m.csv` or RedCaps `annotations/*_{year}.json` (optionally with
+/// tiny JPEGs under `images/` at the paths the splitters produce).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Which dataset to imitate.
+    #[arg(value_enum)]
+    kind: Kind,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of rows / annotations.
+    #[arg(long, default_value_t = 1000)]
+    rows: usize,
+    /// Also write a 16×16 JPEG per row under `{out}/images/`.
+    #[arg(long)]
+    images: bool,
+    /// More log output (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    match a.kind {
+        Kind::Yfcc => synth::write_yfcc(&a.out, a.seed, a.rows, a.images)?,
+        Kind::Redcaps => synth::write_redcaps(&a.out, a.seed, a.rows, a.images)?,
+    }
+    tracing::info!(
+        "wrote {} synthetic {:?} rows to {}",
+        a.rows,
+        a.kind,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `tic-tasklist`: drop-in for TiC-CLIP's `dataset_creation/tic-datacomp/generate_tasklist.py`.
+use anyhow::{bail, Result};
+use clap::Parser;
+use tic_shards::storage::Location;
+use tic_splits::tasklist::{self, TaskListConfig};
+
+/// Write the TiC dynamic evaluation tasks as a DataComp `tasklist.yml`.
+///
+/// Same keys, names, metrics and periods as the original (years 2014–2022, its 102 months).
+/// With --data-dir the years/months are those named by the files or folders found there
+/// (`2016.npy`, `201403.tar`, `2017/`, …), for datasets other than DataComp.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Where to write the YAML file.
+    #[arg(long)]
+    yaml_path: String,
+    /// Only 2014 and 201403 (a small task list for debugging).
+    #[arg(long)]
+    sample_eval: bool,
+    /// Comma list of task families: retrieval/yearly, datacompnet/yearly, retrieval/monthly,
+    /// datacompnet/monthly.
+    #[arg(
+        long,
+        default_value = "retrieval/yearly,datacompnet/yearly,retrieval/monthly,datacompnet/monthly"
+    )]
+    eval_tasks: String,
+    /// Derive years (YYYY) and months (YYYYMM) from the names under this folder (local or URL),
+    /// searched up to --data-depth levels deep.
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// How many folder levels --data-dir is searched.
+    #[arg(long, default_value_t = 3)]
+    data_depth: usize,
+    /// Dataset segment of the task keys (`tic/{dataset}/…`).
+    #[arg(long, default_value = "datacomp")]
+    dataset: String,
+    /// Dataset label in task names (`TiC-{label}-Retrieval-…`, `TiC-{label}Net-…`).
+    #[arg(long, default_value = "DataComp")]
+    dataset_label: String,
+    /// More log output (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    let mut cfg = TaskListConfig {
+        eval_tasks: a.eval_tasks.clone(),
+        dataset: a.dataset.clone(),
+        label: a.dataset_label.clone(),
+        ..TaskListConfig::default()
+    };
+    if let Some(dir) = &a.data_dir {
+        let names = tasklist::list_names(&Location::parse(dir)?, a.data_depth)?;
+        let (years, months) = tasklist::periods_from_names(names.iter().map(String::as_str));
+        if years.is_empty() && months.is_empty() {
+            bail!("{dir}: no file or folder named like a year (YYYY) or month (YYYYMM) found");
+        }
+        tracing::info!("{dir}: years {years:?}, months {months:?}");
+        cfg.years = years;
+        cfg.months = months;
+    }
+    if a.sample_eval {
+        cfg.years.truncate(1);
+        cfg.months.truncate(1);
+        if a.data_dir.is_none() {
+            cfg = cfg.sample_eval();
+        }
+    }
+    for u in tasklist::unknown_families(&a.eval_tasks) {
+        tracing::warn!("--eval-tasks entry {u:?} is not a task family; ignored");
+    }
+    let tasks = tasklist::build(&cfg);
+    Location::parse(&a.yaml_path)?.write(tasklist::to_yaml(&tasks)?.as_bytes())?;
+    tracing::info!("wrote {} tasks to {}", tasks.len(), a.yaml_path);
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! `tic-tasklist`: the TiC dynamic eval tasks in DataComp's `tasklist.yml` format.
+//!
+//! Mirrors `generate_tasklist.py`: keys `tic/{dataset}/{retrieval|datacompnet}/{yearly|monthly}/{t}`
+//! with the same names, `main_metric`, `num_classes`, `time` and `tags`, years 2014–2022 and the
+//! original's exact list of 102 months; `--sample-eval` keeps 2014 and 201403. PyYAML's
+//! `yaml.dump` sorts keys, so the output is sorted too (byte-identical for the same tasks).
+//! Extension: years/months can be read from a data folder ([`periods_from_names`]).
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use tic_shards::storage::Location;
+
+/// The years of TiC-DataComp's eval tasks.
+pub const YEARS: std::ops::Range<u32> = 2014..2023;
+
+/// The months of TiC-DataComp's monthly eval tasks (the original's hard-coded list, with gaps).
+pub const MONTHS: [&str; 102] = [
+    "201403", "201404", "201407", "201408", "201409", "201410", "201411", "201412", //
+    "201501", "201502", "201503", "201504", "201505", "201506", "201507", "201508", "201510",
+    "201511", //
+    "201602", "201604", "201605", "201606", "201607", "201608", "201609", "201610",
+    "201612", //
+    "201701", "201702", "201703", "201704", "201705", "201706", "201707", "201708", "201709",
+    "201710", "201711", "201712", //
+    "201801", "201802", "201803", "201804", "201805", "201806", "201807", "201808", "201809",
+    "201810", "201811", "201812", //
+    "201901", "201902", "201903", "201904", "201905", "201906", "201907", "201908", "201909",
+    "201910", "201911", "201912", //
+    "202001", "202002", "202003", "202004", "202005", "202006", "202007", "202008", "202009",
+    "202010", "202011", "202012", //
+    "202101", "202102", "202103", "202104", "202105", "202106", "202107", "202108", "202109",
+    "202110", "202111", "202112", //
+    "202201", "202205", "202206", "202207", "202208", "202209", "202210", "202211",
+    "202212", //
+    "202301", "202302", "202303", "202304", "202305", "202306",
+];
+
+/// The four task families, as spelled in `--eval-tasks`.
+pub const TASK_FAMILIES: [&str; 4] = [
+    "retrieval/yearly",
+    "datacompnet/yearly",
+    "retrieval/monthly",
+    "datacompnet/monthly",
+];
+
+/// One task entry. Fields are declared in alphabetical order, the order PyYAML writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// `mean_recall@1` for retrieval; absent (DataComp's default `acc1`) for classification.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_metric: Option<String>,
+    /// Display name, e.g. `TiC-DataComp-Retrieval-Yearly-2014`.
+    pub name: String,
+    /// 1000 for DataCompNet; absent for retrieval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_classes: Option<u32>,
+    /// `["tic", "retrieval"]` or `["tic", "classification"]`.
+    pub tags: Vec<String>,
+    /// DataComp's time estimate (20).
+    pub time: u32,
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct TaskListConfig {
+    /// Years for the yearly tasks.
+    pub years: Vec<String>,
+    /// Months (`YYYYMM`) for the monthly tasks.
+    pub months: Vec<String>,
+    /// The `--eval-tasks` string; a family is included when its name occurs in it (the
+    /// original's substring test).
+    pub eval_tasks: String,
+    /// Key segment after `tic/` (`datacomp`).
+    pub dataset: String,
+    /// Name prefix after `TiC-` (`DataComp`; classification uses `{label}Net`).
+    pub label: String,
+}
+
+impl Default for TaskListConfig {
+    fn default() -> Self {
+        TaskListConfig {
+            years: YEARS.map(|y| y.to_string()).collect(),
+            months: MONTHS.iter().map(|m| m.to_string()).collect(),
+            eval_tasks: TASK_FAMILIES.join(","),
+            dataset: "datacomp".into(),
+            label: "DataComp".into(),
+        }
+    }
+}
+
+impl TaskListConfig {
+    /// The original's `--sample-eval`: only 2014 and 201403.
+    pub fn sample_eval(mut self) -> Self {
+        self.years = vec!["2014".into()];
+        self.months = vec!["201403".into()];
+        self
+    }
+}
+
+fn retrieval(label: &str, period: &str, t: &str) -> Task {
+    Task {
+        main_metric: Some("mean_recall@1".into()),
+        name: format!("TiC-{label}-Retrieval-{period}-{t}"),
+        num_classes: None,
+        tags: vec!["tic".into(), "retrieval".into()],
+        time: 20,
+    }
+}
+
+fn classification(label: &str, period: &str, t: &str) -> Task {
+    Task {
+        main_metric: None,
+        name: format!("TiC-{label}Net-{period}-{t}"),
+        num_classes: Some(1000),
+        tags: vec!["tic".into(), "classification".into()],
+        time: 20,
+    }
+}
+
+/// Builds the task map (sorted by key, as `yaml.dump` writes it).
+pub fn build(cfg: &TaskListConfig) -> BTreeMap<String, Task> {
+    let mut out = BTreeMap::new();
+    let has = |f: &str| cfg.eval_tasks.contains(f);
+    let d = &cfg.dataset;
+    let l = &cfg.label;
+    if has("retrieval/yearly") {
+        for y in &cfg.years {
+            out.insert(
+                format!("tic/{d}/retrieval/yearly/{y}"),
+                retrieval(l, "Yearly", y),
+            );
+        }
+    }
+    if has("datacompnet/yearly") {
+        for y in &cfg.years {
+            out.insert(
+                format!("tic/{d}/datacompnet/yearly/{y}"),
+                classification(l, "Yearly", y),
+            );
+        }
+    }
+    if has("retrieval/monthly") {
+        for m in &cfg.months {
+            out.insert(
+                format!("tic/{d}/retrieval/monthly/{m}"),
+                retrieval(l, "Monthly", m),
+            );
+        }
+    }
+    if has("datacompnet/monthly") {
+        for m in &cfg.months {
+            out.insert(
+                format!("tic/{d}/datacompnet/monthly/{m}"),
+                classification(l, "Monthly", m),
+            );
+        }
+    }
+    out
+}
+
+/// Renders the tasks as PyYAML's `yaml.dump` does (block style, sorted keys; `{}` when empty).
+pub fn to_yaml(tasks: &BTreeMap<String, Task>) -> Result<String> {
+    Ok(serde_yaml::to_string(tasks)?)
+}
+
+/// `--eval-tasks` entries that name no task family (the original silently ignores them).
+pub fn unknown_families(eval_tasks: &str) -> Vec<String> {
+    eval_tasks
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !TASK_FAMILIES.contains(t))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Years (`YYYY`) and months (`YYYYMM`) spelled by file or folder names: the part of a name
+/// before its first `.` (`2016.npy`, `201403.tar`, `2017/`). Sorted and unique.
+pub fn periods_from_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> (Vec<String>, Vec<String>) {
+    let mut years = BTreeSet::new();
+    let mut months = BTreeSet::new();
+    for n in names {
+        let stem = n.split('.').next().unwrap_or("");
+        if !stem.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        match stem.len() {
+            4 => {
+                years.insert(stem.to_string());
+            }
+            6 if (1..=12).contains(&stem[4..].parse::<u32>().unwrap_or(0)) => {
+                months.insert(stem.to_string());
+            }
+            _ => {}
+        }
+    }
+    (years.into_iter().collect(), months.into_iter().collect())
+}
+
+/// Names of everything under `dir` down to `depth` levels (files and folders).
+pub fn list_names(dir: &Location, depth: usize) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in dir.list()? {
+        if e.is_dir && depth > 1 {
+            out.extend(list_names(&dir.join(&e.name), depth - 1)?);
+        }
+        out.push(e.name);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_sample() {
+        let all = build(&TaskListConfig::default());
+        assert_eq!(all.len(), 2 * 9 + 2 * 102);
+        let s = build(&TaskListConfig::default().sample_eval());
+        assert_eq!(s.len(), 4);
+        assert!(s.contains_key("tic/datacomp/retrieval/monthly/201403"));
+        let mut sorted = MONTHS.to_vec();
+        sorted.sort();
+        assert_eq!(sorted, MONTHS.to_vec());
+    }
+
+    #[test]
+    fn periods() {
+        let (y, m) = periods_from_names([
+            "2016.npy",
+            "2014",
+            "201403.tar",
+            "201413",
+            "x.npy",
+            "2014.pkl",
+        ]);
+        assert_eq!(y, vec!["2014", "2016"]);
+        assert_eq!(m, vec!["201403"]);
+        assert_eq!(unknown_families("retrieval/yearly, foo"), vec!["foo"]);
+    }
+}
