@@ -13,6 +13,7 @@ SHELL := bash
 # Keep intermediate files (UID copies, extraction markers): they are outputs users look at.
 .SECONDARY:
 MAKEFLAGS += --no-builtin-rules
+.SECONDEXPANSION:
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -40,14 +41,18 @@ TIC_DATACOMP_Y_PATH ?= $(TIC_DATACOMP_PATH)/yearly
 TIC_DATACOMP_M_PATH ?= $(TIC_DATACOMP_PATH)/monthly
 DATA_Y_PATH ?= $(DEMO_DIR)/data/tic/datacomp/yearly
 DATA_M_PATH ?= $(DEMO_DIR)/data/tic/datacomp/monthly
+# Local copies of the training UID files ("downloaded" from UID_SOURCE).
+UID_DIR ?= $(DEMO_DIR)/uids
 YEAR ?= $(FIRST_YEAR)
 YEARMONTH ?= $(YEAR)03
 RESHARD_FLAGS ?= -q
 
-BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars
+BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
+  tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
+  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics
 
 .PHONY: all build install-bin deps test fmt-check clippy unit demo demo-data data-year \
-        data-month stats uids bench-reshard fuzz clean help
+        data-month stats eval-sets tasklist yfcc redcaps bench-reshard fuzz clean help
 
 all: build
 
@@ -62,9 +67,12 @@ install-bin: build ## Copy the binaries into bin/
 	@mkdir -p bin
 	@for b in $(BINARIES); do cp -f $(BIN)/$$b bin/; done
 
-deps: ## Install what the tests need (Rust components, moto S3 server)
+WORDNET_DIR ?= /usr/share/wordnet
+
+deps: ## Install what the tests need (Rust components, moto S3 server, WordNet 3.0)
 	@command -v rustfmt >/dev/null && command -v cargo-clippy >/dev/null || rustup component add rustfmt clippy
 	@command -v moto_server >/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]'
+	@[ -f $(WORDNET_DIR)/data.noun ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; }
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -84,25 +92,24 @@ $(SYNTH_DIR)/synth.json:
 	  --image-size $(SYNTH_IMAGE) --quiet
 
 # "Download" the published UID files (offline: copy them from UID_SOURCE).
-$(DATA_Y_PATH)/train/%.npy: | $(SYNTH_DIR)/synth.json
+$(UID_DIR)/yearly/train/%.npy: | $(SYNTH_DIR)/synth.json
 	@mkdir -p $(@D)
 	cp $(UID_SOURCE)/tic-datacomp_training_yearly_noeval/$*.npy $@
 
-$(DATA_M_PATH)/traineval/%/.extracted: | $(SYNTH_DIR)/synth.json
-	@mkdir -p $(DATA_M_PATH)/traineval
-	tar -xf $(UID_SOURCE)/tic-datacomp_training_monthly/$*.tar -C $(DATA_M_PATH)/traineval/
+$(UID_DIR)/monthly/traineval/%/.extracted: | $(SYNTH_DIR)/synth.json
+	@mkdir -p $(UID_DIR)/monthly/traineval
+	tar -xf $(UID_SOURCE)/tic-datacomp_training_monthly/$*.tar -C $(UID_DIR)/monthly/traineval/
 	@touch $@
 
 # Yearly training splits: reshard the pool with each year's uids.
-$(TIC_DATACOMP_Y_PATH)/train/%/meta.json: $(DATA_Y_PATH)/train/%.npy
+$(TIC_DATACOMP_Y_PATH)/train/%/meta.json: $(UID_DIR)/yearly/train/%.npy
 	$(BIN)/tic-reshard -i $(DATACOMP_PATH) -o $(@D) -s $< $(RESHARD_FLAGS)
 
 # Monthly training splits: reshard the year's training split with the month's uids.
-.SECONDEXPANSION:
 $(TIC_DATACOMP_M_PATH)/train/%/meta.json: $(TIC_DATACOMP_Y_PATH)/train/$$(shell echo $$* | cut -c1-4)/meta.json \
-    $(DATA_M_PATH)/traineval/$$(shell echo $$* | cut -c1-4)/.extracted
+    $(UID_DIR)/monthly/traineval/$$(shell echo $$* | cut -c1-4)/.extracted
 	$(BIN)/tic-reshard -i $(TIC_DATACOMP_Y_PATH)/train/$(shell echo $* | cut -c1-4) -o $(@D) \
-	  -s $(DATA_M_PATH)/traineval/$(shell echo $* | cut -c1-4)/$*.npy $(RESHARD_FLAGS)
+	  -s $(UID_DIR)/monthly/traineval/$(shell echo $* | cut -c1-4)/$*.npy $(RESHARD_FLAGS)
 
 data-year: $(TIC_DATACOMP_Y_PATH)/train/$(YEAR)/meta.json ## One yearly split (YEAR=2014)
 	$(BIN)/tic-stats --url $(TIC_DATACOMP_Y_PATH)/train -q
@@ -118,8 +125,82 @@ stats: ## _stats.json and sizes.json for every yearly and monthly split
 	@if [ -d $(TIC_DATACOMP_M_PATH)/train ]; then $(BIN)/tic-stats --url $(TIC_DATACOMP_M_PATH)/train -q && \
 	  $(BIN)/tic-sizes --url $(TIC_DATACOMP_M_PATH)/train; fi
 
+# ---- evaluation sets (retrieval and DataCompNet, yearly and monthly) -------------------------
+TASKLIST ?= $(DEMO_DIR)/tasklist.yml
+EVAL_Y := $(DATA_Y_PATH)/eval
+EVAL_M := $(DATA_M_PATH)/eval
+
+$(EVAL_Y)/alluids.npy: | $(SYNTH_DIR)/synth.json
+	$(BIN)/tic-eval-uids --output-path $(DATA_Y_PATH) --input-dir $(UID_SOURCE) --no-download -q
+
+$(EVAL_Y)/datacompnet/classnames.txt: | $(SYNTH_DIR)/synth.json
+	$(BIN)/tic-datacompnet-classes --output-path $(EVAL_Y)/datacompnet --input-dir $(UID_SOURCE) --no-download -q
+
+# Every eval sample of the pool, once (README: "Create a webdataset with all evaluation data").
+$(TIC_DATACOMP_Y_PATH)/eval/all/meta.json: $(EVAL_Y)/alluids.npy
+	$(BIN)/tic-reshard -i $(DATACOMP_PATH) -o $(@D) -s $< $(RESHARD_FLAGS)
+
+$(EVAL_Y)/retrieval/%/nshards.txt: $(TIC_DATACOMP_Y_PATH)/eval/all/meta.json
+	$(BIN)/tic-reshard -i $(TIC_DATACOMP_Y_PATH)/eval/all -o $(@D) -s $(EVAL_Y)/retrieval/$*.npy $(RESHARD_FLAGS)
+	$(BIN)/tic-wds-convert $(@D) retrieval
+
+$(EVAL_Y)/datacompnet/%/nshards.txt: $(TIC_DATACOMP_Y_PATH)/eval/all/meta.json $(EVAL_Y)/datacompnet/classnames.txt
+	$(BIN)/tic-reshard -i $(TIC_DATACOMP_Y_PATH)/eval/all -o $(@D) -s $(EVAL_Y)/datacompnet/$*.npy \
+	  -c $(EVAL_Y)/datacompnet/uid2classid/$*.pkl $(RESHARD_FLAGS)
+	$(BIN)/tic-wds-convert $(@D) classification
+
+# Monthly eval sets: the year's (converted) eval set cut with the month's uids.
+$(EVAL_M)/retrieval/%/nshards.txt: $(EVAL_Y)/retrieval/$$(shell echo $$* | cut -c1-4)/nshards.txt \
+    $(UID_DIR)/monthly/traineval/$$(shell echo $$* | cut -c1-4)/.extracted
+	$(BIN)/tic-reshard -i $(EVAL_Y)/retrieval/$(shell echo $* | cut -c1-4) -o $(@D) \
+	  -s $(UID_DIR)/monthly/traineval/$(shell echo $* | cut -c1-4)/$*.npy \
+	  --shard-format '{}.tar' --shard-stats-format '{}.json' $(RESHARD_FLAGS)
+	$(BIN)/tic-wds-convert $(@D) retrieval
+
+$(EVAL_M)/datacompnet/%/nshards.txt: $(EVAL_Y)/datacompnet/$$(shell echo $$* | cut -c1-4)/nshards.txt \
+    $(UID_DIR)/monthly/traineval/$$(shell echo $$* | cut -c1-4)/.extracted
+	$(BIN)/tic-reshard -i $(EVAL_Y)/datacompnet/$(shell echo $* | cut -c1-4) -o $(@D) \
+	  -s $(UID_DIR)/monthly/traineval/$(shell echo $* | cut -c1-4)/$*.npy \
+	  -c $(EVAL_Y)/datacompnet/uid2classid/$(shell echo $* | cut -c1-4).pkl \
+	  --shard-format '{}.tar' --shard-stats-format '{}.json' $(RESHARD_FLAGS)
+	$(BIN)/tic-wds-convert $(@D) classification
+
+EVAL_SETS := $(foreach y,$(YEARS),$(EVAL_Y)/retrieval/$(y)/nshards.txt $(EVAL_Y)/datacompnet/$(y)/nshards.txt) \
+  $(EVAL_M)/retrieval/$(YEARMONTH)/nshards.txt $(EVAL_M)/datacompnet/$(YEARMONTH)/nshards.txt
+
+eval-sets: $(EVAL_SETS) ## Retrieval and DataCompNet eval sets (CLIP_benchmark layout)
+
+$(TASKLIST): $(EVAL_SETS)
+	$(BIN)/tic-tasklist --yaml-path $@ --eval-tasks retrieval/yearly,datacompnet/yearly,retrieval/monthly,datacompnet/monthly \
+	  --data-dir $(DEMO_DIR)/data/tic/datacomp --data-depth 4 -q
+
+tasklist: $(TASKLIST) ## tasklist.yml for the eval sets that exist
+
+# ---- TiC-YFCC15M and TiC-RedCaps through the same tools -----------------------------------------
+YFCC_DIR ?= $(DEMO_DIR)/yfcc15m
+REDCAPS_DIR ?= $(DEMO_DIR)/redcaps
+
+$(YFCC_DIR)/tars/.done:
+	$(BIN)/tic-synth-captions yfcc --out $(YFCC_DIR) --rows 2000 --images -q
+	$(BIN)/tic-yfcc-splits --input $(YFCC_DIR)/yfcc15m.csv --output-dir $(YFCC_DIR)/splits -q
+	for f in $(YFCC_DIR)/splits/*.csv; do \
+	  $(BIN)/tic-make-tars --input $$f --image-dir $(YFCC_DIR)/images \
+	    --output-dir $(YFCC_DIR)/tars/$$(basename $$f .csv) --datacomp-compat -q; done
+	@touch $@
+
+$(REDCAPS_DIR)/tars/.done:
+	$(BIN)/tic-synth-captions redcaps --out $(REDCAPS_DIR) --rows 2000 --images -q
+	$(BIN)/tic-redcaps-splits --annotations-dir $(REDCAPS_DIR)/annotations --output-dir $(REDCAPS_DIR)/splits -q
+	for f in $(REDCAPS_DIR)/splits/*.csv; do \
+	  $(BIN)/tic-make-tars --input $$f --image-dir $(REDCAPS_DIR)/images \
+	    --output-dir $(REDCAPS_DIR)/tars/$$(basename $$f .csv) --datacomp-compat -q; done
+	@touch $@
+
+yfcc: $(YFCC_DIR)/tars/.done ## Synthetic TiC-YFCC15M year splits packed as shards
+redcaps: $(REDCAPS_DIR)/tars/.done ## Synthetic TiC-RedCaps year splits packed as shards
+
 demo-data: build $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
-    $(TIC_DATACOMP_M_PATH)/train/$(FIRST_YEAR)03/meta.json
+    $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json $(TASKLIST) $(YFCC_DIR)/tars/.done $(REDCAPS_DIR)/tars/.done
 	$(MAKE) --no-print-directory stats
 
 # ---- the demo -----------------------------------------------------------------------------
@@ -129,7 +210,9 @@ demo: build ## The whole pipeline on the synthetic default, under DEMO_DIR
 	@echo
 	@echo "demo data under $(DEMO_DIR):"
 	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
-	@printf '  train %s03: ' $(FIRST_YEAR); grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_M_PATH)/train/$(FIRST_YEAR)03/meta.json
+	@printf '  train %s: ' $(YEARMONTH); grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json
+	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
+	@echo "  tasks: $$(grep -c '^tic/' $(TASKLIST)) in $(TASKLIST)"
 
 # ---- benchmarks and fuzzing -----------------------------------------------------------------
 bench-reshard: ## Resharder/stats throughput vs cp -r on a 100k-sample pool (docs/benchmarks.md)

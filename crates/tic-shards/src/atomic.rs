@@ -26,9 +26,15 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&dir)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX);
+        // Outputs are ordinary files (0644 less the umask), not tempfile's private 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o644));
+        }
+        let tmp = builder.tempfile_in(&dir)?;
         Ok(AtomicFile {
             target,
             writer: BufWriter::with_capacity(1 << 20, tmp),
@@ -101,6 +107,17 @@ mod tests {
         }
         assert_eq!(fs::read(&p).unwrap(), b"hello");
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a");
+        write_atomic(&p, b"x").unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "mode {mode:o}");
     }
 
     #[test]
