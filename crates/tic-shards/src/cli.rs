@@ -22,6 +22,28 @@ pub fn init_logging(verbose: u8, quiet: u8) {
         .try_init();
 }
 
+/// The `-v`/`-q` flags every binary takes; `#[command(flatten)]` it into a clap struct.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct Verbosity {
+    /// More log output (repeatable).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (repeatable).
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+impl Verbosity {
+    /// Installs the logger at this verbosity (see [`init_logging`]).
+    pub fn init(&self) {
+        init_logging(self.verbose, self.quiet);
+    }
+    /// True when at least one `-q` was given (progress bars are hidden).
+    pub fn is_quiet(&self) -> bool {
+        self.quiet > 0
+    }
+}
+
 /// A progress bar over `total` items of `unit` (e.g. "samples"), showing rate and ETA.
 /// Hidden when stderr is not a terminal or `quiet` is set.
 pub fn progress(total: u64, unit: &str, quiet: bool) -> ProgressBar {

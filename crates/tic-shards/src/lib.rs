@@ -6,11 +6,13 @@
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
 //!   CSV + images to shards; [`synth`]: the synthetic pool.
+//! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`).
 //! - [`cli`]: logging and progress bars for the binaries.
 
 pub mod atomic;
 pub mod cli;
 pub mod convert;
+pub mod ftfy;
 pub mod make_tars;
 pub mod npy;
 pub mod pickle;

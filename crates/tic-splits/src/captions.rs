@@ -1,7 +1,7 @@
 //! Caption cleaning of TiC-YFCC15M: `remove_html(ftfy.fix_text(unquote_plus(text)))[:500]`.
-use crate::ftfy;
 use regex::Regex;
 use std::sync::OnceLock;
+use tic_shards::ftfy;
 
 /// Captions are cut to this many characters (Unicode code points, as Python slices).
 pub const MAX_CAPTION_CHARS: usize = 500;

@@ -5,14 +5,13 @@
 //! - [`classes`]: `tic-datacompnet-classes` (`generate_datacompnet_uid2classid.py`).
 //! - [`tasklist`]: `tic-tasklist` (`generate_tasklist.py`): the TiC eval tasks as DataComp YAML.
 //! - [`wordnet`] + [`restricted`]: `tic-restricted-classes` (`imagenet_restricted_classes.py`).
-//! - [`captions`] (with [`ftfy`]), [`split`], [`yfcc`], [`redcaps`], [`tsv`]: `tic-yfcc-splits`
+//! - [`captions`] (with `tic_shards::ftfy`), [`split`], [`yfcc`], [`redcaps`], [`tsv`]: `tic-yfcc-splits`
 //!   and `tic-redcaps-splits` (the two `create_splits.py`).
 //! - [`synth`]: small synthetic YFCC CSVs / RedCaps annotation files (`tic-synth-captions`).
 //! - [`imagenet`]: the 1000 ImageNet classes shipped in `data/imagenet/`.
 pub mod captions;
 pub mod classes;
 pub mod evaluids;
-pub mod ftfy;
 pub mod imagenet;
 pub mod redcaps;
 pub mod restricted;

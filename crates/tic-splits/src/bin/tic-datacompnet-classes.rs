@@ -26,17 +26,13 @@ struct Args {
     /// Never download; fail with a message naming the missing file instead.
     #[arg(long)]
     no_download: bool,
-    /// More log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
+    #[command(flatten)]
+    verbosity: tic_shards::cli::Verbosity,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    a.verbosity.init();
     let out = Location::parse(&a.output_path)?;
     let input = Location::parse(a.input_dir.as_deref().unwrap_or(&a.output_path))?;
     let base = (!a.no_download).then_some(a.download_base_url.as_str());

@@ -26,24 +26,20 @@ struct Args {
     /// Test share per year (fraction), or a row count when ≥ 1 (sklearn's test_size).
     #[arg(long, default_value_t = 0.01)]
     test_size: f64,
-    /// More log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less log output and no progress bar (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
+    #[command(flatten)]
+    verbosity: tic_shards::cli::Verbosity,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    a.verbosity.init();
     let counts = redcaps::run(&RedcapsConfig {
         annotations_dir: a.annotations_dir.clone(),
         output_dir: a.output_dir.clone(),
         years: a.years.clone(),
         seed: a.seed,
         test_size: a.test_size,
-        quiet: a.quiet > 0,
+        quiet: a.verbosity.is_quiet(),
     })?;
     for c in counts {
         println!(

@@ -23,17 +23,13 @@ struct Args {
     /// Comma list of root names (default: the original's eleven).
     #[arg(long, value_delimiter = ',')]
     roots: Option<Vec<String>>,
-    /// More log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
+    #[command(flatten)]
+    verbosity: tic_shards::cli::Verbosity,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    a.verbosity.init();
     let wn = WordNet::open(&a.wordnet_dir)?;
     let roots: Vec<String> = a
         .roots

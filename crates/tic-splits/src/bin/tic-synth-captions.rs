@@ -24,17 +24,13 @@ struct Args {
     /// Also write a 16×16 JPEG per row under `{out}/images/`.
     #[arg(long)]
     images: bool,
-    /// More log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
+    #[command(flatten)]
+    verbosity: tic_shards::cli::Verbosity,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    a.verbosity.init();
     match a.kind {
         Kind::Yfcc => synth::write_yfcc(&a.out, a.seed, a.rows, a.images)?,
         Kind::Redcaps => synth::write_redcaps(&a.out, a.seed, a.rows, a.images)?,

@@ -38,17 +38,13 @@ struct Args {
     /// Dataset label in task names (`TiC-{label}-Retrieval-…`, `TiC-{label}Net-…`).
     #[arg(long, default_value = "DataComp")]
     dataset_label: String,
-    /// More log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less log output (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
+    #[command(flatten)]
+    verbosity: tic_shards::cli::Verbosity,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    tic_shards::cli::init_logging(a.verbose, a.quiet);
+    a.verbosity.init();
     let mut cfg = TaskListConfig {
         eval_tasks: a.eval_tasks.clone(),
         dataset: a.dataset.clone(),

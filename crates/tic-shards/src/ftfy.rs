@@ -330,4 +330,23 @@ mod tests {
         assert_eq!(fix_text("e\u{0301}"), "é");
         assert_eq!(fix_text("x\u{0093}y\u{0094}"), "x\"y\"");
     }
+
+    /// Cases the tokenizer's cleaning was checked on against ftfy 6.
+    #[test]
+    fn ftfy_defaults() {
+        assert_eq!(
+            fix_text("P&EACUTE;REZ &ntilde; &nTILDE;"),
+            "PÉREZ ñ &nTILDE;"
+        );
+        assert_eq!(fix_text("<b>&amp;</b>"), "<b>&amp;</b>");
+        assert_eq!(
+            fix_text("ﬁne ＬＯＵＤ “quoted” ‘s’"),
+            "fine LOUD \"quoted\" 's'"
+        );
+        assert_eq!(fix_text("a\r\nb\rc\u{2028}d"), "a\nb\nc\nd");
+        assert_eq!(fix_text("\x1b[36;44mblue\x1b[0m\u{feff}x\u{0}"), "bluex");
+        assert_eq!(fix_text("e\u{301}"), "é");
+        assert_eq!(fix_text("\u{80}\u{85}"), "€…");
+        assert_eq!(fix_text("cafÃ©"), "café");
+    }
 }
