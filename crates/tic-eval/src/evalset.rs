@@ -306,7 +306,10 @@ mod tests {
         assert_eq!(splitlines("tab\tstays"), ["tab\tstays"]);
     }
 
-    fn write_set(dir: &Path, kind: &str, samples: &[(&str, &[(&str, &[u8])])]) {
+    /// A sample for [`write_set`]: key and (extension, bytes) members.
+    type TestSample<'a> = (&'a str, &'a [(&'a str, &'a [u8])]);
+
+    fn write_set(dir: &Path, kind: &str, samples: &[TestSample]) {
         std::fs::create_dir_all(dir).unwrap();
         let mut w = TarSampleWriter::new(Vec::new());
         for (key, members) in samples {

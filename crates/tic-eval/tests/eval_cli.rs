@@ -513,6 +513,19 @@ fn evaluates_records_resumes_and_reports_failures() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o644);
+        // tic_model::checkpoint writes through tic_shards::atomic with the same permissions.
+        let mode = std::fs::metadata(f.run_dir.join("checkpoints/epoch_latest.safetensors"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        for d in ["tic_datacomp_datacompnet_yearly_2016", "retrieval_tiny"] {
+            let mode = std::fs::metadata(dump.join(d).join("labels.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "{d}");
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `tic-embed`: embed images and/or texts with a CLIP model and write L2-normalised features.
 
 use npyz::WriterBuilder;
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
