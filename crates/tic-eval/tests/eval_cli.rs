@@ -469,6 +469,39 @@ fn evaluates_records_resumes_and_reports_failures() {
     assert_eq!(caps.len(), 25);
     assert_eq!(labels["captions"], serde_json::json!(caps));
 
+    // --- CLIP_benchmark on the same data and embeddings (fixture written by
+    // tests/fixtures/eval/check_tic_eval_dump.py from this test's output): it read the same
+    // labels / captions in the same order and computed the same metrics. ---
+    let fx: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/eval/e2e_clip_benchmark.json"
+    ))
+    .unwrap();
+    for rec in &recs {
+        let key = rec["key"].as_str().unwrap();
+        let want = &fx[key];
+        let labels: Value = serde_json::from_slice(
+            &std::fs::read(dump.join(key.replace('/', "_")).join("labels.json")).unwrap(),
+        )
+        .unwrap();
+        for field in ["targets", "captions", "text_image_index"] {
+            if !want[field].is_null() {
+                assert_eq!(labels[field], want[field], "{key} {field}");
+            }
+        }
+        for (k, v) in want["metrics"].as_object().unwrap() {
+            if v.is_null() {
+                assert!(rec["metrics"][k].is_null(), "{key} {k}");
+                continue;
+            }
+            let got = rec["metrics"][k].as_f64().unwrap();
+            let v = v.as_f64().unwrap();
+            assert!(
+                (got - v).abs() < 1e-6,
+                "{key} {k}: tic-eval {got}, CLIP_benchmark {v}"
+            );
+        }
+    }
+
     // --- Resume: a rerun skips every recorded task and appends nothing. ---
     let before = std::fs::read(&results).unwrap();
     let o = run(&[
