@@ -16,9 +16,12 @@ BS=${BS:-64}
 IMG=${IMG:-256}
 PY=${PY:-/work/venvs/py/bin/python}
 OUT=${BENCH_DIR:-bench/out/eval-embed}
-BIN=target/release
-cargo build --release -q -p tic-shards --bins
-cargo build --release -q -p tic-eval --bins
+# BIN=DIR SKIP_BUILD=1 uses binaries built otherwise (e.g. a dev build with opt-level 3).
+BIN=${BIN:-target/release}
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --release -q -p tic-shards --bins
+  cargo build --release -q -p tic-eval --bins
+fi
 rm -rf "$OUT" && mkdir -p "$OUT"
 $BIN/tic-synth --out "$OUT/syn" --num-samples "$N" --num-shards 1 --image-size "$IMG" \
   --bench-subset 1.0 --quiet
