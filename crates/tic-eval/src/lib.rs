@@ -12,10 +12,17 @@
 //!   transfer, static tasks, compute) over several runs.
 //! * [`tables`]: Markdown, CSV and JSON renderings of a [`dynamic::Report`].
 //! * [`plots`]: heatmaps and accuracy-versus-compute plots (PNG + SVG) with `plotters`.
+//! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards).
+//! * [`embed`]: embedding a set with a `tic_model::Clip` (decode threads + batched forward).
+//! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
+//!   used by the `tic-eval` binary.
 //!
 //! See `docs/eval.md` for the precise metric definitions and the `tic-metrics` input layout.
 
 pub mod dynamic;
+pub mod embed;
+pub mod evalset;
+pub mod evaluate;
 pub mod matrix;
 pub mod metrics;
 pub mod plots;
@@ -23,4 +30,25 @@ pub mod results;
 pub mod tables;
 pub mod tasklist;
 
-mod atomic;
+/// Writes `bytes` to `path` atomically with `tic_shards::atomic` (temp file + rename), then
+/// gives the file the ordinary `0644` permissions (the temp file is created `0600`).
+pub fn write_output(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    tic_shards::atomic::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    make_readable(path)
+}
+
+/// Sets `0644` permissions on a file tic-eval wrote (no-op off Unix).
+pub fn make_readable(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use anyhow::Context;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting permissions of {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}

@@ -132,9 +132,23 @@ pub(crate) fn l2_norm(x: &[f32]) -> f32 {
 /// Writes `a_block · bᵀ` into `out` (row-major, `a_rows × b.rows()`), where `a_block` holds
 /// `a_rows` rows of `b.cols()` values. Single-threaded: callers parallelise over blocks.
 pub fn matmul_nt_into(a_block: &[f32], a_rows: usize, b: &Matrix, out: &mut [f32]) {
-    let d = b.cols();
-    let n = b.rows();
-    assert_eq!(a_block.len(), a_rows * d, "lhs block shape");
+    matmul_nt_slices(a_block, a_rows, b.data(), b.rows(), b.cols(), out);
+}
+
+/// Writes `a · bᵀ` into `out` (row-major, `a_rows × b_rows`) for row-major `a` (`a_rows × d`)
+/// and `b` (`b_rows × d`). Single-threaded. The result for a given pair of slices is
+/// deterministic (same call, same bits).
+pub fn matmul_nt_slices(
+    a: &[f32],
+    a_rows: usize,
+    b: &[f32],
+    b_rows: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    let n = b_rows;
+    assert_eq!(a.len(), a_rows * d, "lhs block shape");
+    assert_eq!(b.len(), b_rows * d, "rhs block shape");
     assert_eq!(out.len(), a_rows * n, "output block shape");
     if a_rows == 0 || n == 0 {
         return;
@@ -144,7 +158,7 @@ pub fn matmul_nt_into(a_block: &[f32], a_rows: usize, b: &Matrix, out: &mut [f32
         return;
     }
     // SAFETY: the three buffers are valid for the strides given: `out` is a_rows × n row-major
-    // (column stride 1, row stride n), `a_block` is a_rows × d row-major, and `b` read as
+    // (column stride 1, row stride n), `a` is a_rows × d row-major, and `b` read as
     // d × n with element (k, j) at b[j * d + k] (column stride d, row stride 1). All lengths
     // were checked above and `out` does not alias the inputs.
     unsafe {
@@ -156,10 +170,10 @@ pub fn matmul_nt_into(a_block: &[f32], a_rows: usize, b: &Matrix, out: &mut [f32
             1,
             n as isize,
             false,
-            a_block.as_ptr(),
+            a.as_ptr(),
             1,
             d as isize,
-            b.data().as_ptr(),
+            b.as_ptr(),
             d as isize,
             1,
             0.0,

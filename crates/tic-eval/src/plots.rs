@@ -50,14 +50,14 @@ macro_rules! render_both {
         let mut png = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .context("encoding PNG")?;
-        crate::atomic::write(&png_path, &png)?;
+        crate::write_output(&png_path, &png)?;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             ($draw)(&root)?;
             root.present().map_err(err)?;
         }
-        crate::atomic::write(&svg_path, svg.as_bytes())?;
+        crate::write_output(&svg_path, svg.as_bytes())?;
         Ok::<Vec<PathBuf>, anyhow::Error>(vec![png_path, svg_path])
     }};
 }

@@ -141,18 +141,18 @@ fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()>
         w.write_record(r)?;
     }
     let bytes = w.into_inner().context("flushing CSV")?;
-    crate::atomic::write(path, &bytes)
+    crate::write_output(path, &bytes)
 }
 
 /// Writes every table into `dir`; returns the paths written.
 pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let md = dir.join("summary.md");
-    crate::atomic::write(&md, markdown(report).as_bytes())?;
+    crate::write_output(&md, markdown(report).as_bytes())?;
     written.push(md);
 
     let json = dir.join("report.json");
-    crate::atomic::write(&json, serde_json::to_string_pretty(report)?.as_bytes())?;
+    crate::write_output(&json, serde_json::to_string_pretty(report)?.as_bytes())?;
     written.push(json);
 
     let header: Vec<String> = [

@@ -254,12 +254,12 @@ pub fn load_trainable(
     Ok((vm, model))
 }
 
-/// Writes tensors as safetensors atomically (temp file in the same folder, then rename).
+/// Writes tensors as safetensors atomically (`tic_shards::atomic`: temp file in the same folder,
+/// then rename) with the ordinary `0644` permissions.
 pub fn write_safetensors_atomic(tensors: &StateDict, path: &Path) -> Result<()> {
-    crate::atomic::write_atomic_via_path(path, |tmp| {
-        candle_core::safetensors::save(tensors, tmp)?;
-        Ok(())
-    })
+    let bytes = safetensors::serialize(tensors.iter(), None)
+        .with_context(|| format!("serialising tensors for {}", path.display()))?;
+    crate::write_output(path, &bytes)
 }
 
 /// Saves the model's parameters with OpenCLIP key names and shapes, as f32 on the CPU, so that

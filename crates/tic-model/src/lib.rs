@@ -11,7 +11,6 @@
 //! All model code is differentiable: LayerNorm and softmax switch to composed ops whenever their
 //! input is part of an autograd graph (Candle's fused kernels drop gradients silently).
 
-pub mod atomic;
 pub mod checkpoint;
 pub mod clean;
 pub mod config;
@@ -24,3 +23,19 @@ pub mod tokenizer;
 pub use config::ClipConfig;
 pub use model::Clip;
 pub use tokenizer::Tokenizer;
+
+/// Writes `bytes` to `path` atomically with `tic_shards::atomic` (temp file in the same folder,
+/// then rename; parent folders created) and gives it the ordinary `0644` permissions (the temp
+/// file is created `0600`).
+pub fn write_output(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    tic_shards::atomic::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting permissions of {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -2,9 +2,12 @@
 //! `batchify`) and DataComp's `mean_recall@1`, computed in bounded memory.
 //!
 //! CLIP_benchmark builds the full `scores = texts · imagesᵀ` matrix and a boolean
-//! positive-pair matrix of the same size, then takes `topk` per row. We compute the scores a
-//! block of rows at a time ([`crate::matrix::for_each_score_row`]) and keep, per row, only the
-//! rank of its best positive, so memory is `O(N + M)` plus one block per worker.
+//! positive-pair matrix of the same size, then takes `topk` per row. We compute the scores one
+//! tile (a block of rows × a block of columns, [`crate::matrix::matmul_nt_slices`]) at a time,
+//! and only once for both directions: first the score of every positive pair (from the tiles
+//! that hold one), then, in one pass over all tiles, per caption the number of images that rank
+//! before its image and per image the number of captions that rank before its best caption.
+//! Memory is `O(N + M)` plus one tile per worker.
 //!
 //! * `image_retrieval_recall@k` (text → image): the fraction of captions whose image is among
 //!   the `k` images most similar to the caption.
@@ -15,9 +18,9 @@
 //!
 //! When `k` is at least the number of candidates every row is a hit (torch would raise).
 
-use super::classification::rank_of;
 use super::MetricsError;
-use crate::matrix::{for_each_score_row, Matrix, DEFAULT_BLOCK_ELEMS};
+use crate::matrix::{matmul_nt_slices, Matrix, DEFAULT_BLOCK_ELEMS};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -67,27 +70,88 @@ impl RetrievalRanks {
         images.check_finite("image embeddings")?;
         texts.check_finite("text embeddings")?;
 
-        // Captions of each image (CSR), in caption order.
-        let mut offsets = vec![0usize; n_img + 1];
-        for &i in text_image_index {
-            offsets[i + 1] += 1;
-        }
-        for i in 0..n_img {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill = offsets.clone();
-        let mut captions = vec![0usize; text_image_index.len()];
+        let tiles = Tiling::new(texts.rows(), n_img, block_elems);
+        let d = images.cols();
+        // Pass 1: the score of every positive pair, taken from the very tiles of pass 2 (same
+        // gemm call, same bits), so that a positive compares equal to itself there.
+        let pos_score = positive_scores(images, texts, text_image_index, &tiles);
+        // Each image's best caption: highest score, ties to the lowest caption index.
+        let mut best: Vec<Option<(f32, usize)>> = vec![None; n_img];
         for (t, &i) in text_image_index.iter().enumerate() {
-            captions[fill[i]] = t;
-            fill[i] += 1;
+            let s = pos_score[t];
+            if best[i].is_none_or(|(b, _)| s > b) {
+                best[i] = Some((s, t));
+            }
+        }
+        // Images without captions never count a caption (threshold +inf, never exceeded).
+        let col_thr: Vec<f32> = best
+            .iter()
+            .map(|b| b.map_or(f32::INFINITY, |(s, _)| s))
+            .collect();
+        let col_pos: Vec<u32> = best
+            .iter()
+            .map(|b| b.map_or(0, |(_, t)| t as u32))
+            .collect();
+        if texts.rows() > u32::MAX as usize {
+            return Err(MetricsError::Shape("more than 2^32 captions".into()));
         }
 
-        let text_to_image = for_each_score_row(texts, images, block_elems, |t, row| {
-            rank_of(row, text_image_index[t])
-        })?;
-        let image_to_text = for_each_score_row(images, texts, block_elems, |i, row| {
-            best_positive_rank(row, &captions[offsets[i]..offsets[i + 1]])
-        })?;
+        // Pass 2: one pass over scores = texts · imagesᵀ (CLIP_benchmark's `scores`), tile by
+        // tile. Rank of a positive with score v at index p among a row's candidates:
+        // #{j : s_j > v} + #{j < p : s_j = v}. Rows (captions) are counted per row; columns
+        // (images, i.e. rows of scoresᵀ) are counted per worker and summed.
+        let (text_to_image, image_to_text_counts) = (0..tiles.row_tiles())
+            .into_par_iter()
+            .fold(
+                || (Vec::new(), vec![0u32; n_img], Vec::<f32>::new()),
+                |(mut rows_out, mut col_cnt, mut buf), rt| {
+                    let (t0, t1) = tiles.rows(rt);
+                    let mut row_cnt = vec![0usize; t1 - t0];
+                    for ct in 0..tiles.col_tiles() {
+                        let (j0, j1) = tiles.cols(ct);
+                        let w = j1 - j0;
+                        buf.clear();
+                        buf.resize((t1 - t0) * w, 0.0);
+                        matmul_nt_slices(
+                            &texts.data()[t0 * d..t1 * d],
+                            t1 - t0,
+                            &images.data()[j0 * d..j1 * d],
+                            w,
+                            d,
+                            &mut buf,
+                        );
+                        let thr = &col_thr[j0..j1];
+                        let cpos = &col_pos[j0..j1];
+                        let cnt = &mut col_cnt[j0..j1];
+                        for (r, row) in buf.chunks_exact(w).enumerate() {
+                            let t = t0 + r;
+                            let v = pos_score[t];
+                            let p = text_image_index[t];
+                            row_cnt[r] += count_row(row, v, p.saturating_sub(j0).min(w));
+                            count_cols(row, t as u32, thr, cpos, cnt);
+                        }
+                    }
+                    rows_out.push((t0, row_cnt));
+                    (rows_out, col_cnt, buf)
+                },
+            )
+            .map(|(rows, cols, _)| (rows, cols))
+            .reduce(
+                || (Vec::new(), vec![0u32; n_img]),
+                |(mut ra, mut ca), (rb, cb)| {
+                    ra.extend(rb);
+                    ca.iter_mut().zip(cb).for_each(|(a, b)| *a += b);
+                    (ra, ca)
+                },
+            );
+        let mut rows = text_to_image;
+        rows.sort_by_key(|(t0, _)| *t0);
+        let text_to_image: Vec<usize> = rows.into_iter().flat_map(|(_, r)| r).collect();
+        let image_to_text = best
+            .iter()
+            .zip(image_to_text_counts)
+            .map(|(b, c)| b.map(|_| c as usize))
+            .collect();
         Ok(Self {
             text_to_image,
             image_to_text,
@@ -120,25 +184,110 @@ impl RetrievalRanks {
     }
 }
 
+/// Row and column tiles of the `M × N` score matrix: at most `block_elems` scores per tile.
+#[derive(Debug, Clone, Copy)]
+struct Tiling {
+    m: usize,
+    n: usize,
+    tr: usize,
+    tc: usize,
+}
+
+/// Columns per tile: wide enough for efficient GEMM and vectorised counting, small enough that a
+/// tile of images (`TILE_COLS × D` floats) stays in cache while it is used.
+const TILE_COLS: usize = 4096;
+
+impl Tiling {
+    fn new(m: usize, n: usize, block_elems: usize) -> Self {
+        let tc = TILE_COLS.min(n.max(1)).min(block_elems.max(1));
+        let by_mem = (block_elems / tc).max(1);
+        // Enough row tiles to keep every worker busy.
+        let workers = rayon::current_num_threads().max(1);
+        let tr = by_mem.min(m.div_ceil(4 * workers).max(1)).max(1);
+        Self { m, n, tr, tc }
+    }
+    fn row_tiles(&self) -> usize {
+        self.m.div_ceil(self.tr)
+    }
+    fn col_tiles(&self) -> usize {
+        self.n.div_ceil(self.tc)
+    }
+    fn rows(&self, i: usize) -> (usize, usize) {
+        (i * self.tr, ((i + 1) * self.tr).min(self.m))
+    }
+    fn cols(&self, j: usize) -> (usize, usize) {
+        (j * self.tc, ((j + 1) * self.tc).min(self.n))
+    }
+}
+
+/// The score of each caption with its own image, computed by the same tile GEMMs as the main
+/// pass (only the tiles that hold a positive pair).
+fn positive_scores(
+    images: &Matrix,
+    texts: &Matrix,
+    text_image_index: &[usize],
+    tiles: &Tiling,
+) -> Vec<f32> {
+    let d = images.cols();
+    let mut by_tile: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
+    for (t, &i) in text_image_index.iter().enumerate() {
+        by_tile
+            .entry((t / tiles.tr, i / tiles.tc))
+            .or_default()
+            .push(t);
+    }
+    let jobs: Vec<((usize, usize), Vec<usize>)> = by_tile.into_iter().collect();
+    let found: Vec<Vec<(usize, f32)>> = jobs
+        .par_iter()
+        .map_init(Vec::<f32>::new, |buf, ((rt, ct), ts)| {
+            let (t0, t1) = tiles.rows(*rt);
+            let (j0, j1) = tiles.cols(*ct);
+            let w = j1 - j0;
+            buf.clear();
+            buf.resize((t1 - t0) * w, 0.0);
+            matmul_nt_slices(
+                &texts.data()[t0 * d..t1 * d],
+                t1 - t0,
+                &images.data()[j0 * d..j1 * d],
+                w,
+                d,
+                buf,
+            );
+            ts.iter()
+                .map(|&t| (t, buf[(t - t0) * w + text_image_index[t] - j0]))
+                .collect()
+        })
+        .collect();
+    let mut out = vec![0.0f32; text_image_index.len()];
+    for (t, v) in found.into_iter().flatten() {
+        out[t] = v;
+    }
+    out
+}
+
+/// Candidates of one tile row that rank before a positive of score `v` whose index is at or
+/// after local position `p` (`p = row.len()` when the positive lies beyond this tile, `0` when
+/// before it): `#{j < p : s_j ≥ v} + #{j ≥ p : s_j > v}`; the positive itself (`s_p = v`)
+/// never counts.
+fn count_row(row: &[f32], v: f32, p: usize) -> usize {
+    let (before, after) = row.split_at(p);
+    before.iter().map(|&s| (s >= v) as usize).sum::<usize>()
+        + after.iter().map(|&s| (s > v) as usize).sum::<usize>()
+}
+
+/// For each column `j` of a tile row (caption `t`): counts the caption for image `j` when it
+/// ranks before the image's best caption (`thr[j]`, index `pos[j]`).
+fn count_cols(row: &[f32], t: u32, thr: &[f32], pos: &[u32], cnt: &mut [u32]) {
+    for (((&s, &v), &p), c) in row.iter().zip(thr).zip(pos).zip(cnt.iter_mut()) {
+        *c += ((s > v) | ((s == v) & (t < p))) as u32;
+    }
+}
+
 fn mean_bool(it: impl Iterator<Item = bool>, n: usize) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
     it.filter(|&b| b).count() as f64 / n as f64
-}
-
-/// The rank of the best of `positives` in `row` (score descending, index ascending):
-/// any positive is in the top k iff this rank is below k.
-fn best_positive_rank(row: &[f32], positives: &[usize]) -> Option<usize> {
-    let best = positives.iter().copied().reduce(|a, b| {
-        // Higher score wins; equal scores: lower index wins.
-        if row[b] > row[a] || (row[b] == row[a] && b < a) {
-            b
-        } else {
-            a
-        }
-    })?;
-    Some(rank_of(row, best))
 }
 
 /// DataComp retrieval metrics for one task.
@@ -258,5 +407,62 @@ mod tests {
             .to_string();
         assert!(err.contains("caption 1") && err.contains("id 2"), "{err}");
         assert!(evaluate(&Matrix::zeros(0, 1), &texts, &[0, 0]).is_err());
+    }
+
+    /// Tiles of every shape give the ranks of a full-matrix stable sort, including exact ties
+    /// that straddle tile borders (small-integer embeddings: every dot product is exact).
+    #[test]
+    fn tiling_matches_full_matrix_ranks_with_ties() {
+        let (n_img, n_txt, d) = (53, 131, 3);
+        let mut s = 12345u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let images = Matrix::new(
+            n_img,
+            d,
+            (0..n_img * d).map(|_| (next() % 4) as f32 - 1.0).collect(),
+        )
+        .unwrap();
+        let texts = Matrix::new(
+            n_txt,
+            d,
+            (0..n_txt * d).map(|_| (next() % 4) as f32 - 1.0).collect(),
+        )
+        .unwrap();
+        // Images 0..50 get captions in random order; 50..53 none.
+        let index: Vec<usize> = (0..n_txt).map(|_| (next() % 50) as usize).collect();
+        // Reference: full score rows, stable-sort ranks.
+        let score = |t: usize, i: usize| -> f32 {
+            texts
+                .row(t)
+                .iter()
+                .zip(images.row(i))
+                .map(|(a, b)| a * b)
+                .sum()
+        };
+        let want_t2i: Vec<usize> = (0..n_txt)
+            .map(|t| {
+                let row: Vec<f32> = (0..n_img).map(|i| score(t, i)).collect();
+                crate::metrics::classification::rank_of(&row, index[t])
+            })
+            .collect();
+        let want_i2t: Vec<Option<usize>> = (0..n_img)
+            .map(|i| {
+                let row: Vec<f32> = (0..n_txt).map(|t| score(t, i)).collect();
+                (0..n_txt)
+                    .filter(|&t| index[t] == i)
+                    .map(|t| crate::metrics::classification::rank_of(&row, t))
+                    .min()
+            })
+            .collect();
+        for elems in [1, 2, 7, 64, 1000, 4096 * 3, DEFAULT_BLOCK_ELEMS] {
+            let r = RetrievalRanks::compute(&images, &texts, &index, elems).unwrap();
+            assert_eq!(r.text_to_image, want_t2i, "block_elems {elems}");
+            assert_eq!(r.image_to_text, want_i2t, "block_elems {elems}");
+        }
     }
 }

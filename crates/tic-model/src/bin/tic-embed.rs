@@ -1,7 +1,7 @@
 //! `tic-embed`: embed images and/or texts with a CLIP model and write L2-normalised features.
 
 use npyz::WriterBuilder;
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use tic_model::{atomic, checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
+use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
 
 /// Embed images and/or texts with an OpenCLIP-compatible CLIP model.
 ///
@@ -307,23 +307,24 @@ fn embed_texts(model: &Clip, path: &Path, bs: usize, device: &Device) -> Result<
 /// Writes a float32 2-D npy atomically (temp file in the same folder, then rename).
 fn write_npy(path: &Path, rows: &[f32], dim: usize) -> Result<()> {
     let n = rows.len() / dim;
-    atomic::write_atomic(path, |f| {
+    let mut buf = Vec::with_capacity(rows.len() * 4 + 128);
+    {
         let mut w = npyz::WriteOptions::<f32>::new()
             .default_dtype()
             .shape(&[n as u64, dim as u64])
-            .writer(std::io::BufWriter::new(f))
+            .writer(&mut buf)
             .begin_nd()?;
         w.extend(rows.iter().copied())?;
         w.finish()?;
-        Ok(())
-    })
+    }
+    tic_model::write_output(path, &buf)
 }
 
 fn write_json_atomic(path: &Path, v: &serde_json::Value) -> Result<()> {
-    atomic::write_atomic(path, |f| {
-        writeln!(f, "{}", serde_json::to_string_pretty(v)?)?;
-        Ok(())
-    })
+    tic_model::write_output(
+        path,
+        format!("{}\n", serde_json::to_string_pretty(v)?).as_bytes(),
+    )
 }
 
 fn main() -> Result<()> {

@@ -1,0 +1,370 @@
+//! `tic-eval`: DataComp's `evaluate.py` (with the TiC patch) for tic-rs models.
+//!
+//! Evaluates one model on every task of a `tasklist.yml` (CLIP_benchmark WebDataset sets),
+//! appends DataComp records to `{output_dir}/eval_results.jsonl`, skips tasks already done and
+//! prints a summary table. See `docs/eval.md`.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use clap::Parser;
+use indicatif::ProgressBar;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tic_eval::embed::{ClipEncoder, EmbedOptions};
+use tic_eval::evaluate::{evaluate_task, ModelSource, TaskOptions};
+use tic_eval::metrics::ClassGroups;
+use tic_eval::results::{EvalRecord, ResultsFile};
+use tic_eval::tasklist::TaskList;
+use tic_model::checkpoint;
+
+/// Zero-shot evaluation of a CLIP model on DataComp / TiC-CLIP tasks (DataComp evaluate.py).
+///
+/// The model is either a training run (--train_output_dir DIR: the checkpoint is
+/// DIR/checkpoints/epoch_latest.safetensors, else the highest DIR/checkpoints/epoch_N.{safetensors,pt};
+/// the architecture is DIR/model_config.json, DIR/info.json {"model": NAME} or DIR/params.txt)
+/// or --use_model "ARCH PATH".
+///
+/// Task keys tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}
+/// read DATA_DIR/tic/{ds}/{timescale}/eval/{retrieval|datacompnet}/{split}/; any other key K
+/// reads DATA_DIR/wds_{K with / -> -}_test/test/ (DataComp). Each set is a CLIP_benchmark
+/// WebDataset (nshards.txt, 0.tar.., dataset_type.txt, classnames.txt,
+/// zeroshot_classification_templates.txt, count.txt), as tic-wds-convert writes it.
+///
+/// Results: one JSON line per task appended to OUTPUT_DIR/eval_results.jsonl; tasks whose name
+/// already has a record are skipped. A failing task is reported (and logged to
+/// OUTPUT_DIR/eval_failures.jsonl) without losing the others; the exit status is then 1.
+///
+/// Example:
+///
+///   tic-eval --train_output_dir runs/tic_medium/2016 --data_dir data --tasklist tasklist.yml
+///   tic-eval --use_model "ViT-B-16 epoch_8.pt" --output_dir results/2016 --batch_size 128
+#[derive(Debug, Parser)]
+#[command(name = "tic-eval", version, verbatim_doc_comment)]
+struct Args {
+    /// Training run folder: model source and default --output_dir.
+    #[arg(
+        long = "train_output_dir",
+        alias = "train-output-dir",
+        value_name = "DIR"
+    )]
+    train_output_dir: Option<PathBuf>,
+
+    /// "ARCH PATH": a built-in architecture (ViT-B-16, ViT-B-32, ViT-L-14, a -quickgelu variant
+    /// for OpenAI weights, tiny-test) and a weights file (safetensors, OpenCLIP epoch_N.pt, or
+    /// OpenAI weights in the Hugging Face layout). Overrides --train_output_dir's checkpoint.
+    #[arg(long = "use_model", alias = "use-model", value_name = "\"ARCH PATH\"")]
+    use_model: Option<String>,
+
+    /// OpenCLIP model-config JSON for a custom architecture (replaces ARCH / the run's config).
+    #[arg(long = "model-config", alias = "model_config", value_name = "FILE")]
+    model_config: Option<PathBuf>,
+
+    /// Root of the evaluation sets.
+    #[arg(
+        long = "data_dir",
+        alias = "data-dir",
+        value_name = "DIR",
+        default_value = "eval_data"
+    )]
+    data_dir: PathBuf,
+
+    /// The task list (tic-tasklist / DataComp tasklist.yml).
+    #[arg(long, value_name = "FILE", default_value = "tasklist.yml")]
+    tasklist: PathBuf,
+
+    /// Only these task keys (default: every task of the list).
+    #[arg(long, value_name = "KEY", num_args = 1..)]
+    tasks: Vec<String>,
+
+    /// Where eval_results.jsonl goes (default: --train_output_dir).
+    #[arg(long = "output_dir", alias = "output-dir", value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+
+    /// Images / texts per forward pass.
+    #[arg(long = "batch_size", alias = "batch-size", default_value_t = 64)]
+    batch_size: usize,
+
+    /// Threads that read shards and decode images while the model runs.
+    #[arg(long = "num_workers", alias = "num-workers", default_value_t = 4)]
+    num_workers: usize,
+
+    /// Device: cpu or cuda[:N] (needs the `cuda` feature of tic-model).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+
+    /// Class groups JSON of tic-restricted-classes: adds restricted_acc1/{group} metrics to
+    /// classification tasks with that many classes (ImageNet, DataCompNet).
+    #[arg(long = "class-groups", value_name = "FILE")]
+    class_groups: Option<PathBuf>,
+
+    /// Also write each task's embeddings and labels to DIR/{key with / -> _}/
+    /// (image_features.npy, text_features.npy, labels.json), e.g. for external checks.
+    #[arg(long = "dump-embeddings", value_name = "DIR")]
+    dump_embeddings: Option<PathBuf>,
+
+    /// Accepted for compatibility with DataComp's evaluate.py; ignored.
+    #[arg(long = "skip_hf", hide = true)]
+    skip_hf: bool,
+    /// Accepted for compatibility with DataComp's evaluate.py; ignored.
+    #[arg(long = "skip_db", hide = true)]
+    skip_db: bool,
+    /// Accepted for compatibility with DataComp's evaluate.py; ignored.
+    #[arg(long = "skip_notification", hide = true)]
+    skip_notification: bool,
+
+    /// Less output (no progress bars); repeat for errors only.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    quiet: u8,
+    /// More log output.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        s if s.starts_with("cuda") => {
+            let idx = s
+                .strip_prefix("cuda:")
+                .map(str::parse::<usize>)
+                .transpose()
+                .with_context(|| format!("--device {s:?}"))?
+                .unwrap_or(0);
+            Device::new_cuda(idx)
+                .context("opening the CUDA device (was tic-model built with --features cuda?)")
+        }
+        _ => bail!("unknown --device {s:?} (cpu, cuda, cuda:N)"),
+    }
+}
+
+/// `eval_info.json`: which model the results in the folder belong to (DataComp's info.pkl
+/// check). Results of another model in the same folder are refused.
+fn check_info(out: &Path, model: &ModelSource) -> Result<()> {
+    let path = out.join("eval_info.json");
+    let ours = model.info();
+    if path.exists() {
+        let theirs: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{}: not JSON", path.display()))?;
+        if theirs.get("checkpoint") != ours.get("checkpoint")
+            || theirs.get("model_config") != ours.get("model_config")
+        {
+            bail!(
+                "{} holds results of another model ({} / {}); this run evaluates {} / {}: \
+                 use another --output_dir",
+                out.display(),
+                theirs["arch"],
+                theirs["checkpoint"],
+                ours["arch"],
+                ours["checkpoint"]
+            );
+        }
+        return Ok(());
+    }
+    tic_eval::write_output(&path, serde_json::to_string_pretty(&ours)?.as_bytes())
+}
+
+fn log_failure(out: &Path, key: &str, name: &str, err: &str) -> Result<()> {
+    let path = out.join("eval_failures.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    writeln!(
+        f,
+        "{}",
+        serde_json::json!({"key": key, "dataset": name, "error": err, "unix_time": when})
+    )
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+enum Status {
+    Done {
+        main: Option<f64>,
+        samples: usize,
+        images_per_s: f64,
+        texts_per_s: f64,
+    },
+    Skipped,
+    Failed(String),
+}
+
+fn main() {
+    let args = Args::parse();
+    tic_shards::cli::init_logging(args.verbose, args.quiet);
+    match run(&args) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Runs every task; `Ok(false)` when some task failed.
+fn run(args: &Args) -> Result<bool> {
+    if args.batch_size == 0 {
+        bail!("--batch_size must be positive");
+    }
+    let model = match (&args.use_model, &args.train_output_dir) {
+        (Some(spec), _) => ModelSource::from_use_model(spec, args.model_config.as_deref())?,
+        (None, Some(dir)) => ModelSource::from_train_dir(dir, args.model_config.as_deref())?,
+        (None, None) => bail!("give --train_output_dir or --use_model \"ARCH PATH\""),
+    };
+    let out = match (&args.output_dir, &args.train_output_dir) {
+        (Some(o), _) => o.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => bail!("--use_model without --train_output_dir needs --output_dir"),
+    };
+    let list = TaskList::from_path(&args.tasklist)?;
+    for k in &args.tasks {
+        if list.get(k).is_none() {
+            bail!("--tasks {k:?} is not in {}", args.tasklist.display());
+        }
+    }
+    let groups = args
+        .class_groups
+        .as_deref()
+        .map(ClassGroups::from_path)
+        .transpose()?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    tic_shards::atomic::remove_stale_temps(&out)
+        .with_context(|| format!("cleaning {}", out.display()))?;
+    check_info(&out, &model)?;
+    let mut results = ResultsFile::open_in_dir(&out)?;
+
+    let device = parse_device(&args.device)?;
+    tracing::info!("model {} from {}", model.arch, model.checkpoint.display());
+    let clip = checkpoint::load_clip(&model.config, &model.checkpoint, DType::F32, &device)
+        .with_context(|| format!("loading the {} model", model.arch))?;
+    let enc = ClipEncoder {
+        model: clip,
+        device,
+    };
+    let opts = TaskOptions {
+        embed: Some(EmbedOptions {
+            batch_size: args.batch_size,
+            num_workers: args.num_workers,
+        }),
+        class_groups: groups,
+        dump_dir: args.dump_embeddings.clone(),
+    };
+
+    let mut rows: Vec<(String, String, Status, f64)> = Vec::new();
+    let selected: Vec<_> = list
+        .tasks()
+        .iter()
+        .filter(|t| args.tasks.is_empty() || args.tasks.contains(&t.key))
+        .collect();
+    for (i, task) in selected.iter().enumerate() {
+        let name = task.name().to_string();
+        if results.is_done(task, &list) {
+            tracing::info!(
+                "[{}/{}] {}: already evaluated, skipped",
+                i + 1,
+                selected.len(),
+                task.key
+            );
+            rows.push((task.key.clone(), name, Status::Skipped, 0.0));
+            continue;
+        }
+        tracing::info!("[{}/{}] evaluating {}", i + 1, selected.len(), task.key);
+        let t0 = Instant::now();
+        let pb = if args.quiet > 0 {
+            ProgressBar::hidden()
+        } else {
+            tic_shards::cli::progress(0, "items", false)
+        };
+        pb.set_message(task.key.clone());
+        let progress = |what: &str, n: usize| {
+            pb.set_message(format!("{} {what}", task.key));
+            pb.set_position(n as u64);
+        };
+        let r = evaluate_task(&enc, task, &args.data_dir, &opts, &progress);
+        pb.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        match r {
+            Ok(r) => {
+                let rec = EvalRecord::for_task(task, r.metrics);
+                let main = rec.main_metric();
+                results.append(rec)?;
+                rows.push((
+                    task.key.clone(),
+                    name,
+                    Status::Done {
+                        main,
+                        samples: r.num_samples,
+                        images_per_s: r.num_samples as f64 / r.image_secs.max(1e-9),
+                        texts_per_s: r.num_texts as f64 / r.text_secs.max(1e-9),
+                    },
+                    secs,
+                ));
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!("task {} failed: {msg}", task.key);
+                log_failure(&out, &task.key, &name, &msg)?;
+                rows.push((task.key.clone(), name, Status::Failed(msg), secs));
+            }
+        }
+    }
+
+    println!("| task | dataset | status | main metric | samples | seconds | images/s | texts/s |");
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut ok = true;
+    for (key, name, st, secs) in &rows {
+        let (status, main, n, rates) = match st {
+            Status::Done {
+                main,
+                samples,
+                images_per_s,
+                texts_per_s,
+            } => (
+                "done".to_string(),
+                main.map_or("-".into(), |m| format!("{m:.4}")),
+                samples.to_string(),
+                format!("{images_per_s:.2} | {texts_per_s:.2}"),
+            ),
+            Status::Skipped => {
+                let m = results
+                    .by_key(key)
+                    .and_then(EvalRecord::main_metric)
+                    .map_or("-".into(), |m| format!("{m:.4}"));
+                (
+                    "skipped (done before)".to_string(),
+                    m,
+                    "-".into(),
+                    "- | -".into(),
+                )
+            }
+            Status::Failed(e) => {
+                ok = false;
+                let short: String = e.chars().take(120).collect();
+                (
+                    format!("FAILED: {short}"),
+                    "-".into(),
+                    "-".into(),
+                    "- | -".into(),
+                )
+            }
+        };
+        println!("| {key} | {name} | {status} | {main} | {n} | {secs:.1} | {rates} |");
+    }
+    println!("results: {}", results.path().display());
+    if !ok {
+        eprintln!(
+            "some tasks failed (see above and {}); the others were recorded",
+            out.join("eval_failures.jsonl").display()
+        );
+    }
+    Ok(ok)
+}

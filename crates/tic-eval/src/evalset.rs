@@ -1,0 +1,403 @@
+//! CLIP_benchmark WebDataset evaluation sets (`build_wds_dataset`), as DataComp and TiC use them.
+//!
+//! ```text
+//! {root}/dataset_type.txt                        retrieval | classification (default) | multilabel
+//! {root}/classnames.txt                          one class name per line (classification)
+//! {root}/zeroshot_classification_templates.txt   one template per line, `{c}` placeholder
+//! {root}/count.txt                               optional: number of samples (DataComp/TiC)
+//! {root}/{split}/nshards.txt                     number of shards N (TiC: split = "")
+//! {root}/{split}/{0..N-1}.tar                    the shards, no zero padding
+//! ```
+//!
+//! A sample's image is the first of its `webp`, `png`, `jpg`, `jpeg` members (CLIP_benchmark's
+//! `to_tuple(["webp", "png", "jpg", "jpeg"], …)`); its label is `cls` (an integer class id) for
+//! classification and `txt` (captions, split with Python's `str.splitlines`) for retrieval.
+//! Samples come in shard order, then tar order, exactly as a single-worker WebDataset reads them.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use tic_shards::wds::{member_bytes, scan_shard, SampleRef};
+
+/// Image member extensions in CLIP_benchmark's order of preference.
+pub const IMAGE_EXTS: [&str; 4] = ["webp", "png", "jpg", "jpeg"];
+
+/// What an evaluation set is for (`dataset_type.txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// Zero-shot classification: `cls` labels, class names and templates.
+    Classification,
+    /// Image-text retrieval: `txt` captions.
+    Retrieval,
+}
+
+/// An opened evaluation set: its metadata, not yet its samples.
+#[derive(Debug, Clone)]
+pub struct EvalSet {
+    /// The dataset root.
+    pub root: PathBuf,
+    /// The folder holding `nshards.txt` and the shards (`root/split`).
+    pub shard_dir: PathBuf,
+    /// Classification or retrieval.
+    pub kind: SetKind,
+    /// The shard files, in order.
+    pub shards: Vec<PathBuf>,
+    /// Class names (classification; empty for retrieval).
+    pub classnames: Vec<String>,
+    /// Zero-shot templates with a `{c}` placeholder (classification; empty for retrieval).
+    pub templates: Vec<String>,
+    /// `count.txt`, if present.
+    pub count: Option<u64>,
+}
+
+/// A sample's label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    /// A class id (already checked against the class list).
+    Class(usize),
+    /// The captions of a retrieval sample (possibly none).
+    Captions(Vec<String>),
+}
+
+/// One sample, with the bytes of its image.
+#[derive(Debug, Clone)]
+pub struct EvalSample {
+    /// Where it came from: `shard path:key`, for error messages.
+    pub origin: String,
+    /// The encoded image (WebP/PNG/JPEG).
+    pub image: Vec<u8>,
+    /// Its label.
+    pub label: Label,
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_lines_file(path: &Path, what: &str) -> Result<Vec<String>> {
+    let text = read_text(path).with_context(|| format!("the {what} of a classification set"))?;
+    let lines: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+    // Python's `[l.strip() for l in f]` keeps empty lines; a trailing newline adds none.
+    if lines.is_empty() {
+        bail!("{}: no {what}", path.display());
+    }
+    Ok(lines)
+}
+
+impl EvalSet {
+    /// Opens the set at `root` with WebDataset split `split` (`""` for TiC sets, `test` for
+    /// DataComp's). `expected` is the kind the task key implies (DataComp routes by key): a
+    /// `dataset_type.txt` that says otherwise is an error; without the file the set is
+    /// `expected`, else classification (CLIP_benchmark's default). Errors name the missing or
+    /// malformed file.
+    pub fn open(root: &Path, split: &str, expected: Option<SetKind>) -> Result<Self> {
+        if !root.is_dir() {
+            bail!(
+                "evaluation set {} does not exist (is --data_dir right? TiC sets are made by \
+                 tic-reshard + tic-wds-convert)",
+                root.display()
+            );
+        }
+        let shard_dir = if split.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(split)
+        };
+        let type_path = root.join("dataset_type.txt");
+        let kind = if type_path.exists() {
+            match read_text(&type_path)?.trim() {
+                "classification" => SetKind::Classification,
+                "retrieval" => SetKind::Retrieval,
+                "multilabel" => bail!(
+                    "{}: multilabel sets are not supported by tic-eval",
+                    type_path.display()
+                ),
+                other => bail!(
+                    "{}: unknown dataset type {other:?} (classification, retrieval)",
+                    type_path.display()
+                ),
+            }
+        } else {
+            expected.unwrap_or(SetKind::Classification)
+        };
+        if let Some(e) = expected.filter(|&e| e != kind) {
+            bail!(
+                "{}: the task key implies a {e:?} set but the set is {kind:?}",
+                root.display()
+            );
+        }
+        let nshards_path = shard_dir.join("nshards.txt");
+        let nshards: usize = read_text(&nshards_path)?
+            .trim()
+            .parse()
+            .with_context(|| format!("{}: not a number of shards", nshards_path.display()))?;
+        if nshards == 0 {
+            bail!("{}: zero shards", nshards_path.display());
+        }
+        let shards: Vec<PathBuf> = (0..nshards)
+            .map(|i| shard_dir.join(format!("{i}.tar")))
+            .collect();
+        if let Some(missing) = shards.iter().find(|p| !p.is_file()) {
+            bail!(
+                "{} lists {nshards} shards but {} is missing",
+                nshards_path.display(),
+                missing.display()
+            );
+        }
+        let count_path = root.join("count.txt");
+        let count = if count_path.exists() {
+            Some(
+                read_text(&count_path)?
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{}: not a sample count", count_path.display()))?,
+            )
+        } else {
+            None
+        };
+        let (classnames, templates) = match kind {
+            SetKind::Classification => {
+                let c = read_lines_file(&root.join("classnames.txt"), "class names")?;
+                let t = read_lines_file(
+                    &root.join("zeroshot_classification_templates.txt"),
+                    "templates",
+                )?;
+                (c, t)
+            }
+            SetKind::Retrieval => (Vec::new(), Vec::new()),
+        };
+        Ok(Self {
+            root: root.to_path_buf(),
+            shard_dir,
+            kind,
+            shards,
+            classnames,
+            templates,
+            count,
+        })
+    }
+
+    /// The zero-shot prompts, class-major: `templates[t]` with `{c}` replaced by class `c`'s
+    /// name, for every class, then every template (CLIP_benchmark's `t.format(c=classname)`).
+    pub fn prompts(&self) -> Vec<String> {
+        self.classnames
+            .iter()
+            .flat_map(|c| self.templates.iter().map(move |t| t.replace("{c}", c)))
+            .collect()
+    }
+
+    /// Reads shard `i` and returns its samples in tar order. Errors (unreadable or corrupt
+    /// shard, no samples, a sample without image or label, a bad label) name the shard and the
+    /// sample key.
+    pub fn read_shard(&self, i: usize) -> Result<Vec<EvalSample>> {
+        let path = &self.shards[i];
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.display().to_string();
+        let scan = scan_shard(&data, &name);
+        if let Some(e) = scan.errors.first() {
+            bail!("{e}");
+        }
+        if scan.samples.is_empty() {
+            bail!("{name}: empty shard (no samples)");
+        }
+        scan.samples
+            .iter()
+            .map(|s| self.sample(&data, &name, s))
+            .collect()
+    }
+
+    fn sample(&self, data: &[u8], shard: &str, s: &SampleRef) -> Result<EvalSample> {
+        let origin = format!("{shard}: sample {:?}", s.key);
+        let Some(img) = IMAGE_EXTS.iter().find_map(|e| s.member(e)) else {
+            let exts: Vec<&str> = s.members.iter().map(|m| m.ext.as_str()).collect();
+            bail!("{origin}: no image member (webp/png/jpg/jpeg); it has {exts:?}");
+        };
+        let label = match self.kind {
+            SetKind::Classification => {
+                let m = s
+                    .member("cls")
+                    .with_context(|| format!("{origin}: no `cls` member (class id)"))?;
+                let text = String::from_utf8_lossy(member_bytes(data, m));
+                let id: i64 = text
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{origin}: `cls` {text:?} is not an integer"))?;
+                if id < 0 || id as usize >= self.classnames.len() {
+                    bail!(
+                        "{origin}: class id {id} is outside the {} classes of {}",
+                        self.classnames.len(),
+                        self.root.join("classnames.txt").display()
+                    );
+                }
+                Label::Class(id as usize)
+            }
+            SetKind::Retrieval => {
+                let m = s
+                    .member("txt")
+                    .with_context(|| format!("{origin}: no `txt` member (captions)"))?;
+                let text = std::str::from_utf8(member_bytes(data, m))
+                    .with_context(|| format!("{origin}: `txt` is not UTF-8"))?;
+                Label::Captions(splitlines(text).into_iter().map(String::from).collect())
+            }
+        };
+        Ok(EvalSample {
+            image: member_bytes(data, img).to_vec(),
+            origin,
+            label,
+        })
+    }
+}
+
+/// Python's `str.splitlines()`: splits at `\n`, `\r`, `\r\n`, `\v`, `\f`, `\x1c`, `\x1d`,
+/// `\x1e`, `\x85`, U+2028 and U+2029, without the line breaks; no empty line after a final break.
+pub fn splitlines(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut it = s.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        let is_break = matches!(
+            c,
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        );
+        if is_break {
+            out.push(&s[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' {
+                if let Some(&(j, '\n')) = it.peek() {
+                    it.next();
+                    end = j + 1;
+                }
+            }
+            start = end;
+        }
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tic_shards::wds::TarSampleWriter;
+
+    #[test]
+    fn splitlines_matches_python() {
+        // Expected values from CPython 3.11 `str.splitlines()`.
+        assert_eq!(splitlines(""), Vec::<&str>::new());
+        assert_eq!(splitlines("a"), ["a"]);
+        assert_eq!(splitlines("a\n"), ["a"]);
+        assert_eq!(splitlines("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(splitlines("\n"), [""]);
+        assert_eq!(splitlines("a\r\nb\rc\n"), ["a", "b", "c"]);
+        assert_eq!(splitlines("a\r\rb"), ["a", "", "b"]);
+        assert_eq!(
+            splitlines("x\u{2028}y\u{85}z\x0bw\x0cv\x1cu"),
+            ["x", "y", "z", "w", "v", "u"]
+        );
+        assert_eq!(splitlines("tab\tstays"), ["tab\tstays"]);
+    }
+
+    /// A sample for [`write_set`]: key and (extension, bytes) members.
+    type TestSample<'a> = (&'a str, &'a [(&'a str, &'a [u8])]);
+
+    fn write_set(dir: &Path, kind: &str, samples: &[TestSample]) {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut w = TarSampleWriter::new(Vec::new());
+        for (key, members) in samples {
+            for (ext, data) in *members {
+                w.append(key, ext, data, 0).unwrap();
+            }
+        }
+        std::fs::write(dir.join("0.tar"), w.finish().unwrap()).unwrap();
+        std::fs::write(dir.join("nshards.txt"), "1\n").unwrap();
+        std::fs::write(dir.join("dataset_type.txt"), format!("{kind}\n")).unwrap();
+        std::fs::write(dir.join("classnames.txt"), "cat\ndog\n").unwrap();
+        std::fs::write(
+            dir.join("zeroshot_classification_templates.txt"),
+            "a {c}.\nthe {c}!\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn reads_labels_images_and_prompts() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(
+            d.path(),
+            "classification",
+            &[
+                ("a", &[("cls", b"1\n"), ("jpg", b"J"), ("png", b"P")]),
+                ("b", &[("cls", b"0"), ("jpeg", b"E")]),
+            ],
+        );
+        let set = EvalSet::open(d.path(), "", None).unwrap();
+        assert_eq!(set.kind, SetKind::Classification);
+        assert_eq!(set.prompts(), ["a cat.", "the cat!", "a dog.", "the dog!"]);
+        let s = set.read_shard(0).unwrap();
+        assert_eq!(s[0].image, b"P"); // png before jpg
+        assert_eq!(s[0].label, Label::Class(1));
+        assert_eq!(s[1].image, b"E");
+        assert_eq!(s[1].label, Label::Class(0));
+    }
+
+    #[test]
+    fn retrieval_captions_are_split() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(
+            d.path(),
+            "retrieval",
+            &[("k", &[("txt", "one\r\ntwo\n".as_bytes()), ("webp", b"W")])],
+        );
+        let set = EvalSet::open(d.path(), "", None).unwrap();
+        let s = set.read_shard(0).unwrap();
+        assert_eq!(
+            s[0].label,
+            Label::Captions(vec!["one".into(), "two".into()])
+        );
+    }
+
+    #[test]
+    fn bad_inputs_name_file_and_sample() {
+        let d = tempfile::tempdir().unwrap();
+        let err = EvalSet::open(&d.path().join("nope"), "", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nope") && err.contains("does not exist"),
+            "{err}"
+        );
+
+        write_set(
+            d.path(),
+            "classification",
+            &[("a", &[("cls", b"7"), ("jpg", b"J")])],
+        );
+        let set = EvalSet::open(d.path(), "", None).unwrap();
+        let err = format!("{:#}", set.read_shard(0).unwrap_err());
+        assert!(
+            err.contains("0.tar") && err.contains("\"a\"") && err.contains("class id 7"),
+            "{err}"
+        );
+
+        write_set(d.path(), "classification", &[("a", &[("cls", b"1")])]);
+        let err = format!("{:#}", set.read_shard(0).unwrap_err());
+        assert!(err.contains("no image member"), "{err}");
+
+        write_set(d.path(), "classification", &[]);
+        let err = format!("{:#}", set.read_shard(0).unwrap_err());
+        assert!(err.contains("empty shard"), "{err}");
+
+        std::fs::write(d.path().join("nshards.txt"), "2\n").unwrap();
+        let err = format!("{:#}", EvalSet::open(d.path(), "", None).unwrap_err());
+        assert!(err.contains("1.tar is missing"), "{err}");
+    }
+}

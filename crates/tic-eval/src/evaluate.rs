@@ -1,0 +1,432 @@
+//! DataComp `evaluate.py` as a library: find a training run's model, evaluate one task of a
+//! task list (embed its WebDataset, compute CLIP_benchmark metrics), dump embeddings.
+
+use crate::embed::{embed_images, embed_texts, EmbedOptions, Encoder, ImageEmbeddings};
+use crate::evalset::{EvalSet, Label, SetKind};
+use crate::matrix::Matrix;
+use crate::metrics::{restricted, retrieval, ClassGroups, RestrictedAccuracy, ZeroShotClassifier};
+use crate::tasklist::Task;
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tic_model::ClipConfig;
+use tic_shards::atomic::AtomicFile;
+
+/// Where a model comes from: its architecture and its weights file.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    /// A name for records and messages (`ViT-B-16`, or the model-config file).
+    pub arch: String,
+    /// The architecture.
+    pub config: ClipConfig,
+    /// The weights (safetensors, OpenCLIP `.pt`, or HF-layout OpenAI weights).
+    pub checkpoint: PathBuf,
+}
+
+/// The epoch number of a checkpoint file name: `epoch_N.{safetensors,pt}`, `epoch_latest.*` is
+/// `u64::MAX`; `None` for other names. Safetensors sort after `.pt` of the same epoch.
+fn checkpoint_rank(name: &str) -> Option<(u64, u8)> {
+    let (stem, fmt) = if let Some(s) = name.strip_suffix(".safetensors") {
+        (s, 1)
+    } else if let Some(s) = name.strip_suffix(".pt") {
+        (s, 0)
+    } else {
+        return None;
+    };
+    let n = stem.strip_prefix("epoch_")?;
+    if n == "latest" {
+        return Some((u64::MAX, fmt));
+    }
+    n.parse().ok().map(|n| (n, fmt))
+}
+
+/// Finds the checkpoint of a training run: in `{dir}/checkpoints/` (else `{dir}/`),
+/// `epoch_latest.safetensors`, `epoch_latest.pt`, else the highest `epoch_N.safetensors` /
+/// `epoch_N.pt` (safetensors preferred for the same N).
+pub fn find_checkpoint(dir: &Path) -> Result<PathBuf> {
+    for d in [dir.join("checkpoints"), dir.to_path_buf()] {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut best: Option<((u64, u8), PathBuf)> = None;
+        for e in rd {
+            let e = e.with_context(|| format!("listing {}", d.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(r) = checkpoint_rank(&name) {
+                if best.as_ref().is_none_or(|(b, _)| r > *b) {
+                    best = Some((r, e.path()));
+                }
+            }
+        }
+        if let Some((_, p)) = best {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "no checkpoint in {}: looked for checkpoints/epoch_latest.safetensors, \
+         checkpoints/epoch_N.{{safetensors,pt}} (also directly in the folder)",
+        dir.display()
+    )
+}
+
+/// Finds the architecture of a training run in `dir`: `model_config.json` (OpenCLIP
+/// model-config JSON, as tic-train writes it), else `info.json` with a `model` name (top level
+/// or under `scale_config`, as DataComp's info), else OpenCLIP's `params.txt` (`model: NAME`).
+pub fn find_model_config(dir: &Path) -> Result<(String, ClipConfig)> {
+    let mc = dir.join("model_config.json");
+    if mc.is_file() {
+        return Ok((mc.display().to_string(), ClipConfig::from_json_file(&mc)?));
+    }
+    let info = dir.join("info.json");
+    if info.is_file() {
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(&info)
+                .with_context(|| format!("reading {}", info.display()))?,
+        )
+        .with_context(|| format!("{}: not JSON", info.display()))?;
+        let name = v
+            .get("model")
+            .or_else(|| v.get("scale_config").and_then(|s| s.get("model")))
+            .and_then(Value::as_str)
+            .with_context(|| {
+                format!(
+                    "{}: no \"model\" (or scale_config.model) name",
+                    info.display()
+                )
+            })?;
+        let cfg = ClipConfig::builtin(name).with_context(|| format!("in {}", info.display()))?;
+        return Ok((name.to_string(), cfg));
+    }
+    let params = dir.join("params.txt");
+    if params.is_file() {
+        let text = std::fs::read_to_string(&params)
+            .with_context(|| format!("reading {}", params.display()))?;
+        if let Some(name) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("model:").map(str::trim))
+        {
+            let cfg =
+                ClipConfig::builtin(name).with_context(|| format!("in {}", params.display()))?;
+            return Ok((name.to_string(), cfg));
+        }
+    }
+    bail!(
+        "no model config for the run in {}: give --model-config, or put model_config.json \
+         (OpenCLIP format), info.json ({{\"model\": \"ViT-B-16\"}}) or params.txt there",
+        dir.display()
+    )
+}
+
+impl ModelSource {
+    /// `--use_model "ARCH PATH"`: a built-in architecture name (or, with `config`, any label)
+    /// and a weights file.
+    pub fn from_use_model(spec: &str, config: Option<&Path>) -> Result<Self> {
+        let (arch, path) = spec
+            .trim()
+            .split_once(char::is_whitespace)
+            .with_context(|| {
+                format!(
+                    "--use_model {spec:?}: expected \"ARCH PATH\", e.g. \"ViT-B-16 epoch_5.pt\""
+                )
+            })?;
+        let path = PathBuf::from(path.trim());
+        let config = match config {
+            Some(c) => ClipConfig::from_json_file(c)?,
+            None => ClipConfig::builtin(arch).with_context(|| {
+                format!("--use_model {spec:?} (use --model-config for other architectures)")
+            })?,
+        };
+        if !path.is_file() {
+            bail!("--use_model {spec:?}: {} is not a file", path.display());
+        }
+        Ok(Self {
+            arch: arch.to_string(),
+            config,
+            checkpoint: path,
+        })
+    }
+
+    /// The model of a training run (`--train_output_dir`); `config` overrides the run's own.
+    pub fn from_train_dir(dir: &Path, config: Option<&Path>) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!("--train_output_dir {} is not a folder", dir.display());
+        }
+        let checkpoint = find_checkpoint(dir)?;
+        let (arch, config) = match config {
+            Some(c) => (c.display().to_string(), ClipConfig::from_json_file(c)?),
+            None => find_model_config(dir)?,
+        };
+        Ok(Self {
+            arch,
+            config,
+            checkpoint,
+        })
+    }
+
+    /// The identity recorded in `eval_info.json`: architecture JSON and checkpoint path.
+    pub fn info(&self) -> Value {
+        serde_json::json!({
+            "arch": self.arch,
+            "checkpoint": self.checkpoint.display().to_string(),
+            "model_config": serde_json::from_str::<Value>(&self.config.to_json_string())
+                .unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// Per-run evaluation options.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    /// Batch size and decode threads.
+    pub embed: Option<EmbedOptions>,
+    /// Class groups for restricted accuracy (added to tasks with a matching class count).
+    pub class_groups: Option<ClassGroups>,
+    /// Write each task's embeddings and labels under this folder.
+    pub dump_dir: Option<PathBuf>,
+}
+
+/// What one task evaluation produced.
+#[derive(Debug, Clone)]
+pub struct TaskResult {
+    /// The record's `metrics` (without `main_metric`).
+    pub metrics: Map<String, Value>,
+    /// Number of images evaluated.
+    pub num_samples: usize,
+    /// Number of texts encoded (prompts or captions).
+    pub num_texts: usize,
+    /// Seconds spent reading, decoding and encoding the images.
+    pub image_secs: f64,
+    /// Seconds spent tokenising and encoding the texts.
+    pub text_secs: f64,
+}
+
+/// The folder name of a task in a dump: its key with `/` → `_`.
+pub fn dump_name(key: &str) -> String {
+    key.replace('/', "_")
+}
+
+fn write_npy(path: &Path, m: &Matrix) -> Result<()> {
+    use npyz::WriterBuilder;
+    let mut f = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
+    {
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[m.rows() as u64, m.cols() as u64])
+            .writer(&mut f)
+            .begin_nd()?;
+        w.extend(m.data().iter().copied())?;
+        w.finish()?;
+    }
+    f.commit()
+        .with_context(|| format!("writing {}", path.display()))?;
+    crate::make_readable(path)
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<()> {
+    let mut f = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{}", serde_json::to_string(v)?)?;
+    f.commit()
+        .with_context(|| format!("writing {}", path.display()))?;
+    crate::make_readable(path)
+}
+
+/// Evaluates `task` with `enc` on the set under `data_dir` (DataComp/TiC path rules).
+pub fn evaluate_task(
+    enc: &dyn Encoder,
+    task: &Task,
+    data_dir: &Path,
+    opts: &TaskOptions,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> Result<TaskResult> {
+    let key = task.parsed_key()?;
+    let (root, split) = key.data_location(data_dir);
+    let expected = if key.is_retrieval() {
+        SetKind::Retrieval
+    } else {
+        SetKind::Classification
+    };
+    let set = EvalSet::open(&root, split, Some(expected))?;
+    let eo = opts.embed.unwrap_or(EmbedOptions {
+        batch_size: 64,
+        num_workers: 4,
+    });
+    let t0 = std::time::Instant::now();
+    let imgs = embed_images(enc, &set, eo, &|n| progress("images", n))?;
+    let image_secs = t0.elapsed().as_secs_f64();
+    if let Some(c) = set.count.filter(|&c| c != imgs.labels.len() as u64) {
+        tracing::warn!(
+            "{}: count.txt says {c} samples, the shards hold {}",
+            set.root.display(),
+            imgs.labels.len()
+        );
+    }
+    let dump = opts.dump_dir.as_ref().map(|d| d.join(dump_name(&task.key)));
+    if let Some(d) = &dump {
+        write_npy(&d.join("image_features.npy"), &imgs.features)?;
+    }
+    let n = imgs.labels.len();
+    let t1 = std::time::Instant::now();
+    let result = match set.kind {
+        SetKind::Classification => classify(enc, &set, &imgs, opts, eo, dump.as_deref(), progress),
+        SetKind::Retrieval => retrieve(enc, &imgs, eo, dump.as_deref(), progress),
+    }
+    .with_context(|| format!("task {} ({})", task.key, set.root.display()))?;
+    // Text time includes the (small) metric computation.
+    let text_secs = t1.elapsed().as_secs_f64();
+    tracing::info!(
+        "{}: {n} images in {image_secs:.1} s ({:.2} images/s), {} texts + metrics in {text_secs:.1} s ({:.2} texts/s)",
+        task.key,
+        n as f64 / image_secs,
+        result.1,
+        result.1 as f64 / text_secs
+    );
+    Ok(TaskResult {
+        metrics: result.0,
+        num_samples: n,
+        num_texts: result.1,
+        image_secs,
+        text_secs,
+    })
+}
+
+fn classify(
+    enc: &dyn Encoder,
+    set: &EvalSet,
+    imgs: &ImageEmbeddings,
+    opts: &TaskOptions,
+    eo: EmbedOptions,
+    dump: Option<&Path>,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> Result<(Map<String, Value>, usize)> {
+    let prompts = set.prompts();
+    let text = embed_texts(enc, &prompts, eo.batch_size, &|n| progress("prompts", n))?;
+    let targets: Vec<usize> = imgs
+        .labels
+        .iter()
+        .map(|l| match l {
+            Label::Class(c) => *c,
+            Label::Captions(_) => unreachable!("classification sets carry class labels"),
+        })
+        .collect();
+    if let Some(d) = dump {
+        write_npy(&d.join("text_features.npy"), &text)?;
+        write_json(
+            &d.join("labels.json"),
+            &serde_json::json!({"kind": "classification", "targets": targets,
+                "templates_per_class": set.templates.len(), "origins": imgs.origins}),
+        )?;
+    }
+    let clf = ZeroShotClassifier::from_flat(&text, set.templates.len())?;
+    let mut metrics = clf.evaluate(&imgs.features, &targets)?.to_json();
+    if let Some(g) = &opts.class_groups {
+        if g.check_num_classes(clf.num_classes()).is_ok() {
+            let r = restricted::evaluate(&clf, &imgs.features, &targets, g)?;
+            metrics.extend(RestrictedAccuracy::to_json(&r));
+        }
+    }
+    Ok((metrics, prompts.len()))
+}
+
+fn retrieve(
+    enc: &dyn Encoder,
+    imgs: &ImageEmbeddings,
+    eo: EmbedOptions,
+    dump: Option<&Path>,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> Result<(Map<String, Value>, usize)> {
+    let mut captions = Vec::new();
+    let mut index = Vec::new();
+    for (i, l) in imgs.labels.iter().enumerate() {
+        if let Label::Captions(c) = l {
+            index.extend(std::iter::repeat_n(i, c.len()));
+            captions.extend(c.iter().cloned());
+        }
+    }
+    if captions.is_empty() {
+        bail!("no captions: every sample's `txt` is empty");
+    }
+    let text = embed_texts(enc, &captions, eo.batch_size, &|n| progress("captions", n))?;
+    if let Some(d) = dump {
+        write_npy(&d.join("text_features.npy"), &text)?;
+        write_json(
+            &d.join("labels.json"),
+            &serde_json::json!({"kind": "retrieval", "text_image_index": index,
+                "captions": captions, "origins": imgs.origins}),
+        )?;
+    }
+    let m = retrieval::evaluate(&imgs.features, &text, &index)?;
+    Ok((m.to_json(), captions.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_discovery_prefers_latest_then_highest_epoch() {
+        let d = tempfile::tempdir().unwrap();
+        let ck = d.path().join("checkpoints");
+        std::fs::create_dir_all(&ck).unwrap();
+        for n in [
+            "epoch_2.pt",
+            "epoch_10.pt",
+            "epoch_9.safetensors",
+            "notes.txt",
+        ] {
+            std::fs::write(ck.join(n), b"").unwrap();
+        }
+        assert_eq!(find_checkpoint(d.path()).unwrap(), ck.join("epoch_10.pt"));
+        std::fs::write(ck.join("epoch_10.safetensors"), b"").unwrap();
+        assert_eq!(
+            find_checkpoint(d.path()).unwrap(),
+            ck.join("epoch_10.safetensors")
+        );
+        std::fs::write(ck.join("epoch_latest.pt"), b"").unwrap();
+        assert_eq!(
+            find_checkpoint(d.path()).unwrap(),
+            ck.join("epoch_latest.pt")
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = find_checkpoint(empty.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("no checkpoint") && err.contains("epoch_latest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn model_config_discovery() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(find_model_config(d.path()).is_err());
+        std::fs::write(d.path().join("params.txt"), "lr: 0.001\nmodel: ViT-B-32\n").unwrap();
+        assert_eq!(find_model_config(d.path()).unwrap().0, "ViT-B-32");
+        std::fs::write(
+            d.path().join("info.json"),
+            r#"{"scale_config": {"model": "ViT-B-16"}}"#,
+        )
+        .unwrap();
+        let (name, cfg) = find_model_config(d.path()).unwrap();
+        assert_eq!((name.as_str(), cfg.vision_cfg.patch_size), ("ViT-B-16", 16));
+        let tiny = ClipConfig::builtin("tiny-test").unwrap();
+        std::fs::write(d.path().join("model_config.json"), tiny.to_json_string()).unwrap();
+        assert_eq!(find_model_config(d.path()).unwrap().1, tiny);
+        std::fs::write(d.path().join("model_config.json"), "{").unwrap();
+        let err = format!("{:#}", find_model_config(d.path()).unwrap_err());
+        assert!(err.contains("model_config.json"), "{err}");
+    }
+
+    #[test]
+    fn use_model_spec() {
+        let d = tempfile::tempdir().unwrap();
+        let w = d.path().join("w.safetensors");
+        std::fs::write(&w, b"").unwrap();
+        let m = ModelSource::from_use_model(&format!("ViT-B-32 {}", w.display()), None).unwrap();
+        assert_eq!(m.arch, "ViT-B-32");
+        assert!(ModelSource::from_use_model("ViT-B-32", None).is_err());
+        let err = ModelSource::from_use_model(&format!("NoSuch {}", w.display()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--model-config"), "{err}");
+    }
+}

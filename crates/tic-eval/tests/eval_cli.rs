@@ -1,0 +1,643 @@
+//! End-to-end tests of the `tic-eval` binary: eval sets built with the tic-shards tools
+//! (synthetic pool → resharder with a subset and a class file → CLIP_benchmark layout), a tiny
+//! random model saved as a training run, a task list; then the binary's records, resume, dumps
+//! and bad-input handling.
+
+use candle_core::{DType, Device, Tensor};
+use clap::Parser;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tic_eval::evalset::splitlines;
+use tic_eval::matrix::Matrix;
+use tic_eval::metrics::{retrieval, ZeroShotClassifier};
+use tic_model::{checkpoint, init, preprocess, Clip, ClipConfig, Tokenizer};
+use tic_shards::convert::{convert, DatasetType};
+use tic_shards::reshard::{self, ReshardArgs};
+use tic_shards::storage::Location;
+use tic_shards::synth::{self, SynthArgs};
+use tic_shards::wds::{member_bytes, scan_shard, TarSampleWriter};
+use tic_shards::{npy, pickle, Uid};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tic-eval");
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// (uid, sample members) of every pool sample, in shard order.
+fn pool_samples(pool: &Path) -> Vec<(Uid, HashMap<String, Vec<u8>>)> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(pool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        let data = std::fs::read(&n).unwrap();
+        for smp in scan_shard(&data, s(&n)).samples {
+            let m: HashMap<String, Vec<u8>> = smp
+                .members
+                .iter()
+                .map(|m| (m.ext.clone(), member_bytes(&data, m).to_vec()))
+                .collect();
+            let j: Value = serde_json::from_slice(&m["json"]).unwrap();
+            out.push((Uid::parse(j["uid"].as_str().unwrap()).unwrap(), m));
+        }
+    }
+    out
+}
+
+/// Reshards `uids` of `pool` into `out` (optionally with a uid → class pickle) and converts it.
+fn make_set(pool: &Path, out: &Path, uids: &[Uid], cls: Option<&Path>, kind: DatasetType) {
+    let mut sorted = uids.to_vec();
+    sorted.sort();
+    let sub = out.with_extension("subset.npy");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&sub, npy::write_uids(&sorted)).unwrap();
+    let mut argv = vec![
+        "tic-reshard",
+        "-i",
+        s(pool),
+        "-o",
+        s(out),
+        "-s",
+        s(&sub),
+        "--shard-size",
+        "7",
+        "-q",
+    ];
+    if let Some(c) = cls {
+        argv.extend(["-c", s(c)]);
+    }
+    reshard::run(&ReshardArgs::parse_from(argv)).unwrap();
+    convert(&Location::local(out), kind).unwrap();
+}
+
+/// Samples of a converted set in CLIP_benchmark order: shard 0.., tar order.
+fn set_samples(dir: &Path) -> Vec<HashMap<String, Vec<u8>>> {
+    let n: usize = std::fs::read_to_string(dir.join("nshards.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let data = std::fs::read(dir.join(format!("{i}.tar"))).unwrap();
+        for smp in scan_shard(&data, "x").samples {
+            out.push(
+                smp.members
+                    .iter()
+                    .map(|m| (m.ext.clone(), member_bytes(&data, m).to_vec()))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn read_npy(path: &Path) -> Matrix {
+    let bytes = std::fs::read(path).unwrap();
+    let arr = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = arr.shape().to_vec();
+    let data: Vec<f32> = arr.into_vec().unwrap();
+    Matrix::new(shape[0] as usize, shape[1] as usize, data).unwrap()
+}
+
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    run_dir: PathBuf,
+    tasklist: PathBuf,
+    classes: HashMap<Uid, i64>,
+}
+
+const NUM_CLASSES: usize = 6;
+
+/// Pool of 60 samples; retrieval set 2016 (25 samples), DataCompNet set 2016 (20 samples with
+/// classes 0..6, 6 class names × 2 templates), a hand-made static retrieval set with multi-line
+/// captions and PNG+JPEG samples; tiny-test model as a training run.
+///
+/// `keep`: build under `$TIC_EVAL_E2E_OUT` (if set) instead of a temp folder, so that
+/// `tests/fixtures/eval/check_tic_eval_dump.py` can check the result against CLIP_benchmark.
+fn fixture(keep: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = match std::env::var_os("TIC_EVAL_E2E_OUT").filter(|_| keep) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        }
+        None => dir.path().to_path_buf(),
+    };
+    synth::run(&SynthArgs::parse_from([
+        "tic-synth",
+        "--out",
+        s(&root.join("syn")),
+        "--num-samples",
+        "60",
+        "--num-shards",
+        "2",
+        "--image-size",
+        "24",
+        "--quiet",
+    ]))
+    .unwrap();
+    let pool = root.join("syn/pool");
+    let uids: Vec<Uid> = pool_samples(&pool).iter().map(|x| x.0).collect();
+    let data = root.join("data");
+    let tic = data.join("tic/datacomp/yearly/eval");
+    make_set(
+        &pool,
+        &tic.join("retrieval/2016"),
+        &uids[..25],
+        None,
+        DatasetType::Retrieval,
+    );
+    let classes: HashMap<Uid, i64> = uids[30..50]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (*u, ((i * 5) % NUM_CLASSES) as i64))
+        .collect();
+    let cls = root.join("classes.pkl");
+    std::fs::write(&cls, pickle::write_uid_classes(classes.iter())).unwrap();
+    let dcn = tic.join("datacompnet/2016");
+    make_set(
+        &pool,
+        &dcn,
+        &uids[30..50],
+        Some(&cls),
+        DatasetType::Classification,
+    );
+    // Fewer classes and templates than ImageNet's 1000 x 80 keep the test fast.
+    std::fs::write(
+        dcn.join("classnames.txt"),
+        "tench\ngoldfish\ngreat white shark\ntiger shark\nhammerhead shark\nelectric ray\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dcn.join("zeroshot_classification_templates.txt"),
+        "a photo of a {c}.\nitap of the {c}.\n",
+    )
+    .unwrap();
+
+    // Static retrieval set (DataComp layout: root/test/{nshards.txt,0.tar}).
+    let ret = data.join("wds_retrieval-tiny_test");
+    std::fs::create_dir_all(ret.join("test")).unwrap();
+    let pool_imgs: Vec<Vec<u8>> = pool_samples(&pool)
+        .into_iter()
+        .take(4)
+        .map(|(_, m)| m["jpg"].clone())
+        .collect();
+    let mut w = TarSampleWriter::new(Vec::new());
+    let png = |b: &[u8]| {
+        let img = preprocess::decode_rgb(b).unwrap();
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    };
+    // s0: jpg + png (png is used), 3 captions (one blank line kept as an empty caption);
+    // s1: no captions; s2: CRLF captions; s3: one caption.
+    let caps = ["a red cat\r\n\nblue square", "", "x\r\ny", "last one"];
+    for (i, cap) in caps.iter().enumerate() {
+        let key = format!("s{i}");
+        if i == 0 {
+            w.append(&key, "jpg", &pool_imgs[1], 0).unwrap();
+            w.append(&key, "png", &png(&pool_imgs[0]), 0).unwrap();
+        } else {
+            w.append(&key, "jpg", &pool_imgs[i], 0).unwrap();
+        }
+        w.append(&key, "txt", cap.as_bytes(), 0).unwrap();
+    }
+    std::fs::write(ret.join("test/0.tar"), w.finish().unwrap()).unwrap();
+    std::fs::write(ret.join("test/nshards.txt"), "1\n").unwrap();
+    std::fs::write(ret.join("dataset_type.txt"), "retrieval\n").unwrap();
+
+    // The model: a training run with model_config.json and checkpoints.
+    let run_dir = root.join("run/exp");
+    let cfg = ClipConfig::builtin("tiny-test").unwrap();
+    std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
+    std::fs::write(run_dir.join("model_config.json"), cfg.to_json_string()).unwrap();
+    for (epoch, seed) in [("epoch_1", 1), ("epoch_latest", 7)] {
+        let sd = init::init_state_dict(&cfg, seed, DType::F32, &Device::Cpu).unwrap();
+        checkpoint::write_safetensors_atomic(
+            &sd,
+            &run_dir.join(format!("checkpoints/{epoch}.safetensors")),
+        )
+        .unwrap();
+    }
+
+    let tasklist = root.join("tasklist.yml");
+    std::fs::write(
+        &tasklist,
+        "tic/datacomp/retrieval/yearly/2016:\n  name: TiC-DataComp-Retrieval-Yearly-2016\n  \
+         main_metric: mean_recall@1\n\
+         tic/datacomp/datacompnet/yearly/2016:\n  name: TiC-DataCompNet-Yearly-2016\n  num_classes: 6\n\
+         tic/datacomp/retrieval/yearly/2017:\n  name: TiC-DataComp-Retrieval-Yearly-2017\n  \
+         main_metric: mean_recall@1\n\
+         retrieval/tiny:\n  name: Tiny retrieval\n  main_metric: mean_recall@1\n",
+    )
+    .unwrap();
+    Fixture {
+        _dir: dir,
+        root,
+        data,
+        run_dir,
+        tasklist,
+        classes,
+    }
+}
+
+/// The model of the run, loaded independently of the binary.
+fn model(f: &Fixture) -> Clip {
+    let cfg = ClipConfig::builtin("tiny-test").unwrap();
+    checkpoint::load_clip(
+        &cfg,
+        &f.run_dir.join("checkpoints/epoch_latest.safetensors"),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn encode_image(m: &Clip, bytes: &[u8]) -> Vec<f32> {
+    let img = preprocess::decode_rgb(bytes).unwrap();
+    let px = Tensor::from_vec(
+        preprocess::eval_transform(&img, 32),
+        (1, 3, 32, 32),
+        &Device::Cpu,
+    )
+    .unwrap();
+    m.encode_image_normalized(&px)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn encode_text(m: &Clip, text: &str) -> Vec<f32> {
+    let ids = Tokenizer::shared()
+        .tokenize_tensor(&[text], &Device::Cpu)
+        .unwrap();
+    m.encode_text_normalized(&ids)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn assert_close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(d < 1e-5, "{what}: max diff {d}");
+}
+
+#[test]
+fn evaluates_records_resumes_and_reports_failures() {
+    let f = fixture(true);
+    let dump = f.root.join("dump");
+    let o = run(&[
+        "--train_output_dir",
+        s(&f.run_dir),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "2",
+        "--dump-embeddings",
+        s(&dump),
+        "-q",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    // The 2017 set does not exist: that task fails, the others are recorded, exit status 1.
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("retrieval/2017") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    let results = f.run_dir.join("eval_results.jsonl");
+    let recs = records(&results);
+    let keys: Vec<&str> = recs.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "tic/datacomp/retrieval/yearly/2016",
+            "tic/datacomp/datacompnet/yearly/2016",
+            "retrieval/tiny"
+        ]
+    );
+    let failures = std::fs::read_to_string(f.run_dir.join("eval_failures.jsonl")).unwrap();
+    assert!(failures.contains("tic/datacomp/retrieval/yearly/2017"));
+
+    // Retrieval record: DataComp's metric names; main metric = mean_recall@1.
+    let r = &recs[0]["metrics"];
+    assert_eq!(recs[0]["dataset"], "TiC-DataComp-Retrieval-Yearly-2016");
+    for k in [1, 5, 10] {
+        assert!(r[format!("image_retrieval_recall@{k}")].is_number());
+        assert!(r[format!("text_retrieval_recall@{k}")].is_number());
+    }
+    assert_eq!(r["main_metric"], r["mean_recall@1"]);
+    // Classification record: acc1, acc5, mean_per_class_recall; main = acc1.
+    let c = &recs[1]["metrics"];
+    assert!(c["acc5"].is_number() && c["mean_per_class_recall"].is_number());
+    assert_eq!(c["main_metric"], c["acc1"]);
+
+    // --- Pipeline parity: labels, captions and order, and the embeddings themselves. ---
+    let m = model(&f);
+    let tic = f.data.join("tic/datacomp/yearly/eval");
+    // DataCompNet: targets are the classes of the pickled uid -> class map, in set order.
+    let dcn = dump.join("tic_datacomp_datacompnet_yearly_2016");
+    let labels: Value =
+        serde_json::from_slice(&std::fs::read(dcn.join("labels.json")).unwrap()).unwrap();
+    let samples = set_samples(&tic.join("datacompnet/2016"));
+    assert_eq!(samples.len(), 20);
+    let want: Vec<i64> = samples
+        .iter()
+        .map(|m| {
+            let j: Value = serde_json::from_slice(&m["json"]).unwrap();
+            let cls: i64 = String::from_utf8_lossy(&m["cls"]).trim().parse().unwrap();
+            assert_eq!(
+                f.classes[&Uid::parse(j["uid"].as_str().unwrap()).unwrap()],
+                cls
+            );
+            cls
+        })
+        .collect();
+    let got: Vec<i64> = labels["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    let img = read_npy(&dcn.join("image_features.npy"));
+    for (i, smp) in samples.iter().enumerate() {
+        assert_close(
+            img.row(i),
+            &encode_image(&m, &smp["jpg"]),
+            "datacompnet image",
+        );
+    }
+    let txt = read_npy(&dcn.join("text_features.npy"));
+    assert_eq!(txt.rows(), NUM_CLASSES * 2);
+    assert_close(
+        txt.row(0),
+        &encode_text(&m, "a photo of a tench."),
+        "prompt 0",
+    );
+    assert_close(
+        txt.row(5),
+        &encode_text(&m, "itap of the great white shark."),
+        "prompt 5",
+    );
+    // Metrics from the dumped embeddings (the metric code is checked against CLIP_benchmark
+    // by tests/parity.rs) equal the record.
+    let targets: Vec<usize> = want.iter().map(|&c| c as usize).collect();
+    let clf = ZeroShotClassifier::from_flat(&txt, 2).unwrap();
+    let cm = clf.evaluate(&img, &targets).unwrap().to_json();
+    for k in ["acc1", "acc5", "mean_per_class_recall"] {
+        assert_eq!(cm[k], c[k], "{k}");
+    }
+
+    // Static retrieval: png preferred over jpg; captions split like str.splitlines.
+    let tiny = dump.join("retrieval_tiny");
+    let labels: Value =
+        serde_json::from_slice(&std::fs::read(tiny.join("labels.json")).unwrap()).unwrap();
+    assert_eq!(
+        labels["captions"],
+        serde_json::json!(["a red cat", "", "blue square", "x", "y", "last one"])
+    );
+    assert_eq!(
+        labels["text_image_index"],
+        serde_json::json!([0, 0, 0, 2, 2, 3])
+    );
+    let img = read_npy(&tiny.join("image_features.npy"));
+    let ret_samples = set_samples(&f.data.join("wds_retrieval-tiny_test/test"));
+    assert_close(img.row(0), &encode_image(&m, &ret_samples[0]["png"]), "png");
+    assert_close(img.row(1), &encode_image(&m, &ret_samples[1]["jpg"]), "jpg");
+    let txt = read_npy(&tiny.join("text_features.npy"));
+    assert_close(txt.row(2), &encode_text(&m, "blue square"), "caption 2");
+    let rm = retrieval::evaluate(&img, &txt, &[0, 0, 0, 2, 2, 3])
+        .unwrap()
+        .to_json();
+    for (k, v) in &rm {
+        assert_eq!(&recs[2]["metrics"][k], v, "{k}");
+    }
+
+    // TiC retrieval: one caption per sample, the sample's txt.
+    let ret = dump.join("tic_datacomp_retrieval_yearly_2016");
+    let labels: Value =
+        serde_json::from_slice(&std::fs::read(ret.join("labels.json")).unwrap()).unwrap();
+    let samples = set_samples(&tic.join("retrieval/2016"));
+    let caps: Vec<String> = samples
+        .iter()
+        .flat_map(|m| {
+            splitlines(std::str::from_utf8(&m["txt"]).unwrap())
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(caps.len(), 25);
+    assert_eq!(labels["captions"], serde_json::json!(caps));
+
+    // --- CLIP_benchmark on the same data and embeddings (fixture written by
+    // tests/fixtures/eval/check_tic_eval_dump.py from this test's output): it read the same
+    // labels / captions in the same order and computed the same metrics. ---
+    let fx: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/eval/e2e_clip_benchmark.json"
+    ))
+    .unwrap();
+    for rec in &recs {
+        let key = rec["key"].as_str().unwrap();
+        let want = &fx[key];
+        let labels: Value = serde_json::from_slice(
+            &std::fs::read(dump.join(key.replace('/', "_")).join("labels.json")).unwrap(),
+        )
+        .unwrap();
+        for field in ["targets", "captions", "text_image_index"] {
+            if !want[field].is_null() {
+                assert_eq!(labels[field], want[field], "{key} {field}");
+            }
+        }
+        for (k, v) in want["metrics"].as_object().unwrap() {
+            if v.is_null() {
+                assert!(rec["metrics"][k].is_null(), "{key} {k}");
+                continue;
+            }
+            let got = rec["metrics"][k].as_f64().unwrap();
+            let v = v.as_f64().unwrap();
+            assert!(
+                (got - v).abs() < 1e-6,
+                "{key} {k}: tic-eval {got}, CLIP_benchmark {v}"
+            );
+        }
+    }
+
+    // --- Resume: a rerun skips every recorded task and appends nothing. ---
+    let before = std::fs::read(&results).unwrap();
+    let o = run(&[
+        "--train_output_dir",
+        s(&f.run_dir),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+        "--tasks",
+        "tic/datacomp/retrieval/yearly/2016",
+        "retrieval/tiny",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("skipped"));
+    assert_eq!(std::fs::read(&results).unwrap(), before);
+
+    // Results of another model in the same folder are refused.
+    let o = run(&[
+        "--use_model",
+        &format!(
+            "tiny-test {}",
+            s(&f.run_dir.join("checkpoints/epoch_1.safetensors"))
+        ),
+        "--output_dir",
+        s(&f.run_dir),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another model"));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f.run_dir.join("eval_info.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        // tic_model::checkpoint writes through tic_shards::atomic with the same permissions.
+        let mode = std::fs::metadata(f.run_dir.join("checkpoints/epoch_latest.safetensors"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        for d in ["tic_datacomp_datacompnet_yearly_2016", "retrieval_tiny"] {
+            let mode = std::fs::metadata(dump.join(d).join("labels.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "{d}");
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_name_task_file_and_sample() {
+    let f = fixture(false);
+    let tic = f.data.join("tic/datacomp/yearly/eval");
+    // A corrupt image in the retrieval set; a class id outside the class list in DataCompNet.
+    let ret = tic.join("retrieval/2016/0.tar");
+    let mut w = TarSampleWriter::new(Vec::new());
+    w.append("bad-0", "jpg", b"\xff\xd8\xff not a jpeg", 0)
+        .unwrap();
+    w.append("bad-0", "txt", b"caption", 0).unwrap();
+    std::fs::write(&ret, w.finish().unwrap()).unwrap();
+    let dcn = tic.join("datacompnet/2016/1.tar");
+    let mut w = TarSampleWriter::new(Vec::new());
+    let jpg = set_samples(&tic.join("datacompnet/2016"))[0]["jpg"].clone();
+    w.append("c-9", "cls", b"9", 0).unwrap();
+    w.append("c-9", "jpg", &jpg, 0).unwrap();
+    std::fs::write(&dcn, w.finish().unwrap()).unwrap();
+    // An empty shard in the static set.
+    std::fs::write(
+        f.data.join("wds_retrieval-tiny_test/test/0.tar"),
+        TarSampleWriter::new(Vec::new()).finish().unwrap(),
+    )
+    .unwrap();
+
+    let out = f.root.join("out");
+    let o = run(&[
+        "--train_output_dir",
+        s(&f.run_dir),
+        "--output_dir",
+        s(&out),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("retrieval/2016/0.tar") && err.contains("\"bad-0\"") && err.contains("decode"),
+        "{err}"
+    );
+    assert!(
+        err.contains("datacompnet/2016/1.tar")
+            && err.contains("\"c-9\"")
+            && err.contains("class id 9 is outside the 6 classes"),
+        "{err}"
+    );
+    assert!(err.contains("empty shard"), "{err}");
+    // Every task failed: no record, four failures logged.
+    assert!(!out.join("eval_results.jsonl").exists());
+    let failures = std::fs::read_to_string(out.join("eval_failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 4);
+
+    // A checkpoint of another architecture: a clear error naming the tensor and shapes.
+    let o = run(&[
+        "--use_model",
+        &format!(
+            "ViT-B-32 {}",
+            s(&f.run_dir.join("checkpoints/epoch_latest.safetensors"))
+        ),
+        "--output_dir",
+        s(&f.root.join("out2")),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("epoch_latest.safetensors") && err.contains("shape"),
+        "{err}"
+    );
+    // Neither a run nor a model.
+    let o = run(&["--tasklist", s(&f.tasklist)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--use_model"));
+}
