@@ -850,6 +850,10 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
         }
         OutputState::Empty => {}
     }
+    // Temporary files of a run killed before it wrote anything else (e.g. mid plan file).
+    if let Some(dir) = output.as_local() {
+        atomic::remove_stale_temps(dir)?;
+    }
     output.create_dir_all()?;
     output.join(PLAN_FILE).write(
         pyjson::to_string(&json!({"plan_fingerprint": fp, "output_count": summary.output_count}))

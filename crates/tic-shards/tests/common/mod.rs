@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use clap::Parser;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -69,15 +70,16 @@ pub fn pool_uids(dir: &Path) -> Vec<(Uid, BTreeMap<String, Vec<u8>>)> {
     v
 }
 
-/// Every file under `dir` (relative path -> bytes), skipping names in `skip`.
-pub fn tree(dir: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
+/// Every file under `dir` (relative path -> SHA-256 of its bytes), skipping names in `skip`.
+pub fn tree(dir: &Path, skip: &[&str]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for e in walk(dir) {
         let rel = e.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         if skip.iter().any(|s| rel == *s) {
             continue;
         }
-        out.insert(rel, std::fs::read(&e).unwrap());
+        let digest = sha2::Sha256::digest(std::fs::read(&e).unwrap());
+        out.insert(rel, hex::encode(digest));
     }
     out
 }
