@@ -29,7 +29,7 @@ pub fn clip_logits(img: &Tensor, txt: &Tensor, scale: &Tensor) -> Result<(Tensor
 /// cross-entropies with labels `0..N`. `scale` is the exponentiated logit scale (a scalar).
 pub fn clip_loss(img: &Tensor, txt: &Tensor, scale: &Tensor) -> Result<Tensor> {
     let (a, b) = clip_logits(img, txt, scale)?;
-    ((diagonal_cross_entropy(&a)? + diagonal_cross_entropy(&b)?)? * 0.5)
+    (diagonal_cross_entropy(&a)? + diagonal_cross_entropy(&b)?)? * 0.5
 }
 
 /// `KL(softmax(teacher) ‖ softmax(student))` over rows, averaged over rows.
@@ -47,5 +47,5 @@ pub fn distillation_loss(
     student: (&Tensor, &Tensor),
     teacher: (&Tensor, &Tensor),
 ) -> Result<Tensor> {
-    ((kl_rows(teacher.0, student.0)? + kl_rows(teacher.1, student.1)?)? * 0.5)
+    (kl_rows(teacher.0, student.0)? + kl_rows(teacher.1, student.1)?)? * 0.5
 }

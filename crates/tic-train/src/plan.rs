@@ -10,8 +10,8 @@
 //!   of a block is drawn with replacement, with probability proportional to its weight
 //!   (uniform without weights). Samples may repeat or be skipped.
 //! - [`Sampling::WithoutReplacement`]: pass `p` is a seeded permutation of all shards, cut into
-//!   blocks of `K`; every sample is seen exactly once per pass. Weights are not allowed (as in
-//!   OpenCLIP, where upsampling factors need resampling).
+//!   blocks of `K`; every sample is seen exactly once per pass. Weights are ignored (the CLI
+//!   refuses `--data_weights` here, as OpenCLIP's upsampling factors need resampling).
 //!
 //! A shard may carry a subset of its sample indices (replay buffers of the continual
 //! strategies); only those samples are drawn.
@@ -132,13 +132,6 @@ impl Plan {
         }
         if sampling == Sampling::Resampled && acc <= 0.0 {
             bail!("all shard weights are 0");
-        }
-        if sampling == Sampling::WithoutReplacement
-            && drawable
-                .iter()
-                .any(|&i| shards[i as usize].weight != shards[drawable[0] as usize].weight)
-        {
-            bail!("--data_weights need sampling with replacement (--dataset_resampled)");
         }
         Ok(Self {
             shards,
@@ -348,14 +341,6 @@ mod tests {
         assert_eq!(count.get(&2), None);
         let r = count[&1] as f64 / count[&0] as f64;
         assert!((r - 2.0).abs() < 0.15, "{r}");
-        // Weighted plans need resampling.
-        assert!(Plan::new(
-            shards(&[1, 1], &[1.0, 2.0]),
-            Sampling::WithoutReplacement,
-            0,
-            1
-        )
-        .is_err());
     }
 
     #[test]

@@ -17,8 +17,8 @@
 //! Replay buffers are nested: the samples kept from step `s` are the first `n` of a fixed
 //! permutation of step `s` (seeded by `(seed, s)`), so a later, smaller buffer is a subset of
 //! an earlier one, as when a real buffer discards. A buffer share larger than the step itself is
-//! capped at the step's size. Samples are drawn uniformly over all kept samples (shard weights =
-//! kept samples per shard), with or without replacement.
+//! capped at the step's size. Every kept sample is equally likely, with or without replacement
+//! (with replacement: shards drawn uniformly, each contributing its kept samples).
 
 use std::sync::Arc;
 
@@ -126,8 +126,8 @@ pub fn allocation(strategy: Strategy, sizes: &[u64], t: usize) -> Result<Vec<Opt
 }
 
 /// Restricts the shards of time step `step` to `n` samples: the first `n` of a permutation of
-/// the step's samples seeded by `(seed, step)`. Shards keep their order; weights become the
-/// number of kept samples (uniform draw per sample).
+/// the step's samples seeded by `(seed, step)`. Shards keep their order and get weight 1
+/// (uniform shard draws: each kept sample equally likely).
 pub fn keep_subset(shards: &mut [PlanShard], n: Option<u64>, seed: u64, step: usize) {
     let total: u64 = shards.iter().map(|s| s.samples as u64).sum();
     match n {
@@ -150,8 +150,10 @@ pub fn keep_subset(shards: &mut [PlanShard], n: Option<u64>, seed: u64, step: us
             }
         }
     }
+    // Shards are drawn uniformly and each contributes its kept samples, so every kept sample
+    // is equally likely (a draw ∝ kept size would count the size twice).
     for s in shards.iter_mut() {
-        s.weight = s.len() as f64;
+        s.weight = 1.0;
     }
 }
 

@@ -235,6 +235,9 @@ fn run(args: Args) -> Result<()> {
     } else {
         plan_shards = shards.iter().map(to_plan_shard).collect::<Result<_>>()?;
     }
+    if args.data_weights.is_some() && !args.dataset_resampled {
+        bail!("--data_weights need sampling with replacement (--dataset_resampled), as in OpenCLIP");
+    }
     let sampling = if args.dataset_resampled {
         Sampling::Resampled
     } else {
