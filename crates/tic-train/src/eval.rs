@@ -27,19 +27,20 @@ pub fn retrieval(
     device: &Device,
 ) -> Result<Retrieval> {
     let size = model.config().vision_cfg.image_size as u32;
+    let ctx = model.config().text_cfg.context_length;
     let mut imgs = Vec::new();
     let mut txts = Vec::new();
     for chunk in ids.chunks(256) {
         let rows: Vec<(Vec<f32>, Vec<u32>)> = chunk
             .iter()
-            .map(|&id| load_eval_sample(store, id, size))
+            .map(|&id| load_eval_sample(store, id, size, ctx))
             .collect::<Result<_>>()?;
         let n = rows.len();
         let s = size as usize;
         let pix: Vec<f32> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
         let tok: Vec<u32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
         let im = Tensor::from_vec(pix, (n, 3, s, s), device)?;
-        let tk = Tensor::from_vec(tok, (n, tok_len(&rows)), device)?;
+        let tk = Tensor::from_vec(tok, (n, ctx), device)?;
         imgs.push(model.encode_image_normalized(&im)?.detach());
         txts.push(model.encode_text_normalized(&tk)?.detach());
     }
@@ -49,14 +50,16 @@ pub fn retrieval(
     let n = ids.len();
     let i2t: Vec<u32> = sim.argmax(1)?.to_vec1()?;
     let t2i: Vec<u32> = sim.t()?.contiguous()?.argmax(1)?.to_vec1()?;
-    let hit = |v: &[u32]| v.iter().enumerate().filter(|(k, &j)| *k == j as usize).count() as f64 / n as f64;
+    let hit = |v: &[u32]| {
+        v.iter()
+            .enumerate()
+            .filter(|(k, &j)| *k == j as usize)
+            .count() as f64
+            / n as f64
+    };
     Ok(Retrieval {
         image_to_text_r1: hit(&i2t),
         text_to_image_r1: hit(&t2i),
         n,
     })
-}
-
-fn tok_len(rows: &[(Vec<f32>, Vec<u32>)]) -> usize {
-    rows.first().map_or(77, |r| r.1.len())
 }

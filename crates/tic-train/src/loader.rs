@@ -140,7 +140,7 @@ impl ShardStore {
 pub struct Batch {
     /// Images `[B,3,S,S]` (OpenCLIP-normalised), row-major.
     pub images: Vec<f32>,
-    /// Token ids `[B,77]`.
+    /// Token ids `[B, context_length]`.
     pub tokens: Vec<u32>,
     /// Number of samples.
     pub size: usize,
@@ -161,6 +161,8 @@ pub struct LoaderOptions {
     pub batch_size: usize,
     /// Output image side.
     pub image_size: u32,
+    /// Text context length (token ids per caption).
+    pub context_length: usize,
     /// Worker threads for decoding.
     pub workers: usize,
     /// Batches prepared ahead.
@@ -169,12 +171,31 @@ pub struct LoaderOptions {
     pub seed: u64,
 }
 
+/// Tokenizes `text` into `context_length` ids exactly as OpenCLIP's tokenizer with that
+/// context length: `[sot] + bpe + [eot]`, truncated with `eot` in the last slot, zero-padded.
+pub fn tokenize(text: &str, context_length: usize) -> Vec<u32> {
+    let tok = Tokenizer::shared();
+    if context_length == tok.context_length() {
+        return tok.tokenize_one(text);
+    }
+    let mut row = vec![tic_model::tokenizer::SOT];
+    row.extend(tok.encode(text));
+    row.push(tic_model::tokenizer::EOT);
+    if row.len() > context_length {
+        row.truncate(context_length);
+        row[context_length - 1] = tic_model::tokenizer::EOT;
+    }
+    row.resize(context_length, 0);
+    row
+}
+
 /// Loads and train-transforms one sample (the `n`-th of the stream).
 pub fn load_train_sample(
     store: &ShardStore,
     id: SampleId,
     n: u64,
     image_size: u32,
+    context_length: usize,
     seed: u64,
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     let shard = store.get(id.shard)?;
@@ -182,7 +203,7 @@ pub fn load_train_sample(
     let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ mix(n)));
     let pixels = RandomResizedCrop::openclip(image_size).apply(&rgb, &mut rng);
-    Ok((pixels, Tokenizer::shared().tokenize_one(&text)))
+    Ok((pixels, tokenize(&text, context_length)))
 }
 
 /// Loads one sample with the eval transform (resize shortest side + center crop).
@@ -190,13 +211,14 @@ pub fn load_eval_sample(
     store: &ShardStore,
     id: SampleId,
     image_size: u32,
+    context_length: usize,
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     let shard = store.get(id.shard)?;
     let (img, text) = shard.image_text(id.index as usize)?;
     let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
     Ok((
         eval_transform(&rgb, image_size),
-        Tokenizer::shared().tokenize_one(&text),
+        tokenize(&text, context_length),
     ))
 }
 
@@ -240,6 +262,7 @@ impl Loader {
                                     *id,
                                     pos.consumed - 1,
                                     opts.image_size,
+                                    opts.context_length,
                                     opts.seed,
                                 )
                             })
@@ -248,7 +271,7 @@ impl Loader {
                     let batch = rows.map(|rows| {
                         let s = opts.image_size as usize;
                         let mut images = Vec::with_capacity(rows.len() * 3 * s * s);
-                        let mut tokens = Vec::with_capacity(rows.len() * 77);
+                        let mut tokens = Vec::with_capacity(rows.len() * opts.context_length);
                         for (p, t) in rows {
                             images.extend_from_slice(&p);
                             tokens.extend_from_slice(&t);

@@ -68,6 +68,8 @@ pub struct AdamW {
     pub params: Vec<ParamState>,
     /// Hyper-parameters.
     pub config: AdamWConfig,
+    /// Update CPU f32 parameters with one fused host loop (default) instead of tensor ops.
+    pub host_loop: bool,
 }
 
 impl AdamW {
@@ -84,7 +86,11 @@ impl AdamW {
                 step: 0,
             })
             .collect();
-        Self { params, config }
+        Self {
+            params,
+            config,
+            host_loop: true,
+        }
     }
 
     /// The gradient of every parameter from a `GradStore` (None where a parameter got none).
@@ -111,6 +117,10 @@ impl AdamW {
             let g = g.to_dtype(DType::F32)?;
             p.step += 1;
             let wd = if p.decay { c.weight_decay } else { 0.0 };
+            if self.host_loop && p.var.device().is_cpu() && p.var.dtype() == DType::F32 {
+                step_host(p, &g, lr, wd, &c)?;
+                continue;
+            }
             let theta = p.var.as_tensor().to_dtype(DType::F32)?;
             let theta = if wd != 0.0 {
                 theta.affine(1.0 - lr * wd, 0.0)?
@@ -166,11 +176,19 @@ impl AdamW {
             ) {
                 (Some(m), Some(v), Some(s)) => {
                     if m.dims() != p.var.dims() || v.dims() != p.var.dims() {
-                        bail!("{what}: optimizer state of `{}` has shape {:?}, parameter {:?}", p.name, m.dims(), p.var.dims());
+                        bail!(
+                            "{what}: optimizer state of `{}` has shape {:?}, parameter {:?}",
+                            p.name,
+                            m.dims(),
+                            p.var.dims()
+                        );
                     }
                     p.exp_avg = Some(m.to_dtype(DType::F32)?.to_device(&dev)?);
                     p.exp_avg_sq = Some(v.to_dtype(DType::F32)?.to_device(&dev)?);
-                    p.step = s.to_vec1::<i64>().with_context(|| format!("{what}: step/{}", p.name))?[0] as u64;
+                    p.step = s
+                        .to_vec1::<i64>()
+                        .with_context(|| format!("{what}: step/{}", p.name))?[0]
+                        as u64;
                 }
                 (None, None, None) => {
                     p.exp_avg = None;
@@ -182,6 +200,52 @@ impl AdamW {
         }
         Ok(())
     }
+}
+
+/// The same update as [`AdamW::step`] as one fused loop over host memory (CPU parameters):
+/// Candle's CPU element-wise ops run one kernel per op, which made the optimizer a large part
+/// of a small model's step.
+fn step_host(p: &mut ParamState, g: &Tensor, lr: f64, wd: f64, c: &AdamWConfig) -> Result<()> {
+    let shape = p.var.shape().clone();
+    let mut theta: Vec<f32> = p.var.as_tensor().flatten_all()?.to_vec1()?;
+    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+    let n = theta.len();
+    let take = |t: Option<Tensor>| -> Result<Vec<f32>> {
+        Ok(match t {
+            Some(t) => t.flatten_all()?.to_vec1()?,
+            None => vec![0f32; n],
+        })
+    };
+    let mut m = take(p.exp_avg.take())?;
+    let mut v = take(p.exp_avg_sq.take())?;
+    let decay = (1.0 - lr * wd) as f32;
+    let (w1, b2, w2) = (
+        (1.0 - c.beta1) as f32,
+        c.beta2 as f32,
+        (1.0 - c.beta2) as f32,
+    );
+    let bc1 = 1.0 - c.beta1.powi(p.step as i32);
+    let bc2_sqrt = ((1.0 - c.beta2.powi(p.step as i32)) as f32).sqrt();
+    let step_size = (lr / bc1) as f32;
+    let eps = c.eps as f32;
+    for i in 0..n {
+        let gi = g[i];
+        let mut th = theta[i];
+        if wd != 0.0 {
+            th *= decay;
+        }
+        let mi = m[i] + w1 * (gi - m[i]);
+        let vi = v[i] * b2 + w2 * gi * gi;
+        let denom = vi.sqrt() / bc2_sqrt + eps;
+        theta[i] = th - step_size * (mi / denom);
+        m[i] = mi;
+        v[i] = vi;
+    }
+    let dev = p.var.device().clone();
+    p.var.set(&Tensor::from_vec(theta, shape.clone(), &dev)?)?;
+    p.exp_avg = Some(Tensor::from_vec(m, shape.clone(), &dev)?);
+    p.exp_avg_sq = Some(Tensor::from_vec(v, shape, &dev)?);
+    Ok(())
 }
 
 /// `torch.nn.utils.clip_grad_norm_(params, max_norm)`: scales all gradients by

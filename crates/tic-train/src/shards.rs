@@ -134,8 +134,8 @@ fn expand_one(loc: &Location, input: usize, out: &mut Vec<ShardPattern>) -> Resu
 
 fn meta_pattern(dir: &Location, input: usize) -> Result<ShardPattern> {
     let meta = dir.join("meta.json");
-    let v: serde_json::Value = serde_json::from_slice(&meta.read()?)
-        .with_context(|| format!("{meta}: not valid JSON"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&meta.read()?).with_context(|| format!("{meta}: not valid JSON"))?;
     let count = v
         .get("output_shard_count")
         .and_then(|x| x.as_u64())
@@ -268,8 +268,13 @@ mod tests {
         let dd = format!("{}::{}", root.join("a").display(), root.join("b").display());
         let pats = input_patterns(&dd).unwrap();
         assert_eq!(pats.len(), 3);
-        assert_eq!(pats[0].names, ["00000000.tar", "00000001.tar", "00000002.tar"]);
-        assert!(pats[0].brace_string().ends_with("a/2014/{00000000..00000002}.tar"));
+        assert_eq!(
+            pats[0].names,
+            ["00000000.tar", "00000001.tar", "00000002.tar"]
+        );
+        assert!(pats[0]
+            .brace_string()
+            .ends_with("a/2014/{00000000..00000002}.tar"));
         assert_eq!(pats[1].names, ["x_000.tar", "x_001.tar", "x_002.tar"]);
         assert_eq!(pats[2].names.len(), 8);
         assert_eq!(pats[2].names[7], "y7.tar");

@@ -139,7 +139,9 @@ pub fn keep_subset(shards: &mut [PlanShard], n: Option<u64>, seed: u64, step: us
                 .enumerate()
                 .flat_map(|(i, s)| (0..s.samples).map(move |j| (i as u32, j)))
                 .collect();
-            all.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ mix(step as u64 + 1))));
+            all.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+                seed ^ mix(step as u64 + 1)
+            )));
             let mut per: Vec<Vec<u32>> = vec![Vec::new(); shards.len()];
             for &(i, j) in &all[..n as usize] {
                 per[i as usize].push(j);
@@ -176,7 +178,10 @@ mod tests {
         assert_eq!(a(CumulativeExp, 1), [Some(800), None]);
         // D = 1200 over 2 past steps, capped by their sizes.
         assert_eq!(a(CumulativeEqual, 2), [Some(600), Some(600), None]);
-        assert_eq!(a(CumulativeEqual, 3), [Some(213), Some(213), Some(214), None]);
+        assert_eq!(
+            a(CumulativeEqual, 3),
+            [Some(213), Some(213), Some(214), None]
+        );
         assert_eq!(Oracle.budget_multiplier(3), 4);
         assert_eq!(Restart.budget_multiplier(3), 1);
         assert!(!Restart.warm_start() && CumulativeExp.warm_start());
@@ -250,7 +255,10 @@ mod tests {
             for s in 0..4 {
                 let expect = want[s] as f64 / pass as f64;
                 let got = rc[s] / draws as f64;
-                assert!((got - expect).abs() < 0.02, "{strat:?} split {s}: {got} vs {expect}");
+                assert!(
+                    (got - expect).abs() < 0.02,
+                    "{strat:?} split {s}: {got} vs {expect}"
+                );
             }
         }
     }

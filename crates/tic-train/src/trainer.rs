@@ -235,16 +235,18 @@ pub fn read_state(json: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> 
         &std::fs::read(json).with_context(|| format!("reading {}", json.display()))?,
     )
     .with_context(|| format!("{}: not a tic-train state file", json.display()))?;
-    let tpath = json
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(&st.tensors);
+    let tpath = json.parent().unwrap_or(Path::new(".")).join(&st.tensors);
     let t = candle_core::safetensors::load(&tpath, &Device::Cpu)
         .with_context(|| format!("reading {} (named by {})", tpath.display(), json.display()))?;
     Ok((st, t))
 }
 
-fn build_model(cfg: &ClipConfig, vars: &[(String, Var)], precision: Precision, dev: &Device) -> Result<Clip> {
+fn build_model(
+    cfg: &ClipConfig,
+    vars: &[(String, Var)],
+    precision: Precision,
+    dev: &Device,
+) -> Result<Clip> {
     let dtype = match precision {
         Precision::Fp32 => DType::F32,
         Precision::Bf16 => DType::BF16,
@@ -311,7 +313,10 @@ pub fn train(
     let vm = match init {
         Init::Scratch | Init::Resume(_) => new_trainable(cfg, opts.seed, DType::F32, device)?.0,
         Init::Weights(p) => {
-            run.log(&format!("initialising weights from {} (new run: fresh optimizer, schedule and step)", p.display()));
+            run.log(&format!(
+                "initialising weights from {} (new run: fresh optimizer, schedule and step)",
+                p.display()
+            ));
             load_trainable(cfg, p, DType::F32, device)?.0
         }
     };
@@ -340,7 +345,10 @@ pub fn train(
         start = st.step;
         pos = st.data_position;
         skipped = st.skipped_steps;
-        run.log(&format!("resuming at step {start}/{total} from {}", json.display()));
+        run.log(&format!(
+            "resuming at step {start}/{total} from {}",
+            json.display()
+        ));
     }
     // Keep the metrics of the steps before `start` only (a killed run may have logged more).
     let metrics_path = run.metrics();
@@ -376,6 +384,7 @@ pub fn train(
         LoaderOptions {
             batch_size: counts.loader_batch as usize,
             image_size: cfg.vision_cfg.image_size as u32,
+            context_length: cfg.text_cfg.context_length,
             workers: opts.workers,
             prefetch: opts.prefetch,
             seed: opts.seed,
@@ -426,7 +435,13 @@ pub fn train(
         let (loss_value, mut grads) = if inputs.len() == 1 {
             let (im, tk) = &inputs[0];
             let (i, t, s) = model.forward(im, tk)?;
-            let loss = total_loss(&f32(&i)?, &f32(&t)?, &f32(&s)?, teacher_logits[0].as_ref(), opts.distill_weight)?;
+            let loss = total_loss(
+                &f32(&i)?,
+                &f32(&t)?,
+                &f32(&s)?,
+                teacher_logits[0].as_ref(),
+                opts.distill_weight,
+            )?;
             let g = loss.backward()?;
             (loss.to_scalar::<f32>()? as f64, opt.grads(&g))
         } else {
@@ -518,14 +533,20 @@ pub fn train(
         if step == total {
             if let Some(prev) = patch_from {
                 patch_weights(&vars, prev, opts.patch_alpha)?;
-                run.log(&format!("patched: θ = {:.3}·θ_prev + {:.3}·θ", 1.0 - opts.patch_alpha, opts.patch_alpha));
+                run.log(&format!(
+                    "patched: θ = {:.3}·θ_prev + {:.3}·θ",
+                    1.0 - opts.patch_alpha,
+                    opts.patch_alpha
+                ));
             }
         }
         if end_of_epoch || (opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0) {
             let epoch = step / counts.steps_per_epoch;
             let keep_epoch = end_of_epoch
                 && (step == total || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0));
-            save_checkpoint(opts, run, &vm, &opt, step, epoch, total, pos, skipped, keep_epoch)?;
+            save_checkpoint(
+                opts, run, &vm, &opt, step, epoch, total, pos, skipped, keep_epoch,
+            )?;
             if end_of_epoch {
                 run.log(&format!(
                     "epoch {epoch} done at step {step}/{total}: loss {loss_value:.4}, lr {lr:.3e}, logit_scale {ls:.4}"
@@ -584,7 +605,10 @@ fn save_checkpoint(
     // 1. Model weights for OpenCLIP.
     save_varmap_safetensors(cfg, vm, &run.latest())?;
     if keep_epoch {
-        std::fs::copy(run.latest(), ck.join(format!("epoch_{epoch}.safetensors.tmp")))?;
+        std::fs::copy(
+            run.latest(),
+            ck.join(format!("epoch_{epoch}.safetensors.tmp")),
+        )?;
         std::fs::rename(
             ck.join(format!("epoch_{epoch}.safetensors.tmp")),
             ck.join(format!("epoch_{epoch}.safetensors")),
@@ -592,8 +616,18 @@ fn save_checkpoint(
     }
     // 2. The resumable state: tensors, then the JSON naming them.
     let mut t: HashMap<String, Tensor> = HashMap::new();
-    for (n, v) in &opt.params.iter().map(|p| (p.name.clone(), p.var.clone())).collect::<Vec<_>>() {
-        t.insert(format!("model/{n}"), v.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?);
+    for (n, v) in &opt
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.var.clone()))
+        .collect::<Vec<_>>()
+    {
+        t.insert(
+            format!("model/{n}"),
+            v.as_tensor()
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?,
+        );
     }
     for (k, v) in opt.state_tensors()? {
         t.insert(k, v.to_device(&Device::Cpu)?.contiguous()?);
@@ -609,8 +643,11 @@ fn save_checkpoint(
         skipped_steps: skipped,
         fingerprint: opts.fingerprint(),
     };
-    tic_shards::atomic::write_atomic(run.state_json(), serde_json::to_string_pretty(&st)?.as_bytes())
-        .with_context(|| format!("writing {}", run.state_json().display()))?;
+    tic_shards::atomic::write_atomic(
+        run.state_json(),
+        serde_json::to_string_pretty(&st)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", run.state_json().display()))?;
     // 3. Older state tensors are now unreferenced.
     for e in std::fs::read_dir(&ck)? {
         let name = e?.file_name().to_string_lossy().into_owned();

@@ -1,7 +1,7 @@
 //! `tic-train`: DataComp's `train.py` (with the TiC patch) in Rust, plus the TiC-CLIP
 //! continual strategies. See docs/train.md.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +9,6 @@ use candle_core::{DType, Device};
 use clap::Parser;
 use serde::Serialize;
 use tic_model::checkpoint::{load_clip, load_state_dict};
-use tic_model::ClipConfig;
 use tic_train::loader::{Loader, LoaderOptions, ShardStore};
 use tic_train::optim::AdamWConfig;
 use tic_train::plan::{Plan, PlanShard, Position, Sampling};
@@ -21,6 +20,7 @@ use tic_train::trainer::{train, Init, Precision, RunDir, TrainOptions};
 #[derive(Parser, Debug, Serialize)]
 #[command(
     name = "tic-train",
+    rename_all = "snake_case",
     version,
     about = "Train CLIP on WebDataset shards (DataComp train.py flags), with the TiC-CLIP continual strategies",
     long_about = "Train CLIP on WebDataset shards. Flags follow DataComp's train.py (with the TiC patch); \
@@ -169,11 +169,7 @@ fn main() -> Result<()> {
 fn run(args: Args) -> Result<()> {
     let sc = scale(&args.scale)?;
     let model_name = args.model.clone().unwrap_or_else(|| sc.model.to_string());
-    let cfg = if Path::new(&model_name).is_file() {
-        ClipConfig::from_json_file(Path::new(&model_name))?
-    } else {
-        ClipConfig::builtin(&model_name)?
-    };
+    let cfg = tic_train::scale::model_config(&model_name)?;
     let precision = match args.precision.as_str() {
         "fp32" => Precision::Fp32,
         "bf16" | "amp_bf16" | "amp_bfloat16" => Precision::Bf16,
@@ -201,7 +197,9 @@ fn run(args: Args) -> Result<()> {
     let mut plan_shards: Vec<PlanShard> = Vec::new();
     if let Some(strategy) = args.strategy {
         if args.data_weights.is_some() {
-            bail!("--data_weights cannot be combined with --strategy (the strategy sets the mixture)");
+            bail!(
+                "--data_weights cannot be combined with --strategy (the strategy sets the mixture)"
+            );
         }
         let mut sizes = vec![0u64; num_steps];
         for s in &shards {
@@ -236,14 +234,21 @@ fn run(args: Args) -> Result<()> {
         plan_shards = shards.iter().map(to_plan_shard).collect::<Result<_>>()?;
     }
     if args.data_weights.is_some() && !args.dataset_resampled {
-        bail!("--data_weights need sampling with replacement (--dataset_resampled), as in OpenCLIP");
+        bail!(
+            "--data_weights need sampling with replacement (--dataset_resampled), as in OpenCLIP"
+        );
     }
     let sampling = if args.dataset_resampled {
         Sampling::Resampled
     } else {
         Sampling::WithoutReplacement
     };
-    let plan = Arc::new(Plan::new(plan_shards, sampling, args.seed, args.shards_per_block)?);
+    let plan = Arc::new(Plan::new(
+        plan_shards,
+        sampling,
+        args.seed,
+        args.shards_per_block,
+    )?);
     let store = ShardStore::new(shards.iter().map(|s| s.location.clone()).collect());
 
     if let Some(n) = args.loader_benchmark {
@@ -254,6 +259,7 @@ fn run(args: Args) -> Result<()> {
             LoaderOptions {
                 batch_size: b,
                 image_size: cfg.vision_cfg.image_size as u32,
+                context_length: cfg.text_cfg.context_length,
                 workers: args.workers,
                 prefetch: args.prefetch,
                 seed: args.seed,
@@ -275,10 +281,13 @@ fn run(args: Args) -> Result<()> {
         return Ok(());
     }
 
-    let exp_name = args.exp_name.clone().unwrap_or_else(|| match args.strategy {
-        Some(s) => format!("{}_{}", s.name(), split_name(entries[entries.len() - 1])),
-        None => format!("{}_scale", sc.name),
-    });
+    let exp_name = args
+        .exp_name
+        .clone()
+        .unwrap_or_else(|| match args.strategy {
+            Some(s) => format!("{}_{}", s.name(), split_name(entries[entries.len() - 1])),
+            None => format!("{}_scale", sc.name),
+        });
     let run_dir = RunDir::new(args.output_dir.join(&exp_name))?;
     let prev = match (args.strategy, &args.prev_checkpoint) {
         (_, Some(p)) => Some(p.clone()),
