@@ -55,7 +55,7 @@ fn train(args: &[&str]) -> std::process::Output {
             "--batch_size",
             "32",
             "--train_num_samples",
-            "320",
+            "128",
             "--num_checkpoints",
             "2",
             "--workers",
@@ -105,13 +105,13 @@ fn layout_strategies_and_resume() {
     ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
-    // 320 samples / 2 checkpoints / batch 32 = 5 steps per epoch, 10 in all.
+    // 128 samples / 2 checkpoints / batch 32 = 2 steps per epoch, 4 in all.
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().count(), 10);
+    assert_eq!(metrics.lines().count(), 4);
     let cfg = tic_model::ClipConfig::from_json_file(&run.join("model_config.json")).unwrap();
     assert_eq!(cfg.text_cfg.context_length, 32);
     let params = std::fs::read_to_string(run.join("params.txt")).unwrap();
-    assert!(params.contains("total_steps: 10"), "{params}");
+    assert!(params.contains("total_steps: 4"), "{params}");
     assert!(params.contains("wd: 0.2"), "{params}");
     // The model file loads as an OpenCLIP-named state dict of this config.
     tic_model::checkpoint::load_clip(
@@ -149,7 +149,7 @@ fn layout_strategies_and_resume() {
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let metrics = std::fs::read_to_string(run2.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().count(), 10);
+    assert_eq!(metrics.lines().count(), 4);
 
     // A warm start without the previous step is a clear error.
     let r = train(&[
@@ -208,6 +208,63 @@ fn layout_strategies_and_resume() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert!(v["samples_per_s"].as_f64().unwrap() > 0.0);
+
+    // Mixed bf16 runs (f32 master weights are saved).
+    let r = train(&[
+        "--data_dir",
+        &dd1,
+        "--output_dir",
+        o_s,
+        "--exp_name",
+        "bf16",
+        "--precision",
+        "bf16",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let m = std::fs::read_to_string(o.join("bf16/metrics.jsonl")).unwrap();
+    for l in m.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["loss"].as_f64().unwrap().is_finite(), "{l}");
+    }
+    // Diverging runs are not silently continued: skipped steps are counted, then it stops.
+    let r = bin()
+        .args([
+            "--scale",
+            "tiny",
+            "--batch_size",
+            "16",
+            "--train_num_samples",
+            "320",
+        ])
+        .args([
+            "--num_checkpoints",
+            "1",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "-q",
+        ])
+        .args([
+            "--data_dir",
+            &dd1,
+            "--output_dir",
+            o_s,
+            "--exp_name",
+            "diverge",
+            "--lr",
+            "1e30",
+        ])
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        e.contains("stopping at step") && e.contains("non-finite"),
+        "{e}"
+    );
+    let log = std::fs::read_to_string(o.join("diverge/out.log")).unwrap();
+    assert!(log.contains("step skipped"), "{log}");
 
     // Bad input names the problem.
     let r = train(&["--data_dir", "/nonexistent/dir", "--output_dir", o_s]);
