@@ -181,9 +181,9 @@ fn killed_and_resumed_equals_uninterrupted() {
     let pool = d.path().join("pool");
     for sampling in [Sampling::Resampled, Sampling::WithoutReplacement] {
         let (plan, store) = setup(&pool, 3, sampling);
-        let mut opts = options(12, 32);
-        opts.num_checkpoints = 2; // epoch ends at steps 6 and 12
-        opts.checkpoint_every = 4;
+        let mut opts = options(8, 16);
+        opts.num_checkpoints = 2; // epoch ends at steps 4 and 8
+        opts.checkpoint_every = 3;
         opts.accum_freq = 2;
         opts.grad_clip_norm = Some(1.0);
         opts.workers = 2;
@@ -199,7 +199,7 @@ fn killed_and_resumed_equals_uninterrupted() {
             &Device::Cpu,
         )
         .unwrap();
-        // "Kill" after 7 steps: the last saved state is from step 6 (end of epoch 1).
+        // "Kill" after 7 steps: the last saved state is from step 6 (mid-epoch, --checkpoint_every).
         let b = RunDir::new(d.path().join(format!("b{sampling:?}"))).unwrap();
         let mut killed = opts.clone();
         killed.stop_after_steps = Some(7);
@@ -229,7 +229,7 @@ fn killed_and_resumed_equals_uninterrupted() {
             &Device::Cpu,
         )
         .unwrap();
-        assert!(s.finished && s.steps == 12);
+        assert!(s.finished && s.steps == 8);
         let (wa, wb) = (weights(&a.latest()), weights(&b.latest()));
         for ((na, ta), (nb, tb)) in wa.iter().zip(&wb) {
             assert_eq!(na, nb);
