@@ -1,1 +1,24 @@
-//! Continual CLIP training (see the crate description). Filled in by the tic-train issue.
+//! Continual CLIP training in Candle: the trainer behind `tic-train`, a drop-in for DataComp's
+//! `train.py` (+ OpenCLIP `training/main.py` with the TiC patch) that also runs every TiC-CLIP
+//! continual-learning strategy.
+//!
+//! - [`shards`]: `--data_dir` / `--data_weights` expansion (DataComp `get_input_shards`) with
+//!   sample counts from `sizes.json`;
+//! - [`plan`]: the deterministic, resumable sample order (with / without replacement);
+//! - [`loader`]: worker-thread decoding, augmentation and tokenization with prefetch;
+//! - [`loss`], [`optim`], [`schedule`]: OpenCLIP's loss, AdamW groups, clipping and cosine
+//!   schedule;
+//! - [`scale`]: the `--scale` table; [`strategy`]: the continual strategies;
+//! - [`trainer`]: the loop, checkpoints and exact resume;
+//! - [`eval`]: retrieval on a set of samples (training-split sanity check).
+
+pub mod eval;
+pub mod loader;
+pub mod loss;
+pub mod optim;
+pub mod plan;
+pub mod scale;
+pub mod schedule;
+pub mod shards;
+pub mod strategy;
+pub mod trainer;

@@ -1,0 +1,325 @@
+//! The training data loader: reads WebDataset shards (local or object store), decodes images,
+//! applies OpenCLIP's train transform (RandomResizedCrop, scale (0.9, 1)) and tokenizes
+//! captions on a pool of worker threads, and hands out batches through a bounded prefetch
+//! channel.
+//!
+//! Batches are a pure function of the [`Plan`], the seed and the start position: sample `n` of
+//! the stream is augmented with an RNG seeded by `(seed, n)`, so the thread count and timing
+//! never change the data. Each batch carries the stream position after it, which is what a
+//! checkpoint stores to resume.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{bail, Context, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use tic_model::preprocess::{decode_rgb, eval_transform, RandomResizedCrop};
+use tic_model::Tokenizer;
+use tic_shards::storage::{LocalCopy, Location};
+use tic_shards::wds::{member_bytes, scan_shard, SampleRef};
+
+use crate::plan::{mix, Plan, Position, SampleId};
+
+/// Image member extensions, in OpenCLIP's order of preference (`jpg;png;jpeg;webp`).
+pub const IMAGE_EXTS: [&str; 4] = ["jpg", "png", "jpeg", "webp"];
+
+/// An opened shard: its bytes (memory-mapped) and samples.
+pub struct OpenShard {
+    _copy: LocalCopy,
+    map: memmap2::Mmap,
+    samples: Vec<SampleRef>,
+    name: String,
+}
+
+impl OpenShard {
+    /// Opens (downloading if remote) and scans a shard; a corrupt tar is an error naming it.
+    pub fn open(loc: &Location) -> Result<Self> {
+        let copy = loc.fetch()?;
+        let f = std::fs::File::open(copy.path()).with_context(|| format!("opening {loc}"))?;
+        // SAFETY: shards are read-only inputs; they are not modified while training.
+        let map = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {loc}"))?;
+        let scan = scan_shard(&map, &loc.to_string());
+        if let Some(e) = scan.errors.first() {
+            bail!("{e}");
+        }
+        Ok(Self {
+            _copy: copy,
+            map,
+            samples: scan.samples,
+            name: loc.to_string(),
+        })
+    }
+
+    /// Number of samples in the shard.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// True when the shard has no sample.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// (encoded image bytes, caption) of sample `i`.
+    pub fn image_text(&self, i: usize) -> Result<(&[u8], String)> {
+        let s = self.samples.get(i).with_context(|| {
+            format!(
+                "{}: sample #{i} requested but the shard has {} samples (sizes.json disagrees with the tar)",
+                self.name,
+                self.samples.len()
+            )
+        })?;
+        let img = IMAGE_EXTS
+            .iter()
+            .find_map(|e| s.member(e))
+            .with_context(|| {
+                format!(
+                    "{}: sample {:?} (byte {}) has no image member ({})",
+                    self.name,
+                    s.key,
+                    s.offset(),
+                    IMAGE_EXTS.join("/")
+                )
+            })?;
+        let txt = s.member("txt").with_context(|| {
+            format!(
+                "{}: sample {:?} (byte {}) has no txt member",
+                self.name,
+                s.key,
+                s.offset()
+            )
+        })?;
+        Ok((
+            member_bytes(&self.map, img),
+            String::from_utf8_lossy(member_bytes(&self.map, txt)).into_owned(),
+        ))
+    }
+}
+
+/// Opened shards, shared by the workers (opened once, kept while the loader lives).
+#[derive(Clone)]
+pub struct ShardStore {
+    locations: Arc<Vec<Location>>,
+    open: Arc<Mutex<HashMap<u32, Arc<OpenShard>>>>,
+}
+
+impl ShardStore {
+    /// A store over the plan's shard locations (index = plan shard index).
+    pub fn new(locations: Vec<Location>) -> Self {
+        Self {
+            locations: Arc::new(locations),
+            open: Arc::default(),
+        }
+    }
+
+    /// Shard `i`, opened on first use.
+    pub fn get(&self, i: u32) -> Result<Arc<OpenShard>> {
+        if let Some(s) = self.open.lock().expect("store lock").get(&i) {
+            return Ok(s.clone());
+        }
+        let loc = self
+            .locations
+            .get(i as usize)
+            .with_context(|| format!("shard index {i} out of range"))?;
+        let s = Arc::new(OpenShard::open(loc)?);
+        self.open
+            .lock()
+            .expect("store lock")
+            .entry(i)
+            .or_insert_with(|| s.clone());
+        Ok(s)
+    }
+}
+
+/// One training batch, on the host.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Images `[B,3,S,S]` (OpenCLIP-normalised), row-major.
+    pub images: Vec<f32>,
+    /// Token ids `[B, context_length]`.
+    pub tokens: Vec<u32>,
+    /// Number of samples.
+    pub size: usize,
+    /// Image side.
+    pub image_size: usize,
+    /// Per sample: the input (`::` entry / time split) it came from.
+    pub inputs: Vec<usize>,
+    /// Per sample: its id in the plan.
+    pub ids: Vec<SampleId>,
+    /// Stream position after this batch.
+    pub end: Position,
+}
+
+/// Loader settings.
+#[derive(Debug, Clone)]
+pub struct LoaderOptions {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Output image side.
+    pub image_size: u32,
+    /// Text context length (token ids per caption).
+    pub context_length: usize,
+    /// Worker threads for decoding.
+    pub workers: usize,
+    /// Batches prepared ahead.
+    pub prefetch: usize,
+    /// Augmentation seed.
+    pub seed: u64,
+}
+
+/// Tokenizes `text` into `context_length` ids exactly as OpenCLIP's tokenizer with that
+/// context length: `[sot] + bpe + [eot]`, truncated with `eot` in the last slot, zero-padded.
+pub fn tokenize(text: &str, context_length: usize) -> Vec<u32> {
+    let tok = Tokenizer::shared();
+    if context_length == tok.context_length() {
+        return tok.tokenize_one(text);
+    }
+    let mut row = vec![tic_model::tokenizer::SOT];
+    row.extend(tok.encode(text));
+    row.push(tic_model::tokenizer::EOT);
+    if row.len() > context_length {
+        row.truncate(context_length);
+        row[context_length - 1] = tic_model::tokenizer::EOT;
+    }
+    row.resize(context_length, 0);
+    row
+}
+
+/// Loads and train-transforms one sample (the `n`-th of the stream).
+pub fn load_train_sample(
+    store: &ShardStore,
+    id: SampleId,
+    n: u64,
+    image_size: u32,
+    context_length: usize,
+    seed: u64,
+) -> Result<(Vec<f32>, Vec<u32>)> {
+    let shard = store.get(id.shard)?;
+    let (img, text) = shard.image_text(id.index as usize)?;
+    let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ mix(n)));
+    let pixels = RandomResizedCrop::openclip(image_size).apply(&rgb, &mut rng);
+    Ok((pixels, tokenize(&text, context_length)))
+}
+
+/// Loads one sample with the eval transform (resize shortest side + center crop).
+pub fn load_eval_sample(
+    store: &ShardStore,
+    id: SampleId,
+    image_size: u32,
+    context_length: usize,
+) -> Result<(Vec<f32>, Vec<u32>)> {
+    let shard = store.get(id.shard)?;
+    let (img, text) = shard.image_text(id.index as usize)?;
+    let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
+    Ok((
+        eval_transform(&rgb, image_size),
+        tokenize(&text, context_length),
+    ))
+}
+
+/// A running loader: batches in stream order.
+pub struct Loader {
+    rx: Receiver<Result<Batch>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Loader {
+    /// Starts loading batches from `start` on `opts.workers` threads.
+    pub fn start(
+        plan: Arc<Plan>,
+        store: ShardStore,
+        opts: LoaderOptions,
+        start: Position,
+    ) -> Result<Self> {
+        if opts.batch_size == 0 {
+            bail!("batch size must be positive");
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.workers.max(1))
+            .thread_name(|i| format!("tic-train-loader-{i}"))
+            .build()
+            .context("starting loader threads")?;
+        let (tx, rx) = sync_channel(opts.prefetch.max(1));
+        let handle = std::thread::Builder::new()
+            .name("tic-train-loader".into())
+            .spawn(move || {
+                let mut it = plan.iter_from(start);
+                loop {
+                    let items: Vec<(SampleId, Position)> =
+                        (&mut it).take(opts.batch_size).collect();
+                    let end = items.last().expect("infinite stream").1;
+                    let rows: Result<Vec<(Vec<f32>, Vec<u32>)>> = pool.install(|| {
+                        items
+                            .par_iter()
+                            .map(|(id, pos)| {
+                                load_train_sample(
+                                    &store,
+                                    *id,
+                                    pos.consumed - 1,
+                                    opts.image_size,
+                                    opts.context_length,
+                                    opts.seed,
+                                )
+                            })
+                            .collect()
+                    });
+                    let batch = rows.map(|rows| {
+                        let s = opts.image_size as usize;
+                        let mut images = Vec::with_capacity(rows.len() * 3 * s * s);
+                        let mut tokens = Vec::with_capacity(rows.len() * opts.context_length);
+                        for (p, t) in rows {
+                            images.extend_from_slice(&p);
+                            tokens.extend_from_slice(&t);
+                        }
+                        Batch {
+                            images,
+                            tokens,
+                            size: items.len(),
+                            image_size: s,
+                            inputs: items
+                                .iter()
+                                .map(|(id, _)| plan.shards()[id.shard as usize].input)
+                                .collect(),
+                            ids: items.iter().map(|x| x.0).collect(),
+                            end,
+                        }
+                    });
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .context("starting the loader thread")?;
+        Ok(Self {
+            rx,
+            handle: Some(handle),
+        })
+    }
+
+    /// The next batch (blocks until it is ready).
+    pub fn next_batch(&mut self) -> Result<Batch> {
+        self.rx
+            .recv()
+            .context("the loader thread stopped unexpectedly")?
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        // Dropping the receiver makes the thread's next send fail; drain so it is not blocked.
+        while self.rx.try_recv().is_ok() {}
+        if let Some(h) = self.handle.take() {
+            // Replace the receiver end by closing it: the thread exits at its next send.
+            let (_, dead) = sync_channel::<Result<Batch>>(0);
+            let rx = std::mem::replace(&mut self.rx, dead);
+            drop(rx);
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! AdamW with OpenCLIP's two parameter groups, gradient clipping, and the logit-scale clamp.
+//!
+//! OpenCLIP (`training/main.py`) puts parameters with `ndim < 2` or a name containing `bn`,
+//! `ln`, `bias` or `logit_scale` in a group without weight decay, everything else in a group
+//! with `--wd` (0.2). The update is PyTorch's single-tensor `AdamW` (no amsgrad), step by step:
+//! `p ← p·(1 − lr·wd)`, `m ← lerp(m, g, 1−β1)`, `v ← β2·v + (1−β2)·g²`,
+//! `p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`, with a step count per parameter.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{backprop::GradStore, DType, Tensor, Var};
+
+/// OpenCLIP's `exclude` rule: true when the parameter gets no weight decay.
+pub fn exclude_from_decay(name: &str, ndim: usize) -> bool {
+    ndim < 2
+        || name.contains("bn")
+        || name.contains("ln")
+        || name.contains("bias")
+        || name.contains("logit_scale")
+}
+
+/// AdamW hyper-parameters (OpenCLIP ViT defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConfig {
+    /// β1.
+    pub beta1: f64,
+    /// β2.
+    pub beta2: f64,
+    /// ε.
+    pub eps: f64,
+    /// Weight decay of the decayed group.
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-6,
+            weight_decay: 0.2,
+        }
+    }
+}
+
+/// One parameter and its optimizer state.
+#[derive(Debug)]
+pub struct ParamState {
+    /// OpenCLIP name.
+    pub name: String,
+    /// The trainable variable.
+    pub var: Var,
+    /// In the decayed group.
+    pub decay: bool,
+    /// First moment (`exp_avg`), created on the first step.
+    pub exp_avg: Option<Tensor>,
+    /// Second moment (`exp_avg_sq`).
+    pub exp_avg_sq: Option<Tensor>,
+    /// Steps taken by this parameter.
+    pub step: u64,
+}
+
+/// AdamW over named variables with OpenCLIP's groups.
+#[derive(Debug)]
+pub struct AdamW {
+    /// Parameters in OpenCLIP order.
+    pub params: Vec<ParamState>,
+    /// Hyper-parameters.
+    pub config: AdamWConfig,
+    /// Update CPU f32 parameters with one fused host loop (default) instead of tensor ops.
+    pub host_loop: bool,
+}
+
+impl AdamW {
+    /// Groups `params` by [`exclude_from_decay`].
+    pub fn new(params: Vec<(String, Var)>, config: AdamWConfig) -> Self {
+        let params = params
+            .into_iter()
+            .map(|(name, var)| ParamState {
+                decay: !exclude_from_decay(&name, var.rank()),
+                name,
+                var,
+                exp_avg: None,
+                exp_avg_sq: None,
+                step: 0,
+            })
+            .collect();
+        Self {
+            params,
+            config,
+            host_loop: true,
+        }
+    }
+
+    /// The gradient of every parameter from a `GradStore` (None where a parameter got none).
+    pub fn grads(&self, store: &GradStore) -> Vec<Option<Tensor>> {
+        self.params
+            .iter()
+            .map(|p| store.get(p.var.as_tensor()).cloned())
+            .collect()
+    }
+
+    /// One optimizer step at learning rate `lr` (both groups, as `assign_learning_rate`).
+    /// Parameters whose gradient is `None` are skipped (PyTorch skips `p.grad is None`).
+    pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
+        if grads.len() != self.params.len() {
+            bail!(
+                "{} gradients for {} parameters",
+                grads.len(),
+                self.params.len()
+            );
+        }
+        let c = self.config;
+        for (p, g) in self.params.iter_mut().zip(grads) {
+            let Some(g) = g else { continue };
+            let g = g.to_dtype(DType::F32)?;
+            p.step += 1;
+            let wd = if p.decay { c.weight_decay } else { 0.0 };
+            if self.host_loop && p.var.device().is_cpu() && p.var.dtype() == DType::F32 {
+                step_host(p, &g, lr, wd, &c)?;
+                continue;
+            }
+            let theta = p.var.as_tensor().to_dtype(DType::F32)?;
+            let theta = if wd != 0.0 {
+                theta.affine(1.0 - lr * wd, 0.0)?
+            } else {
+                theta
+            };
+            let m = match &p.exp_avg {
+                Some(m) => (m + ((&g - m)? * (1.0 - c.beta1))?)?,
+                None => (&g * (1.0 - c.beta1))?,
+            };
+            let g2 = (g.sqr()? * (1.0 - c.beta2))?;
+            let v = match &p.exp_avg_sq {
+                Some(v) => ((v * c.beta2)? + g2)?,
+                None => g2,
+            };
+            let bc1 = 1.0 - c.beta1.powi(p.step as i32);
+            let bc2 = 1.0 - c.beta2.powi(p.step as i32);
+            let step_size = lr / bc1;
+            let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;
+            let upd = ((&m / denom)? * (-step_size))?;
+            let new = (theta + upd)?.to_dtype(p.var.dtype())?;
+            p.var.set(&new)?;
+            p.exp_avg = Some(m);
+            p.exp_avg_sq = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Optimizer state as named tensors (`exp_avg/NAME`, `exp_avg_sq/NAME`, `step/NAME`).
+    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for p in &self.params {
+            if let (Some(m), Some(v)) = (&p.exp_avg, &p.exp_avg_sq) {
+                out.insert(format!("exp_avg/{}", p.name), m.clone());
+                out.insert(format!("exp_avg_sq/{}", p.name), v.clone());
+                out.insert(
+                    format!("step/{}", p.name),
+                    Tensor::new(&[p.step as i64], &candle_core::Device::Cpu)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores the state written by [`Self::state_tensors`]; `what` names the file in errors.
+    pub fn load_state(&mut self, t: &HashMap<String, Tensor>, what: &str) -> Result<()> {
+        for p in &mut self.params {
+            let dev = p.var.device().clone();
+            match (
+                t.get(&format!("exp_avg/{}", p.name)),
+                t.get(&format!("exp_avg_sq/{}", p.name)),
+                t.get(&format!("step/{}", p.name)),
+            ) {
+                (Some(m), Some(v), Some(s)) => {
+                    if m.dims() != p.var.dims() || v.dims() != p.var.dims() {
+                        bail!(
+                            "{what}: optimizer state of `{}` has shape {:?}, parameter {:?}",
+                            p.name,
+                            m.dims(),
+                            p.var.dims()
+                        );
+                    }
+                    p.exp_avg = Some(m.to_dtype(DType::F32)?.to_device(&dev)?);
+                    p.exp_avg_sq = Some(v.to_dtype(DType::F32)?.to_device(&dev)?);
+                    p.step = s
+                        .to_vec1::<i64>()
+                        .with_context(|| format!("{what}: step/{}", p.name))?[0]
+                        as u64;
+                }
+                (None, None, None) => {
+                    p.exp_avg = None;
+                    p.exp_avg_sq = None;
+                    p.step = 0;
+                }
+                _ => bail!("{what}: incomplete optimizer state for `{}`", p.name),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The same update as [`AdamW::step`] as one fused loop over host memory (CPU parameters):
+/// Candle's CPU element-wise ops run one kernel per op, which made the optimizer a large part
+/// of a small model's step.
+fn step_host(p: &mut ParamState, g: &Tensor, lr: f64, wd: f64, c: &AdamWConfig) -> Result<()> {
+    let shape = p.var.shape().clone();
+    let mut theta: Vec<f32> = p.var.as_tensor().flatten_all()?.to_vec1()?;
+    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+    let n = theta.len();
+    let take = |t: Option<Tensor>| -> Result<Vec<f32>> {
+        Ok(match t {
+            Some(t) => t.flatten_all()?.to_vec1()?,
+            None => vec![0f32; n],
+        })
+    };
+    let mut m = take(p.exp_avg.take())?;
+    let mut v = take(p.exp_avg_sq.take())?;
+    let decay = (1.0 - lr * wd) as f32;
+    let (w1, b2, w2) = (
+        (1.0 - c.beta1) as f32,
+        c.beta2 as f32,
+        (1.0 - c.beta2) as f32,
+    );
+    let bc1 = 1.0 - c.beta1.powi(p.step as i32);
+    let bc2_sqrt = ((1.0 - c.beta2.powi(p.step as i32)) as f32).sqrt();
+    let step_size = (lr / bc1) as f32;
+    let eps = c.eps as f32;
+    for i in 0..n {
+        let gi = g[i];
+        let mut th = theta[i];
+        if wd != 0.0 {
+            th *= decay;
+        }
+        let mi = m[i] + w1 * (gi - m[i]);
+        let vi = v[i] * b2 + w2 * gi * gi;
+        let denom = vi.sqrt() / bc2_sqrt + eps;
+        theta[i] = th - step_size * (mi / denom);
+        m[i] = mi;
+        v[i] = vi;
+    }
+    let dev = p.var.device().clone();
+    p.var.set(&Tensor::from_vec(theta, shape.clone(), &dev)?)?;
+    p.exp_avg = Some(Tensor::from_vec(m, shape.clone(), &dev)?);
+    p.exp_avg_sq = Some(Tensor::from_vec(v, shape, &dev)?);
+    Ok(())
+}
+
+/// `torch.nn.utils.clip_grad_norm_(params, max_norm)`: scales all gradients by
+/// `min(1, max_norm / (total_norm + 1e-6))`; returns the total L2 norm before clipping.
+pub fn clip_grad_norm(grads: &mut [Option<Tensor>], max_norm: f64) -> Result<f64> {
+    let total = grad_norm(grads)?;
+    let coef = (max_norm / (total + 1e-6)).min(1.0);
+    if coef < 1.0 {
+        for g in grads.iter_mut().flatten() {
+            *g = g.affine(coef, 0.0)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Total L2 norm of the gradients (one host sync).
+pub fn grad_norm(grads: &[Option<Tensor>]) -> Result<f64> {
+    let sums: Vec<Tensor> = grads
+        .iter()
+        .flatten()
+        .map(|g| g.to_dtype(DType::F32)?.sqr()?.sum_all())
+        .collect::<candle_core::Result<_>>()?;
+    if sums.is_empty() {
+        return Ok(0.0);
+    }
+    let total: f32 = Tensor::stack(&sums, 0)?.sum_all()?.to_scalar()?;
+    Ok((total as f64).sqrt())
+}
+
+/// Clamps `logit_scale` to `[0, ln 100]` (OpenCLIP, after every optimizer step).
+pub fn clamp_logit_scale(var: &Var) -> Result<()> {
+    let c = var.as_tensor().clamp(0.0f32, 100f32.ln())?;
+    var.set(&c)?;
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! `tic-train` end to end: DataComp's output layout, strategy chaining across time steps
+//! (warm starts found by name), LwF and patching, resume of a finished run, clear errors.
+
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tic-train"))
+}
+
+/// A synthetic pool split into two "years" of 4 shards each (renumbered, with sizes.json).
+fn years(root: &Path) {
+    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
+        out: root.join("synth"),
+        seed: 1,
+        num_samples: 480,
+        num_shards: 8,
+        first_year: 2014,
+        num_years: 2,
+        image_size: 32,
+        eval_fraction: 0.1,
+        noise: 12,
+        jpeg_quality: 90,
+        bench_subset: None,
+        quiet: true,
+    })
+    .unwrap();
+    let sizes: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(root.join("synth/pool/sizes.json")).unwrap())
+            .unwrap();
+    for (y, year) in ["2014", "2015"].iter().enumerate() {
+        let dir = root.join("yearly").join(year);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = serde_json::Map::new();
+        for j in 0..4 {
+            let src = format!("{:08}.tar", y * 4 + j);
+            let dst = format!("{j:08}.tar");
+            std::fs::copy(root.join("synth/pool").join(&src), dir.join(&dst)).unwrap();
+            out.insert(dst, sizes[&src].clone());
+        }
+        std::fs::write(dir.join("sizes.json"), serde_json::to_string(&out).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("meta.json"),
+            r#"{"output_shard_count": 4, "output_shard_format": "{:08d}.tar"}"#,
+        )
+        .unwrap();
+    }
+}
+
+fn train(args: &[&str]) -> std::process::Output {
+    let out = bin()
+        .args([
+            "--scale",
+            "tiny",
+            "--batch_size",
+            "32",
+            "--train_num_samples",
+            "128",
+            "--num_checkpoints",
+            "2",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "-q",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    out
+}
+
+#[test]
+fn layout_strategies_and_resume() {
+    let d = tempfile::tempdir().unwrap();
+    years(d.path());
+    let y = d.path().join("yearly");
+    let o = d.path().join("runs");
+    let (y14, y15) = (y.join("2014"), y.join("2015"));
+    let dd1 = y14.to_str().unwrap().to_string();
+    let dd2 = format!("{}::{}", y14.display(), y15.display());
+    let o_s = o.to_str().unwrap();
+
+    // Time step 0.
+    let r = train(&[
+        "--strategy",
+        "cumulative-exp",
+        "--data_dir",
+        &dd1,
+        "--output_dir",
+        o_s,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let run = o.join("cumulative-exp_2014");
+    for f in [
+        "checkpoints/epoch_2.safetensors",
+        "checkpoints/epoch_latest.safetensors",
+        "checkpoints/train_state.json",
+        "params.txt",
+        "params.yaml",
+        "out.log",
+        "metrics.jsonl",
+        "model_config.json",
+        "info.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    // 128 samples / 2 checkpoints / batch 32 = 2 steps per epoch, 4 in all.
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 4);
+    let cfg = tic_model::ClipConfig::from_json_file(&run.join("model_config.json")).unwrap();
+    assert_eq!(cfg.text_cfg.context_length, 32);
+    let params = std::fs::read_to_string(run.join("params.txt")).unwrap();
+    assert!(params.contains("total_steps: 4"), "{params}");
+    assert!(params.contains("wd: 0.2"), "{params}");
+    // The model file loads as an OpenCLIP-named state dict of this config.
+    tic_model::checkpoint::load_clip(
+        &cfg,
+        &run.join("checkpoints/epoch_latest.safetensors"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+
+    // Time step 1 warm-starts from step 0's run, found by name.
+    let r = train(&[
+        "--strategy",
+        "cumulative-exp",
+        "--data_dir",
+        &dd2,
+        "--output_dir",
+        o_s,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let run2 = o.join("cumulative-exp_2015");
+    let log = std::fs::read_to_string(run2.join("out.log")).unwrap();
+    assert!(
+        log.contains("initialising weights from") && log.contains("cumulative-exp_2014"),
+        "{log}"
+    );
+    // Running it again resumes the finished run: nothing more is trained.
+    let r = train(&[
+        "--strategy",
+        "cumulative-exp",
+        "--data_dir",
+        &dd2,
+        "--output_dir",
+        o_s,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let metrics = std::fs::read_to_string(run2.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 4);
+
+    // A warm start without the previous step is a clear error.
+    let r = train(&[
+        "--strategy",
+        "sequential",
+        "--data_dir",
+        &dd2,
+        "--output_dir",
+        o_s,
+    ]);
+    assert!(!r.status.success());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        e.contains("sequential_2014") && e.contains("missing"),
+        "{e}"
+    );
+
+    // LwF and patching with an explicit previous model.
+    let prev = run.join("checkpoints/epoch_latest.safetensors");
+    for s in ["lwf", "patching"] {
+        let r = train(&[
+            "--strategy",
+            s,
+            "--data_dir",
+            &dd2,
+            "--output_dir",
+            o_s,
+            "--prev_checkpoint",
+            prev.to_str().unwrap(),
+        ]);
+        assert!(
+            r.status.success(),
+            "{s}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    let log = std::fs::read_to_string(o.join("patching_2015/out.log")).unwrap();
+    assert!(log.contains("patched"), "{log}");
+
+    // The loader alone.
+    let r = bin()
+        .args([
+            "--scale",
+            "tiny",
+            "--data_dir",
+            &dd2,
+            "--output_dir",
+            o_s,
+            "--loader_benchmark",
+            "5",
+            "--workers",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(v["samples_per_s"].as_f64().unwrap() > 0.0);
+
+    // Mixed bf16 runs (f32 master weights are saved).
+    let r = train(&[
+        "--data_dir",
+        &dd1,
+        "--output_dir",
+        o_s,
+        "--exp_name",
+        "bf16",
+        "--precision",
+        "bf16",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let m = std::fs::read_to_string(o.join("bf16/metrics.jsonl")).unwrap();
+    for l in m.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["loss"].as_f64().unwrap().is_finite(), "{l}");
+    }
+    // Diverging runs are not silently continued: skipped steps are counted, then it stops.
+    let r = bin()
+        .args([
+            "--scale",
+            "tiny",
+            "--batch_size",
+            "16",
+            "--train_num_samples",
+            "320",
+        ])
+        .args([
+            "--num_checkpoints",
+            "1",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "-q",
+        ])
+        .args([
+            "--data_dir",
+            &dd1,
+            "--output_dir",
+            o_s,
+            "--exp_name",
+            "diverge",
+            "--lr",
+            "1e30",
+        ])
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        e.contains("stopping at step") && e.contains("non-finite"),
+        "{e}"
+    );
+    let log = std::fs::read_to_string(o.join("diverge/out.log")).unwrap();
+    assert!(log.contains("step skipped"), "{log}");
+
+    // Bad input names the problem.
+    let r = train(&["--data_dir", "/nonexistent/dir", "--output_dir", o_s]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/dir"));
+}
