@@ -66,10 +66,10 @@ pub const SCALES: &[ScaleConfig] = &[
     ScaleConfig {
         name: "tiny",
         model: "tiny",
-        batch_size: 64,
+        batch_size: 32,
         learning_rate: 2e-3,
         warmup: 10,
-        train_num_samples: 64 * 150,
+        train_num_samples: 32 * 120,
         beta2: None,
     },
 ];
