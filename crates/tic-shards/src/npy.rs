@@ -145,11 +145,12 @@ fn locate_records<'a>(bytes: &'a [u8], file: &str) -> Result<(&'a [u8], bool), N
         }
     };
     let n = shape[0];
-    if data.len() as u64 != n * 16 {
+    // A crafted header may declare more records than any file holds: never let n·16 wrap.
+    if n.checked_mul(16) != Some(data.len() as u64) {
         return Err(NpyError::Length {
             file: file.to_string(),
             expected: n,
-            expected_bytes: n * 16,
+            expected_bytes: n.saturating_mul(16),
             found_bytes: data.len() as u64,
         });
     }
@@ -265,6 +266,25 @@ mod tests {
         assert!(matches!(
             read_uids(&raw[..15], "r"),
             Err(NpyError::RawLength { len: 15, .. })
+        ));
+    }
+
+    #[test]
+    fn huge_declared_length_is_an_error() {
+        let mut bytes = write_uids(&[]);
+        // Declare 2^60 records (n·16 wraps to 0 in u64) with an empty data section.
+        let h = String::from_utf8(bytes[10..128].to_vec()).unwrap();
+        let h2 = h.replacen("(0,)", "(1152921504606846976,)", 1);
+        let h2 = format!(
+            "{}{}",
+            h2.trim_end(),
+            " ".repeat(h.len() - h2.trim_end().len() - 1)
+        ) + "\n";
+        assert_eq!(h2.len(), h.len());
+        bytes.splice(10..128, h2.bytes());
+        assert!(matches!(
+            read_uids(&bytes, "big.npy"),
+            Err(NpyError::Length { .. })
         ));
     }
 
