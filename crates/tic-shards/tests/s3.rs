@@ -32,11 +32,18 @@ fn free_port() -> u16 {
 }
 
 fn start_moto(port: u16) -> Server {
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let port_s = port.to_string();
+    let spawn = |cmd: &str, pre: &[&str]| {
+        Command::new(cmd)
+            .args(pre)
+            .args(["-H", "127.0.0.1", "-p", &port_s])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+    // The console script, or the module when a fresh pip install left no shim on PATH yet.
+    let child = spawn("moto_server", &[])
+        .or_else(|_| spawn("python3", &["-m", "moto.server"]))
         .unwrap_or_else(|e| {
             panic!("cannot start moto_server ({e}): install it with `pip install 'moto[server]'` (make deps)")
         });
