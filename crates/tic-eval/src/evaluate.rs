@@ -219,16 +219,14 @@ fn write_npy(path: &Path, m: &Matrix) -> Result<()> {
         w.finish()?;
     }
     f.commit()
-        .with_context(|| format!("writing {}", path.display()))?;
-    crate::make_readable(path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<()> {
     let mut f = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(f, "{}", serde_json::to_string(v)?)?;
     f.commit()
-        .with_context(|| format!("writing {}", path.display()))?;
-    crate::make_readable(path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Evaluates `task` with `enc` on the set under `data_dir` (DataComp/TiC path rules).

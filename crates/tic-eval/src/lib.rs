@@ -30,25 +30,5 @@ pub mod results;
 pub mod tables;
 pub mod tasklist;
 
-/// Writes `bytes` to `path` atomically with `tic_shards::atomic` (temp file + rename), then
-/// gives the file the ordinary `0644` permissions (the temp file is created `0600`).
-pub fn write_output(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    tic_shards::atomic::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    make_readable(path)
-}
-
-/// Sets `0644` permissions on a file tic-eval wrote (no-op off Unix).
-pub fn make_readable(path: &std::path::Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use anyhow::Context;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting permissions of {}", path.display()))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
+/// Writes an output file atomically (`tic_shards::atomic`: temp file + rename, mode 0644).
+pub use tic_shards::atomic::write_file as write_output;

@@ -24,18 +24,5 @@ pub use config::ClipConfig;
 pub use model::Clip;
 pub use tokenizer::Tokenizer;
 
-/// Writes `bytes` to `path` atomically with `tic_shards::atomic` (temp file in the same folder,
-/// then rename; parent folders created) and gives it the ordinary `0644` permissions (the temp
-/// file is created `0600`).
-pub fn write_output(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    tic_shards::atomic::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting permissions of {}", path.display()))?;
-    }
-    Ok(())
-}
+/// Writes an output file atomically (`tic_shards::atomic`: temp file + rename, mode 0644).
+pub use tic_shards::atomic::write_file as write_output;

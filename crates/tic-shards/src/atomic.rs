@@ -74,6 +74,13 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
     f.commit()
 }
 
+/// [`write_atomic`] with the path in the error (for `anyhow` callers).
+pub fn write_file(path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = path.as_ref();
+    write_atomic(path, bytes)
+        .map_err(|e| anyhow::anyhow!(e).context(format!("writing {}", path.display())))
+}
+
 /// Removes temporary files left in `dir` by an interrupted run; returns how many.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut n = 0;

@@ -161,10 +161,15 @@ impl ZeroShotClassifier {
     }
 }
 
-fn check_targets(rows: usize, targets: &[usize], num_classes: usize) -> Result<(), MetricsError> {
+/// Checks that there is one target per row and every target is a valid class id.
+pub(crate) fn check_targets(
+    rows: usize,
+    targets: &[usize],
+    num_classes: usize,
+) -> Result<(), MetricsError> {
     if rows != targets.len() {
         return Err(MetricsError::Shape(format!(
-            "{rows} image feature rows but {} targets",
+            "{rows} rows but {} targets",
             targets.len()
         )));
     }

@@ -238,20 +238,7 @@ fn check(
     targets: &[usize],
     groups: &ClassGroups,
 ) -> Result<(), MetricsError> {
-    if rows != targets.len() {
-        return Err(MetricsError::Shape(format!(
-            "{rows} rows but {} targets",
-            targets.len()
-        )));
-    }
-    if let Some((i, &t)) = targets.iter().enumerate().find(|(_, &t)| t >= num_classes) {
-        return Err(MetricsError::IdOutOfRange {
-            what: "sample",
-            index: i,
-            id: t,
-            limit: num_classes,
-        });
-    }
+    super::classification::check_targets(rows, targets, num_classes)?;
     groups.check_num_classes(num_classes)
 }
 
