@@ -25,7 +25,7 @@ use tic_train::trainer::{train, Init, Precision, RunDir, TrainOptions};
     about = "Train CLIP on WebDataset shards (DataComp train.py flags), with the TiC-CLIP continual strategies",
     long_about = "Train CLIP on WebDataset shards. Flags follow DataComp's train.py (with the TiC patch); \
 outputs follow its layout: OUTPUT_DIR/EXP_NAME/{checkpoints/epoch_N.safetensors, checkpoints/epoch_latest.safetensors, \
-params.txt, params.yaml, out.log, metrics.jsonl, model_config.json, info.json}.\n\n\
+params.txt, params.yaml, out.log, metrics.jsonl, model_config.json, info.json, compute.json}.\n\n\
 Continual learning: pass every time split so far in --data_dir (oldest first, joined by ::) and --strategy; \
 the run is step t = number of splits - first_step_splits, its name defaults to STRATEGY_LASTSPLIT, and warm \
 starts load OUTPUT_DIR/STRATEGY_PREVSPLIT/checkpoints/epoch_latest.safetensors."
@@ -436,6 +436,18 @@ fn run(args: Args) -> Result<()> {
     tic_shards::atomic::write_atomic(
         run_dir.root.join("info.json"),
         serde_json::to_string_pretty(&info)?.as_bytes(),
+    )?;
+    // Training compute of this model (what `tic-metrics` reads as `{time}/compute.json`).
+    let batch = counts.loader_batch * opts.accum_freq;
+    let compute = serde_json::json!({
+        "samples_seen": summary.steps * batch as u64,
+        "steps": summary.steps,
+        "batch_size": batch,
+        "finished": summary.finished,
+    });
+    tic_shards::atomic::write_atomic(
+        run_dir.root.join("compute.json"),
+        serde_json::to_string_pretty(&compute)?.as_bytes(),
     )?;
     Ok(())
 }
