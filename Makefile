@@ -18,6 +18,8 @@ MAKEFLAGS += --no-builtin-rules
 CARGO ?= cargo
 PYTHON ?= python3
 PROFILE ?= release
+# What `make demo` builds first (empty when BIN already holds the binaries, as in demo-smoke).
+DEMO_BUILD ?= build
 BIN ?= $(CURDIR)/target/$(PROFILE)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -29,6 +31,8 @@ SYNTH_SHARDS ?= 12
 SYNTH_YEARS ?= 4
 FIRST_YEAR ?= 2014
 SYNTH_IMAGE ?= 64
+# Samples of the static (time-independent) classification set, key synth_static; 0: none.
+SYNTH_STATIC ?= 320
 YEARS ?= $(shell seq $(FIRST_YEAR) $$(( $(FIRST_YEAR) + $(SYNTH_YEARS) - 1 )))
 
 # ---- paths of the TiC-CLIP README ---------------------------------------------------------
@@ -49,10 +53,11 @@ RESHARD_FLAGS ?= -q
 
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
-  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval
+  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
-.PHONY: all build install-bin deps test fmt-check clippy unit demo demo-data data-year \
-        data-month stats eval-sets tasklist yfcc redcaps bench-reshard fuzz clean help
+.PHONY: all build install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
+        data-month stats eval-sets tasklist yfcc redcaps train train-all eval eval-all metrics \
+        report bench-reshard fuzz clean help
 
 all: build
 
@@ -84,13 +89,24 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
-test: deps fmt-check clippy unit ## Formatting, lints and every test (CI's command)
+test: deps fmt-check clippy unit demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)
+
+# A shortened demo on the binaries `cargo test` just built: the whole chain on a small pool
+# (3 years, 5 strategies, short runs); tic-report --check fails on a missing or insane number.
+SMOKE_DIR ?= target/demo-smoke
+demo-smoke: ## The whole pipeline, shortened, with tic-report --check (part of make test)
+	$(CARGO) build --profile test --workspace --bins
+	rm -rf $(SMOKE_DIR)
+	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) BIN=$(CURDIR)/target/debug DEMO_BUILD= \
+	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 \
+	  TRAIN_FLAGS="--train_num_samples 256 --workers 2 -q" REPORT_FLAGS=--check
+	test -s $(SMOKE_DIR)/report.md
 
 # ---- data: synthetic pool, UID files, time splits -------------------------------------------
 $(SYNTH_DIR)/synth.json:
 	$(BIN)/tic-synth --out $(SYNTH_DIR) --seed $(SEED) --num-samples $(SYNTH_SAMPLES) \
 	  --num-shards $(SYNTH_SHARDS) --first-year $(FIRST_YEAR) --num-years $(SYNTH_YEARS) \
-	  --image-size $(SYNTH_IMAGE) --quiet
+	  --image-size $(SYNTH_IMAGE) --static-samples $(SYNTH_STATIC) --quiet
 
 # "Download" the published UID files (offline: copy them from UID_SOURCE).
 $(UID_DIR)/yearly/train/%.npy: | $(SYNTH_DIR)/synth.json
@@ -128,8 +144,14 @@ stats: ## _stats.json and sizes.json for every yearly and monthly split
 
 # ---- evaluation sets (retrieval and DataCompNet, yearly and monthly) -------------------------
 TASKLIST ?= $(DEMO_DIR)/tasklist.yml
+# Task families in the task list (tic-tasklist --eval-tasks). The monthly sets are built by
+# eval-sets too; add retrieval/monthly,datacompnet/monthly to evaluate on them.
+EVAL_TASKS ?= retrieval/yearly,datacompnet/yearly
+# Root of the evaluation sets (tic-eval --data_dir).
+EVAL_DATA_DIR ?= $(DEMO_DIR)/data
 EVAL_Y := $(DATA_Y_PATH)/eval
 EVAL_M := $(DATA_M_PATH)/eval
+STATIC_SET := $(if $(filter-out 0,$(SYNTH_STATIC)),$(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt)
 
 $(EVAL_Y)/alluids.npy: | $(SYNTH_DIR)/synth.json
 	$(BIN)/tic-eval-uids --output-path $(DATA_Y_PATH) --input-dir $(UID_SOURCE) --no-download -q
@@ -169,11 +191,20 @@ $(EVAL_M)/datacompnet/%/nshards.txt: $(EVAL_Y)/datacompnet/$$(shell echo $$* | c
 EVAL_SETS := $(foreach y,$(YEARS),$(EVAL_Y)/retrieval/$(y)/nshards.txt $(EVAL_Y)/datacompnet/$(y)/nshards.txt) \
   $(EVAL_M)/retrieval/$(YEARMONTH)/nshards.txt $(EVAL_M)/datacompnet/$(YEARMONTH)/nshards.txt
 
-eval-sets: $(EVAL_SETS) ## Retrieval and DataCompNet eval sets (CLIP_benchmark layout)
+# The static set tic-synth wrote (the demo's stand-in for ImageNet and the other fixed tasks).
+$(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt: | $(SYNTH_DIR)/synth.json
+	rm -rf $(EVAL_DATA_DIR)/wds_synth_static_test.tmp
+	@mkdir -p $(EVAL_DATA_DIR)
+	cp -r $(SYNTH_DIR)/static $(EVAL_DATA_DIR)/wds_synth_static_test.tmp
+	rm -rf $(EVAL_DATA_DIR)/wds_synth_static_test
+	mv $(EVAL_DATA_DIR)/wds_synth_static_test.tmp $(EVAL_DATA_DIR)/wds_synth_static_test
 
-$(TASKLIST): $(EVAL_SETS)
-	$(BIN)/tic-tasklist --yaml-path $@ --eval-tasks retrieval/yearly,datacompnet/yearly,retrieval/monthly,datacompnet/monthly \
-	  --data-dir $(DEMO_DIR)/data/tic/datacomp --data-depth 4 -q
+eval-sets: $(EVAL_SETS) $(STATIC_SET) ## Retrieval and DataCompNet eval sets (CLIP_benchmark layout)
+
+$(TASKLIST): $(EVAL_SETS) $(STATIC_SET)
+	$(BIN)/tic-tasklist --yaml-path $@ --eval-tasks $(EVAL_TASKS) \
+	  --data-dir $(EVAL_DATA_DIR)/tic/datacomp --data-depth 4 \
+	  $(if $(STATIC_SET),--base $(SYNTH_DIR)/static/tasklist.yml) -q
 
 tasklist: $(TASKLIST) ## tasklist.yml for the eval sets that exist
 
@@ -200,20 +231,113 @@ $(REDCAPS_DIR)/tars/.done:
 yfcc: $(YFCC_DIR)/tars/.done ## Synthetic TiC-YFCC15M year splits packed as shards
 redcaps: $(REDCAPS_DIR)/tars/.done ## Synthetic TiC-RedCaps year splits packed as shards
 
-demo-data: build $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
+demo-data: $(DEMO_BUILD) $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
     $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json $(TASKLIST) $(YFCC_DIR)/tars/.done $(REDCAPS_DIR)/tars/.done
 	$(MAKE) --no-print-directory stats
 
+# ---- training: one run per (strategy, time step) ----------------------------------------------
+# Runs are {RUNS_DIR}/{strategy}_{step}, a step being named by its last training split. Step 0 is
+# the same for every strategy (random init, the first step's data, one step's budget), so it is
+# trained once as init_{step} and each strategy's step-0 run is a symlink to it. Warm-start
+# strategies depend on their previous step's run; tic-train finds its checkpoint by name.
+SCALE ?= tiny
+STRATEGIES ?= sequential cumulative-all cumulative-exp restart oracle
+STRATEGY ?= sequential
+# Training splits, oldest first (folders under TRAIN_DATA); the first FIRST_STEP_SPLITS of them
+# form time step 0 (TiC-DataComp: 2014 2015 2016 -> 3).
+TRAIN_SPLITS ?= $(YEARS)
+FIRST_STEP_SPLITS ?= 1
+TRAIN_DATA ?= $(TIC_DATACOMP_Y_PATH)/train
+RUNS_DIR ?= $(DEMO_DIR)/runs
+RESULTS_DIR ?= $(DEMO_DIR)/results
+METRICS_DIR ?= $(DEMO_DIR)/metrics
+REPORT ?= $(DEMO_DIR)/report.md
+TRAIN_FLAGS ?= --workers $(JOBS) -q
+EVAL_FLAGS ?= --num_workers $(JOBS) -q
+METRICS_FLAGS ?=
+REPORT_FLAGS ?=
+WARM_STARTS := sequential cumulative-all cumulative-exp cumulative-equal lwf patching
+
+STEPS := $(wordlist $(FIRST_STEP_SPLITS),$(words $(TRAIN_SPLITS)),$(TRAIN_SPLITS))
+FIRST_STEP := $(firstword $(STEPS))
+empty :=
+space := $(empty) $(empty)
+# $(call run_step,S_Y) = Y; $(call run_strategy,S_Y) = S.
+run_step = $(lastword $(subst _, ,$(1)))
+run_strategy = $(patsubst %_$(call run_step,$(1)),%,$(1))
+splits_upto = $(shell echo $(TRAIN_SPLITS) | tr ' ' '\n' | awk '$$1 <= $(1)')
+prev_step = $(shell echo $(STEPS) | tr ' ' '\n' | awk '$$1 < $(1)' | tail -n 1)
+train_inputs = $(subst $(space),::,$(foreach s,$(call splits_upto,$(1)),$(TRAIN_DATA)/$(s)))
+# Local splits are file prerequisites; object-store URLs are taken as they are.
+split_files = $(if $(findstring ://,$(TRAIN_DATA)),,$(foreach s,$(call splits_upto,$(1)),$(TRAIN_DATA)/$(s)/meta.json))
+is_shared_first = $(and $(filter $(FIRST_STEP),$(call run_step,$(1))),$(filter-out init,$(call run_strategy,$(1))))
+run_prereqs = $(if $(call is_shared_first,$(1)),$(RUNS_DIR)/init_$(FIRST_STEP)/compute.json,\
+  $(call split_files,$(call run_step,$(1))) \
+  $(if $(and $(filter $(WARM_STARTS),$(call run_strategy,$(1))),$(call prev_step,$(call run_step,$(1)))),\
+    $(RUNS_DIR)/$(call run_strategy,$(1))_$(call prev_step,$(call run_step,$(1)))/compute.json))
+
+ALL_STRATEGIES := sequential cumulative-all cumulative-exp cumulative-equal restart oracle lwf patching
+RUN_FILES := $(foreach s,init $(ALL_STRATEGIES),$(foreach y,$(STEPS),$(RUNS_DIR)/$(s)_$(y)/compute.json))
+
+# compute.json is the last file tic-train writes: its presence means the run finished.
+$(RUN_FILES): $(RUNS_DIR)/%/compute.json: $$(call run_prereqs,$$*)
+	@mkdir -p $(RUNS_DIR)
+	$(if $(call is_shared_first,$*),rm -rf $(RUNS_DIR)/$* && ln -s init_$(FIRST_STEP) $(RUNS_DIR)/$*,\
+	  $(BIN)/tic-train --scale $(SCALE) --strategy $(if $(filter init,$(call run_strategy,$*)),restart,$(call run_strategy,$*)) \
+	    --data_dir $(call train_inputs,$(call run_step,$*)) --first_step_splits $(FIRST_STEP_SPLITS) \
+	    --output_dir $(RUNS_DIR) --exp_name $* --seed $(SEED) $(TRAIN_FLAGS))
+
+train: $(RUNS_DIR)/$(STRATEGY)_$(YEAR)/compute.json ## One run (STRATEGY=cumulative-all YEAR=2016), with the runs it warm-starts from
+
+train-all: $(foreach s,$(STRATEGIES),$(foreach y,$(STEPS),$(RUNS_DIR)/$(s)_$(y)/compute.json)) ## Every strategy at every step
+
+# ---- evaluation of every checkpoint, metrics, report ----------------------------------------
+# {RESULTS_DIR}/{strategy}/{step}/: eval_results.jsonl from tic-eval plus the run's compute.json;
+# eval.done marks a finished evaluation (tic-eval itself resumes an interrupted one).
+is_shared_eval = $(and $(filter $(FIRST_STEP),$(word 2,$(subst /, ,$(1)))),$(filter-out init,$(word 1,$(subst /, ,$(1)))))
+eval_prereqs = $(if $(call is_shared_eval,$(1)),$(RESULTS_DIR)/init/$(FIRST_STEP)/eval.done,\
+  $(RUNS_DIR)/$(word 1,$(subst /, ,$(1)))_$(word 2,$(subst /, ,$(1)))/compute.json $(TASKLIST))
+
+EVAL_FILES := $(foreach s,init $(ALL_STRATEGIES),$(foreach y,$(STEPS),$(RESULTS_DIR)/$(s)/$(y)/eval.done))
+
+$(EVAL_FILES): $(RESULTS_DIR)/%/eval.done: $$(call eval_prereqs,$$*)
+	$(if $(call is_shared_eval,$*),\
+	  mkdir -p $(dir $(RESULTS_DIR)/$*) && rm -rf $(RESULTS_DIR)/$* && ln -s ../init/$(FIRST_STEP) $(RESULTS_DIR)/$*,\
+	  $(BIN)/tic-eval --train_output_dir $(RUNS_DIR)/$(subst /,_,$*) --output_dir $(@D) \
+	    --data_dir $(EVAL_DATA_DIR) --tasklist $(TASKLIST) $(EVAL_FLAGS) && \
+	  cp $(RUNS_DIR)/$(subst /,_,$*)/compute.json $(@D)/compute.json && touch $@)
+
+EVALS := $(foreach s,$(STRATEGIES),$(foreach y,$(STEPS),$(RESULTS_DIR)/$(s)/$(y)/eval.done))
+
+eval: $(RESULTS_DIR)/$(STRATEGY)/$(YEAR)/eval.done ## Evaluate one run (STRATEGY=, YEAR=) on every task of TASKLIST
+
+eval-all: $(EVALS) ## Evaluate every run
+
+$(METRICS_DIR)/report.json: $(EVALS)
+	$(BIN)/tic-metrics $(foreach s,$(STRATEGIES),--runs $(s)=$(RESULTS_DIR)/$(s)) \
+	  --output-dir $(METRICS_DIR) $(METRICS_FLAGS)
+
+metrics: $(METRICS_DIR)/report.json ## T×T matrices, ID/backward/forward transfer, plots
+
+REPORT_CMD = $(BIN)/tic-report --metrics $(METRICS_DIR) --runs-dir $(RUNS_DIR) \
+  $(if $(wildcard $(SYNTH_DIR)/synth.json),--synth $(SYNTH_DIR)/synth.json) --output $(REPORT) $(REPORT_FLAGS)
+
+$(REPORT): $(METRICS_DIR)/report.json
+	$(REPORT_CMD) >/dev/null
+
+report: $(REPORT) ## report.md: method x {ID, backward, forward, static, compute}, findings, plots
+
 # ---- the demo -----------------------------------------------------------------------------
-demo: build ## The whole pipeline on the synthetic default, under DEMO_DIR
+demo: $(DEMO_BUILD) ## The whole pipeline on the synthetic default, under DEMO_DIR
 	$(MAKE) --no-print-directory demo-data
-	@$(BIN)/tic-synth --help >/dev/null
+	$(MAKE) --no-print-directory report
 	@echo
 	@echo "demo data under $(DEMO_DIR):"
 	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
-	@printf '  train %s: ' $(YEARMONTH); grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json
 	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
-	@echo "  tasks: $$(grep -c '^tic/' $(TASKLIST)) in $(TASKLIST)"
+	@echo "  tasks: $$(grep -c '^[a-z]' $(TASKLIST)) in $(TASKLIST)"
+	@echo
+	@$(REPORT_CMD)
 
 # ---- benchmarks and fuzzing -----------------------------------------------------------------
 bench-reshard: ## Resharder/stats throughput vs cp -r on a 100k-sample pool (docs/benchmarks.md)

@@ -45,7 +45,8 @@ impl Encoder for ClipEncoder {
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Matrix> {
-        let ids = Tokenizer::shared().tokenize_tensor(texts, &self.device)?;
+        let ctx = self.model.config().text_cfg.context_length;
+        let ids = Tokenizer::shared().tokenize_tensor_to(texts, ctx, &self.device)?;
         to_matrix(&self.model.encode_text_normalized(&ids)?)
     }
 }

@@ -9,7 +9,9 @@ use crate::tasklist::Task;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 use std::io::Write;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tic_model::ClipConfig;
 use tic_shards::atomic::AtomicFile;
 
@@ -184,6 +186,44 @@ pub struct TaskOptions {
     pub class_groups: Option<ClassGroups>,
     /// Write each task's embeddings and labels under this folder.
     pub dump_dir: Option<PathBuf>,
+    /// The last classifier's prompt embeddings, reused by the next task with the same prompts
+    /// (TiC's DataCompNet tasks all share ImageNet's 1000 classes × 80 templates).
+    pub prompt_cache: PromptCache,
+}
+
+/// Remembers the text embeddings of the most recent prompt list (one entry, so memory stays
+/// bounded), keyed by a SHA-256 of the prompts. Shared between tasks of one run of one model.
+#[derive(Debug, Clone, Default)]
+pub struct PromptCache(Arc<Mutex<Option<([u8; 32], Arc<Matrix>)>>>);
+
+impl PromptCache {
+    fn digest(prompts: &[String]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for p in prompts {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// The embeddings of `prompts`: cached if the previous call had the same prompts, else
+    /// computed by `embed` and remembered.
+    pub fn get_or_embed(
+        &self,
+        prompts: &[String],
+        embed: impl FnOnce() -> Result<Matrix>,
+    ) -> Result<(Arc<Matrix>, bool)> {
+        let key = Self::digest(prompts);
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, m)) = slot.as_ref() {
+            if *k == key {
+                return Ok((m.clone(), true));
+            }
+        }
+        let m = Arc::new(embed()?);
+        *slot = Some((key, m.clone()));
+        Ok((m, false))
+    }
 }
 
 /// What one task evaluation produced.
@@ -298,7 +338,12 @@ fn classify(
     progress: &(dyn Fn(&str, usize) + Sync),
 ) -> Result<(Map<String, Value>, usize)> {
     let prompts = set.prompts();
-    let text = embed_texts(enc, &prompts, eo.batch_size, &|n| progress("prompts", n))?;
+    let (text, cached) = opts.prompt_cache.get_or_embed(&prompts, || {
+        embed_texts(enc, &prompts, eo.batch_size, &|n| progress("prompts", n))
+    })?;
+    if cached {
+        tracing::debug!("{}: prompt embeddings reused from the previous task", set.root.display());
+    }
     let targets: Vec<usize> = imgs
         .labels
         .iter()
@@ -360,6 +405,30 @@ fn retrieve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prompt_cache_reuses_only_identical_prompts() {
+        let cache = PromptCache::default();
+        let calls = std::cell::Cell::new(0);
+        let embed = |v: f32| {
+            calls.set(calls.get() + 1);
+            Ok(Matrix::new(1, 1, vec![v]).unwrap())
+        };
+        let p = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (a, hit) = cache.get_or_embed(&p(&["a cat", "a dog"]), || embed(1.0)).unwrap();
+        assert!(!hit);
+        let (b, hit) = cache.get_or_embed(&p(&["a cat", "a dog"]), || embed(2.0)).unwrap();
+        assert!(hit);
+        assert!(Arc::ptr_eq(&a, &b));
+        // Same concatenation, different split: not the same prompts.
+        let (c, hit) = cache.get_or_embed(&p(&["a ca", "ta dog"]), || embed(3.0)).unwrap();
+        assert!(!hit);
+        assert_eq!(c.row(0), &[3.0]);
+        // Only the latest entry is kept.
+        let (_, hit) = cache.get_or_embed(&p(&["a cat", "a dog"]), || embed(4.0)).unwrap();
+        assert!(!hit);
+        assert_eq!(calls.get(), 3);
+    }
 
     #[test]
     fn checkpoint_discovery_prefers_latest_then_highest_epoch() {

@@ -208,7 +208,13 @@ impl Tokenizer {
     /// One row of `context_length` ids: `[sot] + encode(text) + [eot]`, truncated with `eot` in the
     /// last slot, zero-padded.
     pub fn tokenize_one(&self, text: &str) -> Vec<u32> {
-        let c = self.context_length;
+        self.tokenize_one_to(text, self.context_length)
+    }
+
+    /// [`Self::tokenize_one`] for a model with another context length `c` (OpenCLIP's
+    /// `tokenize(texts, context_length=c)`; e.g. 32 for tic-train's `tiny` scale).
+    pub fn tokenize_one_to(&self, text: &str, c: usize) -> Vec<u32> {
+        let c = c.max(2);
         let mut row = Vec::with_capacity(c);
         row.push(SOT);
         row.extend(self.encode(text));
@@ -235,13 +241,26 @@ impl Tokenizer {
         texts: &[S],
         device: &Device,
     ) -> Result<Tensor> {
-        let rows = self.tokenize_batch(texts);
-        let flat: Vec<u32> = rows.into_iter().flatten().collect();
-        Ok(Tensor::from_vec(
-            flat,
-            (texts.len(), self.context_length),
-            device,
-        )?)
+        self.tokenize_tensor_to(texts, self.context_length, device)
+    }
+
+    /// [`Self::tokenize_tensor`] for a text tower with context length `c` (use the model
+    /// config's `text_cfg.context_length`).
+    pub fn tokenize_tensor_to<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        c: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let c = c.max(2);
+        let flat: Vec<u32> = texts
+            .par_iter()
+            .map(|t| self.tokenize_one_to(t.as_ref(), c))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(Tensor::from_vec(flat, (texts.len(), c), device)?)
     }
 }
 
@@ -262,5 +281,17 @@ mod tests {
         assert_eq!(row[76], EOT);
         assert_eq!(row[0], SOT);
         assert_eq!(t.tokenize_one("<start_of_text>")[1], SOT);
+        // A shorter context: the same ids, truncated with eot last, as OpenCLIP's
+        // tokenize(text, context_length=8).
+        let short = t.tokenize_one_to("a photo of a cat", 8);
+        assert_eq!(short, &[49406, 320, 1125, 539, 320, 2368, 49407, 0]);
+        let cut = t.tokenize_one_to(&long, 8);
+        assert_eq!(cut.len(), 8);
+        assert_eq!((cut[0], cut[7]), (SOT, EOT));
+        assert_eq!(&cut[1..7], &t.tokenize_one(&long)[1..7]);
+        let ids = t
+            .tokenize_tensor_to(&["a cat", "a dog"], 32, &Device::Cpu)
+            .unwrap();
+        assert_eq!(ids.dims(), &[2, 32]);
     }
 }

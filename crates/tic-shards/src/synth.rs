@@ -88,6 +88,7 @@ const PHRASES: [&str; 12] = [
   OUT/uids/tic-datacomp_training_monthly/YEAR.tar         (YEAR/YYYYMM.npy members, eval uids included)\n\
   OUT/uids/tic-datacomp_retrieval_evals_year2uids.pkl     (dict year -> [uid])\n\
   OUT/uids/tic-datacompnet_year2uids.pkl                  (dict year -> {synset -> [uid]})\n\
+  OUT/static/                     with --static-samples: a static classification set (key synth_static)\n\
   OUT/synth.json                                          (settings and per-year counts)"
 )]
 pub struct SynthArgs {
@@ -125,10 +126,19 @@ pub struct SynthArgs {
     /// absent from the pool) and `bench_uid2classid.pkl` (its uids -> class ids) for benchmarks.
     #[arg(long)]
     pub bench_subset: Option<f64>,
+    /// Also write a static (time-independent) zero-shot classification set of this many samples
+    /// under `OUT/static/` (CLIP_benchmark layout, task key `synth_static`): every concept
+    /// equally often, rendered in the style of a uniformly drawn year. It plays the role of
+    /// ImageNet and the other fixed benchmarks in the paper's "static" column.
+    #[arg(long, default_value_t = 0)]
+    pub static_samples: usize,
     /// Less logging.
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
+
+/// Task key of the static classification set (`--static-samples`).
+pub const STATIC_TASK_KEY: &str = "synth_static";
 
 /// What one sample is, before rendering.
 #[derive(Debug, Clone)]
@@ -220,6 +230,84 @@ pub fn sample_spec(a: &SynthArgs, i: usize) -> SampleSpec {
         dark: rng.random(),
         split,
     }
+}
+
+/// Draws the spec of sample `i` of the static set: concept `i mod 16` (balanced classes), a
+/// uniformly drawn year's style, otherwise as [`sample_spec`].
+pub fn static_spec(a: &SynthArgs, i: usize) -> SampleSpec {
+    let mut rng = sample_rng(a.seed ^ 0x57A7_1C00, i);
+    let uid = Uid(rng.random::<u128>());
+    let t = rng.random_range(0..a.num_years);
+    let concept = i % CONCEPT_CLASSES.len();
+    let color = if rng.random::<f64>() < 0.6 {
+        (concept + t as usize * 3) % COLORS.len()
+    } else {
+        rng.random_range(0..COLORS.len())
+    };
+    SampleSpec {
+        uid,
+        year: a.first_year + t,
+        month: rng.random_range(1..=12),
+        concept,
+        color,
+        position: rng.random_range(0..POSITIONS.len()),
+        large: rng.random(),
+        dark: rng.random(),
+        split: 2,
+    }
+}
+
+/// Writes the static classification set under `dir` (CLIP_benchmark layout: `classnames.txt`,
+/// `zeroshot_classification_templates.txt`, `dataset_type.txt`, `count.txt`,
+/// `test/nshards.txt`, `test/0.tar` with `jpg` + `cls` members) and a one-task
+/// `tasklist.yml` for it.
+pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
+    let n = a.static_samples;
+    let names = imagenet::classnames();
+    let classnames: String = CONCEPT_CLASSES
+        .iter()
+        .map(|&c| format!("{}\n", names[c]))
+        .collect();
+    let templates: String = imagenet::templates()
+        .iter()
+        .map(|t| format!("{t}\n"))
+        .collect();
+    let samples: Vec<(String, Vec<u8>, usize)> = (0..n)
+        .into_par_iter()
+        .map(|i| -> Result<_> {
+            let s = static_spec(a, i);
+            let jpg = encode_jpeg(&render(a, &s), a.jpeg_quality)?;
+            Ok((format!("s{i:07}"), jpg, s.concept))
+        })
+        .collect::<Result<_>>()?;
+    let test = dir.join("test");
+    std::fs::create_dir_all(&test).with_context(|| format!("creating {}", test.display()))?;
+    let mut f = atomic::AtomicFile::create(test.join("0.tar"))?;
+    {
+        let mut tw = TarSampleWriter::new(&mut f);
+        for (key, jpg, cls) in &samples {
+            let cls = cls.to_string();
+            tw.append_sample(key, &mut [("cls", cls.as_bytes(), 0), ("jpg", jpg, 0)])?;
+        }
+        tw.finish()?;
+    }
+    f.flush()?;
+    f.commit()?;
+    atomic::write_atomic(test.join("nshards.txt"), b"1\n")?;
+    atomic::write_atomic(dir.join("classnames.txt"), classnames.as_bytes())?;
+    atomic::write_atomic(
+        dir.join("zeroshot_classification_templates.txt"),
+        templates.as_bytes(),
+    )?;
+    atomic::write_atomic(dir.join("dataset_type.txt"), b"classification\n")?;
+    atomic::write_atomic(dir.join("count.txt"), format!("{n}\n").as_bytes())?;
+    let task = format!(
+        "{STATIC_TASK_KEY}:\n  name: Synthetic static ({} concepts, all years)\n  size: {n}\n  num_classes: {}\n  tags:\n  - static\n  - classification\n",
+        CONCEPT_CLASSES.len(),
+        CONCEPT_CLASSES.len()
+    );
+    atomic::write_atomic(dir.join("tasklist.yml"), task.as_bytes())?;
+    Ok(())
 }
 
 /// The caption of a sample.
@@ -493,6 +581,9 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
             &pickle::write_uid_classes(classes),
         )?;
     }
+    if a.static_samples > 0 {
+        write_static_set(a, &a.out.join("static"))?;
+    }
     let manifest = json!({
         "seed": a.seed,
         "num_samples": a.num_samples,
@@ -501,6 +592,7 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         "num_years": a.num_years,
         "image_size": a.image_size,
         "eval_fraction": a.eval_fraction,
+        "static_samples": a.static_samples,
         "concepts": CONCEPT_CLASSES.iter().map(|&c| json!({"class_id": c, "synset": synsets[c], "name": imagenet::classnames()[c]})).collect::<Vec<_>>(),
         "samples_per_year": summary.per_year,
         "bytes": summary.bytes,
@@ -518,6 +610,36 @@ mod tests {
 
     fn args() -> SynthArgs {
         SynthArgs::parse_from(["tic-synth", "--out", "/nonexistent"])
+    }
+
+    #[test]
+    fn static_set_is_balanced_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args();
+        a.out = dir.path().to_path_buf();
+        a.static_samples = 40;
+        a.image_size = 16;
+        write_static_set(&a, dir.path()).unwrap();
+        let names = std::fs::read_to_string(dir.path().join("classnames.txt")).unwrap();
+        assert_eq!(names.lines().count(), CONCEPT_CLASSES.len());
+        let bytes = std::fs::read(dir.path().join("test/0.tar")).unwrap();
+        let scan = crate::wds::scan_shard(&bytes, "0.tar");
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(scan.samples.len(), 40);
+        let mut per_class = vec![0; CONCEPT_CLASSES.len()];
+        for r in &scan.samples {
+            let m = r.member("cls").unwrap();
+            let (lo, hi) = (m.data_offset as usize, (m.data_offset + m.size) as usize);
+            let cls: usize = std::str::from_utf8(&bytes[lo..hi]).unwrap().parse().unwrap();
+            per_class[cls] += 1;
+        }
+        assert!(per_class.iter().all(|&c| c == 2 || c == 3), "{per_class:?}");
+        let task = std::fs::read_to_string(dir.path().join("tasklist.yml")).unwrap();
+        assert!(task.starts_with("synth_static:\n"), "{task}");
+        // Deterministic bytes.
+        let dir2 = tempfile::tempdir().unwrap();
+        write_static_set(&a, dir2.path()).unwrap();
+        assert_eq!(bytes, std::fs::read(dir2.path().join("test/0.tar")).unwrap());
     }
 
     #[test]

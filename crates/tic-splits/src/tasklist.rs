@@ -163,6 +163,26 @@ pub fn to_yaml(tasks: &BTreeMap<String, Task>) -> Result<String> {
     Ok(serde_yaml::to_string(tasks)?)
 }
 
+/// Renders `base` (a DataComp `tasklist.yml`, e.g. its static tasks) followed by `tasks`, in
+/// that order; a key present in both keeps the TiC definition. `what` names the base file in
+/// errors.
+pub fn to_yaml_with_base(
+    base: &str,
+    what: &str,
+    tasks: &BTreeMap<String, Task>,
+) -> Result<String> {
+    let mut map: serde_yaml::Mapping = if base.trim().is_empty() {
+        serde_yaml::Mapping::new()
+    } else {
+        serde_yaml::from_str(base)
+            .map_err(|e| anyhow::anyhow!("{what}: not a task list (a YAML mapping): {e}"))?
+    };
+    for (key, task) in tasks {
+        map.insert(key.clone().into(), serde_yaml::to_value(task)?);
+    }
+    Ok(serde_yaml::to_string(&map)?)
+}
+
 /// `--eval-tasks` entries that name no task family (the original silently ignores them).
 pub fn unknown_families(eval_tasks: &str) -> Vec<String> {
     eval_tasks
@@ -239,5 +259,23 @@ mod tests {
         assert_eq!(y, vec!["2014", "2016"]);
         assert_eq!(m, vec!["201403"]);
         assert_eq!(unknown_families("retrieval/yearly, foo"), vec!["foo"]);
+    }
+}
+
+#[cfg(test)]
+mod base_tests {
+    use super::*;
+
+    #[test]
+    fn base_tasks_come_first_and_tic_tasks_win() {
+        let cfg = TaskListConfig::default().sample_eval();
+        let tasks = build(&cfg);
+        let base = "imagenet1k:\n  name: ImageNet 1k\n  size: 50000\n  num_classes: 1000\ntic/datacomp/retrieval/yearly/2014:\n  name: old\n";
+        let y = to_yaml_with_base(base, "base.yml", &tasks).unwrap();
+        assert!(y.starts_with("imagenet1k:\n  name: ImageNet 1k\n"), "{y}");
+        assert!(!y.contains("name: old"), "{y}");
+        assert!(y.contains("TiC-DataComp-Retrieval-Yearly-2014"), "{y}");
+        let err = to_yaml_with_base("- a\n- b\n", "base.yml", &tasks).unwrap_err();
+        assert!(err.to_string().contains("base.yml"), "{err}");
     }
 }

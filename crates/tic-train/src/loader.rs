@@ -174,19 +174,7 @@ pub struct LoaderOptions {
 /// Tokenizes `text` into `context_length` ids exactly as OpenCLIP's tokenizer with that
 /// context length: `[sot] + bpe + [eot]`, truncated with `eot` in the last slot, zero-padded.
 pub fn tokenize(text: &str, context_length: usize) -> Vec<u32> {
-    let tok = Tokenizer::shared();
-    if context_length == tok.context_length() {
-        return tok.tokenize_one(text);
-    }
-    let mut row = vec![tic_model::tokenizer::SOT];
-    row.extend(tok.encode(text));
-    row.push(tic_model::tokenizer::EOT);
-    if row.len() > context_length {
-        row.truncate(context_length);
-        row[context_length - 1] = tic_model::tokenizer::EOT;
-    }
-    row.resize(context_length, 0);
-    row
+    Tokenizer::shared().tokenize_one_to(text, context_length)
 }
 
 /// Loads and train-transforms one sample (the `n`-th of the stream).

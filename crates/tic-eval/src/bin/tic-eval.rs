@@ -257,6 +257,7 @@ fn run(args: &Args) -> Result<bool> {
         }),
         class_groups: groups,
         dump_dir: args.dump_embeddings.clone(),
+        prompt_cache: Default::default(),
     };
 
     let mut rows: Vec<(String, String, Status, f64)> = Vec::new();

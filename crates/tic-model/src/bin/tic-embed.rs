@@ -295,7 +295,7 @@ fn embed_texts(model: &Clip, path: &Path, bs: usize, device: &Device) -> Result<
     let pb = progress(Some(lines.len() as u64), "texts");
     let mut rows = Vec::new();
     for chunk in lines.chunks(bs) {
-        let ids = tok.tokenize_tensor(chunk, device)?;
+        let ids = tok.tokenize_tensor_to(chunk, model.config().text_cfg.context_length, device)?;
         let f = model.encode_text_normalized(&ids)?.to_dtype(DType::F32)?;
         rows.extend(f.flatten_all()?.to_vec1::<f32>()?);
         pb.inc(chunk.len() as u64);

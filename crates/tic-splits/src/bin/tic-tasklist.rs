@@ -35,6 +35,10 @@ struct Args {
     /// Dataset segment of the task keys (`tic/{dataset}/…`).
     #[arg(long, default_value = "datacomp")]
     dataset: String,
+    /// A task list (local path or URL) whose tasks come first, e.g. DataComp's own
+    /// `tasklist.yml` with the static tasks, or `tic-synth`'s `static/tasklist.yml`.
+    #[arg(long, value_name = "FILE")]
+    base: Option<String>,
     /// Dataset label in task names (`TiC-{label}-Retrieval-…`, `TiC-{label}Net-…`).
     #[arg(long, default_value = "DataComp")]
     dataset_label: String,
@@ -72,7 +76,16 @@ fn main() -> Result<()> {
         tracing::warn!("--eval-tasks entry {u:?} is not a task family; ignored");
     }
     let tasks = tasklist::build(&cfg);
-    Location::parse(&a.yaml_path)?.write(tasklist::to_yaml(&tasks)?.as_bytes())?;
-    tracing::info!("wrote {} tasks to {}", tasks.len(), a.yaml_path);
+    let yaml = match &a.base {
+        Some(b) => {
+            let text = Location::parse(b)?.read()?;
+            let text = String::from_utf8(text)
+                .map_err(|_| anyhow::anyhow!("{b}: not UTF-8 text"))?;
+            tasklist::to_yaml_with_base(&text, b, &tasks)?
+        }
+        None => tasklist::to_yaml(&tasks)?,
+    };
+    Location::parse(&a.yaml_path)?.write(yaml.as_bytes())?;
+    tracing::info!("wrote {} TiC tasks to {}", tasks.len(), a.yaml_path);
     Ok(())
 }
