@@ -49,7 +49,7 @@ RESHARD_FLAGS ?= -q
 
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
-  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval
+  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
 .PHONY: all build install-bin deps test fmt-check clippy unit demo demo-data data-year \
         data-month stats eval-sets tasklist yfcc redcaps bench-reshard fuzz clean help
