@@ -12,6 +12,8 @@
 //!   transfer, static tasks, compute) over several runs.
 //! * [`tables`]: Markdown, CSV and JSON renderings of a [`dynamic::Report`].
 //! * [`plots`]: heatmaps and accuracy-versus-compute plots (PNG + SVG) with `plotters`.
+//! * [`report`]: the human-facing Markdown report of an experiment (`tic-report`): tables,
+//!   the paper's findings checked against the numbers, matrices, plots, training runs.
 //! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards).
 //! * [`embed`]: embedding a set with a `tic_model::Clip` (decode threads + batched forward).
 //! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
@@ -26,6 +28,7 @@ pub mod evaluate;
 pub mod matrix;
 pub mod metrics;
 pub mod plots;
+pub mod report;
 pub mod results;
 pub mod tables;
 pub mod tasklist;

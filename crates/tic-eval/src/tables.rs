@@ -7,6 +7,9 @@
 //!   `raw_{family}_{run}.csv`: rows: the run's train times, columns: every eval time.
 //! * `steps.csv`: one row per (run, model): compute and per-step numbers.
 //! * `report.json`: the whole [`Report`].
+//!
+//! The Markdown helpers ([`markdown_table`], [`matrix_markdown`], [`percent`],
+//! [`human_count`]) are shared with `tic-report` ([`crate::report`]).
 
 use crate::dynamic::{FamilyMatrix, Report};
 use anyhow::{Context, Result};
@@ -14,9 +17,63 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Formats an optional value with 4 decimals (`–` when missing).
-fn cell(v: Option<f64>) -> String {
+pub fn fixed4(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_string(), |v| format!("{v:.4}"))
 }
+
+/// Formats an optional fraction as a percentage with 1 decimal, without the `%` sign
+/// (`0.4567` → `45.7`; `–` when missing).
+pub fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| format!("{:.1}", 100.0 * v))
+}
+
+/// A count in short human form: `960`, `15.4k`, `18.4M`, `1.8B` (`–` when missing or not
+/// finite).
+pub fn human_count(v: Option<f64>) -> String {
+    let Some(v) = v.filter(|v| v.is_finite()) else {
+        return "–".to_string();
+    };
+    if v.abs() < 999.5 {
+        return format!("{v:.0}");
+    }
+    let units = [(1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T")];
+    for (i, (div, suffix)) in units.iter().enumerate() {
+        let scaled = v / div;
+        // Rounds to 1000.0 of this unit: use the next one (999,960 → 1.0M, not 1000.0k).
+        if scaled.abs() < 999.95 || i == units.len() - 1 {
+            return format!("{scaled:.1}{suffix}");
+        }
+    }
+    unreachable!("the last unit always returns")
+}
+
+/// Column alignment in a [`markdown_table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    /// `---`
+    Left,
+    /// `---:`
+    Right,
+}
+
+/// A Markdown (GitHub) table: `| h1 | h2 |`, the alignment row, then one line per row.
+pub fn markdown_table(header: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| {} |", header.join(" | "));
+    let seps: Vec<&str> = (0..header.len())
+        .map(|i| match align.get(i).copied().unwrap_or(Align::Left) {
+            Align::Left => "---",
+            Align::Right => "---:",
+        })
+        .collect();
+    let _ = writeln!(s, "| {} |", seps.join(" | "));
+    for r in rows {
+        let _ = writeln!(s, "| {} |", r.join(" | "));
+    }
+    s
+}
+
+const R: Align = Align::Right;
 
 /// Formats an optional value for CSV (empty when missing, full precision).
 fn csv_cell(v: Option<f64>) -> String {
@@ -56,50 +113,69 @@ pub fn markdown(report: &Report) -> String {
             fam.timescale.as_str(),
             metric
         );
-        let _ = writeln!(s, "| Method | ID | Backward | Forward | Cells |");
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
-        for run in &report.runs {
-            let sm = &run.matrices[fi].summary;
-            let t = report.steps.len();
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {}/{}{} |",
-                run.name,
-                cell(sm.id),
-                cell(sm.backward),
-                cell(sm.forward),
-                sm.cells,
-                t * t,
-                if sm.complete { "" } else { " *" }
-            );
-        }
+        let rows: Vec<Vec<String>> = report
+            .runs
+            .iter()
+            .map(|run| {
+                let sm = &run.matrices[fi].summary;
+                let t = report.steps.len();
+                vec![
+                    run.name.clone(),
+                    fixed4(sm.id),
+                    fixed4(sm.backward),
+                    fixed4(sm.forward),
+                    format!(
+                        "{}/{}{}",
+                        sm.cells,
+                        t * t,
+                        if sm.complete { "" } else { " *" }
+                    ),
+                ]
+            })
+            .collect();
+        s.push_str(&markdown_table(
+            &["Method", "ID", "Backward", "Forward", "Cells"],
+            &[Align::Left, R, R, R, R],
+            &rows,
+        ));
         let _ = writeln!(s);
     }
     if report.families.is_empty() {
         let _ = writeln!(s, "No `tic/...` task results found.\n");
     }
     let _ = writeln!(s, "## Static tasks (last model) and compute\n");
-    let _ = writeln!(
-        s,
-        "| Method | Last model | ImageNet | ImageNet + shifts | Static avg | Static tasks | Samples seen | MACs |"
-    );
-    let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for run in &report.runs {
-        let st = &run.static_tasks;
-        let last = run.per_step.last();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            run.name,
-            st.time.as_deref().unwrap_or("–"),
-            cell(st.imagenet),
-            cell(st.imagenet_and_shifts),
-            cell(st.average),
-            st.tasks.len(),
-            sci(last.and_then(|p| p.cumulative_samples)),
-            sci(last.and_then(|p| p.cumulative_macs)),
-        );
-    }
+    let rows: Vec<Vec<String>> = report
+        .runs
+        .iter()
+        .map(|run| {
+            let st = &run.static_tasks;
+            let last = run.per_step.last();
+            vec![
+                run.name.clone(),
+                st.time.as_deref().unwrap_or("–").to_string(),
+                fixed4(st.imagenet),
+                fixed4(st.imagenet_and_shifts),
+                fixed4(st.average),
+                st.tasks.len().to_string(),
+                sci(last.and_then(|p| p.cumulative_samples)),
+                sci(last.and_then(|p| p.cumulative_macs)),
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "Method",
+            "Last model",
+            "ImageNet",
+            "ImageNet + shifts",
+            "Static avg",
+            "Static tasks",
+            "Samples seen",
+            "MACs",
+        ],
+        &[Align::Left, Align::Left, R, R, R, R, R, R],
+        &rows,
+    ));
     let _ = writeln!(s);
     if report
         .runs
@@ -116,22 +192,35 @@ pub fn markdown(report: &Report) -> String {
     for run in &report.runs {
         for fm in &run.matrices {
             let _ = writeln!(s, "### {} — {} ({})\n", run.name, fm.family.id(), fm.metric);
-            s.push_str(&matrix_markdown(&report.steps, fm));
+            s.push_str(&matrix_markdown(&report.steps, fm, fixed4));
             let _ = writeln!(s);
         }
     }
     s
 }
 
-fn matrix_markdown(steps: &[String], fm: &FamilyMatrix) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "| train \\ eval | {} |", steps.join(" | "));
-    let _ = writeln!(s, "| --- |{}", " ---: |".repeat(steps.len()));
-    for (i, row) in fm.matrix.iter().enumerate() {
-        let cells: Vec<String> = row.iter().map(|v| cell(*v)).collect();
-        let _ = writeln!(s, "| {} | {} |", steps[i], cells.join(" | "));
-    }
-    s
+/// The T×T matrix of `fm` as a Markdown table (rows: training step, columns: evaluation
+/// step), each cell formatted with `fmt` (e.g. [`fixed4`] or [`percent`]).
+pub fn matrix_markdown(
+    steps: &[String],
+    fm: &FamilyMatrix,
+    fmt: impl Fn(Option<f64>) -> String,
+) -> String {
+    let mut header = vec!["train \\ eval"];
+    header.extend(steps.iter().map(String::as_str));
+    let mut align = vec![Align::Left];
+    align.extend(std::iter::repeat_n(R, steps.len()));
+    let rows: Vec<Vec<String>> = fm
+        .matrix
+        .iter()
+        .zip(steps)
+        .map(|(row, step)| {
+            std::iter::once(step.clone())
+                .chain(row.iter().map(|v| fmt(*v)))
+                .collect()
+        })
+        .collect();
+    markdown_table(&header, &align, &rows)
 }
 
 fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {

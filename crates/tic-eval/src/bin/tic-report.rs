@@ -1,0 +1,157 @@
+//! `tic-report`: the Markdown report of a TiC experiment (tables, findings, matrices, plots,
+//! training runs) from `tic-metrics`' output. Logic in `tic_eval::report`; see `docs/eval.md`.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tic_eval::report::{self, shell_quote, Options, Verdict};
+
+/// The human-facing report of a TiC-CLIP experiment, as one deterministic Markdown file.
+///
+/// Reads METRICS/report.json (tic-metrics --output-dir METRICS) and writes OUTPUT with: the
+/// main table per task family (ID, backward, forward transfer, static average, compute and
+/// its ratio to the least-compute method), the paper's findings checked against the numbers,
+/// every T×T matrix, links to the plots of METRICS, the training runs of --runs-dir and the
+/// data of --synth. Prints the tables, the findings and the paths written.
+///
+/// Findings (methods matched by name):
+///   (a) backward(sequential) < backward(cumulative-all) [and cumulative-exp], per family
+///   (b) ID and backward of cumulative-all >= oracle's - --oracle-tolerance, per family,
+///       with less compute than oracle
+///   (c) restart vs oracle: numbers only
+///
+/// Exit status: 0 ok; 1 --check found problems or --require-findings found a finding not
+/// reproduced (the report is written first in both cases); 2 error.
+///
+/// Example:
+///
+///   tic-report --metrics out/demo/metrics --runs-dir out/demo/runs
+///     --synth out/demo/synth/synth.json --output out/demo/report.md --check
+#[derive(Debug, Parser)]
+#[command(name = "tic-report", version, verbatim_doc_comment)]
+struct Args {
+    /// tic-metrics output folder (reads report.json, links the PNG plots found there).
+    #[arg(long, value_name = "DIR")]
+    metrics: PathBuf,
+
+    /// tic-train runs folder ({strategy}_{step}/ with compute.json, metrics.jsonl): adds a
+    /// training-runs table.
+    #[arg(long, value_name = "DIR")]
+    runs_dir: Option<PathBuf>,
+
+    /// tic-synth's synth.json: adds a "Data" section.
+    #[arg(long, value_name = "FILE")]
+    synth: Option<PathBuf>,
+
+    /// Title of the report.
+    #[arg(long, value_name = "TEXT", default_value = report::DEFAULT_TITLE)]
+    title: String,
+
+    /// The Markdown file to write (atomically; parent folders are created).
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Sanity-check report.json; exit 1 listing every problem (fewer than 2 steps, an
+    /// incomplete matrix, a missing / non-finite / out-of-[0,1] value, no compute figure).
+    #[arg(long)]
+    check: bool,
+
+    /// Exit 1 if a finding is "not reproduced".
+    #[arg(long)]
+    require_findings: bool,
+
+    /// Absolute slack of finding (b) on ID and backward transfer (metrics in [0, 1]).
+    #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_ORACLE_TOLERANCE)]
+    oracle_tolerance: f64,
+
+    #[command(flatten)]
+    verbosity: tic_shards::cli::Verbosity,
+}
+
+impl Args {
+    /// The command line that regenerates the report (logging flags and defaults left out).
+    fn command(&self) -> String {
+        let mut parts = vec!["tic-report".to_string()];
+        let mut push = |flag: &str, value: Option<String>| {
+            parts.push(flag.to_string());
+            parts.extend(value.map(|v| shell_quote(&v)));
+        };
+        push("--metrics", Some(self.metrics.display().to_string()));
+        if let Some(d) = &self.runs_dir {
+            push("--runs-dir", Some(d.display().to_string()));
+        }
+        if let Some(f) = &self.synth {
+            push("--synth", Some(f.display().to_string()));
+        }
+        if self.title != report::DEFAULT_TITLE {
+            push("--title", Some(self.title.clone()));
+        }
+        if self.oracle_tolerance != report::DEFAULT_ORACLE_TOLERANCE {
+            push(
+                "--oracle-tolerance",
+                Some(self.oracle_tolerance.to_string()),
+            );
+        }
+        push("--output", Some(self.output.display().to_string()));
+        if self.check {
+            push("--check", None);
+        }
+        if self.require_findings {
+            push("--require-findings", None);
+        }
+        parts.join(" ")
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.verbosity.init();
+    let opts = Options {
+        metrics: args.metrics.clone(),
+        runs_dir: args.runs_dir.clone(),
+        synth: args.synth.clone(),
+        title: args.title.clone(),
+        output: args.output.clone(),
+        oracle_tolerance: args.oracle_tolerance,
+        command: args.command(),
+    };
+    let outcome = match report::generate(&opts) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tic-report: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", outcome.console);
+    let mut failed = false;
+    if args.check && !outcome.problems.is_empty() {
+        eprintln!(
+            "tic-report: --check: {} problem(s) in {}:",
+            outcome.problems.len(),
+            args.metrics.join("report.json").display()
+        );
+        for p in &outcome.problems {
+            eprintln!("  - {p}");
+        }
+        failed = true;
+    }
+    if args.require_findings {
+        let bad: Vec<_> = outcome
+            .findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::NotReproduced)
+            .collect();
+        if !bad.is_empty() {
+            eprintln!("tic-report: --require-findings: not reproduced:");
+            for f in bad {
+                eprintln!("  {}", f.line());
+            }
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,345 @@
+//! End to end: `tic-metrics` then `tic-report` on a tiny results tree (3 methods × 3 steps),
+//! checking the report's numbers against hand-computed values, the exit codes of `--check` /
+//! `--require-findings`, and that a rerun writes the same bytes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+// Retrieval matrices E[train][eval] (DataCompNet gets half of each value).
+// sequential: ID (.60+.62+.64)/3 = 62.0, backward (.40+.30+.45)/3 = 38.3, forward (.20+.10+.25)/3 = 18.3
+const SEQ: [[f64; 3]; 3] = [[0.60, 0.20, 0.10], [0.40, 0.62, 0.25], [0.30, 0.45, 0.64]];
+// cumulative-all: ID 1.84/3 = 61.3, backward 1.74/3 = 58.0, forward 0.56/3 = 18.7
+const CUM: [[f64; 3]; 3] = [[0.60, 0.20, 0.10], [0.58, 0.61, 0.26], [0.57, 0.59, 0.63]];
+// oracle: ID 1.86/3 = 62.0, backward 1.77/3 = 59.0, forward 0.57/3 = 19.0
+const ORACLE: [[f64; 3]; 3] = [[0.60, 0.20, 0.10], [0.59, 0.62, 0.27], [0.58, 0.60, 0.64]];
+const YEARS: [u32; 3] = [2014, 2015, 2016];
+
+/// Writes `dir/{year}/eval_results.jsonl` (+ `compute.json` when `samples` is given) for the
+/// models of steps `rows` of `m`.
+fn write_run(
+    dir: &Path,
+    m: &[[f64; 3]; 3],
+    rows: &[usize],
+    static_v: f64,
+    samples: Option<&[u64]>,
+) {
+    for &i in rows {
+        let d = dir.join(YEARS[i].to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        let mut lines = String::new();
+        for (j, year) in YEARS.iter().enumerate() {
+            let v = m[i][j];
+            lines.push_str(&format!(
+                "{{\"key\": \"tic/datacomp/retrieval/yearly/{year}\", \"dataset\": \"TiC-DataComp-Retrieval-Yearly-{year}\", \"metrics\": {{\"image_retrieval_recall@1\": {v}, \"text_retrieval_recall@1\": {v}, \"mean_recall@1\": {v}, \"main_metric\": {v}}}}}\n"
+            ));
+            let a = v / 2.0;
+            lines.push_str(&format!(
+                "{{\"key\": \"tic/datacomp/datacompnet/yearly/{year}\", \"dataset\": \"TiC-DataCompNet-Yearly-{year}\", \"metrics\": {{\"acc1\": {a}, \"acc5\": NaN, \"main_metric\": {a}}}}}\n"
+            ));
+        }
+        lines.push_str(&format!(
+            "{{\"key\": \"synth_static\", \"dataset\": \"Synth static\", \"metrics\": {{\"acc1\": {static_v}, \"main_metric\": {static_v}}}}}\n"
+        ));
+        std::fs::write(d.join("eval_results.jsonl"), lines).unwrap();
+        if let Some(s) = samples {
+            std::fs::write(
+                d.join("compute.json"),
+                format!("{{\"samples_seen\": {}}}", s[i]),
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn tic_metrics(root: &Path, runs: &[&str], out: &str, extra: &[&str]) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tic-metrics"));
+    cmd.current_dir(root).arg("--runs");
+    for r in runs {
+        cmd.arg(format!("{r}=results/{r}"));
+    }
+    let o = cmd
+        .args(["--output-dir", out])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn tic_report(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tic-report"))
+        .current_dir(root)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write_training_runs(root: &Path) {
+    let runs = root.join("runs");
+    let init = runs.join("init_2014");
+    std::fs::create_dir_all(&init).unwrap();
+    std::fs::write(
+        init.join("compute.json"),
+        r#"{"samples_seen": 5120, "steps": 20, "batch_size": 256, "finished": true}"#,
+    )
+    .unwrap();
+    // Losses 4.0, 3.9, ..., 2.1: first 10 mean 3.55, last 10 mean 2.55; 20 × 0.25 s; 1024/s.
+    let lines: String = (0..20)
+        .map(|k| {
+            format!(
+                "{{\"step\": {}, \"epoch\": 0, \"loss\": {}, \"lr\": 0.001, \"samples_per_s\": 1024.0, \"data_wait_s\": 0.0, \"step_s\": 0.25, \"skipped\": false}}\n",
+                k + 1,
+                4.0 - 0.1 * k as f64
+            )
+        })
+        .collect();
+    std::fs::write(init.join("metrics.jsonl"), lines).unwrap();
+    std::os::unix::fs::symlink("init_2014", runs.join("sequential_2014")).unwrap();
+    let s = runs.join("sequential_2015");
+    std::fs::create_dir_all(&s).unwrap();
+    std::fs::write(
+        s.join("compute.json"),
+        r#"{"samples_seen": 5120, "steps": 20, "batch_size": 256, "finished": true}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn tic_report_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let r = root.join("results");
+    let steps = [0, 1, 2];
+    write_run(&r.join("sequential"), &SEQ, &steps, 0.30, Some(&[5120; 3]));
+    write_run(
+        &r.join("cumulative-all"),
+        &CUM,
+        &steps,
+        0.35,
+        Some(&[5120; 3]),
+    );
+    // The oracle trains from scratch on all data so far: 1, 2, 3 steps' worth.
+    write_run(
+        &r.join("oracle"),
+        &ORACLE,
+        &steps,
+        0.36,
+        Some(&[5120, 10240, 15360]),
+    );
+    tic_metrics(
+        root,
+        &["sequential", "cumulative-all", "oracle"],
+        "metrics",
+        &[],
+    );
+    write_training_runs(root);
+    std::fs::write(
+        root.join("synth.json"),
+        r#"{"seed": 7, "num_samples": 3000, "num_shards": 4, "first_year": 2014, "num_years": 3,
+            "image_size": 64, "eval_fraction": 0.1, "concepts": [],
+            "samples_per_year": {"2014": 1000, "2015": 1000, "2016": 1000}, "bytes": 1}"#,
+    )
+    .unwrap();
+
+    let args = [
+        "--metrics",
+        "metrics",
+        "--runs-dir",
+        "runs",
+        "--synth",
+        "synth.json",
+        "--output",
+        "report/report.md",
+        "--check",
+        "--require-findings",
+    ];
+    let o = tic_report(root, &args);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let md = std::fs::read_to_string(root.join("report/report.md")).unwrap();
+    let stdout = text(&o.stdout);
+
+    // Main tables: hand-computed from the matrices above; compute 3 × 5120 = 15.4k for the
+    // warm starts, 5120 × (1+2+3) = 30.7k (2×) for the oracle; static = synth_static.
+    for row in [
+        "| sequential | 62.0 | 38.3 | 18.3 | 30.0 | 15.4k | 1.00× |",
+        "| cumulative-all | 61.3 | 58.0 | 18.7 | 35.0 | 15.4k | 1.00× |",
+        "| oracle | 62.0 | 59.0 | 19.0 | 36.0 | 30.7k | 2.00× |",
+        // DataCompNet: half of every value.
+        "| sequential | 31.0 | 19.2 | 9.2 | 30.0 | 15.4k | 1.00× |",
+        "| cumulative-all | 30.7 | 29.0 | 9.3 | 35.0 | 15.4k | 1.00× |",
+        "| oracle | 31.0 | 29.5 | 9.5 | 36.0 | 30.7k | 2.00× |",
+    ] {
+        assert!(md.contains(row), "missing {row:?} in\n{md}");
+        assert!(stdout.contains(row), "missing {row:?} in stdout\n{stdout}");
+    }
+    assert!(md.starts_with("# TiC-CLIP report\n"), "{md}");
+    assert!(
+        md.contains("### datacomp retrieval yearly (mean_recall@1, %)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("### datacomp datacompnet yearly (acc1, %)"),
+        "{md}"
+    );
+    assert!(!md.contains("incomplete matrix"), "{md}");
+
+    // Findings.
+    for line in [
+        "- (a) sequential loses backward transfer against cumulative: **reproduced** — \
+         datacomp-retrieval-yearly: backward sequential 38.3 < cumulative-all 58.0; \
+         datacomp-datacompnet-yearly: backward sequential 19.2 < cumulative-all 29.0",
+        "- (b) cumulative warm starts reach the oracle's level at a fraction of its compute: \
+         **reproduced**",
+        "compute cumulative-all 15.4k = 0.50× oracle's 30.7k",
+        "- (c) restart (sequential budget, random init) vs oracle: **not applicable** — no method named restart",
+    ] {
+        assert!(md.contains(line), "missing {line:?} in\n{md}");
+        assert!(stdout.contains(line), "missing {line:?} in stdout\n{stdout}");
+    }
+
+    // Data, matrices, plots, training runs, regenerate line.
+    assert!(
+        md.contains("seed 7, 3,000 samples in 4 shards, years 2014–2016"),
+        "{md}"
+    );
+    assert!(md.contains("| 2015 | 1,000 |"), "{md}");
+    assert!(
+        md.contains("### datacomp retrieval yearly — sequential (mean_recall@1)"),
+        "{md}"
+    );
+    assert!(md.contains("| 2015 | 40.0 | 62.0 | 25.0 |"), "{md}");
+    assert!(md.contains(
+        "![sequential — datacomp-retrieval-yearly](../metrics/heatmap_datacomp-retrieval-yearly_sequential.png)"
+    ));
+    assert!(
+        md.contains("![accuracy vs compute](../metrics/compute.png)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| init_2014 (shared with sequential_2014) | 20 | 5.1k | 3.550 → 2.550 | 5.0 s | 1024.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| sequential_2015 | 20 | 5.1k | – | – | – |"),
+        "{md}"
+    );
+    assert!(md.contains(
+        "tic-report --metrics metrics --runs-dir runs --synth synth.json --output report/report.md --check --require-findings\n"
+    ));
+    assert!(stdout.contains("report: report/report.md"), "{stdout}");
+    assert!(
+        stdout.contains("plot: metrics/heatmap_datacomp-datacompnet-yearly_oracle.png"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plot: metrics/compute.png"), "{stdout}");
+
+    // A rerun writes the same bytes.
+    let o = tic_report(root, &args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(root.join("report/report.md")).unwrap(),
+        md
+    );
+
+    // A tolerance of 0.5 points: ID 61.3 < 62.0 − 0.5, so (b) is not reproduced.
+    let o = tic_report(
+        root,
+        &[
+            "--metrics",
+            "metrics",
+            "--output",
+            "strict.md",
+            "--oracle-tolerance",
+            "0.005",
+            "--require-findings",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not reproduced"),
+        "{}",
+        text(&o.stderr)
+    );
+    let strict = std::fs::read_to_string(root.join("strict.md")).unwrap();
+    assert!(
+        strict.contains("of its compute: **not reproduced** — datacomp-retrieval-yearly:"),
+        "{strict}"
+    );
+    assert!(
+        strict.contains("ID cumulative-all 61.3 < oracle 62.0 − 0.5"),
+        "{strict}"
+    );
+    assert!(strict.contains("--oracle-tolerance 0.005"), "{strict}");
+    assert!(!strict.contains("## Training runs") && !strict.contains("## Data"));
+    // Without --require-findings the same report exits 0.
+    let o = tic_report(
+        root,
+        &[
+            "--metrics",
+            "metrics",
+            "--output",
+            "strict.md",
+            "--oracle-tolerance",
+            "0.005",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn tic_report_check_lists_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let r = root.join("results");
+    write_run(
+        &r.join("sequential"),
+        &SEQ,
+        &[0, 1, 2],
+        0.30,
+        Some(&[100; 3]),
+    );
+    // Trained once: one row of the matrix.
+    write_run(&r.join("oracle"), &ORACLE, &[2], 0.36, Some(&[0, 0, 300]));
+    // No compute.json, and a percentage where a fraction belongs.
+    let mut bad = SEQ;
+    bad[1][0] = 40.0;
+    write_run(&r.join("restart"), &bad, &[0, 1, 2], 0.30, None);
+    tic_metrics(
+        root,
+        &["sequential", "oracle", "restart"],
+        "m",
+        &["--no-plots"],
+    );
+
+    let o = tic_report(root, &["--metrics", "m", "--output", "r.md", "--check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    for p in [
+        "oracle / datacomp-retrieval-yearly: incomplete matrix (3/9 cells)",
+        "restart: no compute figure",
+        "restart / datacomp-retrieval-yearly: cell (train 2015, eval 2014) = 40 is outside [0, 1]",
+        "restart / datacomp-retrieval-yearly: backward = ",
+    ] {
+        assert!(err.contains(p), "missing {p:?} in\n{err}");
+    }
+    assert!(!err.contains("sequential"), "{err}");
+    // The report is written all the same, with the incomplete matrix marked.
+    let md = std::fs::read_to_string(root.join("r.md")).unwrap();
+    assert!(md.contains("| oracle * |"), "{md}");
+    assert!(md.contains("No plot in `m`"), "{md}");
+    // Without --check: exit 0.
+    let o = tic_report(root, &["--metrics", "m", "--output", "r.md"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    // A missing report.json is an error (exit 2) naming the file.
+    let o = tic_report(root, &["--metrics", "nowhere", "--output", "x.md"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("nowhere/report.json"),
+        "{}",
+        text(&o.stderr)
+    );
+}
