@@ -18,8 +18,12 @@ MAKEFLAGS += --no-builtin-rules
 CARGO ?= cargo
 PYTHON ?= python3
 PROFILE ?= release
-# What `make demo` builds first (empty when BIN already holds the binaries, as in demo-smoke).
-DEMO_BUILD ?= build
+# What `make demo` builds first, and where its binaries are (demo-smoke: none, target/debug).
+# The demo needs no object store, so it builds without the `remote` feature: the HTTP/TLS stack
+# is ~20 % of a cold build, which on 2 cores decides whether the demo fits in 10 minutes.
+DEMO_BUILD ?= demo-build
+DEMO_PROFILE ?= demo
+DEMO_BIN ?= $(CURDIR)/target/$(DEMO_PROFILE)
 BIN ?= $(CURDIR)/target/$(PROFILE)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -33,6 +37,8 @@ FIRST_YEAR ?= 2014
 SYNTH_IMAGE ?= 64
 # Samples of the static (time-independent) classification set, key synth_static; 0: none.
 SYNTH_STATIC ?= 320
+# Share of each year held out for the retrieval and DataCompNet eval sets (half each).
+SYNTH_EVAL_FRACTION ?= 0.2
 YEARS ?= $(shell seq $(FIRST_YEAR) $$(( $(FIRST_YEAR) + $(SYNTH_YEARS) - 1 )))
 
 # ---- paths of the TiC-CLIP README ---------------------------------------------------------
@@ -55,7 +61,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
-.PHONY: all build install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
+.PHONY: all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
@@ -67,6 +73,9 @@ help:
 # ---- build and test -------------------------------------------------------------------------
 build: ## Build every binary (release)
 	$(CARGO) build --profile $(PROFILE) --workspace --bins
+
+demo-build: ## The demo's binaries: local paths only (no `remote` feature), in target/demo
+	$(CARGO) build --profile $(DEMO_PROFILE) --workspace --bins --no-default-features
 
 install-bin: build ## Copy the binaries into bin/
 	@mkdir -p bin
@@ -85,6 +94,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --bins --lib --no-default-features -- -D warnings
 
 unit:
 	$(CARGO) test --workspace
@@ -95,18 +105,19 @@ test: deps fmt-check clippy unit demo-smoke ## Formatting, lints, every test and
 # (3 years, 5 strategies, short runs); tic-report --check fails on a missing or insane number.
 SMOKE_DIR ?= target/demo-smoke
 demo-smoke: ## The whole pipeline, shortened, with tic-report --check (part of make test)
-	$(CARGO) build --profile test --workspace --bins
+	$(CARGO) build --workspace --bins
 	rm -rf $(SMOKE_DIR)
-	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) BIN=$(CURDIR)/target/debug DEMO_BUILD= \
+	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
 	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 \
-	  TRAIN_FLAGS="--train_num_samples 256 --workers 2 -q" REPORT_FLAGS=--check
+	  DEMO_TRAIN_FLAGS="--train_num_samples 256 --workers 1 --num_checkpoints 1 -q" REPORT_FLAGS=--check
 	test -s $(SMOKE_DIR)/report.md
 
 # ---- data: synthetic pool, UID files, time splits -------------------------------------------
 $(SYNTH_DIR)/synth.json:
 	$(BIN)/tic-synth --out $(SYNTH_DIR) --seed $(SEED) --num-samples $(SYNTH_SAMPLES) \
 	  --num-shards $(SYNTH_SHARDS) --first-year $(FIRST_YEAR) --num-years $(SYNTH_YEARS) \
-	  --image-size $(SYNTH_IMAGE) --static-samples $(SYNTH_STATIC) --quiet
+	  --image-size $(SYNTH_IMAGE) --static-samples $(SYNTH_STATIC) \
+	  --eval-fraction $(SYNTH_EVAL_FRACTION) --quiet
 
 # "Download" the published UID files (offline: copy them from UID_SOURCE).
 $(UID_DIR)/yearly/train/%.npy: | $(SYNTH_DIR)/synth.json
@@ -231,7 +242,7 @@ $(REDCAPS_DIR)/tars/.done:
 yfcc: $(YFCC_DIR)/tars/.done ## Synthetic TiC-YFCC15M year splits packed as shards
 redcaps: $(REDCAPS_DIR)/tars/.done ## Synthetic TiC-RedCaps year splits packed as shards
 
-demo-data: $(DEMO_BUILD) $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
+demo-data: $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
     $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json $(TASKLIST) $(YFCC_DIR)/tars/.done $(REDCAPS_DIR)/tars/.done
 	$(MAKE) --no-print-directory stats
 
@@ -254,6 +265,14 @@ METRICS_DIR ?= $(DEMO_DIR)/metrics
 REPORT ?= $(DEMO_DIR)/report.md
 TRAIN_FLAGS ?= --workers $(JOBS) -q
 EVAL_FLAGS ?= --num_workers $(JOBS) -q
+# Threads per tic-train / tic-eval process (RAYON_NUM_THREADS); empty: all cores.
+PROC_THREADS ?=
+# The demo runs JOBS trainings/evaluations side by side, one thread each: a tiny CLIP step is
+# as fast on one thread as on two, so this doubles throughput on 2 cores.
+DEMO_JOBS ?= $(JOBS)
+DEMO_TRAIN_FLAGS ?= --workers 1 --num_checkpoints 1 -q
+DEMO_EVAL_FLAGS ?= --num_workers 1 --batch_size 256 -q
+with_threads = $(if $(PROC_THREADS),RAYON_NUM_THREADS=$(PROC_THREADS) )
 METRICS_FLAGS ?=
 REPORT_FLAGS ?=
 WARM_STARTS := sequential cumulative-all cumulative-exp cumulative-equal lwf patching
@@ -283,7 +302,7 @@ RUN_FILES := $(foreach s,init $(ALL_STRATEGIES),$(foreach y,$(STEPS),$(RUNS_DIR)
 $(RUN_FILES): $(RUNS_DIR)/%/compute.json: $$(call run_prereqs,$$*)
 	@mkdir -p $(RUNS_DIR)
 	$(if $(call is_shared_first,$*),rm -rf $(RUNS_DIR)/$* && ln -s init_$(FIRST_STEP) $(RUNS_DIR)/$*,\
-	  $(BIN)/tic-train --scale $(SCALE) --strategy $(if $(filter init,$(call run_strategy,$*)),restart,$(call run_strategy,$*)) \
+	  $(with_threads)$(BIN)/tic-train --scale $(SCALE) --strategy $(if $(filter init,$(call run_strategy,$*)),restart,$(call run_strategy,$*)) \
 	    --data_dir $(call train_inputs,$(call run_step,$*)) --first_step_splits $(FIRST_STEP_SPLITS) \
 	    --output_dir $(RUNS_DIR) --exp_name $* --seed $(SEED) $(TRAIN_FLAGS))
 
@@ -303,7 +322,7 @@ EVAL_FILES := $(foreach s,init $(ALL_STRATEGIES),$(foreach y,$(STEPS),$(RESULTS_
 $(EVAL_FILES): $(RESULTS_DIR)/%/eval.done: $$(call eval_prereqs,$$*)
 	$(if $(call is_shared_eval,$*),\
 	  mkdir -p $(dir $(RESULTS_DIR)/$*) && rm -rf $(RESULTS_DIR)/$* && ln -s ../init/$(FIRST_STEP) $(RESULTS_DIR)/$*,\
-	  $(BIN)/tic-eval --train_output_dir $(RUNS_DIR)/$(subst /,_,$*) --output_dir $(@D) \
+	  $(with_threads)$(BIN)/tic-eval --train_output_dir $(RUNS_DIR)/$(subst /,_,$*) --output_dir $(@D) \
 	    --data_dir $(EVAL_DATA_DIR) --tasklist $(TASKLIST) $(EVAL_FLAGS) && \
 	  cp $(RUNS_DIR)/$(subst /,_,$*)/compute.json $(@D)/compute.json && touch $@)
 
@@ -329,14 +348,18 @@ report: $(REPORT) ## report.md: method x {ID, backward, forward, static, compute
 
 # ---- the demo -----------------------------------------------------------------------------
 demo: $(DEMO_BUILD) ## The whole pipeline on the synthetic default, under DEMO_DIR
-	$(MAKE) --no-print-directory demo-data
-	$(MAKE) --no-print-directory report
+	$(MAKE) --no-print-directory -j$(DEMO_JOBS) demo-data BIN=$(DEMO_BIN)
+	$(MAKE) --no-print-directory -j$(DEMO_JOBS) report BIN=$(DEMO_BIN) PROC_THREADS=1 \
+	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" EVAL_FLAGS="$(DEMO_EVAL_FLAGS)"
 	@echo
 	@echo "demo data under $(DEMO_DIR):"
 	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
 	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
 	@echo "  tasks: $$(grep -c '^[a-z]' $(TASKLIST)) in $(TASKLIST)"
 	@echo
+	@$(MAKE) --no-print-directory -s report-print BIN=$(DEMO_BIN)
+
+report-print:
 	@$(REPORT_CMD)
 
 # ---- benchmarks and fuzzing -----------------------------------------------------------------

@@ -8,8 +8,8 @@ use crate::metrics::{restricted, retrieval, ClassGroups, RestrictedAccuracy, Zer
 use crate::tasklist::Task;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
-use std::io::Write;
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tic_model::ClipConfig;
@@ -194,7 +194,10 @@ pub struct TaskOptions {
 /// Remembers the text embeddings of the most recent prompt list (one entry, so memory stays
 /// bounded), keyed by a SHA-256 of the prompts. Shared between tasks of one run of one model.
 #[derive(Debug, Clone, Default)]
-pub struct PromptCache(Arc<Mutex<Option<([u8; 32], Arc<Matrix>)>>>);
+pub struct PromptCache(Arc<Mutex<Option<CachedPrompts>>>);
+
+/// SHA-256 of a prompt list and its embeddings.
+type CachedPrompts = ([u8; 32], Arc<Matrix>);
 
 impl PromptCache {
     fn digest(prompts: &[String]) -> [u8; 32] {
@@ -342,7 +345,10 @@ fn classify(
         embed_texts(enc, &prompts, eo.batch_size, &|n| progress("prompts", n))
     })?;
     if cached {
-        tracing::debug!("{}: prompt embeddings reused from the previous task", set.root.display());
+        tracing::debug!(
+            "{}: prompt embeddings reused from the previous task",
+            set.root.display()
+        );
     }
     let targets: Vec<usize> = imgs
         .labels
@@ -415,17 +421,25 @@ mod tests {
             Ok(Matrix::new(1, 1, vec![v]).unwrap())
         };
         let p = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let (a, hit) = cache.get_or_embed(&p(&["a cat", "a dog"]), || embed(1.0)).unwrap();
+        let (a, hit) = cache
+            .get_or_embed(&p(&["a cat", "a dog"]), || embed(1.0))
+            .unwrap();
         assert!(!hit);
-        let (b, hit) = cache.get_or_embed(&p(&["a cat", "a dog"]), || embed(2.0)).unwrap();
+        let (b, hit) = cache
+            .get_or_embed(&p(&["a cat", "a dog"]), || embed(2.0))
+            .unwrap();
         assert!(hit);
         assert!(Arc::ptr_eq(&a, &b));
         // Same concatenation, different split: not the same prompts.
-        let (c, hit) = cache.get_or_embed(&p(&["a ca", "ta dog"]), || embed(3.0)).unwrap();
+        let (c, hit) = cache
+            .get_or_embed(&p(&["a ca", "ta dog"]), || embed(3.0))
+            .unwrap();
         assert!(!hit);
         assert_eq!(c.row(0), &[3.0]);
         // Only the latest entry is kept.
-        let (_, hit) = cache.get_or_embed(&p(&["a cat", "a dog"]), || embed(4.0)).unwrap();
+        let (_, hit) = cache
+            .get_or_embed(&p(&["a cat", "a dog"]), || embed(4.0))
+            .unwrap();
         assert!(!hit);
         assert_eq!(calls.get(), 3);
     }

@@ -41,6 +41,9 @@ pub const RESTART: &str = "restart";
 pub const DEFAULT_TITLE: &str = "TiC-CLIP report";
 /// The default `--oracle-tolerance` (absolute, on metrics in `[0, 1]`).
 pub const DEFAULT_ORACLE_TOLERANCE: f64 = 0.02;
+/// The default `--min-signal`: a family whose best ID (over all methods) is below this is at
+/// chance level and cannot support or refute a finding.
+pub const DEFAULT_MIN_SIGNAL: f64 = 0.05;
 
 /// Slack for floating-point ties in the findings' comparisons.
 const EPS: f64 = 1e-12;
@@ -209,12 +212,36 @@ fn compute_text(c: Option<f64>) -> String {
 
 /// Evaluates the findings (a), (b) and (c) on `report`; `oracle_tolerance` is the absolute
 /// slack of (b) on ID and backward transfer (metrics in `[0, 1]`). See `docs/eval.md` §4.
+/// Families at chance level ([`DEFAULT_MIN_SIGNAL`]) are not counted.
 pub fn findings(report: &Report, oracle_tolerance: f64) -> Vec<Finding> {
+    findings_with(report, oracle_tolerance, DEFAULT_MIN_SIGNAL)
+}
+
+/// [`findings`] with an explicit `min_signal`: families whose best ID over all methods is below
+/// it are reported but count neither for nor against (a) and (b).
+pub fn findings_with(report: &Report, oracle_tolerance: f64, min_signal: f64) -> Vec<Finding> {
     vec![
-        finding_a(report),
-        finding_b(report, oracle_tolerance),
+        finding_a(report, min_signal),
+        finding_b(report, oracle_tolerance, min_signal),
         finding_c(report),
     ]
+}
+
+/// Why `fam` cannot support a finding: every method's ID is below `min_signal`.
+fn uninformative(report: &Report, fam: &FamilyKey, min_signal: f64) -> Option<String> {
+    let best = report
+        .runs
+        .iter()
+        .filter_map(|r| summary(r, fam).and_then(|s| s.id))
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    match best {
+        Some(b) if b >= min_signal => None,
+        _ => Some(format!(
+            "not counted: at chance level (best ID {} < {})",
+            percent(best),
+            percent(Some(min_signal))
+        )),
+    }
 }
 
 fn no_families(report: &Report) -> Option<String> {
@@ -224,7 +251,7 @@ fn no_families(report: &Report) -> Option<String> {
         .then(|| "report.json has no TiC task family".to_string())
 }
 
-fn finding_a(report: &Report) -> Finding {
+fn finding_a(report: &Report, min_signal: f64) -> Finding {
     let reason =
         missing_methods(report, &[SEQUENTIAL, CUMULATIVE_ALL]).or_else(|| no_families(report));
     if let Some(reason) = reason {
@@ -262,20 +289,26 @@ fn finding_a(report: &Report) -> Finding {
         if s.is_none() {
             holds = None;
         }
+        let mut text = format!(
+            "{}: backward sequential {} {}",
+            fam.id(),
+            percent(s),
+            parts.join(", ")
+        );
+        if let Some(why) = uninformative(report, fam, min_signal) {
+            holds = None;
+            let _ = write!(text, " ({why})");
+        }
         evidence.push(Evidence {
             family: Some(fam.id()),
             holds,
-            text: format!(
-                "{}: backward sequential {} {}",
-                fam.id(),
-                percent(s),
-                parts.join(", ")
-            ),
+            text,
         });
     }
     let verdict = verdict_of(&evidence);
-    let reason = (verdict == Verdict::NotApplicable)
-        .then(|| "no family has backward transfer for these methods".to_string());
+    let reason = (verdict == Verdict::NotApplicable).then(|| {
+        "no family above chance level has backward transfer for these methods".to_string()
+    });
     Finding {
         id: "a",
         claim: CLAIM_A,
@@ -288,7 +321,7 @@ fn finding_a(report: &Report) -> Finding {
 /// Picks ID, backward or forward out of a [`TransferSummary`].
 type SummaryField = fn(&TransferSummary) -> Option<f64>;
 
-fn finding_b(report: &Report, tol: f64) -> Finding {
+fn finding_b(report: &Report, tol: f64, min_signal: f64) -> Finding {
     let reason = missing_methods(report, &[CUMULATIVE_ALL, ORACLE]).or_else(|| no_families(report));
     if let Some(reason) = reason {
         return Finding::not_applicable("b", CLAIM_B, reason);
@@ -351,6 +384,10 @@ fn finding_b(report: &Report, tol: f64) -> Finding {
                 t * t
             );
         }
+        if let Some(why) = uninformative(report, fam, min_signal) {
+            holds = None;
+            let _ = write!(text, " ({why})");
+        }
         evidence.push(Evidence {
             family: Some(fam.id()),
             holds,
@@ -361,7 +398,8 @@ fn finding_b(report: &Report, tol: f64) -> Finding {
         let mut f = Finding::not_applicable(
             "b",
             CLAIM_B,
-            "no family has ID and backward transfer for both methods".to_string(),
+            "no family above chance level has ID and backward transfer for both methods"
+                .to_string(),
         );
         f.evidence = evidence;
         return f;
@@ -1180,6 +1218,8 @@ pub struct Options {
     pub output: PathBuf,
     /// Slack of finding (b).
     pub oracle_tolerance: f64,
+    /// Families whose best ID is below this do not count for the findings.
+    pub min_signal: f64,
     /// The command line shown under "Regenerate".
     pub command: String,
 }
@@ -1219,7 +1259,7 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
     std::fs::create_dir_all(&report_dir)
         .with_context(|| format!("creating {}", report_dir.display()))?;
     let plots = find_plots(&report, &opts.metrics, &report_dir)?;
-    let findings = findings(&report, opts.oracle_tolerance);
+    let findings = findings_with(&report, opts.oracle_tolerance, opts.min_signal);
     let metrics = opts.metrics.display().to_string();
     let runs_dir = opts.runs_dir.as_ref().map(|p| p.display().to_string());
     let markdown = render(&RenderInput {
@@ -1350,6 +1390,42 @@ mod tests {
         let c = get(&fs, "c");
         assert_eq!(c.verdict, Verdict::NotApplicable);
         assert!(c.line().contains("no method named restart"), "{}", c.line());
+    }
+
+    #[test]
+    fn chance_level_families_do_not_count() {
+        // DataCompNet at chance for every method, with sequential "better" there: (a) and (b)
+        // are decided by retrieval alone, and the DataCompNet line says why it is not counted.
+        let mut r = good();
+        let chance = |m: [[f64; 3]; 3]| full(m.map(|row| row.map(|v| v / 20.0)));
+        for run in &mut r.runs {
+            let m = match run.name.as_str() {
+                SEQUENTIAL => chance(M_CUM),
+                _ => chance(M_SEQ),
+            };
+            run.matrices[1].summary = transfer_summary(&m);
+            run.matrices[1].matrix = m;
+        }
+        let fs = findings(&r, 0.02);
+        for id in ["a", "b"] {
+            let f = get(&fs, id);
+            assert_eq!(f.verdict, Verdict::Reproduced, "{f:?}");
+            let dcn = f
+                .evidence
+                .iter()
+                .find(|e| e.family.as_deref() == Some("datacomp-datacompnet-yearly"));
+            let dcn = dcn.unwrap();
+            assert_eq!(dcn.holds, None);
+            assert!(
+                dcn.text
+                    .contains("not counted: at chance level (best ID 3.1 < 5.0)"),
+                "{}",
+                dcn.text
+            );
+        }
+        // With no minimum the chance-level family decides (a): not reproduced.
+        let a = get(&findings_with(&r, 0.02, 0.0), "a").clone();
+        assert_eq!(a.verdict, Verdict::NotReproduced);
     }
 
     #[test]

@@ -146,13 +146,31 @@ impl TextTransformer {
             );
         }
         let ids = ids.to_dtype(DType::U32)?;
-        let x = self.token_embedding.forward(&ids)?;
-        let x = x.broadcast_add(&self.positional_embedding)?;
-        let x = self.transformer.forward(&x, Some(&self.mask))?;
-        let x = self.ln_final.forward(&x)?;
-        // Pool at argmax(ids) (the first end-of-text token) with a single gather, no host loop.
-        let d = x.dim(D::Minus1)?;
+        // Pool at argmax(ids) (the first end-of-text token).
         let eot = ids.argmax(D::Minus1)?; // [B] u32
+                                          // The mask is causal, so positions after the last end-of-text token of the batch cannot
+                                          // reach any pooled output (nor receive gradient from it): run the tower on the first
+                                          // `keep` positions only. Prompts like "a photo of a {c}." use ~10 of 77 positions.
+        let keep = eot.max(0)?.to_scalar::<u32>()? as usize + 1;
+        let (ids, pos, mask) = if keep < l {
+            (
+                ids.narrow(1, 0, keep)?,
+                self.positional_embedding.narrow(0, 0, keep)?,
+                self.mask
+                    .narrow(0, 0, keep)?
+                    .narrow(1, 0, keep)?
+                    .contiguous()?,
+            )
+        } else {
+            (ids, self.positional_embedding.clone(), self.mask.clone())
+        };
+        let l = keep.min(l);
+        let x = self.token_embedding.forward(&ids)?;
+        let x = x.broadcast_add(&pos)?;
+        let x = self.transformer.forward(&x, Some(&mask))?;
+        let x = self.ln_final.forward(&x)?;
+        // A single gather, no host loop.
+        let d = x.dim(D::Minus1)?;
         let offsets = Tensor::arange_step(0u32, (b * l) as u32, l as u32, ids.device())?;
         let rows = (eot + offsets)?;
         let pooled = x.reshape((b * l, d))?.index_select(&rows, 0)?;

@@ -4,18 +4,13 @@
 //! `object_store` crate, configured from the usual environment variables (`AWS_ENDPOINT`,
 //! `AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`, …) with retries and exponential backoff.
 //! Everything else is a local path (`file://` prefixes are stripped).
+//!
+//! Object-store support is the `remote` cargo feature (on by default). Without it (`make demo`
+//! builds that way to save the HTTP/TLS stack's compile time) a URL is an error that says so.
 
-use anyhow::{anyhow, bail, Context, Result};
-use futures::StreamExt;
-use object_store::path::Path as ObjPath;
-use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
-use std::collections::HashMap;
+use anyhow::{bail, Context, Result};
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// A file or folder, local or in an object store.
 #[derive(Clone)]
@@ -29,7 +24,7 @@ pub enum Location {
 /// An object-store location: the store, its base URL (`s3://bucket`) and the key.
 #[derive(Clone)]
 pub struct Remote {
-    store: Arc<dyn ObjectStore>,
+    store: remote::Store,
     base: String,
     key: String,
 }
@@ -43,77 +38,234 @@ pub struct Entry {
     pub is_dir: bool,
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-}
+#[cfg(feature = "remote")]
+pub use remote::retry_config;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    runtime().block_on(f)
-}
+/// Object-store operations (feature `remote`).
+#[cfg(feature = "remote")]
+mod remote {
+    use super::{Entry, Remote};
+    use anyhow::{anyhow, bail, Context, Result};
+    use futures::StreamExt;
+    use object_store::path::Path as ObjPath;
+    use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+    use std::collections::HashMap;
+    use std::io::Read;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
 
-/// Retry policy for every object-store request: exponential backoff from 100 ms to 15 s,
-/// at most 10 retries within 5 minutes.
-pub fn retry_config() -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(15),
-            base: 2.0,
-        },
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(300),
+    /// A configured store.
+    pub type Store = Arc<dyn ObjectStore>;
+
+    fn runtime() -> &'static tokio::runtime::Runtime {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        runtime().block_on(f)
+    }
+
+    /// Retry policy for every object-store request: exponential backoff from 100 ms to 15 s,
+    /// at most 10 retries within 5 minutes.
+    pub fn retry_config() -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(15),
+                base: 2.0,
+            },
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(300),
+        }
+    }
+
+    pub fn build_store(scheme: &str, base: &str) -> Result<Store> {
+        static CACHE: OnceLock<Mutex<HashMap<String, Store>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(s) = cache.lock().unwrap().get(base) {
+            return Ok(s.clone());
+        }
+        let store: Store = match scheme {
+            "s3" | "s3a" => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(base)
+                    .with_retry(retry_config())
+                    .build()
+                    .with_context(|| format!("configuring S3 access for {base}"))?,
+            ),
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(base)
+                    .with_retry(retry_config())
+                    .build()
+                    .with_context(|| format!("configuring GCS access for {base}"))?,
+            ),
+            "az" | "azure" | "abfs" | "abfss" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(base)
+                    .with_retry(retry_config())
+                    .build()
+                    .with_context(|| format!("configuring Azure access for {base}"))?,
+            ),
+            "http" | "https" => Arc::new(
+                object_store::http::HttpBuilder::new()
+                    .with_url(base)
+                    .with_retry(retry_config())
+                    .build()
+                    .with_context(|| format!("configuring HTTP access for {base}"))?,
+            ),
+            other => bail!("unsupported URL scheme {other:?} in {base}"),
+        };
+        cache
+            .lock()
+            .unwrap()
+            .insert(base.to_string(), store.clone());
+        Ok(store)
+    }
+
+    fn obj_path(r: &Remote) -> ObjPath {
+        ObjPath::from(r.key.as_str())
+    }
+
+    pub fn exists(r: &Remote) -> Result<bool> {
+        match block_on(r.store.head(&obj_path(r))) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(anyhow!(e)),
+        }
+    }
+
+    pub fn read(r: &Remote) -> Result<Vec<u8>> {
+        Ok(block_on(async {
+            let got = r.store.get(&obj_path(r)).await?;
+            Ok::<_, object_store::Error>(got.bytes().await?.to_vec())
+        })?)
+    }
+
+    pub fn write(r: &Remote, bytes: &[u8]) -> Result<()> {
+        block_on(r.store.put(&obj_path(r), PutPayload::from(bytes.to_vec())))?;
+        Ok(())
+    }
+
+    pub fn put_file(r: &Remote, local: &Path) -> Result<()> {
+        let mut f =
+            std::fs::File::open(local).with_context(|| format!("opening {}", local.display()))?;
+        block_on(async {
+            let mut w = object_store::buffered::BufWriter::new(r.store.clone(), obj_path(r));
+            let mut buf = vec![0u8; 8 << 20];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                w.write_all(&buf[..n]).await?;
+            }
+            w.shutdown().await?;
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(())
+    }
+
+    pub fn fetch_to(r: &Remote, tmp: &tempfile::NamedTempFile) -> Result<()> {
+        let mut file = tokio::fs::File::from_std(tmp.reopen()?);
+        block_on(async {
+            let got = r.store.get(&obj_path(r)).await?;
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                file.write_all(&chunk?).await?;
+            }
+            file.flush().await?;
+            Ok::<_, anyhow::Error>(())
+        })
+    }
+
+    pub fn list(r: &Remote, out: &mut Vec<Entry>) -> Result<()> {
+        let prefix = (!r.key.is_empty()).then(|| obj_path(r));
+        let res = block_on(r.store.list_with_delimiter(prefix.as_ref()))?;
+        for d in res.common_prefixes {
+            out.push(Entry {
+                name: d.filename().unwrap_or("").to_string(),
+                is_dir: true,
+            });
+        }
+        for o in res.objects {
+            out.push(Entry {
+                name: o.location.filename().unwrap_or("").to_string(),
+                is_dir: false,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn remove(r: &Remote) -> Result<()> {
+        match block_on(r.store.delete(&obj_path(r))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(anyhow!(e)),
+        }
+    }
+
+    pub fn rename(a: &Remote, b: &Remote) -> Result<()> {
+        Ok(block_on(a.store.rename(&obj_path(a), &obj_path(b)))?)
     }
 }
 
-fn build_store(scheme: &str, base: &str) -> Result<Arc<dyn ObjectStore>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(s) = cache.lock().unwrap().get(base) {
-        return Ok(s.clone());
+/// Built without the `remote` feature: no store can be configured, so no [`Remote`] exists
+/// and the operations below are unreachable.
+#[cfg(not(feature = "remote"))]
+mod remote {
+    use super::{Entry, Remote};
+    use anyhow::{bail, Result};
+    use std::path::Path;
+
+    /// No store can exist in this build.
+    #[derive(Clone)]
+    pub enum Store {}
+
+    pub fn build_store(scheme: &str, base: &str) -> Result<Store> {
+        bail!(
+            "{base}: {scheme}:// URLs need object-store support, which this build leaves out \
+             (built without the `remote` cargo feature, as `make demo` does); \
+             rebuild with default features (`make build`)"
+        )
     }
-    let store: Arc<dyn ObjectStore> = match scheme {
-        "s3" | "s3a" => Arc::new(
-            object_store::aws::AmazonS3Builder::from_env()
-                .with_url(base)
-                .with_retry(retry_config())
-                .build()
-                .with_context(|| format!("configuring S3 access for {base}"))?,
-        ),
-        "gs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(base)
-                .with_retry(retry_config())
-                .build()
-                .with_context(|| format!("configuring GCS access for {base}"))?,
-        ),
-        "az" | "azure" | "abfs" | "abfss" => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(base)
-                .with_retry(retry_config())
-                .build()
-                .with_context(|| format!("configuring Azure access for {base}"))?,
-        ),
-        "http" | "https" => Arc::new(
-            object_store::http::HttpBuilder::new()
-                .with_url(base)
-                .with_retry(retry_config())
-                .build()
-                .with_context(|| format!("configuring HTTP access for {base}"))?,
-        ),
-        other => bail!("unsupported URL scheme {other:?} in {base}"),
-    };
-    cache
-        .lock()
-        .unwrap()
-        .insert(base.to_string(), store.clone());
-    Ok(store)
+
+    fn none(r: &Remote) -> ! {
+        match r.store {}
+    }
+
+    pub fn exists(r: &Remote) -> Result<bool> {
+        none(r)
+    }
+    pub fn read(r: &Remote) -> Result<Vec<u8>> {
+        none(r)
+    }
+    pub fn write(r: &Remote, _: &[u8]) -> Result<()> {
+        none(r)
+    }
+    pub fn put_file(r: &Remote, _: &Path) -> Result<()> {
+        none(r)
+    }
+    pub fn fetch_to(r: &Remote, _: &tempfile::NamedTempFile) -> Result<()> {
+        none(r)
+    }
+    pub fn list(r: &Remote, _: &mut Vec<Entry>) -> Result<()> {
+        none(r)
+    }
+    pub fn remove(r: &Remote) -> Result<()> {
+        none(r)
+    }
+    pub fn rename(a: &Remote, _: &Remote) -> Result<()> {
+        none(a)
+    }
 }
 
 impl Location {
@@ -138,7 +290,7 @@ impl Location {
             bail!("URL {s:?} has no bucket or host");
         }
         let base = format!("{scheme}://{host}");
-        let store = build_store(scheme, &base)?;
+        let store = remote::build_store(scheme, &base)?;
         Ok(Location::Remote(Remote {
             store,
             base,
@@ -191,19 +343,11 @@ impl Location {
         }
     }
 
-    fn obj_path(r: &Remote) -> ObjPath {
-        ObjPath::from(r.key.as_str())
-    }
-
     /// True when a file exists here.
     pub fn exists(&self) -> Result<bool> {
         match self {
             Location::Local(p) => Ok(p.exists()),
-            Location::Remote(r) => match block_on(r.store.head(&Self::obj_path(r))) {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(anyhow!(e)).with_context(|| format!("checking {self}")),
-            },
+            Location::Remote(r) => remote::exists(r).with_context(|| format!("checking {self}")),
         }
     }
 
@@ -213,11 +357,7 @@ impl Location {
             Location::Local(p) => {
                 std::fs::read(p).with_context(|| format!("reading {}", p.display()))
             }
-            Location::Remote(r) => block_on(async {
-                let got = r.store.get(&Self::obj_path(r)).await?;
-                Ok::<_, object_store::Error>(got.bytes().await?.to_vec())
-            })
-            .with_context(|| format!("reading {self}")),
+            Location::Remote(r) => remote::read(r).with_context(|| format!("reading {self}")),
         }
     }
 
@@ -231,12 +371,9 @@ impl Location {
         match self {
             Location::Local(p) => crate::atomic::write_atomic(p, bytes)
                 .with_context(|| format!("writing {}", p.display())),
-            Location::Remote(r) => block_on(
-                r.store
-                    .put(&Self::obj_path(r), PutPayload::from(bytes.to_vec())),
-            )
-            .map(|_| ())
-            .with_context(|| format!("writing {self}")),
+            Location::Remote(r) => {
+                remote::write(r, bytes).with_context(|| format!("writing {self}"))
+            }
         }
     }
 
@@ -250,25 +387,8 @@ impl Location {
                 std::fs::rename(local, p)
                     .with_context(|| format!("moving {} to {}", local.display(), p.display()))
             }
-            Location::Remote(r) => {
-                let mut f = std::fs::File::open(local)
-                    .with_context(|| format!("opening {}", local.display()))?;
-                block_on(async {
-                    let mut w =
-                        object_store::buffered::BufWriter::new(r.store.clone(), Self::obj_path(r));
-                    let mut buf = vec![0u8; 8 << 20];
-                    loop {
-                        let n = f.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        w.write_all(&buf[..n]).await?;
-                    }
-                    w.shutdown().await?;
-                    Ok::<_, std::io::Error>(())
-                })
-                .with_context(|| format!("uploading {} to {self}", local.display()))
-            }
+            Location::Remote(r) => remote::put_file(r, local)
+                .with_context(|| format!("uploading {} to {self}", local.display())),
         }
     }
 
@@ -282,27 +402,7 @@ impl Location {
             }),
             Location::Remote(r) => {
                 let tmp = tempfile::NamedTempFile::new()?;
-                let mut file = tokio::fs::File::from_std(tmp.reopen()?);
-                block_on(async {
-                    let got = r.store.get(&Self::obj_path(r)).await?;
-                    let mut stream = got.into_stream();
-                    while let Some(chunk) = stream.next().await {
-                        file.write_all(&chunk?).await.map_err(|e| {
-                            object_store::Error::Generic {
-                                store: "local",
-                                source: Box::new(e),
-                            }
-                        })?;
-                    }
-                    file.flush()
-                        .await
-                        .map_err(|e| object_store::Error::Generic {
-                            store: "local",
-                            source: Box::new(e),
-                        })?;
-                    Ok::<_, object_store::Error>(())
-                })
-                .with_context(|| format!("downloading {self}"))?;
+                remote::fetch_to(r, &tmp).with_context(|| format!("downloading {self}"))?;
                 Ok(LocalCopy {
                     path: tmp.path().to_path_buf(),
                     _tmp: Some(tmp),
@@ -325,21 +425,7 @@ impl Location {
                 }
             }
             Location::Remote(r) => {
-                let prefix = (!r.key.is_empty()).then(|| Self::obj_path(r));
-                let res = block_on(r.store.list_with_delimiter(prefix.as_ref()))
-                    .with_context(|| format!("listing {self}"))?;
-                for d in res.common_prefixes {
-                    out.push(Entry {
-                        name: d.filename().unwrap_or("").to_string(),
-                        is_dir: true,
-                    });
-                }
-                for o in res.objects {
-                    out.push(Entry {
-                        name: o.location.filename().unwrap_or("").to_string(),
-                        is_dir: false,
-                    });
-                }
+                remote::list(r, &mut out).with_context(|| format!("listing {self}"))?
             }
         }
         out.sort();
@@ -355,10 +441,7 @@ impl Location {
                 }
                 _ => Ok(()),
             },
-            Location::Remote(r) => match block_on(r.store.delete(&Self::obj_path(r))) {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(anyhow!(e)).with_context(|| format!("removing {self}")),
-            },
+            Location::Remote(r) => remote::remove(r).with_context(|| format!("removing {self}")),
         }
     }
 
@@ -368,8 +451,7 @@ impl Location {
             (Location::Local(a), Location::Local(b)) => std::fs::rename(a, b)
                 .with_context(|| format!("renaming {} to {}", a.display(), b.display())),
             (Location::Remote(a), Location::Remote(b)) if a.base == b.base => {
-                block_on(a.store.rename(&Self::obj_path(a), &Self::obj_path(b)))
-                    .with_context(|| format!("renaming {self} to {dst}"))
+                remote::rename(a, b).with_context(|| format!("renaming {self} to {dst}"))
             }
             _ => bail!("cannot rename {self} to {dst}: different stores"),
         }
@@ -444,6 +526,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "remote")]
     #[test]
     fn remote_parse() {
         let l = Location::parse("s3://bucket/a/b/").unwrap();
@@ -453,5 +536,12 @@ mod tests {
         assert_eq!(l.join("c.tar").name(), "c.tar");
         assert!(Location::parse("s3:///x").is_err());
         assert!(Location::parse("ftp://host/x").is_err());
+    }
+
+    #[cfg(not(feature = "remote"))]
+    #[test]
+    fn urls_need_the_remote_feature() {
+        let e = Location::parse("s3://bucket/a").unwrap_err().to_string();
+        assert!(e.contains("remote"), "{e}");
     }
 }

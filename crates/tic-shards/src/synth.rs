@@ -630,7 +630,10 @@ mod tests {
         for r in &scan.samples {
             let m = r.member("cls").unwrap();
             let (lo, hi) = (m.data_offset as usize, (m.data_offset + m.size) as usize);
-            let cls: usize = std::str::from_utf8(&bytes[lo..hi]).unwrap().parse().unwrap();
+            let cls: usize = std::str::from_utf8(&bytes[lo..hi])
+                .unwrap()
+                .parse()
+                .unwrap();
             per_class[cls] += 1;
         }
         assert!(per_class.iter().all(|&c| c == 2 || c == 3), "{per_class:?}");
@@ -639,7 +642,10 @@ mod tests {
         // Deterministic bytes.
         let dir2 = tempfile::tempdir().unwrap();
         write_static_set(&a, dir2.path()).unwrap();
-        assert_eq!(bytes, std::fs::read(dir2.path().join("test/0.tar")).unwrap());
+        assert_eq!(
+            bytes,
+            std::fs::read(dir2.path().join("test/0.tar")).unwrap()
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Requires `moto_server` (`pip install 'moto[server]'`; `.ci/run` and `make deps` install it).
 //! Set `TIC_S3_TEST=skip` to skip deliberately on a machine without it.
 
+#![cfg(feature = "remote")]
+
 mod common;
 
 use common::*;

@@ -166,11 +166,7 @@ pub fn to_yaml(tasks: &BTreeMap<String, Task>) -> Result<String> {
 /// Renders `base` (a DataComp `tasklist.yml`, e.g. its static tasks) followed by `tasks`, in
 /// that order; a key present in both keeps the TiC definition. `what` names the base file in
 /// errors.
-pub fn to_yaml_with_base(
-    base: &str,
-    what: &str,
-    tasks: &BTreeMap<String, Task>,
-) -> Result<String> {
+pub fn to_yaml_with_base(base: &str, what: &str, tasks: &BTreeMap<String, Task>) -> Result<String> {
     let mut map: serde_yaml::Mapping = if base.trim().is_empty() {
         serde_yaml::Mapping::new()
     } else {

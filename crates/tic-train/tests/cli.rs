@@ -22,6 +22,7 @@ fn years(root: &Path) {
         noise: 12,
         jpeg_quality: 90,
         bench_subset: None,
+        static_samples: 0,
         quiet: true,
     })
     .unwrap();

@@ -28,6 +28,7 @@ fn synth(dir: &Path, samples: usize, years: u32) {
         noise: 12,
         jpeg_quality: 90,
         bench_subset: None,
+        static_samples: 0,
         quiet: true,
     })
     .unwrap();

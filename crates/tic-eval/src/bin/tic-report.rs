@@ -63,6 +63,10 @@ struct Args {
     /// Absolute slack of finding (b) on ID and backward transfer (metrics in [0, 1]).
     #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_ORACLE_TOLERANCE)]
     oracle_tolerance: f64,
+    /// A task family whose best ID over all methods is below this (absolute, e.g. 0.05 = 5 %)
+    /// is at chance level: it is shown but counts neither for nor against findings (a), (b).
+    #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_MIN_SIGNAL)]
+    min_signal: f64,
 
     #[command(flatten)]
     verbosity: tic_shards::cli::Verbosity,
@@ -92,6 +96,9 @@ impl Args {
                 Some(self.oracle_tolerance.to_string()),
             );
         }
+        if self.min_signal != report::DEFAULT_MIN_SIGNAL {
+            push("--min-signal", Some(self.min_signal.to_string()));
+        }
         push("--output", Some(self.output.display().to_string()));
         if self.check {
             push("--check", None);
@@ -113,6 +120,7 @@ fn main() -> ExitCode {
         title: args.title.clone(),
         output: args.output.clone(),
         oracle_tolerance: args.oracle_tolerance,
+        min_signal: args.min_signal,
         command: args.command(),
     };
     let outcome = match report::generate(&opts) {

@@ -79,8 +79,8 @@ fn main() -> Result<()> {
     let yaml = match &a.base {
         Some(b) => {
             let text = Location::parse(b)?.read()?;
-            let text = String::from_utf8(text)
-                .map_err(|_| anyhow::anyhow!("{b}: not UTF-8 text"))?;
+            let text =
+                String::from_utf8(text).map_err(|_| anyhow::anyhow!("{b}: not UTF-8 text"))?;
             tasklist::to_yaml_with_base(&text, b, &tasks)?
         }
         None => tasklist::to_yaml(&tasks)?,
