@@ -322,8 +322,9 @@ EVAL_FILES := $(foreach s,init $(ALL_STRATEGIES),$(foreach y,$(STEPS),$(RESULTS_
 $(EVAL_FILES): $(RESULTS_DIR)/%/eval.done: $$(call eval_prereqs,$$*)
 	$(if $(call is_shared_eval,$*),\
 	  mkdir -p $(dir $(RESULTS_DIR)/$*) && rm -rf $(RESULTS_DIR)/$* && ln -s ../init/$(FIRST_STEP) $(RESULTS_DIR)/$*,\
+	  mkdir -p $(@D) && \
 	  $(with_threads)$(BIN)/tic-eval --train_output_dir $(RUNS_DIR)/$(subst /,_,$*) --output_dir $(@D) \
-	    --data_dir $(EVAL_DATA_DIR) --tasklist $(TASKLIST) $(EVAL_FLAGS) && \
+	    --data_dir $(EVAL_DATA_DIR) --tasklist $(TASKLIST) $(EVAL_FLAGS) > $(@D)/tic-eval.md && \
 	  cp $(RUNS_DIR)/$(subst /,_,$*)/compute.json $(@D)/compute.json && touch $@)
 
 EVALS := $(foreach s,$(STRATEGIES),$(foreach y,$(STEPS),$(RESULTS_DIR)/$(s)/$(y)/eval.done))
@@ -333,8 +334,9 @@ eval: $(RESULTS_DIR)/$(STRATEGY)/$(YEAR)/eval.done ## Evaluate one run (STRATEGY
 eval-all: $(EVALS) ## Evaluate every run
 
 $(METRICS_DIR)/report.json: $(EVALS)
+	@mkdir -p $(METRICS_DIR)
 	$(BIN)/tic-metrics $(foreach s,$(STRATEGIES),--runs $(s)=$(RESULTS_DIR)/$(s)) \
-	  --output-dir $(METRICS_DIR) $(METRICS_FLAGS)
+	  --output-dir $(METRICS_DIR) $(METRICS_FLAGS) > $(METRICS_DIR)/tic-metrics.md
 
 metrics: $(METRICS_DIR)/report.json ## T×T matrices, ID/backward/forward transfer, plots
 
