@@ -17,6 +17,8 @@
 
 use crate::dynamic::{FamilyKey, FamilyMatrix, Report, RunReport, TransferSummary};
 use crate::tables::{self, human_count, markdown_table, percent, Align};
+
+const R: Align = Align::Right;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
@@ -887,14 +889,7 @@ fn training_section(runs_dir: &str, runs: &[TrainingRun]) -> String {
             "Training time",
             "Samples/s",
         ],
-        &[
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-        ],
+        &[Align::Left, R, R, R, R, R],
         &rows,
     ));
     s.push('\n');
@@ -1077,15 +1072,7 @@ pub fn main_tables(report: &Report) -> String {
                 "Compute",
                 "× of least",
             ],
-            &[
-                Align::Left,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-            ],
+            &[Align::Left, R, R, R, R, R, R],
             &rows,
         ));
         s.push('\n');

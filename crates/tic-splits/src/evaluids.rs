@@ -18,6 +18,46 @@ pub const DATACOMPNET_PKL: &str = "tic-datacompnet_year2uids.pkl";
 pub const DEFAULT_BASE_URL: &str =
     "https://docs-assets.developer.apple.com/ml-research/datasets/tic-clip/";
 
+/// The flags both eval-uid tools share: where the pickles are, where outputs go, whether to
+/// download a missing pickle (clap `#[command(flatten)]`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct UidSourceArgs {
+    /// Folder (local path or object-store URL) for the outputs.
+    #[arg(long)]
+    pub output_path: String,
+    /// Folder holding the input pickles (default: --output-path, where the original downloads
+    /// them).
+    #[arg(long)]
+    pub input_dir: Option<String>,
+    /// Base URL to download missing pickles from (needs a network).
+    #[arg(long, default_value = DEFAULT_BASE_URL)]
+    pub download_base_url: String,
+    /// Never download; fail with a message naming the missing file instead.
+    #[arg(long)]
+    pub no_download: bool,
+}
+
+impl UidSourceArgs {
+    /// The output folder.
+    pub fn output(&self) -> Result<Location> {
+        Location::parse(&self.output_path)
+    }
+
+    /// The input folder (--input-dir, else --output-path).
+    pub fn input(&self) -> Result<Location> {
+        Location::parse(self.input_dir.as_deref().unwrap_or(&self.output_path))
+    }
+
+    /// The bytes of pickle `name` from the input folder, downloaded first unless
+    /// --no-download; also its display name for messages.
+    pub fn load(&self, name: &str) -> Result<(Vec<u8>, String)> {
+        let input = self.input()?;
+        let base = (!self.no_download).then_some(self.download_base_url.as_str());
+        let bytes = load_input(&input, name, base)?;
+        Ok((bytes, input.join(name).to_string()))
+    }
+}
+
 /// Reads `name` from `input_dir`; when it is missing and `download_base` is set, downloads
 /// `{download_base}{name}` (keeping a copy in `input_dir` when that is local, as the original's
 /// `wget -nc`). Without a network the error says which file is missing and where to put it.

@@ -13,6 +13,18 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
 
+/// The train/test split flags of `tic-yfcc-splits` and `tic-redcaps-splits` (clap
+/// `#[command(flatten)]`).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct SplitArgs {
+    /// Seed of the train/test split.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Test share per group (fraction), or a row count when ≥ 1 (sklearn's test_size).
+    #[arg(long, default_value_t = 0.01)]
+    pub test_size: f64,
+}
+
 /// sklearn's `n_test` for `n` rows.
 pub fn test_count(n: usize, test_size: f64) -> Result<usize> {
     if test_size.is_nan() || test_size <= 0.0 || !test_size.is_finite() {

@@ -2,9 +2,8 @@
 //! `dataset_creation/tic-datacomp/generate_datacompnet_uid2classid.py`.
 use anyhow::Result;
 use clap::Parser;
-use tic_shards::storage::Location;
 use tic_splits::classes;
-use tic_splits::evaluids::{self, DATACOMPNET_PKL, DEFAULT_BASE_URL};
+use tic_splits::evaluids::{UidSourceArgs, DATACOMPNET_PKL};
 
 /// Map every DataCompNet eval uid to its ImageNet class id (0–999), one pickle per year.
 ///
@@ -14,18 +13,8 @@ use tic_splits::evaluids::{self, DATACOMPNET_PKL, DEFAULT_BASE_URL};
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Folder (local path or object-store URL) for the outputs.
-    #[arg(long)]
-    output_path: String,
-    /// Folder holding `tic-datacompnet_year2uids.pkl` (default: --output-path).
-    #[arg(long)]
-    input_dir: Option<String>,
-    /// Base URL to download a missing pickle from (needs a network).
-    #[arg(long, default_value = DEFAULT_BASE_URL)]
-    download_base_url: String,
-    /// Never download; fail with a message naming the missing file instead.
-    #[arg(long)]
-    no_download: bool,
+    #[command(flatten)]
+    src: UidSourceArgs,
     #[command(flatten)]
     verbosity: tic_shards::cli::Verbosity,
 }
@@ -33,11 +22,8 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     a.verbosity.init();
-    let out = Location::parse(&a.output_path)?;
-    let input = Location::parse(a.input_dir.as_deref().unwrap_or(&a.output_path))?;
-    let base = (!a.no_download).then_some(a.download_base_url.as_str());
-    let bytes = evaluids::load_input(&input, DATACOMPNET_PKL, base)?;
-    let file = input.join(DATACOMPNET_PKL).to_string();
+    let out = a.src.output()?;
+    let (bytes, file) = a.src.load(DATACOMPNET_PKL)?;
     let data = tic_shards::pickle::read_year_synset_uids(&bytes, &file)?;
     let mapping = classes::map_classes(&data, &file)?;
     if mapping.conflicts > 0 {
@@ -51,7 +37,7 @@ fn main() -> Result<()> {
     for (year, m) in &mapping.years {
         println!(
             "Created {}/uid2classid/{year}.pkl: {}",
-            a.output_path,
+            a.src.output_path,
             m.len()
         );
     }

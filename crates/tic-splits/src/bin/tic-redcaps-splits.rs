@@ -20,12 +20,8 @@ struct Args {
     /// Years to split (comma list).
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_YEARS.map(String::from))]
     years: Vec<String>,
-    /// Seed of the train/test split.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Test share per year (fraction), or a row count when ≥ 1 (sklearn's test_size).
-    #[arg(long, default_value_t = 0.01)]
-    test_size: f64,
+    #[command(flatten)]
+    split: tic_splits::split::SplitArgs,
     #[command(flatten)]
     verbosity: tic_shards::cli::Verbosity,
 }
@@ -37,8 +33,8 @@ fn main() -> Result<()> {
         annotations_dir: a.annotations_dir.clone(),
         output_dir: a.output_dir.clone(),
         years: a.years.clone(),
-        seed: a.seed,
-        test_size: a.test_size,
+        seed: a.split.seed,
+        test_size: a.split.test_size,
         quiet: a.verbosity.is_quiet(),
     })?;
     for c in counts {

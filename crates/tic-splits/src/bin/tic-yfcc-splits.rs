@@ -20,12 +20,8 @@ struct Args {
     /// Folder for the split files.
     #[arg(long, default_value = "./splits")]
     output_dir: PathBuf,
-    /// Seed of the train/test split.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Test share per group (fraction), or a row count when ≥ 1 (sklearn's test_size).
-    #[arg(long, default_value_t = 0.01)]
-    test_size: f64,
+    #[command(flatten)]
+    split: tic_splits::split::SplitArgs,
     #[command(flatten)]
     verbosity: tic_shards::cli::Verbosity,
 }
@@ -36,8 +32,8 @@ fn main() -> Result<()> {
     let s = yfcc::run(&YfccConfig {
         input: a.input.clone(),
         output_dir: a.output_dir.clone(),
-        seed: a.seed,
-        test_size: a.test_size,
+        seed: a.split.seed,
+        test_size: a.split.test_size,
         quiet: a.verbosity.is_quiet(),
     })?;
     println!("{} not mapped paths", s.unmapped);
