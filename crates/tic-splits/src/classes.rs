@@ -60,6 +60,6 @@ pub fn write_outputs(mapping: &Mapping, output: &Location) -> Result<()> {
     }
     output
         .join("classnames.txt")
-        .write(imagenet::CLASSNAMES_TXT.as_bytes())?;
+        .write(imagenet::CLASSNAMES.as_bytes())?;
     Ok(())
 }

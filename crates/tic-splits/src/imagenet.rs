@@ -7,26 +7,11 @@
 //! CLIP_benchmark ships and DataComp's `wds_imagenet1k_test/classnames.txt` uses).
 use std::collections::HashMap;
 
-/// `data/imagenet/synsets.txt`: one wnid (`nXXXXXXXX`) per line, class-id order.
-pub const SYNSETS_TXT: &str = include_str!("../../../data/imagenet/synsets.txt");
-/// `data/imagenet/classnames.txt`: one CLIP class name per line, class-id order.
-pub const CLASSNAMES_TXT: &str = include_str!("../../../data/imagenet/classnames.txt");
-/// `data/imagenet/zeroshot_classification_templates.txt`: CLIP's 80 prompt templates.
-pub const TEMPLATES_TXT: &str =
-    include_str!("../../../data/imagenet/zeroshot_classification_templates.txt");
+/// The embedded tables live once, in `tic_shards::imagenet`.
+pub use tic_shards::imagenet::{classnames, synsets, CLASSNAMES, TEMPLATES};
 
 /// Number of ImageNet-1k classes.
 pub const NUM_CLASSES: usize = 1000;
-
-/// The 1000 wnids in class-id order.
-pub fn synsets() -> Vec<&'static str> {
-    SYNSETS_TXT.lines().filter(|l| !l.is_empty()).collect()
-}
-
-/// The 1000 CLIP class names in class-id order.
-pub fn classnames() -> Vec<&'static str> {
-    CLASSNAMES_TXT.lines().collect()
-}
 
 /// wnid → class id (0–999).
 pub fn synset_to_class() -> HashMap<&'static str, i64> {
@@ -54,6 +39,6 @@ mod tests {
         assert_eq!(m["n01440764"], 0); // tench
         assert_eq!(m["n15075141"], 999); // toilet tissue
         assert_eq!(classnames()[0], "tench");
-        assert_eq!(TEMPLATES_TXT.lines().count(), 80);
+        assert_eq!(TEMPLATES.lines().count(), 80);
     }
 }

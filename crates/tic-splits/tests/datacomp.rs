@@ -235,7 +235,7 @@ fn datacompnet_classes_match_python() {
     }
     assert_eq!(
         std::fs::read_to_string(out.join("classnames.txt")).unwrap(),
-        tic_splits::imagenet::CLASSNAMES_TXT
+        tic_splits::imagenet::CLASSNAMES
     );
 }
 
