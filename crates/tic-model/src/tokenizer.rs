@@ -229,9 +229,14 @@ impl Tokenizer {
 
     /// Tokenizes a batch in parallel; rows in input order.
     pub fn tokenize_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Vec<u32>> {
+        self.tokenize_batch_to(texts, self.context_length)
+    }
+
+    /// [`Self::tokenize_batch`] with context length `c` (see [`Self::tokenize_one_to`]).
+    pub fn tokenize_batch_to<S: AsRef<str> + Sync>(&self, texts: &[S], c: usize) -> Vec<Vec<u32>> {
         texts
             .par_iter()
-            .map(|t| self.tokenize_one(t.as_ref()))
+            .map(|t| self.tokenize_one_to(t.as_ref(), c))
             .collect()
     }
 
@@ -253,13 +258,7 @@ impl Tokenizer {
         device: &Device,
     ) -> Result<Tensor> {
         let c = c.max(2);
-        let flat: Vec<u32> = texts
-            .par_iter()
-            .map(|t| self.tokenize_one_to(t.as_ref(), c))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flatten()
-            .collect();
+        let flat: Vec<u32> = self.tokenize_batch_to(texts, c).concat();
         Ok(Tensor::from_vec(flat, (texts.len(), c), device)?)
     }
 }

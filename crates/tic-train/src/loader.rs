@@ -171,12 +171,6 @@ pub struct LoaderOptions {
     pub seed: u64,
 }
 
-/// Tokenizes `text` into `context_length` ids exactly as OpenCLIP's tokenizer with that
-/// context length: `[sot] + bpe + [eot]`, truncated with `eot` in the last slot, zero-padded.
-pub fn tokenize(text: &str, context_length: usize) -> Vec<u32> {
-    Tokenizer::shared().tokenize_one_to(text, context_length)
-}
-
 /// Loads and train-transforms one sample (the `n`-th of the stream).
 pub fn load_train_sample(
     store: &ShardStore,
@@ -191,7 +185,10 @@ pub fn load_train_sample(
     let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ mix(n)));
     let pixels = RandomResizedCrop::openclip(image_size).apply(&rgb, &mut rng);
-    Ok((pixels, tokenize(&text, context_length)))
+    Ok((
+        pixels,
+        Tokenizer::shared().tokenize_one_to(&text, context_length),
+    ))
 }
 
 /// Loads one sample with the eval transform (resize shortest side + center crop).
@@ -206,7 +203,7 @@ pub fn load_eval_sample(
     let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
     Ok((
         eval_transform(&rgb, image_size),
-        tokenize(&text, context_length),
+        Tokenizer::shared().tokenize_one_to(&text, context_length),
     ))
 }
 
