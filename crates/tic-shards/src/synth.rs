@@ -196,29 +196,25 @@ fn pick_weighted(rng: &mut ChaCha8Rng, w: &[f64]) -> usize {
     w.len() - 1
 }
 
-/// Draws the spec of sample `i`.
-pub fn sample_spec(a: &SynthArgs, i: usize) -> SampleSpec {
-    let mut rng = sample_rng(a.seed, i);
-    let uid = Uid(rng.random::<u128>());
-    let year_w: Vec<f64> = (0..a.num_years).map(|t| 1.0 + 0.25 * t as f64).collect();
-    let t = pick_weighted(&mut rng, &year_w) as u32;
-    let cw: Vec<f64> = (0..CONCEPT_CLASSES.len())
-        .map(|c| concept_weight(c, t, a.num_years))
-        .collect();
-    let concept = pick_weighted(&mut rng, &cw);
-    let color = if rng.random::<f64>() < 0.6 {
+/// The favoured colour of year index `t` (60 %), else any colour.
+fn pick_color(rng: &mut ChaCha8Rng, concept: usize, t: u32) -> usize {
+    if rng.random::<f64>() < 0.6 {
         (concept + t as usize * 3) % COLORS.len()
     } else {
         rng.random_range(0..COLORS.len())
-    };
-    let u = rng.random::<f64>();
-    let split = if u < a.eval_fraction / 2.0 {
-        1
-    } else if u < a.eval_fraction {
-        2
-    } else {
-        0
-    };
+    }
+}
+
+/// Draws the rest of a spec (month, position, size, background), in this order.
+fn finish_spec(
+    rng: &mut ChaCha8Rng,
+    a: &SynthArgs,
+    uid: Uid,
+    t: u32,
+    concept: usize,
+    color: usize,
+    split: u8,
+) -> SampleSpec {
     SampleSpec {
         uid,
         year: a.first_year + t,
@@ -232,6 +228,28 @@ pub fn sample_spec(a: &SynthArgs, i: usize) -> SampleSpec {
     }
 }
 
+/// Draws the spec of sample `i`.
+pub fn sample_spec(a: &SynthArgs, i: usize) -> SampleSpec {
+    let mut rng = sample_rng(a.seed, i);
+    let uid = Uid(rng.random::<u128>());
+    let year_w: Vec<f64> = (0..a.num_years).map(|t| 1.0 + 0.25 * t as f64).collect();
+    let t = pick_weighted(&mut rng, &year_w) as u32;
+    let cw: Vec<f64> = (0..CONCEPT_CLASSES.len())
+        .map(|c| concept_weight(c, t, a.num_years))
+        .collect();
+    let concept = pick_weighted(&mut rng, &cw);
+    let color = pick_color(&mut rng, concept, t);
+    let u = rng.random::<f64>();
+    let split = if u < a.eval_fraction / 2.0 {
+        1
+    } else if u < a.eval_fraction {
+        2
+    } else {
+        0
+    };
+    finish_spec(&mut rng, a, uid, t, concept, color, split)
+}
+
 /// Draws the spec of sample `i` of the static set: concept `i mod 16` (balanced classes), a
 /// uniformly drawn year's style, otherwise as [`sample_spec`].
 pub fn static_spec(a: &SynthArgs, i: usize) -> SampleSpec {
@@ -239,22 +257,8 @@ pub fn static_spec(a: &SynthArgs, i: usize) -> SampleSpec {
     let uid = Uid(rng.random::<u128>());
     let t = rng.random_range(0..a.num_years);
     let concept = i % CONCEPT_CLASSES.len();
-    let color = if rng.random::<f64>() < 0.6 {
-        (concept + t as usize * 3) % COLORS.len()
-    } else {
-        rng.random_range(0..COLORS.len())
-    };
-    SampleSpec {
-        uid,
-        year: a.first_year + t,
-        month: rng.random_range(1..=12),
-        concept,
-        color,
-        position: rng.random_range(0..POSITIONS.len()),
-        large: rng.random(),
-        dark: rng.random(),
-        split: 2,
-    }
+    let color = pick_color(&mut rng, concept, t);
+    finish_spec(&mut rng, a, uid, t, concept, color, 2)
 }
 
 /// Writes the static classification set under `dir` (CLIP_benchmark layout: `classnames.txt`,
