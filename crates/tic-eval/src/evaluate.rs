@@ -9,11 +9,11 @@ use crate::tasklist::Task;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tic_model::ClipConfig;
-use tic_shards::atomic::AtomicFile;
+use tic_shards::atomic::write_file;
+use tic_shards::npy;
 
 /// Where a model comes from: its architecture and its weights file.
 #[derive(Debug, Clone)]
@@ -250,26 +250,11 @@ pub fn dump_name(key: &str) -> String {
 }
 
 fn write_npy(path: &Path, m: &Matrix) -> Result<()> {
-    use npyz::WriterBuilder;
-    let mut f = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
-    {
-        let mut w = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&[m.rows() as u64, m.cols() as u64])
-            .writer(&mut f)
-            .begin_nd()?;
-        w.extend(m.data().iter().copied())?;
-        w.finish()?;
-    }
-    f.commit()
-        .with_context(|| format!("writing {}", path.display()))
+    write_file(path, &npy::write_f32_matrix(m.data(), m.rows(), m.cols()))
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<()> {
-    let mut f = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(v)?)?;
-    f.commit()
-        .with_context(|| format!("writing {}", path.display()))
+    write_file(path, format!("{}\n", serde_json::to_string(v)?).as_bytes())
 }
 
 /// Evaluates `task` with `enc` on the set under `data_dir` (DataComp/TiC path rules).

@@ -200,6 +200,27 @@ fn decode_records(data: &[u8], big_endian: bool) -> Vec<Uid> {
         .collect()
 }
 
+/// Encodes a row-major `rows × cols` float32 matrix as a 2-D `<f4` `.npy` (what the embedding
+/// dumps of `tic-embed` and `tic-eval` write). `data.len()` must be `rows · cols`.
+pub fn write_f32_matrix(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    assert_eq!(
+        data.len(),
+        rows * cols,
+        "matrix data does not match its shape"
+    );
+    let mut buf = Vec::with_capacity(data.len() * 4 + 128);
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&[rows as u64, cols as u64])
+        .writer(&mut buf)
+        .begin_nd()
+        .expect("writing to memory");
+    w.extend(data.iter().copied()).expect("writing to memory");
+    w.finish().expect("writing to memory");
+    buf
+}
+
 /// Encodes uids as numpy's `np.save` would for a 1-D `u8,u8` array (byte-identical).
 pub fn write_uids(uids: &[Uid]) -> Vec<u8> {
     let n = uids.len();

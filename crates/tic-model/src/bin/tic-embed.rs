@@ -1,6 +1,5 @@
 //! `tic-embed`: embed images and/or texts with a CLIP model and write L2-normalised features.
 
-use npyz::WriterBuilder;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
@@ -307,17 +306,7 @@ fn embed_texts(model: &Clip, path: &Path, bs: usize, device: &Device) -> Result<
 /// Writes a float32 2-D npy atomically (temp file in the same folder, then rename).
 fn write_npy(path: &Path, rows: &[f32], dim: usize) -> Result<()> {
     let n = rows.len() / dim;
-    let mut buf = Vec::with_capacity(rows.len() * 4 + 128);
-    {
-        let mut w = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&[n as u64, dim as u64])
-            .writer(&mut buf)
-            .begin_nd()?;
-        w.extend(rows.iter().copied())?;
-        w.finish()?;
-    }
-    tic_model::write_output(path, &buf)
+    tic_model::write_output(path, &tic_shards::npy::write_f32_matrix(rows, n, dim))
 }
 
 fn write_json_atomic(path: &Path, v: &serde_json::Value) -> Result<()> {
