@@ -41,6 +41,10 @@ SYNTH_STATIC ?= 320
 SYNTH_EVAL_FRACTION ?= 0.2
 YEARS ?= $(shell seq $(FIRST_YEAR) $$(( $(FIRST_YEAR) + $(SYNTH_YEARS) - 1 )))
 
+empty :=
+space := $(empty) $(empty)
+comma := ,
+
 # ---- paths of the TiC-CLIP README ---------------------------------------------------------
 SYNTH_DIR ?= $(DEMO_DIR)/synth
 DATACOMP_PATH ?= $(SYNTH_DIR)/pool
@@ -57,12 +61,54 @@ YEAR ?= $(FIRST_YEAR)
 YEARMONTH ?= $(YEAR)03
 RESHARD_FLAGS ?= -q
 
+# ---- which dataset the train/eval/metrics stages run on ------------------------------------
+# DATASET=datacomp (default) | yfcc15m | redcaps. TiC-YFCC15M and TiC-RedCaps go through the same
+# binaries: tic-yfcc-splits / tic-redcaps-splits cut the metadata into time groups, tic-make-tars
+# packs each group's train split as a training split named by its time (2004-2008, …, or the
+# year) and each test split as a retrieval eval set (tic-wds-convert); they have no class
+# labels, so no DataCompNet tasks. Their runs, results, metrics and report live under
+# $(DEMO_DIR)/$(DATASET)/.
+DATASET ?= datacomp
+YFCC_DIR ?= $(DEMO_DIR)/yfcc15m
+# yfcc15m.csv and its images; the defaults are synthesized by tic-synth-captions.
+YFCC_CSV ?= $(YFCC_DIR)/yfcc15m.csv
+YFCC_IMAGES ?= $(YFCC_DIR)/images
+YFCC_ROWS ?= 4000
+REDCAPS_DIR ?= $(DEMO_DIR)/redcaps
+# RedCaps' annotations/{subreddit}_{year}.json and images; the defaults are synthesized.
+REDCAPS_ANNOTATIONS ?= $(REDCAPS_DIR)/annotations
+REDCAPS_IMAGES ?= $(REDCAPS_DIR)/images
+REDCAPS_ROWS ?= 4000
+ifeq ($(DATASET),datacomp)
+DS_DIR := $(DEMO_DIR)
+else ifeq ($(DATASET),yfcc15m)
+DS_DIR := $(YFCC_DIR)
+DS_IMAGES := $(YFCC_IMAGES)
+DS_LABEL := YFCC15M
+# {group index of tic-yfcc-splits}:{time label of the split}
+DS_GROUPS := 0:2004-2008 1:2009-2010 2:2011-2012 3:2013-2014
+DS_SYNTHETIC := $(filter $(YFCC_DIR)/yfcc15m.csv,$(YFCC_CSV))
+else ifeq ($(DATASET),redcaps)
+DS_DIR := $(REDCAPS_DIR)
+DS_IMAGES := $(REDCAPS_IMAGES)
+DS_LABEL := RedCaps
+DS_GROUPS := 2017:2017 2018:2018 2019:2019 2020:2020
+DS_SYNTHETIC := $(filter $(REDCAPS_DIR)/annotations,$(REDCAPS_ANNOTATIONS))
+else
+$(error DATASET=$(DATASET): expected datacomp, yfcc15m or redcaps)
+endif
+# Test share of each time group (the originals: 1 %; the small synthetic default: 20 %).
+SPLIT_TEST_SIZE ?= $(if $(DS_SYNTHETIC),0.2,0.01)
+DS_SPLITS := $(foreach g,$(DS_GROUPS),$(lastword $(subst :, ,$(g))))
+group_of = $(firstword $(subst :, ,$(filter %:$(1),$(DS_GROUPS))))
+DS_TRAIN := $(DS_DIR)/yearly/train
+
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
 .PHONY: all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
-        data-month stats eval-sets tasklist yfcc redcaps train train-all eval eval-all metrics \
+        data-month stats eval-sets tasklist yfcc redcaps data data-summary train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
 all: build
@@ -111,6 +157,11 @@ demo-smoke: ## The whole pipeline, shortened, with tic-report --check (part of m
 	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 \
 	  DEMO_TRAIN_FLAGS="--train_num_samples 256 --workers 1 --num_checkpoints 1 -q" REPORT_FLAGS=--check
 	test -s $(SMOKE_DIR)/report.md
+	for ds in yfcc15m redcaps; do \
+	  $(MAKE) --no-print-directory demo DATASET=$$ds DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
+	    YFCC_ROWS=1500 REDCAPS_ROWS=1500 STRATEGIES="sequential cumulative-all oracle" \
+	    DEMO_TRAIN_FLAGS="--train_num_samples 256 --workers 1 --num_checkpoints 1 -q" REPORT_FLAGS=--check && \
+	  test -s $(SMOKE_DIR)/$$ds/report.md; done
 
 # ---- data: synthetic pool, UID files, time splits -------------------------------------------
 $(SYNTH_DIR)/synth.json:
@@ -154,12 +205,14 @@ stats: ## _stats.json and sizes.json for every yearly and monthly split
 	  $(BIN)/tic-sizes --url $(TIC_DATACOMP_M_PATH)/train; fi
 
 # ---- evaluation sets (retrieval and DataCompNet, yearly and monthly) -------------------------
-TASKLIST ?= $(DEMO_DIR)/tasklist.yml
+TASKLIST ?= $(DS_DIR)/tasklist.yml
 # Task families in the task list (tic-tasklist --eval-tasks). The monthly sets are built by
 # eval-sets too; add retrieval/monthly,datacompnet/monthly to evaluate on them.
-EVAL_TASKS ?= retrieval/yearly,datacompnet/yearly
+EVAL_TASKS ?= retrieval/yearly$(if $(filter datacomp,$(DATASET)),$(comma)datacompnet/yearly)
 # Root of the evaluation sets (tic-eval --data_dir).
 EVAL_DATA_DIR ?= $(DEMO_DIR)/data
+# Retrieval eval sets of TiC-YFCC15M / TiC-RedCaps (one per time split).
+DS_EVAL := $(EVAL_DATA_DIR)/tic/$(DATASET)/yearly/eval/retrieval
 EVAL_Y := $(DATA_Y_PATH)/eval
 EVAL_M := $(DATA_M_PATH)/eval
 STATIC_SET := $(if $(filter-out 0,$(SYNTH_STATIC)),$(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt)
@@ -212,39 +265,65 @@ $(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt: | $(SYNTH_DIR)/synth.js
 
 eval-sets: $(EVAL_SETS) $(STATIC_SET) ## Retrieval and DataCompNet eval sets (CLIP_benchmark layout)
 
-$(TASKLIST): $(EVAL_SETS) $(STATIC_SET)
-	$(BIN)/tic-tasklist --yaml-path $@ --eval-tasks $(EVAL_TASKS) \
-	  --data-dir $(EVAL_DATA_DIR)/tic/datacomp --data-depth 4 \
-	  $(if $(STATIC_SET),--base $(SYNTH_DIR)/static/tasklist.yml) -q
+ifeq ($(DATASET),datacomp)
+TASK_SETS := $(EVAL_SETS) $(STATIC_SET)
+TASKLIST_FLAGS := $(if $(STATIC_SET),--base $(SYNTH_DIR)/static/tasklist.yml)
+else
+TASK_SETS := $(foreach l,$(DS_SPLITS),$(DS_EVAL)/$(l)/nshards.txt)
+TASKLIST_FLAGS := --dataset $(DATASET) --dataset-label $(DS_LABEL)
+endif
 
-tasklist: $(TASKLIST) ## tasklist.yml for the eval sets that exist
+$(TASKLIST): $(TASK_SETS)
+	$(BIN)/tic-tasklist --yaml-path $@ --eval-tasks $(EVAL_TASKS) \
+	  --data-dir $(EVAL_DATA_DIR)/tic/$(DATASET) --data-depth 4 $(TASKLIST_FLAGS) -q
+
+tasklist: $(TASKLIST) ## tasklist.yml for the eval sets that exist (of DATASET)
 
 # ---- TiC-YFCC15M and TiC-RedCaps through the same tools -----------------------------------------
-YFCC_DIR ?= $(DEMO_DIR)/yfcc15m
-REDCAPS_DIR ?= $(DEMO_DIR)/redcaps
+# Synthetic raw data, made only where the default paths are used.
+$(YFCC_DIR)/yfcc15m.csv:
+	$(BIN)/tic-synth-captions yfcc --out $(YFCC_DIR) --seed $(SEED) --rows $(YFCC_ROWS) --images -q
 
-$(YFCC_DIR)/tars/.done:
-	$(BIN)/tic-synth-captions yfcc --out $(YFCC_DIR) --rows 2000 --images -q
-	$(BIN)/tic-yfcc-splits --input $(YFCC_DIR)/yfcc15m.csv --output-dir $(YFCC_DIR)/splits -q
-	for f in $(YFCC_DIR)/splits/*.csv; do \
-	  $(BIN)/tic-make-tars --input $$f --image-dir $(YFCC_DIR)/images \
-	    --output-dir $(YFCC_DIR)/tars/$$(basename $$f .csv) --datacomp-compat -q; done
+$(REDCAPS_DIR)/annotations/.synth:
+	$(BIN)/tic-synth-captions redcaps --out $(REDCAPS_DIR) --seed $(SEED) --rows $(REDCAPS_ROWS) --images -q
 	@touch $@
 
-$(REDCAPS_DIR)/tars/.done:
-	$(BIN)/tic-synth-captions redcaps --out $(REDCAPS_DIR) --rows 2000 --images -q
-	$(BIN)/tic-redcaps-splits --annotations-dir $(REDCAPS_DIR)/annotations --output-dir $(REDCAPS_DIR)/splits -q
-	for f in $(REDCAPS_DIR)/splits/*.csv; do \
-	  $(BIN)/tic-make-tars --input $$f --image-dir $(REDCAPS_DIR)/images \
-	    --output-dir $(REDCAPS_DIR)/tars/$$(basename $$f .csv) --datacomp-compat -q; done
+$(YFCC_DIR)/splits/.done: $(YFCC_CSV)
+	$(BIN)/tic-yfcc-splits --input $< --output-dir $(@D) --seed $(SEED) --test-size $(SPLIT_TEST_SIZE) -q
 	@touch $@
 
-yfcc: $(YFCC_DIR)/tars/.done ## Synthetic TiC-YFCC15M year splits packed as shards
-redcaps: $(REDCAPS_DIR)/tars/.done ## Synthetic TiC-RedCaps year splits packed as shards
+$(REDCAPS_DIR)/splits/.done: $(if $(filter $(REDCAPS_DIR)/annotations,$(REDCAPS_ANNOTATIONS)),$(REDCAPS_DIR)/annotations/.synth)
+	$(BIN)/tic-redcaps-splits --annotations-dir $(REDCAPS_ANNOTATIONS) --output-dir $(@D) \
+	  --seed $(SEED) --test-size $(SPLIT_TEST_SIZE) -q
+	@touch $@
 
-demo-data: $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
-    $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json $(TASKLIST) $(YFCC_DIR)/tars/.done $(REDCAPS_DIR)/tars/.done
+# A time group's train split packed as the training split named by its time; sizes.json, the
+# last file tic-make-tars writes, marks it finished.
+$(DS_TRAIN)/%/sizes.json: $(DS_DIR)/splits/.done
+	rm -rf $(@D)
+	$(BIN)/tic-make-tars --input $(DS_DIR)/splits/train_batch_$(call group_of,$*).csv \
+	  --image-dir $(DS_IMAGES) --output-dir $(@D) --datacomp-compat -q
+
+# Its test split as a CLIP_benchmark retrieval set at the path the task key names.
+$(DS_EVAL)/%/nshards.txt: $(DS_DIR)/splits/.done
+	rm -rf $(@D)
+	$(BIN)/tic-make-tars --input $(DS_DIR)/splits/test_batch_$(call group_of,$*).csv \
+	  --image-dir $(DS_IMAGES) --output-dir $(@D) --datacomp-compat -q
+	$(BIN)/tic-wds-convert $(@D) retrieval
+
+yfcc: ## TiC-YFCC15M (synthetic by default): training splits, eval sets, task list
+	$(MAKE) --no-print-directory data DATASET=yfcc15m
+redcaps: ## TiC-RedCaps (synthetic by default): training splits, eval sets, task list
+	$(MAKE) --no-print-directory data DATASET=redcaps
+
+ifeq ($(DATASET),datacomp)
+data: $(foreach y,$(YEARS),$(TIC_DATACOMP_Y_PATH)/train/$(y)/meta.json) \
+    $(TIC_DATACOMP_M_PATH)/train/$(YEARMONTH)/meta.json $(TASKLIST) ## Every split and eval set of DATASET, and its task list
 	$(MAKE) --no-print-directory stats
+else
+data: $(foreach l,$(DS_SPLITS),$(DS_TRAIN)/$(l)/sizes.json) $(TASKLIST)
+endif
+demo-data: data
 
 # ---- training: one run per (strategy, time step) ----------------------------------------------
 # Runs are {RUNS_DIR}/{strategy}_{step}, a step being named by its last training split. Step 0 is
@@ -256,13 +335,15 @@ STRATEGIES ?= sequential cumulative-all cumulative-exp restart oracle
 STRATEGY ?= sequential
 # Training splits, oldest first (folders under TRAIN_DATA); the first FIRST_STEP_SPLITS of them
 # form time step 0 (TiC-DataComp: 2014 2015 2016 -> 3).
-TRAIN_SPLITS ?= $(YEARS)
+TRAIN_SPLITS ?= $(if $(DS_SPLITS),$(DS_SPLITS),$(YEARS))
 FIRST_STEP_SPLITS ?= 1
-TRAIN_DATA ?= $(TIC_DATACOMP_Y_PATH)/train
-RUNS_DIR ?= $(DEMO_DIR)/runs
-RESULTS_DIR ?= $(DEMO_DIR)/results
-METRICS_DIR ?= $(DEMO_DIR)/metrics
-REPORT ?= $(DEMO_DIR)/report.md
+TRAIN_DATA ?= $(if $(DS_SPLITS),$(DS_TRAIN),$(TIC_DATACOMP_Y_PATH)/train)
+# The file that marks a finished training split: tic-reshard's meta.json, tic-make-tars' sizes.json.
+SPLIT_MARKER ?= $(if $(DS_SPLITS),sizes.json,meta.json)
+RUNS_DIR ?= $(DS_DIR)/runs
+RESULTS_DIR ?= $(DS_DIR)/results
+METRICS_DIR ?= $(DS_DIR)/metrics
+REPORT ?= $(DS_DIR)/report.md
 TRAIN_FLAGS ?= --workers $(JOBS) -q
 EVAL_FLAGS ?= --num_workers $(JOBS) -q
 # Threads per tic-train / tic-eval process (RAYON_NUM_THREADS); empty: all cores.
@@ -279,16 +360,15 @@ WARM_STARTS := sequential cumulative-all cumulative-exp cumulative-equal lwf pat
 
 STEPS := $(wordlist $(FIRST_STEP_SPLITS),$(words $(TRAIN_SPLITS)),$(TRAIN_SPLITS))
 FIRST_STEP := $(firstword $(STEPS))
-empty :=
-space := $(empty) $(empty)
 # $(call run_step,S_Y) = Y; $(call run_strategy,S_Y) = S.
 run_step = $(lastword $(subst _, ,$(1)))
 run_strategy = $(patsubst %_$(call run_step,$(1)),%,$(1))
-splits_upto = $(shell echo $(TRAIN_SPLITS) | tr ' ' '\n' | awk '$$1 <= $(1)')
-prev_step = $(shell echo $(STEPS) | tr ' ' '\n' | awk '$$1 < $(1)' | tail -n 1)
+# Splits are ordered as listed (labels may be years, months or ranges such as 2004-2008).
+splits_upto = $(shell echo $(TRAIN_SPLITS) | tr ' ' '\n' | sed '/^$(1)$$/q')
+prev_step = $(shell echo $(STEPS) | tr ' ' '\n' | sed -n '/^$(1)$$/q;p' | tail -n 1)
 train_inputs = $(subst $(space),::,$(foreach s,$(call splits_upto,$(1)),$(TRAIN_DATA)/$(s)))
 # Local splits are file prerequisites; object-store URLs are taken as they are.
-split_files = $(if $(findstring ://,$(TRAIN_DATA)),,$(foreach s,$(call splits_upto,$(1)),$(TRAIN_DATA)/$(s)/meta.json))
+split_files = $(if $(findstring ://,$(TRAIN_DATA)),,$(foreach s,$(call splits_upto,$(1)),$(TRAIN_DATA)/$(s)/$(SPLIT_MARKER)))
 is_shared_first = $(and $(filter $(FIRST_STEP),$(call run_step,$(1))),$(filter-out init,$(call run_strategy,$(1))))
 run_prereqs = $(if $(call is_shared_first,$(1)),$(RUNS_DIR)/init_$(FIRST_STEP)/compute.json,\
   $(call split_files,$(call run_step,$(1))) \
@@ -341,7 +421,7 @@ $(METRICS_DIR)/report.json: $(EVALS)
 metrics: $(METRICS_DIR)/report.json ## T×T matrices, ID/backward/forward transfer, plots
 
 REPORT_CMD = $(BIN)/tic-report --metrics $(METRICS_DIR) --runs-dir $(RUNS_DIR) \
-  $(if $(wildcard $(SYNTH_DIR)/synth.json),--synth $(SYNTH_DIR)/synth.json) --output $(REPORT) $(REPORT_FLAGS)
+  $(if $(and $(filter datacomp,$(DATASET)),$(wildcard $(SYNTH_DIR)/synth.json)),--synth $(SYNTH_DIR)/synth.json) --output $(REPORT) $(REPORT_FLAGS)
 
 $(REPORT): $(METRICS_DIR)/report.json
 	$(REPORT_CMD) >/dev/null
@@ -354,12 +434,21 @@ demo: $(DEMO_BUILD) ## The whole pipeline on the synthetic default, under DEMO_D
 	$(MAKE) --no-print-directory -j$(DEMO_JOBS) report BIN=$(DEMO_BIN) PROC_THREADS=1 \
 	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" EVAL_FLAGS="$(DEMO_EVAL_FLAGS)"
 	@echo
-	@echo "demo data under $(DEMO_DIR):"
-	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
-	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
-	@echo "  tasks: $$(grep -c '^[a-z]' $(TASKLIST)) in $(TASKLIST)"
+	@$(MAKE) --no-print-directory -s data-summary
 	@echo
 	@$(MAKE) --no-print-directory -s report-print BIN=$(DEMO_BIN)
+
+data-summary: ## Samples per training split and eval set of DATASET
+	@echo "$(DATASET) data under $(DS_DIR):"
+ifeq ($(DATASET),datacomp)
+	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
+	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
+else
+	@for l in $(DS_SPLITS); do printf '  %s: train %s, eval (retrieval) %s\n' $$l \
+	  $$(grep -o ': *[0-9]*' $(DS_TRAIN)/$$l/sizes.json | tr -d ': ' | awk '{s += $$1} END {print s + 0}') \
+	  $$(cat $(DS_EVAL)/$$l/count.txt); done
+endif
+	@echo "  tasks: $$(grep -c '^[a-z]' $(TASKLIST)) in $(TASKLIST)"
 
 report-print:
 	@$(REPORT_CMD)

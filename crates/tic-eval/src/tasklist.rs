@@ -216,7 +216,7 @@ pub struct TicTask {
     pub family: TicFamily,
     /// Yearly or monthly.
     pub timescale: Timescale,
-    /// `YYYY` or `YYYYMM`.
+    /// `YYYY` or `YYYYMM`, or a range `A-B` of those (`2004-2008`).
     pub split: String,
 }
 
@@ -273,9 +273,12 @@ impl TaskKey {
             "monthly" => (Timescale::Monthly, 6),
             t => bail!("TiC key {key:?}: unknown timescale {t:?} (yearly or monthly)"),
         };
-        if split.len() != digits || TimeLabel::parse(split).is_err() {
+        // `YYYY`, or a range `YYYY-YYYY` (TiC-YFCC15M's year groups); monthly alike.
+        let widths_ok =
+            split.split('-').all(|p| p.len() == digits) && split.split('-').count() <= 2;
+        if !widths_ok || TimeLabel::parse(split).is_err() {
             bail!(
-                "TiC key {key:?}: split {split:?} is not a {digits}-digit {} time",
+                "TiC key {key:?}: split {split:?} is not a {digits}-digit {} time or a range A-B of those",
                 timescale.as_str()
             );
         }
@@ -439,6 +442,16 @@ bare_key:
             k.data_location(Path::new("d")).0,
             Path::new("d/tic/redcaps/monthly/eval/datacompnet/201712")
         );
+        // TiC-YFCC15M's year groups.
+        let k = TaskKey::parse("tic/yfcc15m/retrieval/yearly/2004-2008").unwrap();
+        assert_eq!(
+            k.data_location(Path::new("d")).0,
+            Path::new("d/tic/yfcc15m/yearly/eval/retrieval/2004-2008")
+        );
+        match &k {
+            TaskKey::Tic(t) => assert_eq!(t.time(), TimeLabel::parse("2004-2008").unwrap()),
+            TaskKey::Static(_) => panic!("a TiC key"),
+        }
         let k = TaskKey::parse("vtab/cifar100").unwrap();
         assert_eq!(
             k.data_location(Path::new("d")),
@@ -451,6 +464,10 @@ bare_key:
             "tic/datacomp/retrieval/daily/2014",
             "tic/datacomp/retrieval/yearly/201403",
             "tic/datacomp/retrieval/monthly/201413",
+            "tic/yfcc15m/retrieval/yearly/2008-2004",
+            "tic/yfcc15m/retrieval/yearly/2004-200806",
+            "tic/yfcc15m/retrieval/yearly/2004-2006-2008",
+            "tic/yfcc15m/retrieval/yearly/2004-",
         ] {
             assert!(TaskKey::parse(bad).is_err(), "{bad}");
         }

@@ -3,6 +3,11 @@
 //! `count.txt`, `dataset_type.txt`, and for classification the ImageNet `classnames.txt` and
 //! `zeroshot_classification_templates.txt` shipped with tic-rs (no network).
 //!
+//! Besides resharder output (counts from `meta.json`), any folder of shards with a `sizes.json`
+//! converts too, e.g. `tic-make-tars --datacomp-compat` output (TiC-YFCC15M / TiC-RedCaps test
+//! splits): its shards are numbered `0.tar, 1.tar, …` in name order, their `_stats.json` follow,
+//! and `sizes.json` is rewritten with the new names; counts come from `sizes.json`.
+//!
 //! Reruns are safe: files already renamed are left alone, text files are rewritten atomically.
 
 use crate::imagenet;
@@ -53,22 +58,84 @@ fn unpadded(name: &str, suffix: &str) -> Option<String> {
     Some(format!("{n}"))
 }
 
-/// Converts the resharder output in `dir` in place.
-pub fn convert(dir: &Location, kind: DatasetType) -> Result<ConvertSummary> {
-    let meta_loc = dir.join("meta.json");
-    let meta: Value = serde_json::from_slice(&meta_loc.read().with_context(|| {
-        format!("{dir} has no meta.json: is it a tic-reshard/resharder.py output folder?")
-    })?)
-    .with_context(|| format!("{meta_loc}: not JSON"))?;
+/// Shard and sample counts from a resharder `meta.json`.
+fn counts_from_meta(meta_loc: &Location) -> Result<(u64, u64)> {
+    let meta: Value = serde_json::from_slice(&meta_loc.read()?)
+        .with_context(|| format!("{meta_loc}: not JSON"))?;
     let field = |k: &str| -> Result<u64> {
         meta.get(k)
             .and_then(Value::as_u64)
             .with_context(|| format!("{meta_loc}: no integer {k:?}"))
     };
+    Ok((field("output_shard_count")?, field("output_count")?))
+}
+
+/// Numbers the shards listed in `dir/sizes.json` `0.tar, 1.tar, …` in name order (their
+/// `{stem}_stats.json` become `{i}.json`), rewrites `sizes.json` with the new names, and returns
+/// the shard and sample counts. Shards already numbered keep their number. A crash half-way
+/// leaves the old `sizes.json` and some renamed shards; a rerun finishes the job.
+fn number_from_sizes(dir: &Location, renamed: &mut usize) -> Result<(u64, u64)> {
+    let sizes_loc = dir.join("sizes.json");
+    let sizes: serde_json::Map<String, Value> = serde_json::from_slice(&sizes_loc.read()?)
+        .with_context(|| format!("{sizes_loc}: not a JSON object of shard name -> count"))?;
+    let mut names: Vec<(&String, u64)> = Vec::with_capacity(sizes.len());
+    for (name, n) in &sizes {
+        let n = n
+            .as_u64()
+            .with_context(|| format!("{sizes_loc}: {name:?} has no integer count"))?;
+        if !name.ends_with(".tar") {
+            bail!("{sizes_loc}: {name:?} is not a .tar shard name");
+        }
+        names.push((name, n));
+    }
+    let all_numbered = names.iter().all(|(n, _)| unpadded(n, ".tar").is_some());
+    if !all_numbered {
+        names.sort();
+        let mut new_sizes = serde_json::Map::new();
+        for (i, (name, n)) in names.iter().enumerate() {
+            let target = dir.join(&format!("{i}.tar"));
+            let source = dir.join(name);
+            if source.exists()? {
+                if name.as_str() != format!("{i}.tar") {
+                    if target.exists()? {
+                        bail!("{dir}: both {name} and {i}.tar exist; a folder to convert holds either numbered or named shards");
+                    }
+                    source.rename_to(&target)?;
+                    *renamed += 1;
+                }
+            } else if !target.exists()? {
+                bail!("{sizes_loc} lists {name}, which is missing from {dir}");
+            }
+            let stats = dir.join(&format!("{}_stats.json", name.trim_end_matches(".tar")));
+            if stats.exists()? {
+                stats.rename_to(&dir.join(&format!("{i}.json")))?;
+            }
+            new_sizes.insert(format!("{i}.tar"), Value::from(*n));
+        }
+        sizes_loc.write(crate::pyjson::to_string(&Value::Object(new_sizes)).as_bytes())?;
+    }
+    Ok((names.len() as u64, names.iter().map(|(_, n)| n).sum()))
+}
+
+/// Converts `dir` in place: a resharder output folder (counts from `meta.json`) or any folder
+/// of shards listed in a `sizes.json` (see the module docs).
+pub fn convert(dir: &Location, kind: DatasetType) -> Result<ConvertSummary> {
+    let meta_loc = dir.join("meta.json");
+    let mut renamed = 0;
+    let (nshards, count) = if meta_loc.exists()? {
+        counts_from_meta(&meta_loc)?
+    } else if dir.join("sizes.json").exists()? {
+        number_from_sizes(dir, &mut renamed)?
+    } else {
+        bail!(
+            "{dir} has neither meta.json (tic-reshard/resharder.py output) nor sizes.json \
+             (tic-make-tars --datacomp-compat, tic-sizes): nothing says how many samples it holds"
+        );
+    };
     let mut s = ConvertSummary {
-        nshards: field("output_shard_count")?,
-        count: field("output_count")?,
-        ..Default::default()
+        nshards,
+        count,
+        renamed,
     };
     let entries = dir.list()?;
     for e in entries.iter().filter(|e| !e.is_dir) {
@@ -122,5 +189,56 @@ mod tests {
             unpadded("00000003_stats.json", "_stats.json").as_deref(),
             Some("3")
         );
+    }
+
+    #[test]
+    fn sizes_json_folders_are_numbered_in_name_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for (name, body) in [("t__00000001", "second"), ("t__00000000", "first")] {
+            std::fs::write(d.join(format!("{name}.tar")), body).unwrap();
+            std::fs::write(d.join(format!("{name}_stats.json")), body).unwrap();
+        }
+        std::fs::write(
+            d.join("sizes.json"),
+            r#"{"t__00000001.tar": 3, "t__00000000.tar": 4}"#,
+        )
+        .unwrap();
+        let loc = Location::local(d);
+        let s = convert(&loc, DatasetType::Retrieval).unwrap();
+        assert_eq!((s.nshards, s.count, s.renamed), (2, 7, 2));
+        let read = |n: &str| std::fs::read_to_string(d.join(n)).unwrap();
+        assert_eq!(read("0.tar"), "first");
+        assert_eq!(read("1.tar"), "second");
+        assert_eq!(read("1.json"), "second");
+        assert_eq!(read("nshards.txt"), "2\n");
+        assert_eq!(read("count.txt"), "7\n");
+        assert_eq!(read("sizes.json"), r#"{"0.tar": 4, "1.tar": 3}"#);
+        assert!(!d.join("t__00000000.tar").exists());
+        // A rerun changes nothing.
+        let again = convert(&loc, DatasetType::Retrieval).unwrap();
+        assert_eq!((again.nshards, again.count, again.renamed), (2, 7, 0));
+        assert_eq!(read("0.tar"), "first");
+    }
+
+    #[test]
+    fn interrupted_numbering_finishes_on_rerun() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        // As if a first run renamed a__0 to 0.tar and then died.
+        std::fs::write(d.join("0.tar"), "first").unwrap();
+        std::fs::write(d.join("a__1.tar"), "second").unwrap();
+        std::fs::write(d.join("sizes.json"), r#"{"a__0.tar": 1, "a__1.tar": 2}"#).unwrap();
+        let s = convert(&Location::local(d), DatasetType::Retrieval).unwrap();
+        assert_eq!((s.nshards, s.count, s.renamed), (2, 3, 1));
+        assert_eq!(std::fs::read_to_string(d.join("1.tar")).unwrap(), "second");
+    }
+
+    #[test]
+    fn folder_without_counts_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("x.tar"), "").unwrap();
+        let err = convert(&Location::local(tmp.path()), DatasetType::Retrieval).unwrap_err();
+        assert!(format!("{err:#}").contains("neither meta.json"), "{err:#}");
     }
 }

@@ -151,7 +151,9 @@ pub fn write_sizes(root: &Location, threads: usize) -> Result<(usize, u64)> {
                         .get("successes")
                         .and_then(Value::as_u64)
                         .with_context(|| format!("{loc}: no integer \"successes\" field"))?;
-                    let tar = format!("{}.tar", e.name.split('_').next().unwrap_or_default());
+                    // The original keeps the name up to its first `_`, which merges shards
+                    // named like tic-make-tars' `train_batch_0__00000000.tar`.
+                    let tar = format!("{}.tar", e.name.trim_end_matches("_stats.json"));
                     table.insert(tar, n);
                 }
                 let total = table.values().sum();

@@ -106,10 +106,14 @@ fn wds_convert_retrieval_and_classification() {
     assert_eq!(read("classnames.txt").lines().count(), 1000);
     assert!(read("zeroshot_classification_templates.txt").contains("a photo of a {c}."));
     assert_eq!(read_samples(&out).len(), 25);
-    // A folder without meta.json is refused with a clear message.
-    let o = run(bin, &[s(&pool), "retrieval"]);
+    // A folder with neither meta.json nor sizes.json is refused with a clear message.
+    let bare = d.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    std::fs::copy(pool.join("00000000.tar"), bare.join("00000000.tar")).unwrap();
+    let o = run(bin, &[s(&bare), "retrieval"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("meta.json"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neither meta.json"));
+    assert!(bare.join("00000000.tar").exists(), "nothing renamed");
 }
 
 #[test]
@@ -187,6 +191,35 @@ fn make_tars_packs_and_keeps_sources_unless_asked() {
         "{\"train_batch_0__00000000.tar\": 4}"
     );
     assert!(!imgs.join("sub/0.jpg").exists(), "--delete-source deletes");
+
+    // tic-sizes rebuilds the same table from the _stats.json files (names with `_` included).
+    std::fs::remove_file(out2.join("sizes.json")).unwrap();
+    let parent = d.path().join("sizes-check");
+    std::fs::create_dir(&parent).unwrap();
+    std::fs::rename(&out2, parent.join("tars2")).unwrap();
+    let out2 = parent.join("tars2");
+    ok(&run(
+        env!("CARGO_BIN_EXE_tic-sizes"),
+        &["--url", s(&parent)],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(out2.join("sizes.json")).unwrap(),
+        "{\"train_batch_0__00000000.tar\": 4}"
+    );
+    // ... and tic-wds-convert turns the folder into a CLIP_benchmark retrieval set.
+    ok(&run(
+        env!("CARGO_BIN_EXE_tic-wds-convert"),
+        &[s(&out2), "retrieval"],
+    ));
+    assert!(out2.join("0.tar").exists() && out2.join("0.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(out2.join("count.txt")).unwrap(),
+        "4\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out2.join("sizes.json")).unwrap(),
+        "{\"0.tar\": 4}"
+    );
 
     // A CSV without a caption column is an error that names the file.
     std::fs::write(&csv, "path\ttext\nsub/0.jpg\tx\n").unwrap();

@@ -190,7 +190,9 @@ pub fn unknown_families(eval_tasks: &str) -> Vec<String> {
 }
 
 /// Years (`YYYY`) and months (`YYYYMM`) spelled by file or folder names: the part of a name
-/// before its first `.` (`2016.npy`, `201403.tar`, `2017/`). Sorted and unique.
+/// before its first `.` (`2016.npy`, `201403.tar`, `2017/`). A range of either (`2004-2008`,
+/// `201401-201406`: a TiC-YFCC15M year group) counts as one period of its kind. Sorted and
+/// unique.
 pub fn periods_from_names<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> (Vec<String>, Vec<String>) {
@@ -198,20 +200,42 @@ pub fn periods_from_names<'a>(
     let mut months = BTreeSet::new();
     for n in names {
         let stem = n.split('.').next().unwrap_or("");
-        if !stem.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        match stem.len() {
-            4 => {
+        let kind = match stem.split_once('-') {
+            Some((a, b)) => match (period_kind(a), period_kind(b)) {
+                (Some(x), Some(y)) if x == y && a <= b => Some(x),
+                _ => None,
+            },
+            None => period_kind(stem),
+        };
+        match kind {
+            Some(Period::Year) => {
                 years.insert(stem.to_string());
             }
-            6 if (1..=12).contains(&stem[4..].parse::<u32>().unwrap_or(0)) => {
+            Some(Period::Month) => {
                 months.insert(stem.to_string());
             }
-            _ => {}
+            None => {}
         }
     }
     (years.into_iter().collect(), months.into_iter().collect())
+}
+
+#[derive(PartialEq, Eq)]
+enum Period {
+    Year,
+    Month,
+}
+
+/// Whether `s` is a year (`YYYY`) or a month (`YYYYMM`, month 1–12).
+fn period_kind(s: &str) -> Option<Period> {
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match s.len() {
+        4 => Some(Period::Year),
+        6 if (1..=12).contains(&s[4..].parse::<u32>().unwrap_or(0)) => Some(Period::Month),
+        _ => None,
+    }
 }
 
 /// Names of everything under `dir` down to `depth` levels (files and folders).
@@ -255,6 +279,17 @@ mod tests {
         assert_eq!(y, vec!["2014", "2016"]);
         assert_eq!(m, vec!["201403"]);
         assert_eq!(unknown_families("retrieval/yearly, foo"), vec!["foo"]);
+        // TiC-YFCC15M's year groups are ranges; malformed or mixed ranges are not periods.
+        let (y, m) = periods_from_names([
+            "2009-2010",
+            "2004-2008",
+            "201401-201406",
+            "2010-2009",
+            "2014-201403",
+            "2014-",
+        ]);
+        assert_eq!(y, vec!["2004-2008", "2009-2010"]);
+        assert_eq!(m, vec!["201401-201406"]);
     }
 }
 

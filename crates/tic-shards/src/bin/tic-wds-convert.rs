@@ -1,4 +1,5 @@
-//! `tic-wds-convert`: TiC's `convert_wds.sh` — resharder output to CLIP_benchmark's layout.
+//! `tic-wds-convert`: TiC's `convert_wds.sh` — resharder (or `tic-make-tars`) output to
+//! CLIP_benchmark's layout.
 
 use clap::Parser;
 use tic_shards::convert::{convert, DatasetType};
@@ -8,10 +9,14 @@ use tic_shards::{cli, storage::Location};
 /// CLIP_benchmark reads: N.tar and N.json (no zero padding), nshards.txt and count.txt (from
 /// meta.json), dataset_type.txt, and for classification the ImageNet classnames.txt and
 /// zeroshot_classification_templates.txt shipped with tic-rs. Safe to rerun.
+///
+/// A folder without meta.json but with a sizes.json (tic-make-tars --datacomp-compat output,
+/// e.g. a TiC-YFCC15M test split) converts too: its shards are numbered 0.tar, 1.tar, … in
+/// name order and the counts come from sizes.json.
 #[derive(Parser, Debug)]
 #[command(name = "tic-wds-convert", version, about)]
 struct Args {
-    /// The resharder output folder (local path or object-store URL).
+    /// The resharder or tic-make-tars output folder (local path or object-store URL).
     path: String,
     /// Dataset type.
     #[arg(value_enum)]
