@@ -108,7 +108,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
 .PHONY: all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
-        data-month stats eval-sets tasklist yfcc redcaps data data-summary train train-all eval eval-all metrics \
+        data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
 all: build
@@ -145,7 +145,21 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
-test: deps fmt-check clippy unit demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)
+test: deps fmt-check clippy unit examples-check demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)
+
+# The example scripts parse, and their Makefile invocations are valid (dry runs on fake paths).
+examples-check:
+	for f in examples/*.sh; do bash -n $$f; done
+	$(PYTHON) -m py_compile examples/*.py
+	DRY_RUN=1 DATACOMP_PATH=/nonexistent/pool UID_SOURCE=/nonexistent/uids OUT=target/examples-check \
+	  bash examples/tic-datacomp.sh > target/examples-check.datacomp.txt
+	grep -q 'tic-reshard -i /nonexistent/pool' target/examples-check.datacomp.txt
+	! grep -q 'tic-synth ' target/examples-check.datacomp.txt
+	@mkdir -p target/examples-check && touch target/examples-check/yfcc15m.csv
+	DRY_RUN=1 YFCC_CSV=target/examples-check/yfcc15m.csv YFCC_IMAGES=/nonexistent/images OUT=target/examples-check \
+	  bash examples/tic-yfcc15m.sh > target/examples-check.yfcc.txt
+	grep -q 'tic-yfcc-splits --input target/examples-check/yfcc15m.csv' target/examples-check.yfcc.txt
+	grep -q 'tic-train .*--data_dir .*2004-2008::.*2009-2010' target/examples-check.yfcc.txt
 
 # A shortened demo on the binaries `cargo test` just built: the whole chain on a small pool
 # (3 years, 5 strategies, short runs); tic-report --check fails on a missing or insane number.
@@ -170,12 +184,16 @@ $(SYNTH_DIR)/synth.json:
 	  --image-size $(SYNTH_IMAGE) --static-samples $(SYNTH_STATIC) \
 	  --eval-fraction $(SYNTH_EVAL_FRACTION) --quiet
 
+# The synthetic pool is made only when the UID files come from it (real data: UID_SOURCE
+# points at Apple's release and DATACOMP_PATH at the DataComp pool).
+SYNTH_POOL := $(if $(filter $(SYNTH_DIR)/uids,$(UID_SOURCE)),$(SYNTH_DIR)/synth.json)
+
 # "Download" the published UID files (offline: copy them from UID_SOURCE).
-$(UID_DIR)/yearly/train/%.npy: | $(SYNTH_DIR)/synth.json
+$(UID_DIR)/yearly/train/%.npy: | $(SYNTH_POOL)
 	@mkdir -p $(@D)
 	cp $(UID_SOURCE)/tic-datacomp_training_yearly_noeval/$*.npy $@
 
-$(UID_DIR)/monthly/traineval/%/.extracted: | $(SYNTH_DIR)/synth.json
+$(UID_DIR)/monthly/traineval/%/.extracted: | $(SYNTH_POOL)
 	@mkdir -p $(UID_DIR)/monthly/traineval
 	tar -xf $(UID_SOURCE)/tic-datacomp_training_monthly/$*.tar -C $(UID_DIR)/monthly/traineval/
 	@touch $@
@@ -217,10 +235,10 @@ EVAL_Y := $(DATA_Y_PATH)/eval
 EVAL_M := $(DATA_M_PATH)/eval
 STATIC_SET := $(if $(filter-out 0,$(SYNTH_STATIC)),$(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt)
 
-$(EVAL_Y)/alluids.npy: | $(SYNTH_DIR)/synth.json
+$(EVAL_Y)/alluids.npy: | $(SYNTH_POOL)
 	$(BIN)/tic-eval-uids --output-path $(DATA_Y_PATH) --input-dir $(UID_SOURCE) --no-download -q
 
-$(EVAL_Y)/datacompnet/classnames.txt: | $(SYNTH_DIR)/synth.json
+$(EVAL_Y)/datacompnet/classnames.txt: | $(SYNTH_POOL)
 	$(BIN)/tic-datacompnet-classes --output-path $(EVAL_Y)/datacompnet --input-dir $(UID_SOURCE) --no-download -q
 
 # Every eval sample of the pool, once (README: "Create a webdataset with all evaluation data").
