@@ -81,6 +81,17 @@ pub fn write_file(path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e).context(format!("writing {}", path.display())))
 }
 
+/// Copies `src` to `dst` atomically (streamed through a temporary file next to `dst`); the error
+/// names both paths.
+pub fn copy_file(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    let ctx = || format!("copying {} to {}", src.display(), dst.display());
+    let mut from = fs::File::open(src).map_err(|e| anyhow::anyhow!(e).context(ctx()))?;
+    let mut to = AtomicFile::create(dst).map_err(|e| anyhow::anyhow!(e).context(ctx()))?;
+    io::copy(&mut from, &mut to)
+        .and_then(|_| to.commit())
+        .map_err(|e| anyhow::anyhow!(e).context(ctx()))
+}
+
 /// Removes temporary files left in `dir` by an interrupted run; returns how many.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut n = 0;
@@ -114,6 +125,18 @@ mod tests {
         }
         assert_eq!(fs::read(&p).unwrap(), b"hello");
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn copy_file_is_whole_and_names_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("out/b"));
+        fs::write(&a, vec![7u8; 3 << 20]).unwrap();
+        copy_file(&a, &b).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), vec![7u8; 3 << 20]);
+        let err = copy_file(&d.path().join("missing"), &b).unwrap_err();
+        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+        assert_eq!(fs::read(&b).unwrap().len(), 3 << 20, "old output kept");
     }
 
     #[cfg(unix)]

@@ -103,8 +103,23 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
     let mut current: Option<OpenShard> = None;
     let mut sizes = Map::new();
     let mut added_sources: Vec<PathBuf> = Vec::new();
-    for (idx, rec) in rdr.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", a.input.display(), idx + 2))?;
+    // Progress over the CSV's bytes (the row count is unknown until the end).
+    let csv_len = std::fs::metadata(&a.input).map_or(0, |m| m.len());
+    let pb = crate::cli::progress(csv_len, "CSV bytes", a.quiet);
+    pb.set_message(a.input.display().to_string());
+    let mut record = csv::StringRecord::new();
+    let mut idx = 0usize;
+    loop {
+        let more = rdr
+            .read_record(&mut record)
+            .with_context(|| format!("{}: row {}", a.input.display(), idx + 2))?;
+        if !more {
+            break;
+        }
+        let rec = &record;
+        if idx % 256 == 0 {
+            pb.set_position(rdr.position().byte());
+        }
         let rel = rec.get(pc).unwrap_or_default();
         let caption = rec.get(cc).unwrap_or_default();
         let img = a.image_dir.join(rel);
@@ -112,6 +127,7 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 summary.skipped += 1;
+                idx += 1;
                 continue;
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", img.display())),
@@ -144,12 +160,14 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
             added_sources.push(img);
         }
         if *n as usize == a.shard_size {
-            finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path)?;
+            finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path, &pb)?;
         }
+        idx += 1;
     }
     if current.is_some() {
-        finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path)?;
+        finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path, &pb)?;
     }
+    pb.finish_and_clear();
     if a.datacomp_compat {
         atomic::write_atomic(
             a.output_dir.join("sizes.json"),
@@ -168,6 +186,7 @@ fn finish_shard(
     summary: &mut MakeTarsSummary,
     sizes: &mut Map<String, Value>,
     shard_path: &dyn Fn(usize) -> PathBuf,
+    pb: &indicatif::ProgressBar,
 ) -> Result<()> {
     let (tw, n) = current.take().expect("a shard is open");
     let path = shard_path(summary.shards.len());
@@ -176,7 +195,7 @@ fn finish_shard(
     file.commit()
         .with_context(|| format!("writing {}", path.display()))?;
     if !a.quiet {
-        eprintln!("Saved shard: {}", path.display());
+        pb.suspend(|| eprintln!("Saved shard: {}", path.display()));
     }
     if a.datacomp_compat {
         let name = file_name(&path);

@@ -605,13 +605,9 @@ fn save_checkpoint(
     // 1. Model weights for OpenCLIP.
     save_varmap_safetensors(cfg, vm, &run.latest())?;
     if keep_epoch {
-        std::fs::copy(
-            run.latest(),
-            ck.join(format!("epoch_{epoch}.safetensors.tmp")),
-        )?;
-        std::fs::rename(
-            ck.join(format!("epoch_{epoch}.safetensors.tmp")),
-            ck.join(format!("epoch_{epoch}.safetensors")),
+        tic_shards::atomic::copy_file(
+            &run.latest(),
+            &ck.join(format!("epoch_{epoch}.safetensors")),
         )?;
     }
     // 2. The resumable state: tensors, then the JSON naming them.

@@ -1,6 +1,6 @@
 //! `tic-embed`: embed images and/or texts with a CLIP model and write L2-normalised features.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -9,6 +9,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
+use tic_shards::wds;
 
 /// Embed images and/or texts with an OpenCLIP-compatible CLIP model.
 ///
@@ -101,9 +102,6 @@ fn expand_braces(p: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// A WebDataset sample being assembled: key and (extension, bytes) members.
-type Sample = (String, Vec<(String, Vec<u8>)>);
-
 const IMAGE_EXTS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 
 enum ImageSource {
@@ -159,59 +157,29 @@ fn image_source(args: &[String]) -> Result<ImageSource> {
 }
 
 /// Calls `f` with each sample's image bytes from a WebDataset shard, in sample order. Samples are
-/// grouped by key (path up to the first dot of the file name); the image member is the first of
-/// jpg, png, jpeg, webp present (OpenCLIP's `rename(image="jpg;png;jpeg;webp")`).
+/// grouped as webdataset does ([`tic_shards::wds::scan_shard`]); the image member is the first
+/// of [`IMAGE_EXTS`] present (OpenCLIP's `rename(image="jpg;png;jpeg;webp")`). A corrupt
+/// shard is an error naming it and the byte offset.
 fn for_each_shard_image(
     path: &Path,
     mut f: impl FnMut(String, Vec<u8>) -> Result<()>,
 ) -> Result<()> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("opening shard {}", path.display()))?;
-    let mut ar = tar::Archive::new(std::io::BufReader::new(file));
-    let mut current: Option<Sample> = None;
-    let flush = |cur: Option<Sample>,
-                 f: &mut dyn FnMut(String, Vec<u8>) -> Result<()>|
-     -> Result<()> {
-        if let Some((key, members)) = cur {
-            for ext in ["jpg", "png", "jpeg", "webp"] {
-                if let Some((_, data)) = members.iter().find(|(e, _)| e.eq_ignore_ascii_case(ext)) {
-                    return f(key, data.clone());
-                }
-            }
-            tracing::warn!(
-                "{}: sample {key} has no image member, skipped",
-                path.display()
-            );
-        }
-        Ok(())
-    };
-    for entry in ar
-        .entries()
-        .with_context(|| format!("reading shard {}", path.display()))?
-    {
-        let mut entry = entry.with_context(|| format!("reading shard {}", path.display()))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let name = entry.path()?.to_string_lossy().into_owned();
-        let (dir, base) = match name.rfind('/') {
-            Some(i) => (&name[..=i], &name[i + 1..]),
-            None => ("", name.as_str()),
-        };
-        let Some(dot) = base.find('.') else { continue };
-        let key = format!("{dir}{}", &base[..dot]);
-        let ext = base[dot + 1..].to_string();
-        let mut data = Vec::new();
-        entry
-            .read_to_end(&mut data)
-            .with_context(|| format!("{}: member {name}", path.display()))?;
-        if current.as_ref().is_none_or(|(k, _)| *k != key) {
-            flush(current.take(), &mut f)?;
-            current = Some((key, Vec::new()));
-        }
-        current.as_mut().expect("set above").1.push((ext, data));
+    let data = std::fs::read(path).with_context(|| format!("reading shard {}", path.display()))?;
+    let scan = wds::scan_shard(&data, &path.display().to_string());
+    if let Some(e) = scan.errors.first() {
+        bail!("{e}");
     }
-    flush(current, &mut f)
+    for sample in scan.samples {
+        match IMAGE_EXTS.iter().find_map(|e| sample.member(e)) {
+            Some(m) => f(sample.key.clone(), wds::member_bytes(&data, m).to_vec())?,
+            None => tracing::warn!(
+                "{}: sample {} has no image member, skipped",
+                path.display(),
+                sample.key
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn progress(len: Option<u64>, what: &str) -> ProgressBar {
