@@ -273,12 +273,24 @@ pub fn evaluate_task(
         SetKind::Classification
     };
     let set = EvalSet::open(&root, split, Some(expected))?;
+    evaluate_set(enc, &set, &task.key, opts, progress)
+}
+
+/// Evaluates `enc` on an opened evaluation set: zero-shot classification (`acc1`, `acc5`,
+/// `mean_per_class_recall`, …) or retrieval, by the set's type. `name` labels dumps and logs.
+pub fn evaluate_set(
+    enc: &dyn Encoder,
+    set: &EvalSet,
+    name: &str,
+    opts: &TaskOptions,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> Result<TaskResult> {
     let eo = opts.embed.unwrap_or(EmbedOptions {
         batch_size: 64,
         num_workers: 4,
     });
     let t0 = std::time::Instant::now();
-    let imgs = embed_images(enc, &set, eo, &|n| progress("images", n))?;
+    let imgs = embed_images(enc, set, eo, &|n| progress("images", n))?;
     let image_secs = t0.elapsed().as_secs_f64();
     if let Some(c) = set.count.filter(|&c| c != imgs.labels.len() as u64) {
         tracing::warn!(
@@ -287,22 +299,21 @@ pub fn evaluate_task(
             imgs.labels.len()
         );
     }
-    let dump = opts.dump_dir.as_ref().map(|d| d.join(dump_name(&task.key)));
+    let dump = opts.dump_dir.as_ref().map(|d| d.join(dump_name(name)));
     if let Some(d) = &dump {
         write_npy(&d.join("image_features.npy"), &imgs.features)?;
     }
     let n = imgs.labels.len();
     let t1 = std::time::Instant::now();
     let result = match set.kind {
-        SetKind::Classification => classify(enc, &set, &imgs, opts, eo, dump.as_deref(), progress),
+        SetKind::Classification => classify(enc, set, &imgs, opts, eo, dump.as_deref(), progress),
         SetKind::Retrieval => retrieve(enc, &imgs, eo, dump.as_deref(), progress),
     }
-    .with_context(|| format!("task {} ({})", task.key, set.root.display()))?;
+    .with_context(|| format!("task {name} ({})", set.root.display()))?;
     // Text time includes the (small) metric computation.
     let text_secs = t1.elapsed().as_secs_f64();
     tracing::info!(
-        "{}: {n} images in {image_secs:.1} s ({:.2} images/s), {} texts + metrics in {text_secs:.1} s ({:.2} texts/s)",
-        task.key,
+        "{name}: {n} images in {image_secs:.1} s ({:.2} images/s), {} texts + metrics in {text_secs:.1} s ({:.2} texts/s)",
         n as f64 / image_secs,
         result.1,
         result.1 as f64 / text_secs

@@ -10,7 +10,8 @@
 //!   schedule;
 //! - [`scale`]: the `--scale` table; [`strategy`]: the continual strategies;
 //! - [`trainer`]: the loop, checkpoints and exact resume;
-//! - [`eval`]: retrieval on a set of samples (training-split sanity check).
+//! - [`eval`]: retrieval on a set of samples (training-split sanity check);
+//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end.
 
 pub mod eval;
 pub mod loader;
@@ -22,3 +23,4 @@ pub mod schedule;
 pub mod shards;
 pub mod strategy;
 pub mod trainer;
+pub mod zeroshot;

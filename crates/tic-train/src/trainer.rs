@@ -89,6 +89,8 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Give up after this many skipped (non-finite) steps.
     pub max_nonfinite: u64,
+    /// Zero-shot classification set evaluated at every epoch end (`--imagenet_val`).
+    pub imagenet_val: Option<crate::zeroshot::ZeroShotVal>,
 }
 
 impl TrainOptions {
@@ -256,6 +258,16 @@ fn build_model(
         .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_dtype(dtype)?)))
         .collect::<candle_core::Result<_>>()?;
     Ok(Clip::new(cfg, VarBuilder::from_tensors(map, dtype, dev))?)
+}
+
+/// Appends one JSON line to `path` (created if missing).
+fn append_line(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{v}").with_context(|| format!("writing {}", path.display()))
 }
 
 fn to_device(b: &Batch, dev: &Device) -> Result<(Tensor, Tensor)> {
@@ -551,6 +563,15 @@ pub fn train(
                 run.log(&format!(
                     "epoch {epoch} done at step {step}/{total}: loss {loss_value:.4}, lr {lr:.3e}, logit_scale {ls:.4}"
                 ));
+                if let Some(val) = &opts.imagenet_val {
+                    let model = build_model(cfg, &vars, Precision::Fp32, device)?;
+                    let r = pb.suspend(|| val.evaluate(model, device))?;
+                    append_line(
+                        &run.checkpoints().join("results.jsonl"),
+                        &r.record(epoch, step),
+                    )?;
+                    run.log(&r.log_line(epoch));
+                }
             }
         }
     }

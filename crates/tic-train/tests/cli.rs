@@ -272,3 +272,76 @@ fn layout_strategies_and_resume() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/dir"));
 }
+
+#[test]
+fn imagenet_val_is_evaluated_at_every_epoch_end() {
+    let d = tempfile::tempdir().unwrap();
+    years(d.path());
+    // A small classification set in DataComp's layout (shards under test/), from tic-synth.
+    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
+        out: d.path().join("val"),
+        seed: 2,
+        num_samples: 20,
+        num_shards: 1,
+        first_year: 2014,
+        num_years: 1,
+        image_size: 32,
+        eval_fraction: 0.1,
+        noise: 12,
+        jpeg_quality: 90,
+        bench_subset: None,
+        static_samples: 40,
+        quiet: true,
+    })
+    .unwrap();
+    let val = d.path().join("val/static");
+    let y14 = d.path().join("yearly/2014");
+    let o = d.path().join("runs");
+    let r = train(&[
+        "--data_dir",
+        y14.to_str().unwrap(),
+        "--output_dir",
+        o.to_str().unwrap(),
+        "--exp_name",
+        "val",
+        "--imagenet_val",
+        val.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let results = std::fs::read_to_string(o.join("val/checkpoints/results.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one record per epoch: {results}");
+    for (i, rec) in lines.iter().enumerate() {
+        assert_eq!(rec["epoch"], i as u64 + 1);
+        assert_eq!(rec["num_samples"], 40);
+        let (t1, t5) = (
+            rec["imagenet-zeroshot-val-top1"].as_f64().unwrap(),
+            rec["imagenet-zeroshot-val-top5"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&t1) && t1 <= t5 && t5 <= 1.0, "{rec}");
+    }
+    let log = std::fs::read_to_string(o.join("val/out.log")).unwrap();
+    assert!(
+        log.contains("Eval Epoch: 2 imagenet-zeroshot-val-top1: "),
+        "{log}"
+    );
+
+    // A folder that is no classification set fails before any training, naming the flag.
+    let r = train(&[
+        "--data_dir",
+        y14.to_str().unwrap(),
+        "--output_dir",
+        o.to_str().unwrap(),
+        "--exp_name",
+        "bad",
+        "--imagenet_val",
+        y14.to_str().unwrap(),
+    ]);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("--imagenet_val"), "{err}");
+    assert!(!o.join("bad/checkpoints/epoch_latest.safetensors").exists());
+}

@@ -73,6 +73,7 @@ fn options(steps: u64, batch: u64) -> TrainOptions {
         stop_after_steps: None,
         quiet: true,
         max_nonfinite: 10,
+        imagenet_val: None,
     }
 }
 

@@ -16,6 +16,7 @@ use tic_train::scale::scale;
 use tic_train::shards::{input_shards, Shard};
 use tic_train::strategy::{allocation, keep_subset, Strategy};
 use tic_train::trainer::{train, Init, Precision, RunDir, TrainOptions};
+use tic_train::zeroshot::ZeroShotVal;
 
 #[derive(Parser, Debug, Serialize)]
 #[command(
@@ -93,6 +94,15 @@ struct Args {
     /// Gradient accumulation rounds per optimizer step.
     #[arg(long, default_value_t = 1)]
     accum_freq: u64,
+    /// Zero-shot classification set evaluated at the end of every epoch, as OpenCLIP's ImageNet
+    /// validation: any WebDataset classification set in CLIP_benchmark layout (shards in DIR/test/
+    /// or DIR/). Results go to checkpoints/results.jsonl (imagenet-zeroshot-val-top1/top5) and
+    /// out.log.
+    #[arg(long, value_name = "DIR")]
+    imagenet_val: Option<PathBuf>,
+    /// Images / prompts per forward pass of the --imagenet_val evaluation.
+    #[arg(long, default_value_t = 64)]
+    imagenet_val_batch_size: usize,
     /// Loader worker threads (OpenCLIP also rounds the batches per epoch to a multiple of it).
     #[arg(long, default_value_t = 4)]
     workers: usize,
@@ -382,6 +392,11 @@ fn run(args: Args) -> Result<()> {
         stop_after_steps: None,
         quiet: args.quiet,
         max_nonfinite: 10,
+        imagenet_val: args
+            .imagenet_val
+            .as_deref()
+            .map(|d| ZeroShotVal::open(d, args.imagenet_val_batch_size, args.workers))
+            .transpose()?,
     };
     write_params(&run_dir, &args, &opts, &model_name, &exp_name)?;
     let teacher = match (args.strategy, &prev) {

@@ -1,0 +1,118 @@
+//! `--imagenet_val`: zero-shot classification of the model being trained, at the end of every
+//! epoch, on any WebDataset classification set in CLIP_benchmark's layout (ImageNet-1k val made
+//! by `tic-reshard` + `tic-wds-convert`, a DataCompNet year, the synthetic static set, …).
+//!
+//! Recorded as OpenCLIP records its ImageNet zero-shot validation: one JSON line per evaluation
+//! in `checkpoints/results.jsonl` with `imagenet-zeroshot-val-top1` / `-top5` (plus `epoch`,
+//! `step`, `num_samples`), and an `Eval Epoch: N imagenet-zeroshot-val-top1: …` line in
+//! `out.log`. The metrics are tic-eval's (the same code as `tic-eval` on that set).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use serde_json::{json, Value};
+use tic_eval::embed::{ClipEncoder, EmbedOptions};
+use tic_eval::evalset::{EvalSet, SetKind};
+use tic_eval::evaluate::{evaluate_set, TaskOptions};
+use tic_model::Clip;
+
+/// A classification set to evaluate on during training.
+#[derive(Debug, Clone)]
+pub struct ZeroShotVal {
+    /// The set's folder (holding `classnames.txt` and the templates).
+    pub root: PathBuf,
+    /// WebDataset split under it: `test` (DataComp's `wds_*_test/test/`) or `""` (TiC sets).
+    pub split: String,
+    /// Images / prompts per forward pass.
+    pub batch_size: usize,
+    /// Decode threads.
+    pub workers: usize,
+}
+
+/// One evaluation's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZeroShotResult {
+    /// Top-1 accuracy in [0, 1].
+    pub top1: f64,
+    /// Top-5 accuracy in [0, 1].
+    pub top5: f64,
+    /// Images evaluated.
+    pub num_samples: usize,
+}
+
+impl ZeroShotVal {
+    /// The set at `dir`: its shards in `dir/test/` (DataComp layout) or in `dir/` (TiC layout).
+    /// Opens it once to fail before training when it is missing or not a classification set.
+    pub fn open(dir: &Path, batch_size: usize, workers: usize) -> Result<Self> {
+        let split = if dir.join("test").join("nshards.txt").is_file() {
+            "test"
+        } else if dir.join("nshards.txt").is_file() {
+            ""
+        } else {
+            bail!(
+                "--imagenet_val {}: no nshards.txt in it or in its test/ folder (a WebDataset \
+                 classification set in CLIP_benchmark layout: tic-reshard + tic-wds-convert ... \
+                 classification)",
+                dir.display()
+            );
+        };
+        EvalSet::open(dir, split, Some(SetKind::Classification))
+            .with_context(|| format!("--imagenet_val {}", dir.display()))?;
+        Ok(Self {
+            root: dir.to_path_buf(),
+            split: split.to_string(),
+            batch_size: batch_size.max(1),
+            workers: workers.max(1),
+        })
+    }
+
+    /// Evaluates `model` (f32 features on `device`).
+    pub fn evaluate(&self, model: Clip, device: &Device) -> Result<ZeroShotResult> {
+        let set = EvalSet::open(&self.root, &self.split, Some(SetKind::Classification))?;
+        let enc = ClipEncoder {
+            model,
+            device: device.clone(),
+        };
+        let opts = TaskOptions {
+            embed: Some(EmbedOptions {
+                batch_size: self.batch_size,
+                num_workers: self.workers,
+            }),
+            ..TaskOptions::default()
+        };
+        let r = evaluate_set(&enc, &set, "imagenet-val", &opts, &|_, _| {})?;
+        let get = |k: &str| -> Result<f64> {
+            r.metrics
+                .get(k)
+                .and_then(Value::as_f64)
+                .with_context(|| format!("zero-shot metrics have no {k:?}"))
+        };
+        Ok(ZeroShotResult {
+            top1: get("acc1")?,
+            top5: get("acc5")?,
+            num_samples: r.num_samples,
+        })
+    }
+}
+
+impl ZeroShotResult {
+    /// The `results.jsonl` record (OpenCLIP's keys, plus where in training it was taken).
+    pub fn record(&self, epoch: u64, step: u64) -> Value {
+        json!({
+            "imagenet-zeroshot-val-top1": self.top1,
+            "imagenet-zeroshot-val-top5": self.top5,
+            "epoch": epoch,
+            "step": step,
+            "num_samples": self.num_samples,
+        })
+    }
+
+    /// The `out.log` line (OpenCLIP's `Eval Epoch:` format).
+    pub fn log_line(&self, epoch: u64) -> String {
+        format!(
+            "Eval Epoch: {epoch} imagenet-zeroshot-val-top1: {:.4}\timagenet-zeroshot-val-top5: {:.4}",
+            self.top1, self.top5
+        )
+    }
+}
