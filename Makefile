@@ -363,6 +363,10 @@ RESULTS_DIR ?= $(DS_DIR)/results
 METRICS_DIR ?= $(DS_DIR)/metrics
 REPORT ?= $(DS_DIR)/report.md
 TRAIN_FLAGS ?= --workers $(JOBS) -q
+# A zero-shot classification set evaluated at every epoch end (the TiC README's
+# IMAGENET_VAL_PATH; any CLIP_benchmark classification set, e.g. the demo's static set
+# $(EVAL_DATA_DIR)/wds_synth_static_test). Empty: none.
+IMAGENET_VAL_PATH ?=
 EVAL_FLAGS ?= --num_workers $(JOBS) -q
 # Threads per tic-train / tic-eval process (RAYON_NUM_THREADS); empty: all cores.
 PROC_THREADS ?=
@@ -402,7 +406,8 @@ $(RUN_FILES): $(RUNS_DIR)/%/compute.json: $$(call run_prereqs,$$*)
 	$(if $(call is_shared_first,$*),rm -rf $(RUNS_DIR)/$* && ln -s init_$(FIRST_STEP) $(RUNS_DIR)/$*,\
 	  $(with_threads)$(BIN)/tic-train --scale $(SCALE) --strategy $(if $(filter init,$(call run_strategy,$*)),restart,$(call run_strategy,$*)) \
 	    --data_dir $(call train_inputs,$(call run_step,$*)) --first_step_splits $(FIRST_STEP_SPLITS) \
-	    --output_dir $(RUNS_DIR) --exp_name $* --seed $(SEED) $(TRAIN_FLAGS))
+	    --output_dir $(RUNS_DIR) --exp_name $* --seed $(SEED) \
+	    $(if $(IMAGENET_VAL_PATH),--imagenet_val $(IMAGENET_VAL_PATH)) $(TRAIN_FLAGS))
 
 train: $(RUNS_DIR)/$(STRATEGY)_$(YEAR)/compute.json ## One run (STRATEGY=cumulative-all YEAR=2016), with the runs it warm-starts from
 
