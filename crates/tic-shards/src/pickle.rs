@@ -42,12 +42,22 @@ pub enum PickleError {
 }
 
 fn decode(bytes: &[u8], file: &str) -> Result<Value, PickleError> {
-    serde_pickle::value_from_slice(bytes, DeOptions::new().decode_strings()).map_err(|e| {
-        PickleError::Decode {
-            file: file.to_string(),
-            msg: e.to_string(),
-        }
-    })
+    // serde-pickle 1.2 can panic on hostile input: a set holding NaN floats makes its
+    // `HashableValue` order non-total, and the standard library's sort then panics (found by
+    // fuzz/pickles). Such a file is reported as unreadable instead.
+    let decoded = std::panic::catch_unwind(|| {
+        serde_pickle::value_from_slice(bytes, DeOptions::new().decode_strings())
+    });
+    let err = |msg: String| PickleError::Decode {
+        file: file.to_string(),
+        msg,
+    };
+    match decoded {
+        Ok(r) => r.map_err(|e| err(e.to_string())),
+        Err(_) => Err(err(
+            "the pickle decoder failed on it (a set or dict key it cannot order, e.g. NaN)".into(),
+        )),
+    }
 }
 
 fn kind(v: &Value) -> String {
