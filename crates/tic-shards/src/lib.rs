@@ -18,6 +18,9 @@ pub mod npy;
 pub mod pickle;
 pub mod pyjson;
 pub mod reshard;
+#[cfg(feature = "remote")]
+#[doc(hidden)]
+pub mod s3test;
 pub mod shardfmt;
 pub mod stats;
 pub mod storage;

@@ -25,13 +25,16 @@ use std::path::{Path, PathBuf};
     about = "Pack a path/caption TSV and its images into WebDataset shards (create_tars.py)"
 )]
 pub struct MakeTarsArgs {
-    /// Tab-separated file with a header holding `path` and `caption` columns.
+    /// Tab-separated file with a header holding `path` and `caption` columns (local path or
+    /// object-store URL).
     #[arg(long)]
     pub input: PathBuf,
-    /// Folder the `path` column is relative to.
+    /// Folder the `path` column is relative to (an object-store prefix is downloaded first;
+    /// `--delete-source` then deletes only the downloaded copies).
     #[arg(long)]
     pub image_dir: PathBuf,
-    /// Folder for the shards (created if missing).
+    /// Folder for the shards (created if missing; an object-store URL gets them uploaded once
+    /// all are written).
     #[arg(long)]
     pub output_dir: PathBuf,
     /// Samples per shard.

@@ -407,7 +407,7 @@ impl Location {
                 remote::fetch_to(r, &tmp).with_context(|| format!("downloading {self}"))?;
                 Ok(LocalCopy {
                     path: tmp.path().to_path_buf(),
-                    _tmp: Some(tmp),
+                    _tmp: Some(TempHold::File(tmp)),
                 })
             }
         }
@@ -487,7 +487,13 @@ impl fmt::Debug for Location {
 /// A local path to a file's bytes, possibly a temporary download (deleted on drop).
 pub struct LocalCopy {
     path: PathBuf,
-    _tmp: Option<tempfile::NamedTempFile>,
+    _tmp: Option<TempHold>,
+}
+
+/// What keeps a temporary download alive.
+enum TempHold {
+    File(#[allow(dead_code)] tempfile::NamedTempFile),
+    Dir(#[allow(dead_code)] tempfile::TempDir),
 }
 
 impl LocalCopy {
@@ -495,6 +501,145 @@ impl LocalCopy {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A folder a tool writes into, for tools that write with local file APIs (generators, CSV
+/// splitters, `tic-make-tars`): a local path is used as it is; for an object-store URL the tool
+/// writes into a local staging folder and [`OutputDir::finish`] uploads every file under it,
+/// so objects appear only once the tool's outputs are complete.
+pub struct OutputDir {
+    target: Option<Location>,
+    local: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl OutputDir {
+    /// The folder named by `spec` (a path, or a URL held in a path).
+    pub fn new(spec: &Path) -> Result<Self> {
+        let s = spec.to_string_lossy();
+        match Location::parse(&s)? {
+            Location::Local(p) => Ok(Self {
+                target: None,
+                local: p,
+                _tmp: None,
+            }),
+            remote => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("tic-rs-upload-")
+                    .tempdir()
+                    .context("creating a staging folder for an object-store output")?;
+                Ok(Self {
+                    target: Some(remote),
+                    local: tmp.path().to_path_buf(),
+                    _tmp: Some(tmp),
+                })
+            }
+        }
+    }
+
+    /// Where the tool writes.
+    pub fn path(&self) -> &Path {
+        &self.local
+    }
+
+    /// Uploads the staged files (object store); returns how many. Nothing to do locally.
+    pub fn finish(self) -> Result<usize> {
+        let Some(target) = &self.target else {
+            return Ok(0);
+        };
+        fn walk(dir: &Path, rel: &str, target: &Location, n: &mut usize) -> Result<()> {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .with_context(|| format!("listing {}", dir.display()))?
+                .collect::<std::io::Result<_>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rel = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if e.file_type()?.is_dir() {
+                    walk(&e.path(), &rel, target, n)?;
+                } else {
+                    target.join(&rel).put_file(&e.path())?;
+                    *n += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut n = 0;
+        walk(&self.local, "", target, &mut n)?;
+        Ok(n)
+    }
+}
+
+/// A local view of an input folder: a local path as it is; an object-store prefix downloaded
+/// (recursively) to a temporary folder that lives as long as the handle.
+pub struct InputDir {
+    local: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl InputDir {
+    /// The folder named by `spec` (a path, or a URL held in a path).
+    pub fn fetch(spec: &Path) -> Result<Self> {
+        let s = spec.to_string_lossy();
+        let loc = Location::parse(&s)?;
+        if let Location::Local(p) = loc {
+            return Ok(Self {
+                local: p,
+                _tmp: None,
+            });
+        }
+        fn walk(src: &Location, dst: &Path) -> Result<()> {
+            std::fs::create_dir_all(dst)?;
+            for e in src.list()? {
+                if e.is_dir {
+                    walk(&src.join(&e.name), &dst.join(&e.name))?;
+                } else {
+                    let copy = src.join(&e.name).fetch()?;
+                    crate::atomic::copy_file(copy.path(), &dst.join(&e.name))?;
+                }
+            }
+            Ok(())
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("tic-rs-download-")
+            .tempdir()
+            .context("creating a folder for an object-store input")?;
+        walk(&loc, tmp.path()).with_context(|| format!("downloading {loc}"))?;
+        Ok(Self {
+            local: tmp.path().to_path_buf(),
+            _tmp: Some(tmp),
+        })
+    }
+
+    /// The local folder.
+    pub fn path(&self) -> &Path {
+        &self.local
+    }
+}
+
+/// A local copy of the input file named by `spec` (a path, or a URL held in a path). A download
+/// keeps the object's file name (tools derive output names from it), in a temporary folder.
+pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
+    let loc = Location::parse(&spec.to_string_lossy())?;
+    let Location::Remote(r) = &loc else {
+        return loc.fetch();
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("tic-rs-download-")
+        .tempdir()
+        .context("creating a folder for an object-store input")?;
+    let path = dir.path().join(loc.name());
+    let tmp = tempfile::NamedTempFile::new_in(dir.path())?;
+    remote::fetch_to(r, &tmp).with_context(|| format!("downloading {loc}"))?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(LocalCopy {
+        path,
+        _tmp: Some(TempHold::Dir(dir)),
+    })
 }
 
 #[cfg(test)]

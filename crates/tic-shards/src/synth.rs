@@ -92,7 +92,7 @@ const PHRASES: [&str; 12] = [
   OUT/synth.json                                          (settings and per-year counts)"
 )]
 pub struct SynthArgs {
-    /// Output folder.
+    /// Output folder (local path, or an object-store URL: written locally, then uploaded).
     #[arg(long)]
     pub out: PathBuf,
     /// Random seed: the same seed and sizes give the same bytes.

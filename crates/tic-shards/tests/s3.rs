@@ -1,74 +1,16 @@
-//! The object-store path against a real S3-compatible server (moto) on 127.0.0.1.
-//!
-//! Requires `moto_server` (`pip install 'moto[server]'`; `.ci/run` and `make deps` install it).
-//! Set `TIC_S3_TEST=skip` to skip deliberately on a machine without it.
+//! The object-store path against a real S3-compatible server (moto) on 127.0.0.1
+//! (`tic_shards::s3test`; `TIC_S3_TEST=skip` skips deliberately on a machine without it).
 
 #![cfg(feature = "remote")]
 
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use tic_shards::s3test::MotoS3;
 use tic_shards::storage::Location;
 use tic_shards::{npy, Uid};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_moto(port: u16) -> Server {
-    let port_s = port.to_string();
-    let spawn = |cmd: &str, pre: &[&str]| {
-        Command::new(cmd)
-            .args(pre)
-            .args(["-H", "127.0.0.1", "-p", &port_s])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-    };
-    // The console script, or the module when a fresh pip install left no shim on PATH yet.
-    let child = spawn("moto_server", &[])
-        .or_else(|_| spawn("python3", &["-m", "moto.server"]))
-        .unwrap_or_else(|e| {
-            panic!("cannot start moto_server ({e}): install it with `pip install 'moto[server]'` (make deps)")
-        });
-    let server = Server(child);
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "moto_server did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-/// S3 CreateBucket: `PUT /bucket` (moto accepts unsigned requests).
-fn create_bucket(port: u16, bucket: &str) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-}
 
 fn upload_dir(local: &Path, remote: &Location) {
     for e in std::fs::read_dir(local).unwrap() {
@@ -105,24 +47,11 @@ fn download_dir(remote: &Location, local: &Path) {
 
 #[test]
 fn reshard_stats_and_sizes_on_s3() {
-    if std::env::var("TIC_S3_TEST").as_deref() == Ok("skip") {
-        eprintln!("TIC_S3_TEST=skip: S3 test skipped on purpose");
+    let Some(s3) = MotoS3::start() else {
         return;
-    }
-    let port = free_port();
-    let _server = start_moto(port);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let env = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    for (k, v) in env {
-        std::env::set_var(k, v);
-    }
-    create_bucket(port, "tic");
+    };
+    let env: Vec<(&str, &str)> = s3.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    s3.create_bucket("tic");
 
     let d = tempfile::tempdir().unwrap();
     let pool = pool(&d.path().join("syn"), 120, 3, 16);
@@ -167,7 +96,7 @@ fn reshard_stats_and_sizes_on_s3() {
             "--shard-size",
             "25",
         ])
-        .envs(env)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     ok(&o);
@@ -187,14 +116,14 @@ fn reshard_stats_and_sizes_on_s3() {
         .unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_tic-stats"))
         .args(["--url", "s3://tic/splits", "-q"])
-        .envs(env)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 shards counted (25 samples)"));
     ok(&Command::new(env!("CARGO_BIN_EXE_tic-sizes"))
         .args(["--url", "s3://tic/splits"])
-        .envs(env)
+        .envs(env.iter().copied())
         .output()
         .unwrap());
     assert_eq!(
@@ -207,7 +136,7 @@ fn reshard_stats_and_sizes_on_s3() {
     // And the CLIP_benchmark conversion renames objects in place.
     ok(&Command::new(env!("CARGO_BIN_EXE_tic-wds-convert"))
         .args(["s3://tic/splits/2014", "retrieval"])
-        .envs(env)
+        .envs(env.iter().copied())
         .output()
         .unwrap());
     assert!(bucket.join("splits/2014/2.tar").exists().unwrap());
@@ -218,4 +147,72 @@ fn reshard_stats_and_sizes_on_s3() {
             .unwrap(),
         "60\n"
     );
+}
+
+#[test]
+fn synth_and_make_tars_on_s3() {
+    let Some(s3) = MotoS3::start() else {
+        return;
+    };
+    s3.create_bucket("gen");
+    let bucket = Location::parse("s3://gen").unwrap();
+
+    // tic-synth writes its pool and UID files straight to the bucket.
+    ok(&s3
+        .command(env!("CARGO_BIN_EXE_tic-synth"))
+        .args([
+            "--out",
+            "s3://gen/synth",
+            "--num-samples",
+            "40",
+            "--num-shards",
+            "2",
+        ])
+        .args(["--image-size", "16", "--quiet"])
+        .output()
+        .unwrap());
+    assert!(bucket.join("synth/pool/00000001.tar").exists().unwrap());
+    assert!(bucket.join("synth/pool/sizes.json").exists().unwrap());
+    assert!(bucket.join("synth/synth.json").exists().unwrap());
+
+    // tic-make-tars: CSV and images read from the bucket, shards written to it.
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("img/a")).unwrap();
+    for i in 0..3 {
+        std::fs::write(src.join(format!("img/a/{i}.jpg")), format!("jpeg{i}")).unwrap();
+    }
+    std::fs::write(
+        src.join("train_batch_0.csv"),
+        "path\tcaption\na/0.jpg\tzero\na/gone.jpg\tmissing\na/1.jpg\tone\na/2.jpg\ttwo\n",
+    )
+    .unwrap();
+    upload_dir(&src, &bucket.join("raw"));
+    let o = s3
+        .command(env!("CARGO_BIN_EXE_tic-make-tars"))
+        .args(["--input", "s3://gen/raw/train_batch_0.csv"])
+        .args([
+            "--image-dir",
+            "s3://gen/raw/img",
+            "--output-dir",
+            "s3://gen/tars",
+        ])
+        .args(["--datacomp-compat", "-z", "2", "-q"])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("3 samples in 2 shards under s3://gen/tars"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        bucket.join("tars/sizes.json").read_to_string().unwrap(),
+        "{\"train_batch_0__00000000.tar\": 2, \"train_batch_0__00000001.tar\": 1}"
+    );
+    let fetched = d.path().join("fetched");
+    download_dir(&bucket.join("tars"), &fetched);
+    let got = read_samples(&fetched);
+    assert_eq!(got["3"]["txt"], b"two");
+    assert_eq!(got["0"]["jpg"], b"jpeg0");
 }

@@ -299,7 +299,11 @@ fn pickle_decoder_panics_become_errors() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pickle");
     let bytes = std::fs::read(dir.join("fuzz_crash_unordered_set.pkl")).unwrap();
     let err = tic_shards::pickle::read_year_uids(&bytes, "crash.pkl").unwrap_err();
-    assert!(err.to_string().starts_with("crash.pkl: not a readable pickle"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("crash.pkl: not a readable pickle"),
+        "{err}"
+    );
     assert!(tic_shards::pickle::read_year_synset_uids(&bytes, "crash.pkl").is_err());
     assert!(tic_shards::pickle::read_uid_classes(&bytes, "crash.pkl").is_err());
 }

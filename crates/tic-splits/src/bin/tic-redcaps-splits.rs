@@ -1,5 +1,5 @@
 //! `tic-redcaps-splits`: drop-in for TiC-CLIP's `dataset_creation/tic-redcaps/create_splits.py`.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
 use tic_splits::redcaps::{self, RedcapsConfig, DEFAULT_YEARS};
@@ -11,10 +11,10 @@ use tic_splits::redcaps::{self, RedcapsConfig, DEFAULT_YEARS};
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// RedCaps' annotations folder.
+    /// RedCaps' annotations folder (local path or object-store URL).
     #[arg(long, default_value = "./annotations")]
     annotations_dir: PathBuf,
-    /// Folder for the split files.
+    /// Folder for the split files (local path or object-store URL).
     #[arg(long, default_value = "./splits")]
     output_dir: PathBuf,
     /// Years to split (comma list).
@@ -29,14 +29,19 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     a.verbosity.init();
+    // Object-store annotations are downloaded; outputs are staged locally, then uploaded.
+    let annotations = tic_shards::storage::InputDir::fetch(&a.annotations_dir)?;
+    let out = tic_shards::storage::OutputDir::new(&a.output_dir)?;
     let counts = redcaps::run(&RedcapsConfig {
-        annotations_dir: a.annotations_dir.clone(),
-        output_dir: a.output_dir.clone(),
+        annotations_dir: annotations.path().to_path_buf(),
+        output_dir: out.path().to_path_buf(),
         years: a.years.clone(),
         seed: a.split.seed,
         test_size: a.split.test_size,
         quiet: a.verbosity.is_quiet(),
-    })?;
+    })
+    .with_context(|| format!("splitting {}", a.annotations_dir.display()))?;
+    out.finish()?;
     for c in counts {
         println!(
             "Year: {} ({} files): {} train, {} test",

@@ -12,7 +12,7 @@ struct Args {
     /// Which dataset to imitate.
     #[arg(value_enum)]
     kind: Kind,
-    /// Output folder.
+    /// Output folder (local path or object-store URL).
     #[arg(long)]
     out: PathBuf,
     /// Random seed.
@@ -31,10 +31,13 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     a.verbosity.init();
+    // An object-store --out is written locally, then uploaded.
+    let out = tic_shards::storage::OutputDir::new(&a.out)?;
     match a.kind {
-        Kind::Yfcc => synth::write_yfcc(&a.out, a.seed, a.rows, a.images)?,
-        Kind::Redcaps => synth::write_redcaps(&a.out, a.seed, a.rows, a.images)?,
+        Kind::Yfcc => synth::write_yfcc(out.path(), a.seed, a.rows, a.images)?,
+        Kind::Redcaps => synth::write_redcaps(out.path(), a.seed, a.rows, a.images)?,
     }
+    out.finish()?;
     tracing::info!(
         "wrote {} synthetic {:?} rows to {}",
         a.rows,

@@ -1,5 +1,5 @@
 //! `tic-yfcc-splits`: drop-in for TiC-CLIP's `dataset_creation/tic-yfcc15m/create_splits.py`.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
 use tic_splits::yfcc::{self, YfccConfig};
@@ -14,10 +14,10 @@ use tic_splits::yfcc::{self, YfccConfig};
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// The YFCC15M metadata CSV.
+    /// The YFCC15M metadata CSV (local path or object-store URL).
     #[arg(long, default_value = "./yfcc15m.csv")]
     input: PathBuf,
-    /// Folder for the split files.
+    /// Folder for the split files (local path or object-store URL).
     #[arg(long, default_value = "./splits")]
     output_dir: PathBuf,
     #[command(flatten)]
@@ -29,13 +29,18 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     a.verbosity.init();
+    // An object-store input is downloaded; outputs are staged locally, then uploaded.
+    let input = tic_shards::storage::fetch_file(&a.input)?;
+    let out = tic_shards::storage::OutputDir::new(&a.output_dir)?;
     let s = yfcc::run(&YfccConfig {
-        input: a.input.clone(),
-        output_dir: a.output_dir.clone(),
+        input: input.path().to_path_buf(),
+        output_dir: out.path().to_path_buf(),
         seed: a.split.seed,
         test_size: a.split.test_size,
         quiet: a.verbosity.is_quiet(),
-    })?;
+    })
+    .with_context(|| format!("splitting {}", a.input.display()))?;
+    out.finish()?;
     println!("{} not mapped paths", s.unmapped);
     for g in 0..4 {
         println!("batch {g}: {} train, {} test", s.train[g], s.test[g]);
