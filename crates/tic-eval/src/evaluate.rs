@@ -122,7 +122,7 @@ pub fn find_model_config(dir: &Path) -> Result<(String, ClipConfig)> {
 
 impl ModelSource {
     /// `--use_model "ARCH PATH"`: a built-in architecture name (or, with `config`, any label)
-    /// and a weights file.
+    /// and a weights file (local, or an object-store URL).
     pub fn from_use_model(spec: &str, config: Option<&Path>) -> Result<Self> {
         let (arch, path) = spec
             .trim()
@@ -139,7 +139,8 @@ impl ModelSource {
                 format!("--use_model {spec:?} (use --model-config for other architectures)")
             })?,
         };
-        if !path.is_file() {
+        // A local file must exist now; an object-store URL is fetched (and checked) at load.
+        if !path.to_string_lossy().contains("://") && !path.is_file() {
             bail!("--use_model {spec:?}: {} is not a file", path.display());
         }
         Ok(Self {

@@ -641,3 +641,94 @@ fn bad_inputs_name_task_file_and_sample() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--use_model"));
 }
+
+/// Evaluation sets, task list, checkpoint and results all in an object store (moto S3): the
+/// same records as a local run, and a rerun resumes from the uploaded results.
+#[cfg(feature = "remote")]
+#[test]
+fn object_store_data_model_and_results() {
+    use tic_shards::s3test::MotoS3;
+    use tic_shards::storage::upload_tree;
+    let Some(s3) = MotoS3::start() else {
+        return;
+    };
+    s3.create_bucket("evals");
+    let f = fixture(false);
+    let bucket = Location::parse("s3://evals").unwrap();
+    upload_tree(&f.data, &bucket.join("data")).unwrap();
+    bucket
+        .join("tasklist.yml")
+        .write(&std::fs::read(&f.tasklist).unwrap())
+        .unwrap();
+    let ckpt = f.run_dir.join("checkpoints/epoch_latest.safetensors");
+    bucket
+        .join("ckpt/epoch_latest.safetensors")
+        .write(&std::fs::read(&ckpt).unwrap())
+        .unwrap();
+    let tasks = ["tic/datacomp/retrieval/yearly/2016", "retrieval/tiny"];
+    let eval = |model: &str, data: &str, tasklist: &str, out: &str| {
+        let o = s3
+            .command(BIN)
+            .args([
+                "--use_model",
+                model,
+                "--data_dir",
+                data,
+                "--tasklist",
+                tasklist,
+            ])
+            .args(["--output_dir", out, "--batch_size", "4", "-q", "--tasks"])
+            .args(tasks)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let local_out = f.root.join("local-results");
+    eval(
+        &format!("tiny-test {}", s(&ckpt)),
+        s(&f.data),
+        s(&f.tasklist),
+        s(&local_out),
+    );
+    let stdout = eval(
+        "tiny-test s3://evals/ckpt/epoch_latest.safetensors",
+        "s3://evals/data",
+        "s3://evals/tasklist.yml",
+        "s3://evals/results",
+    );
+    assert!(
+        stdout.contains("results: s3://evals/results/eval_results.jsonl"),
+        "{stdout}"
+    );
+    let metrics = |text: &str| -> Vec<(String, Value)> {
+        text.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["key"].as_str().unwrap().to_string(), v["metrics"].clone())
+            })
+            .collect()
+    };
+    let remote = bucket
+        .join("results/eval_results.jsonl")
+        .read_to_string()
+        .unwrap();
+    let local = std::fs::read_to_string(local_out.join("eval_results.jsonl")).unwrap();
+    assert_eq!(metrics(&remote), metrics(&local));
+    assert!(bucket.join("results/eval_info.json").exists().unwrap());
+    // A rerun downloads the results and skips both tasks.
+    let stdout = eval(
+        "tiny-test s3://evals/ckpt/epoch_latest.safetensors",
+        "s3://evals/data",
+        "s3://evals/tasklist.yml",
+        "s3://evals/results",
+    );
+    assert_eq!(stdout.matches("skipped").count(), 2, "{stdout}");
+    assert_eq!(
+        bucket
+            .join("results/eval_results.jsonl")
+            .read_to_string()
+            .unwrap(),
+        remote
+    );
+}

@@ -503,10 +503,24 @@ impl LocalCopy {
     }
 }
 
+/// Downloads every object under `src` (recursively) into the local folder `dst`.
+pub fn download_tree(src: &Location, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+    for e in src.list()? {
+        if e.is_dir {
+            download_tree(&src.join(&e.name), &dst.join(&e.name))?;
+        } else {
+            let copy = src.join(&e.name).fetch()?;
+            crate::atomic::copy_file(copy.path(), &dst.join(&e.name))?;
+        }
+    }
+    Ok(())
+}
+
 /// A folder a tool writes into, for tools that write with local file APIs (generators, CSV
-/// splitters, `tic-make-tars`): a local path is used as it is; for an object-store URL the tool
-/// writes into a local staging folder and [`OutputDir::finish`] uploads every file under it,
-/// so objects appear only once the tool's outputs are complete.
+/// splitters, `tic-make-tars`, `tic-eval`): a local path is used as it is; for an object-store
+/// URL the tool writes into a local staging folder and [`OutputDir::finish`] uploads every file
+/// under it, so objects appear only once the tool's outputs are complete.
 pub struct OutputDir {
     target: Option<Location>,
     local: PathBuf,
@@ -537,6 +551,17 @@ impl OutputDir {
         }
     }
 
+    /// Like [`OutputDir::new`], but a URL's existing objects are downloaded into the staging
+    /// folder first, for tools that resume from their previous output (`tic-eval`).
+    pub fn resume(spec: &Path) -> Result<Self> {
+        let out = Self::new(spec)?;
+        if let Some(target) = &out.target {
+            download_tree(target, &out.local)
+                .with_context(|| format!("downloading the previous output {target}"))?;
+        }
+        Ok(out)
+    }
+
     /// Where the tool writes.
     pub fn path(&self) -> &Path {
         &self.local
@@ -544,34 +569,37 @@ impl OutputDir {
 
     /// Uploads the staged files (object store); returns how many. Nothing to do locally.
     pub fn finish(self) -> Result<usize> {
-        let Some(target) = &self.target else {
-            return Ok(0);
-        };
-        fn walk(dir: &Path, rel: &str, target: &Location, n: &mut usize) -> Result<()> {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .with_context(|| format!("listing {}", dir.display()))?
-                .collect::<std::io::Result<_>>()?;
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let rel = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                if e.file_type()?.is_dir() {
-                    walk(&e.path(), &rel, target, n)?;
-                } else {
-                    target.join(&rel).put_file(&e.path())?;
-                    *n += 1;
-                }
-            }
-            Ok(())
-        }
-        let mut n = 0;
-        walk(&self.local, "", target, &mut n)?;
-        Ok(n)
+        self.sync()
     }
+
+    /// Uploads the staged files so far (again: each upload replaces the object), for tools
+    /// that want their partial output visible, e.g. after each evaluated task.
+    pub fn sync(&self) -> Result<usize> {
+        match &self.target {
+            Some(target) => upload_tree(&self.local, target),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Uploads every file under the local folder `src` (recursively, in name order) to `dst`;
+/// returns how many. (A local `dst` receives them by rename.)
+pub fn upload_tree(src: &Path, dst: &Location) -> Result<usize> {
+    let mut entries: Vec<_> = std::fs::read_dir(src)
+        .with_context(|| format!("listing {}", src.display()))?
+        .collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut n = 0;
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type()?.is_dir() {
+            n += upload_tree(&e.path(), &dst.join(&name))?;
+        } else {
+            dst.join(&name).put_file(&e.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// A local view of an input folder: a local path as it is; an object-store prefix downloaded
@@ -592,23 +620,11 @@ impl InputDir {
                 _tmp: None,
             });
         }
-        fn walk(src: &Location, dst: &Path) -> Result<()> {
-            std::fs::create_dir_all(dst)?;
-            for e in src.list()? {
-                if e.is_dir {
-                    walk(&src.join(&e.name), &dst.join(&e.name))?;
-                } else {
-                    let copy = src.join(&e.name).fetch()?;
-                    crate::atomic::copy_file(copy.path(), &dst.join(&e.name))?;
-                }
-            }
-            Ok(())
-        }
         let tmp = tempfile::Builder::new()
             .prefix("tic-rs-download-")
             .tempdir()
             .context("creating a folder for an object-store input")?;
-        walk(&loc, tmp.path()).with_context(|| format!("downloading {loc}"))?;
+        download_tree(&loc, tmp.path()).with_context(|| format!("downloading {loc}"))?;
         Ok(Self {
             local: tmp.path().to_path_buf(),
             _tmp: Some(tmp),

@@ -16,8 +16,9 @@ use tic_eval::embed::{ClipEncoder, EmbedOptions};
 use tic_eval::evaluate::{evaluate_task, ModelSource, TaskOptions};
 use tic_eval::metrics::ClassGroups;
 use tic_eval::results::{EvalRecord, ResultsFile};
-use tic_eval::tasklist::TaskList;
+use tic_eval::tasklist::{Task, TaskList};
 use tic_model::checkpoint;
+use tic_shards::storage::{download_tree, fetch_file, Location, OutputDir};
 
 /// Zero-shot evaluation of a CLIP model on DataComp / TiC-CLIP tasks (DataComp evaluate.py).
 ///
@@ -43,7 +44,7 @@ use tic_model::checkpoint;
 #[derive(Debug, Parser)]
 #[command(name = "tic-eval", version, verbatim_doc_comment)]
 struct Args {
-    /// Training run folder: model source and default --output_dir.
+    /// Training run folder (local): model source and default --output_dir.
     #[arg(
         long = "train_output_dir",
         alias = "train-output-dir",
@@ -53,7 +54,8 @@ struct Args {
 
     /// "ARCH PATH": a built-in architecture (ViT-B-16, ViT-B-32, ViT-L-14, a -quickgelu variant
     /// for OpenAI weights, tiny-test) and a weights file (safetensors, OpenCLIP epoch_N.pt, or
-    /// OpenAI weights in the Hugging Face layout). Overrides --train_output_dir's checkpoint.
+    /// OpenAI weights in the Hugging Face layout), local or an object-store URL. Overrides
+    /// --train_output_dir's checkpoint.
     #[arg(long = "use_model", alias = "use-model", value_name = "\"ARCH PATH\"")]
     use_model: Option<String>,
 
@@ -61,7 +63,8 @@ struct Args {
     #[arg(long = "model-config", alias = "model_config", value_name = "FILE")]
     model_config: Option<PathBuf>,
 
-    /// Root of the evaluation sets.
+    /// Root of the evaluation sets: a folder, or an object-store URL (each task's set is
+    /// downloaded before it is evaluated, and deleted after).
     #[arg(
         long = "data_dir",
         alias = "data-dir",
@@ -70,7 +73,7 @@ struct Args {
     )]
     data_dir: PathBuf,
 
-    /// The task list (tic-tasklist / DataComp tasklist.yml).
+    /// The task list (tic-tasklist / DataComp tasklist.yml), local or an object-store URL.
     #[arg(long, value_name = "FILE", default_value = "tasklist.yml")]
     tasklist: PathBuf,
 
@@ -78,7 +81,9 @@ struct Args {
     #[arg(long, value_name = "KEY", num_args = 1..)]
     tasks: Vec<String>,
 
-    /// Where eval_results.jsonl goes (default: --train_output_dir).
+    /// Where eval_results.jsonl goes (default: --train_output_dir): a folder, or an
+    /// object-store URL (previous results are downloaded to resume; results are uploaded after
+    /// every task).
     #[arg(long = "output_dir", alias = "output-dir", value_name = "DIR")]
     output_dir: Option<PathBuf>,
 
@@ -168,6 +173,48 @@ fn check_info(out: &Path, model: &ModelSource) -> Result<()> {
     tic_eval::write_output(&path, serde_json::to_string_pretty(&ours)?.as_bytes())
 }
 
+/// Where the evaluation sets are: a local root, or an object-store root whose task sets are
+/// downloaded one at a time into a temporary folder.
+enum DataRoot {
+    Local(PathBuf),
+    Remote(Location, tempfile::TempDir),
+}
+
+impl DataRoot {
+    fn new(spec: &Path) -> Result<Self> {
+        Ok(match Location::parse(&spec.to_string_lossy())? {
+            Location::Local(p) => DataRoot::Local(p),
+            remote => DataRoot::Remote(
+                remote,
+                tempfile::Builder::new()
+                    .prefix("tic-eval-data-")
+                    .tempdir()
+                    .context("creating a folder for downloaded evaluation sets")?,
+            ),
+        })
+    }
+
+    /// The local root under which `task`'s set is found (downloading it first if remote).
+    fn stage(&self, task: &Task) -> Result<PathBuf> {
+        match self {
+            DataRoot::Local(p) => Ok(p.clone()),
+            DataRoot::Remote(url, tmp) => {
+                let (rel, _) = task.parsed_key()?.data_location(Path::new(""));
+                let rel_s = rel.to_string_lossy().replace('\\', "/");
+                download_tree(&url.join(&rel_s), &tmp.path().join(&rel))?;
+                Ok(tmp.path().to_path_buf())
+            }
+        }
+    }
+
+    /// Deletes a downloaded set once evaluated.
+    fn release(&self, task: &Task) {
+        if let (DataRoot::Remote(_, tmp), Ok(key)) = (self, task.parsed_key()) {
+            let _ = std::fs::remove_dir_all(tmp.path().join(key.data_location(Path::new("")).0));
+        }
+    }
+}
+
 fn log_failure(out: &Path, key: &str, name: &str, err: &str) -> Result<()> {
     let path = out.join("eval_failures.jsonl");
     let mut f = std::fs::OpenOptions::new()
@@ -215,6 +262,15 @@ fn run(args: &Args) -> Result<bool> {
     if args.batch_size == 0 {
         bail!("--batch_size must be positive");
     }
+    if let Some(t) = &args.train_output_dir {
+        if t.to_string_lossy().contains("://") {
+            bail!(
+                "--train_output_dir {} must be a local folder; for a checkpoint in an object \
+                 store use --use_model \"ARCH URL\" (and --model_config)",
+                t.display()
+            );
+        }
+    }
     let model = match (&args.use_model, &args.train_output_dir) {
         (Some(spec), _) => ModelSource::from_use_model(spec, args.model_config.as_deref())?,
         (None, Some(dir)) => ModelSource::from_train_dir(dir, args.model_config.as_deref())?,
@@ -225,7 +281,9 @@ fn run(args: &Args) -> Result<bool> {
         (None, Some(t)) => t.clone(),
         (None, None) => bail!("--use_model without --train_output_dir needs --output_dir"),
     };
-    let list = TaskList::from_path(&args.tasklist)?;
+    let tasklist = fetch_file(&args.tasklist)?;
+    let list = TaskList::from_path(tasklist.path())
+        .with_context(|| format!("task list {}", args.tasklist.display()))?;
     for k in &args.tasks {
         if list.get(k).is_none() {
             bail!("--tasks {k:?} is not in {}", args.tasklist.display());
@@ -236,6 +294,11 @@ fn run(args: &Args) -> Result<bool> {
         .as_deref()
         .map(ClassGroups::from_path)
         .transpose()?;
+    // An object-store --output_dir: previous results are downloaded (resume), results are
+    // uploaded after every task.
+    let staged_out = OutputDir::resume(&out)?;
+    let shown_out = out.clone();
+    let out = staged_out.path().to_path_buf();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     tic_shards::atomic::remove_stale_temps(&out)
         .with_context(|| format!("cleaning {}", out.display()))?;
@@ -244,8 +307,11 @@ fn run(args: &Args) -> Result<bool> {
 
     let device = parse_device(&args.device)?;
     tracing::info!("model {} from {}", model.arch, model.checkpoint.display());
-    let clip = checkpoint::load_clip(&model.config, &model.checkpoint, DType::F32, &device)
+    let weights = fetch_file(&model.checkpoint)?;
+    let clip = checkpoint::load_clip(&model.config, weights.path(), DType::F32, &device)
         .with_context(|| format!("loading the {} model", model.arch))?;
+    // An object-store --data_dir: each task's set is downloaded before it is evaluated.
+    let data = DataRoot::new(&args.data_dir)?;
     let enc = ClipEncoder {
         model: clip,
         device,
@@ -290,7 +356,10 @@ fn run(args: &Args) -> Result<bool> {
             pb.set_message(format!("{} {what}", task.key));
             pb.set_position(n as u64);
         };
-        let r = evaluate_task(&enc, task, &args.data_dir, &opts, &progress);
+        let r = data
+            .stage(task)
+            .and_then(|root| evaluate_task(&enc, task, &root, &opts, &progress));
+        data.release(task);
         pb.finish_and_clear();
         let secs = t0.elapsed().as_secs_f64();
         match r {
@@ -317,6 +386,7 @@ fn run(args: &Args) -> Result<bool> {
                 rows.push((task.key.clone(), name, Status::Failed(msg), secs));
             }
         }
+        staged_out.sync()?;
     }
 
     println!("| task | dataset | status | main metric | samples | seconds | images/s | texts/s |");
@@ -360,11 +430,16 @@ fn run(args: &Args) -> Result<bool> {
         };
         println!("| {key} | {name} | {status} | {main} | {n} | {secs:.1} | {rates} |");
     }
-    println!("results: {}", results.path().display());
+    println!(
+        "results: {}",
+        shown_out
+            .join(results.path().file_name().unwrap_or_default())
+            .display()
+    );
     if !ok {
         eprintln!(
             "some tasks failed (see above and {}); the others were recorded",
-            out.join("eval_failures.jsonl").display()
+            shown_out.join("eval_failures.jsonl").display()
         );
     }
     Ok(ok)
