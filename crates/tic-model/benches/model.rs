@@ -1,11 +1,24 @@
-//! CPU throughput: ViT-B-16 image and text towers at batch 32 (f32, inference) and tokenizer
-//! throughput. Compare with `bench/model_cpu_vs_torch.py` at the same thread count
+//! CPU throughput: ViT-B-16 image and text towers at batch 32 (f32, inference), tokenizer
+//! throughput, and JPEG decoding (libjpeg-turbo's decoder, as PIL, vs the `image` crate's). Compare with `bench/model_cpu_vs_torch.py` at the same thread count
 //! (`RAYON_NUM_THREADS` / `torch.set_num_threads`).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tic_model::{init, Clip, ClipConfig, Tokenizer};
+use tic_model::{init, preprocess, Clip, ClipConfig, Tokenizer};
+
+/// A 256×256 photo-like JPEG (smooth gradients plus texture), quality 90, 4:2:0.
+fn jpeg_256() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(256, 256, |x, y| {
+        let t = ((x * 7 + y * 13) % 23) as u8;
+        image::Rgb([x as u8 ^ t, y as u8, ((x + y) / 2) as u8 ^ (t << 2)])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
 
 fn vit_b_16() -> Clip {
     let cfg = ClipConfig::builtin("ViT-B-16").unwrap();
@@ -65,6 +78,17 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("text_tower_batch32", |bch| {
         bch.iter(|| model.encode_text(&ids).unwrap())
+    });
+    g.finish();
+
+    let jpeg = jpeg_256();
+    let mut g = c.benchmark_group("jpeg_decode_256px");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("libjpeg_turbo_decoder", |bch| {
+        bch.iter(|| preprocess::decode_rgb(&jpeg).unwrap())
+    });
+    g.bench_function("image_crate_zune_jpeg", |bch| {
+        bch.iter(|| image::load_from_memory(&jpeg).unwrap().to_rgb8())
     });
     g.finish();
 

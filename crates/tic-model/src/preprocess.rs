@@ -19,6 +19,7 @@ use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use std::os::raw::c_int;
 
 /// OpenAI CLIP normalisation mean (RGB).
 pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -29,14 +30,58 @@ pub const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Decodes JPEG/PNG/WebP bytes to 8-bit RGB.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        if let Some(img) = decode_jpeg_libjpeg(bytes) {
+            return Ok(img);
+        }
+    }
     let img = image::load_from_memory(bytes).context("decoding image")?;
     Ok(img.to_rgb8())
+}
+
+/// Decodes a JPEG with libjpeg-turbo's decoder (mozjpeg build: accurate integer IDCT, fancy
+/// upsampling — PIL's defaults), so pixels equal what OpenCLIP's PIL preprocessing sees.
+/// `None` when libjpeg cannot produce RGB (CMYK/YCCK, corrupt data): the caller falls back to
+/// the `image` crate, whose error is the one reported.
+fn decode_jpeg_libjpeg(bytes: &[u8]) -> Option<RgbImage> {
+    // libjpeg reports errors (and here warnings) by unwinding, without the panic hook.
+    std::panic::catch_unwind(|| -> std::io::Result<RgbImage> {
+        let d = mozjpeg::Decompress::with_err(strict_error_mgr()).from_mem(bytes)?;
+        let mut started = d.rgb()?;
+        let (w, h) = (started.width() as u32, started.height() as u32);
+        let px = started.read_scanlines_flat()?;
+        started.finish()?;
+        RgbImage::from_raw(w, h, px).ok_or_else(|| std::io::Error::other("short pixel buffer"))
+    })
+    .ok()?
+    .ok()
 }
 
 /// Reads and decodes an image file to RGB (the error names the file).
 pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).with_context(|| format!("reading image {}", path.display()))?;
     decode_rgb(&bytes).with_context(|| format!("decoding image {}", path.display()))
+}
+
+/// A libjpeg error manager that unwinds on errors and on corrupt-data warnings (libjpeg would
+/// otherwise pad a truncated JPEG with grey and carry on; PIL refuses truncated images).
+fn strict_error_mgr() -> mozjpeg_sys::jpeg_error_mgr {
+    extern "C-unwind" fn on_error(_: &mut mozjpeg_sys::jpeg_common_struct) {
+        std::panic::resume_unwind(Box::new("libjpeg error"));
+    }
+    extern "C-unwind" fn on_message(_: &mut mozjpeg_sys::jpeg_common_struct, level: c_int) {
+        if level < 0 {
+            std::panic::resume_unwind(Box::new("libjpeg warning: corrupt data"));
+        }
+    }
+    // SAFETY: jpeg_std_error fills every field of the zeroed struct (function pointers to
+    // libjpeg's defaults and its static message table); it holds no pointer to itself, so it
+    // may be moved.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(on_error);
+    err.emit_message = Some(on_message);
+    err
 }
 
 /// Pillow's fixed-point precision for 8-bit resampling.
@@ -337,6 +382,37 @@ pub fn stack_chw(rows: Vec<Vec<f32>>, size: u32, device: &Device) -> Result<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jpeg(w: u32, h: u32, gray: bool) -> Vec<u8> {
+        let rgb = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 9) as u8, (y * 5) as u8, 77]));
+        let img = if gray {
+            image::DynamicImage::ImageLuma8(image::DynamicImage::ImageRgb8(rgb).to_luma8())
+        } else {
+            image::DynamicImage::ImageRgb8(rgb)
+        };
+        let mut out = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn jpeg_decoding_is_strict_and_handles_grey() {
+        let ok = jpeg(40, 24, false);
+        let img = decode_jpeg_libjpeg(&ok).expect("libjpeg decodes a baseline JPEG");
+        assert_eq!(img.dimensions(), (40, 24));
+        // Greyscale JPEGs come out as RGB with equal channels.
+        let g = decode_rgb(&jpeg(16, 16, true)).unwrap();
+        assert!(g.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+        // A truncated JPEG is not silently padded by libjpeg; the fallback decoder decides.
+        let cut = &ok[..ok.len() / 2];
+        assert!(decode_jpeg_libjpeg(cut).is_none());
+        assert!(decode_jpeg_libjpeg(b"\xFF\xD8\xFFnot a jpeg").is_none());
+        assert!(decode_rgb(b"\xFF\xD8\xFFnot a jpeg").is_err());
+    }
 
     #[test]
     fn shortest_side_like_torchvision() {
