@@ -49,7 +49,7 @@ fn decode_jpeg_libjpeg(bytes: &[u8]) -> Option<RgbImage> {
         let d = mozjpeg::Decompress::with_err(strict_error_mgr()).from_mem(bytes)?;
         let mut started = d.rgb()?;
         let (w, h) = (started.width() as u32, started.height() as u32);
-        let px = started.read_scanlines_flat()?;
+        let px = started.read_scanlines::<u8>()?;
         started.finish()?;
         RgbImage::from_raw(w, h, px).ok_or_else(|| std::io::Error::other("short pixel buffer"))
     })
