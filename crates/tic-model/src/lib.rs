@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod clean;
 pub mod config;
+pub mod cpu_kernels;
 pub mod init;
 pub mod model;
 pub mod nn;

@@ -31,10 +31,45 @@ impl Linear {
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self { weight, bias }
     }
+
+    /// Whether the fused CPU inference kernel applies (input and weights f32 on CPU, nothing
+    /// tracked for autograd).
+    fn fused(&self, x: &Tensor) -> bool {
+        crate::cpu_kernels::applies(x)
+            && crate::cpu_kernels::applies(&self.weight)
+            && self.bias.as_ref().is_none_or(crate::cpu_kernels::applies)
+    }
+
+    /// `gelu(x Wᵀ + b)` (exact GELU), fused on CPU inference tensors.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fused(x) {
+            self.fused_forward(x, true)
+        } else {
+            self.forward(x)?.gelu_erf()
+        }
+    }
+
+    fn fused_forward(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().expect("rank >= 1");
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let y = crate::cpu_kernels::linear(
+            &x.reshape((rows, in_dim))?,
+            &self.weight,
+            self.bias.as_ref(),
+            gelu,
+        )?;
+        let mut out_dims = dims;
+        *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fused(x) {
+            return self.fused_forward(x, false);
+        }
         // Flatten leading dims so the product is one 2-D GEMM (no per-batch broadcast copies).
         let dims = x.dims().to_vec();
         let in_dim = *dims.last().expect("rank >= 1");
@@ -151,6 +186,11 @@ impl Attention {
         let hd = d / h;
         // One GEMM for q, k and v, then a single permute to [3, B, H, L, hd].
         let qkv = self.in_proj.forward(x)?;
+        if crate::cpu_kernels::applies(&qkv) {
+            // Inference on CPU: one fused kernel (same math, no head permutes).
+            let y = crate::cpu_kernels::attention(&qkv, h, mask)?;
+            return self.out_proj.forward(&y);
+        }
         let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)? * (hd as f64).powf(-0.5))?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
@@ -199,9 +239,11 @@ impl ResidualBlock {
     /// Applies the block to `x` [B, L, D].
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mask)?)?;
-        let hidden = self
-            .act
-            .apply(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?;
+        let h = self.ln_2.forward(&x)?;
+        let hidden = match self.act {
+            Activation::GeluErf => self.c_fc.forward_gelu(&h)?,
+            act => act.apply(&self.c_fc.forward(&h)?)?,
+        };
         x + self.c_proj.forward(&hidden)?
     }
 }

@@ -1,0 +1,336 @@
+//! Fused CPU inference kernels (f32, no autograd) for the two places where Candle's generic ops
+//! leave most of the time on the table in a ViT forward pass:
+//!
+//! - [`attention`]: multi-head self-attention straight from the packed `in_proj` output
+//!   `[B, L, 3·D]` to the merged heads `[B, L, D]`: one task per (batch, head) on the rayon
+//!   pool, each running `q·kᵀ`, the mask, a row softmax and `·v` with single-threaded GEMMs on
+//!   strided views (no permute/contiguous copies, no tiny multi-threaded GEMMs);
+//! - [`linear`]: `x·Wᵀ + b` as one GEMM whose output gets the bias, and for the MLP's first
+//!   layer the exact GELU (Candle's `erf`, bit for bit), in one parallel in-place pass, instead
+//!   of a single-threaded broadcast add into a new tensor and a single-threaded GELU.
+//!
+//! The model uses them only for CPU f32 tensors that track no gradient (evaluation,
+//! embedding); training graphs keep Candle's differentiable ops.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Whether the fused kernels apply to `x`: CPU, f32, no gradient tracking.
+pub fn applies(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op()
+}
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = s else {
+        candle_core::bail!("{op}: expected f32");
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{op}: expected a contiguous input");
+    };
+    Ok(&data[start..end])
+}
+
+/// A raw pointer to the output that tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes a distinct (batch, head) column block of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+struct FusedAttention {
+    heads: usize,
+    /// Additive `[L, L]` mask (causal text tower), row-major.
+    mask: Option<Vec<f32>>,
+}
+
+impl CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "tic-fused-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, len, d3) = l.shape().dims3()?;
+        let qkv = contiguous_f32(s, l, self.name())?;
+        let d = d3 / 3;
+        let h = self.heads;
+        let hd = d / h;
+        if d3 % 3 != 0 || d % h != 0 {
+            candle_core::bail!("fused attention: width {d3} is not 3 × heads {h} × head size");
+        }
+        if let Some(m) = &self.mask {
+            if m.len() != len * len {
+                candle_core::bail!("fused attention: mask of {} for length {len}", m.len());
+            }
+        }
+        let scale = (hd as f32).powf(-0.5);
+        let mut out = vec![0f32; b * len * d];
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        let (d3i, di) = (d3 as isize, d as isize);
+        (0..b * h).into_par_iter().for_each_init(
+            || vec![0f32; len * len],
+            |scores, task| {
+                let (bi, hi) = (task / h, task % h);
+                let base = qkv[bi * len * d3..].as_ptr();
+                // SAFETY: all views stay inside this batch row block of `qkv` (L × 3D) and
+                // the output block of (bi, hi) (L × hd at stride D), which no other task
+                // touches; `scores` is this task's own L × L buffer.
+                unsafe {
+                    let q = base.add(hi * hd);
+                    let k = base.add(d + hi * hd);
+                    // scores[L×L] = scale · q[L×hd] · kᵀ[hd×L]
+                    gemm::gemm(
+                        len,
+                        len,
+                        hd,
+                        scores.as_mut_ptr(),
+                        1,
+                        len as isize,
+                        false,
+                        q,
+                        1,
+                        d3i,
+                        k,
+                        d3i,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                for (r, row) in scores.chunks_mut(len).enumerate() {
+                    if let Some(m) = &self.mask {
+                        for (x, mv) in row.iter_mut().zip(&m[r * len..(r + 1) * len]) {
+                            *x += mv;
+                        }
+                    }
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for x in row.iter_mut() {
+                        *x = (*x - max).exp();
+                        sum += *x;
+                    }
+                    for x in row.iter_mut() {
+                        *x /= sum;
+                    }
+                }
+                let o = out_ptr;
+                // SAFETY: as above; `dst` is the (bi, hi) block of the output.
+                unsafe {
+                    let v = base.add(2 * d + hi * hd);
+                    let dst = o.0.add(bi * len * d + hi * hd);
+                    // out[L×hd] = scores[L×L] · v[L×hd]
+                    gemm::gemm(
+                        len,
+                        hd,
+                        len,
+                        dst,
+                        1,
+                        di,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        len as isize,
+                        v,
+                        1,
+                        d3i,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((b, len, d))))
+    }
+}
+
+/// Multi-head self-attention from the packed projection `qkv` `[B, L, 3·D]` (q; k; v, heads
+/// contiguous within each, as `nn.MultiheadAttention`'s `in_proj`) to `[B, L, D]`, with an
+/// optional additive `[L, L]` mask. Same math as the unfused path (q scaled by `hd^-0.5`
+/// inside the GEMM, softmax in f32).
+pub fn attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+    let mask = mask
+        .map(|m| m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>())
+        .transpose()?;
+    qkv.contiguous()?
+        .apply_op1_no_bwd(&FusedAttention { heads, mask })
+}
+
+fn gelu_scalar(v: f32) -> f32 {
+    (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * v
+}
+
+struct FusedLinear {
+    bias: Option<Vec<f32>>,
+    gelu: bool,
+}
+
+impl candle_core::CustomOp2 for FusedLinear {
+    fn name(&self) -> &'static str {
+        "tic-fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, k) = lx.shape().dims2()?;
+        let (n, kw) = lw.shape().dims2()?;
+        if k != kw {
+            candle_core::bail!("fused linear: input width {k}, weight [{n}, {kw}]");
+        }
+        let x = contiguous_f32(sx, lx, self.name())?;
+        let w = contiguous_f32(sw, lw, self.name())?;
+        let mut out = vec![0f32; rows * n];
+        // SAFETY: x is rows × k (row-major), w is n × k (row-major, read as its transpose
+        // k × n), out is rows × n; all bounds follow from the checked shapes.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
+        if self.bias.is_some() || self.gelu {
+            let rows_per_task = (1 << 14) / n.max(1) + 1;
+            out.par_chunks_mut(rows_per_task * n).for_each(|chunk| {
+                for row in chunk.chunks_mut(n) {
+                    if let Some(b) = &self.bias {
+                        for (y, b) in row.iter_mut().zip(b) {
+                            *y += b;
+                        }
+                    }
+                    if self.gelu {
+                        for y in row.iter_mut() {
+                            *y = gelu_scalar(*y);
+                        }
+                    }
+                }
+            });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+    }
+}
+
+/// `x·Wᵀ + b` (then exact GELU with `gelu`) for `x` `[rows, in]` and `W` `[out, in]`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
+    let bias = bias.map(|b| b.to_vec1::<f32>()).transpose()?;
+    x.contiguous()?
+        .apply_op2_no_bwd(&weight.contiguous()?, &FusedLinear { bias, gelu })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, D};
+
+    fn unfused(qkv: &Tensor, h: usize, mask: Option<&Tensor>) -> Tensor {
+        let (b, l, d3) = qkv.dims3().unwrap();
+        let (d, hd) = (d3 / 3, d3 / 3 / h);
+        let qkv = qkv
+            .reshape((b, l, 3, h, hd))
+            .unwrap()
+            .permute((2, 0, 3, 1, 4))
+            .unwrap();
+        let q = (qkv.get(0).unwrap() * (hd as f64).powf(-0.5))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let k = qkv.get(1).unwrap().contiguous().unwrap();
+        let v = qkv.get(2).unwrap().contiguous().unwrap();
+        let mut att = q.matmul(&k.t().unwrap()).unwrap();
+        if let Some(m) = mask {
+            att = att.broadcast_add(m).unwrap();
+        }
+        let att = candle_nn::ops::softmax(&att, D::Minus1).unwrap();
+        att.matmul(&v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, l, d))
+            .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_attention_matches_the_composed_ops() {
+        let dev = Device::Cpu;
+        for (b, l, h, hd) in [(3, 7, 2, 4), (2, 50, 4, 16), (1, 1, 1, 8)] {
+            let qkv = Tensor::randn(0f32, 1.0, (b, l, 3 * h * hd), &dev).unwrap();
+            let got = attention(&qkv, h, None).unwrap();
+            assert!(
+                max_diff(&got, &unfused(&qkv, h, None)) < 1e-5,
+                "{b} {l} {h} {hd}"
+            );
+            // Causal mask as the text tower builds it.
+            let mask: Vec<f32> = (0..l * l)
+                .map(|i| {
+                    if i % l > i / l {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (l, l), &dev).unwrap();
+            let got = attention(&qkv, h, Some(&mask)).unwrap();
+            assert!(max_diff(&got, &unfused(&qkv, h, Some(&mask))) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn fused_linear_matches_matmul_bias_gelu() {
+        // GELU itself is Candle's to the bit.
+        let v = Tensor::new(&[-10f32, -1.0, 0.0, 0.5, 10.0], &Device::Cpu).unwrap();
+        let want = v.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        let got: Vec<f32> = [-10f32, -1.0, 0.0, 0.5, 10.0].map(gelu_scalar).to_vec();
+        assert_eq!(got, want);
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (37, 24), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.3, (50, 24), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 50, &dev).unwrap();
+        let plain = x.matmul(&w.t().unwrap()).unwrap();
+        let with_b = plain.broadcast_add(&b).unwrap();
+        assert!(max_diff(&linear(&x, &w, None, false).unwrap(), &plain) < 1e-5);
+        assert!(max_diff(&linear(&x, &w, Some(&b), false).unwrap(), &with_b) < 1e-5);
+        let g = with_b.gelu_erf().unwrap();
+        assert!(max_diff(&linear(&x, &w, Some(&b), true).unwrap(), &g) < 1e-5);
+    }
+}
