@@ -237,6 +237,36 @@ fn datacompnet_classes_match_python() {
         std::fs::read_to_string(out.join("classnames.txt")).unwrap(),
         tic_splits::imagenet::CLASSNAMES
     );
+    // Python's own pickle.load reads what we wrote, to the same dict.
+    for y in &years {
+        let want = read_classes(&expected.join(y));
+        let got = python_pickle_as_json(&out.join("uid2classid").join(y));
+        let got: std::collections::BTreeMap<String, i64> = serde_json::from_str(&got).unwrap();
+        assert_eq!(got.len(), want.len(), "{y}");
+        for (uid, class) in &want {
+            assert_eq!(got[&uid.to_string()], *class, "{y}: {uid}");
+        }
+    }
+}
+
+/// `pickle.load` of `path` by Python 3 (standard library only), dumped as JSON. CI has
+/// python3 (it installs moto with it).
+fn python_pickle_as_json(path: &std::path::Path) -> String {
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, pickle, sys; print(json.dumps(pickle.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3 runs (it is needed by the S3 tests too)");
+    assert!(
+        o.status.success(),
+        "pickle.load({}) failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
 }
 
 #[test]
@@ -350,4 +380,50 @@ fn tasklist_periods_from_data_dir() {
         ],
     );
     assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn synthetic_tic_pickles_load_in_python() {
+    let d = tempfile::tempdir().unwrap();
+    let args = tic_shards::synth::SynthArgs {
+        out: d.path().to_path_buf(),
+        seed: 5,
+        num_samples: 80,
+        num_shards: 1,
+        first_year: 2014,
+        num_years: 2,
+        image_size: 16,
+        eval_fraction: 0.2,
+        noise: 12,
+        jpeg_quality: 90,
+        bench_subset: None,
+        static_samples: 0,
+        quiet: true,
+    };
+    tic_shards::synth::run(&args).unwrap();
+    let uids = d.path().join("uids");
+    let retrieval = uids.join("tic-datacomp_retrieval_evals_year2uids.pkl");
+    let want =
+        tic_shards::pickle::read_year_uids(&std::fs::read(&retrieval).unwrap(), "r").unwrap();
+    let got: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&python_pickle_as_json(&retrieval)).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (year, list) in &want {
+        let strs: Vec<String> = list.iter().map(|u| u.to_string()).collect();
+        assert_eq!(got[year], strs, "{year}");
+    }
+    let net = uids.join("tic-datacompnet_year2uids.pkl");
+    let want =
+        tic_shards::pickle::read_year_synset_uids(&std::fs::read(&net).unwrap(), "n").unwrap();
+    let got: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, Vec<String>>,
+    > = serde_json::from_str(&python_pickle_as_json(&net)).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (year, synsets) in &want {
+        for (synset, list) in synsets {
+            let strs: Vec<String> = list.iter().map(|u| u.to_string()).collect();
+            assert_eq!(got[year][synset], strs, "{year} {synset}");
+        }
+    }
 }
