@@ -415,10 +415,8 @@ fn synthetic_tic_pickles_load_in_python() {
     let net = uids.join("tic-datacompnet_year2uids.pkl");
     let want =
         tic_shards::pickle::read_year_synset_uids(&std::fs::read(&net).unwrap(), "n").unwrap();
-    let got: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, Vec<String>>,
-    > = serde_json::from_str(&python_pickle_as_json(&net)).unwrap();
+    let got: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> =
+        serde_json::from_str(&python_pickle_as_json(&net)).unwrap();
     assert_eq!(got.len(), want.len());
     for (year, synsets) in &want {
         for (synset, list) in synsets {
