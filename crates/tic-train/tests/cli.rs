@@ -297,16 +297,19 @@ fn imagenet_val_is_evaluated_at_every_epoch_end() {
     let val = d.path().join("val/static");
     let y14 = d.path().join("yearly/2014");
     let o = d.path().join("runs");
-    let r = train(&[
-        "--data_dir",
-        y14.to_str().unwrap(),
-        "--output_dir",
-        o.to_str().unwrap(),
-        "--exp_name",
-        "val",
-        "--imagenet_val",
-        val.to_str().unwrap(),
-    ]);
+    let train_with_val = |exp: &str, val: &Path| {
+        train(&[
+            "--data_dir",
+            y14.to_str().unwrap(),
+            "--output_dir",
+            o.to_str().unwrap(),
+            "--exp_name",
+            exp,
+            "--imagenet_val",
+            val.to_str().unwrap(),
+        ])
+    };
+    let r = train_with_val("val", &val);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let results = std::fs::read_to_string(o.join("val/checkpoints/results.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = results
@@ -330,16 +333,7 @@ fn imagenet_val_is_evaluated_at_every_epoch_end() {
     );
 
     // A folder that is no classification set fails before any training, naming the flag.
-    let r = train(&[
-        "--data_dir",
-        y14.to_str().unwrap(),
-        "--output_dir",
-        o.to_str().unwrap(),
-        "--exp_name",
-        "bad",
-        "--imagenet_val",
-        y14.to_str().unwrap(),
-    ]);
+    let r = train_with_val("bad", &y14);
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("--imagenet_val"), "{err}");
