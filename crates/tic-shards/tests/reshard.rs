@@ -520,3 +520,83 @@ fn kill_at_any_moment_then_rerun_gives_identical_output() {
         "only {interrupted} runs were interrupted; the test lost its point"
     );
 }
+
+#[test]
+fn input_range_output_names_and_dry_run() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 120, 4, 16);
+    // Every uid of the pool, so the selection is decided by the input shard range alone.
+    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    all.sort();
+    let sub = d.path().join("all.npy");
+    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    let shard_uids = |name: &str| -> Vec<Uid> {
+        let one = d.path().join(format!("one-{name}"));
+        std::fs::create_dir_all(&one).unwrap();
+        std::fs::copy(pool.join(name), one.join(name)).unwrap();
+        pool_uids(&one).iter().map(|x| x.0).collect()
+    };
+    let mut want: Vec<Uid> = [shard_uids("00000001.tar"), shard_uids("00000002.tar")].concat();
+    want.sort();
+
+    // --dry-run counts and writes nothing.
+    let dry = d.path().join("dry");
+    let o = run(
+        BIN,
+        &["-i", p(&pool), "-o", p(&dry), "-s", p(&sub), "--dry-run"],
+    );
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{} would be written", all.len())),
+        "{err}"
+    );
+    assert!(!dry.exists() || std::fs::read_dir(&dry).unwrap().count() == 0);
+
+    // --first-shard 1 -n 2 reads input shards 1 and 2 only; output and stats names follow the
+    // --output-* formats; a missing --shard-table means counting by reading.
+    let out = d.path().join("out");
+    ok(&run(
+        BIN,
+        &[
+            "-i",
+            p(&pool),
+            "-o",
+            p(&out),
+            "-s",
+            p(&sub),
+            "--first-shard",
+            "1",
+            "-n",
+            "2",
+            "--shard-size",
+            "25",
+            "--output-shard-format",
+            "part-{}.tar",
+            "--output-shard-stats-format",
+            "part-{:03d}.stats.json",
+            "--shard-table",
+            "no-such-table.json",
+            "-q",
+        ],
+    ));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("part-"))
+        .collect();
+    names.sort();
+    let n_out = want.len().div_ceil(25);
+    let mut expected: Vec<String> = (0..n_out)
+        .flat_map(|i| [format!("part-{i}.tar"), format!("part-{i:03}.stats.json")])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    let mut got: Vec<Uid> = pool_uids(&out).iter().map(|x| x.0).collect();
+    got.sort();
+    assert_eq!(got, want);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["output_count"], want.len() as u64);
+    assert_eq!(meta["output_shard_format"], "part-{}.tar");
+}
