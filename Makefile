@@ -108,7 +108,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
 .PHONY: all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
-        data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check train train-all eval eval-all metrics \
+        data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
 all: build
@@ -475,6 +475,21 @@ endif
 
 report-print:
 	@$(REPORT_CMD)
+
+# ---- large parity fixtures (on demand) ---------------------------------------------------------
+# ViT-B-32 fixtures (~1.2 GB, not committed) for tic-model's #[ignore] parity test; needs a Python
+# with torch and open_clip_torch 2.24 (FIXTURE_PYTHON), e.g. a venv made for the purpose.
+FIXTURE_PYTHON ?= $(PYTHON)
+MODEL_FIXTURES := out/model-fixtures/vit-b-32
+
+$(MODEL_FIXTURES)/.done:
+	$(FIXTURE_PYTHON) tests/fixtures/model/make_clip_fixtures.py vit-b-32
+	@touch $@
+
+model-fixtures: $(MODEL_FIXTURES)/.done ## ViT-B-32 OpenCLIP fixtures for test-vit-b-32 (FIXTURE_PYTHON with torch)
+
+test-vit-b-32: model-fixtures ## ViT-B-32 parity against OpenCLIP (#[ignore] test)
+	$(CARGO) test -p tic-model --test vit_b_32 -- --ignored
 
 # ---- benchmarks and fuzzing -----------------------------------------------------------------
 bench-reshard: ## Resharder/stats throughput vs cp -r on a 100k-sample pool (docs/benchmarks.md)
