@@ -129,8 +129,9 @@ install-bin: build ## Copy the binaries into bin/
 
 WORDNET_DIR ?= /usr/share/wordnet
 
-deps: ## Install what the tests need (Rust components, moto S3 server, WordNet 3.0)
+deps: ## Install what the tests need (Rust components, a C compiler, moto S3 server, WordNet 3.0)
 	@command -v rustfmt >/dev/null && command -v cargo-clippy >/dev/null || rustup component add rustfmt clippy
+	@command -v cc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 	@$(PYTHON) -c 'import moto.server, flask, flask_cors' 2>/dev/null || \
 	  { $(PYTHON) -m pip install --quiet 'moto[server]' && (pyenv rehash 2>/dev/null || true); }
 	@[ -f $(WORDNET_DIR)/data.noun ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; }
