@@ -46,6 +46,9 @@ pub const DEFAULT_ORACLE_TOLERANCE: f64 = 0.02;
 /// The default `--min-signal`: a family whose best ID (over all methods) is below this is at
 /// chance level and cannot support or refute a finding.
 pub const DEFAULT_MIN_SIGNAL: f64 = 0.05;
+/// Default smallest backward-transfer gap that counts for finding (a) (absolute: 1 point). A
+/// smaller gap, either way, is within run-to-run noise and decides nothing.
+pub const DEFAULT_MIN_GAP: f64 = 0.01;
 
 /// Slack for floating-point ties in the findings' comparisons.
 const EPS: f64 = 1e-12;
@@ -222,8 +225,20 @@ pub fn findings(report: &Report, oracle_tolerance: f64) -> Vec<Finding> {
 /// [`findings`] with an explicit `min_signal`: families whose best ID over all methods is below
 /// it are reported but count neither for nor against (a) and (b).
 pub fn findings_with(report: &Report, oracle_tolerance: f64, min_signal: f64) -> Vec<Finding> {
+    findings_with_gap(report, oracle_tolerance, min_signal, DEFAULT_MIN_GAP)
+}
+
+/// [`findings_with`] with an explicit `min_gap` for (a): sequential's backward transfer must be
+/// at least `min_gap` below each cumulative method's to count for the finding, at least
+/// `min_gap` above one to count against it; closer gaps decide nothing.
+pub fn findings_with_gap(
+    report: &Report,
+    oracle_tolerance: f64,
+    min_signal: f64,
+    min_gap: f64,
+) -> Vec<Finding> {
     vec![
-        finding_a(report, min_signal),
+        finding_a(report, min_signal, min_gap),
         finding_b(report, oracle_tolerance, min_signal),
         finding_c(report),
     ]
@@ -253,7 +268,7 @@ fn no_families(report: &Report) -> Option<String> {
         .then(|| "report.json has no TiC task family".to_string())
 }
 
-fn finding_a(report: &Report, min_signal: f64) -> Finding {
+fn finding_a(report: &Report, min_signal: f64, min_gap: f64) -> Finding {
     let reason =
         missing_methods(report, &[SEQUENTIAL, CUMULATIVE_ALL]).or_else(|| no_families(report));
     if let Some(reason) = reason {
@@ -272,9 +287,19 @@ fn finding_a(report: &Report, min_signal: f64) -> Finding {
         for other in &others {
             let o = summary(other, fam).and_then(|s| s.backward);
             match (s, o) {
+                (Some(s), Some(o)) if (o - s).abs() < min_gap => {
+                    // Within noise: undecided unless another comparison fails.
+                    holds = holds.and_then(|h| if h { None } else { Some(false) });
+                    parts.push(format!(
+                        "≈ {} {} (gap below {})",
+                        other.name,
+                        percent(Some(o)),
+                        percent(Some(min_gap))
+                    ));
+                }
                 (Some(s), Some(o)) => {
                     let ok = s < o;
-                    holds = holds.map(|h| h && ok);
+                    holds = if ok { holds } else { Some(false) };
                     parts.push(format!(
                         "{} {} {}",
                         if ok { "<" } else { "≥" },
@@ -309,7 +334,8 @@ fn finding_a(report: &Report, min_signal: f64) -> Finding {
     }
     let verdict = verdict_of(&evidence);
     let reason = (verdict == Verdict::NotApplicable).then(|| {
-        "no family above chance level has backward transfer for these methods".to_string()
+        "no family above chance level separates these methods' backward transfer by the margin"
+            .to_string()
     });
     Finding {
         id: "a",
@@ -1207,6 +1233,8 @@ pub struct Options {
     pub oracle_tolerance: f64,
     /// Families whose best ID is below this do not count for the findings.
     pub min_signal: f64,
+    /// Smallest backward-transfer gap that decides finding (a).
+    pub min_gap: f64,
     /// The command line shown under "Regenerate".
     pub command: String,
 }
@@ -1246,7 +1274,18 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
     std::fs::create_dir_all(&report_dir)
         .with_context(|| format!("creating {}", report_dir.display()))?;
     let plots = find_plots(&report, &opts.metrics, &report_dir)?;
-    let findings = findings_with(&report, opts.oracle_tolerance, opts.min_signal);
+    if !opts.min_gap.is_finite() || opts.min_gap < 0.0 {
+        bail!(
+            "--min-gap must be a non-negative number, got {}",
+            opts.min_gap
+        );
+    }
+    let findings = findings_with_gap(
+        &report,
+        opts.oracle_tolerance,
+        opts.min_signal,
+        opts.min_gap,
+    );
     let metrics = opts.metrics.display().to_string();
     let runs_dir = opts.runs_dir.as_ref().map(|p| p.display().to_string());
     let markdown = render(&RenderInput {
@@ -1410,8 +1449,13 @@ mod tests {
                 dcn.text
             );
         }
-        // With no minimum the chance-level family decides (a): not reproduced.
+        // With no minimum signal the chance-level family takes part; its backward gap (0.98
+        // points) is below the default 1-point margin, so it decides nothing...
         let a = get(&findings_with(&r, 0.02, 0.0), "a").clone();
+        assert_eq!(a.verdict, Verdict::Reproduced);
+        assert!(a.line().contains("gap below 1.0"), "{}", a.line());
+        // ... and without a margin either, it decides (a): not reproduced.
+        let a = get(&findings_with_gap(&r, 0.02, 0.0, 0.0), "a").clone();
         assert_eq!(a.verdict, Verdict::NotReproduced);
     }
 
@@ -1432,10 +1476,18 @@ mod tests {
 
         // cumulative-exp present and worse than sequential: (a) fails even if -all holds.
         let mut r = good();
-        r.runs.push(run(CUMULATIVE_EXP, full(M_SEQ), Some(1.0)));
+        let worse = M_SEQ.map(|row| row.map(|v| v * 0.5));
+        r.runs.push(run(CUMULATIVE_EXP, full(worse), Some(1.0)));
         let a = get(&findings(&r, 0.02), "a").clone();
         assert_eq!(a.verdict, Verdict::NotReproduced);
         assert_eq!(a.evidence[0].holds, Some(false));
+
+        // ... while one exactly as good as sequential is within the margin: undecided.
+        let mut r = good();
+        r.runs.push(run(CUMULATIVE_EXP, full(M_SEQ), Some(1.0)));
+        let a = get(&findings(&r, 0.02), "a").clone();
+        assert_eq!(a.evidence[0].holds, None, "{a:?}");
+        assert_eq!(a.verdict, Verdict::NotApplicable);
 
         // A tighter tolerance: ID 61.3 < 62.0 − 0.5.
         let b = get(&findings(&good(), 0.005), "b").clone();

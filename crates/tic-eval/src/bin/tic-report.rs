@@ -67,6 +67,10 @@ struct Args {
     /// is at chance level: it is shown but counts neither for nor against findings (a), (b).
     #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_MIN_SIGNAL)]
     min_signal: f64,
+    /// Smallest gap between sequential's and a cumulative method's backward transfer that
+    /// counts for or against finding (a) (absolute, 0.01 = 1 point); closer is noise.
+    #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_MIN_GAP)]
+    min_gap: f64,
 
     #[command(flatten)]
     verbosity: tic_shards::cli::Verbosity,
@@ -99,6 +103,9 @@ impl Args {
         if self.min_signal != report::DEFAULT_MIN_SIGNAL {
             push("--min-signal", Some(self.min_signal.to_string()));
         }
+        if self.min_gap != report::DEFAULT_MIN_GAP {
+            push("--min-gap", Some(self.min_gap.to_string()));
+        }
         push("--output", Some(self.output.display().to_string()));
         if self.check {
             push("--check", None);
@@ -121,6 +128,7 @@ fn main() -> ExitCode {
         output: args.output.clone(),
         oracle_tolerance: args.oracle_tolerance,
         min_signal: args.min_signal,
+        min_gap: args.min_gap,
         command: args.command(),
     };
     let outcome = match report::generate(&opts) {
