@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::sync::mpsc::sync_channel;
-use tic_model::{preprocess, Clip, Tokenizer};
+use tic_model::{preprocess, Clip};
 
 /// A model that maps images and texts to embeddings (rows need not be normalised).
 pub trait Encoder: Sync {
@@ -45,9 +45,7 @@ impl Encoder for ClipEncoder {
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Matrix> {
-        let ctx = self.model.config().text_cfg.context_length;
-        let ids = Tokenizer::shared().tokenize_tensor_to(texts, ctx, &self.device)?;
-        to_matrix(&self.model.encode_text_normalized(&ids)?)
+        to_matrix(&self.model.encode_texts_normalized(texts)?)
     }
 }
 

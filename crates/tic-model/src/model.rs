@@ -258,6 +258,20 @@ impl Clip {
         l2_normalize(&self.encode_text(ids)?)
     }
 
+    /// L2-normalised text features of raw strings: tokenised with CLIP's tokenizer at this
+    /// model's context length (OpenCLIP's `get_tokenizer(model)`), on the model's device.
+    pub fn encode_texts_normalized<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+    ) -> anyhow::Result<Tensor> {
+        let ids = crate::Tokenizer::shared().tokenize_tensor_to(
+            texts,
+            self.config().text_cfg.context_length,
+            self.text.token_embedding.embeddings().device(),
+        )?;
+        Ok(self.encode_text_normalized(&ids)?)
+    }
+
     /// `CLIP.forward`: (normalised image features, normalised text features, `logit_scale.exp()`).
     pub fn forward(&self, images: &Tensor, ids: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         Ok((

@@ -8,7 +8,7 @@ use candle_core::{DType, Device};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
+use tic_model::{checkpoint, preprocess, Clip, ClipConfig};
 use tic_shards::wds;
 
 /// Embed images and/or texts with an OpenCLIP-compatible CLIP model.
@@ -251,19 +251,17 @@ fn embed_images(model: &Clip, src: ImageSource, bs: usize, device: &Device) -> R
     Ok(rows)
 }
 
-fn embed_texts(model: &Clip, path: &Path, bs: usize, device: &Device) -> Result<Vec<f32>> {
+fn embed_texts(model: &Clip, path: &Path, bs: usize) -> Result<Vec<f32>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let lines: Vec<String> = std::io::BufReader::new(f)
         .lines()
         .enumerate()
         .map(|(i, l)| l.with_context(|| format!("{}: line {} is not UTF-8", path.display(), i + 1)))
         .collect::<Result<_>>()?;
-    let tok = Tokenizer::shared();
     let pb = progress(Some(lines.len() as u64), "texts");
     let mut rows = Vec::new();
     for chunk in lines.chunks(bs) {
-        let ids = tok.tokenize_tensor_to(chunk, model.config().text_cfg.context_length, device)?;
-        let f = model.encode_text_normalized(&ids)?.to_dtype(DType::F32)?;
+        let f = model.encode_texts_normalized(chunk)?.to_dtype(DType::F32)?;
         rows.extend(f.flatten_all()?.to_vec1::<f32>()?);
         pb.inc(chunk.len() as u64);
     }
@@ -313,7 +311,7 @@ fn main() -> Result<()> {
         eprintln!("wrote {} image features", rows.len() / dim);
     }
     if let Some(t) = &args.texts {
-        let rows = embed_texts(&model, t, args.batch_size, &device)?;
+        let rows = embed_texts(&model, t, args.batch_size)?;
         write_npy(&args.output.join("text_features.npy"), &rows, dim)?;
         eprintln!("wrote {} text features", rows.len() / dim);
     }
