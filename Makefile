@@ -107,7 +107,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
-.PHONY: all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
+.PHONY: bench-mkl all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
@@ -493,6 +493,20 @@ test-vit-b-32: model-fixtures ## ViT-B-32 parity against OpenCLIP (#[ignore] tes
 	$(CARGO) test -p tic-model --test vit_b_32 -- --ignored
 
 # ---- benchmarks and fuzzing -----------------------------------------------------------------
+# tic-model's CPU benchmark with Intel MKL GEMMs (opt-in `mkl` feature): MKL comes from PyPI
+# wheels in a venv (~500 MB), built into a separate target folder.
+MKL_VENV ?= out/mkl-venv
+MKL_TARGET ?= target/mkl
+bench-mkl: ## ViT-B-16 towers on CPU with MKL GEMMs (docs/model.md)
+	[ -x $(MKL_VENV)/bin/pip ] || $(PYTHON) -m venv $(MKL_VENV)
+	[ -f $(MKL_VENV)/lib/libmkl_core.a ] || $(MKL_VENV)/bin/pip install -q mkl-static==2024.2.2 \
+	  mkl-include==2024.2.2 intel-openmp==2024.2.1
+	MKLROOT=$(abspath $(MKL_VENV)) CARGO_TARGET_DIR=$(MKL_TARGET) \
+	  $(CARGO) build --release -p tic-model --benches --features mkl
+	LD_LIBRARY_PATH=$(abspath $(MKL_VENV))/lib RAYON_NUM_THREADS=2 MKL_NUM_THREADS=2 \
+	  MKLROOT=$(abspath $(MKL_VENV)) CARGO_TARGET_DIR=$(MKL_TARGET) \
+	  $(CARGO) bench -p tic-model --bench model --features mkl -- vit_b_16_cpu_f32
+
 bench-reshard: ## Resharder/stats throughput vs cp -r on a 100k-sample pool (docs/benchmarks.md)
 	bash bench/reshard.sh
 

@@ -191,6 +191,9 @@ impl candle_core::CustomOp2 for FusedLinear {
         let x = contiguous_f32(sx, lx, self.name())?;
         let w = contiguous_f32(sw, lw, self.name())?;
         let mut out = vec![0f32; rows * n];
+        #[cfg(feature = "mkl")]
+        mkl::x_wt(x, w, &mut out, rows, n, k);
+        #[cfg(not(feature = "mkl"))]
         // SAFETY: x is rows × k (row-major), w is n × k (row-major, read as its transpose
         // k × n), out is rows × n; all bounds follow from the checked shapes.
         unsafe {
@@ -234,6 +237,57 @@ impl candle_core::CustomOp2 for FusedLinear {
             });
         }
         Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+    }
+}
+
+/// MKL's SGEMM (feature `mkl`; the symbols come from Candle's `intel-mkl-src` link).
+#[cfg(feature = "mkl")]
+mod mkl {
+    use std::os::raw::c_char;
+
+    extern "C" {
+        fn sgemm_(
+            transa: *const c_char,
+            transb: *const c_char,
+            m: *const i32,
+            n: *const i32,
+            k: *const i32,
+            alpha: *const f32,
+            a: *const f32,
+            lda: *const i32,
+            b: *const f32,
+            ldb: *const i32,
+            beta: *const f32,
+            c: *mut f32,
+            ldc: *const i32,
+        );
+    }
+
+    /// `out[rows×n] = x[rows×k] · wᵀ` for row-major `x` and `w` (`n×k`). In column-major
+    /// terms: `outᵀ = w · xᵀ`, i.e. SGEMM('T', 'N', n, rows, k) on the same buffers.
+    pub fn x_wt(x: &[f32], w: &[f32], out: &mut [f32], rows: usize, n: usize, k: usize) {
+        assert!(x.len() >= rows * k && w.len() >= n * k && out.len() >= rows * n);
+        let (m_, n_, k_) = (n as i32, rows as i32, k as i32);
+        let (t, nt) = (b'T' as c_char, b'N' as c_char);
+        // SAFETY: the buffers hold the sizes asserted above; leading dimensions are the
+        // row lengths of the row-major matrices.
+        unsafe {
+            sgemm_(
+                &t,
+                &nt,
+                &m_,
+                &n_,
+                &k_,
+                &1.0,
+                w.as_ptr(),
+                &k_,
+                x.as_ptr(),
+                &k_,
+                &0.0,
+                out.as_mut_ptr(),
+                &m_,
+            );
+        }
     }
 }
 

@@ -87,7 +87,8 @@ impl VisionTransformer {
         let x = self.ln_pre.forward(&x)?;
         let x = self.transformer.forward(&x, None)?;
         let x = self.ln_post.forward(&x)?;
-        let pooled = x.narrow(1, 0, 1)?.squeeze(1)?;
+        // Contiguous for the projection GEMM (MKL refuses the strided view).
+        let pooled = x.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
         pooled.matmul(&self.proj)
     }
 }
