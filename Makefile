@@ -366,7 +366,8 @@ REPORT ?= $(DS_DIR)/report.md
 TRAIN_FLAGS ?= --workers $(JOBS) -q
 # A zero-shot classification set evaluated at every epoch end (the TiC README's
 # IMAGENET_VAL_PATH; any CLIP_benchmark classification set, e.g. the demo's static set
-# $(EVAL_DATA_DIR)/wds_synth_static_test). Empty: none.
+# $(EVAL_DATA_DIR)/wds_synth_static_test). A local folder (tic-train reads it with local file
+# APIs, like run folders). Empty: none.
 IMAGENET_VAL_PATH ?=
 EVAL_FLAGS ?= --num_workers $(JOBS) -q
 # Threads per tic-train / tic-eval process (RAYON_NUM_THREADS); empty: all cores.
