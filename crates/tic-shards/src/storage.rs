@@ -503,6 +503,35 @@ impl LocalCopy {
     }
 }
 
+/// Downloads (a local `src`: copies) one file to `dst`, streamed into a temporary file next to
+/// `dst` and renamed into place.
+fn download_file(src: &Location, dst: &Path) -> Result<()> {
+    match src {
+        Location::Local(p) => crate::atomic::copy_file(p, dst),
+        Location::Remote(r) => {
+            let dir = match dst.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let tmp = tempfile::Builder::new()
+                .prefix(crate::atomic::TEMP_PREFIX)
+                .tempfile_in(dir)?;
+            remote::fetch_to(r, &tmp).with_context(|| format!("downloading {src}"))?;
+            tmp.persist(dst).map_err(|e| e.error)?;
+            Ok(())
+        }
+    }
+}
+
+/// A temporary folder for downloaded object-store inputs (deleted on drop).
+fn download_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("tic-rs-download-")
+        .tempdir()
+        .context("creating a folder for an object-store input")
+}
+
 /// Downloads every object under `src` (recursively) into the local folder `dst`.
 pub fn download_tree(src: &Location, dst: &Path) -> Result<()> {
     std::fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
@@ -510,8 +539,7 @@ pub fn download_tree(src: &Location, dst: &Path) -> Result<()> {
         if e.is_dir {
             download_tree(&src.join(&e.name), &dst.join(&e.name))?;
         } else {
-            let copy = src.join(&e.name).fetch()?;
-            crate::atomic::copy_file(copy.path(), &dst.join(&e.name))?;
+            download_file(&src.join(&e.name), &dst.join(&e.name))?;
         }
     }
     Ok(())
@@ -620,10 +648,7 @@ impl InputDir {
                 _tmp: None,
             });
         }
-        let tmp = tempfile::Builder::new()
-            .prefix("tic-rs-download-")
-            .tempdir()
-            .context("creating a folder for an object-store input")?;
+        let tmp = download_dir()?;
         download_tree(&loc, tmp.path()).with_context(|| format!("downloading {loc}"))?;
         Ok(Self {
             local: tmp.path().to_path_buf(),
@@ -641,17 +666,12 @@ impl InputDir {
 /// keeps the object's file name (tools derive output names from it), in a temporary folder.
 pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
     let loc = Location::parse(&spec.to_string_lossy())?;
-    let Location::Remote(r) = &loc else {
+    if !loc.is_remote() {
         return loc.fetch();
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("tic-rs-download-")
-        .tempdir()
-        .context("creating a folder for an object-store input")?;
+    }
+    let dir = download_dir()?;
     let path = dir.path().join(loc.name());
-    let tmp = tempfile::NamedTempFile::new_in(dir.path())?;
-    remote::fetch_to(r, &tmp).with_context(|| format!("downloading {loc}"))?;
-    tmp.persist(&path).map_err(|e| e.error)?;
+    download_file(&loc, &path)?;
     Ok(LocalCopy {
         path,
         _tmp: Some(TempHold::Dir(dir)),
