@@ -42,23 +42,28 @@ impl Linear {
 
     /// `gelu(x Wᵀ + b)` (exact GELU), fused on CPU inference tensors.
     pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        if self.fused(x) {
-            self.fused_forward(x, true)
-        } else {
-            self.forward(x)?.gelu_erf()
-        }
+        self.forward_rows(x, true)
     }
 
-    fn fused_forward(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+    /// `x Wᵀ + b` (then GELU with `gelu`) on `x` flattened to rows, so the product is one 2-D
+    /// GEMM (no per-batch broadcast copies); the fused kernel on CPU inference tensors.
+    fn forward_rows(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = *dims.last().expect("rank >= 1");
         let rows: usize = dims[..dims.len() - 1].iter().product();
-        let y = crate::cpu_kernels::linear(
-            &x.reshape((rows, in_dim))?,
-            &self.weight,
-            self.bias.as_ref(),
-            gelu,
-        )?;
+        let x2 = x.reshape((rows, in_dim))?;
+        let y = if self.fused(x) {
+            crate::cpu_kernels::linear(&x2, &self.weight, self.bias.as_ref(), gelu)?
+        } else {
+            let mut y = x2.matmul(&self.weight.t()?)?;
+            if let Some(b) = &self.bias {
+                y = y.broadcast_add(b)?;
+            }
+            if gelu {
+                y = y.gelu_erf()?;
+            }
+            y
+        };
         let mut out_dims = dims;
         *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
         y.reshape(out_dims)
@@ -67,21 +72,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.fused(x) {
-            return self.fused_forward(x, false);
-        }
-        // Flatten leading dims so the product is one 2-D GEMM (no per-batch broadcast copies).
-        let dims = x.dims().to_vec();
-        let in_dim = *dims.last().expect("rank >= 1");
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
-        let mut out_dims = dims;
-        *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
-        y.reshape(out_dims)
+        self.forward_rows(x, false)
     }
 }
 
