@@ -110,16 +110,15 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
     let csv_len = std::fs::metadata(&a.input).map_or(0, |m| m.len());
     let pb = crate::cli::progress(csv_len, "CSV bytes", a.quiet);
     pb.set_message(a.input.display().to_string());
-    let mut record = csv::StringRecord::new();
-    let mut idx = 0usize;
-    loop {
+    // `read_record` rather than `records()`, so the reader's byte position is at hand.
+    let mut rec = csv::StringRecord::new();
+    for idx in 0usize.. {
         let more = rdr
-            .read_record(&mut record)
+            .read_record(&mut rec)
             .with_context(|| format!("{}: row {}", a.input.display(), idx + 2))?;
         if !more {
             break;
         }
-        let rec = &record;
         if idx % 256 == 0 {
             pb.set_position(rdr.position().byte());
         }
@@ -130,7 +129,6 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 summary.skipped += 1;
-                idx += 1;
                 continue;
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", img.display())),
@@ -165,7 +163,6 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
         if *n as usize == a.shard_size {
             finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path, &pb)?;
         }
-        idx += 1;
     }
     if current.is_some() {
         finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path, &pb)?;
