@@ -7,7 +7,7 @@
 //! `step`, `num_samples`), and an `Eval Epoch: N imagenet-zeroshot-val-top1: …` line in
 //! `out.log`. The metrics are tic-eval's (the same code as `tic-eval` on that set).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -20,10 +20,8 @@ use tic_model::Clip;
 /// A classification set to evaluate on during training.
 #[derive(Debug, Clone)]
 pub struct ZeroShotVal {
-    /// The set's folder (holding `classnames.txt` and the templates).
-    pub root: PathBuf,
-    /// WebDataset split under it: `test` (DataComp's `wds_*_test/test/`) or `""` (TiC sets).
-    pub split: String,
+    /// The opened set (its shards are read at each evaluation).
+    pub set: EvalSet,
     /// Images / prompts per forward pass.
     pub batch_size: usize,
     /// Decode threads.
@@ -57,11 +55,10 @@ impl ZeroShotVal {
                 dir.display()
             );
         };
-        EvalSet::open(dir, split, Some(SetKind::Classification))
+        let set = EvalSet::open(dir, split, Some(SetKind::Classification))
             .with_context(|| format!("--imagenet_val {}", dir.display()))?;
         Ok(Self {
-            root: dir.to_path_buf(),
-            split: split.to_string(),
+            set,
             batch_size: batch_size.max(1),
             workers: workers.max(1),
         })
@@ -69,7 +66,6 @@ impl ZeroShotVal {
 
     /// Evaluates `model` (f32 features on `device`).
     pub fn evaluate(&self, model: Clip, device: &Device) -> Result<ZeroShotResult> {
-        let set = EvalSet::open(&self.root, &self.split, Some(SetKind::Classification))?;
         let enc = ClipEncoder {
             model,
             device: device.clone(),
@@ -81,7 +77,7 @@ impl ZeroShotVal {
             }),
             ..TaskOptions::default()
         };
-        let r = evaluate_set(&enc, &set, "imagenet-val", &opts, &|_, _| {})?;
+        let r = evaluate_set(&enc, &self.set, "imagenet-val", &opts, &|_, _| {})?;
         let get = |k: &str| -> Result<f64> {
             r.metrics
                 .get(k)
