@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::Command;
 use tic_shards::s3test::MotoS3;
 use tic_shards::storage::Location;
 use tic_shards::{npy, Uid};
@@ -50,7 +49,6 @@ fn reshard_stats_and_sizes_on_s3() {
     let Some(s3) = MotoS3::start() else {
         return;
     };
-    let env: Vec<(&str, &str)> = s3.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     s3.create_bucket("tic");
 
     let d = tempfile::tempdir().unwrap();
@@ -84,7 +82,8 @@ fn reshard_stats_and_sizes_on_s3() {
             "25",
         ],
     ));
-    let o = Command::new(env!("CARGO_BIN_EXE_tic-reshard"))
+    let o = s3
+        .command(env!("CARGO_BIN_EXE_tic-reshard"))
         .args([
             "-i",
             "s3://tic/pool",
@@ -96,7 +95,6 @@ fn reshard_stats_and_sizes_on_s3() {
             "--shard-size",
             "25",
         ])
-        .envs(env.iter().copied())
         .output()
         .unwrap();
     ok(&o);
@@ -114,16 +112,16 @@ fn reshard_stats_and_sizes_on_s3() {
         .join("splits/2014/00000001_stats.json")
         .remove()
         .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tic-stats"))
+    let o = s3
+        .command(env!("CARGO_BIN_EXE_tic-stats"))
         .args(["--url", "s3://tic/splits", "-q"])
-        .envs(env.iter().copied())
         .output()
         .unwrap();
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 shards counted (25 samples)"));
-    ok(&Command::new(env!("CARGO_BIN_EXE_tic-sizes"))
+    ok(&s3
+        .command(env!("CARGO_BIN_EXE_tic-sizes"))
         .args(["--url", "s3://tic/splits"])
-        .envs(env.iter().copied())
         .output()
         .unwrap());
     assert_eq!(
@@ -134,9 +132,9 @@ fn reshard_stats_and_sizes_on_s3() {
         "{\"00000000.tar\": 25, \"00000001.tar\": 25, \"00000002.tar\": 10}"
     );
     // And the CLIP_benchmark conversion renames objects in place.
-    ok(&Command::new(env!("CARGO_BIN_EXE_tic-wds-convert"))
+    ok(&s3
+        .command(env!("CARGO_BIN_EXE_tic-wds-convert"))
         .args(["s3://tic/splits/2014", "retrieval"])
-        .envs(env.iter().copied())
         .output()
         .unwrap());
     assert!(bucket.join("splits/2014/2.tar").exists().unwrap());
