@@ -316,18 +316,18 @@ $(REDCAPS_DIR)/splits/.done: $(if $(filter $(REDCAPS_DIR)/annotations,$(REDCAPS_
 	  --seed $(SEED) --test-size $(SPLIT_TEST_SIZE) -q
 	@touch $@
 
+# $(call pack_split,train|test): the time group $*'s split CSV packed into the target's folder.
+pack_split = rm -rf $(@D) && $(BIN)/tic-make-tars --input $(DS_DIR)/splits/$(1)_batch_$(call group_of,$*).csv \
+  --image-dir $(DS_IMAGES) --output-dir $(@D) --datacomp-compat -q
+
 # A time group's train split packed as the training split named by its time; sizes.json, the
 # last file tic-make-tars writes, marks it finished.
 $(DS_TRAIN)/%/sizes.json: $(DS_DIR)/splits/.done
-	rm -rf $(@D)
-	$(BIN)/tic-make-tars --input $(DS_DIR)/splits/train_batch_$(call group_of,$*).csv \
-	  --image-dir $(DS_IMAGES) --output-dir $(@D) --datacomp-compat -q
+	$(call pack_split,train)
 
 # Its test split as a CLIP_benchmark retrieval set at the path the task key names.
 $(DS_EVAL)/%/nshards.txt: $(DS_DIR)/splits/.done
-	rm -rf $(@D)
-	$(BIN)/tic-make-tars --input $(DS_DIR)/splits/test_batch_$(call group_of,$*).csv \
-	  --image-dir $(DS_IMAGES) --output-dir $(@D) --datacomp-compat -q
+	$(call pack_split,test)
 	$(BIN)/tic-wds-convert $(@D) retrieval
 
 yfcc: ## TiC-YFCC15M (synthetic by default): training splits, eval sets, task list
