@@ -15,11 +15,13 @@ pub mod checkpoint;
 pub mod clean;
 pub mod config;
 pub mod cpu_kernels;
+pub mod heap;
 pub mod init;
 pub mod model;
 pub mod nn;
 pub mod preprocess;
 pub mod tokenizer;
+mod vmath;
 
 pub use config::ClipConfig;
 pub use model::Clip;

@@ -93,6 +93,15 @@ impl LayerNorm {
             eps: 1e-5,
         })
     }
+
+    /// Builds from explicit `weight` and `bias` ([dim]), eps 1e-5.
+    pub fn from_tensors(weight: Tensor, bias: Tensor) -> Self {
+        Self {
+            weight,
+            bias,
+            eps: 1e-5,
+        }
+    }
 }
 
 impl Module for LayerNorm {

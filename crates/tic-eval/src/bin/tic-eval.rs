@@ -246,6 +246,7 @@ enum Status {
 
 fn main() {
     let args = Args::parse();
+    tic_model::heap::reuse_freed_buffers();
     tic_shards::cli::init_logging(args.verbose, args.quiet);
     match run(&args) {
         Ok(true) => {}

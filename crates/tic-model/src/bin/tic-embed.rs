@@ -287,6 +287,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    tic_model::heap::reuse_freed_buffers();
     if args.images.is_empty() && args.texts.is_none() {
         bail!("nothing to do: give --images and/or --texts");
     }

@@ -173,6 +173,7 @@ fn to_plan_shard(s: &Shard) -> Result<PlanShard> {
 fn main() -> Result<()> {
     let args = Args::parse();
     tic_shards::cli::init_logging(0, u8::from(args.quiet));
+    tic_model::heap::reuse_freed_buffers();
     run(args)
 }
 
