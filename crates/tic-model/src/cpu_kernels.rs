@@ -167,6 +167,66 @@ struct FusedLinear {
     gelu: bool,
 }
 
+impl FusedLinear {
+    /// Bias and GELU (as configured) on whole `n`-wide output rows.
+    fn epilogue(&self, rows: &mut [f32], n: usize) {
+        if self.bias.is_some() || self.gelu {
+            vmath::bias_gelu_rows(rows, n, self.bias.as_deref(), self.gelu);
+        }
+    }
+}
+
+/// Below this many rows per thread, [`linear`] lets the GEMM parallelise internally instead of
+/// splitting rows across threads.
+const MIN_ROWS_PER_THREAD: usize = 256;
+
+/// `out[m×n] = x[m×k] · wᵀ` for row-major `x` and `w` (`n×k`): MKL's SGEMM with the `mkl`
+/// feature (which threads itself; `par` unused), else the `gemm` crate.
+///
+/// # Safety
+/// `out` must be valid for `m·n` writes; `x` and `w` must hold `m·k` and `n·k` values.
+unsafe fn x_wt(
+    x: &[f32],
+    w: &[f32],
+    out: *mut f32,
+    m: usize,
+    n: usize,
+    k: usize,
+    par: gemm::Parallelism,
+) {
+    debug_assert!(x.len() >= m * k && w.len() >= n * k);
+    #[cfg(feature = "mkl")]
+    {
+        let _ = par;
+        mkl::x_wt(x, w, out, m, n, k);
+    }
+    #[cfg(not(feature = "mkl"))]
+    // SAFETY: per this function's contract; w (n × k row-major) is read as its transpose.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out,
+            1,
+            n as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 impl candle_core::CustomOp2 for FusedLinear {
     fn name(&self) -> &'static str {
         "tic-fused-linear"
@@ -188,40 +248,47 @@ impl candle_core::CustomOp2 for FusedLinear {
         let w = contiguous_f32(sw, lw, self.name())?;
         // The GEMM writes every value (β = 0, dst not read): no zero fill.
         let mut out = Vec::<f32>::with_capacity(rows * n);
-        #[cfg(feature = "mkl")]
-        mkl::x_wt(x, w, out.spare_capacity_mut(), rows, n, k);
-        #[cfg(not(feature = "mkl"))]
-        // SAFETY: x is rows × k (row-major), w is n × k (row-major, read as its transpose
-        // k × n), out has room for rows × n; all bounds follow from the checked shapes.
-        unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
-            );
-        }
-        // SAFETY: the GEMM above wrote all rows × n values.
-        unsafe { out.set_len(rows * n) };
-        if self.bias.is_some() || self.gelu {
+        let threads = rayon::current_num_threads();
+        let per_thread = rows.div_ceil(threads);
+        if cfg!(not(feature = "mkl")) && threads > 1 && per_thread >= MIN_ROWS_PER_THREAD {
+            // One row block per thread, each a single-threaded GEMM followed by the epilogue on
+            // its own rows: 10-15 % faster than the GEMM's internal parallelism (ViT-B-16 at
+            // batch 32, 2 threads) and the epilogue needs no second parallel pass.
+            let out_ptr = OutPtr(out.as_mut_ptr());
+            (0..threads).into_par_iter().for_each(|t| {
+                let r0 = t * per_thread;
+                if r0 >= rows {
+                    return;
+                }
+                let m = per_thread.min(rows - r0);
+                let o = out_ptr;
+                // SAFETY: rows r0..r0+m of x (m × k) and of out (m × n) are inside the checked
+                // shapes; no other task touches these output rows.
+                unsafe {
+                    let dst = o.0.add(r0 * n);
+                    x_wt(&x[r0 * k..], w, dst, m, n, k, gemm::Parallelism::None);
+                    self.epilogue(std::slice::from_raw_parts_mut(dst, m * n), n);
+                }
+            });
+            // SAFETY: the row blocks above cover all rows × n values.
+            unsafe { out.set_len(rows * n) };
+        } else {
+            // SAFETY: out has room for rows × n values, all of which the GEMM writes.
+            unsafe {
+                x_wt(
+                    x,
+                    w,
+                    out.as_mut_ptr(),
+                    rows,
+                    n,
+                    k,
+                    gemm::Parallelism::Rayon(threads),
+                );
+                out.set_len(rows * n);
+            }
             let rows_per_task = (1 << 14) / n.max(1) + 1;
             out.par_chunks_mut(rows_per_task * n)
-                .for_each(|chunk| vmath::bias_gelu_rows(chunk, n, self.bias.as_deref(), self.gelu));
+                .for_each(|chunk| self.epilogue(chunk, n));
         }
         Ok((CpuStorage::F32(out), Shape::from((rows, n))))
     }
@@ -252,19 +319,15 @@ mod mkl {
 
     /// `out[rows×n] = x[rows×k] · wᵀ` for row-major `x` and `w` (`n×k`). In column-major
     /// terms: `outᵀ = w · xᵀ`, i.e. SGEMM('T', 'N', n, rows, k) on the same buffers.
-    pub fn x_wt(
-        x: &[f32],
-        w: &[f32],
-        out: &mut [std::mem::MaybeUninit<f32>],
-        rows: usize,
-        n: usize,
-        k: usize,
-    ) {
-        assert!(x.len() >= rows * k && w.len() >= n * k && out.len() >= rows * n);
+    ///
+    /// # Safety
+    /// `out` must be valid for `rows·n` writes.
+    pub unsafe fn x_wt(x: &[f32], w: &[f32], out: *mut f32, rows: usize, n: usize, k: usize) {
+        assert!(x.len() >= rows * k && w.len() >= n * k);
         let (m_, n_, k_) = (n as i32, rows as i32, k as i32);
         let (t, nt) = (b'T' as c_char, b'N' as c_char);
-        // SAFETY: the buffers hold the sizes asserted above; leading dimensions are the
-        // row lengths of the row-major matrices.
+        // SAFETY: x and w hold the sizes asserted above, out per the contract; leading
+        // dimensions are the row lengths of the row-major matrices.
         unsafe {
             sgemm_(
                 &t,
@@ -278,7 +341,7 @@ mod mkl {
                 x.as_ptr(),
                 &k_,
                 &0.0,
-                out.as_mut_ptr().cast::<f32>(),
+                out,
                 &m_,
             );
         }
