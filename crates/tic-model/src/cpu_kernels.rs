@@ -429,14 +429,24 @@ mod tests {
     #[test]
     fn fused_linear_matches_matmul_bias_gelu() {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1.0, (37, 24), &dev).unwrap();
-        let w = Tensor::randn(0f32, 0.3, (50, 24), &dev).unwrap();
-        let b = Tensor::randn(0f32, 1.0, 50, &dev).unwrap();
-        let plain = x.matmul(&w.t().unwrap()).unwrap();
-        let with_b = plain.broadcast_add(&b).unwrap();
-        assert!(max_diff(&linear(&x, &w, None, false).unwrap(), &plain) < 1e-5);
-        assert!(max_diff(&linear(&x, &w, Some(&b), false).unwrap(), &with_b) < 1e-5);
-        let g = with_b.gelu_erf().unwrap();
-        assert!(max_diff(&linear(&x, &w, Some(&b), true).unwrap(), &g) < 1e-5);
+        // 37 rows: the GEMM's own threading; 1000 and 770 rows on 3 threads: one row block
+        // per thread (334/334/332 and 257/257/256 rows), the epilogue on each block.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for rows in [37, 1000, 770] {
+            let x = Tensor::randn(0f32, 1.0, (rows, 24), &dev).unwrap();
+            let w = Tensor::randn(0f32, 0.3, (50, 24), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, 50, &dev).unwrap();
+            let plain = x.matmul(&w.t().unwrap()).unwrap();
+            let with_b = plain.broadcast_add(&b).unwrap();
+            let g = with_b.gelu_erf().unwrap();
+            pool.install(|| {
+                assert!(max_diff(&linear(&x, &w, None, false).unwrap(), &plain) < 1e-5);
+                assert!(max_diff(&linear(&x, &w, Some(&b), false).unwrap(), &with_b) < 1e-5);
+                assert!(max_diff(&linear(&x, &w, Some(&b), true).unwrap(), &g) < 1e-5);
+            });
+        }
     }
 }
