@@ -8,7 +8,8 @@
 
 /// Serves large allocations from the heap and keeps freed memory for reuse (glibc
 /// `mallopt(M_MMAP_MAX, 0)` and `M_TRIM_THRESHOLD` = 2 GiB): the process keeps its peak
-/// resident memory instead of returning it between batches. Skipped when the user set either
+/// resident memory instead of returning it between batches. Applies fully to the main thread
+/// (where the binaries run the model); other threads' arenas still map buffers over 64 MiB. Skipped when the user set either
 /// knob through glibc's own environment variables (`MALLOC_MMAP_MAX_`,
 /// `MALLOC_TRIM_THRESHOLD_`); a no-op on other C libraries. Call it once, early in `main`.
 pub fn reuse_freed_buffers() {
@@ -25,5 +26,28 @@ pub fn reuse_freed_buffers() {
                 libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    #[test]
+    fn large_buffers_come_from_the_heap() {
+        if std::env::var_os("MALLOC_MMAP_MAX_").is_some() {
+            return;
+        }
+        super::reuse_freed_buffers();
+        // SAFETY: mallinfo2 only reads glibc's allocator statistics.
+        let mmapped = || unsafe { libc::mallinfo2() }.hblkhd;
+        let before = mmapped();
+        // 40 MiB: above glibc's largest mmap threshold (32 MiB) and, as tests run on worker
+        // threads, below a thread arena's heap size (64 MiB).
+        let buf = std::hint::black_box(vec![1u8; 40 << 20]);
+        assert_eq!(
+            mmapped(),
+            before,
+            "a 40 MiB buffer was mmapped (glibc's default)"
+        );
+        drop(buf);
     }
 }
