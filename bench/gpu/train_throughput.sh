@@ -21,10 +21,13 @@ if [ "$mode" = build ]; then
   [ -d .cuda-tk ] || bash ../shared/gpu/setup-cuda-tk.sh .cuda-tk
   # shellcheck disable=SC1091
   source ../shared/gpu/cuda-env.sh .cuda-tk
-  cargo build --release --features tic-train/cuda -p tic-train -p tic-shards --bins
+  # Its own target folder: the CUDA feature set would otherwise rebuild the CPU artifacts.
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
+  cargo build --release --features tic-train/cuda -p tic-train -p tic-shards -p tic-eval \
+    -p tic-model --bins
   mkdir -p .gpu
   for b in tic-train tic-synth; do
-    strip -o ".gpu/$b" "target/release/$b"
+    strip -o ".gpu/$b" "$CARGO_TARGET_DIR/release/$b"
     xz -9 -f -k ".gpu/$b" && rm ".gpu/$b"
   done
   cp ../shared/gpu/device-env.sh .gpu/

@@ -28,26 +28,3 @@ pub fn reuse_freed_buffers() {
         }
     }
 }
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod tests {
-    #[test]
-    fn large_buffers_come_from_the_heap() {
-        if std::env::var_os("MALLOC_MMAP_MAX_").is_some() {
-            return;
-        }
-        super::reuse_freed_buffers();
-        // SAFETY: mallinfo2 only reads glibc's allocator statistics.
-        let mmapped = || unsafe { libc::mallinfo2() }.hblkhd;
-        let before = mmapped();
-        // 40 MiB: above glibc's largest mmap threshold (32 MiB) and, as tests run on worker
-        // threads, below a thread arena's heap size (64 MiB).
-        let buf = std::hint::black_box(vec![1u8; 40 << 20]);
-        assert_eq!(
-            mmapped(),
-            before,
-            "a 40 MiB buffer was mmapped (glibc's default)"
-        );
-        drop(buf);
-    }
-}
