@@ -107,7 +107,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
-.PHONY: bench-mkl all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
+.PHONY: gpu-bundle gpu-dry-run bench-mkl all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
@@ -498,6 +498,15 @@ test-vit-b-32: model-fixtures ## ViT-B-32 parity against OpenCLIP (#[ignore] tes
 # wheels in a venv (~500 MB), built into a separate target folder.
 MKL_VENV ?= out/mkl-venv
 MKL_TARGET ?= target/mkl
+gpu-bundle: ## CUDA build + the one-run GPU check bundled into .gpu/ (docs/train.md)
+	bash bench/gpu/train_throughput.sh build
+
+# A Python with numpy for the dry run's feature comparison (the GPU machine's has it).
+GPU_PY ?= $(PYTHON)
+
+gpu-dry-run: ## The GPU check's script on CPU builds at tiny sizes (GPU_PY: a python with numpy)
+	PY=$(GPU_PY) bash bench/gpu/train_throughput.sh dry-run
+
 bench-mkl: ## ViT-B-16 towers on CPU with MKL GEMMs (docs/model.md)
 	[ -x $(MKL_VENV)/bin/pip ] || $(PYTHON) -m venv $(MKL_VENV)
 	[ -f $(MKL_VENV)/lib/libmkl_core.a ] || $(MKL_VENV)/bin/pip install -q mkl-static==2024.2.2 \
