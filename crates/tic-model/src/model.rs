@@ -86,10 +86,11 @@ impl VisionTransformer {
         let x = x.broadcast_add(&self.positional_embedding)?;
         let x = self.ln_pre.forward(&x)?;
         let x = self.transformer.forward(&x, None)?;
-        let x = self.ln_post.forward(&x)?;
+        // Pool the class token, then `ln_post` (per-token, so the same as normalising every
+        // token first, as OpenCLIP does when `final_ln_after_pool` is off, on 1/197 of the rows).
         // Contiguous for the projection GEMM (MKL refuses the strided view).
         let pooled = x.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
-        pooled.matmul(&self.proj)
+        self.ln_post.forward(&pooled)?.matmul(&self.proj)
     }
 }
 
@@ -169,13 +170,15 @@ impl TextTransformer {
         let x = self.token_embedding.forward(&ids)?;
         let x = x.broadcast_add(&pos)?;
         let x = self.transformer.forward(&x, Some(&mask))?;
-        let x = self.ln_final.forward(&x)?;
-        // A single gather, no host loop.
+        // Gather the end-of-text tokens (a single gather, no host loop), then `ln_final`:
+        // per-token, so the same as normalising every token first, on B rows instead of B·L.
         let d = x.dim(D::Minus1)?;
         let offsets = Tensor::arange_step(0u32, (b * l) as u32, l as u32, ids.device())?;
         let rows = (eot + offsets)?;
         let pooled = x.reshape((b * l, d))?.index_select(&rows, 0)?;
-        pooled.matmul(&self.text_projection)
+        self.ln_final
+            .forward(&pooled)?
+            .matmul(&self.text_projection)
     }
 }
 
