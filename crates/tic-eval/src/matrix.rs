@@ -1,7 +1,7 @@
 //! A minimal row-major `f32` matrix and the blocked `A · Bᵀ` product the metrics are built on.
 //!
 //! Embeddings are stored one row per item (image, caption, class), so every similarity in this
-//! crate is a dot product between two rows: `scores = A · Bᵀ`. [`for_each_score_block`] computes
+//! crate is a dot product between two rows: `scores = A · Bᵀ`. [`for_each_score_row`] computes
 //! that product a block of `A`'s rows at a time (in parallel with rayon, single-threaded `gemm`
 //! per block), hands each block to a callback and drops it, so a 100k × 100k retrieval never
 //! materialises the full score matrix.

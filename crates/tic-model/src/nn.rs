@@ -16,7 +16,7 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// Loads `weight` ([out, in]) and optionally `bias` ([out]) under `vb`.
+    /// Loads `weight` (`[out, in]`) and optionally `bias` (`[out]`) under `vb`.
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = if bias {
@@ -27,7 +27,7 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
-    /// Builds from explicit tensors (`weight` [out, in], `bias` [out]).
+    /// Builds from explicit tensors (`weight` `[out, in]`, `bias` `[out]`).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self { weight, bias }
     }
@@ -85,7 +85,7 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Loads `weight` and `bias` ([dim]) under `vb`.
+    /// Loads `weight` and `bias` (`[dim]`) under `vb`.
     pub fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
         Ok(Self {
             weight: vb.get(dim, "weight")?,
@@ -94,7 +94,7 @@ impl LayerNorm {
         })
     }
 
-    /// Builds from explicit `weight` and `bias` ([dim]), eps 1e-5.
+    /// Builds from explicit `weight` and `bias` (`[dim]`), eps 1e-5.
     pub fn from_tensors(weight: Tensor, bias: Tensor) -> Self {
         Self {
             weight,

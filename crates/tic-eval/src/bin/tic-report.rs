@@ -52,7 +52,7 @@ struct Args {
     output: PathBuf,
 
     /// Sanity-check report.json; exit 1 listing every problem (fewer than 2 steps, an
-    /// incomplete matrix, a missing / non-finite / out-of-[0,1] value, no compute figure).
+    /// incomplete matrix, a missing or non-finite value or one outside 0–1, no compute figure).
     #[arg(long)]
     check: bool,
 
