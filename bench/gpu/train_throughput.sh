@@ -63,7 +63,7 @@ if [ "$mode" = dry-run ]; then
   cargo build --release -q -p tic-train -p tic-shards -p tic-model --bins
   dir=$(mktemp -d)
   bundle "$dir" target/release copy
-  PY=${PY:-python3} DEVICE=cpu MODEL=tiny-test BATCHES="16 32" STEPS=8 PRECISION=fp32 POOL=256 IMAGE_SIZE=64 \
+  DEVICE=cpu MODEL=tiny-test BATCHES="16 32" STEPS=8 PRECISION=fp32 POOL=256 IMAGE_SIZE=64 \
     WORKERS=2 EMBED_N=64 OUT="${OUT:-$dir/out}" bash "$dir/run.sh"
   exit 0
 fi

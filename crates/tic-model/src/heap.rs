@@ -9,9 +9,10 @@
 /// Serves large allocations from the heap and keeps freed memory for reuse (glibc
 /// `mallopt(M_MMAP_MAX, 0)` and `M_TRIM_THRESHOLD` = 2 GiB): the process keeps its peak
 /// resident memory instead of returning it between batches. Applies fully to the main thread
-/// (where the binaries run the model); other threads' arenas still map buffers over 64 MiB. Skipped when the user set either
-/// knob through glibc's own environment variables (`MALLOC_MMAP_MAX_`,
-/// `MALLOC_TRIM_THRESHOLD_`); a no-op on other C libraries. Call it once, early in `main`.
+/// (where the binaries run the model); other threads' arenas still map buffers over 64 MiB.
+/// Skipped when the user set either knob through glibc's own environment variables
+/// (`MALLOC_MMAP_MAX_`, `MALLOC_TRIM_THRESHOLD_`); a no-op on other C libraries. Call it once,
+/// early in `main`.
 pub fn reuse_freed_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -87,11 +87,10 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Loads `weight` and `bias` (`[dim]`) under `vb`.
     pub fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get(dim, "weight")?,
-            bias: vb.get(dim, "bias")?,
-            eps: 1e-5,
-        })
+        Ok(Self::from_tensors(
+            vb.get(dim, "weight")?,
+            vb.get(dim, "bias")?,
+        ))
     }
 
     /// Builds from explicit `weight` and `bias` (`[dim]`), eps 1e-5.

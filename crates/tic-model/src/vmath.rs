@@ -2,13 +2,26 @@
 //! row softmax, written as branch-free straight-line code that the compiler turns into
 //! AVX-512 / AVX2 loops, with one clone per instruction set picked at run time
 //! (`multiversion`), so a generic x86-64 build still runs 16-wide on AVX-512 machines.
-//! (`multiversion`'s own `"simd"` target list leaves AVX-512 out, hence the explicit lists.)
+//! (`multiversion`'s own `"simd"` target list leaves AVX-512 out, hence the explicit list.)
 //!
 //! Accuracy: `exp` is the Cephes single-precision polynomial (≤ 2 ulp on the range used);
 //! GELU uses the Abramowitz–Stegun 7.1.26 `erf` (absolute error ≤ 1.5e-7), the same
 //! approximation as PyTorch's vectorised CPU GELU.
 
 use multiversion::multiversion;
+
+/// Compiles the function once per instruction set below, picked at run time (the one target
+/// list for every dispatched function here).
+macro_rules! dispatched {
+    ($f:item) => {
+        #[multiversion(targets(
+            "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+            "x86_64+avx2+fma",
+            "aarch64+neon"
+        ))]
+        $f
+    };
+}
 
 /// Lanes of the hand-split accumulators (one AVX-512 register of f32).
 const LANES: usize = 16;
@@ -62,89 +75,80 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * one_plus_erf
 }
 
-/// Adds `bias` (length `n`) to every `n`-wide row of `rows`, then applies GELU with `gelu`.
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-pub fn bias_gelu_rows(rows: &mut [f32], n: usize, bias: Option<&[f32]>, gelu_after: bool) {
-    for row in rows.chunks_exact_mut(n) {
-        match (bias, gelu_after) {
-            (Some(b), true) => {
-                for (y, b) in row.iter_mut().zip(b) {
-                    *y = gelu(*y + b);
+dispatched! {
+    /// Adds `bias` (length `n`) to every `n`-wide row of `rows`, then applies GELU with `gelu`.
+    pub fn bias_gelu_rows(rows: &mut [f32], n: usize, bias: Option<&[f32]>, gelu_after: bool) {
+        for row in rows.chunks_exact_mut(n) {
+            match (bias, gelu_after) {
+                (Some(b), true) => {
+                    for (y, b) in row.iter_mut().zip(b) {
+                        *y = gelu(*y + b);
+                    }
                 }
-            }
-            (Some(b), false) => {
-                for (y, b) in row.iter_mut().zip(b) {
-                    *y += b;
+                (Some(b), false) => {
+                    for (y, b) in row.iter_mut().zip(b) {
+                        *y += b;
+                    }
                 }
-            }
-            (None, true) => {
-                for y in row.iter_mut() {
-                    *y = gelu(*y);
+                (None, true) => {
+                    for y in row.iter_mut() {
+                        *y = gelu(*y);
+                    }
                 }
+                (None, false) => {}
             }
-            (None, false) => {}
         }
     }
 }
 
-/// In-place `e^(x − max)` of one score row (after adding `mask` if given); returns the sum
-/// of the exponentials, by which the caller divides (softmax = row / sum).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-pub fn exp_shifted_row(row: &mut [f32], mask: Option<&[f32]>) -> f32 {
-    if let Some(m) = mask {
-        for (x, m) in row.iter_mut().zip(m) {
-            *x += m;
+dispatched! {
+    /// In-place `e^(x − max)` of one score row (after adding `mask` if given); returns the sum
+    /// of the exponentials, by which the caller divides (softmax = row / sum).
+    pub fn exp_shifted_row(row: &mut [f32], mask: Option<&[f32]>) -> f32 {
+        if let Some(m) = mask {
+            for (x, m) in row.iter_mut().zip(m) {
+                *x += m;
+            }
         }
-    }
-    // Lane-wise accumulators so that the reductions vectorise (no reassociation otherwise).
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (a, x) in acc.iter_mut().zip(c) {
-            *a = a.max(*x);
+        // Lane-wise accumulators so that the reductions vectorise (no reassociation otherwise).
+        let mut acc = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for c in &mut chunks {
+            for (a, x) in acc.iter_mut().zip(c) {
+                *a = a.max(*x);
+            }
         }
-    }
-    let max = chunks
-        .remainder()
-        .iter()
-        .chain(&acc)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
-    // A fully masked row stays all-zero (sum 0) rather than NaN.
-    let shift = if max == f32::NEG_INFINITY { 0.0 } else { max };
-    let mut sums = [0f32; LANES];
-    let mut chunks = row.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for (s, x) in sums.iter_mut().zip(c.iter_mut()) {
+        let max = chunks
+            .remainder()
+            .iter()
+            .chain(&acc)
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        // A fully masked row stays all-zero (sum 0) rather than NaN.
+        let shift = if max == f32::NEG_INFINITY { 0.0 } else { max };
+        let mut sums = [0f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for (s, x) in sums.iter_mut().zip(c.iter_mut()) {
+                *x = exp(*x - shift);
+                *s += *x;
+            }
+        }
+        let mut sum: f32 = 0.0;
+        for x in chunks.into_remainder() {
             *x = exp(*x - shift);
-            *s += *x;
+            sum += *x;
         }
+        sum + sums.iter().sum::<f32>()
     }
-    let mut sum: f32 = 0.0;
-    for x in chunks.into_remainder() {
-        *x = exp(*x - shift);
-        sum += *x;
-    }
-    sum + sums.iter().sum::<f32>()
 }
 
-/// `x ·= s`.
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-pub fn scale(x: &mut [f32], s: f32) {
-    for v in x {
-        *v *= s;
+dispatched! {
+    /// `x ·= s`.
+    pub fn scale(x: &mut [f32], s: f32) {
+        for v in x {
+            *v *= s;
+        }
     }
 }
 
