@@ -9,10 +9,13 @@
 //! - [`loss`], [`optim`], [`schedule`]: OpenCLIP's loss, AdamW groups, clipping and cosine
 //!   schedule;
 //! - [`scale`]: the `--scale` table; [`strategy`]: the continual strategies;
-//! - [`trainer`]: the loop, checkpoints and exact resume;
+//! - [`step`]: one optimizer step's gradient on one rank of W (gathered loss, backward,
+//!   gradient all-reduce); [`trainer`]: the loop; [`state`]: the run folder, checkpoints and
+//!   exact resume; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
 //! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end.
 
+pub mod args;
 pub mod eval;
 pub mod loader;
 pub mod loss;
@@ -20,7 +23,10 @@ pub mod optim;
 pub mod plan;
 pub mod scale;
 pub mod schedule;
+pub mod setup;
 pub mod shards;
+pub mod state;
+pub mod step;
 pub mod strategy;
 pub mod trainer;
 pub mod zeroshot;

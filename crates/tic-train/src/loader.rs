@@ -7,6 +7,12 @@
 //! the stream is augmented with an RNG seeded by `(seed, n)`, so the thread count and timing
 //! never change the data. Each batch carries the stream position after it, which is what a
 //! checkpoint stores to resume.
+//!
+//! Data parallelism ([`LoaderOptions::rank`] of [`LoaderOptions::world`]): the stream is cut
+//! into global steps of `world × micro_batches × batch_size` samples; rank r loads the r-th
+//! contiguous slice of each step and hands it out as `micro_batches` batches. The samples, their
+//! augmentation and the positions are those of one process reading the same global step, so W
+//! ranks together see exactly the images one process would.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -157,8 +163,14 @@ pub struct Batch {
 /// Loader settings.
 #[derive(Debug, Clone)]
 pub struct LoaderOptions {
-    /// Samples per batch.
+    /// Samples per batch (per rank and micro-batch).
     pub batch_size: usize,
+    /// Batches per optimizer step on each rank (gradient accumulation rounds).
+    pub micro_batches: usize,
+    /// This process's slice of every global step (0 with one process).
+    pub rank: usize,
+    /// Number of slices a global step is cut into (1 with one process).
+    pub world: usize,
     /// Output image side.
     pub image_size: u32,
     /// Text context length (token ids per caption).
@@ -214,7 +226,8 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Starts loading batches from `start` on `opts.workers` threads.
+    /// Starts loading batches from `start` on `opts.workers` threads. A batch's
+    /// [`Batch::end`] is the stream position after the global step it belongs to.
     pub fn start(
         plan: Arc<Plan>,
         store: ShardStore,
@@ -224,6 +237,12 @@ impl Loader {
         if opts.batch_size == 0 {
             bail!("batch size must be positive");
         }
+        if opts.rank >= opts.world.max(1) {
+            bail!("rank {} of a world of {}", opts.rank, opts.world);
+        }
+        let micro = opts.micro_batches.max(1);
+        let slice = opts.batch_size * micro;
+        let step_len = slice * opts.world.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.workers.max(1))
             .thread_name(|i| format!("tic-train-loader-{i}"))
@@ -234,49 +253,53 @@ impl Loader {
             .name("tic-train-loader".into())
             .spawn(move || {
                 let mut it = plan.iter_from(start);
-                loop {
-                    let items: Vec<(SampleId, Position)> =
-                        (&mut it).take(opts.batch_size).collect();
-                    let end = items.last().expect("infinite stream").1;
-                    let rows: Result<Vec<(Vec<f32>, Vec<u32>)>> = pool.install(|| {
-                        items
-                            .par_iter()
-                            .map(|(id, pos)| {
-                                load_train_sample(
-                                    &store,
-                                    *id,
-                                    pos.consumed - 1,
-                                    opts.image_size,
-                                    opts.context_length,
-                                    opts.seed,
-                                )
-                            })
-                            .collect()
-                    });
-                    let batch = rows.map(|rows| {
-                        let s = opts.image_size as usize;
-                        let mut images = Vec::with_capacity(rows.len() * 3 * s * s);
-                        let mut tokens = Vec::with_capacity(rows.len() * opts.context_length);
-                        for (p, t) in rows {
-                            images.extend_from_slice(&p);
-                            tokens.extend_from_slice(&t);
+                'steps: loop {
+                    let mut step: Vec<(SampleId, Position)> = (&mut it).take(step_len).collect();
+                    let end = step.last().expect("infinite stream").1;
+                    let mine: Vec<_> = step
+                        .drain(opts.rank * slice..(opts.rank + 1) * slice)
+                        .collect();
+                    for items in mine.chunks(opts.batch_size) {
+                        let rows: Result<Vec<(Vec<f32>, Vec<u32>)>> = pool.install(|| {
+                            items
+                                .par_iter()
+                                .map(|(id, pos)| {
+                                    load_train_sample(
+                                        &store,
+                                        *id,
+                                        pos.consumed - 1,
+                                        opts.image_size,
+                                        opts.context_length,
+                                        opts.seed,
+                                    )
+                                })
+                                .collect()
+                        });
+                        let batch = rows.map(|rows| {
+                            let s = opts.image_size as usize;
+                            let mut images = Vec::with_capacity(rows.len() * 3 * s * s);
+                            let mut tokens = Vec::with_capacity(rows.len() * opts.context_length);
+                            for (p, t) in rows {
+                                images.extend_from_slice(&p);
+                                tokens.extend_from_slice(&t);
+                            }
+                            Batch {
+                                images,
+                                tokens,
+                                size: items.len(),
+                                image_size: s,
+                                inputs: items
+                                    .iter()
+                                    .map(|(id, _)| plan.shards()[id.shard as usize].input)
+                                    .collect(),
+                                ids: items.iter().map(|x| x.0).collect(),
+                                end,
+                            }
+                        });
+                        let failed = batch.is_err();
+                        if tx.send(batch).is_err() || failed {
+                            break 'steps;
                         }
-                        Batch {
-                            images,
-                            tokens,
-                            size: items.len(),
-                            image_size: s,
-                            inputs: items
-                                .iter()
-                                .map(|(id, _)| plan.shards()[id.shard as usize].input)
-                                .collect(),
-                            ids: items.iter().map(|x| x.0).collect(),
-                            end,
-                        }
-                    });
-                    let failed = batch.is_err();
-                    if tx.send(batch).is_err() || failed {
-                        break;
                     }
                 }
             })

@@ -1,21 +1,15 @@
-//! The training loop: OpenCLIP's `train_one_epoch` (contrastive loss, gradient accumulation
-//! with feature caching, clipping, AdamW, logit-scale clamp, cosine schedule) with DataComp's
-//! output layout and exact, atomic resumption.
+//! The training loop: OpenCLIP's `train_one_epoch` (cosine schedule, clipping, AdamW,
+//! logit-scale clamp, non-finite steps skipped) around the data-parallel step of [`crate::step`],
+//! with DataComp's output layout ([`crate::state`]) and exact, atomic resumption.
 //!
-//! Output layout under `{output_dir}/{exp_name}/`:
-//! - `checkpoints/epoch_N.safetensors`, `checkpoints/epoch_latest.safetensors`: model weights
-//!   with OpenCLIP names (load with `open_clip.create_model(arch)` + `load_state_dict`);
-//! - `checkpoints/train_state.json` + `checkpoints/state_stepNNNNNNNN.safetensors`: everything
-//!   to resume exactly (weights, AdamW moments and per-parameter steps, step, epoch, data
-//!   position; the RNG is a pure function of seed and position). The JSON is written last and
-//!   names its tensor file, so a kill at any moment leaves a consistent pair;
-//! - `metrics.jsonl`: one JSON line per optimizer step;
-//! - `out.log`, `params.txt`, `params.yaml`, `model_config.json`, `info.json` (written by the
-//!   CLI).
+//! One process is the W = 1 case of the same loop. Under W ranks every rank runs the same
+//! number of steps on its slice of each global batch, holds identical weights and optimizer
+//! state (gradients are averaged before the update; the weights are broadcast from rank 0 at
+//! the start), and rank 0 alone writes the run folder.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,15 +17,18 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
-use tic_model::checkpoint::{load_trainable, save_varmap_safetensors, StateDict};
+use tic_dist::{Comm, Solo};
+use tic_model::checkpoint::{load_trainable, StateDict};
 use tic_model::init::{new_trainable, param_specs};
 use tic_model::{Clip, ClipConfig};
 
 use crate::loader::{Batch, Loader, LoaderOptions, ShardStore};
-use crate::loss::{clip_logits, clip_loss, distillation_loss};
 use crate::optim::{clamp_logit_scale, clip_grad_norm, grad_norm, AdamW, AdamWConfig};
-use crate::plan::{Plan, Position};
+use crate::plan::{Plan, Position, Sampling};
 use crate::schedule::{cosine_lr, StepCounts};
+use crate::state::Checkpoint;
+pub use crate::state::{read_state, RunDir, TrainState};
+use crate::step::Objective;
 
 /// Numeric precision of the forward/backward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -91,22 +88,32 @@ pub struct TrainOptions {
     pub max_nonfinite: u64,
     /// Zero-shot classification set evaluated at every epoch end (`--imagenet_val`).
     pub imagenet_val: Option<crate::zeroshot::ZeroShotVal>,
+    /// Backpropagate through the feature all-gather (OpenCLIP `--gather-with-grad`; always
+    /// on in DataComp). Only matters with several ranks.
+    pub gather_with_grad: bool,
 }
 
 impl TrainOptions {
-    /// The step counts of this run (OpenCLIP arithmetic).
+    /// The step counts of this run on one process (OpenCLIP arithmetic).
     pub fn counts(&self) -> StepCounts {
+        self.counts_for(1)
+    }
+
+    /// The step counts of this run on `world` ranks (the per-rank batch is
+    /// `global_batch // (world·accum_freq)`, as DataComp's train.py).
+    pub fn counts_for(&self, world: usize) -> StepCounts {
         StepCounts::new(
             self.train_num_samples,
             self.global_batch,
             self.num_checkpoints,
             self.workers as u64,
             self.accum_freq,
-            1,
+            world as u64,
         )
     }
 
-    fn fingerprint(&self) -> serde_json::Value {
+    /// The settings a resumed run must share with the saved one.
+    pub fn fingerprint(&self) -> serde_json::Value {
         serde_json::json!({
             "model": self.model,
             "global_batch": self.global_batch,
@@ -123,7 +130,7 @@ impl TrainOptions {
 }
 
 /// Where the weights come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Init {
     /// OpenCLIP random init with the run's seed.
     Scratch,
@@ -131,69 +138,6 @@ pub enum Init {
     Weights(PathBuf),
     /// Exact resumption from a `train_state.json`.
     Resume(PathBuf),
-}
-
-/// The saved training state (`train_state.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Optimizer steps done.
-    pub step: u64,
-    /// Completed epochs.
-    pub epoch: u64,
-    /// Total optimizer steps of the run.
-    pub total_steps: u64,
-    /// Loader position after the last step.
-    pub data_position: Position,
-    /// Tensor file (weights and optimizer state), relative to the JSON.
-    pub tensors: String,
-    /// Steps skipped for non-finite loss or gradients so far.
-    pub skipped_steps: u64,
-    /// Settings that must not change on resume.
-    pub fingerprint: serde_json::Value,
-}
-
-/// The run folder `{output_dir}/{exp_name}`.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    /// Its path.
-    pub root: PathBuf,
-}
-
-impl RunDir {
-    /// A run folder (created when needed).
-    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        std::fs::create_dir_all(root.join("checkpoints"))
-            .with_context(|| format!("creating {}", root.join("checkpoints").display()))?;
-        Ok(Self { root })
-    }
-    /// `checkpoints/`.
-    pub fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoints")
-    }
-    /// `checkpoints/train_state.json`.
-    pub fn state_json(&self) -> PathBuf {
-        self.checkpoints().join("train_state.json")
-    }
-    /// `checkpoints/epoch_latest.safetensors`.
-    pub fn latest(&self) -> PathBuf {
-        self.checkpoints().join("epoch_latest.safetensors")
-    }
-    /// `metrics.jsonl`.
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
-    }
-    /// Appends a line to `out.log` (and logs it).
-    pub fn log(&self, line: &str) {
-        tracing::info!("{line}");
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.root.join("out.log"))
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
 }
 
 /// What a run did.
@@ -209,12 +153,14 @@ pub struct TrainSummary {
     pub first_loss: Option<f64>,
     /// Mean loss of the last 10 steps of this invocation.
     pub last_loss: Option<f64>,
-    /// Mean samples/s over this invocation's steps.
+    /// Mean samples/s (global) over this invocation's steps.
     pub samples_per_s: f64,
-    /// Samples drawn per input (`::` entry) in this invocation.
+    /// Samples drawn per input (`::` entry) in this invocation, over all ranks.
     pub samples_per_input: Vec<u64>,
     /// Steps skipped because of non-finite values.
     pub skipped_steps: u64,
+    /// Samples per optimizer step (global batch as run).
+    pub batch: u64,
 }
 
 fn named_vars(cfg: &ClipConfig, vm: &VarMap) -> Result<Vec<(String, Var)>> {
@@ -231,19 +177,8 @@ fn named_vars(cfg: &ClipConfig, vm: &VarMap) -> Result<Vec<(String, Var)>> {
         .collect()
 }
 
-/// Reads a `train_state.json` and its tensors.
-pub fn read_state(json: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
-    let st: TrainState = serde_json::from_slice(
-        &std::fs::read(json).with_context(|| format!("reading {}", json.display()))?,
-    )
-    .with_context(|| format!("{}: not a tic-train state file", json.display()))?;
-    let tpath = json.parent().unwrap_or(Path::new(".")).join(&st.tensors);
-    let t = candle_core::safetensors::load(&tpath, &Device::Cpu)
-        .with_context(|| format!("reading {} (named by {})", tpath.display(), json.display()))?;
-    Ok((st, t))
-}
-
-fn build_model(
+/// The model for a forward pass from the trainable (f32 master) variables, in `precision`.
+pub fn build_model(
     cfg: &ClipConfig,
     vars: &[(String, Var)],
     precision: Precision,
@@ -260,16 +195,6 @@ fn build_model(
     Ok(Clip::new(cfg, VarBuilder::from_tensors(map, dtype, dev))?)
 }
 
-/// Appends one JSON line to `path` (created if missing).
-fn append_line(path: &Path, v: &serde_json::Value) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{v}").with_context(|| format!("writing {}", path.display()))
-}
-
 fn to_device(b: &Batch, dev: &Device) -> Result<(Tensor, Tensor)> {
     let s = b.image_size;
     let imgs = Tensor::from_slice(&b.images, (b.size, 3, s, s), dev)?;
@@ -277,29 +202,169 @@ fn to_device(b: &Batch, dev: &Device) -> Result<(Tensor, Tensor)> {
     Ok((imgs, toks))
 }
 
-fn f32(t: &Tensor) -> candle_core::Result<Tensor> {
-    t.to_dtype(DType::F32)
+/// The trainable state of a run on one rank: weights, optimizer, progress.
+struct Session {
+    vm: VarMap,
+    vars: Vec<(String, Var)>,
+    opt: AdamW,
+    step: u64,
+    position: Position,
+    skipped: u64,
 }
 
-/// Loss for one (image, text) feature set, with the optional LwF term.
-fn total_loss(
-    img: &Tensor,
-    txt: &Tensor,
-    scale: &Tensor,
-    teacher_logits: Option<&(Tensor, Tensor)>,
-    distill_weight: f64,
-) -> Result<Tensor> {
-    let mut loss = clip_loss(img, txt, scale)?;
-    if let Some(tl) = teacher_logits {
-        let (si, st) = clip_logits(img, txt, scale)?;
-        let d = distillation_loss((&si, &st), (&tl.0, &tl.1))?;
-        loss = (loss + (d * distill_weight)?)?;
+impl Session {
+    /// Weights from `init` (scratch, a checkpoint's weights, or an exact resume), identical on
+    /// every rank: rank 0's are broadcast.
+    fn start(
+        comm: &dyn Comm,
+        opts: &TrainOptions,
+        sampling: Sampling,
+        run: &RunDir,
+        init: &Init,
+        device: &Device,
+    ) -> Result<Self> {
+        let cfg = &opts.model;
+        let vm = match init {
+            Init::Scratch | Init::Resume(_) => new_trainable(cfg, opts.seed, DType::F32, device)?.0,
+            Init::Weights(p) => {
+                run.log(&format!(
+                    "initialising weights from {} (new run: fresh optimizer, schedule and step)",
+                    p.display()
+                ));
+                load_trainable(cfg, p, DType::F32, device)?.0
+            }
+        };
+        let vars = named_vars(cfg, &vm)?;
+        let mut s = Self {
+            opt: AdamW::new(vars.clone(), opts.adamw),
+            vm,
+            vars,
+            step: 0,
+            position: Position::default(),
+            skipped: 0,
+        };
+        if let Init::Resume(json) = init {
+            s.resume(comm, opts, sampling, run, json, device)?;
+        }
+        s.broadcast_weights(comm)?;
+        Ok(s)
     }
-    Ok(loss)
+
+    fn resume(
+        &mut self,
+        comm: &dyn Comm,
+        opts: &TrainOptions,
+        sampling: Sampling,
+        run: &RunDir,
+        json: &std::path::Path,
+        device: &Device,
+    ) -> Result<()> {
+        let (st, t) = read_state(json)?;
+        if st.fingerprint != opts.fingerprint() {
+            bail!(
+                "{}: the run was started with other settings ({}); now {}",
+                json.display(),
+                st.fingerprint,
+                opts.fingerprint()
+            );
+        }
+        for (n, v) in &self.vars {
+            let x = t
+                .get(&format!("model/{n}"))
+                .with_context(|| format!("{}: no tensor model/{n}", json.display()))?;
+            v.set(&x.to_dtype(DType::F32)?.to_device(device)?)?;
+        }
+        self.opt.load_state(&t, &json.display().to_string())?;
+        self.step = st.step;
+        self.skipped = st.skipped_steps;
+        let world = comm.size();
+        self.position = if st.data_positions.len() == world {
+            st.data_positions[comm.rank()]
+        } else if sampling == Sampling::WithoutReplacement || world == 1 {
+            st.data_position
+        } else {
+            bail!(
+                "{}: saved by {} rank(s) drawing their own resampled streams; resume with the same \
+                 number of ranks (now {world})",
+                json.display(),
+                st.data_positions.len().max(1)
+            );
+        };
+        run.log(&format!(
+            "resuming at step {}/{} from {}",
+            st.step,
+            st.total_steps,
+            json.display()
+        ));
+        Ok(())
+    }
+
+    /// Rank 0's weights on every rank (as DDP does when it wraps the model).
+    fn broadcast_weights(&self, comm: &dyn Comm) -> Result<()> {
+        if comm.size() == 1 {
+            return Ok(());
+        }
+        for (_, v) in &self.vars {
+            let mut buf = v.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            comm.broadcast_f32(0, &mut buf)?;
+            v.set(&Tensor::from_vec(buf, v.shape(), v.device())?)?;
+        }
+        Ok(())
+    }
+
+    /// Clips, checks and applies the synchronised gradients; returns (gradient norm, applied).
+    fn apply(
+        &mut self,
+        opts: &TrainOptions,
+        mut grads: Vec<Option<Tensor>>,
+        loss: f64,
+        lr: f64,
+        logit_scale: &Var,
+        run: &RunDir,
+    ) -> Result<(f64, bool)> {
+        let norm = match opts.grad_clip_norm {
+            Some(m) => clip_grad_norm(&mut grads, m)?,
+            None => grad_norm(&grads)?,
+        };
+        let finite = loss.is_finite() && norm.is_finite();
+        if finite {
+            self.opt.step(&grads, lr)?;
+            clamp_logit_scale(logit_scale)?;
+            return Ok((norm, true));
+        }
+        self.skipped += 1;
+        run.log(&format!(
+            "step {}: non-finite loss ({loss}) or gradient norm ({norm}); step skipped ({} so far)",
+            self.step + 1,
+            self.skipped
+        ));
+        if self.skipped > opts.max_nonfinite {
+            bail!(
+                "stopping at step {}: {} steps had non-finite loss or gradients",
+                self.step + 1,
+                self.skipped
+            );
+        }
+        Ok((norm, false))
+    }
+
+    /// Every rank's loader position, in rank order (a collective).
+    fn positions(&self, comm: &dyn Comm) -> Result<Vec<Position>> {
+        let p = self.position;
+        let all = comm.all_gather_u64(&[p.block, p.offset, p.consumed])?;
+        Ok(all
+            .chunks_exact(3)
+            .map(|c| Position {
+                block: c[0],
+                offset: c[1],
+                consumed: c[2],
+            })
+            .collect())
+    }
 }
 
-/// Trains (or resumes) a run. `teacher` enables LwF; `patch_from` (the previous model's
-/// weights) enables weight patching at the end.
+/// Trains (or resumes) a run in one process. `teacher` enables LwF; `patch_from` (the
+/// previous model's weights) enables weight patching at the end.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     opts: &TrainOptions,
@@ -311,99 +376,80 @@ pub fn train(
     patch_from: Option<&StateDict>,
     device: &Device,
 ) -> Result<TrainSummary> {
+    train_distributed(
+        &Solo, opts, plan, store, run, init, teacher, patch_from, device,
+    )
+}
+
+/// [`train`] as one rank of `comm`: every rank calls it with the same arguments (the plan,
+/// the init); each trains on its slice of every global batch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_distributed(
+    comm: &dyn Comm,
+    opts: &TrainOptions,
+    plan: Arc<Plan>,
+    store: ShardStore,
+    run: &RunDir,
+    init: &Init,
+    teacher: Option<&Clip>,
+    patch_from: Option<&StateDict>,
+    device: &Device,
+) -> Result<TrainSummary> {
     let cfg = &opts.model;
-    let counts = opts.counts();
-    if counts.steps_per_epoch == 0 {
+    let (rank, world) = (comm.rank(), comm.size());
+    let counts = opts.counts_for(world);
+    if counts.steps_per_epoch == 0 || counts.loader_batch == 0 {
         bail!(
-            "no optimizer step: train_num_samples {} / num_checkpoints {} is less than one batch of {}",
+            "no optimizer step: train_num_samples {} / num_checkpoints {} is less than one batch of {} \
+             (or the batch is smaller than {world} ranks × {} accumulation rounds)",
             opts.train_num_samples,
             opts.num_checkpoints,
-            opts.global_batch
+            opts.global_batch,
+            opts.accum_freq
         );
     }
     let total = counts.total_steps;
-    let vm = match init {
-        Init::Scratch | Init::Resume(_) => new_trainable(cfg, opts.seed, DType::F32, device)?.0,
-        Init::Weights(p) => {
-            run.log(&format!(
-                "initialising weights from {} (new run: fresh optimizer, schedule and step)",
-                p.display()
-            ));
-            load_trainable(cfg, p, DType::F32, device)?.0
-        }
-    };
-    let vars = named_vars(cfg, &vm)?;
-    let mut opt = AdamW::new(vars.clone(), opts.adamw);
-    let mut start = 0u64;
-    let mut pos = Position::default();
-    let mut skipped = 0u64;
-    if let Init::Resume(json) = init {
-        let (st, t) = read_state(json)?;
-        if st.fingerprint != opts.fingerprint() {
-            bail!(
-                "{}: the run was started with other settings ({}); now {}",
-                json.display(),
-                st.fingerprint,
-                opts.fingerprint()
-            );
-        }
-        for (n, v) in &vars {
-            let x = t
-                .get(&format!("model/{n}"))
-                .with_context(|| format!("{}: no tensor model/{n}", json.display()))?;
-            v.set(&x.to_dtype(DType::F32)?.to_device(device)?)?;
-        }
-        opt.load_state(&t, &json.display().to_string())?;
-        start = st.step;
-        pos = st.data_position;
-        skipped = st.skipped_steps;
-        run.log(&format!(
-            "resuming at step {start}/{total} from {}",
-            json.display()
-        ));
-    }
-    // Keep the metrics of the steps before `start` only (a killed run may have logged more).
-    let metrics_path = run.metrics();
-    if metrics_path.exists() {
-        let text = std::fs::read_to_string(&metrics_path)?;
-        let kept: String = text
-            .lines()
-            .filter(|l| {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                    .is_some_and(|s| s <= start)
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
-        tic_shards::atomic::write_atomic(&metrics_path, kept.as_bytes())?;
-    }
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .with_context(|| format!("opening {}", metrics_path.display()))?;
-
-    let mut model = build_model(cfg, &vars, opts.precision, device)?;
-    let logit_var = vars
+    let accum = opts.accum_freq.max(1);
+    let batch = counts.loader_batch * accum;
+    run.remove_stale_temps()?;
+    let mut s = Session::start(comm, opts, plan.sampling(), run, init, device)?;
+    let start = s.step;
+    let mut metrics = run.open_metrics(start)?;
+    let mut model = build_model(cfg, &s.vars, opts.precision, device)?;
+    let logit_var = s
+        .vars
         .iter()
         .find(|(n, _)| n == "logit_scale")
         .map(|(_, v)| v.clone())
         .context("no logit_scale parameter")?;
+    // Resampled streams are drawn per rank (the plan's seed is the rank's); the stream without
+    // replacement is global and cut into rank slices.
+    let (slice_rank, slices) = match plan.sampling() {
+        Sampling::WithoutReplacement => (rank, world),
+        Sampling::Resampled => (0, 1),
+    };
     let mut loader = Loader::start(
         plan.clone(),
         store,
         LoaderOptions {
-            batch_size: counts.loader_batch as usize,
+            batch_size: (counts.loader_batch / world as u64) as usize,
+            micro_batches: accum as usize,
+            rank: slice_rank,
+            world: slices,
             image_size: cfg.vision_cfg.image_size as u32,
             context_length: cfg.text_cfg.context_length,
             workers: opts.workers,
             prefetch: opts.prefetch,
-            seed: opts.seed,
+            seed: opts.seed + if slices == 1 { rank as u64 } else { 0 },
         },
-        pos,
+        s.position,
     )?;
-    let pb = tic_shards::cli::progress(total, "steps", opts.quiet);
+    let objective = Objective {
+        comm,
+        gather_with_grad: opts.gather_with_grad,
+        distill_weight: opts.distill_weight,
+    };
+    let pb = tic_shards::cli::progress(total, "steps", opts.quiet || rank != 0);
     pb.set_position(start);
     pb.set_message("train");
     let t0 = Instant::now();
@@ -411,140 +457,62 @@ pub fn train(
     let mut recent: Vec<f64> = Vec::new();
     let mut per_input = vec![0u64; plan.shards().iter().map(|s| s.input + 1).max().unwrap_or(0)];
     let mut done_here = 0u64;
-    let mut step = start;
-    while step < total {
+    while s.step < total {
         if opts.stop_after_steps.is_some_and(|n| done_here >= n) {
             break;
         }
         let ts = Instant::now();
-        let lr = cosine_lr(opts.lr, opts.warmup, total, step);
-        let mut batches = Vec::new();
-        for _ in 0..opts.accum_freq.max(1) {
-            let b = loader.next_batch()?;
+        let lr = cosine_lr(opts.lr, opts.warmup, total, s.step);
+        let batches = (0..accum)
+            .map(|_| loader.next_batch())
+            .collect::<Result<Vec<_>>>()?;
+        for b in &batches {
             for &i in &b.inputs {
                 per_input[i] += 1;
             }
-            batches.push(b);
         }
         let data_s = ts.elapsed().as_secs_f64();
-        pos = batches.last().expect("accum >= 1").end;
+        s.position = batches.last().expect("accum >= 1").end;
         if opts.precision == Precision::Bf16 {
-            model = build_model(cfg, &vars, opts.precision, device)?;
+            model = build_model(cfg, &s.vars, opts.precision, device)?;
         }
         let inputs: Vec<(Tensor, Tensor)> = batches
             .iter()
             .map(|b| to_device(b, device))
             .collect::<Result<_>>()?;
-        let teacher_logits: Vec<Option<(Tensor, Tensor)>> = inputs
-            .iter()
-            .map(|(im, tk)| -> Result<Option<(Tensor, Tensor)>> {
-                let Some(t) = teacher else { return Ok(None) };
-                let (ti, tt, ts) = t.forward(im, tk)?;
-                let (a, b) = clip_logits(&f32(&ti)?, &f32(&tt)?, &f32(&ts)?)?;
-                Ok(Some((a.detach(), b.detach())))
-            })
-            .collect::<Result<_>>()?;
-        let (loss_value, mut grads) = if inputs.len() == 1 {
-            let (im, tk) = &inputs[0];
-            let (i, t, s) = model.forward(im, tk)?;
-            let loss = total_loss(
-                &f32(&i)?,
-                &f32(&t)?,
-                &f32(&s)?,
-                teacher_logits[0].as_ref(),
-                opts.distill_weight,
-            )?;
-            let g = loss.backward()?;
-            (loss.to_scalar::<f32>()? as f64, opt.grads(&g))
-        } else {
-            // OpenCLIP's accumulation: cache every round's features without gradient, then
-            // recompute each round with gradient against the others' cached features.
-            let cached: Vec<(Tensor, Tensor)> = inputs
-                .iter()
-                .map(|(im, tk)| -> Result<(Tensor, Tensor)> {
-                    let (i, t, _) = model.forward(im, tk)?;
-                    Ok((f32(&i)?.detach(), f32(&t)?.detach()))
-                })
-                .collect::<Result<_>>()?;
-            let mut sum: Vec<Option<Tensor>> = vec![None; vars.len()];
-            let mut last = 0.0;
-            for (j, (im, tk)) in inputs.iter().enumerate() {
-                let (i, t, s) = model.forward(im, tk)?;
-                let mut imgs: Vec<Tensor> = cached.iter().map(|c| c.0.clone()).collect();
-                let mut txts: Vec<Tensor> = cached.iter().map(|c| c.1.clone()).collect();
-                imgs[j] = f32(&i)?;
-                txts[j] = f32(&t)?;
-                let all_i = Tensor::cat(&imgs, 0)?;
-                let all_t = Tensor::cat(&txts, 0)?;
-                let mut loss = clip_loss(&all_i, &all_t, &f32(&s)?)?;
-                if let Some((a, b)) = &teacher_logits[j] {
-                    // Distillation per round, on the round's own batch.
-                    let (si, st) = clip_logits(&f32(&i)?, &f32(&t)?, &f32(&s)?)?;
-                    let d = distillation_loss((&si, &st), (a, b))?;
-                    loss = (loss + (d * opts.distill_weight)?)?;
-                }
-                let g = loss.backward()?;
-                for (acc, gi) in sum.iter_mut().zip(opt.grads(&g)) {
-                    *acc = match (acc.take(), gi) {
-                        (Some(a), Some(b)) => Some((a + b)?),
-                        (a, b) => a.or(b),
-                    };
-                }
-                last = loss.to_scalar::<f32>()? as f64;
-            }
-            (last, sum)
-        };
-        let norm = match opts.grad_clip_norm {
-            Some(m) => clip_grad_norm(&mut grads, m)?,
-            None => grad_norm(&grads)?,
-        };
-        let finite = loss_value.is_finite() && norm.is_finite();
-        if finite {
-            opt.step(&grads, lr)?;
-            clamp_logit_scale(&logit_var)?;
-        } else {
-            skipped += 1;
-            run.log(&format!(
-                "step {}: non-finite loss ({loss_value}) or gradient norm ({norm}); step skipped ({skipped} so far)",
-                step + 1
-            ));
-            if skipped > opts.max_nonfinite {
-                bail!(
-                    "stopping at step {}: {skipped} steps had non-finite loss or gradients",
-                    step + 1
-                );
-            }
-        }
-        step += 1;
+        let g = objective.gradients(&model, teacher, &inputs, &s.opt)?;
+        let (norm, applied) = s.apply(opts, g.grads, g.loss, lr, &logit_var, run)?;
+        s.step += 1;
         done_here += 1;
+        let step = s.step;
         let dt = ts.elapsed().as_secs_f64();
         let ls: f32 = logit_var.as_tensor().to_scalar()?;
-        let sps = counts.loader_batch as f64 * opts.accum_freq.max(1) as f64 / dt;
-        let line = serde_json::json!({
-            "step": step,
-            "epoch": (step - 1) / counts.steps_per_epoch,
-            "loss": loss_value,
-            "lr": lr,
-            "logit_scale": ls,
-            "scale": (ls as f64).exp(),
-            "grad_norm": norm,
-            "samples_per_s": sps,
-            "data_wait_s": data_s,
-            "step_s": dt,
-            "skipped": !finite,
-        });
-        writeln!(metrics, "{line}")?;
-        first_loss.get_or_insert(loss_value);
-        recent.push(loss_value);
+        if let Some(f) = metrics.as_mut() {
+            let line = serde_json::json!({
+                "step": step,
+                "epoch": (step - 1) / counts.steps_per_epoch,
+                "loss": g.loss,
+                "lr": lr,
+                "logit_scale": ls,
+                "scale": (ls as f64).exp(),
+                "grad_norm": norm,
+                "samples_per_s": batch as f64 / dt,
+                "data_wait_s": data_s,
+                "step_s": dt,
+                "skipped": !applied,
+            });
+            writeln!(f, "{line}")?;
+        }
+        first_loss.get_or_insert(g.loss);
+        recent.push(g.loss);
         if recent.len() > 10 {
             recent.remove(0);
         }
         pb.set_position(step);
-        pb.set_message(format!("loss {loss_value:.4}"));
-        let end_of_epoch = step % counts.steps_per_epoch == 0;
+        pb.set_message(format!("loss {:.4}", g.loss));
         if step == total {
             if let Some(prev) = patch_from {
-                patch_weights(&vars, prev, opts.patch_alpha)?;
+                patch_weights(&s.vars, prev, opts.patch_alpha)?;
                 run.log(&format!(
                     "patched: θ = {:.3}·θ_prev + {:.3}·θ",
                     1.0 - opts.patch_alpha,
@@ -552,46 +520,76 @@ pub fn train(
                 ));
             }
         }
+        let end_of_epoch = step % counts.steps_per_epoch == 0;
         if end_of_epoch || (opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0) {
             let epoch = step / counts.steps_per_epoch;
-            let keep_epoch = end_of_epoch
-                && (step == total || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0));
-            save_checkpoint(
-                opts, run, &vm, &opt, step, epoch, total, pos, skipped, keep_epoch,
-            )?;
+            let positions = s.positions(comm)?;
+            Checkpoint {
+                config: cfg,
+                vars: &s.vm,
+                opt: &s.opt,
+                state: TrainState {
+                    step,
+                    epoch,
+                    total_steps: total,
+                    data_position: positions[0],
+                    data_positions: positions,
+                    tensors: String::new(),
+                    skipped_steps: s.skipped,
+                    fingerprint: opts.fingerprint(),
+                },
+                keep_epoch: end_of_epoch
+                    && (step == total
+                        || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0)),
+            }
+            .save(run)?;
             if end_of_epoch {
                 run.log(&format!(
-                    "epoch {epoch} done at step {step}/{total}: loss {loss_value:.4}, lr {lr:.3e}, logit_scale {ls:.4}"
+                    "epoch {epoch} done at step {step}/{total}: loss {:.4}, lr {lr:.3e}, logit_scale {ls:.4}",
+                    g.loss
                 ));
-                if let Some(val) = &opts.imagenet_val {
-                    let model = build_model(cfg, &vars, Precision::Fp32, device)?;
+                if let (Some(val), true) = (&opts.imagenet_val, run.writer) {
+                    let model = build_model(cfg, &s.vars, Precision::Fp32, device)?;
                     let r = pb.suspend(|| val.evaluate(model, device))?;
-                    append_line(
-                        &run.checkpoints().join("results.jsonl"),
-                        &r.record(epoch, step),
-                    )?;
+                    run.append_checkpoint_line("results.jsonl", &r.record(epoch, step))?;
                     run.log(&r.log_line(epoch));
                 }
             }
         }
     }
     pb.finish_and_clear();
-    metrics.flush()?;
+    if let Some(f) = metrics.as_mut() {
+        f.flush()?;
+    }
+    let per_input = sum_over_ranks(comm, &per_input)?;
     let el = t0.elapsed().as_secs_f64();
     Ok(TrainSummary {
-        steps: step,
+        steps: s.step,
         total_steps: total,
-        finished: step == total,
+        finished: s.step == total,
         first_loss,
         last_loss: (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64),
         samples_per_s: if el > 0.0 {
-            (done_here * counts.loader_batch * opts.accum_freq.max(1)) as f64 / el
+            (done_here * batch) as f64 / el
         } else {
             0.0
         },
         samples_per_input: per_input,
-        skipped_steps: skipped,
+        skipped_steps: s.skipped,
+        batch,
     })
+}
+
+/// Element-wise sum of every rank's counts.
+fn sum_over_ranks(comm: &dyn Comm, counts: &[u64]) -> Result<Vec<u64>> {
+    let all = comm.all_gather_u64(counts)?;
+    let mut out = vec![0u64; counts.len()];
+    for chunk in all.chunks_exact(counts.len().max(1)) {
+        for (o, c) in out.iter_mut().zip(chunk) {
+            *o += c;
+        }
+    }
+    Ok(out)
 }
 
 /// `θ ← (1−α)·θ_prev + α·θ` for every parameter.
@@ -604,73 +602,6 @@ pub fn patch_weights(vars: &[(String, Var)], prev: &StateDict, alpha: f64) -> Re
             .to_device(v.device())?;
         let mixed = ((p * (1.0 - alpha))? + (v.as_tensor() * alpha)?)?;
         v.set(&mixed)?;
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn save_checkpoint(
-    opts: &TrainOptions,
-    run: &RunDir,
-    vm: &VarMap,
-    opt: &AdamW,
-    step: u64,
-    epoch: u64,
-    total: u64,
-    pos: Position,
-    skipped: u64,
-    keep_epoch: bool,
-) -> Result<()> {
-    let cfg = &opts.model;
-    let ck = run.checkpoints();
-    // 1. Model weights for OpenCLIP.
-    save_varmap_safetensors(cfg, vm, &run.latest())?;
-    if keep_epoch {
-        tic_shards::atomic::copy_file(
-            &run.latest(),
-            &ck.join(format!("epoch_{epoch}.safetensors")),
-        )?;
-    }
-    // 2. The resumable state: tensors, then the JSON naming them.
-    let mut t: HashMap<String, Tensor> = HashMap::new();
-    for (n, v) in &opt
-        .params
-        .iter()
-        .map(|p| (p.name.clone(), p.var.clone()))
-        .collect::<Vec<_>>()
-    {
-        t.insert(
-            format!("model/{n}"),
-            v.as_tensor()
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?,
-        );
-    }
-    for (k, v) in opt.state_tensors()? {
-        t.insert(k, v.to_device(&Device::Cpu)?.contiguous()?);
-    }
-    let tname = format!("state_step{step:08}.safetensors");
-    tic_model::checkpoint::write_safetensors_atomic(&t, &ck.join(&tname))?;
-    let st = TrainState {
-        step,
-        epoch,
-        total_steps: total,
-        data_position: pos,
-        tensors: tname.clone(),
-        skipped_steps: skipped,
-        fingerprint: opts.fingerprint(),
-    };
-    tic_shards::atomic::write_atomic(
-        run.state_json(),
-        serde_json::to_string_pretty(&st)?.as_bytes(),
-    )
-    .with_context(|| format!("writing {}", run.state_json().display()))?;
-    // 3. Older state tensors are now unreferenced.
-    for e in std::fs::read_dir(&ck)? {
-        let name = e?.file_name().to_string_lossy().into_owned();
-        if name.starts_with("state_step") && name.ends_with(".safetensors") && name != tname {
-            let _ = std::fs::remove_file(ck.join(name));
-        }
     }
     Ok(())
 }

@@ -74,6 +74,7 @@ fn options(steps: u64, batch: u64) -> TrainOptions {
         quiet: true,
         max_nonfinite: 10,
         imagenet_val: None,
+        gather_with_grad: true,
     }
 }
 
@@ -89,6 +90,9 @@ fn tiny_clip_learns_on_the_synthetic_pool() {
         store.clone(),
         LoaderOptions {
             batch_size: 64,
+            micro_batches: 1,
+            rank: 0,
+            world: 1,
             image_size: 32,
             context_length: 32,
             workers: 2,

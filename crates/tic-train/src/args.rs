@@ -1,0 +1,146 @@
+//! The `tic-train` command line: DataComp's `train.py` flags (with the TiC patch) plus the
+//! continual strategies and the data-parallel options. See docs/train.md and
+//! docs/distributed.md.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::strategy::Strategy;
+
+/// `tic-train`'s arguments.
+#[derive(Parser, Debug, Clone, Serialize)]
+#[command(
+    name = "tic-train",
+    rename_all = "snake_case",
+    version,
+    about = "Train CLIP on WebDataset shards (DataComp train.py flags), with the TiC-CLIP continual strategies",
+    long_about = "Train CLIP on WebDataset shards. Flags follow DataComp's train.py (with the TiC patch); \
+outputs follow its layout: OUTPUT_DIR/EXP_NAME/{checkpoints/epoch_N.safetensors, checkpoints/epoch_latest.safetensors, \
+params.txt, params.yaml, out.log, metrics.jsonl, model_config.json, info.json, compute.json}.\n\n\
+Continual learning: pass every time split so far in --data_dir (oldest first, joined by ::) and --strategy; \
+the run is step t = number of splits - first_step_splits, its name defaults to STRATEGY_LASTSPLIT, and warm \
+starts load OUTPUT_DIR/STRATEGY_PREVSPLIT/checkpoints/epoch_latest.safetensors.\n\n\
+Data parallel (a build with --features mpi): `mpirun -np W tic-train ...` or `srun --mpi=pmix tic-train ...`; \
+--batch_size stays the global batch (W ranks x accum_freq rounds x per-rank batch), rank 0 writes the run \
+folder, and rerunning the same command resumes. See docs/distributed.md."
+)]
+pub struct TrainArgs {
+    /// Compute scale: tic_debug, tic_medium, tic_large, tic_xlarge (TiC patch values) or tiny (CPU tests/demo).
+    #[arg(long)]
+    pub scale: String,
+    /// Shard folders or .tar files, several joined by `::` (local paths or object-store URLs).
+    #[arg(long)]
+    pub data_dir: String,
+    /// Sampling weight per --data_dir entry, joined by `::` (per shard, with replacement only).
+    #[arg(long)]
+    pub data_weights: Option<String>,
+    /// Where runs are written.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Run name (default: SCALE_scale, or STRATEGY_LASTSPLIT with --strategy).
+    #[arg(long)]
+    pub exp_name: Option<String>,
+    /// Model architecture (overrides the scale's): an OpenCLIP name or a model-config JSON file.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Global batch size (overrides the scale's; results are then not comparable).
+    #[arg(long)]
+    pub batch_size: Option<u64>,
+    /// Peak learning rate (overrides the scale's).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Samples seen in this run (overrides the scale's per-step budget).
+    #[arg(long)]
+    pub train_num_samples: Option<u64>,
+    /// Warmup steps (overrides the scale's).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Sample shards with replacement (OpenCLIP resampled shards; what DataComp always did).
+    /// Without it, every sample is seen exactly once per pass.
+    #[arg(long)]
+    pub dataset_resampled: bool,
+    /// With --resume PATH: load weights only (fresh optimizer, schedule and step).
+    #[arg(long)]
+    pub new_run: bool,
+    /// `latest` (continue this run if it has a saved state) or a checkpoint: a train_state.json
+    /// (exact resume) or model weights (.safetensors or OpenCLIP epoch_N.pt: weights only).
+    #[arg(long, default_value = "latest")]
+    pub resume: String,
+    /// Number of checkpoints ("epochs") the budget is cut into (DataComp default 5).
+    #[arg(long, default_value_t = 5)]
+    pub num_checkpoints: u64,
+    /// Keep epoch_N every this many epochs (0: the last only), as OpenCLIP.
+    #[arg(long, default_value_t = 0)]
+    pub save_frequency: u64,
+    /// Also save a resumable state every this many steps (0: at epoch ends only).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u64,
+    /// Random seed (model init, data order, augmentation).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// fp32, or bf16 (mixed: bf16 compute, f32 master weights; `amp_bf16` is accepted too).
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    pub grad_clip_norm: Option<f64>,
+    /// Gradient accumulation rounds per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub accum_freq: u64,
+    /// Zero-shot classification set evaluated at the end of every epoch, as OpenCLIP's ImageNet
+    /// validation: any WebDataset classification set in CLIP_benchmark layout (shards in DIR/test/
+    /// or DIR/). Results go to checkpoints/results.jsonl (imagenet-zeroshot-val-top1/top5) and
+    /// out.log.
+    #[arg(long, value_name = "DIR")]
+    pub imagenet_val: Option<PathBuf>,
+    /// Images / prompts per forward pass of the --imagenet_val evaluation.
+    #[arg(long, default_value_t = 64)]
+    pub imagenet_val_batch_size: usize,
+    /// Loader worker threads (OpenCLIP also rounds the batches per epoch to a multiple of it).
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Write a line to out.log every this many steps (metrics.jsonl gets every step).
+    #[arg(long, default_value_t = 100)]
+    pub log_every_n_steps: u64,
+    /// Continual-learning strategy; --data_dir then lists every time split so far, oldest first.
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// How many leading --data_dir entries form the first time step (TiC: 2014+2015+2016 = 3).
+    #[arg(long, default_value_t = 1)]
+    pub first_step_splits: usize,
+    /// Previous step's model for warm starts, LwF and patching (default: found by name).
+    #[arg(long)]
+    pub prev_checkpoint: Option<PathBuf>,
+    /// Weight of the LwF distillation loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub lwf_weight: f64,
+    /// Patching: weight α of the newly trained model in θ = (1−α)·θ_prev + α·θ_new.
+    #[arg(long, default_value_t = 0.5)]
+    pub patching_alpha: f64,
+    /// Shards mixed per shuffle block.
+    #[arg(long, default_value_t = 8)]
+    pub shards_per_block: usize,
+    /// Batches prepared ahead.
+    #[arg(long, default_value_t = 4)]
+    pub prefetch: usize,
+    /// cpu, cuda, or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Only time the data loader for this many batches (no training), then exit.
+    #[arg(long)]
+    pub loader_benchmark: Option<u64>,
+    /// Backpropagate through the feature all-gather of data-parallel training (OpenCLIP
+    /// `--gather-with-grad`, which DataComp always sets). `false` only differentiates each
+    /// rank's own features' terms: a different gradient, for comparison.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub gather_with_grad: bool,
+    /// Collectives under mpirun/srun: `auto` (NCCL on CUDA devices when built with the `nccl`
+    /// feature, else MPI), `mpi`, or `nccl`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "mpi", "nccl"])]
+    pub dist_backend: String,
+    /// Quieter (no progress bar).
+    #[arg(short, long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,544 @@
+//! From `tic-train`'s command line to a run: the collectives and device, the data (strategy
+//! mixture, sampling plan), the run folder and its parameters, where the weights come from
+//! (scratch, warm start, exact resume), then the run and its summary files.
+//!
+//! Every rank resolves the same setup from the same arguments; what depends on the run
+//! folder's contents (`--resume latest`) is decided on rank 0 and broadcast.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use tic_dist::{Comm, HostComm};
+use tic_model::checkpoint::{load_clip, load_state_dict, StateDict};
+use tic_model::{Clip, ClipConfig};
+
+use crate::args::TrainArgs;
+use crate::loader::{Loader, LoaderOptions, ShardStore};
+use crate::optim::AdamWConfig;
+use crate::plan::{Plan, PlanShard, Position, Sampling};
+use crate::scale::{scale, ScaleConfig as Scale};
+use crate::shards::{input_shards, Shard};
+use crate::strategy::{allocation, keep_subset, Strategy};
+use crate::trainer::{train_distributed, Init, Precision, RunDir, TrainOptions, TrainSummary};
+use crate::zeroshot::ZeroShotVal;
+
+/// Runs `tic-train` as one rank of the job `host` (MPI, or one process): picks the device
+/// (`cuda:local_rank`) and the collectives, then trains. With several ranks, a failure on any
+/// rank is reported naming it and ends every rank.
+pub fn run(args: &TrainArgs, host: HostComm) -> Result<()> {
+    spread_cpu_threads(host.local_size());
+    let dev = device(&args.device, host.local_rank())?;
+    let comm = collectives(&args.dist_backend, host, &dev)?;
+    let comm = comm.as_ref();
+    tic_dist::or_abort(comm, "tic-train", || run_rank(args, comm, &dev))
+}
+
+/// With several ranks on one machine, each gets its share of the cores for its compute
+/// threads (unless `RAYON_NUM_THREADS` is set), instead of every rank using all of them.
+fn spread_cpu_threads(local_ranks: usize) {
+    if local_ranks > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Set before any compute thread pool starts (rayon's and Candle's read it).
+        std::env::set_var(
+            "RAYON_NUM_THREADS",
+            (cores / local_ranks).max(1).to_string(),
+        );
+    }
+}
+
+fn device(name: &str, local_rank: usize) -> Result<Device> {
+    Ok(match name {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(local_rank)
+            .with_context(|| format!("--device cuda:{local_rank} (build with --features cuda)"))?,
+        "auto" => Device::cuda_if_available(local_rank)?,
+        other => bail!("--device {other:?}: expected cpu, cuda or auto"),
+    })
+}
+
+/// The collectives for `backend` on `dev`: NCCL on CUDA (feature `nccl`), else the host's.
+fn collectives(backend: &str, host: HostComm, dev: &Device) -> Result<Box<dyn Comm>> {
+    let nccl = match backend {
+        "nccl" => true,
+        "auto" => dev.is_cuda() && cfg!(feature = "nccl") && host.size() > 1,
+        _ => false,
+    };
+    if !nccl {
+        return Ok(Box::new(host));
+    }
+    #[cfg(feature = "nccl")]
+    {
+        Ok(Box::new(tic_dist::NcclComm::new(host, dev)?))
+    }
+    #[cfg(not(feature = "nccl"))]
+    {
+        let _ = host;
+        bail!("--dist_backend nccl needs a build with the `nccl` feature (cargo build --features nccl)")
+    }
+}
+
+fn split_name(entry: &str) -> String {
+    entry
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(entry)
+        .trim_end_matches(".tar")
+        .to_string()
+}
+
+fn to_plan_shard(s: &Shard) -> Result<PlanShard> {
+    Ok(PlanShard {
+        samples: u32::try_from(s.samples)
+            .with_context(|| format!("{}: too many samples for one shard", s.location))?,
+        weight: s.weight,
+        subset: None,
+        input: s.input,
+    })
+}
+
+/// The training data: shards, the strategy's mixture and the sampling plan.
+pub struct DataSetup {
+    /// `--data_dir` entries (`::`-separated).
+    pub entries: Vec<String>,
+    /// Every shard of every entry.
+    pub shards: Vec<Shard>,
+    /// Time step `t` of this run (strategy mode; 0 otherwise).
+    pub t: usize,
+    /// Samples seen in the run (the scale's budget, times the strategy's multiplier).
+    pub budget: u64,
+    /// The sampling plan.
+    pub plan: Arc<Plan>,
+    /// The shards' locations, opened on demand.
+    pub store: ShardStore,
+}
+
+impl DataSetup {
+    /// Resolves `--data_dir`, `--data_weights`, `--strategy` and the sampling mode. With
+    /// `--dataset_resampled` each rank draws its own stream (seed + rank, as OpenCLIP).
+    pub fn resolve(args: &TrainArgs, sc: &Scale, rank: usize) -> Result<Self> {
+        let entries: Vec<String> = args.data_dir.split("::").map(str::to_string).collect();
+        let shards = input_shards(&args.data_dir, args.data_weights.as_deref())?;
+        let k0 = args.first_step_splits.max(1);
+        let step_of = |input: usize| input.saturating_sub(k0 - 1);
+        let num_steps = step_of(entries.len() - 1) + 1;
+        let t = num_steps - 1;
+        let mut budget = args.train_num_samples.unwrap_or(sc.train_num_samples);
+        let mut plan_shards: Vec<PlanShard> = Vec::new();
+        if let Some(strategy) = args.strategy {
+            if args.data_weights.is_some() {
+                bail!(
+                    "--data_weights cannot be combined with --strategy (the strategy sets the mixture)"
+                );
+            }
+            let mut sizes = vec![0u64; num_steps];
+            for s in &shards {
+                sizes[step_of(s.input)] += s.samples;
+            }
+            let alloc = allocation(strategy, &sizes, t)?;
+            for (step, n) in alloc.iter().enumerate() {
+                let mut group: Vec<PlanShard> = shards
+                    .iter()
+                    .filter(|s| step_of(s.input) == step)
+                    .map(to_plan_shard)
+                    .collect::<Result<_>>()?;
+                if *n == Some(0) {
+                    // Not drawn: keep the shards (so indices match) but empty.
+                    for g in &mut group {
+                        g.subset = Some(Arc::new(Vec::new()));
+                        g.weight = 0.0;
+                    }
+                } else {
+                    keep_subset(&mut group, *n, args.seed, step);
+                }
+                plan_shards.extend(group);
+            }
+            budget *= strategy.budget_multiplier(t);
+            if rank == 0 {
+                tracing::info!(
+                    "strategy {} at time step {t}: samples per step {sizes:?}, allocation {alloc:?}, budget {budget}",
+                    strategy.name(),
+                );
+            }
+        } else {
+            plan_shards = shards.iter().map(to_plan_shard).collect::<Result<_>>()?;
+        }
+        if args.data_weights.is_some() && !args.dataset_resampled {
+            bail!(
+                "--data_weights need sampling with replacement (--dataset_resampled), as in OpenCLIP"
+            );
+        }
+        let (sampling, plan_seed) = if args.dataset_resampled {
+            (Sampling::Resampled, args.seed + rank as u64)
+        } else {
+            (Sampling::WithoutReplacement, args.seed)
+        };
+        let plan = Arc::new(Plan::new(
+            plan_shards,
+            sampling,
+            plan_seed,
+            args.shards_per_block,
+        )?);
+        let store = ShardStore::new(shards.iter().map(|s| s.location.clone()).collect());
+        Ok(Self {
+            entries,
+            shards,
+            t,
+            budget,
+            plan,
+            store,
+        })
+    }
+
+    /// The run's default name: `STRATEGY_LASTSPLIT`, or `SCALE_scale`.
+    fn exp_name(&self, args: &TrainArgs, sc: &Scale) -> String {
+        args.exp_name
+            .clone()
+            .unwrap_or_else(|| match args.strategy {
+                Some(s) => format!(
+                    "{}_{}",
+                    s.name(),
+                    split_name(self.entries.last().expect("≥ 1"))
+                ),
+                None => format!("{}_scale", sc.name),
+            })
+    }
+
+    /// The previous time step's model (warm starts, LwF, patching): `--prev_checkpoint`, or the
+    /// run named after the previous step's last split.
+    fn previous_checkpoint(&self, args: &TrainArgs) -> Option<PathBuf> {
+        let k0 = args.first_step_splits.max(1);
+        match (args.strategy, &args.prev_checkpoint) {
+            (_, Some(p)) => Some(p.clone()),
+            (Some(s), None) if self.t > 0 => {
+                let last_prev = &self.entries[self.t - 1 + k0 - 1];
+                Some(
+                    args.output_dir
+                        .join(format!("{}_{}", s.name(), split_name(last_prev)))
+                        .join("checkpoints/epoch_latest.safetensors"),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `--loader_benchmark N`: times the data loader alone and prints one JSON line.
+fn loader_benchmark(
+    args: &TrainArgs,
+    sc: &Scale,
+    cfg: &ClipConfig,
+    data: DataSetup,
+    n: u64,
+) -> Result<()> {
+    let b = args.batch_size.unwrap_or(sc.batch_size) as usize;
+    let mut l = Loader::start(
+        data.plan,
+        data.store,
+        LoaderOptions {
+            batch_size: b,
+            micro_batches: 1,
+            rank: 0,
+            world: 1,
+            image_size: cfg.vision_cfg.image_size as u32,
+            context_length: cfg.text_cfg.context_length,
+            workers: args.workers,
+            prefetch: args.prefetch,
+            seed: args.seed,
+        },
+        Position::default(),
+    )?;
+    l.next_batch()?; // warm-up: opens the first shards
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        l.next_batch()?;
+    }
+    let s = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"batches": n, "batch_size": b, "workers": args.workers,
+            "image_size": cfg.vision_cfg.image_size, "seconds": s,
+            "samples_per_s": (n as f64 * b as f64) / s})
+    );
+    Ok(())
+}
+
+/// Where the weights come from: an exact resume of this run (`--resume latest` with a saved
+/// state), a warm start from the previous step, an explicit `--resume PATH`, or scratch.
+/// Decided on rank 0 (it looks at the run folder) and broadcast.
+fn resolve_init(
+    args: &TrainArgs,
+    comm: &dyn Comm,
+    run_dir: &RunDir,
+    warm_start: Option<&PathBuf>,
+) -> Result<Init> {
+    let decided = if comm.rank() == 0 {
+        let init = init_on_rank0(args, run_dir, warm_start)?;
+        serde_json::to_vec(&init)?
+    } else {
+        Vec::new()
+    };
+    let bytes = comm.broadcast_bytes(0, decided)?;
+    serde_json::from_slice(&bytes).context("the resume decision broadcast by rank 0")
+}
+
+fn init_on_rank0(args: &TrainArgs, run_dir: &RunDir, warm_start: Option<&PathBuf>) -> Result<Init> {
+    if args.resume == "latest" {
+        return Ok(if run_dir.state_json().exists() {
+            Init::Resume(run_dir.state_json())
+        } else if let Some(p) = warm_start {
+            Init::Weights(p.clone())
+        } else {
+            Init::Scratch
+        });
+    }
+    let p = PathBuf::from(&args.resume);
+    if !p.exists() {
+        bail!("--resume {}: no such file", p.display());
+    }
+    if p.extension().is_some_and(|e| e == "json") {
+        if !args.new_run {
+            return Ok(Init::Resume(p));
+        }
+        let (_, t) = crate::trainer::read_state(&p)?;
+        let sd: StateDict = t
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("model/").map(|n| (n.to_string(), v)))
+            .collect();
+        let tmp = run_dir.checkpoints().join("init_weights.safetensors");
+        tic_model::checkpoint::write_safetensors_atomic(&sd, &tmp)?;
+        return Ok(Init::Weights(tmp));
+    }
+    if !args.new_run {
+        tracing::warn!(
+            "--resume {}: a model file holds weights only; optimizer, schedule and step start fresh (as --new_run)",
+            p.display()
+        );
+    }
+    Ok(Init::Weights(p))
+}
+
+fn precision(name: &str) -> Result<Precision> {
+    Ok(match name {
+        "fp32" => Precision::Fp32,
+        "bf16" | "amp_bf16" | "amp_bfloat16" => Precision::Bf16,
+        other => bail!(
+            "--precision {other:?} is not supported: use fp32 or bf16 (mixed bf16, f32 master weights)"
+        ),
+    })
+}
+
+fn options(args: &TrainArgs, sc: &Scale, cfg: &ClipConfig, budget: u64) -> Result<TrainOptions> {
+    Ok(TrainOptions {
+        model: cfg.clone(),
+        global_batch: args.batch_size.unwrap_or(sc.batch_size),
+        lr: args.lr.unwrap_or(sc.learning_rate),
+        warmup: args.warmup.unwrap_or(sc.warmup),
+        train_num_samples: budget,
+        num_checkpoints: args.num_checkpoints.max(1),
+        workers: args.workers.max(1),
+        accum_freq: args.accum_freq.max(1),
+        seed: args.seed,
+        grad_clip_norm: args.grad_clip_norm,
+        precision: precision(&args.precision)?,
+        save_frequency: args.save_frequency,
+        checkpoint_every: args.checkpoint_every,
+        adamw: AdamWConfig {
+            beta2: sc.beta2.unwrap_or(0.98),
+            ..AdamWConfig::default()
+        },
+        distill_weight: args.lwf_weight,
+        patch_alpha: args.patching_alpha,
+        prefetch: args.prefetch,
+        shards_per_block: args.shards_per_block,
+        stop_after_steps: None,
+        quiet: args.quiet,
+        max_nonfinite: 10,
+        imagenet_val: args
+            .imagenet_val
+            .as_deref()
+            .map(|d| ZeroShotVal::open(d, args.imagenet_val_batch_size, args.workers))
+            .transpose()?,
+        gather_with_grad: args.gather_with_grad,
+    })
+}
+
+/// One rank's whole run: setup, training, summary files.
+fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
+    let (rank, world) = (comm.rank(), comm.size());
+    let sc: &Scale = scale(&args.scale)?;
+    let model_name = args.model.clone().unwrap_or_else(|| sc.model.to_string());
+    let cfg = crate::scale::model_config(&model_name)?;
+    if let Some(b) = args.batch_size.filter(|&b| b != sc.batch_size && rank == 0) {
+        tracing::warn!(
+            "--batch_size {b} overrides scale {}'s {}: results are not comparable to the benchmark",
+            sc.name,
+            sc.batch_size
+        );
+    }
+    let data = DataSetup::resolve(args, sc, rank)?;
+    if let Some(n) = args.loader_benchmark {
+        return loader_benchmark(args, sc, &cfg, data, n);
+    }
+    let exp_name = data.exp_name(args, sc);
+    let run_dir = RunDir::for_rank(args.output_dir.join(&exp_name), rank)?;
+    let prev = data.previous_checkpoint(args);
+    let uses_prev = args.strategy.is_some_and(|s| s.warm_start()) && data.t > 0;
+    if uses_prev {
+        let p = prev.as_ref().expect("set above");
+        if !p.exists() {
+            bail!(
+                "{}: the previous time step's checkpoint is missing; train step {} first or pass --prev_checkpoint",
+                p.display(),
+                data.t - 1
+            );
+        }
+    }
+    let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
+    let opts = options(args, sc, &cfg, data.budget)?;
+    check_batch_split(&opts, world, rank);
+    write_params(&run_dir, args, &opts, &model_name, &exp_name, world)?;
+    let teacher: Option<Clip> = match (args.strategy, &prev) {
+        (Some(Strategy::Lwf), Some(p)) if data.t > 0 => Some(load_clip(&cfg, p, DType::F32, dev)?),
+        _ => None,
+    };
+    let patch: Option<StateDict> = match (args.strategy, &prev) {
+        (Some(Strategy::Patching), Some(p)) if data.t > 0 => Some(load_state_dict(p)?),
+        _ => None,
+    };
+    let counts = opts.counts_for(world);
+    run_dir.log(&format!(
+        "tic-train {exp_name}: {} on {} shards ({} samples per pass, {:?}), {} steps of {} samples ({} epochs of {} steps), device {:?}, {} rank(s) ({})",
+        model_name,
+        data.shards.len(),
+        data.plan.pass_len(),
+        data.plan.sampling(),
+        counts.total_steps,
+        counts.loader_batch * opts.accum_freq,
+        counts.epochs,
+        counts.steps_per_epoch,
+        dev,
+        world,
+        comm.backend(),
+    ));
+    let summary = train_distributed(
+        comm,
+        &opts,
+        data.plan.clone(),
+        data.store.clone(),
+        &run_dir,
+        &init,
+        teacher.as_ref(),
+        patch.as_ref(),
+        dev,
+    )?;
+    write_summary(&run_dir, args, sc, &model_name, &summary)
+}
+
+/// Warns when the global batch does not split evenly over ranks and accumulation rounds
+/// (DataComp floors the per-rank batch, so the global batch run is smaller).
+fn check_batch_split(opts: &TrainOptions, world: usize, rank: usize) {
+    let parts = world as u64 * opts.accum_freq.max(1);
+    if rank == 0 && opts.global_batch % parts != 0 {
+        tracing::warn!(
+            "--batch_size {} is not a multiple of {world} ranks × {} accumulation rounds: each rank takes {} per round, a global batch of {}",
+            opts.global_batch,
+            opts.accum_freq,
+            opts.global_batch / parts,
+            opts.global_batch / parts * parts
+        );
+    }
+}
+
+fn write_summary(
+    run_dir: &RunDir,
+    args: &TrainArgs,
+    sc: &Scale,
+    model_name: &str,
+    summary: &TrainSummary,
+) -> Result<()> {
+    run_dir.log(&format!(
+        "done: {}/{} steps, loss {:?} -> {:?}, {:.1} samples/s, samples per input {:?}, skipped steps {}",
+        summary.steps,
+        summary.total_steps,
+        summary.first_loss,
+        summary.last_loss,
+        summary.samples_per_s,
+        summary.samples_per_input,
+        summary.skipped_steps
+    ));
+    let info = serde_json::json!({
+        "scale": sc.name,
+        "checkpoint": run_dir.latest(),
+        "scale_config": sc,
+        "data_dir": args.data_dir,
+        "strategy": args.strategy,
+        "model": model_name,
+    });
+    run_dir.write("info.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
+    // Training compute of this model (what `tic-metrics` reads as `{time}/compute.json`):
+    // global samples, whatever the number of ranks.
+    let compute = serde_json::json!({
+        "samples_seen": summary.steps * summary.batch,
+        "steps": summary.steps,
+        "batch_size": summary.batch,
+        "finished": summary.finished,
+    });
+    run_dir.write(
+        "compute.json",
+        serde_json::to_string_pretty(&compute)?.as_bytes(),
+    )
+}
+
+fn write_params(
+    run: &RunDir,
+    args: &TrainArgs,
+    opts: &TrainOptions,
+    model_name: &str,
+    exp_name: &str,
+    world: usize,
+) -> Result<()> {
+    if !run.writer {
+        return Ok(());
+    }
+    let counts = opts.counts_for(world);
+    let mut v = serde_json::to_value(args)?;
+    let m = v.as_object_mut().expect("struct");
+    m.insert("name".into(), exp_name.into());
+    m.insert("model".into(), model_name.into());
+    m.insert("batch_size".into(), opts.global_batch.into());
+    m.insert("lr".into(), opts.lr.into());
+    m.insert("warmup".into(), opts.warmup.into());
+    m.insert("train_num_samples".into(), opts.train_num_samples.into());
+    m.insert("beta1".into(), opts.adamw.beta1.into());
+    m.insert("beta2".into(), opts.adamw.beta2.into());
+    m.insert("eps".into(), opts.adamw.eps.into());
+    m.insert("wd".into(), opts.adamw.weight_decay.into());
+    m.insert("lr_scheduler".into(), "cosine".into());
+    m.insert("total_steps".into(), counts.total_steps.into());
+    m.insert("steps_per_epoch".into(), counts.steps_per_epoch.into());
+    m.insert("world_size".into(), world.into());
+    m.insert(
+        "batch_size_per_rank".into(),
+        (counts.loader_batch / world as u64).into(),
+    );
+    let mut keys: Vec<_> = m.keys().cloned().collect();
+    keys.sort();
+    let txt: String = keys
+        .iter()
+        .map(|k| {
+            let val = &m[k];
+            let s = match val {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "None".into(),
+                other => other.to_string(),
+            };
+            format!("{k}: {s}\n")
+        })
+        .collect();
+    run.write("params.txt", txt.as_bytes())?;
+    run.write("params.yaml", serde_yaml::to_string(&v)?.as_bytes())?;
+    run.write("model_config.json", opts.model.to_json_string().as_bytes())
+}

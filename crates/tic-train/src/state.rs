@@ -1,0 +1,253 @@
+//! The run folder and the resumable training state: what is written where, and how a run
+//! comes back after a kill.
+//!
+//! Layout under `{output_dir}/{exp_name}/` (DataComp's, written by rank 0 only):
+//! - `checkpoints/epoch_N.safetensors`, `checkpoints/epoch_latest.safetensors`: model weights
+//!   with OpenCLIP names (load with `open_clip.create_model(arch)` + `load_state_dict`);
+//! - `checkpoints/train_state.json` + `checkpoints/state_stepNNNNNNNN.safetensors`: everything
+//!   to resume exactly (weights, AdamW moments and per-parameter steps, step, epoch, every
+//!   rank's data position; the RNG is a pure function of seed and position). The JSON is
+//!   written last and names its tensor file, so a kill at any moment leaves a consistent pair;
+//! - `metrics.jsonl`: one JSON line per optimizer step;
+//! - `out.log`, `params.txt`, `params.yaml`, `model_config.json`, `info.json`, `compute.json`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use tic_model::checkpoint::save_varmap_safetensors;
+use tic_model::ClipConfig;
+
+use crate::optim::AdamW;
+use crate::plan::Position;
+
+/// The saved training state (`train_state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Completed epochs.
+    pub epoch: u64,
+    /// Total optimizer steps of the run.
+    pub total_steps: u64,
+    /// Loader position after the last step (rank 0's; the global stream position when sampling
+    /// without replacement).
+    pub data_position: Position,
+    /// Every rank's loader position, in rank order (ranks draw their own streams with
+    /// `--dataset_resampled`); empty in states written before data parallelism.
+    #[serde(default)]
+    pub data_positions: Vec<Position>,
+    /// Tensor file (weights and optimizer state), relative to the JSON.
+    pub tensors: String,
+    /// Steps skipped for non-finite loss or gradients so far.
+    pub skipped_steps: u64,
+    /// Settings that must not change on resume.
+    pub fingerprint: serde_json::Value,
+}
+
+/// The run folder `{output_dir}/{exp_name}`. Only the writer (rank 0) creates or writes it;
+/// other ranks' handles only log.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// Its path.
+    pub root: PathBuf,
+    /// True on the process that writes the run's files (rank 0).
+    pub writer: bool,
+}
+
+impl RunDir {
+    /// A run folder, created when needed (by the writer only).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::for_rank(root, 0)
+    }
+
+    /// The run folder as rank `rank` sees it: rank 0 creates and writes it.
+    pub fn for_rank(root: impl Into<PathBuf>, rank: usize) -> Result<Self> {
+        let root = root.into();
+        let writer = rank == 0;
+        if writer {
+            std::fs::create_dir_all(root.join("checkpoints"))
+                .with_context(|| format!("creating {}", root.join("checkpoints").display()))?;
+        }
+        Ok(Self { root, writer })
+    }
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    /// `checkpoints/train_state.json`.
+    pub fn state_json(&self) -> PathBuf {
+        self.checkpoints().join("train_state.json")
+    }
+    /// `checkpoints/epoch_latest.safetensors`.
+    pub fn latest(&self) -> PathBuf {
+        self.checkpoints().join("epoch_latest.safetensors")
+    }
+    /// `metrics.jsonl`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+    /// Appends a line to `out.log` and logs it (the writer); other ranks log at debug level.
+    pub fn log(&self, line: &str) {
+        if !self.writer {
+            tracing::debug!("{line}");
+            return;
+        }
+        tracing::info!("{line}");
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("out.log"))
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    /// Writes `bytes` to `name` in the run folder atomically (the writer only).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        if self.writer {
+            let p = self.root.join(name);
+            tic_shards::atomic::write_atomic(&p, bytes)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        Ok(())
+    }
+    /// Removes temporary files an interrupted save left in `checkpoints/` (the writer only);
+    /// returns how many.
+    pub fn remove_stale_temps(&self) -> Result<usize> {
+        if !self.writer {
+            return Ok(0);
+        }
+        let n = tic_shards::atomic::remove_stale_temps(&self.checkpoints())
+            .with_context(|| format!("cleaning {}", self.checkpoints().display()))?;
+        if n > 0 {
+            self.log(&format!(
+                "removed {n} temporary file(s) an interrupted save left in {}",
+                self.checkpoints().display()
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Drops the `metrics.jsonl` lines of steps after `step` (a killed run may have logged
+    /// steps it never saved) and opens it for appending (the writer; `None` elsewhere).
+    pub fn open_metrics(&self, step: u64) -> Result<Option<std::fs::File>> {
+        if !self.writer {
+            return Ok(None);
+        }
+        let path = self.metrics();
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                        .is_some_and(|s| s <= step)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            tic_shards::atomic::write_atomic(&path, kept.as_bytes())?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Some(f))
+    }
+
+    /// Appends one JSON line to `checkpoints/NAME` (the writer only).
+    pub fn append_checkpoint_line(&self, name: &str, v: &serde_json::Value) -> Result<()> {
+        if !self.writer {
+            return Ok(());
+        }
+        let path = self.checkpoints().join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(f, "{v}").with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Reads a `train_state.json` and its tensors.
+pub fn read_state(json: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
+    let st: TrainState = serde_json::from_slice(
+        &std::fs::read(json).with_context(|| format!("reading {}", json.display()))?,
+    )
+    .with_context(|| format!("{}: not a tic-train state file", json.display()))?;
+    let tpath = json.parent().unwrap_or(Path::new(".")).join(&st.tensors);
+    let t = candle_core::safetensors::load(&tpath, &Device::Cpu)
+        .with_context(|| format!("reading {} (named by {})", tpath.display(), json.display()))?;
+    Ok((st, t))
+}
+
+/// What one checkpoint save writes.
+pub struct Checkpoint<'a> {
+    /// The model's configuration (names and shapes of the weights).
+    pub config: &'a ClipConfig,
+    /// The trainable weights.
+    pub vars: &'a VarMap,
+    /// The optimizer (its state is saved).
+    pub opt: &'a AdamW,
+    /// The state's step, epoch, positions, … (`tensors` is set by [`Checkpoint::save`]).
+    pub state: TrainState,
+    /// Also keep `epoch_{epoch}.safetensors`.
+    pub keep_epoch: bool,
+}
+
+impl Checkpoint<'_> {
+    /// Writes the weights for OpenCLIP, then the resumable state (tensors, then the JSON
+    /// naming them), then removes older state tensors. Every file is written atomically.
+    pub fn save(mut self, run: &RunDir) -> Result<()> {
+        if !run.writer {
+            return Ok(());
+        }
+        let ck = run.checkpoints();
+        // 1. Model weights for OpenCLIP.
+        save_varmap_safetensors(self.config, self.vars, &run.latest())?;
+        if self.keep_epoch {
+            tic_shards::atomic::copy_file(
+                &run.latest(),
+                &ck.join(format!("epoch_{}.safetensors", self.state.epoch)),
+            )?;
+        }
+        // 2. The resumable state: tensors, then the JSON naming them.
+        let mut t: HashMap<String, Tensor> = HashMap::new();
+        for p in &self.opt.params {
+            t.insert(
+                format!("model/{}", p.name),
+                p.var
+                    .as_tensor()
+                    .to_dtype(DType::F32)?
+                    .to_device(&Device::Cpu)?,
+            );
+        }
+        for (k, v) in self.opt.state_tensors()? {
+            t.insert(k, v.to_device(&Device::Cpu)?.contiguous()?);
+        }
+        let tname = format!("state_step{:08}.safetensors", self.state.step);
+        tic_model::checkpoint::write_safetensors_atomic(&t, &ck.join(&tname))?;
+        self.state.tensors = tname.clone();
+        tic_shards::atomic::write_atomic(
+            run.state_json(),
+            serde_json::to_string_pretty(&self.state)?.as_bytes(),
+        )
+        .with_context(|| format!("writing {}", run.state_json().display()))?;
+        // 3. Older state tensors are now unreferenced.
+        for e in std::fs::read_dir(&ck)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if name.starts_with("state_step") && name.ends_with(".safetensors") && name != tname {
+                let _ = std::fs::remove_file(ck.join(name));
+            }
+        }
+        Ok(())
+    }
+}

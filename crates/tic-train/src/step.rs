@@ -1,0 +1,293 @@
+//! The gradient of one optimizer step, on one rank of W: forward, OpenCLIP's contrastive loss
+//! over the global batch, backward, and the gradient synchronisation of data parallelism.
+//!
+//! What it computes is OpenCLIP's `ClipLoss(local_loss=True, gather_with_grad=True)` under DDP,
+//! as DataComp trains:
+//! 1. every micro-batch of this rank is encoded; with `accum_freq > 1` the features are cached
+//!    without gradient (OpenCLIP's accumulation), and re-computed with gradient in step 4;
+//! 2. the rank's features (and the LwF teacher's) are all-gathered: `[W·m, d]`, rank order;
+//! 3. the rank's loss `L_r` (its `m` rows against all `W·m` columns, labels `arange(m) + m·r`,
+//!    plus the LwF term) is differentiated with respect to the gathered features and the
+//!    logit scale, as leaves. The backward of the all-gather is a reduce-scatter (sum): rank r
+//!    receives `Σ_s ∂L_s/∂f_r` for its own features;
+//! 4. each micro-batch is backpropagated through the towers from those feature gradients (the
+//!    surrogate `Σ f·g + s·∂L/∂s`, whose gradient is exactly the chain rule's);
+//! 5. parameter gradients and the loss are averaged over ranks with one all-reduce per large
+//!    bucket, so every rank holds the gradient of the global-batch loss `(1/W) Σ_r L_r`.
+//!
+//! With one process every collective is the identity and this is the single-process step:
+//! the same operations in the same order as differentiating the loss in one graph.
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Tensor, Var};
+use tic_dist::Comm;
+use tic_model::Clip;
+
+use crate::loss::{clip_loss_local, distillation_loss, local_logits};
+use crate::optim::AdamW;
+
+/// Largest gradient bucket of one all-reduce, in f32 elements (64 MiB).
+pub const BUCKET_ELEMS: usize = 1 << 24;
+
+/// How the step's loss is formed and synchronised.
+pub struct Objective<'a> {
+    /// The job's communicator ([`tic_dist::Solo`] for one process).
+    pub comm: &'a dyn Comm,
+    /// Backpropagate through the all-gather (a reduce-scatter of feature gradients), as
+    /// OpenCLIP's `--gather-with-grad`, which DataComp always sets. Without it each rank only
+    /// differentiates its own features' terms (OpenCLIP without the flag): a different, biased
+    /// gradient, kept to show the difference.
+    pub gather_with_grad: bool,
+    /// Weight of the LwF distillation term (used when a teacher is given).
+    pub distill_weight: f64,
+}
+
+/// A step's global loss and the synchronised parameter gradients (in [`AdamW::params`] order).
+pub struct StepGrads {
+    /// The global-batch loss `(1/W) Σ_r L_r`.
+    pub loss: f64,
+    /// Gradients averaged over ranks; `None` where a parameter got none.
+    pub grads: Vec<Option<Tensor>>,
+}
+
+fn f32(t: &Tensor) -> candle_core::Result<Tensor> {
+    t.to_dtype(DType::F32)
+}
+
+/// Concatenates rows; one tensor is returned as it is.
+fn cat_rows(parts: Vec<Tensor>) -> candle_core::Result<Tensor> {
+    if parts.len() == 1 {
+        return Ok(parts.into_iter().next().expect("one"));
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// Splits `[n, Σ widths]` into its column blocks.
+fn split_cols(t: &Tensor, widths: &[usize]) -> candle_core::Result<Vec<Tensor>> {
+    if widths.len() == 1 {
+        return Ok(vec![t.clone()]);
+    }
+    let mut lo = 0;
+    widths
+        .iter()
+        .map(|&w| {
+            let part = t.narrow(1, lo, w)?.contiguous();
+            lo += w;
+            part
+        })
+        .collect()
+}
+
+/// Encoded features of one model on this rank's micro-batches, as f32 without gradient:
+/// (image rows, text rows, exponentiated logit scale).
+fn encode_detached(model: &Clip, inputs: &[(Tensor, Tensor)]) -> Result<(Tensor, Tensor, Tensor)> {
+    let (mut imgs, mut txts, mut scale) = (Vec::new(), Vec::new(), None);
+    for (im, tk) in inputs {
+        let (i, t, s) = model.forward(im, tk)?;
+        imgs.push(f32(&i)?.detach());
+        txts.push(f32(&t)?.detach());
+        scale = Some(f32(&s)?.detach());
+    }
+    Ok((
+        cat_rows(imgs)?,
+        cat_rows(txts)?,
+        scale.context("no micro-batch")?,
+    ))
+}
+
+impl Objective<'_> {
+    /// The synchronised gradient of one optimizer step over `inputs` (this rank's micro-batches,
+    /// `(images, token ids)` on the model's device). `teacher` adds the LwF term.
+    pub fn gradients(
+        &self,
+        model: &Clip,
+        teacher: Option<&Clip>,
+        inputs: &[(Tensor, Tensor)],
+        opt: &AdamW,
+    ) -> Result<StepGrads> {
+        let (rank, world) = (self.comm.rank(), self.comm.size());
+        // 1. Forward. One micro-batch keeps its graph for step 4; several are recomputed.
+        let mut live = None;
+        let (rows_img, rows_txt, scale) = if inputs.len() == 1 {
+            let (i, t, s) = model.forward(&inputs[0].0, &inputs[0].1)?;
+            let (i, t, s) = (f32(&i)?, f32(&t)?, f32(&s)?);
+            let detached = (i.detach(), t.detach(), s.detach());
+            live = Some((i, t, s));
+            detached
+        } else {
+            encode_detached(model, inputs)?
+        };
+        let m = rows_img.dim(0)?;
+        let width = rows_img.dim(1)?;
+        let teacher_rows = teacher.map(|t| encode_detached(t, inputs)).transpose()?;
+
+        // 2. All-gather (one call: student and teacher features side by side).
+        let mut packed = vec![rows_img, rows_txt];
+        if let Some((ti, tt, _)) = &teacher_rows {
+            packed.extend([ti.clone(), tt.clone()]);
+        }
+        let widths = vec![width; packed.len()];
+        let gathered = if world == 1 {
+            packed
+        } else {
+            let all = self.comm.all_gather(&Tensor::cat(&packed, 1)?)?;
+            split_cols(&all, &widths)?
+        };
+
+        // 3. This rank's loss, differentiated with respect to the gathered features.
+        let all_img = Var::from_tensor(&gathered[0])?;
+        let all_txt = Var::from_tensor(&gathered[1])?;
+        let scale = Var::from_tensor(&scale)?;
+        let offset = rank * m;
+        let own_img = all_img.as_tensor().narrow(0, offset, m)?;
+        let own_txt = all_txt.as_tensor().narrow(0, offset, m)?;
+        let (ai, at, s) = (all_img.as_tensor(), all_txt.as_tensor(), scale.as_tensor());
+        let mut loss = clip_loss_local(&own_img, &own_txt, ai, at, s, offset)?;
+        if let Some((_, _, teacher_scale)) = &teacher_rows {
+            let (ti, tt) = (&gathered[2], &gathered[3]);
+            let student = local_logits(&own_img, &own_txt, ai, at, s)?;
+            let target = local_logits(
+                &ti.narrow(0, offset, m)?,
+                &tt.narrow(0, offset, m)?,
+                ti,
+                tt,
+                teacher_scale,
+            )?;
+            let d = distillation_loss((&student.0, &student.1), (&target.0, &target.1))?;
+            loss = (loss + (d * self.distill_weight)?)?;
+        }
+        let mut loss_value = loss.to_scalar::<f32>()? as f64;
+        let g = loss.backward()?;
+        let grad_of = |v: &Var| -> Result<Tensor> {
+            Ok(match g.get(v.as_tensor()) {
+                Some(t) => t.clone(),
+                None => v.as_tensor().zeros_like()?,
+            })
+        };
+        let (d_img, d_txt, d_scale) = (grad_of(&all_img)?, grad_of(&all_txt)?, grad_of(&scale)?);
+        drop(g);
+        let (g_img, g_txt) = if world == 1 {
+            (d_img, d_txt)
+        } else if self.gather_with_grad {
+            let mine = self
+                .comm
+                .reduce_scatter_sum(&Tensor::cat(&[d_img, d_txt], 1)?)?;
+            let v = split_cols(&mine, &[width, width])?;
+            (v[0].clone(), v[1].clone())
+        } else {
+            (
+                d_img.narrow(0, offset, m)?.contiguous()?,
+                d_txt.narrow(0, offset, m)?.contiguous()?,
+            )
+        };
+
+        // 4. Backward through the towers, one micro-batch at a time.
+        let mut sum: Vec<Option<Tensor>> = vec![None; opt.params.len()];
+        let mut lo = 0;
+        for (im, tk) in inputs {
+            let (i, t, s) = match live.take() {
+                Some(x) => x,
+                None => {
+                    let (i, t, s) = model.forward(im, tk)?;
+                    (f32(&i)?, f32(&t)?, f32(&s)?)
+                }
+            };
+            let n = i.dim(0)?;
+            let surrogate = (((i * g_img.narrow(0, lo, n)?)?.sum_all()?
+                + (t * g_txt.narrow(0, lo, n)?)?.sum_all()?)?
+                + (s * &d_scale)?)?;
+            lo += n;
+            let g = surrogate.backward()?;
+            for (acc, gi) in sum.iter_mut().zip(opt.grads(&g)) {
+                *acc = match (acc.take(), gi) {
+                    (Some(a), Some(b)) => Some((a + b)?),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+
+        // 5. Average over ranks.
+        if world > 1 {
+            loss_value = all_reduce_mean(self.comm, &mut sum, loss_value)?;
+        }
+        Ok(StepGrads {
+            loss: loss_value,
+            grads: sum,
+        })
+    }
+}
+
+/// Averages `grads` (and one extra scalar, the loss) over ranks in place, as a few flat
+/// buckets of at most [`BUCKET_ELEMS`] elements: one all-reduce per bucket, never one per
+/// tensor. Returns the averaged scalar.
+pub fn all_reduce_mean(comm: &dyn Comm, grads: &mut [Option<Tensor>], extra: f64) -> Result<f64> {
+    let w = comm.size() as f64;
+    let present: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].is_some()).collect();
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut filled = 0;
+    for &i in &present {
+        let n = grads[i].as_ref().expect("present").elem_count();
+        if filled > 0 && filled + n > BUCKET_ELEMS {
+            buckets.push(Vec::new());
+            filled = 0;
+        }
+        buckets.last_mut().expect("non-empty").push(i);
+        filled += n;
+    }
+    let dev = present
+        .first()
+        .map(|&i| grads[i].as_ref().expect("present").device().clone())
+        .unwrap_or(candle_core::Device::Cpu);
+    let last = buckets.len() - 1;
+    let mut extra_mean = extra;
+    for (b, members) in buckets.iter().enumerate() {
+        let mut parts = members
+            .iter()
+            .map(|&i| f32(grads[i].as_ref().expect("present"))?.flatten_all())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        if b == last {
+            parts.push(Tensor::new(&[extra as f32], &dev)?);
+        }
+        let flat = comm.all_reduce_sum(&Tensor::cat(&parts, 0)?)?;
+        let mean = (flat / w)?;
+        let mut lo = 0;
+        for &i in members {
+            let g = grads[i].as_mut().expect("present");
+            let n = g.elem_count();
+            *g = mean
+                .narrow(0, lo, n)?
+                .reshape(g.shape())?
+                .to_dtype(g.dtype())?;
+            lo += n;
+        }
+        if b == last {
+            extra_mean = mean.narrow(0, lo, 1)?.to_vec1::<f32>()?[0] as f64;
+        }
+    }
+    Ok(extra_mean)
+}
+
+/// Bytes one optimizer step moves per rank through each collective (f32 on the wire), for a
+/// model with `params` parameter elements, `m` samples per rank, feature width `d`, `world`
+/// ranks, with or without an LwF teacher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CommVolume {
+    /// The gradient all-reduce (all parameters + the loss).
+    pub all_reduce: u64,
+    /// The feature all-gather (received).
+    pub all_gather: u64,
+    /// The feature-gradient reduce-scatter (sent).
+    pub reduce_scatter: u64,
+}
+
+impl CommVolume {
+    /// The volume of one step (see the type's docs).
+    pub fn of(params: u64, m: u64, d: u64, world: u64, teacher: bool) -> Self {
+        let cols = if teacher { 4 } else { 2 };
+        Self {
+            all_reduce: 4 * (params + 1),
+            all_gather: 4 * world * m * d * cols,
+            reduce_scatter: 4 * world * m * d * 2,
+        }
+    }
+}

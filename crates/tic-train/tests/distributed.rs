@@ -1,0 +1,334 @@
+//! Data-parallel training under MPI (`mpirun`, MPICH) on CPU: W ranks with a global batch
+//! train like one process with that batch — loss at every step and final weights — with
+//! gradient accumulation, with 4 oversubscribed ranks, with LwF and patching; without the
+//! reduce-scatter backward of the feature gather the same comparison fails; a rank killed with
+//! SIGKILL mid-run is resumed by rerunning the same command, bit-identical to an uninterrupted
+//! run. Needs `mpirun` on PATH (`make deps` installs MPICH) and a build with `--features mpi`.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device};
+
+/// The tests start several processes each; one at a time keeps them from starving each other
+/// on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const TOL: f64 = 1e-4;
+const STEPS: u64 = 50;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tic-train")
+}
+
+/// A synthetic pool of `years` years, 4 shards per year in its own folder (`yearly/Y`).
+fn pool(root: &Path, years: u32) -> Vec<PathBuf> {
+    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
+        out: root.join("synth"),
+        seed: 3,
+        num_samples: 800 * years as usize,
+        num_shards: 4 * years as usize,
+        first_year: 2014,
+        num_years: years,
+        image_size: 32,
+        eval_fraction: 0.0,
+        noise: 12,
+        jpeg_quality: 90,
+        bench_subset: None,
+        static_samples: 0,
+        quiet: true,
+    })
+    .unwrap();
+    let sizes: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(root.join("synth/pool/sizes.json")).unwrap())
+            .unwrap();
+    (0..years as usize)
+        .map(|y| {
+            let dir = root.join("yearly").join(format!("{}", 2014 + y));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut out = serde_json::Map::new();
+            for j in 0..4 {
+                let src = format!("{:08}.tar", y * 4 + j);
+                let dst = format!("{j:08}.tar");
+                std::fs::copy(root.join("synth/pool").join(&src), dir.join(&dst)).unwrap();
+                out.insert(dst, sizes[&src].clone());
+            }
+            std::fs::write(dir.join("sizes.json"), serde_json::to_string(&out).unwrap()).unwrap();
+            dir
+        })
+        .collect()
+}
+
+/// `tic-train` arguments of a tiny run of `STEPS` steps at global batch 32.
+fn args(data: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--scale",
+        "tiny",
+        "--data_dir",
+        data,
+        "--batch_size",
+        "32",
+        "--train_num_samples",
+        &(32 * STEPS).to_string(),
+        "--num_checkpoints",
+        "1",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "-q",
+        "--output_dir",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// `tic-train ARGS` as one process, or under `mpirun -np W`.
+fn command(world: usize, args: &[String]) -> Command {
+    let mut c = if world == 1 {
+        Command::new(bin())
+    } else {
+        let mut c = Command::new("mpirun");
+        c.args(["-np", &world.to_string(), bin()]);
+        c
+    };
+    c.args(args);
+    c
+}
+
+fn ok(mut c: Command) -> Output {
+    let out = c
+        .output()
+        .expect("starting mpirun / tic-train (is MPICH installed? make deps)");
+    assert!(
+        out.status.success(),
+        "{c:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+/// The largest relative difference of the per-step losses of two runs (same steps required).
+fn loss_gap(a: &Path, b: &Path) -> f64 {
+    let (la, lb) = (losses(a), losses(b));
+    assert_eq!(la.len(), STEPS as usize, "{}", a.display());
+    assert_eq!(
+        la.iter().map(|x| x.0).collect::<Vec<_>>(),
+        lb.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+    la.iter()
+        .zip(&lb)
+        .map(|(x, y)| (x.1 - y.1).abs() / x.1.abs().max(1e-12))
+        .fold(0.0, f64::max)
+}
+
+/// Relative L2 distance of the final weights of two runs: ‖a − b‖ / ‖a‖ over all parameters.
+fn weight_gap(a: &Path, b: &Path) -> f64 {
+    let load = |p: &Path| {
+        candle_core::safetensors::load(p.join("checkpoints/epoch_latest.safetensors"), &Device::Cpu)
+            .unwrap()
+    };
+    let (wa, wb) = (load(a), load(b));
+    assert_eq!(wa.len(), wb.len());
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (k, ta) in &wa {
+        let x = ta.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        let y = wb[k].to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        diff += (&x - &y)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        norm += x
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+    }
+    (diff / norm).sqrt()
+}
+
+/// Trains the same run with 1 and with `world` ranks; returns (loss gap, weight gap).
+fn compare(root: &Path, data: &str, world: usize, extra: &[&str], name: &str) -> (f64, f64) {
+    let one = root.join(format!("{name}_w1"));
+    let many = root.join(format!("{name}_w{world}"));
+    let mut e1: Vec<&str> = vec!["--exp_name", "r"];
+    e1.extend(extra);
+    ok(command(1, &args(data, &one, &e1)));
+    ok(command(world, &args(data, &many, &e1)));
+    let gaps = (
+        loss_gap(&one.join("r"), &many.join("r")),
+        weight_gap(&one.join("r"), &many.join("r")),
+    );
+    eprintln!("{name}: W={world} vs 1 process, {STEPS} steps: max relative loss gap {:.2e}, relative L2 weight gap {:.2e}", gaps.0, gaps.1);
+    gaps
+}
+
+#[test]
+fn ranks_train_like_one_process_and_the_check_has_teeth() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let data = pool(d.path(), 1)[0].to_str().unwrap().to_string();
+    for (world, extra, name) in [
+        (2, vec![], "plain"),
+        (2, vec!["--accum_freq", "2"], "accum2"),
+        (4, vec![], "four"),
+    ] {
+        let (l, w) = compare(d.path(), &data, world, &extra, name);
+        assert!(l < TOL, "{name}: loss gap {l:.2e}");
+        assert!(w < TOL, "{name}: weight gap {w:.2e}");
+    }
+    // Without the reduce-scatter backward of the gather (each rank differentiates only its own
+    // features' terms), the same comparison fails far outside the tolerance.
+    let (l, w) = compare(
+        d.path(),
+        &data,
+        2,
+        &["--gather_with_grad", "false"],
+        "no_gather_grad",
+    );
+    // The first step's loss is the same (same weights, same batch); later ones drift.
+    assert!(
+        l > 100.0 * TOL && w > 100.0 * TOL,
+        "loss gap {l:.2e}, weight gap {w:.2e}"
+    );
+}
+
+#[test]
+fn lwf_and_patching_under_two_ranks_equal_one_process() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let years = pool(d.path(), 2);
+    let (y0, y1) = (years[0].to_str().unwrap(), years[1].to_str().unwrap());
+    let both = format!("{y0}::{y1}");
+    // Step 1 runs at a quarter of the tiny scale's learning rate: at 2e-3 this warm start hits
+    // a loss spike (gradient norm 1 -> 7) that amplifies the ~1e-7 rounding differences of any
+    // two summation orders to ~1e-3 within 50 steps, whatever the ranks.
+    for strategy in ["lwf", "patching"] {
+        // Step 0 (shared by both runs of step 1).
+        let prev = d.path().join(format!("{strategy}_prev"));
+        ok(command(1, &args(y0, &prev, &["--exp_name", "step0"])));
+        let ck = prev.join("step0/checkpoints/epoch_latest.safetensors");
+        let (l, w) = compare(
+            d.path(),
+            &both,
+            2,
+            &[
+                "--strategy",
+                strategy,
+                "--prev_checkpoint",
+                ck.to_str().unwrap(),
+                "--lr",
+                "5e-4",
+            ],
+            strategy,
+        );
+        assert!(
+            l < TOL && w < TOL,
+            "{strategy}: loss gap {l:.2e}, weight gap {w:.2e}"
+        );
+    }
+}
+
+/// PID of rank `rank` of the tic-train job writing under `out`.
+fn rank_pid(out: &Path, rank: usize) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if !cmd.starts_with(bin()) || !cmd.contains(out.to_str().unwrap()) {
+            continue;
+        }
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        if env
+            .split(|&b| b == 0)
+            .any(|kv| kv == format!("PMI_RANK={rank}").as_bytes())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_rank_killed_mid_run_resumes_bit_identically() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let data = pool(d.path(), 1)[0].to_str().unwrap().to_string();
+    let extra = ["--exp_name", "r", "--checkpoint_every", "10"];
+    let clean = d.path().join("clean");
+    ok(command(2, &args(&data, &clean, &extra)));
+
+    let killed = d.path().join("killed");
+    let a = args(&data, &killed, &extra);
+    let job = command(2, &a)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a state is saved and the run is past it, then SIGKILL rank 1.
+    let t0 = Instant::now();
+    let metrics = killed.join("r/metrics.jsonl");
+    loop {
+        let n = std::fs::read_to_string(&metrics).map_or(0, |s| s.lines().count());
+        if n >= 25 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the run did not reach step 25"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = rank_pid(&killed, 1).expect("rank 1's process");
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = job.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the job must fail when a rank is killed"
+    );
+    let done = losses(&killed.join("r")).len();
+    assert!(done < STEPS as usize, "killed after the end ({done} steps)");
+
+    // The same command again resumes from the last saved state.
+    ok(command(2, &a));
+    let log = std::fs::read_to_string(killed.join("r/out.log")).unwrap();
+    assert!(log.contains("resuming at step"), "{log}");
+    for f in ["epoch_latest.safetensors", "epoch_1.safetensors"] {
+        assert_eq!(
+            std::fs::read(clean.join("r/checkpoints").join(f)).unwrap(),
+            std::fs::read(killed.join("r/checkpoints").join(f)).unwrap(),
+            "{f} differs from the uninterrupted run"
+        );
+    }
+    let steps: Vec<u64> = losses(&killed.join("r")).iter().map(|x| x.0).collect();
+    assert_eq!(steps, (1..=STEPS).collect::<Vec<_>>(), "metrics lines");
+    assert_eq!(losses(&killed.join("r")), losses(&clean.join("r")));
+}
