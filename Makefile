@@ -107,7 +107,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
 
-.PHONY: gpu-bundle gpu-dry-run bench-mkl all build demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
+.PHONY: gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
@@ -123,15 +123,21 @@ build: ## Build every binary (release)
 demo-build: ## The demo's binaries: local paths only (no `remote` feature), in target/demo
 	$(CARGO) build --profile $(DEMO_PROFILE) --workspace --bins --no-default-features
 
+build-mpi: build ## As build, with tic-train and tic-eval able to run as MPI jobs (LAUNCH=)
+	$(CARGO) build --profile $(PROFILE) -p tic-train -p tic-eval --bins --features tic-train/mpi,tic-eval/mpi
+
 install-bin: build ## Copy the binaries into bin/
 	@mkdir -p bin
 	@for b in $(BINARIES); do cp -f $(BIN)/$$b bin/; done
 
 WORDNET_DIR ?= /usr/share/wordnet
 
-deps: ## Install what the tests need (Rust components, a C compiler, moto S3 server, WordNet 3.0)
+deps: ## Install what the tests need (Rust components, a C compiler, MPICH + libclang, moto S3 server, WordNet 3.0)
 	@command -v rustfmt >/dev/null && command -v cargo-clippy >/dev/null || rustup component add rustfmt clippy
 	@command -v cc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
+	@# MPI for data-parallel tic-train (the `mpi` feature: rsmpi needs mpicc and libclang to build).
+	@command -v mpicc >/dev/null && command -v mpirun >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mpich libmpich-dev libclang-dev; }
 	@$(PYTHON) -c 'import moto.server, flask, flask_cors' 2>/dev/null || \
 	  { $(PYTHON) -m pip install --quiet 'moto[server]' && (pyenv rehash 2>/dev/null || true); }
 	@[ -f $(WORDNET_DIR)/data.noun ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; }
@@ -142,9 +148,13 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --workspace --bins --lib --no-default-features -- -D warnings
+	$(CARGO) clippy -p tic-dist -p tic-train -p tic-eval --all-targets --features tic-train/mpi,tic-eval/mpi -- -D warnings
 
+# The MPI tests (mpirun, MPICH) run on binaries built with the `mpi` feature; they go last
+# because they rebuild tic-train and tic-eval with it.
 unit:
 	$(CARGO) test --workspace
+	$(CARGO) test -p tic-dist -p tic-train -p tic-eval --features tic-train/mpi,tic-eval/mpi
 
 test: deps fmt-check clippy unit examples-check demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)
 
@@ -372,6 +382,10 @@ IMAGENET_VAL_PATH ?=
 EVAL_FLAGS ?= --num_workers $(JOBS) -q
 # Threads per tic-train / tic-eval process (RAYON_NUM_THREADS); empty: all cores.
 PROC_THREADS ?=
+# A launcher put in front of tic-train and tic-eval, for data parallelism (binaries built with
+# `make build-mpi`): LAUNCH="mpirun -np 8", or "srun --mpi=pmix" inside an sbatch allocation.
+# Empty: one process. See docs/distributed.md.
+LAUNCH ?=
 # The demo runs JOBS trainings/evaluations side by side, one thread each: a tiny CLIP step is
 # as fast on one thread as on two, so this doubles throughput on 2 cores.
 DEMO_JOBS ?= $(JOBS)
@@ -406,9 +420,9 @@ RUN_FILES := $(foreach s,init $(ALL_STRATEGIES),$(foreach y,$(STEPS),$(RUNS_DIR)
 $(RUN_FILES): $(RUNS_DIR)/%/compute.json: $$(call run_prereqs,$$*)
 	@mkdir -p $(RUNS_DIR)
 	$(if $(call is_shared_first,$*),rm -rf $(RUNS_DIR)/$* && ln -s init_$(FIRST_STEP) $(RUNS_DIR)/$*,\
-	  $(with_threads)$(BIN)/tic-train --scale $(SCALE) --strategy $(if $(filter init,$(call run_strategy,$*)),restart,$(call run_strategy,$*)) \
+	  $(with_threads)$(LAUNCH) $(BIN)/tic-train --scale $(SCALE) --strategy $(if $(filter init,$(call run_strategy,$*)),restart,$(call run_strategy,$*)) \
 	    --data_dir $(call train_inputs,$(call run_step,$*)) --first_step_splits $(FIRST_STEP_SPLITS) \
-	    --output_dir $(RUNS_DIR) --exp_name $* --seed $(SEED) \
+	    --output_dir $(RUNS_DIR) --exp_name $* --seed $(SEED) $(if $(filter tic_%,$(SCALE)),--grad_checkpointing) \
 	    $(if $(IMAGENET_VAL_PATH),--imagenet_val $(IMAGENET_VAL_PATH)) $(TRAIN_FLAGS))
 
 train: $(RUNS_DIR)/$(STRATEGY)_$(YEAR)/compute.json ## One run (STRATEGY=cumulative-all YEAR=2016), with the runs it warm-starts from
@@ -428,7 +442,7 @@ $(EVAL_FILES): $(RESULTS_DIR)/%/eval.done: $$(call eval_prereqs,$$*)
 	$(if $(call is_shared_eval,$*),\
 	  mkdir -p $(dir $(RESULTS_DIR)/$*) && rm -rf $(RESULTS_DIR)/$* && ln -s ../init/$(FIRST_STEP) $(RESULTS_DIR)/$*,\
 	  mkdir -p $(@D) && \
-	  $(with_threads)$(BIN)/tic-eval --train_output_dir $(RUNS_DIR)/$(subst /,_,$*) --output_dir $(@D) \
+	  $(with_threads)$(LAUNCH) $(BIN)/tic-eval --train_output_dir $(RUNS_DIR)/$(subst /,_,$*) --output_dir $(@D) \
 	    --data_dir $(EVAL_DATA_DIR) --tasklist $(TASKLIST) $(EVAL_FLAGS) > $(@D)/tic-eval.md && \
 	  cp $(RUNS_DIR)/$(subst /,_,$*)/compute.json $(@D)/compute.json && touch $@)
 

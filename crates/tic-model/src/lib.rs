@@ -20,6 +20,7 @@ pub mod init;
 pub mod model;
 pub mod nn;
 pub mod preprocess;
+pub mod recompute;
 pub mod tokenizer;
 mod vmath;
 

@@ -9,6 +9,7 @@ use candle_nn::{Embedding, VarBuilder};
 use crate::config::ClipConfig;
 use crate::init::param_specs;
 use crate::nn::{Activation, LayerNorm, Transformer};
+use crate::recompute::{Recompute, Segment};
 
 /// OpenCLIP `VisionTransformer` (CLS pooling after `ln_post`, then `@ proj`).
 #[derive(Debug, Clone)]
@@ -73,8 +74,8 @@ impl VisionTransformer {
         patches.matmul(&wmat.t()?)?.reshape((b, g * g, self.width))
     }
 
-    /// Image features before normalisation: `[B,3,S,S]` pixels → `[B, embed_dim]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// Patch, class and positional embeddings and `ln_pre`: pixels → the first block's input.
+    fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_dtype(self.conv1.dtype())?;
         let b = x.dim(0)?;
         let patches = self.patch_embed(&x)?;
@@ -84,13 +85,35 @@ impl VisionTransformer {
             .broadcast_as((b, 1, self.width))?;
         let x = Tensor::cat(&[&cls, &patches], 1)?;
         let x = x.broadcast_add(&self.positional_embedding)?;
-        let x = self.ln_pre.forward(&x)?;
-        let x = self.transformer.forward(&x, None)?;
+        self.ln_pre.forward(&x)
+    }
+
+    /// Class-token pooling, `ln_post` and the projection: the last block's output → features.
+    fn head(&self, x: &Tensor) -> Result<Tensor> {
         // Pool the class token, then `ln_post` (per-token, so the same as normalising every
         // token first, as OpenCLIP does when `final_ln_after_pool` is off, on 1/197 of the rows).
         // Contiguous for the projection GEMM (MKL refuses the strided view).
         let pooled = x.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
         self.ln_post.forward(&pooled)?.matmul(&self.proj)
+    }
+
+    /// Image features before normalisation: `[B,3,S,S]` pixels → `[B, embed_dim]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.head(&self.transformer.forward(&self.embed(x)?, None)?)
+    }
+
+    /// [`Self::forward`] as checkpointing segments: the embeddings, each residual block, and
+    /// the head followed by `finish` (e.g. normalisation).
+    pub fn segments<'a>(
+        &'a self,
+        finish: impl Fn(Tensor) -> Result<Tensor> + 'a,
+    ) -> Vec<Segment<'a>> {
+        let mut segs: Vec<Segment<'a>> = vec![Box::new(move |x| self.embed(x))];
+        for b in self.transformer.blocks() {
+            segs.push(Box::new(move |x| b.forward(x, None)));
+        }
+        segs.push(Box::new(move |x| finish(self.head(x)?)));
+        segs
     }
 }
 
@@ -138,8 +161,8 @@ impl TextTransformer {
         })
     }
 
-    /// Text features before normalisation: ids `[B, L]` (u32/i64) → `[B, embed_dim]`.
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// The batch's pooling rows and the positions the tower needs (see [`Self::forward`]).
+    fn prepare(&self, ids: &Tensor) -> Result<TextBatch> {
         let (b, l) = ids.dims2()?;
         if l != self.context_length {
             candle_core::bail!(
@@ -167,19 +190,65 @@ impl TextTransformer {
             (ids, self.positional_embedding.clone(), self.mask.clone())
         };
         let l = keep.min(l);
-        let x = self.token_embedding.forward(&ids)?;
-        let x = x.broadcast_add(&pos)?;
-        let x = self.transformer.forward(&x, Some(&mask))?;
-        // Gather the end-of-text tokens (a single gather, no host loop), then `ln_final`:
-        // per-token, so the same as normalising every token first, on B rows instead of B·L.
-        let d = x.dim(D::Minus1)?;
         let offsets = Tensor::arange_step(0u32, (b * l) as u32, l as u32, ids.device())?;
         let rows = (eot + offsets)?;
-        let pooled = x.reshape((b * l, d))?.index_select(&rows, 0)?;
+        Ok(TextBatch {
+            ids,
+            pos,
+            mask,
+            rows,
+        })
+    }
+
+    fn embed(&self, t: &TextBatch, ids: &Tensor) -> Result<Tensor> {
+        self.token_embedding.forward(ids)?.broadcast_add(&t.pos)
+    }
+
+    /// Gathers the end-of-text tokens (a single gather, no host loop), then `ln_final`:
+    /// per-token, so the same as normalising every token first, on B rows instead of B·L.
+    fn head(&self, t: &TextBatch, x: &Tensor) -> Result<Tensor> {
+        let (b, l, d) = x.dims3()?;
+        let pooled = x.reshape((b * l, d))?.index_select(&t.rows, 0)?;
         self.ln_final
             .forward(&pooled)?
             .matmul(&self.text_projection)
     }
+
+    /// Text features before normalisation: ids `[B, L]` (u32/i64) → `[B, embed_dim]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let t = self.prepare(ids)?;
+        let x = self.embed(&t, &t.ids)?;
+        let x = self.transformer.forward(&x, Some(&t.mask))?;
+        self.head(&t, &x)
+    }
+
+    /// [`Self::forward`] as checkpointing segments over the returned input (the ids the tower
+    /// runs on): the embeddings, each residual block, and the head followed by `finish`.
+    pub fn segments<'a>(
+        &'a self,
+        ids: &Tensor,
+        finish: impl Fn(Tensor) -> Result<Tensor> + 'a,
+    ) -> Result<(Tensor, Vec<Segment<'a>>)> {
+        let t = std::rc::Rc::new(self.prepare(ids)?);
+        let input = t.ids.clone();
+        let t0 = t.clone();
+        let mut segs: Vec<Segment<'a>> = vec![Box::new(move |x| self.embed(&t0, x))];
+        for b in self.transformer.blocks() {
+            let tb = t.clone();
+            segs.push(Box::new(move |x| b.forward(x, Some(&tb.mask))));
+        }
+        segs.push(Box::new(move |x| finish(self.head(&t, x)?)));
+        Ok((input, segs))
+    }
+}
+
+/// A token batch prepared for the text tower: the ids and positions it runs on (up to the last
+/// end-of-text token), the causal mask, and the flat row of each caption's end-of-text token.
+struct TextBatch {
+    ids: Tensor,
+    pos: Tensor,
+    mask: Tensor,
+    rows: Tensor,
 }
 
 /// OpenCLIP's `CLIP` model.
@@ -193,6 +262,18 @@ pub struct Clip {
     pub logit_scale: Tensor,
     config: ClipConfig,
     params: Vec<(String, Tensor)>,
+}
+
+/// The result of [`Clip::forward_recompute`].
+pub struct RecomputedForward<'a> {
+    /// Normalised image features (no graph).
+    pub image: Tensor,
+    /// Normalised text features (no graph).
+    pub text: Tensor,
+    /// The image tower's checkpoints.
+    pub image_tape: Recompute<'a>,
+    /// The text tower's checkpoints.
+    pub text_tape: Recompute<'a>,
 }
 
 /// `F.normalize(x, dim=-1)`: divide by max(‖x‖₂, 1e-12).
@@ -283,5 +364,27 @@ impl Clip {
             self.encode_text_normalized(ids)?,
             self.logit_scale.exp()?,
         ))
+    }
+
+    /// [`Self::forward`]'s normalised features, in `dtype`, with gradient checkpointing: each
+    /// tower keeps only its residual blocks' inputs; [`Recompute::backward`] on the returned
+    /// records, given the features' gradients, re-runs the blocks and returns the parameter
+    /// gradients. The same operations as [`Self::forward`], so the same numbers.
+    pub fn forward_recompute(
+        &self,
+        images: &Tensor,
+        ids: &Tensor,
+        dtype: DType,
+    ) -> Result<RecomputedForward<'_>> {
+        let finish = move |x: Tensor| l2_normalize(&x)?.to_dtype(dtype);
+        let (image, image_tape) = Recompute::forward(images, self.visual.segments(finish))?;
+        let (text_ids, text_segments) = self.text.segments(ids, finish)?;
+        let (text, text_tape) = Recompute::forward(&text_ids, text_segments)?;
+        Ok(RecomputedForward {
+            image,
+            text,
+            image_tape,
+            text_tape,
+        })
     }
 }

@@ -270,6 +270,11 @@ impl Transformer {
         Ok(Self { blocks })
     }
 
+    /// The residual blocks, in order.
+    pub fn blocks(&self) -> &[ResidualBlock] {
+        &self.blocks
+    }
+
     /// Applies all blocks to `x` [B, L, D].
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let mut x = x.clone();

@@ -131,6 +131,11 @@ pub struct TrainArgs {
     /// Only time the data loader for this many batches (no training), then exit.
     #[arg(long)]
     pub loader_benchmark: Option<u64>,
+    /// Gradient checkpointing: each residual block of both towers keeps only its input during
+    /// the forward pass and is recomputed during the backward pass (one extra forward pass per
+    /// step, much less activation memory; the same numbers). DataComp always sets it.
+    #[arg(long)]
+    pub grad_checkpointing: bool,
     /// Backpropagate through the feature all-gather of data-parallel training (OpenCLIP
     /// `--gather-with-grad`, which DataComp always sets). `false` only differentiates each
     /// rank's own features' terms: a different gradient, for comparison.

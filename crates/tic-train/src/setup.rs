@@ -362,6 +362,7 @@ fn options(args: &TrainArgs, sc: &Scale, cfg: &ClipConfig, budget: u64) -> Resul
             .map(|d| ZeroShotVal::open(d, args.imagenet_val_batch_size, args.workers))
             .transpose()?,
         gather_with_grad: args.gather_with_grad,
+        grad_checkpointing: args.grad_checkpointing,
     })
 }
 
@@ -384,6 +385,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
     }
     let exp_name = data.exp_name(args, sc);
     let run_dir = RunDir::for_rank(args.output_dir.join(&exp_name), rank)?;
+    announce_ranks(comm, &run_dir)?;
     let prev = data.previous_checkpoint(args);
     let uses_prev = args.strategy.is_some_and(|s| s.warm_start()) && data.t > 0;
     if uses_prev {
@@ -435,6 +437,31 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         dev,
     )?;
     write_summary(&run_dir, args, sc, &model_name, &summary)
+}
+
+/// With several ranks: each rank says which process it is (stderr), and rank 0 records every
+/// rank's pid in out.log, so a launcher's report of a killed pid names the rank.
+fn announce_ranks(comm: &dyn Comm, run_dir: &RunDir) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let pid = std::process::id();
+    eprintln!(
+        "tic-train: rank {} of {} is pid {pid} on {host} (local rank {})",
+        comm.rank(),
+        comm.size(),
+        comm.local_rank()
+    );
+    let pids = comm.all_gather_u64(&[u64::from(pid)])?;
+    run_dir.log(&format!(
+        "{} ranks ({} backend); pids by rank: {pids:?}",
+        comm.size(),
+        comm.backend()
+    ));
+    Ok(())
 }
 
 /// Warns when the global batch does not split evenly over ranks and accumulation rounds

@@ -19,8 +19,10 @@
 //! the same operations in the same order as differentiating the loss in one graph.
 
 use anyhow::{Context, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use tic_dist::Comm;
+use tic_model::recompute::Recompute;
 use tic_model::Clip;
 
 use crate::loss::{clip_loss_local, distillation_loss, local_logits};
@@ -40,6 +42,9 @@ pub struct Objective<'a> {
     pub gather_with_grad: bool,
     /// Weight of the LwF distillation term (used when a teacher is given).
     pub distill_weight: f64,
+    /// Gradient checkpointing: the towers keep only their residual blocks' inputs and re-run
+    /// each block during the backward pass ([`Clip::forward_recompute`]).
+    pub grad_checkpointing: bool,
 }
 
 /// A step's global loss and the synchronised parameter gradients (in [`AdamW::params`] order).
@@ -78,15 +83,68 @@ fn split_cols(t: &Tensor, widths: &[usize]) -> candle_core::Result<Vec<Tensor>> 
         .collect()
 }
 
-/// Encoded features of one model on this rank's micro-batches, as f32 without gradient:
-/// (image rows, text rows, exponentiated logit scale).
-fn encode_detached(model: &Clip, inputs: &[(Tensor, Tensor)]) -> Result<(Tensor, Tensor, Tensor)> {
+/// One micro-batch encoded for training: f32 features (with their graph, or without it and
+/// the checkpoint records to recompute it) and the live exponentiated logit scale.
+struct Encoded<'a> {
+    img: Tensor,
+    txt: Tensor,
+    scale: Tensor,
+    tapes: Option<(Recompute<'a>, Recompute<'a>)>,
+}
+
+impl<'a> Encoded<'a> {
+    fn new(model: &'a Clip, im: &Tensor, tk: &Tensor, checkpointing: bool) -> Result<Self> {
+        if checkpointing {
+            let r = model.forward_recompute(im, tk, DType::F32)?;
+            return Ok(Self {
+                img: r.image,
+                txt: r.text,
+                scale: f32(&model.logit_scale.exp()?)?,
+                tapes: Some((r.image_tape, r.text_tape)),
+            });
+        }
+        let (i, t, s) = model.forward(im, tk)?;
+        Ok(Self {
+            img: f32(&i)?,
+            txt: f32(&t)?,
+            scale: f32(&s)?,
+            tapes: None,
+        })
+    }
+
+    /// Backpropagates the gradients of the features and of the scale through the model;
+    /// returns the gradient stores (one, or one per checkpointed segment).
+    fn backward(self, g_img: &Tensor, g_txt: &Tensor, g_scale: &Tensor) -> Result<Vec<GradStore>> {
+        match self.tapes {
+            None => {
+                let surrogate = (((self.img * g_img)?.sum_all()?
+                    + (self.txt * g_txt)?.sum_all()?)?
+                    + (self.scale * g_scale)?)?;
+                Ok(vec![surrogate.backward()?])
+            }
+            Some((image, text)) => {
+                let mut stores = image.backward(g_img)?;
+                stores.extend(text.backward(g_txt)?);
+                stores.push((self.scale * g_scale)?.backward()?);
+                Ok(stores)
+            }
+        }
+    }
+}
+
+/// Features of `model` on this rank's micro-batches, as f32 without gradient: (image rows,
+/// text rows, exponentiated logit scale).
+fn encode_detached(
+    model: &Clip,
+    inputs: &[(Tensor, Tensor)],
+    checkpointing: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let (mut imgs, mut txts, mut scale) = (Vec::new(), Vec::new(), None);
     for (im, tk) in inputs {
-        let (i, t, s) = model.forward(im, tk)?;
-        imgs.push(f32(&i)?.detach());
-        txts.push(f32(&t)?.detach());
-        scale = Some(f32(&s)?.detach());
+        let e = Encoded::new(model, im, tk, checkpointing)?;
+        imgs.push(e.img.detach());
+        txts.push(e.txt.detach());
+        scale = Some(e.scale.detach());
     }
     Ok((
         cat_rows(imgs)?,
@@ -106,20 +164,24 @@ impl Objective<'_> {
         opt: &AdamW,
     ) -> Result<StepGrads> {
         let (rank, world) = (self.comm.rank(), self.comm.size());
-        // 1. Forward. One micro-batch keeps its graph for step 4; several are recomputed.
+        let ckpt = self.grad_checkpointing;
+        // 1. Forward. One micro-batch keeps its graph (or checkpoints) for step 4; several are
+        // recomputed.
         let mut live = None;
         let (rows_img, rows_txt, scale) = if inputs.len() == 1 {
-            let (i, t, s) = model.forward(&inputs[0].0, &inputs[0].1)?;
-            let (i, t, s) = (f32(&i)?, f32(&t)?, f32(&s)?);
-            let detached = (i.detach(), t.detach(), s.detach());
-            live = Some((i, t, s));
+            let e = Encoded::new(model, &inputs[0].0, &inputs[0].1, ckpt)?;
+            let detached = (e.img.detach(), e.txt.detach(), e.scale.detach());
+            live = Some(e);
             detached
         } else {
-            encode_detached(model, inputs)?
+            encode_detached(model, inputs, ckpt)?
         };
         let m = rows_img.dim(0)?;
         let width = rows_img.dim(1)?;
-        let teacher_rows = teacher.map(|t| encode_detached(t, inputs)).transpose()?;
+        // The teacher has no trainable variables: Candle records no graph for it.
+        let teacher_rows = teacher
+            .map(|t| encode_detached(t, inputs, false))
+            .transpose()?;
 
         // 2. All-gather (one call: student and teacher features side by side).
         let mut packed = vec![rows_img, rows_txt];
@@ -185,24 +247,21 @@ impl Objective<'_> {
         let mut sum: Vec<Option<Tensor>> = vec![None; opt.params.len()];
         let mut lo = 0;
         for (im, tk) in inputs {
-            let (i, t, s) = match live.take() {
-                Some(x) => x,
-                None => {
-                    let (i, t, s) = model.forward(im, tk)?;
-                    (f32(&i)?, f32(&t)?, f32(&s)?)
-                }
+            let e = match live.take() {
+                Some(e) => e,
+                None => Encoded::new(model, im, tk, ckpt)?,
             };
-            let n = i.dim(0)?;
-            let surrogate = (((i * g_img.narrow(0, lo, n)?)?.sum_all()?
-                + (t * g_txt.narrow(0, lo, n)?)?.sum_all()?)?
-                + (s * &d_scale)?)?;
+            let n = e.img.dim(0)?;
+            let stores =
+                e.backward(&g_img.narrow(0, lo, n)?, &g_txt.narrow(0, lo, n)?, &d_scale)?;
             lo += n;
-            let g = surrogate.backward()?;
-            for (acc, gi) in sum.iter_mut().zip(opt.grads(&g)) {
-                *acc = match (acc.take(), gi) {
-                    (Some(a), Some(b)) => Some((a + b)?),
-                    (a, b) => a.or(b),
-                };
+            for g in &stores {
+                for (acc, gi) in sum.iter_mut().zip(opt.grads(g)) {
+                    *acc = match (acc.take(), gi) {
+                        (Some(a), Some(b)) => Some((a + b)?),
+                        (a, b) => a.or(b),
+                    };
+                }
             }
         }
 

@@ -91,6 +91,9 @@ pub struct TrainOptions {
     /// Backpropagate through the feature all-gather (OpenCLIP `--gather-with-grad`; always
     /// on in DataComp). Only matters with several ranks.
     pub gather_with_grad: bool,
+    /// Gradient checkpointing: keep only each residual block's input during the forward pass
+    /// and recompute the block during the backward pass (DataComp's `--grad-checkpointing`).
+    pub grad_checkpointing: bool,
 }
 
 impl TrainOptions {
@@ -447,6 +450,7 @@ pub fn train_distributed(
     let objective = Objective {
         comm,
         gather_with_grad: opts.gather_with_grad,
+        grad_checkpointing: opts.grad_checkpointing,
         distill_weight: opts.distill_weight,
     };
     let pb = tic_shards::cli::progress(total, "steps", opts.quiet || rank != 0);

@@ -75,6 +75,7 @@ fn options(steps: u64, batch: u64) -> TrainOptions {
         max_nonfinite: 10,
         imagenet_val: None,
         gather_with_grad: true,
+        grad_checkpointing: false,
     }
 }
 
@@ -266,4 +267,84 @@ fn killed_and_resumed_equals_uninterrupted() {
         };
         assert_eq!(loss(&la), loss(&lb));
     }
+}
+
+fn metric_losses(run: &RunDir) -> Vec<f64> {
+    std::fs::read_to_string(run.metrics())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Trains `steps` steps with and without gradient checkpointing; asserts the losses and the
+/// final weights are bit-identical (the recomputation runs the same operations).
+fn checkpointing_is_exact(model: &str, image: u32, steps: u64, batch: u64, accum: u64) {
+    let d = tempfile::tempdir().unwrap();
+    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
+        out: d.path().to_path_buf(),
+        seed: 0,
+        num_samples: (steps * batch) as usize + 8,
+        num_shards: 2,
+        first_year: 2014,
+        num_years: 1,
+        image_size: image,
+        eval_fraction: 0.0,
+        noise: 12,
+        jpeg_quality: 90,
+        bench_subset: None,
+        static_samples: 0,
+        quiet: true,
+    })
+    .unwrap();
+    let (plan, store) = setup(&d.path().join("pool"), 0, Sampling::WithoutReplacement);
+    let mut opts = options(steps, batch);
+    opts.model = tic_train::scale::model_config(model).unwrap();
+    opts.accum_freq = accum;
+    let mut runs = Vec::new();
+    for ckpt in [false, true] {
+        opts.grad_checkpointing = ckpt;
+        let run = RunDir::new(d.path().join(format!("ckpt{ckpt}"))).unwrap();
+        let s = train(
+            &opts,
+            plan.clone(),
+            store.clone(),
+            &run,
+            &Init::Scratch,
+            None,
+            None,
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert!(s.finished);
+        runs.push(run);
+    }
+    assert_eq!(
+        metric_losses(&runs[0]),
+        metric_losses(&runs[1]),
+        "{model}: losses"
+    );
+    assert_eq!(
+        std::fs::read(runs[0].latest()).unwrap(),
+        std::fs::read(runs[1].latest()).unwrap(),
+        "{model}: final weights"
+    );
+}
+
+#[test]
+fn gradient_checkpointing_is_bit_identical_on_tiny() {
+    checkpointing_is_exact("tiny", 32, 20, 16, 1);
+    checkpointing_is_exact("tiny", 32, 10, 16, 2);
+}
+
+/// ViT-B-32, 20 steps, f32 on CPU (slow: `cargo test --release -p tic-train --test train_cpu --
+/// --ignored`).
+#[test]
+#[ignore]
+fn gradient_checkpointing_is_bit_identical_on_vit_b_32() {
+    checkpointing_is_exact("ViT-B-32", 224, 20, 4, 1);
 }

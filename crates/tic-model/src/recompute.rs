@@ -1,0 +1,110 @@
+//! Gradient (activation) checkpointing: a forward pass cut into segments that keeps only each
+//! segment's input, and a backward pass that re-runs one segment at a time and backpropagates
+//! through it.
+//!
+//! Candle keeps every intermediate tensor of a graph alive until `backward`; for a transformer
+//! that is every block's attention scores, MLP hidden states and normalised inputs. Here each
+//! residual block is a segment ([`crate::model::Clip::forward_recompute`]): the forward pass
+//! keeps `[B, L, D]` per block, and the backward pass rebuilds one block's graph at a time from
+//! its saved input, backpropagates the incoming gradient `g` through it (the surrogate
+//! `Σ out·g`, whose gradient is exactly the chain rule's), and hands back the block's parameter
+//! gradients and the gradient of its input for the segment before. This is PyTorch's
+//! `torch.utils.checkpoint` as OpenCLIP's `set_grad_checkpointing` uses it per resblock: one
+//! extra forward pass per step, the same operations, the same numbers.
+
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+
+/// One segment of a forward pass: input → output.
+pub type Segment<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+
+/// A checkpointed forward pass: the segments and the input each one was given.
+pub struct Recompute<'a> {
+    segments: Vec<Segment<'a>>,
+    inputs: Vec<Tensor>,
+}
+
+impl<'a> Recompute<'a> {
+    /// Runs `segments` in order from `x`, keeping only their inputs (detached, so every
+    /// segment's graph is freed as soon as it has run). Returns the detached output and the
+    /// record for [`Recompute::backward`]. `x` itself gets no gradient (pixels, token ids).
+    pub fn forward(x: &Tensor, segments: Vec<Segment<'a>>) -> Result<(Tensor, Self)> {
+        let mut inputs = Vec::with_capacity(segments.len());
+        let mut cur = x.detach();
+        for seg in &segments {
+            let out = seg(&cur)?.detach();
+            inputs.push(cur);
+            cur = out;
+        }
+        Ok((cur, Self { segments, inputs }))
+    }
+
+    /// Backpropagates `grad` (the gradient of the loss with respect to the output of
+    /// [`Recompute::forward`]) through the segments, last to first, each re-run from its saved
+    /// input. Returns the gradient stores of the segments (each holds the gradients of the
+    /// variables that segment uses), last segment first.
+    pub fn backward(self, grad: &Tensor) -> Result<Vec<GradStore>> {
+        let mut grad = grad.clone();
+        let mut stores = Vec::with_capacity(self.segments.len());
+        for (i, (seg, x)) in self.segments.iter().zip(&self.inputs).enumerate().rev() {
+            let (out, var) = if i == 0 {
+                (seg(x)?, None)
+            } else {
+                let v = Var::from_tensor(x)?;
+                (seg(v.as_tensor())?, Some(v))
+            };
+            let store = (out * &grad)?.sum_all()?.backward()?;
+            if let Some(v) = var {
+                grad = match store.get(v.as_tensor()) {
+                    Some(g) => g.clone(),
+                    None => v.as_tensor().zeros_like()?,
+                };
+            }
+            stores.push(store);
+        }
+        Ok(stores)
+    }
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// True when there is no segment.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, D};
+
+    #[test]
+    fn segmented_backward_equals_one_graph() -> Result<()> {
+        let dev = Device::Cpu;
+        let w1 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (8, 8), &dev)?)?;
+        let w2 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (8, 4), &dev)?)?;
+        let x = Tensor::randn(0f32, 1.0, (5, 8), &dev)?;
+        let f1 = |x: &Tensor| -> Result<Tensor> { (x + x.matmul(w1.as_tensor())?.tanh()?)?.exp() };
+        let f2 = |x: &Tensor| -> Result<Tensor> { x.matmul(w2.as_tensor())?.sin() };
+        let loss = |y: &Tensor| -> Result<Tensor> { y.sqr()?.sum(D::Minus1)?.mean_all() };
+        // One graph.
+        let y = f2(&f1(&x)?)?;
+        let l = loss(&y)?;
+        let g = l.backward()?;
+        // Segments, with the loss gradient of the output.
+        let (y2, rec) = Recompute::forward(&x, vec![Box::new(f1), Box::new(f2)])?;
+        assert_eq!(y2.to_vec2::<f32>()?, y.to_vec2::<f32>()?);
+        let yv = Var::from_tensor(&y2)?;
+        let gy = loss(yv.as_tensor())?.backward()?;
+        let stores = rec.backward(gy.get(yv.as_tensor()).unwrap())?;
+        assert_eq!(stores.len(), 2);
+        let got1 = stores[1].get(w1.as_tensor()).unwrap().to_vec2::<f32>()?;
+        let got2 = stores[0].get(w2.as_tensor()).unwrap().to_vec2::<f32>()?;
+        assert_eq!(got1, g.get(w1.as_tensor()).unwrap().to_vec2::<f32>()?);
+        assert_eq!(got2, g.get(w2.as_tensor()).unwrap().to_vec2::<f32>()?);
+        Ok(())
+    }
+}
