@@ -17,7 +17,14 @@
 #    training run saved, on 64 synthetic images and their captions, on CPU f32, CUDA f32 and
 #    CUDA bf16 (max |difference| and minimum cosine of the L2-normalised features vs CPU), and
 #    times CUDA embedding (images/s, f32 and bf16, decode included);
-# 3. ends with a short tiny-scale training run as a smoke test.
+# 3. runs the training rows twice, without and with --grad_checkpointing, recording the
+#    peak GPU memory of each run (nvidia-smi, polled) and the ratio to PyTorch AMP bf16
+#    (TORCH_SPS: samples/s of PyTorch + OpenCLIP on the same card and batch, default the H100
+#    figure of ../shared/reference/baselines.md);
+# 4. checks the NCCL backend (a --features nccl build): a tiny run on one GPU with
+#    --dist_backend nccl (every collective through NCCL) against the same run with MPI on host
+#    buffers: the per-step losses must agree (max relative difference) — plus both runs' speed;
+# 5. ends with a short tiny-scale training run as a smoke test.
 #
 # GPU-side settings (environment): DEVICE (cuda), MODEL (ViT-B-16), BATCHES ("128 256"),
 # STEPS (30), PRECISION (bf16), POOL (20000 samples), IMAGE_SIZE (224), WORKERS (12),
@@ -37,7 +44,7 @@ bundle() { # bundle DIR BINDIR COMPRESS
       cp "$2/$b" "$1/$b"
     fi
   done
-  cp "$here/bench/gpu/train_throughput.sh" "$1/train_throughput.sh"
+  cp "$here/bench/gpu/train_throughput.sh" "$here/bench/gpu/torch_baseline.py" "$1/"
   printf '#!/usr/bin/env bash\nset -uo pipefail\ncd "$(dirname "$0")"\nbash train_throughput.sh gpu\n' \
     > "$1/run.sh"
 }
@@ -50,10 +57,19 @@ if [ "$mode" = build ]; then
   source ../shared/gpu/cuda-env.sh .cuda-tk
   # Its own target folder: the CUDA feature set would otherwise rebuild the CPU artifacts.
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
-  cargo build --release --features tic-train/cuda -p tic-train -p tic-shards -p tic-eval \
+  # nccl = cuda + mpi + NCCL collectives (crates/tic-dist).
+  cargo build --release --features tic-train/nccl -p tic-train -p tic-shards -p tic-eval \
     -p tic-model --bins
   bundle .gpu "$CARGO_TARGET_DIR/release" xz
   cp ../shared/gpu/device-env.sh .gpu/
+  # PyTorch + OpenCLIP baseline on the same card: the GPU machine has torch, not open_clip.
+  mkdir -p .gpu/whl
+  python3 -m pip download -q --no-deps -d .gpu/whl open_clip_torch==2.24.0 ftfy==6.2.0 wcwidth==0.2.13
+  # The GPU machine has no MPI: carry MPICH's libraries (and what they link) beside the binaries.
+  mkdir -p .gpu/lib
+  ldd "$CARGO_TARGET_DIR/release/tic-train" | awk '/=> \// {print $3}' \
+    | grep -E 'libmpi|libhwloc|libfabric|libucp|libucs|libuct|libpsm|libnl-|libefa|libibverbs|librdmacm|libnuma|libpmix|libxml2|libicu|libudev|libcap|libltdl|libevent' \
+    | xargs -r -I{} cp -L {} .gpu/lib/
   echo "bundle ready in .gpu/ (carry it to the GPU machine and run: bash .gpu/run.sh)"
   exit 0
 fi
@@ -84,6 +100,8 @@ for b in $bins; do
   [ -x "$b" ] || "$PY" -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$b.xz'), open('$b','wb'))"
   chmod +x "$b"
 done
+[ -d lib ] && export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+TORCH_SPS=${TORCH_SPS:-1673}
 if [ "$DEVICE" != cpu ]; then
   # shellcheck disable=SC1091
   source ./device-env.sh
@@ -91,33 +109,82 @@ if [ "$DEVICE" != cpu ]; then
 fi
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
+# PyTorch + OpenCLIP on this card (bf16 autocast), same model and batches, checkpointing off/on:
+# its samples/s replaces TORCH_SPS in the ratio column.
+if [ "$DEVICE" != cpu ] && [ -d whl ]; then
+  "$PY" -m pip install -q --no-index --no-deps --target /tmp/site whl/*.whl \
+    && PYTHONPATH=/tmp/site timeout 600 "$PY" torch_baseline.py "$MODEL" "$BATCHES" 10 \
+      > "$OUT/torch.tsv" 2> "$OUT/torch_baseline.log" || echo "torch baseline failed: $(tail -3 "$OUT/torch_baseline.log")"
+fi
 work=$(mktemp -d)
 timeout 300 ./tic-synth --out "$work/synth" --num-samples "$POOL" --num-shards 16 --num-years 1 \
   --image-size "$IMAGE_SIZE" --quiet
 table="$OUT/train_throughput.tsv"
-printf 'run\tbatch\tsamples_per_s\tstep_ms\tdata_wait_ms\tMFU\n' > "$table"
+printf 'run\tbatch\tsamples_per_s\tstep_ms\tdata_wait_ms\tMFU\tpeak_GiB\tvs_torch_amp\n' > "$table"
+# Peak memory of this process tree on the GPU while "$@" runs (nvidia-smi polled every 0.2 s).
+with_peak() { # with_peak FILE CMD...
+  local file=$1 poll
+  shift
+  echo 0 > "$file"
+  if [ "$DEVICE" != cpu ]; then
+    ( peak=0; while sleep 0.2; do
+        m=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+        [ "${m:-0}" -gt "$peak" ] && peak=$m && echo "$peak" > "$file"; done ) & poll=$!
+  fi
+  "$@"
+  local rc=$?
+  [ -n "${poll:-}" ] && kill "$poll" 2>/dev/null
+  return $rc
+}
 first_run=""
 for batch in $BATCHES; do
-  name="train_${MODEL}_b$batch"
-  first_run=${first_run:-$name}
-  timeout 900 ./tic-train --scale tic_large --model "$MODEL" --batch_size "$batch" \
-    --train_num_samples $((batch * STEPS)) --num_checkpoints 1 --warmup 5 \
-    --precision "$PRECISION" --workers "$WORKERS" --dataset_resampled \
-    --data_dir "$work/synth/pool" --output_dir "$work/runs" --exp_name "$name" \
-    --device "$DEVICE" --quiet 2>&1 | tail -5 | tee "$OUT/$name.log" || true
-  m="$work/runs/$name/metrics.jsonl"
-  [ -f "$m" ] && cp "$m" "$OUT/$name.metrics.jsonl"
-  "$PY" - "$m" "$batch" "$name" "$MODEL" >> "$table" <<'PY' || printf '%s\t%s\tFAILED\n' "$name" "$batch" >> "$table"
+  for ckpt in "" "--grad_checkpointing"; do
+    name="train_${MODEL}_b$batch${ckpt:+_ckpt}"
+    first_run=${first_run:-$name}
+    with_peak "$work/$name.peak" timeout 900 ./tic-train --scale tic_large --model "$MODEL" \
+      --batch_size "$batch" --train_num_samples $((batch * STEPS)) --num_checkpoints 1 --warmup 5 \
+      --precision "$PRECISION" --workers "$WORKERS" --dataset_resampled $ckpt \
+      --data_dir "$work/synth/pool" --output_dir "$work/runs" --exp_name "$name" \
+      --device "$DEVICE" --quiet 2>&1 | tail -5 | tee "$OUT/$name.log" || true
+    m="$work/runs/$name/metrics.jsonl"
+    [ -f "$m" ] && cp "$m" "$OUT/$name.metrics.jsonl"
+    tsps=$(awk -F'\t' -v b="$batch" -v c="$([ -n "$ckpt" ] && echo True || echo False)" \
+      '$2 == b && $3 == c && $4 != "OOM" {print $4}' "$OUT/torch.tsv" 2>/dev/null | head -1)
+    "$PY" - "$m" "$batch" "$name" "$MODEL" "$(cat "$work/$name.peak")" "${tsps:-$TORCH_SPS}" >> "$table" <<'PY' \
+      || printf '%s\t%s\tFAILED\n' "$name" "$batch" >> "$table"
 import json, statistics, sys
-path, batch, name, model = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+path, batch, name, model, peak_mib, torch_sps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
 rows = [json.loads(l) for l in open(path)][5:]
 sps = statistics.median(r["samples_per_s"] for r in rows)
 step = statistics.median(r["step_s"] for r in rows) * 1e3
 wait = statistics.median(r["data_wait_s"] for r in rows) * 1e3
 mfu = f"{sps * 6 * (17.58e9 + 2.92e9) / 989e12:.3f}" if model == "ViT-B-16" else "-"
-print(f"{name}\t{batch}\t{sps:.0f}\t{step:.1f}\t{wait:.1f}\t{mfu}")
+peak = f"{peak_mib / 1024:.1f}" if peak_mib else "-"
+print(f"{name}\t{batch}\t{sps:.0f}\t{step:.1f}\t{wait:.1f}\t{mfu}\t{peak}\t{sps / torch_sps:.2f}")
 PY
+  done
 done
+
+# NCCL: every collective of a one-GPU run through NCCL, against MPI on host buffers.
+ntable="$OUT/nccl.tsv"
+printf 'backend\tsteps\tsamples_per_s\tmax_rel_loss_diff_vs_mpi\n' > "$ntable"
+if [ "$DEVICE" != cpu ]; then
+  for be in mpi nccl; do
+    timeout 300 ./tic-train --scale tiny --data_dir "$work/synth/pool" --output_dir "$work/runs" \
+      --exp_name "dist_$be" --device "$DEVICE" --dist_backend "$be" --train_num_samples 3200 \
+      --num_checkpoints 1 --quiet > "$OUT/dist_$be.log" 2>&1 || echo "tic-train --dist_backend $be failed: $(tail -3 "$OUT/dist_$be.log")"
+  done
+  "$PY" - "$work/runs" >> "$ntable" <<'PY' || printf 'nccl\t-\tFAILED\t-\n' >> "$ntable"
+import json, statistics, sys
+runs = sys.argv[1]
+rows = {be: [json.loads(l) for l in open(f"{runs}/dist_{be}/metrics.jsonl")] for be in ("mpi", "nccl")}
+diff = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(rows["mpi"], rows["nccl"]))
+assert len(rows["mpi"]) == len(rows["nccl"]) > 0
+for be in ("mpi", "nccl"):
+    sps = statistics.median(r["samples_per_s"] for r in rows[be][3:])
+    print(f"{be}\t{len(rows[be])}\t{sps:.0f}\t{diff:.2e}" if be == "nccl" else f"{be}\t{len(rows[be])}\t{sps:.0f}\t-")
+PY
+fi
 
 # CUDA forward pass vs CPU, with the weights the first run saved.
 weights="$work/runs/$first_run/checkpoints/epoch_latest.safetensors"
@@ -187,5 +254,8 @@ timeout 300 ./tic-train --scale tiny --data_dir "$work/synth/pool" --output_dir 
   --exp_name tiny_smoke --device "$DEVICE" --quiet 2>&1 | tail -3 | tee "$OUT/tiny_smoke.log" || true
 echo
 column -t -s $'\t' "$etable"
+echo
+[ -f "$OUT/torch.tsv" ] && column -t -s $'\t' "$OUT/torch.tsv" && echo
+column -t -s $'\t' "$ntable"
 echo
 column -t -s $'\t' "$table"

@@ -163,8 +163,10 @@ impl Objective<'_> {
         inputs: &[(Tensor, Tensor)],
         opt: &AdamW,
     ) -> Result<StepGrads> {
-        let (rank, world) = (self.comm.rank(), self.comm.size());
+        let rank = self.comm.rank();
         let ckpt = self.grad_checkpointing;
+        // One process: every collective is the identity and is skipped.
+        let alone = self.comm.is_identity();
         // 1. Forward. One micro-batch keeps its graph (or checkpoints) for step 4; several are
         // recomputed.
         let mut live = None;
@@ -189,7 +191,7 @@ impl Objective<'_> {
             packed.extend([ti.clone(), tt.clone()]);
         }
         let widths = vec![width; packed.len()];
-        let gathered = if world == 1 {
+        let gathered = if alone {
             packed
         } else {
             let all = self.comm.all_gather(&Tensor::cat(&packed, 1)?)?;
@@ -228,7 +230,7 @@ impl Objective<'_> {
         };
         let (d_img, d_txt, d_scale) = (grad_of(&all_img)?, grad_of(&all_txt)?, grad_of(&scale)?);
         drop(g);
-        let (g_img, g_txt) = if world == 1 {
+        let (g_img, g_txt) = if alone {
             (d_img, d_txt)
         } else if self.gather_with_grad {
             let mine = self
@@ -266,7 +268,7 @@ impl Objective<'_> {
         }
 
         // 5. Average over ranks.
-        if world > 1 {
+        if !alone {
             loss_value = all_reduce_mean(self.comm, &mut sum, loss_value)?;
         }
         Ok(StepGrads {

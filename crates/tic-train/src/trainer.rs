@@ -351,6 +351,40 @@ impl Session {
         Ok((norm, false))
     }
 
+    /// Saves the resumable state after the current step (a collective: every rank's data
+    /// position is gathered; rank 0 writes). `epoch_N` is kept at the last step and every
+    /// `save_frequency` epochs.
+    fn save(
+        &self,
+        comm: &dyn Comm,
+        opts: &TrainOptions,
+        counts: &StepCounts,
+        run: &RunDir,
+    ) -> Result<()> {
+        let (step, total) = (self.step, counts.total_steps);
+        let epoch = step / counts.steps_per_epoch;
+        let end_of_epoch = step % counts.steps_per_epoch == 0;
+        let positions = self.positions(comm)?;
+        Checkpoint {
+            config: &opts.model,
+            vars: &self.vm,
+            opt: &self.opt,
+            state: TrainState {
+                step,
+                epoch,
+                total_steps: total,
+                data_position: positions[0],
+                data_positions: positions,
+                tensors: String::new(),
+                skipped_steps: self.skipped,
+                fingerprint: opts.fingerprint(),
+            },
+            keep_epoch: end_of_epoch
+                && (step == total || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0)),
+        }
+        .save(run)
+    }
+
     /// Every rank's loader position, in rank order (a collective).
     fn positions(&self, comm: &dyn Comm) -> Result<Vec<Position>> {
         let p = self.position;
@@ -399,25 +433,23 @@ pub fn train_distributed(
     device: &Device,
 ) -> Result<TrainSummary> {
     let cfg = &opts.model;
-    let (rank, world) = (comm.rank(), comm.size());
-    let counts = opts.counts_for(world);
+    let counts = opts.counts_for(comm.size());
     if counts.steps_per_epoch == 0 || counts.loader_batch == 0 {
         bail!(
             "no optimizer step: train_num_samples {} / num_checkpoints {} is less than one batch of {} \
-             (or the batch is smaller than {world} ranks × {} accumulation rounds)",
+             (or the batch is smaller than {} ranks × {} accumulation rounds)",
             opts.train_num_samples,
             opts.num_checkpoints,
             opts.global_batch,
+            comm.size(),
             opts.accum_freq
         );
     }
     let total = counts.total_steps;
     let accum = opts.accum_freq.max(1);
-    let batch = counts.loader_batch * accum;
     run.remove_stale_temps()?;
     let mut s = Session::start(comm, opts, plan.sampling(), run, init, device)?;
-    let start = s.step;
-    let mut metrics = run.open_metrics(start)?;
+    let mut metrics = run.open_metrics(s.step)?;
     let mut model = build_model(cfg, &s.vars, opts.precision, device)?;
     let logit_var = s
         .vars
@@ -425,44 +457,19 @@ pub fn train_distributed(
         .find(|(n, _)| n == "logit_scale")
         .map(|(_, v)| v.clone())
         .context("no logit_scale parameter")?;
-    // Resampled streams are drawn per rank (the plan's seed is the rank's); the stream without
-    // replacement is global and cut into rank slices.
-    let (slice_rank, slices) = match plan.sampling() {
-        Sampling::WithoutReplacement => (rank, world),
-        Sampling::Resampled => (0, 1),
-    };
-    let mut loader = Loader::start(
-        plan.clone(),
-        store,
-        LoaderOptions {
-            batch_size: (counts.loader_batch / world as u64) as usize,
-            micro_batches: accum as usize,
-            rank: slice_rank,
-            world: slices,
-            image_size: cfg.vision_cfg.image_size as u32,
-            context_length: cfg.text_cfg.context_length,
-            workers: opts.workers,
-            prefetch: opts.prefetch,
-            seed: opts.seed + if slices == 1 { rank as u64 } else { 0 },
-        },
-        s.position,
-    )?;
+    let mut loader = start_loader(comm, opts, &counts, plan.clone(), store, s.position)?;
     let objective = Objective {
         comm,
         gather_with_grad: opts.gather_with_grad,
         grad_checkpointing: opts.grad_checkpointing,
         distill_weight: opts.distill_weight,
     };
-    let pb = tic_shards::cli::progress(total, "steps", opts.quiet || rank != 0);
-    pb.set_position(start);
+    let pb = tic_shards::cli::progress(total, "steps", opts.quiet || comm.rank() != 0);
+    pb.set_position(s.step);
     pb.set_message("train");
-    let t0 = Instant::now();
-    let mut first_loss = None;
-    let mut recent: Vec<f64> = Vec::new();
-    let mut per_input = vec![0u64; plan.shards().iter().map(|s| s.input + 1).max().unwrap_or(0)];
-    let mut done_here = 0u64;
+    let mut tally = Tally::new(&plan, counts.loader_batch * accum);
     while s.step < total {
-        if opts.stop_after_steps.is_some_and(|n| done_here >= n) {
+        if opts.stop_after_steps.is_some_and(|n| tally.steps >= n) {
             break;
         }
         let ts = Instant::now();
@@ -470,11 +477,7 @@ pub fn train_distributed(
         let batches = (0..accum)
             .map(|_| loader.next_batch())
             .collect::<Result<Vec<_>>>()?;
-        for b in &batches {
-            for &i in &b.inputs {
-                per_input[i] += 1;
-            }
-        }
+        tally.count_inputs(&batches);
         let data_s = ts.elapsed().as_secs_f64();
         s.position = batches.last().expect("accum >= 1").end;
         if opts.precision == Precision::Bf16 {
@@ -487,11 +490,10 @@ pub fn train_distributed(
         let g = objective.gradients(&model, teacher, &inputs, &s.opt)?;
         let (norm, applied) = s.apply(opts, g.grads, g.loss, lr, &logit_var, run)?;
         s.step += 1;
-        done_here += 1;
         let step = s.step;
-        let dt = ts.elapsed().as_secs_f64();
         let ls: f32 = logit_var.as_tensor().to_scalar()?;
         if let Some(f) = metrics.as_mut() {
+            let dt = ts.elapsed().as_secs_f64();
             let line = serde_json::json!({
                 "step": step,
                 "epoch": (step - 1) / counts.steps_per_epoch,
@@ -500,18 +502,14 @@ pub fn train_distributed(
                 "logit_scale": ls,
                 "scale": (ls as f64).exp(),
                 "grad_norm": norm,
-                "samples_per_s": batch as f64 / dt,
+                "samples_per_s": tally.batch as f64 / dt,
                 "data_wait_s": data_s,
                 "step_s": dt,
                 "skipped": !applied,
             });
             writeln!(f, "{line}")?;
         }
-        first_loss.get_or_insert(g.loss);
-        recent.push(g.loss);
-        if recent.len() > 10 {
-            recent.remove(0);
-        }
+        tally.record(g.loss);
         pb.set_position(step);
         pb.set_message(format!("loss {:.4}", g.loss));
         if step == total {
@@ -526,38 +524,19 @@ pub fn train_distributed(
         }
         let end_of_epoch = step % counts.steps_per_epoch == 0;
         if end_of_epoch || (opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0) {
+            s.save(comm, opts, &counts, run)?;
+        }
+        if end_of_epoch {
             let epoch = step / counts.steps_per_epoch;
-            let positions = s.positions(comm)?;
-            Checkpoint {
-                config: cfg,
-                vars: &s.vm,
-                opt: &s.opt,
-                state: TrainState {
-                    step,
-                    epoch,
-                    total_steps: total,
-                    data_position: positions[0],
-                    data_positions: positions,
-                    tensors: String::new(),
-                    skipped_steps: s.skipped,
-                    fingerprint: opts.fingerprint(),
-                },
-                keep_epoch: end_of_epoch
-                    && (step == total
-                        || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0)),
-            }
-            .save(run)?;
-            if end_of_epoch {
-                run.log(&format!(
-                    "epoch {epoch} done at step {step}/{total}: loss {:.4}, lr {lr:.3e}, logit_scale {ls:.4}",
-                    g.loss
-                ));
-                if let (Some(val), true) = (&opts.imagenet_val, run.writer) {
-                    let model = build_model(cfg, &s.vars, Precision::Fp32, device)?;
-                    let r = pb.suspend(|| val.evaluate(model, device))?;
-                    run.append_checkpoint_line("results.jsonl", &r.record(epoch, step))?;
-                    run.log(&r.log_line(epoch));
-                }
+            run.log(&format!(
+                "epoch {epoch} done at step {step}/{total}: loss {:.4}, lr {lr:.3e}, logit_scale {ls:.4}",
+                g.loss
+            ));
+            if let (Some(val), true) = (&opts.imagenet_val, run.writer) {
+                let model = build_model(cfg, &s.vars, Precision::Fp32, device)?;
+                let r = pb.suspend(|| val.evaluate(model, device))?;
+                run.append_checkpoint_line("results.jsonl", &r.record(epoch, step))?;
+                run.log(&r.log_line(epoch));
             }
         }
     }
@@ -565,23 +544,102 @@ pub fn train_distributed(
     if let Some(f) = metrics.as_mut() {
         f.flush()?;
     }
-    let per_input = sum_over_ranks(comm, &per_input)?;
-    let el = t0.elapsed().as_secs_f64();
-    Ok(TrainSummary {
-        steps: s.step,
-        total_steps: total,
-        finished: s.step == total,
-        first_loss,
-        last_loss: (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64),
-        samples_per_s: if el > 0.0 {
-            (done_here * batch) as f64 / el
-        } else {
-            0.0
+    tally.summary(comm, &s, total)
+}
+
+/// The loader of this rank. Resampled streams are drawn per rank (the plan's seed is the
+/// rank's, augmentation seeded by seed + rank); the stream without replacement is global and
+/// cut into rank slices.
+fn start_loader(
+    comm: &dyn Comm,
+    opts: &TrainOptions,
+    counts: &StepCounts,
+    plan: Arc<Plan>,
+    store: ShardStore,
+    position: Position,
+) -> Result<Loader> {
+    let (rank, world) = (comm.rank(), comm.size());
+    let (slice_rank, slices) = match plan.sampling() {
+        Sampling::WithoutReplacement => (rank, world),
+        Sampling::Resampled => (0, 1),
+    };
+    Loader::start(
+        plan,
+        store,
+        LoaderOptions {
+            batch_size: (counts.loader_batch / world as u64) as usize,
+            micro_batches: opts.accum_freq.max(1) as usize,
+            rank: slice_rank,
+            world: slices,
+            image_size: opts.model.vision_cfg.image_size as u32,
+            context_length: opts.model.text_cfg.context_length,
+            workers: opts.workers,
+            prefetch: opts.prefetch,
+            seed: opts.seed + if slices == 1 { rank as u64 } else { 0 },
         },
-        samples_per_input: per_input,
-        skipped_steps: s.skipped,
-        batch,
-    })
+        position,
+    )
+}
+
+/// What this invocation did, for the [`TrainSummary`].
+struct Tally {
+    started: Instant,
+    batch: u64,
+    steps: u64,
+    first_loss: Option<f64>,
+    recent: Vec<f64>,
+    per_input: Vec<u64>,
+}
+
+impl Tally {
+    fn new(plan: &Plan, batch: u64) -> Self {
+        Self {
+            started: Instant::now(),
+            batch,
+            steps: 0,
+            first_loss: None,
+            recent: Vec::new(),
+            per_input: vec![0u64; plan.shards().iter().map(|s| s.input + 1).max().unwrap_or(0)],
+        }
+    }
+
+    fn count_inputs(&mut self, batches: &[Batch]) {
+        for b in batches {
+            for &i in &b.inputs {
+                self.per_input[i] += 1;
+            }
+        }
+    }
+
+    fn record(&mut self, loss: f64) {
+        self.steps += 1;
+        self.first_loss.get_or_insert(loss);
+        self.recent.push(loss);
+        if self.recent.len() > 10 {
+            self.recent.remove(0);
+        }
+    }
+
+    /// The summary (a collective: samples per input are summed over ranks).
+    fn summary(self, comm: &dyn Comm, s: &Session, total: u64) -> Result<TrainSummary> {
+        let el = self.started.elapsed().as_secs_f64();
+        Ok(TrainSummary {
+            steps: s.step,
+            total_steps: total,
+            finished: s.step == total,
+            first_loss: self.first_loss,
+            last_loss: (!self.recent.is_empty())
+                .then(|| self.recent.iter().sum::<f64>() / self.recent.len() as f64),
+            samples_per_s: if el > 0.0 {
+                (self.steps * self.batch) as f64 / el
+            } else {
+                0.0
+            },
+            samples_per_input: sum_over_ranks(comm, &self.per_input)?,
+            skipped_steps: s.skipped,
+            batch: self.batch,
+        })
+    }
 }
 
 /// Element-wise sum of every rank's counts.
