@@ -53,6 +53,8 @@ if [ "$mode" = build ]; then
   cd "$here"
   cargo fetch
   [ -d .cuda-tk ] || bash ../shared/gpu/setup-cuda-tk.sh .cuda-tk
+  # A link-time stand-in for libnccl.so.2 (the GPU machine's PyTorch wheels carry the real one).
+  bash crates/tic-dist/scripts/nccl-link-stub.sh .cuda-tk
   # shellcheck disable=SC1091
   source ../shared/gpu/cuda-env.sh .cuda-tk
   # Its own target folder: the CUDA feature set would otherwise rebuild the CPU artifacts.
@@ -60,16 +62,21 @@ if [ "$mode" = build ]; then
   # nccl = cuda + mpi + NCCL collectives (crates/tic-dist).
   cargo build --release --features tic-train/nccl -p tic-train -p tic-shards -p tic-eval \
     -p tic-model --bins
+  cargo build --release --features nccl -p tic-dist --example nccl_check
   bundle .gpu "$CARGO_TARGET_DIR/release" xz
+  strip -o .gpu/nccl_check "$CARGO_TARGET_DIR/release/examples/nccl_check"
+  xz -9 -f .gpu/nccl_check
   cp ../shared/gpu/device-env.sh .gpu/
   # PyTorch + OpenCLIP baseline on the same card: the GPU machine has torch, not open_clip.
   mkdir -p .gpu/whl
   python3 -m pip download -q --no-deps -d .gpu/whl open_clip_torch==2.24.0 ftfy==6.2.0 wcwidth==0.2.13
-  # The GPU machine has no MPI: carry MPICH's libraries (and what they link) beside the binaries.
-  mkdir -p .gpu/lib
-  ldd "$CARGO_TARGET_DIR/release/tic-train" | awk '/=> \// {print $3}' \
-    | grep -E 'libmpi|libhwloc|libfabric|libucp|libucs|libuct|libpsm|libnl-|libefa|libibverbs|librdmacm|libnuma|libpmix|libxml2|libicu|libudev|libcap|libltdl|libevent' \
-    | xargs -r -I{} cp -L {} .gpu/lib/
+  # The GPU machine has no MPI: carry MPICH's libraries (and what they link; 42 MiB, 7 MiB as
+  # xz) beside the binaries. One process needs no mpiexec (an MPI singleton).
+  rm -rf .gpu/lib && mkdir -p .gpu/lib
+  for l in libmpich.so.12 libhwloc.so.15 libucp.so.0 libucs.so.0 libuct.so.0 libucm.so.0 libudev.so.1 libnuma.so.1; do
+    cp -L "/usr/lib/x86_64-linux-gnu/$l" .gpu/lib/
+  done
+  tar cf - -C .gpu lib | xz -9 -T2 > .gpu/mpi-libs.tar.xz && rm -rf .gpu/lib
   echo "bundle ready in .gpu/ (carry it to the GPU machine and run: bash .gpu/run.sh)"
   exit 0
 fi
@@ -100,11 +107,18 @@ for b in $bins; do
   [ -x "$b" ] || "$PY" -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$b.xz'), open('$b','wb'))"
   chmod +x "$b"
 done
+if [ -f mpi-libs.tar.xz ] && [ ! -d lib ]; then
+  "$PY" -c "import lzma,tarfile; tarfile.open(fileobj=lzma.open('mpi-libs.tar.xz')).extractall('.')"
+fi
 [ -d lib ] && export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 TORCH_SPS=${TORCH_SPS:-1673}
 if [ "$DEVICE" != cpu ]; then
   # shellcheck disable=SC1091
   source ./device-env.sh
+  # libnccl.so.2 from PyTorch's wheels (device-env.sh adds only nvidia/cu13/lib).
+  sp=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  nccl_lib=$(dirname "$(find "$sp/nvidia" -name libnccl.so.2 | head -1)")
+  export LD_LIBRARY_PATH="$nccl_lib:$LD_LIBRARY_PATH"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 fi
 OUT=${OUT:-$PWD/out}
@@ -165,7 +179,13 @@ PY
   done
 done
 
-# NCCL: every collective of a one-GPU run through NCCL, against MPI on host buffers.
+# NCCL: the collectives alone (f32/bf16/f16, strided inputs, against MPI on host buffers), then
+# every collective of a one-GPU training run through NCCL, against the MPI-free run.
+if [ "$DEVICE" != cpu ] && [ -f nccl_check.xz ]; then
+  "$PY" -c "import lzma,shutil; shutil.copyfileobj(lzma.open('nccl_check.xz'), open('nccl_check','wb'))"
+  chmod +x nccl_check
+  timeout 120 ./nccl_check > "$OUT/nccl_check.log" 2>&1 || echo "nccl_check FAILED: $(tail -5 "$OUT/nccl_check.log")"
+fi
 ntable="$OUT/nccl.tsv"
 printf 'backend\tsteps\tsamples_per_s\tmax_rel_loss_diff_vs_mpi\n' > "$ntable"
 if [ "$DEVICE" != cpu ]; then
@@ -255,6 +275,7 @@ timeout 300 ./tic-train --scale tiny --data_dir "$work/synth/pool" --output_dir 
 echo
 column -t -s $'\t' "$etable"
 echo
+[ -f "$OUT/nccl_check.log" ] && tail -n 12 "$OUT/nccl_check.log" && echo
 [ -f "$OUT/torch.tsv" ] && column -t -s $'\t' "$OUT/torch.tsv" && echo
 column -t -s $'\t' "$ntable"
 echo

@@ -49,6 +49,11 @@ pub trait Comm {
     fn local_size(&self) -> usize;
     /// The backend's name, for logs (`solo`, `mpi`, `nccl`).
     fn backend(&self) -> &'static str;
+    /// True when every collective is the identity, so callers may skip them (one process).
+    /// NCCL answers false even alone, so that a one-GPU run exercises the library.
+    fn is_identity(&self) -> bool {
+        self.size() == 1
+    }
 
     /// In place: `buf ← Σ_ranks buf`.
     fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()>;
@@ -65,6 +70,44 @@ pub trait Comm {
     /// Ends the whole job at once (every rank), with `code` as exit status. Used when one rank
     /// fails, so the others do not wait forever in a collective.
     fn abort(&self, code: i32) -> !;
+
+    /// Every rank's `bytes` (any length, differing between ranks), in rank order, on every
+    /// rank. Two all-gathers: the lengths, then the bytes packed into `u64` words and padded
+    /// to the longest, so it suits small messages (each rank receives W × the longest).
+    fn all_gather_bytes(&self, bytes: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+        if self.size() == 1 {
+            return Ok(vec![bytes]);
+        }
+        let lens = self.all_gather_u64(&[bytes.len() as u64])?;
+        let words = lens.iter().max().map_or(0, |&m| m.div_ceil(8)) as usize;
+        if words == 0 {
+            return Ok(vec![Vec::new(); lens.len()]);
+        }
+        let mut local = vec![0u64; words];
+        for (w, c) in local.iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            *w = u64::from_le_bytes(b);
+        }
+        let all = self.all_gather_u64(&local)?;
+        if all.len() != words * lens.len() {
+            bail!(
+                "all-gather of {words} words from {} ranks received {} words",
+                lens.len(),
+                all.len()
+            );
+        }
+        Ok(lens
+            .iter()
+            .zip(all.chunks_exact(words))
+            .map(|(&n, ws)| {
+                ws.iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .take(n as usize)
+                    .collect()
+            })
+            .collect())
+    }
 
     /// Rank `root`'s floats on every rank (all ranks pass buffers of the same length).
     fn broadcast_f32(&self, root: usize, buf: &mut [f32]) -> Result<()> {
@@ -306,6 +349,17 @@ pub fn chunks(len: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 /// Runs `f` and, on error, reports it naming this rank and ends the whole job (so the other
 /// ranks do not hang in a collective). With one process the error is returned as usual.
 pub fn or_abort<T>(comm: &dyn Comm, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    or_abort_with(comm, what, 1, f)
+}
+
+/// [`or_abort`] with `code` as the job's exit status when a rank fails (e.g. `tic-eval`'s 2,
+/// its status for a fatal error, where 1 means "some tasks failed").
+pub fn or_abort_with<T>(
+    comm: &dyn Comm,
+    what: &str,
+    code: i32,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     match f() {
         Ok(v) => Ok(v),
         Err(e) if comm.size() > 1 => {
@@ -315,9 +369,27 @@ pub fn or_abort<T>(comm: &dyn Comm, what: &str, f: impl FnOnce() -> Result<T>) -
                 comm.size(),
                 e
             );
-            comm.abort(1)
+            // mpirun (MPICH's hydra) may drop output still on its way when a rank aborts:
+            // give it a moment to forward the message.
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            comm.abort(code)
         }
         Err(e) => Err(e).with_context(|| what.to_string()),
+    }
+}
+
+/// With several ranks on one machine, gives each its share of the cores for its compute
+/// threads: sets `RAYON_NUM_THREADS` to `cores / local_ranks` (at least 1) unless it is already
+/// set, instead of every rank using all of them. Call it before any compute thread pool starts
+/// (rayon's and Candle's read the variable when they start).
+pub fn spread_cpu_threads(local_ranks: usize) {
+    if local_ranks > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var(
+            "RAYON_NUM_THREADS",
+            (cores / local_ranks).max(1).to_string(),
+        );
     }
 }
 
@@ -362,6 +434,83 @@ mod tests {
             assert_eq!(out.to_vec2::<f32>().unwrap(), t.to_vec2::<f32>().unwrap());
         }
         assert_eq!(s.broadcast_bytes(0, b"x".to_vec()).unwrap(), b"x");
+        assert_eq!(s.all_gather_bytes(b"xy".to_vec()).unwrap(), [b"xy"]);
+    }
+
+    /// Three ranks with fixed payloads: the first u64 all-gather returns their lengths, later
+    /// ones their bytes packed like `local` (checks the packing of `all_gather_bytes`).
+    struct FakeThree(Vec<Vec<u8>>, std::cell::Cell<usize>);
+
+    impl Comm for FakeThree {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            3
+        }
+        fn local_rank(&self) -> usize {
+            0
+        }
+        fn local_size(&self) -> usize {
+            1
+        }
+        fn backend(&self) -> &'static str {
+            "fake"
+        }
+        fn all_reduce_sum_f32(&self, _buf: &mut [f32]) -> Result<()> {
+            unimplemented!()
+        }
+        fn all_gather_f32(&self, _local: &[f32]) -> Result<Vec<f32>> {
+            unimplemented!()
+        }
+        fn reduce_scatter_sum_f32(&self, _full: &[f32]) -> Result<Vec<f32>> {
+            unimplemented!()
+        }
+        fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>> {
+            self.1.set(self.1.get() + 1);
+            if self.1.get() == 1 {
+                return Ok(self.0.iter().map(|b| b.len() as u64).collect());
+            }
+            let mut out = Vec::new();
+            for b in &self.0 {
+                let mut padded = b.clone();
+                padded.resize(local.len() * 8, 0);
+                out.extend(
+                    padded
+                        .chunks_exact(8)
+                        .map(|c| u64::from_le_bytes(c.try_into().unwrap())),
+                );
+            }
+            Ok(out)
+        }
+        fn broadcast_bytes(&self, _root: usize, bytes: Vec<u8>) -> Result<Vec<u8>> {
+            Ok(bytes)
+        }
+        fn barrier(&self) -> Result<()> {
+            Ok(())
+        }
+        fn abort(&self, code: i32) -> ! {
+            std::process::exit(code)
+        }
+    }
+
+    #[test]
+    fn all_gather_bytes_keeps_lengths_and_rank_order() {
+        let payloads = vec![
+            b"first rank".to_vec(),
+            Vec::new(),
+            b"0123456789abcdefg".to_vec(),
+        ];
+        let fake = FakeThree(payloads.clone(), Default::default());
+        assert_eq!(
+            fake.all_gather_bytes(payloads[0].clone()).unwrap(),
+            payloads
+        );
+        let empty = FakeThree(vec![Vec::new(); 3], Default::default());
+        assert_eq!(
+            empty.all_gather_bytes(Vec::new()).unwrap(),
+            vec![Vec::<u8>::new(); 3]
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! * [`embed`]: embedding a set with a `tic_model::Clip` (decode threads + batched forward).
 //! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
 //!   used by the `tic-eval` binary.
+//! * [`spread`]: `tic-eval` under `mpirun`: tasks dealt to the ranks, results merged on rank 0
+//!   in single-process order.
 //!
 //! See `docs/eval.md` for the precise metric definitions and the `tic-metrics` input layout.
 
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod plots;
 pub mod report;
 pub mod results;
+pub mod spread;
 pub mod tables;
 pub mod tasklist;
 

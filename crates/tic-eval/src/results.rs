@@ -232,6 +232,26 @@ impl ResultsFile {
     /// Appends `record` as one line and `fsync`s it. Creates the file (and its directory) if
     /// needed; if the file ends in a torn line, the new record starts on a fresh line.
     pub fn append(&mut self, record: EvalRecord) -> Result<()> {
+        self.write_line(&record.to_line())?;
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// Appends a record serialised elsewhere with [`EvalRecord::to_line`] (e.g. on another
+    /// rank of an MPI job), verbatim, as [`ResultsFile::append`] does: the file gets the same
+    /// bytes as if the record had been appended where it was made (no float is re-printed).
+    pub fn append_line(&mut self, line: &str) -> Result<()> {
+        if line.contains('\n') {
+            bail!("an eval record line must not contain a newline: {line:?}");
+        }
+        let record: EvalRecord = serde_json::from_str(&sanitize_python_json(line))
+            .with_context(|| format!("not an eval record: {line:?}"))?;
+        self.write_line(line)?;
+        self.records.push(record);
+        Ok(())
+    }
+
+    fn write_line(&self, record_line: &str) -> Result<()> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -261,13 +281,11 @@ impl ResultsFile {
                     .with_context(|| format!("truncating {}", self.path.display()))?;
             }
         }
-        line.push_str(&record.to_line());
+        line.push_str(record_line);
         line.push('\n');
         f.write_all(line.as_bytes())
             .and_then(|_| f.sync_data())
-            .with_context(|| format!("appending to {}", self.path.display()))?;
-        self.records.push(record);
-        Ok(())
+            .with_context(|| format!("appending to {}", self.path.display()))
     }
 }
 
@@ -365,5 +383,20 @@ mod tests {
         let f = ResultsFile::open(&path).unwrap();
         let keys: Vec<_> = f.records().iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["a", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn append_line_writes_the_line_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RESULTS_FILE_NAME);
+        let mut f = ResultsFile::open(&path).unwrap();
+        // 17 significant digits: written as given, not re-printed from a parsed f64.
+        let line = r#"{"key": "k", "dataset": "K", "metrics": {"acc1": 0.12345678901234568, "main_metric": 0.12345678901234568}}"#;
+        f.append_line(line).unwrap();
+        assert_eq!(f.by_key("k").unwrap().dataset, "K");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
+        assert!(f.append_line("{\"key\": 1}").is_err());
+        assert!(f.append_line(&format!("{line}\n{line}")).is_err());
+        assert_eq!(ResultsFile::open(&path).unwrap().records().len(), 1);
     }
 }

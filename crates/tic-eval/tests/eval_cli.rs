@@ -3,81 +3,26 @@
 //! random model saved as a training run, a task list; then the binary's records, resume, dumps
 //! and bad-input handling.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
-use clap::Parser;
+use common::{fixture, s, Fixture, NUM_CLASSES};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use tic_eval::evalset::splitlines;
 use tic_eval::matrix::Matrix;
 use tic_eval::metrics::{retrieval, ZeroShotClassifier};
-use tic_model::{checkpoint, init, preprocess, Clip, ClipConfig, Tokenizer};
-use tic_shards::convert::{convert, DatasetType};
-use tic_shards::reshard::{self, ReshardArgs};
+use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
 use tic_shards::storage::Location;
-use tic_shards::synth::{self, SynthArgs};
 use tic_shards::wds::{member_bytes, scan_shard, TarSampleWriter};
-use tic_shards::{npy, pickle, Uid};
+use tic_shards::Uid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-eval");
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
-}
-
-/// (uid, sample members) of every pool sample, in shard order.
-fn pool_samples(pool: &Path) -> Vec<(Uid, HashMap<String, Vec<u8>>)> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(pool)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        let data = std::fs::read(&n).unwrap();
-        for smp in scan_shard(&data, s(&n)).samples {
-            let m: HashMap<String, Vec<u8>> = smp
-                .members
-                .iter()
-                .map(|m| (m.ext.clone(), member_bytes(&data, m).to_vec()))
-                .collect();
-            let j: Value = serde_json::from_slice(&m["json"]).unwrap();
-            out.push((Uid::parse(j["uid"].as_str().unwrap()).unwrap(), m));
-        }
-    }
-    out
-}
-
-/// Reshards `uids` of `pool` into `out` (optionally with a uid → class pickle) and converts it.
-fn make_set(pool: &Path, out: &Path, uids: &[Uid], cls: Option<&Path>, kind: DatasetType) {
-    let mut sorted = uids.to_vec();
-    sorted.sort();
-    let sub = out.with_extension("subset.npy");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&sub, npy::write_uids(&sorted)).unwrap();
-    let mut argv = vec![
-        "tic-reshard",
-        "-i",
-        s(pool),
-        "-o",
-        s(out),
-        "-s",
-        s(&sub),
-        "--shard-size",
-        "7",
-        "-q",
-    ];
-    if let Some(c) = cls {
-        argv.extend(["-c", s(c)]);
-    }
-    reshard::run(&ReshardArgs::parse_from(argv)).unwrap();
-    convert(&Location::local(out), kind).unwrap();
 }
 
 /// Samples of a converted set in CLIP_benchmark order: shard 0.., tar order.
@@ -116,153 +61,6 @@ fn records(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    data: PathBuf,
-    run_dir: PathBuf,
-    tasklist: PathBuf,
-    classes: HashMap<Uid, i64>,
-}
-
-const NUM_CLASSES: usize = 6;
-
-/// Pool of 60 samples; retrieval set 2016 (25 samples), DataCompNet set 2016 (20 samples with
-/// classes 0..6, 6 class names × 2 templates), a hand-made static retrieval set with multi-line
-/// captions and PNG+JPEG samples; tiny-test model as a training run.
-///
-/// `keep`: build under `$TIC_EVAL_E2E_OUT` (if set) instead of a temp folder, so that
-/// `tests/fixtures/eval/check_tic_eval_dump.py` can check the result against CLIP_benchmark.
-fn fixture(keep: bool) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = match std::env::var_os("TIC_EVAL_E2E_OUT").filter(|_| keep) {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            p
-        }
-        None => dir.path().to_path_buf(),
-    };
-    synth::run(&SynthArgs::parse_from([
-        "tic-synth",
-        "--out",
-        s(&root.join("syn")),
-        "--num-samples",
-        "60",
-        "--num-shards",
-        "2",
-        "--image-size",
-        "24",
-        "--quiet",
-    ]))
-    .unwrap();
-    let pool = root.join("syn/pool");
-    let uids: Vec<Uid> = pool_samples(&pool).iter().map(|x| x.0).collect();
-    let data = root.join("data");
-    let tic = data.join("tic/datacomp/yearly/eval");
-    make_set(
-        &pool,
-        &tic.join("retrieval/2016"),
-        &uids[..25],
-        None,
-        DatasetType::Retrieval,
-    );
-    let classes: HashMap<Uid, i64> = uids[30..50]
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (*u, ((i * 5) % NUM_CLASSES) as i64))
-        .collect();
-    let cls = root.join("classes.pkl");
-    std::fs::write(&cls, pickle::write_uid_classes(classes.iter())).unwrap();
-    let dcn = tic.join("datacompnet/2016");
-    make_set(
-        &pool,
-        &dcn,
-        &uids[30..50],
-        Some(&cls),
-        DatasetType::Classification,
-    );
-    // Fewer classes and templates than ImageNet's 1000 x 80 keep the test fast.
-    std::fs::write(
-        dcn.join("classnames.txt"),
-        "tench\ngoldfish\ngreat white shark\ntiger shark\nhammerhead shark\nelectric ray\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dcn.join("zeroshot_classification_templates.txt"),
-        "a photo of a {c}.\nitap of the {c}.\n",
-    )
-    .unwrap();
-
-    // Static retrieval set (DataComp layout: root/test/{nshards.txt,0.tar}).
-    let ret = data.join("wds_retrieval-tiny_test");
-    std::fs::create_dir_all(ret.join("test")).unwrap();
-    let pool_imgs: Vec<Vec<u8>> = pool_samples(&pool)
-        .into_iter()
-        .take(4)
-        .map(|(_, m)| m["jpg"].clone())
-        .collect();
-    let mut w = TarSampleWriter::new(Vec::new());
-    let png = |b: &[u8]| {
-        let img = preprocess::decode_rgb(b).unwrap();
-        let mut out = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .unwrap();
-        out
-    };
-    // s0: jpg + png (png is used), 3 captions (one blank line kept as an empty caption);
-    // s1: no captions; s2: CRLF captions; s3: one caption.
-    let caps = ["a red cat\r\n\nblue square", "", "x\r\ny", "last one"];
-    for (i, cap) in caps.iter().enumerate() {
-        let key = format!("s{i}");
-        if i == 0 {
-            w.append(&key, "jpg", &pool_imgs[1], 0).unwrap();
-            w.append(&key, "png", &png(&pool_imgs[0]), 0).unwrap();
-        } else {
-            w.append(&key, "jpg", &pool_imgs[i], 0).unwrap();
-        }
-        w.append(&key, "txt", cap.as_bytes(), 0).unwrap();
-    }
-    std::fs::write(ret.join("test/0.tar"), w.finish().unwrap()).unwrap();
-    std::fs::write(ret.join("test/nshards.txt"), "1\n").unwrap();
-    std::fs::write(ret.join("dataset_type.txt"), "retrieval\n").unwrap();
-
-    // The model: a training run with model_config.json and checkpoints.
-    let run_dir = root.join("run/exp");
-    let cfg = ClipConfig::builtin("tiny-test").unwrap();
-    std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
-    std::fs::write(run_dir.join("model_config.json"), cfg.to_json_string()).unwrap();
-    for (epoch, seed) in [("epoch_1", 1), ("epoch_latest", 7)] {
-        let sd = init::init_state_dict(&cfg, seed, DType::F32, &Device::Cpu).unwrap();
-        checkpoint::write_safetensors_atomic(
-            &sd,
-            &run_dir.join(format!("checkpoints/{epoch}.safetensors")),
-        )
-        .unwrap();
-    }
-
-    let tasklist = root.join("tasklist.yml");
-    std::fs::write(
-        &tasklist,
-        "tic/datacomp/retrieval/yearly/2016:\n  name: TiC-DataComp-Retrieval-Yearly-2016\n  \
-         main_metric: mean_recall@1\n\
-         tic/datacomp/datacompnet/yearly/2016:\n  name: TiC-DataCompNet-Yearly-2016\n  num_classes: 6\n\
-         tic/datacomp/retrieval/yearly/2017:\n  name: TiC-DataComp-Retrieval-Yearly-2017\n  \
-         main_metric: mean_recall@1\n\
-         retrieval/tiny:\n  name: Tiny retrieval\n  main_metric: mean_recall@1\n",
-    )
-    .unwrap();
-    Fixture {
-        _dir: dir,
-        root,
-        data,
-        run_dir,
-        tasklist,
-        classes,
-    }
 }
 
 /// The model of the run, loaded independently of the binary.

@@ -28,24 +28,11 @@ use crate::zeroshot::ZeroShotVal;
 /// (`cuda:local_rank`) and the collectives, then trains. With several ranks, a failure on any
 /// rank is reported naming it and ends every rank.
 pub fn run(args: &TrainArgs, host: HostComm) -> Result<()> {
-    spread_cpu_threads(host.local_size());
+    tic_dist::spread_cpu_threads(host.local_size());
     let dev = device(&args.device, host.local_rank())?;
     let comm = collectives(&args.dist_backend, host, &dev)?;
     let comm = comm.as_ref();
     tic_dist::or_abort(comm, "tic-train", || run_rank(args, comm, &dev))
-}
-
-/// With several ranks on one machine, each gets its share of the cores for its compute
-/// threads (unless `RAYON_NUM_THREADS` is set), instead of every rank using all of them.
-fn spread_cpu_threads(local_ranks: usize) {
-    if local_ranks > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Set before any compute thread pool starts (rayon's and Candle's read it).
-        std::env::set_var(
-            "RAYON_NUM_THREADS",
-            (cores / local_ranks).max(1).to_string(),
-        );
-    }
 }
 
 fn device(name: &str, local_rank: usize) -> Result<Device> {

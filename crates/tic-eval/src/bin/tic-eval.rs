@@ -2,7 +2,8 @@
 //!
 //! Evaluates one model on every task of a `tasklist.yml` (CLIP_benchmark WebDataset sets),
 //! appends DataComp records to `{output_dir}/eval_results.jsonl`, skips tasks already done and
-//! prints a summary table. See `docs/eval.md`.
+//! prints a summary table. Built with `--features mpi`, `mpirun -np W tic-eval …` spreads the
+//! tasks over the ranks ([`tic_eval::spread`]). See `docs/eval.md`.
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
@@ -12,10 +13,12 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tic_dist::Comm;
 use tic_eval::embed::{ClipEncoder, EmbedOptions};
 use tic_eval::evaluate::{evaluate_task, ModelSource, TaskOptions};
 use tic_eval::metrics::ClassGroups;
 use tic_eval::results::{EvalRecord, ResultsFile};
+use tic_eval::spread::{self, Outcome, Status};
 use tic_eval::tasklist::{Task, TaskList};
 use tic_model::checkpoint;
 use tic_shards::storage::{download_tree, fetch_file, Location, OutputDir};
@@ -36,6 +39,13 @@ use tic_shards::storage::{download_tree, fetch_file, Location, OutputDir};
 /// Results: one JSON line per task appended to OUTPUT_DIR/eval_results.jsonl; tasks whose name
 /// already has a record are skipped. A failing task is reported (and logged to
 /// OUTPUT_DIR/eval_failures.jsonl) without losing the others; the exit status is then 1.
+/// A fatal error (bad arguments, model, output folder) exits with status 2.
+///
+/// Several processes (a build with --features mpi): `mpirun -np W tic-eval ...` deals the
+/// pending tasks to the ranks in turn (pending task i to rank i mod W), W at a time; after each
+/// round rank 0 appends the records in task-list order, as one process would, and alone writes
+/// the output folder. Each rank uses cores/W compute threads unless RAYON_NUM_THREADS is set;
+/// --device cuda means cuda:LOCAL_RANK.
 ///
 /// Example:
 ///
@@ -95,7 +105,8 @@ struct Args {
     #[arg(long = "num_workers", alias = "num-workers", default_value_t = 4)]
     num_workers: usize,
 
-    /// Device: cpu or cuda[:N] (needs the `cuda` feature of tic-model).
+    /// Device: cpu or cuda[:N] (needs the `cuda` feature of tic-model); under mpirun, `cuda`
+    /// is cuda:LOCAL_RANK.
     #[arg(long, default_value = "cpu")]
     device: String,
 
@@ -127,7 +138,8 @@ struct Args {
     verbose: u8,
 }
 
-fn parse_device(s: &str) -> Result<Device> {
+/// The device of `--device s`; a bare `cuda` is `cuda:local_rank`.
+fn parse_device(s: &str, local_rank: usize) -> Result<Device> {
     match s {
         "cpu" => Ok(Device::Cpu),
         s if s.starts_with("cuda") => {
@@ -136,7 +148,7 @@ fn parse_device(s: &str) -> Result<Device> {
                 .map(str::parse::<usize>)
                 .transpose()
                 .with_context(|| format!("--device {s:?}"))?
-                .unwrap_or(0);
+                .unwrap_or(local_rank);
             Device::new_cuda(idx)
                 .context("opening the CUDA device (was tic-model built with --features cuda?)")
         }
@@ -233,33 +245,51 @@ fn log_failure(out: &Path, key: &str, name: &str, err: &str) -> Result<()> {
     .with_context(|| format!("writing {}", path.display()))
 }
 
-enum Status {
-    Done {
-        main: Option<f64>,
-        samples: usize,
-        images_per_s: f64,
-        texts_per_s: f64,
-    },
-    Skipped,
-    Failed(String),
+fn main() {
+    // `host` is dropped (MPI finalised) before the process exits.
+    std::process::exit(run_main());
 }
 
-fn main() {
+/// The exit status: 0 all tasks done, 1 some task failed, 2 a fatal error.
+fn run_main() -> i32 {
     let args = Args::parse();
     tic_model::heap::reuse_freed_buffers();
     tic_shards::cli::init_logging(args.verbose, args.quiet);
-    match run(&args) {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
+    let host = match tic_dist::init_host() {
+        Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(2);
+            return 2;
+        }
+    };
+    tic_dist::spread_cpu_threads(host.local_size());
+    let result = if host.size() > 1 {
+        // A fatal error on one rank ends every rank (status 2), naming the rank.
+        tic_dist::or_abort_with(&host, "tic-eval", 2, || run(&args, &host))
+    } else {
+        run(&args, &host)
+    };
+    match result {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
         }
     }
 }
 
-/// Runs every task; `Ok(false)` when some task failed.
-fn run(args: &Args) -> Result<bool> {
+/// The output folder, on rank 0 only: where results go, and those already there.
+struct Output {
+    /// --output_dir (an object-store one is staged locally and synced back after each round).
+    staged: OutputDir,
+    /// Its local folder.
+    dir: PathBuf,
+    results: ResultsFile,
+}
+
+/// Runs this rank's share of the tasks; `Ok(false)` when some task failed (on any rank).
+fn run(args: &Args, comm: &dyn Comm) -> Result<bool> {
     if args.batch_size == 0 {
         bail!("--batch_size must be positive");
     }
@@ -277,7 +307,7 @@ fn run(args: &Args) -> Result<bool> {
         (None, Some(dir)) => ModelSource::from_train_dir(dir, args.model_config.as_deref())?,
         (None, None) => bail!("give --train_output_dir or --use_model \"ARCH PATH\""),
     };
-    let out = match (&args.output_dir, &args.train_output_dir) {
+    let shown_out = match (&args.output_dir, &args.train_output_dir) {
         (Some(o), _) => o.clone(),
         (None, Some(t)) => t.clone(),
         (None, None) => bail!("--use_model without --train_output_dir needs --output_dir"),
@@ -295,18 +325,38 @@ fn run(args: &Args) -> Result<bool> {
         .as_deref()
         .map(ClassGroups::from_path)
         .transpose()?;
-    // An object-store --output_dir: previous results are downloaded (resume), results are
-    // uploaded after every task.
-    let staged_out = OutputDir::resume(&out)?;
-    let shown_out = out.clone();
-    let out = staged_out.path().to_path_buf();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    tic_shards::atomic::remove_stale_temps(&out)
-        .with_context(|| format!("cleaning {}", out.display()))?;
-    check_info(&out, &model)?;
-    let mut results = ResultsFile::open_in_dir(&out)?;
+    let selected: Vec<_> = list
+        .tasks()
+        .iter()
+        .filter(|t| args.tasks.is_empty() || args.tasks.contains(&t.key))
+        .collect();
+    let (rank, world) = (comm.rank(), comm.size());
 
-    let device = parse_device(&args.device)?;
+    // Rank 0 alone opens the output folder and decides what is left to do.
+    let mut output = None;
+    let mut pending = Vec::new();
+    if rank == 0 {
+        // An object-store --output_dir: previous results are downloaded (resume), results are
+        // uploaded after every task.
+        let staged = OutputDir::resume(&shown_out)?;
+        let dir = staged.path().to_path_buf();
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        tic_shards::atomic::remove_stale_temps(&dir)
+            .with_context(|| format!("cleaning {}", dir.display()))?;
+        check_info(&dir, &model)?;
+        let results = ResultsFile::open_in_dir(&dir)?;
+        pending = (0..selected.len())
+            .filter(|&i| !results.is_done(selected[i], &list))
+            .collect();
+        output = Some(Output {
+            staged,
+            dir,
+            results,
+        });
+    }
+    let pending = spread::share_pending(comm, pending)?;
+
+    let device = parse_device(&args.device, comm.local_rank())?;
     tracing::info!("model {} from {}", model.arch, model.checkpoint.display());
     let weights = fetch_file(&model.checkpoint)?;
     let clip = checkpoint::load_clip(&model.config, weights.path(), DType::F32, &device)
@@ -327,73 +377,138 @@ fn run(args: &Args) -> Result<bool> {
         prompt_cache: Default::default(),
     };
 
-    let mut rows: Vec<(String, String, Status, f64)> = Vec::new();
-    let selected: Vec<_> = list
-        .tasks()
-        .iter()
-        .filter(|t| args.tasks.is_empty() || args.tasks.contains(&t.key))
-        .collect();
-    for (i, task) in selected.iter().enumerate() {
-        let name = task.name().to_string();
-        if results.is_done(task, &list) {
-            tracing::info!(
-                "[{}/{}] {}: already evaluated, skipped",
-                i + 1,
-                selected.len(),
-                task.key
-            );
-            rows.push((task.key.clone(), name, Status::Skipped, 0.0));
-            continue;
-        }
-        tracing::info!("[{}/{}] evaluating {}", i + 1, selected.len(), task.key);
-        let t0 = Instant::now();
-        let pb = if args.quiet > 0 {
-            ProgressBar::hidden()
-        } else {
-            tic_shards::cli::progress(0, "items", false)
-        };
-        pb.set_message(task.key.clone());
-        let progress = |what: &str, n: usize| {
-            pb.set_message(format!("{} {what}", task.key));
-            pb.set_position(n as u64);
-        };
-        let r = data
-            .stage(task)
-            .and_then(|root| evaluate_task(&enc, task, &root, &opts, &progress));
-        data.release(task);
-        pb.finish_and_clear();
-        let secs = t0.elapsed().as_secs_f64();
-        match r {
-            Ok(r) => {
-                let rec = EvalRecord::for_task(task, r.metrics);
-                let main = rec.main_metric();
-                results.append(rec)?;
-                rows.push((
-                    task.key.clone(),
-                    name,
-                    Status::Done {
-                        main,
-                        samples: r.num_samples,
-                        images_per_s: r.num_samples as f64 / r.image_secs.max(1e-9),
-                        texts_per_s: r.num_texts as f64 / r.text_secs.max(1e-9),
-                    },
-                    secs,
-                ));
-            }
-            Err(e) => {
-                let msg = format!("{e:#}");
-                tracing::error!("task {} failed: {msg}", task.key);
-                log_failure(&out, &task.key, &name, &msg)?;
-                rows.push((task.key.clone(), name, Status::Failed(msg), secs));
+    let n = selected.len();
+    let mut done: Vec<Option<Outcome>> = vec![None; n];
+    // Selected tasks up to here have been logged (skipped ones by rank 0, in task-list order).
+    let mut logged = 0;
+    let log_skipped = |upto: usize, logged: &mut usize| {
+        if rank == 0 {
+            for (i, task) in selected.iter().enumerate().take(upto).skip(*logged) {
+                if pending.binary_search(&i).is_err() {
+                    tracing::info!("[{}/{n}] {}: already evaluated, skipped", i + 1, task.key);
+                }
             }
         }
-        staged_out.sync()?;
+        *logged = (*logged).max(upto);
+    };
+    for round in spread::rounds(&pending, world) {
+        if let Some(&last) = round.last() {
+            log_skipped(last + 1, &mut logged);
+        }
+        let mine = round.get(rank).map(|&i| {
+            let task = selected[i];
+            let on = if world > 1 {
+                format!(" on rank {rank}")
+            } else {
+                String::new()
+            };
+            tracing::info!("[{}/{n}] evaluating {}{on}", i + 1, task.key);
+            let quiet = args.quiet > 0 || rank > 0;
+            evaluate_one(i, task, &enc, &data, &opts, quiet)
+        });
+        let outcomes = spread::gather_round(comm, round, mine.as_ref())?;
+        if let Some(out) = &mut output {
+            for o in &outcomes {
+                let task = selected[o.task];
+                if let Some(line) = &o.record {
+                    out.results.append_line(line)?;
+                }
+                if let Status::Failed(msg) = &o.status {
+                    log_failure(&out.dir, &task.key, task.name(), msg)?;
+                }
+            }
+            out.staged.sync()?;
+        }
+        for o in outcomes {
+            let i = o.task;
+            done[i] = Some(o);
+        }
     }
+    log_skipped(n, &mut logged);
+    let ok = !done
+        .iter()
+        .flatten()
+        .any(|o| matches!(o.status, Status::Failed(_)));
+    if let Some(out) = &output {
+        print_summary(&selected, &done, &out.results, &shown_out);
+        if !ok {
+            eprintln!(
+                "some tasks failed (see above and {}); the others were recorded",
+                shown_out.join("eval_failures.jsonl").display()
+            );
+        }
+    }
+    Ok(ok)
+}
 
+/// Evaluates task `i` (`task`) on this rank: its record line, or the failure.
+fn evaluate_one(
+    i: usize,
+    task: &Task,
+    enc: &ClipEncoder,
+    data: &DataRoot,
+    opts: &TaskOptions,
+    quiet: bool,
+) -> Outcome {
+    let t0 = Instant::now();
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        tic_shards::cli::progress(0, "items", false)
+    };
+    pb.set_message(task.key.clone());
+    let progress = |what: &str, n: usize| {
+        pb.set_message(format!("{} {what}", task.key));
+        pb.set_position(n as u64);
+    };
+    let r = data
+        .stage(task)
+        .and_then(|root| evaluate_task(enc, task, &root, opts, &progress));
+    data.release(task);
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    match r {
+        Ok(r) => {
+            let rec = EvalRecord::for_task(task, r.metrics);
+            Outcome {
+                task: i,
+                record: Some(rec.to_line()),
+                status: Status::Done {
+                    main: rec.main_metric(),
+                    samples: r.num_samples,
+                    images_per_s: r.num_samples as f64 / r.image_secs.max(1e-9),
+                    texts_per_s: r.num_texts as f64 / r.text_secs.max(1e-9),
+                },
+                secs,
+            }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("task {} failed: {msg}", task.key);
+            Outcome {
+                task: i,
+                record: None,
+                status: Status::Failed(msg),
+                secs,
+            }
+        }
+    }
+}
+
+/// The summary table (rank 0): one row per selected task, in task-list order.
+fn print_summary(
+    selected: &[&Task],
+    done: &[Option<Outcome>],
+    results: &ResultsFile,
+    shown_out: &Path,
+) {
     println!("| task | dataset | status | main metric | samples | seconds | images/s | texts/s |");
     println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
-    let mut ok = true;
-    for (key, name, st, secs) in &rows {
+    for (task, o) in selected.iter().zip(done) {
+        let (key, name) = (&task.key, task.name());
+        let (st, secs) = o
+            .as_ref()
+            .map_or((&Status::Skipped, 0.0), |o| (&o.status, o.secs));
         let (status, main, n, rates) = match st {
             Status::Done {
                 main,
@@ -419,7 +534,6 @@ fn run(args: &Args) -> Result<bool> {
                 )
             }
             Status::Failed(e) => {
-                ok = false;
                 let short: String = e.chars().take(120).collect();
                 (
                     format!("FAILED: {short}"),
@@ -437,11 +551,4 @@ fn run(args: &Args) -> Result<bool> {
             .join(results.path().file_name().unwrap_or_default())
             .display()
     );
-    if !ok {
-        eprintln!(
-            "some tasks failed (see above and {}); the others were recorded",
-            shown_out.join("eval_failures.jsonl").display()
-        );
-    }
-    Ok(ok)
 }
