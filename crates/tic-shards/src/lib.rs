@@ -2,7 +2,8 @@
 //!
 //! - [`uid`]: 128-bit DataComp uids; [`npy`] and [`pickle`]: the UID files TiC-CLIP publishes.
 //! - [`wds`]: tar shards as samples; [`shardfmt`]: `{:08d}.tar`-style names.
-//! - [`storage`]: local paths and object-store URLs; [`atomic`]: temp + rename writes.
+//! - [`storage`]: local paths and object-store URLs; [`atomic`]: temp + rename writes;
+//!   [`lock`]: one writer per output folder.
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
 //!   CSV + images to shards; [`synth`]: the synthetic pool.
@@ -13,6 +14,7 @@ pub mod atomic;
 pub mod cli;
 pub mod convert;
 pub mod ftfy;
+pub mod lock;
 pub mod make_tars;
 pub mod npy;
 pub mod pickle;

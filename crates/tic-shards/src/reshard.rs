@@ -15,18 +15,35 @@
 //! found in several input samples keeps every copy under unique keys: the numbering continues
 //! (`{uid}-k …`) in input order, so every output shard reads back with webdataset.
 //!
-//! # Resumption
-//! Every output file is written under a temporary name and renamed; a shard's stats file is
-//! written after its tar, so a shard is finished when its stats file exists. While a run is
-//! in progress the output folder holds `.tic-reshard-plan.json` with a fingerprint of inputs and
-//! settings; rerunning the same command after a crash resumes (finished shards are skipped and
-//! are byte-identical to a fresh run). `meta.json` is written last.
+//! # Completion protocol
+//! `meta.json` is the completion marker (Make targets depend on it): it is the first thing
+//! invalidated and the last thing written. A run locks the output folder ([`crate::lock`]: a
+//! second writer fails at once), writes `.tic-reshard-plan.json` (a fingerprint of inputs and
+//! settings), removes any old `meta.json` *before* it touches a shard, writes every output file
+//! under a temporary name and renames it (a shard's stats file after its tar, so a shard is
+//! finished when its stats file exists), then writes `meta.json` with each shard's sample count,
+//! byte size and CRC-32, and finally removes the plan file and the lock.
+//!
+//! Rerunning the same command after a crash resumes: every shard kept from the interrupted run is
+//! checked (its tar reads back with exactly the expected samples and ends with the end-of-archive
+//! blocks, its stats file says the expected count) and rewritten when it fails the check; the
+//! result is byte-identical to an uninterrupted run. Rerunning a finished command checks every
+//! shard's size against `meta.json` (and its CRC-32 with `--verify`); damaged or missing shards
+//! are named and written again, otherwise nothing is done.
+//!
+//! # Exit status
+//! Samples that `resharder.py` also skips (no json member, unreadable json, no or malformed
+//! uid) are counted (`skipped_count`) and listed, and the run succeeds. Lost input (an
+//! unreadable, truncated or corrupt input shard: its tail is lost) makes the output incomplete:
+//! `meta.json` says `"complete": false` and names the `damaged_inputs`, and the run fails, as it
+//! does for samples dropped for other reasons (a uid without a class in `-c`, a repeated member).
 
+use crate::lock::{DirLock, LOCK_FILE};
 use crate::npy::UidView;
 use crate::shardfmt::ShardFormat;
 use crate::storage::{LocalCopy, Location};
 use crate::uid::Uid;
-use crate::wds::{member_bytes, scan_shard, SampleRef, Scan, TarSampleWriter};
+use crate::wds::{member_bytes, scan_shard, SampleRef, Scan, ShardError, TarSampleWriter};
 use crate::{atomic, cli, pickle, pyjson};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -116,6 +133,10 @@ pub struct ReshardArgs {
     /// Replace whatever the output folder holds.
     #[arg(long)]
     pub overwrite: bool,
+    /// On a rerun, also check every finished output shard's CRC-32 against meta.json (sizes
+    /// are always checked); damaged shards are written again.
+    #[arg(long)]
+    pub verify: bool,
     /// More logging (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -133,8 +154,14 @@ pub struct ReshardSummary {
     pub output_count: u64,
     /// Output shards.
     pub output_shard_count: u64,
-    /// Input samples dropped for errors.
+    /// Input samples dropped (skipped as resharder.py does, or for other errors).
     pub dropped_count: u64,
+    /// Of those, samples that resharder.py also skips (no json member, unreadable json, no or
+    /// malformed uid): these alone do not make the run fail.
+    pub skipped_count: u64,
+    /// Input shards that could not be read to their end (missing, truncated or corrupt): their
+    /// samples after the damage are lost and the output is incomplete.
+    pub damaged_inputs: Vec<String>,
     /// Errors met (bad samples, corrupt shards, missing shards).
     pub error_count: u64,
     /// Distinct subset uids not found in the input.
@@ -143,6 +170,58 @@ pub struct ReshardSummary {
     pub input_bytes: u64,
     /// True when the output was already complete and nothing was done.
     pub already_complete: bool,
+    /// Finished output shards found damaged (missing, wrong size or checksum) and written again.
+    pub redone_shards: Vec<String>,
+}
+
+impl ReshardSummary {
+    /// False when input data was lost (`"complete": false` in `meta.json`).
+    pub fn complete(&self) -> bool {
+        self.damaged_inputs.is_empty()
+    }
+
+    /// True when the run lost nothing that resharder.py would not also skip: the output is
+    /// complete and every dropped sample is a resharder.py skip. `tic-reshard` exits 0 then.
+    pub fn succeeded(&self) -> bool {
+        self.complete() && self.dropped_count == self.skipped_count
+    }
+}
+
+/// One finished output shard as recorded in `meta.json` (`shards`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// File name of the tar.
+    pub name: String,
+    /// Samples in it.
+    pub samples: u64,
+    /// Size of the tar in bytes.
+    pub bytes: u64,
+    /// CRC-32 (IEEE, as zlib's `crc32`) of the tar, 8 lowercase hex digits.
+    pub crc32: String,
+}
+
+/// Formats a CRC-32 as `meta.json` records it.
+fn crc_hex(crc: u32) -> String {
+    format!("{crc:08x}")
+}
+
+/// A writer that counts bytes and computes their CRC-32 on the way through.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// One subset match in an input shard.
@@ -165,6 +244,9 @@ struct InputShard {
     matches: Vec<Match>,
     processed: u64,
     dropped: u64,
+    skipped: u64,
+    /// The shard could not be read to its end.
+    damaged: bool,
     errors: Vec<String>,
     bytes: u64,
     outputs: u64,
@@ -338,18 +420,33 @@ fn scan_input(
         Ok(m) => m,
         Err(e) => {
             out.errors.push(format!("{loc}: cannot read shard: {e:#}"));
+            out.damaged = true;
             return out;
         }
     };
     let data = &mapped.bytes[..];
     out.bytes = data.len() as u64;
     let scan = scan_shard(data, &loc.to_string());
-    out.errors.extend(scan.errors.iter().map(|e| e.to_string()));
+    let mut dup_keys = std::collections::HashSet::new();
+    for e in &scan.errors {
+        match e {
+            ShardError::Corrupt { .. } => out.damaged = true,
+            // The sample is dropped (webdataset would refuse the whole shard).
+            ShardError::DuplicateMember { key, .. } => {
+                if dup_keys.insert(key.clone()) {
+                    out.dropped += 1;
+                }
+            }
+        }
+        out.errors.push(e.to_string());
+    }
     for (idx, s) in scan.samples.iter().enumerate() {
         match sample_uid(data, &loc.to_string(), s) {
             Err(msg) => {
+                // resharder.py skips such samples too.
                 out.errors.push(msg);
                 out.dropped += 1;
+                out.skipped += 1;
             }
             Ok((uid, _)) => {
                 out.processed += 1;
@@ -455,7 +552,7 @@ fn output_state(out: &Location, fp: &str) -> Result<OutputState> {
     };
     let entries: Vec<_> = entries
         .into_iter()
-        .filter(|e| !e.name.starts_with(atomic::TEMP_PREFIX))
+        .filter(|e| !e.name.starts_with(atomic::TEMP_PREFIX) && e.name != LOCK_FILE)
         .collect();
     if entries.is_empty() {
         return Ok(OutputState::Empty);
@@ -483,6 +580,9 @@ fn clear_output(out: &Location) -> Result<()> {
             if p.exists() {
                 for e in std::fs::read_dir(p)? {
                     let e = e?;
+                    if e.file_name() == LOCK_FILE {
+                        continue; // ours, held for this run
+                    }
                     if e.file_type()?.is_dir() {
                         std::fs::remove_dir_all(e.path())?;
                     } else {
@@ -557,7 +657,7 @@ fn buffered_shuffle(items: Vec<Item>, bufsize: usize, seed: u64) -> Vec<Item> {
     out
 }
 
-/// Writes output shard `o`; returns its sample count.
+/// Writes output shard `o`; returns its record (samples, bytes, CRC-32).
 fn write_output_shard(
     input: &Location,
     out: &Location,
@@ -565,7 +665,7 @@ fn write_output_shard(
     items: &[Item],
     classes: Option<&HashMap<Uid, i64>>,
     tar_name: &str,
-) -> Result<u64> {
+) -> Result<ShardRecord> {
     let mut opened: HashMap<usize, (Mapped, Scan)> = HashMap::new();
     let target = out.join(tar_name);
     let (mut tmp_remote, mut file) = (None, None);
@@ -582,7 +682,11 @@ fn write_output_shard(
             ))
         }
     };
-    let mut tw = TarSampleWriter::new(writer);
+    let mut tw = TarSampleWriter::new(CrcWriter {
+        inner: writer,
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    });
     for it in items {
         let (mapped, scan) = match opened.entry(it.shard) {
             Entry::Occupied(e) => e.into_mut(),
@@ -621,6 +725,12 @@ fn write_output_shard(
     }
     let mut w = tw.finish().with_context(|| format!("writing {target}"))?;
     w.flush()?;
+    let record = ShardRecord {
+        name: tar_name.to_string(),
+        samples: items.len() as u64,
+        bytes: w.len,
+        crc32: crc_hex(w.crc.clone().finalize()),
+    };
     drop(w);
     if let Some(f) = file {
         f.commit().with_context(|| format!("writing {target}"))?;
@@ -628,7 +738,135 @@ fn write_output_shard(
     if let Some(t) = tmp_remote {
         target.put_file(t.path())?;
     }
-    Ok(items.len() as u64)
+    Ok(record)
+}
+
+/// The bytes of a shard's stats file (`{"successes": n}`).
+fn stats_bytes(n: u64) -> Vec<u8> {
+    pyjson::to_string(&json!({ "successes": n })).into_bytes()
+}
+
+/// Checks an output shard left by an interrupted run before keeping it: its stats file says
+/// `n` samples, its tar reads back with exactly `n` samples and ends with the end-of-archive
+/// blocks. Returns its record, or why it cannot be kept.
+fn check_kept_shard(
+    out: &Location,
+    tar_name: &str,
+    stats: &Location,
+    n: u64,
+) -> Result<ShardRecord, String> {
+    let st = stats.read().map_err(|e| format!("{e:#}"))?;
+    if st != stats_bytes(n) {
+        return Err(format!(
+            "{stats} says {:?}, expected {{\"successes\": {n}}}",
+            String::from_utf8_lossy(&st)
+        ));
+    }
+    let loc = out.join(tar_name);
+    let mapped = map_location(&loc).map_err(|e| format!("{e:#}"))?;
+    let data = &mapped.bytes[..];
+    let scan = scan_shard(data, &loc.to_string());
+    if let Some(e) = scan.errors.first() {
+        return Err(e.to_string());
+    }
+    if scan.samples.len() as u64 != n {
+        return Err(format!(
+            "{loc} holds {} samples, expected {n}",
+            scan.samples.len()
+        ));
+    }
+    if data.len() < 1024 || data[data.len() - 1024..].iter().any(|&b| b != 0) {
+        return Err(format!(
+            "{loc} does not end with the tar end-of-archive blocks (truncated)"
+        ));
+    }
+    Ok(ShardRecord {
+        name: tar_name.to_string(),
+        samples: n,
+        bytes: data.len() as u64,
+        crc32: crc_hex(crc32fast::hash(data)),
+    })
+}
+
+/// Checks the shards of a finished output against `meta.json`'s `shards` records: the stats
+/// file exists, the tar has the recorded size and (with `verify`) CRC-32. Returns the records
+/// of the intact shards (by index) and the damaged shards with the reason.
+#[allow(clippy::type_complexity)]
+fn check_finished(
+    out: &Location,
+    meta: &Value,
+    count: u64,
+    out_fmt: &ShardFormat,
+    out_stats_fmt: &ShardFormat,
+    verify: bool,
+    pool: &rayon::ThreadPool,
+) -> Result<(Vec<Option<ShardRecord>>, Vec<(u64, String)>)> {
+    let records: Option<Vec<ShardRecord>> = meta
+        .get("shards")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let records = match records {
+        Some(r) if r.len() as u64 == count => Some(r),
+        _ => {
+            warn!(
+                "{}: no shard records (written by an older tic-reshard?): checking only that the shards exist",
+                out.join("meta.json")
+            );
+            None
+        }
+    };
+    let results: Vec<Result<Option<ShardRecord>, String>> = pool.install(|| {
+        (0..count)
+            .into_par_iter()
+            .map(|o| -> Result<Option<ShardRecord>, String> {
+                let name = out_fmt.format(o);
+                let stats = out.join(&out_stats_fmt.format(o));
+                let tar = out.join(&name);
+                let e = |e: anyhow::Error| format!("{e:#}");
+                if !stats.exists().map_err(e)? {
+                    return Err(format!("{stats} is missing"));
+                }
+                let size = tar
+                    .size()
+                    .map_err(e)?
+                    .ok_or_else(|| format!("{tar} is missing"))?;
+                let Some(rec) = records.as_ref().map(|r| &r[o as usize]) else {
+                    return Ok(None);
+                };
+                if rec.name != name {
+                    return Err(format!("meta.json records shard {o} as {:?}", rec.name));
+                }
+                if size != rec.bytes {
+                    return Err(format!(
+                        "{tar} is {size} bytes, meta.json records {} (truncated or replaced)",
+                        rec.bytes
+                    ));
+                }
+                if verify {
+                    let mapped = map_location(&tar).map_err(e)?;
+                    let crc = crc_hex(crc32fast::hash(&mapped.bytes));
+                    if crc != rec.crc32 {
+                        return Err(format!(
+                            "{tar} has CRC-32 {crc}, meta.json records {} (corrupted)",
+                            rec.crc32
+                        ));
+                    }
+                }
+                Ok(Some(rec.clone()))
+            })
+            .collect()
+    });
+    let mut kept = Vec::with_capacity(count as usize);
+    let mut damaged = Vec::new();
+    for (o, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(rec) => kept.push(rec),
+            Err(why) => {
+                kept.push(None);
+                damaged.push((o as u64, why));
+            }
+        }
+    }
+    Ok((kept, damaged))
 }
 
 fn py_str(v: &Option<impl ToString>) -> String {
@@ -646,6 +884,7 @@ fn meta_json(
     workers: usize,
     fp: &str,
     errors: &[String],
+    records: &[ShardRecord],
 ) -> Value {
     let mut m = Map::new();
     let mut put = |k: &str, v: String| {
@@ -684,6 +923,9 @@ fn meta_json(
     m.insert("dropped_count".into(), num(s.dropped_count));
     m.insert("error_count".into(), num(s.error_count));
     m.insert("not_found_count".into(), num(s.not_found_count));
+    m.insert("skipped_count".into(), num(s.skipped_count));
+    m.insert("complete".into(), Value::Bool(s.complete()));
+    m.insert("damaged_inputs".into(), json!(s.damaged_inputs));
     m.insert(
         "errors".into(),
         json!(errors.iter().take(1000).collect::<Vec<_>>()),
@@ -701,11 +943,45 @@ fn meta_json(
                 .unwrap_or_default(),
         ),
     );
+    m.insert("shards".into(), json!(records));
     Value::Object(m)
 }
 
-/// Runs the resharder. Returns the summary; the caller exits non-zero when
-/// `dropped_count` or `error_count` is non-zero.
+/// Refuses a folder whose `meta.json` (a `tic-reshard` output) says `"complete": false`, naming
+/// the damaged inputs and `flag`, the option that accepts the loss; with `accept` it only warns.
+/// Folders without `meta.json`, or whose `meta.json` predates the `complete` field, pass.
+pub fn check_complete(dir: &Location, accept: bool, flag: &str) -> Result<()> {
+    let meta = dir.join("meta.json");
+    if !meta.exists()? {
+        return Ok(());
+    }
+    let v: Value =
+        serde_json::from_slice(&meta.read()?).with_context(|| format!("{meta}: not valid JSON"))?;
+    if v.get("complete") != Some(&Value::Bool(false)) {
+        return Ok(());
+    }
+    let damaged = v
+        .get("damaged_inputs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    if accept {
+        warn!("{dir} is an incomplete reshard (input lost in {damaged}); using it anyway ({flag})");
+        return Ok(());
+    }
+    bail!(
+        "{dir} is an incomplete reshard: {meta} says \"complete\": false (input lost in {damaged}); \
+         repair the input and rerun tic-reshard, or pass {flag} to use it anyway"
+    )
+}
+
+/// Runs the resharder. Returns the summary; the caller exits non-zero unless
+/// [`ReshardSummary::succeeded`].
 pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     let started = Instant::now();
     if args.shard_size == 0 {
@@ -743,6 +1019,11 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     };
     let names = list_input_shards(&input, args, &in_fmt)?;
     let table = load_shard_table(&input, &args.shard_table)?;
+    // One writer per folder, held to the end of the run (object stores: see docs/formats.md).
+    let _lock = match output.as_local() {
+        Some(dir) if !args.dry_run => Some(DirLock::acquire(dir, "tic-reshard")?),
+        _ => None,
+    };
     if !args.dry_run {
         if let OutputState::Foreign(n) = output_state(&output, "")? {
             // A folder holding neither our plan nor our meta.json is never reused silently.
@@ -781,6 +1062,10 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     for s in &shards {
         summary.processed_count += s.processed;
         summary.dropped_count += s.dropped;
+        summary.skipped_count += s.skipped;
+        if s.damaged {
+            summary.damaged_inputs.push(s.name.clone());
+        }
         summary.output_count += s.outputs;
         summary.input_bytes += s.bytes;
         errors.extend(s.errors.iter().cloned());
@@ -824,16 +1109,56 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
         return Ok(summary);
     }
 
+    let meta_loc = output.join("meta.json");
+    let plan_bytes =
+        pyjson::to_string(&json!({"plan_fingerprint": fp, "output_count": summary.output_count}));
+    // Records of finished shards already checked against meta.json (a damaged finished output).
+    let mut kept: Vec<Option<ShardRecord>> = vec![None; summary.output_shard_count as usize];
     match output_state(&output, &fp)? {
         OutputState::Complete(meta) => {
-            info!("{output} already holds this reshard (meta.json matches); nothing to do");
-            summary.already_complete = true;
-            if let Some(n) = meta.get("output_count").and_then(Value::as_u64) {
-                summary.output_count = n;
+            let (intact, damaged) = check_finished(
+                &output,
+                &meta,
+                summary.output_shard_count,
+                &out_fmt,
+                &out_stats_fmt,
+                args.verify,
+                &pool,
+            )?;
+            if damaged.is_empty() {
+                info!(
+                    "{output} already holds this reshard (meta.json matches, {} shards {}); nothing to do",
+                    summary.output_shard_count,
+                    if args.verify { "verified" } else { "of the recorded sizes" }
+                );
+                if !summary.complete() {
+                    warn!(
+                        "{output} is incomplete: input lost in {}",
+                        summary.damaged_inputs.join(", ")
+                    );
+                }
+                summary.already_complete = true;
+                return Ok(summary);
             }
-            return Ok(summary);
+            for (o, why) in &damaged {
+                warn!(
+                    "finished output shard {} is damaged: {why}; writing it again",
+                    out_fmt.format(*o)
+                );
+            }
+            // The plan first (a kill from here on resumes), then the completion marker goes,
+            // before any shard is touched; a damaged shard's stats file goes before its tar.
+            output.join(PLAN_FILE).write(plan_bytes.as_bytes())?;
+            meta_loc.remove()?;
+            for (o, _) in &damaged {
+                output.join(&out_stats_fmt.format(*o)).remove()?;
+                output.join(&out_fmt.format(*o)).remove()?;
+                summary.redone_shards.push(out_fmt.format(*o));
+            }
+            kept = intact;
         }
         OutputState::Resumable => {
+            meta_loc.remove()?;
             let n = output
                 .as_local()
                 .map_or(Ok(0), atomic::remove_stale_temps)?;
@@ -846,6 +1171,9 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
                 );
             }
             info!("--overwrite: clearing {output}");
+            // The old completion marker goes first: a kill while clearing never leaves a folder
+            // that a rerun of the old command takes for finished.
+            meta_loc.remove()?;
             clear_output(&output)?;
         }
         OutputState::Empty => {}
@@ -855,10 +1183,7 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
         atomic::remove_stale_temps(dir)?;
     }
     output.create_dir_all()?;
-    output.join(PLAN_FILE).write(
-        pyjson::to_string(&json!({"plan_fingerprint": fp, "output_count": summary.output_count}))
-            .as_bytes(),
-    )?;
+    output.join(PLAN_FILE).write(plan_bytes.as_bytes())?;
     output.join("sample_ids.npy").write(&subset_loc.read()?)?;
 
     // Pass 2: write output shards in parallel.
@@ -870,8 +1195,9 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     }
     let pb = cli::progress(summary.output_count, "samples", quiet);
     pb.set_message("write");
-    let written = Mutex::new(Vec::<(String, u64)>::new());
+    let records = Mutex::new(kept);
     let skipped = std::sync::atomic::AtomicU64::new(0);
+    let rechecked = Mutex::new(Vec::<String>::new());
     pool.install(|| {
         (0..summary.output_shard_count)
             .into_par_iter()
@@ -881,9 +1207,28 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
                 let stats = output.join(&out_stats_fmt.format(shard_index));
                 let items = items_for(&shards, &starts, o, size);
                 let n = items.len() as u64;
-                if stats.exists()? && output.join(&tar_name).exists()? {
+                let known = records.lock().unwrap()[o as usize].is_some();
+                let mut record = None;
+                if known {
+                    // Checked against meta.json above.
                     skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                } else {
+                } else if stats.exists()? && output.join(&tar_name).exists()? {
+                    // Left by an interrupted run: kept only if it reads back whole.
+                    match check_kept_shard(&output, &tar_name, &stats, n) {
+                        Ok(r) => {
+                            skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            record = Some(r);
+                        }
+                        Err(why) => {
+                            warn!(
+                                "output shard {tar_name} cannot be kept: {why}; writing it again"
+                            );
+                            rechecked.lock().unwrap().push(tar_name.clone());
+                            stats.remove()?;
+                        }
+                    }
+                }
+                if !known && record.is_none() {
                     let items = if args.shuffle_bufsize > 0 {
                         buffered_shuffle(
                             items,
@@ -893,7 +1238,7 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
                     } else {
                         items
                     };
-                    write_output_shard(
+                    let r = write_output_shard(
                         &input,
                         &output,
                         &shards,
@@ -901,9 +1246,12 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
                         classes.as_ref(),
                         &tar_name,
                     )?;
-                    stats.write(pyjson::to_string(&json!({"successes": n})).as_bytes())?;
+                    stats.write(&stats_bytes(n))?;
+                    record = Some(r);
                 }
-                written.lock().unwrap().push((tar_name, n));
+                if let Some(r) = record {
+                    records.lock().unwrap()[o as usize] = Some(r);
+                }
                 pb.inc(n);
                 Ok(())
             })
@@ -913,26 +1261,42 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     if skipped > 0 {
         info!("{skipped} output shards were already finished and were kept");
     }
+    summary
+        .redone_shards
+        .extend(rechecked.into_inner().unwrap());
+    summary.redone_shards.sort();
+    let records: Vec<ShardRecord> = records
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every output shard is written or kept"))
+        .collect();
     if args.write_shard_table {
-        let mut w = written.into_inner().unwrap();
+        let mut w: Vec<(&str, u64)> = records
+            .iter()
+            .map(|r| (r.name.as_str(), r.samples))
+            .collect();
         w.sort();
-        let table: Map<String, Value> = w.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+        let table: Map<String, Value> = w
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
+            .collect();
         output
             .join(&args.shard_table)
             .write(pyjson::to_string(&table).as_bytes())?;
     }
-    let meta = meta_json(args, &summary, workers, &fp, &errors);
-    output
-        .join("meta.json")
-        .write(pyjson::to_string(&meta).as_bytes())?;
+    // The completion marker, last; then the plan goes (and the lock, when `_lock` drops).
+    let meta = meta_json(args, &summary, workers, &fp, &errors, &records);
+    meta_loc.write(pyjson::to_string(&meta).as_bytes())?;
     output.join(PLAN_FILE).remove()?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "tic-reshard: {} input samples -> {} output samples in {} shards ({} dropped, {} errors, {} subset uids not found) in {:.2}s ({:.0} samples/s, {:.1} MB/s)",
+        "tic-reshard: {} input samples -> {} output samples in {} shards ({} dropped of which {} skipped as resharder.py does, {} errors, {} subset uids not found) in {:.2}s ({:.0} samples/s, {:.1} MB/s)",
         summary.processed_count,
         summary.output_count,
         summary.output_shard_count,
         summary.dropped_count,
+        summary.skipped_count,
         summary.error_count,
         summary.not_found_count,
         secs,

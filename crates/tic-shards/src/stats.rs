@@ -73,12 +73,32 @@ pub struct StatsSummary {
     pub failed: Vec<String>,
 }
 
+/// Flag of `tic-stats` and `tic-sizes` that accepts incomplete reshards.
+pub const ACCEPT_INCOMPLETE_FLAG: &str = "--accept-incomplete";
+
+/// Refuses (before anything is written) when a split is an incomplete `tic-reshard` output
+/// (`"complete": false` in its `meta.json`), unless `accept_incomplete`.
+fn check_splits(splits: &[Location], accept_incomplete: bool) -> Result<()> {
+    for split in splits {
+        crate::reshard::check_complete(split, accept_incomplete, ACCEPT_INCOMPLETE_FLAG)?;
+    }
+    Ok(())
+}
+
 /// Writes `{name}_stats.json` = `{"successes": n}` next to every tar of every split that does
-/// not have one yet.
-pub fn generate_stats(root: &Location, threads: usize, quiet: bool) -> Result<StatsSummary> {
+/// not have one yet. A split that is an incomplete reshard is refused unless
+/// `accept_incomplete`.
+pub fn generate_stats(
+    root: &Location,
+    threads: usize,
+    quiet: bool,
+    accept_incomplete: bool,
+) -> Result<StatsSummary> {
     let mut todo = Vec::new();
     let mut summary = StatsSummary::default();
-    for split in list_timesplit_paths(root)? {
+    let splits = list_timesplit_paths(root)?;
+    check_splits(&splits, accept_incomplete)?;
+    for split in splits {
         let entries = split.list()?;
         let names: std::collections::HashSet<&str> =
             entries.iter().map(|e| e.name.as_str()).collect();
@@ -127,21 +147,49 @@ pub fn generate_stats(root: &Location, threads: usize, quiet: bool) -> Result<St
     Ok(summary)
 }
 
-/// Writes `sizes.json` (`{"00000000.tar": n, …}`, sorted) in every split from its stats files;
-/// returns the number of splits written and samples listed.
-pub fn write_sizes(root: &Location, threads: usize) -> Result<(usize, u64)> {
+/// Outcome of [`write_sizes`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SizesSummary {
+    /// Splits whose `sizes.json` was written.
+    pub splits: usize,
+    /// Samples listed.
+    pub samples: u64,
+    /// Tar files without a `_stats.json` (not listed; run `tic-stats` first), as full paths.
+    pub missing_stats: Vec<String>,
+}
+
+/// Writes `sizes.json` (`{"00000000.tar": n, …}`, sorted) in every split from its stats files.
+/// Tar files without a stats file are not listed and are named in the summary. A split that is
+/// an incomplete reshard is refused unless `accept_incomplete`.
+pub fn write_sizes(
+    root: &Location,
+    threads: usize,
+    accept_incomplete: bool,
+) -> Result<SizesSummary> {
     let splits = list_timesplit_paths(root)?;
+    check_splits(&splits, accept_incomplete)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()?;
-    let totals: Vec<u64> = pool.install(|| {
+    let totals: Vec<(u64, Vec<String>)> = pool.install(|| {
         splits
             .par_iter()
-            .map(|split| -> Result<u64> {
+            .map(|split| -> Result<(u64, Vec<String>)> {
                 let mut table = BTreeMap::new();
-                for e in split
-                    .list()?
-                    .into_iter()
+                let entries = split.list()?;
+                let names: std::collections::HashSet<&str> =
+                    entries.iter().map(|e| e.name.as_str()).collect();
+                let missing: Vec<String> = entries
+                    .iter()
+                    .filter(|e| !e.is_dir && e.name.ends_with(".tar"))
+                    .filter(|e| {
+                        let stem = e.name.trim_end_matches(".tar");
+                        !names.contains(format!("{stem}_stats.json").as_str())
+                    })
+                    .map(|e| split.join(&e.name).to_string())
+                    .collect();
+                for e in entries
+                    .iter()
                     .filter(|e| !e.is_dir && e.name.ends_with("_stats.json"))
                 {
                     let loc = split.join(&e.name);
@@ -161,11 +209,19 @@ pub fn write_sizes(root: &Location, threads: usize) -> Result<(usize, u64)> {
                 split
                     .join("sizes.json")
                     .write(pyjson::to_string(&m).as_bytes())?;
-                Ok(total)
+                Ok((total, missing))
             })
             .collect::<Result<_>>()
     })?;
-    Ok((splits.len(), totals.iter().sum()))
+    let mut summary = SizesSummary {
+        splits: splits.len(),
+        ..Default::default()
+    };
+    for (n, missing) in totals {
+        summary.samples += n;
+        summary.missing_stats.extend(missing);
+    }
+    Ok(summary)
 }
 
 /// Reads a folder's sample count per shard: `sizes.json` if present, else the stats files.

@@ -144,6 +144,14 @@ mod remote {
         }
     }
 
+    pub fn size(r: &Remote) -> Result<Option<u64>> {
+        match block_on(r.store.head(&obj_path(r))) {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(anyhow!(e)),
+        }
+    }
+
     pub fn read(r: &Remote) -> Result<Vec<u8>> {
         Ok(block_on(async {
             let got = r.store.get(&obj_path(r)).await?;
@@ -245,6 +253,9 @@ mod remote {
     }
 
     pub fn exists(r: &Remote) -> Result<bool> {
+        none(r)
+    }
+    pub fn size(r: &Remote) -> Result<Option<u64>> {
         none(r)
     }
     pub fn read(r: &Remote) -> Result<Vec<u8>> {
@@ -350,6 +361,19 @@ impl Location {
         match self {
             Location::Local(p) => Ok(p.exists()),
             Location::Remote(r) => remote::exists(r).with_context(|| format!("checking {self}")),
+        }
+    }
+
+    /// The file's size in bytes, or `None` when it does not exist (or is not a file).
+    pub fn size(&self) -> Result<Option<u64>> {
+        match self {
+            Location::Local(p) => match std::fs::metadata(p) {
+                Ok(m) if m.is_file() => Ok(Some(m.len())),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("reading the size of {}", p.display())),
+            },
+            Location::Remote(r) => remote::size(r).with_context(|| format!("checking {self}")),
         }
     }
 

@@ -600,3 +600,383 @@ fn input_range_output_names_and_dry_run() {
     assert_eq!(meta["output_count"], want.len() as u64);
     assert_eq!(meta["output_shard_format"], "part-{}.tar");
 }
+
+/// `tic-reshard` arguments as owned strings.
+fn cmd(pool: &Path, out: &Path, sub: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["-i", p(pool), "-o", p(out), "-s", p(sub), "-q"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    v.extend(extra.iter().map(|x| x.to_string()));
+    v
+}
+
+fn run_args(args: &[String]) -> std::process::Output {
+    std::process::Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_meta(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap()
+}
+
+/// Issue 15 item 1: a kill during `--overwrite` of a finished output must never leave the old
+/// meta.json beside a partly deleted output (a rerun of the old command would then say
+/// "nothing to do" with shards missing).
+#[test]
+fn overwrite_invalidates_meta_json_before_any_shard() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 400, 2, 16);
+    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    all.sort();
+    let old_sub = d.path().join("old.npy");
+    std::fs::write(&old_sub, npy::write_uids(&all)).unwrap();
+    let half: Vec<Uid> = all.iter().step_by(2).copied().collect();
+    let new_sub = d.path().join("new.npy");
+    std::fs::write(&new_sub, npy::write_uids(&half)).unwrap();
+    // Many small shards: clearing the old output takes long enough to be caught in the middle.
+    let old_cmd = |out: &Path| cmd(&pool, out, &old_sub, &["--shard-size", "1", "-j", "2"]);
+    let reference = d.path().join("ref");
+    ok(&run_args(&old_cmd(&reference)));
+    let want = tree(&reference, &["meta.json"]);
+    let n_old = want.keys().filter(|k| k.ends_with(".tar")).count();
+    assert_eq!(n_old, 400);
+    let new_ref = d.path().join("newref");
+    ok(&run_args(&cmd(
+        &pool,
+        &new_ref,
+        &new_sub,
+        &["--shard-size", "1"],
+    )));
+    let want_new = tree(&new_ref, &["meta.json"]);
+
+    let mut caught_mid_clear = 0;
+    for attempt in 0..5 {
+        if caught_mid_clear >= 2 {
+            break;
+        }
+        let out = d.path().join(format!("out{attempt}"));
+        ok(&run_args(&old_cmd(&out)));
+        let mut child = std::process::Command::new(BIN)
+            .args(cmd(
+                &pool,
+                &out,
+                &new_sub,
+                &["--shard-size", "1", "--overwrite"],
+            ))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill as soon as the first old shard is gone.
+        let t0 = std::time::Instant::now();
+        loop {
+            let tars = std::fs::read_dir(&out)
+                .unwrap()
+                .filter(|e| {
+                    let n = e.as_ref().unwrap().file_name();
+                    let n = n.to_string_lossy();
+                    n.ends_with(".tar") && !n.starts_with('.')
+                })
+                .count();
+            if tars < n_old || t0.elapsed().as_secs() > 20 {
+                break;
+            }
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        let tars_left = std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tar")
+            })
+            .count();
+        if tars_left > 0 && tars_left < n_old {
+            caught_mid_clear += 1;
+        }
+        // The invariant: a meta.json of the old reshard only beside all of its shards.
+        if out.join("meta.json").exists() {
+            let m = read_meta(&out);
+            if m["subset_file"] == p(&old_sub) {
+                let missing = want.keys().filter(|k| !out.join(k).exists()).count();
+                assert_eq!(
+                    missing, 0,
+                    "the old meta.json is left beside an output missing {missing} of its files"
+                );
+            }
+        }
+        // Rerunning the old command never exits 0 on an incomplete folder.
+        let o = run_args(&old_cmd(&out));
+        if o.status.success() {
+            assert_eq!(tree(&out, &["meta.json"]), want, "{}", stderr(&o));
+        } else {
+            assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+        }
+        // And the interrupted --overwrite command, rerun, finishes the new output.
+        ok(&run_args(&cmd(
+            &pool,
+            &out,
+            &new_sub,
+            &["--shard-size", "1", "--overwrite"],
+        )));
+        assert_eq!(tree(&out, &["meta.json"]), want_new);
+        assert_eq!(meta_stable(&out)["output_count"], 200);
+    }
+    assert!(
+        caught_mid_clear >= 1,
+        "no kill landed while the old output was being cleared; the test lost its point"
+    );
+}
+
+/// Issue 15 item 2: a second writer on a locked folder fails at once, naming the holder, and
+/// touches nothing.
+#[test]
+fn second_writer_fails_naming_the_lock() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 200, 2, 16);
+    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    all.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    let out = d.path().join("out");
+    let args = cmd(&pool, &out, &sub, &["--shard-size", "30"]);
+    ok(&run_args(&args));
+    let before = tree(&out, &[]);
+    assert!(!out.join(tic_shards::lock::LOCK_FILE).exists());
+
+    // Another writer holds the folder (this test process, through the same lock).
+    let held = tic_shards::lock::DirLock::acquire(&out, "tic-reshard").unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let mut a = args.clone();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        let t0 = std::time::Instant::now();
+        let o = run_args(&a);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let want = format!(
+            "{} is being written by another tic-reshard (pid {}, host {})",
+            out.display(),
+            std::process::id(),
+            tic_shards::lock::hostname()
+        );
+        assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+        assert!(t0.elapsed().as_secs() < 10, "it waited for the lock");
+    }
+    drop(held);
+    assert_eq!(
+        before,
+        tree(&out, &[]),
+        "the refused writers changed nothing"
+    );
+
+    // Two writers started together: every one that fails names the lock, at least one
+    // succeeds, and the output is whole.
+    let out2 = d.path().join("out2");
+    let args2 = cmd(&pool, &out2, &sub, &["--shard-size", "30", "--overwrite"]);
+    let kids: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(BIN)
+                .args(&args2)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = kids
+        .into_iter()
+        .map(|k| k.wait_with_output().unwrap())
+        .collect();
+    assert!(outs.iter().any(|o| o.status.success()));
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert!(
+            stderr(o).contains("is being written by another tic-reshard (pid "),
+            "{}",
+            stderr(o)
+        );
+    }
+    assert_eq!(tree(&out2, &["meta.json"]), tree(&out, &["meta.json"]));
+}
+
+/// Issue 15 item 3: a finished output with a shard deleted, truncated or corrupted is not
+/// "nothing to do": sizes are always checked, checksums with --verify, and damaged shards are
+/// named and written again.
+#[test]
+fn damaged_finished_shards_are_named_and_redone() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 300, 3, 16);
+    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    all.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    let out = d.path().join("out");
+    let args = cmd(
+        &pool,
+        &out,
+        &sub,
+        &["--shard-size", "50", "--write-shard-table"],
+    );
+    ok(&run_args(&args));
+    let want = tree(&out, &["meta.json"]);
+    let want_meta = meta_stable(&out);
+    // meta.json records every shard's size and CRC-32.
+    let shards = want_meta["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 6);
+    for (i, s) in shards.iter().enumerate() {
+        let name = format!("{i:08}.tar");
+        let data = std::fs::read(out.join(&name)).unwrap();
+        assert_eq!(s["name"], name);
+        assert_eq!(s["samples"], 50);
+        assert_eq!(s["bytes"], data.len() as u64);
+        assert_eq!(s["crc32"], format!("{:08x}", crc32fast::hash(&data)));
+    }
+    assert_eq!(want_meta["complete"], true);
+
+    // One shard deleted, one truncated.
+    std::fs::remove_file(out.join("00000002.tar")).unwrap();
+    let t = std::fs::read(out.join("00000004.tar")).unwrap();
+    std::fs::write(out.join("00000004.tar"), &t[..t.len() - 1024]).unwrap();
+    let o = run(BIN, &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains("00000002.tar") && err.contains("00000004.tar"),
+        "{err}"
+    );
+    assert!(!err.contains("00000003.tar"), "{err}");
+    assert_eq!(tree(&out, &["meta.json"]), want);
+    assert_eq!(meta_stable(&out), want_meta);
+
+    // A byte flipped in place (same size): a plain rerun checks sizes only ...
+    let mut c = std::fs::read(out.join("00000001.tar")).unwrap();
+    c[700] ^= 0xff;
+    std::fs::write(out.join("00000001.tar"), &c).unwrap();
+    let o = run_args(&args);
+    ok(&o);
+    assert!(!stderr(&o).contains("00000001.tar"), "{}", stderr(&o));
+    // ... --verify checks the CRC-32, names the shard and writes it again.
+    let mut v = args.clone();
+    v.push("--verify".into());
+    let o = run_args(&v);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("00000001.tar") && stderr(&o).contains("CRC-32"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(tree(&out, &["meta.json"]), want);
+    assert_eq!(meta_stable(&out), want_meta);
+    let o = run_args(&v);
+    ok(&o);
+    assert!(!stderr(&o).contains("again"), "{}", stderr(&o));
+}
+
+/// Issue 15 item 3: shards kept on resume are checked; a truncated one (with its stats file)
+/// is written again.
+#[test]
+fn resume_checks_the_shards_it_keeps() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 200, 2, 16);
+    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    all.sort();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    let out = d.path().join("out");
+    let args = cmd(&pool, &out, &sub, &["--shard-size", "40"]);
+    ok(&run_args(&args));
+    let want = tree(&out, &["meta.json"]);
+    let want_meta = meta_stable(&out);
+    // The state of a run killed before meta.json: the plan file, no meta.json ...
+    let m = read_meta(&out);
+    std::fs::write(
+        out.join(tic_shards::reshard::PLAN_FILE),
+        format!(
+            "{{\"plan_fingerprint\": \"{}\", \"output_count\": 200}}",
+            m["plan_fingerprint"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(out.join("meta.json")).unwrap();
+    // ... and shards damaged: one cut at a sample boundary (scans clean, too few samples),
+    // one without its end-of-archive blocks, one with a wrong stats file.
+    let data = std::fs::read(out.join("00000001.tar")).unwrap();
+    let scan = tic_shards::wds::scan_shard(&data, "x");
+    let cut = scan.samples[20].offset() as usize;
+    std::fs::write(out.join("00000001.tar"), &data[..cut]).unwrap();
+    let data = std::fs::read(out.join("00000003.tar")).unwrap();
+    std::fs::write(out.join("00000003.tar"), &data[..data.len() - 1024]).unwrap();
+    std::fs::write(out.join("00000004_stats.json"), b"{\"successes\": 39}").unwrap();
+    let o = run_args(&args);
+    ok(&o);
+    let err = stderr(&o);
+    for n in ["00000001.tar", "00000003.tar", "00000004.tar"] {
+        assert!(err.contains(n), "{n}: {err}");
+    }
+    assert_eq!(tree(&out, &["meta.json"]), want);
+    assert_eq!(meta_stable(&out), want_meta);
+}
+
+/// Issue 15 item 5: per-sample skips that resharder.py also makes exit 0 and are counted; lost
+/// input (a truncated tar) makes the output incomplete: exit 1, `"complete": false` naming the
+/// damaged input, on every rerun too.
+#[test]
+fn skips_exit_zero_and_lost_input_is_incomplete() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 60, 3, 16);
+    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    all.sort();
+    let json = |u: &str| format!("{{\"uid\": \"{u}\"}}").into_bytes();
+    write_shard(
+        &pool.join("00000003.tar"),
+        &[
+            ("a", vec![("jpg", b"x".to_vec())]),
+            ("b", vec![("json", b"{\"caption\": 1}".to_vec())]),
+            ("c", vec![("json", b"not json".to_vec())]),
+            ("e", vec![("json", json("zz"))]),
+        ],
+    );
+    std::fs::remove_file(pool.join("sizes.json")).unwrap();
+    let sub = d.path().join("s.npy");
+    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    let out = d.path().join("out");
+    let o = run_args(&cmd(&pool, &out, &sub, &[]));
+    ok(&o);
+    assert!(
+        stderr(&o).contains("skipped 4 input samples"),
+        "{}",
+        stderr(&o)
+    );
+    let m = read_meta(&out);
+    assert_eq!(m["skipped_count"], 4);
+    assert_eq!(m["dropped_count"], 4);
+    assert_eq!(m["complete"], true);
+    assert_eq!(m["damaged_inputs"], serde_json::json!([]));
+    assert_eq!(m["output_count"], 60);
+
+    // A truncated input shard: its tail is lost.
+    let full = std::fs::read(pool.join("00000001.tar")).unwrap();
+    std::fs::write(pool.join("00000004.tar"), &full[..full.len() / 2 + 100]).unwrap();
+    let out2 = d.path().join("out2");
+    for attempt in 0..2 {
+        let o = run_args(&cmd(&pool, &out2, &sub, &[]));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "attempt {attempt}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("INCOMPLETE") && stderr(&o).contains("00000004.tar"),
+            "{}",
+            stderr(&o)
+        );
+        let m = read_meta(&out2);
+        assert_eq!(m["complete"], false);
+        assert_eq!(m["damaged_inputs"], serde_json::json!(["00000004.tar"]));
+        assert_eq!(m["skipped_count"], 4);
+    }
+}

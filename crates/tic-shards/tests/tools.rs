@@ -307,3 +307,75 @@ fn pickle_decoder_panics_become_errors() {
     assert!(tic_shards::pickle::read_year_synset_uids(&bytes, "crash.pkl").is_err());
     assert!(tic_shards::pickle::read_uid_classes(&bytes, "crash.pkl").is_err());
 }
+
+/// Issue 15 items 5 and 6: tic-stats and tic-sizes refuse a reshard that lost input (unless
+/// --accept-incomplete), and tic-sizes names the shards it leaves out for lack of stats.
+#[test]
+fn stats_and_sizes_refuse_incomplete_reshards() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 60, 2, 16);
+    let mut uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    uids.sort();
+    let sub = d.path().join("all.npy");
+    std::fs::write(&sub, npy::write_uids(&uids)).unwrap();
+    let root = d.path().join("splits");
+    // A healthy split with one tar that has no stats file.
+    reshard_into(&pool, &root.join("2015"), 10, 4);
+    std::fs::remove_file(root.join("2015/00000001_stats.json")).unwrap();
+    // A truncated input shard: the reshard is incomplete (exit 1, "complete": false).
+    let full = std::fs::read(pool.join("00000001.tar")).unwrap();
+    std::fs::write(pool.join("00000002.tar"), &full[..full.len() / 2 + 100]).unwrap();
+    let o = run(
+        env!("CARGO_BIN_EXE_tic-reshard"),
+        &[
+            "-i",
+            s(&pool),
+            "-o",
+            s(&root.join("2014")),
+            "-s",
+            s(&sub),
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+
+    for bin in [
+        env!("CARGO_BIN_EXE_tic-stats"),
+        env!("CARGO_BIN_EXE_tic-sizes"),
+    ] {
+        let o = run(bin, &["--url", s(&root)]);
+        assert!(!o.status.success(), "{bin}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("2014 is an incomplete reshard")
+                && err.contains("00000002.tar")
+                && err.contains("--accept-incomplete"),
+            "{bin}: {err}"
+        );
+    }
+    assert!(
+        !root.join("2015/sizes.json").exists(),
+        "refused before writing"
+    );
+    let o = run(
+        env!("CARGO_BIN_EXE_tic-sizes"),
+        &["--url", s(&root), "--accept-incomplete"],
+    );
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "{} has no _stats.json",
+            root.join("2015/00000001.tar").display()
+        )),
+        "{err}"
+    );
+    let sizes: std::collections::BTreeMap<String, u64> =
+        serde_json::from_slice(&std::fs::read(root.join("2015/sizes.json")).unwrap()).unwrap();
+    assert_eq!(sizes.len(), 2);
+    ok(&run(
+        env!("CARGO_BIN_EXE_tic-stats"),
+        &["--url", s(&root), "--accept-incomplete", "-q"],
+    ));
+    assert!(root.join("2015/00000001_stats.json").exists());
+}

@@ -33,6 +33,10 @@ pub struct TrainArgs {
     /// Shard folders or .tar files, several joined by `::` (local paths or object-store URLs).
     #[arg(long)]
     pub data_dir: String,
+    /// Train on resharded splits whose meta.json says `"complete": false` (tic-reshard lost
+    /// input shards or shard tails): accept the loss instead of refusing the folder.
+    #[arg(long)]
+    pub accept_incomplete: bool,
     /// Sampling weight per --data_dir entry, joined by `::` (per shard, with replacement only).
     #[arg(long)]
     pub data_weights: Option<String>,

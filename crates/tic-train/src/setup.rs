@@ -19,7 +19,7 @@ use crate::loader::{Loader, LoaderOptions, ShardStore};
 use crate::optim::AdamWConfig;
 use crate::plan::{Plan, PlanShard, Position, Sampling};
 use crate::scale::{scale, ScaleConfig as Scale};
-use crate::shards::{input_shards, Shard};
+use crate::shards::{input_shards_accepting, Shard};
 use crate::strategy::{allocation, keep_subset, Strategy};
 use crate::trainer::{train_distributed, Init, Precision, RunDir, TrainOptions, TrainSummary};
 use crate::zeroshot::ZeroShotVal;
@@ -107,7 +107,11 @@ impl DataSetup {
     /// `--dataset_resampled` each rank draws its own stream (seed + rank, as OpenCLIP).
     pub fn resolve(args: &TrainArgs, sc: &Scale, rank: usize) -> Result<Self> {
         let entries: Vec<String> = args.data_dir.split("::").map(str::to_string).collect();
-        let shards = input_shards(&args.data_dir, args.data_weights.as_deref())?;
+        let shards = input_shards_accepting(
+            &args.data_dir,
+            args.data_weights.as_deref(),
+            args.accept_incomplete,
+        )?;
         let k0 = args.first_step_splits.max(1);
         let step_of = |input: usize| input.saturating_sub(k0 - 1);
         let num_steps = step_of(entries.len() - 1) + 1;
@@ -388,6 +392,13 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
     let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
     let opts = options(args, sc, &cfg, data.budget)?;
     check_batch_split(&opts, world, rank);
+    if rank == 0 && opts.global_batch > data.plan.pass_len() {
+        tracing::warn!(
+            "the global batch ({}) is larger than the training data ({} samples per pass): every step repeats samples",
+            opts.global_batch,
+            data.plan.pass_len()
+        );
+    }
     write_params(&run_dir, args, &opts, &model_name, &exp_name, world)?;
     let teacher: Option<Clip> = match (args.strategy, &prev) {
         (Some(Strategy::Lwf), Some(p)) if data.t > 0 => Some(load_clip(&cfg, p, DType::F32, dev)?),

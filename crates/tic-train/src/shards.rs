@@ -16,6 +16,10 @@
 //! a `data_dir` that itself holds `meta.json` is taken as one resharder output (DataComp would
 //! only see its tar files, with the same result for contiguous names); and every shard must have
 //! a sample count in its folder's `sizes.json` or stats files, since the loader plans by count.
+//!
+//! A folder whose `meta.json` says `"complete": false` (a `tic-reshard` run that lost input to a
+//! truncated or corrupt tar) is refused unless the loss is accepted explicitly
+//! ([`ACCEPT_INCOMPLETE_FLAG`]).
 
 use std::collections::BTreeMap;
 
@@ -195,9 +199,23 @@ pub fn parse_weights(weights: Option<&str>, inputs: usize) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// The tic-train option that accepts incomplete reshards (named in the refusal).
+pub const ACCEPT_INCOMPLETE_FLAG: &str = "--accept_incomplete";
+
 /// Expands `data_dir` and reads every shard's sample count. Shards listed with 0 samples are
-/// kept (they are never drawn); a shard missing from its folder's `sizes.json` is an error.
+/// kept (they are never drawn); a shard missing from its folder's `sizes.json` is an error; a
+/// folder that `tic-reshard` marked incomplete is refused (see [`input_shards_accepting`]).
 pub fn input_shards(data_dir: &str, weights: Option<&str>) -> Result<Vec<Shard>> {
+    input_shards_accepting(data_dir, weights, false)
+}
+
+/// [`input_shards`], with `accept_incomplete` deciding whether folders that `tic-reshard` marked
+/// incomplete (`"complete": false` in `meta.json`) are refused (false) or used with a warning.
+pub fn input_shards_accepting(
+    data_dir: &str,
+    weights: Option<&str>,
+    accept_incomplete: bool,
+) -> Result<Vec<Shard>> {
     let patterns = input_patterns(data_dir)?;
     let inputs = data_dir.split("::").count();
     let w = parse_weights(weights, inputs)?;
@@ -206,6 +224,7 @@ pub fn input_shards(data_dir: &str, weights: Option<&str>) -> Result<Vec<Shard>>
     for p in patterns {
         let key = p.dir.to_string();
         if !sizes_cache.contains_key(&key) {
+            tic_shards::reshard::check_complete(&p.dir, accept_incomplete, ACCEPT_INCOMPLETE_FLAG)?;
             let sizes = shard_sizes(&p.dir)
                 .with_context(|| format!("reading sample counts of {}", p.dir))?;
             sizes_cache.insert(key.clone(), sizes);
@@ -289,6 +308,37 @@ mod tests {
         assert_eq!((s.len(), s[0].samples), (1, 2));
         let e = format!("{:#}", input_shards(&dd, Some("1")).unwrap_err());
         assert!(e.contains("--data_weights has 1 values"), "{e}");
+    }
+
+    /// Issue 15 item 5: a reshard that lost input is refused unless the loss is accepted.
+    #[test]
+    fn incomplete_reshard_is_refused_unless_accepted() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("2014");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("meta.json"),
+            r#"{"output_shard_count": 1, "output_shard_format": "{:08d}.tar", "complete": false, "damaged_inputs": ["00000004.tar"]}"#,
+        )
+        .unwrap();
+        fs::write(dir.join("sizes.json"), r#"{"00000000.tar": 5}"#).unwrap();
+        let dd = dir.to_str().unwrap();
+        let e = format!("{:#}", input_shards(dd, None).unwrap_err());
+        assert!(
+            e.contains("incomplete reshard")
+                && e.contains("00000004.tar")
+                && e.contains("--accept_incomplete"),
+            "{e}"
+        );
+        let s = input_shards_accepting(dd, None, true).unwrap();
+        assert_eq!((s.len(), s[0].samples), (1, 5));
+        // Complete (or older, without the field) reshards pass.
+        fs::write(
+            dir.join("meta.json"),
+            r#"{"output_shard_count": 1, "output_shard_format": "{:08d}.tar", "complete": true}"#,
+        )
+        .unwrap();
+        assert_eq!(input_shards(dd, None).unwrap().len(), 1);
     }
 
     #[test]

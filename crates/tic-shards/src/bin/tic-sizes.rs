@@ -4,7 +4,9 @@ use clap::Parser;
 use tic_shards::{cli, stats, storage::Location};
 
 /// Write `sizes.json` ({"00000000.tar": n, ...}) in every split of URL (layouts URL/split/ and
-/// URL/split/shard/) from its `_stats.json` files.
+/// URL/split/shard/) from its `_stats.json` files. Tar files without a stats file are named in
+/// a warning (run tic-stats first). A split that is an incomplete tic-reshard output
+/// (`"complete": false` in its meta.json) is refused unless --accept-incomplete.
 #[derive(Parser, Debug)]
 #[command(name = "tic-sizes", version, about)]
 struct Args {
@@ -14,13 +16,30 @@ struct Args {
     /// Parallel workers.
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     num_proc: usize,
+    /// Accept splits that tic-reshard marked incomplete (input lost to damaged tars).
+    #[arg(long)]
+    accept_incomplete: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     cli::init_logging(0, 0);
     let root = Location::parse(&a.url)?;
-    let (splits, samples) = stats::write_sizes(&root, a.num_proc)?;
-    eprintln!("tic-sizes: wrote sizes.json in {splits} splits ({samples} samples)");
+    let s = stats::write_sizes(&root, a.num_proc, a.accept_incomplete)?;
+    for m in &s.missing_stats {
+        eprintln!(
+            "tic-sizes: warning: {m} has no _stats.json and is not listed in sizes.json (run tic-stats first)"
+        );
+    }
+    eprintln!(
+        "tic-sizes: wrote sizes.json in {} splits ({} samples{})",
+        s.splits,
+        s.samples,
+        if s.missing_stats.is_empty() {
+            String::new()
+        } else {
+            format!(", {} shards without stats left out", s.missing_stats.len())
+        }
+    );
     Ok(())
 }

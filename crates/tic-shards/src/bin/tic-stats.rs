@@ -6,7 +6,9 @@ use tic_shards::{cli, stats, storage::Location};
 
 /// Write `{name}_stats.json` = {"successes": n} (samples with a json member) next to every
 /// `.tar` under each split of URL (layouts URL/split/ and URL/split/shard/), reading only tar
-/// headers. Shards that already have a stats file are skipped.
+/// headers. Shards that already have a stats file are skipped. A split that is an incomplete
+/// tic-reshard output (`"complete": false` in its meta.json) is refused unless
+/// --accept-incomplete.
 #[derive(Parser, Debug)]
 #[command(name = "tic-stats", version, about)]
 struct Args {
@@ -19,14 +21,17 @@ struct Args {
     /// Less output.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Accept splits that tic-reshard marked incomplete (input lost to damaged tars).
+    #[arg(long)]
+    accept_incomplete: bool,
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
     cli::init_logging(0, u8::from(a.quiet));
     let t = std::time::Instant::now();
-    let r =
-        Location::parse(&a.url).and_then(|root| stats::generate_stats(&root, a.num_proc, a.quiet));
+    let r = Location::parse(&a.url)
+        .and_then(|root| stats::generate_stats(&root, a.num_proc, a.quiet, a.accept_incomplete));
     match r {
         Ok(s) => {
             for f in &s.failed {
