@@ -154,6 +154,7 @@ clippy:
 # because they rebuild tic-train and tic-eval with it.
 unit:
 	$(CARGO) test --workspace
+	bash tests/crash_soak.sh
 	$(CARGO) test -p tic-dist -p tic-train -p tic-eval --features tic-train/mpi,tic-eval/mpi
 
 test: deps fmt-check clippy unit examples-check demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)

@@ -18,7 +18,7 @@ BATCH=${BATCH:-32}
 OUT=${OUT:-bench/out/dist}
 cores=$(nproc)
 cargo build -q --release -p tic-train -p tic-shards --bins --features tic-train/mpi
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
 
 median_step() { # metrics.jsonl -> median step_s after warm-up

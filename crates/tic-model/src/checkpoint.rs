@@ -254,12 +254,35 @@ pub fn load_trainable(
     Ok((vm, model))
 }
 
-/// Writes tensors as safetensors atomically (`tic_shards::atomic`: temp file in the same folder,
-/// then rename) with the ordinary `0644` permissions.
+/// Writes tensors as safetensors atomically with the ordinary `0644` permissions, streaming
+/// tensor by tensor (no copy of the whole file in memory: a training state is weights + two
+/// AdamW moments, 1.8 GB for ViT-B). The file is written inside a temporary folder named with
+/// [`tic_shards::atomic::TEMP_PREFIX`] next to `path` (safetensors makes its own temporary
+/// file beside the name it is given), then renamed into place; a kill leaves only that folder,
+/// which reruns remove.
 pub fn write_safetensors_atomic(tensors: &StateDict, path: &Path) -> Result<()> {
-    let bytes = safetensors::serialize(tensors.iter(), None)
-        .with_context(|| format!("serialising tensors for {}", path.display()))?;
-    crate::write_output(path, &bytes)
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp_dir = tempfile::Builder::new()
+        .prefix(tic_shards::atomic::TEMP_PREFIX)
+        .tempdir_in(&dir)
+        .with_context(|| format!("creating a temporary folder in {}", dir.display()))?;
+    let tmp = tmp_dir.path().join("tensors.safetensors");
+    safetensors::serialize_to_file(tensors.iter(), None, &tmp)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let finish = || -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        }
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    finish().with_context(|| format!("writing {}", path.display()))
 }
 
 /// Saves the model's parameters with OpenCLIP key names and shapes, as f32 on the CPU, so that

@@ -92,7 +92,8 @@ pub fn copy_file(src: &Path, dst: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e).context(ctx()))
 }
 
-/// Removes temporary files left in `dir` by an interrupted run; returns how many.
+/// Removes temporary files (and temporary folders) left in `dir` by an interrupted run;
+/// returns how many.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut n = 0;
     if !dir.is_dir() {
@@ -101,7 +102,11 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     for e in fs::read_dir(dir)? {
         let e = e?;
         if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            fs::remove_file(e.path())?;
+            if e.file_type()?.is_dir() {
+                fs::remove_dir_all(e.path())?;
+            } else {
+                fs::remove_file(e.path())?;
+            }
             n += 1;
         }
     }

@@ -40,6 +40,15 @@ pub enum NpyError {
         /// Bytes the data section has.
         found_bytes: u64,
     },
+    /// A file named `*.npy` that does not start with numpy's magic string: resharder.py loads
+    /// such a name with `np.load`, which refuses it; only other names are raw record files.
+    #[error("{file}: named .npy but not a numpy file (it does not start with the magic \\x93NUMPY; first bytes {head:02x?}); a raw uid file of 16-byte records must not be named .npy")]
+    NotNpy {
+        /// The file being read.
+        file: String,
+        /// Its first bytes (at most 8).
+        head: Vec<u8>,
+    },
     /// A raw (headerless) record file whose size is not a multiple of 16.
     #[error("{file}: raw uid file of {len} bytes is not a whole number of 16-byte records")]
     RawLength {
@@ -66,7 +75,9 @@ pub struct UidView<'a> {
 
 impl<'a> UidView<'a> {
     /// Views an `.npy` of dtype `u8,u8` or a raw file of 16-byte little-endian `(hi, lo)`
-    /// records (resharder's memmap format). `file` names the source in errors.
+    /// records (resharder's memmap format). `file` names the source in errors and decides the
+    /// format as resharder.py does: a name ending in `.npy` must be a numpy file (magic
+    /// `\x93NUMPY`), any other name may also be raw records.
     pub fn new(bytes: &'a [u8], file: &str) -> Result<Self, NpyError> {
         let (data, big_endian) = locate_records(bytes, file)?;
         Ok(UidView { data, big_endian })
@@ -111,13 +122,20 @@ impl<'a> UidView<'a> {
 }
 
 /// Reads uids from an `.npy` of dtype `u8,u8`, or from a raw file of 16-byte little-endian
-/// `(hi, lo)` records (resharder's memmap format). `file` names the source in errors.
+/// `(hi, lo)` records (resharder's memmap format). `file` names the source in errors; a name
+/// ending in `.npy` must be a numpy file (see [`UidView::new`]).
 pub fn read_uids(bytes: &[u8], file: &str) -> Result<Vec<Uid>, NpyError> {
     Ok(UidView::new(bytes, file)?.to_vec())
 }
 
 fn locate_records<'a>(bytes: &'a [u8], file: &str) -> Result<(&'a [u8], bool), NpyError> {
     if !is_npy(bytes) {
+        if names_npy(file) {
+            return Err(NpyError::NotNpy {
+                file: file.to_string(),
+                head: bytes[..bytes.len().min(8)].to_vec(),
+            });
+        }
         if bytes.len() % 16 != 0 {
             return Err(NpyError::RawLength {
                 file: file.to_string(),
@@ -158,6 +176,13 @@ fn locate_records<'a>(bytes: &'a [u8], file: &str) -> Result<(&'a [u8], bool), N
 }
 
 /// `Some(big_endian)` when the dtype is a record of exactly two unsigned 64-bit fields.
+/// Whether `file` (a path or URL) names an `.npy` file: its last path segment ends in `.npy`
+/// (Python's `Path(file).suffix == ".npy"`, case-sensitive as there).
+fn names_npy(file: &str) -> bool {
+    let last = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    last.len() > ".npy".len() && last.ends_with(".npy")
+}
+
 fn uid_record_endianness(dtype: &DType) -> Option<bool> {
     let DType::Record(fields) = dtype else {
         return None;
@@ -288,6 +313,46 @@ mod tests {
             read_uids(&raw[..15], "r"),
             Err(NpyError::RawLength { len: 15, .. })
         ));
+    }
+
+    #[test]
+    fn npy_names_need_the_numpy_magic() {
+        // 32 bytes: two whole raw records, so only the name tells it is not what it claims.
+        let mut raw = Vec::new();
+        for v in [1u64, 2, 3, 4] {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        for name in ["2016.npy", "/data/uids/2016.npy", "s3://b/uids/2016.npy"] {
+            let err = read_uids(&raw, name).unwrap_err();
+            assert!(matches!(err, NpyError::NotNpy { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.starts_with(name) && msg.contains("magic"), "{msg}");
+            assert!(UidView::new(&raw, name).is_err());
+        }
+        // An empty .npy-named file is not a numpy file either.
+        assert!(matches!(
+            read_uids(&[], "e.npy"),
+            Err(NpyError::NotNpy { .. })
+        ));
+        // Raw memmaps keep working under other names (resharder.py's np.memmap branch) ...
+        for name in [
+            "2016.bin",
+            "uids",
+            "2016.npy.raw",
+            "dir.npy/uids",
+            "2016.NPY",
+            ".npy",
+        ] {
+            assert_eq!(
+                read_uids(&raw, name).unwrap(),
+                vec![Uid::from_parts(1, 2), Uid::from_parts(3, 4)],
+                "{name}"
+            );
+        }
+        // ... and real .npy files under any name.
+        let npy = write_uids(&[Uid(7)]);
+        assert_eq!(read_uids(&npy, "a.npy").unwrap(), vec![Uid(7)]);
+        assert_eq!(read_uids(&npy, "a.bin").unwrap(), vec![Uid(7)]);
     }
 
     #[test]

@@ -85,7 +85,8 @@ pub struct ReshardArgs {
     /// Output folder (created if missing).
     #[arg(short = 'o', long)]
     pub output_dir: String,
-    /// Subset file: .npy of dtype u8,u8 (uid high/low 64 bits) or raw 16-byte records, sorted.
+    /// Subset file: .npy of dtype u8,u8 (uid high/low 64 bits) or, under a name not ending in
+    /// .npy, raw 16-byte records; sorted.
     #[arg(short = 's', long)]
     pub subset_file: String,
     /// Pickle of dict uid -> class id; adds a `cls` member (ASCII decimal) to every sample.

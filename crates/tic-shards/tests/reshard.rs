@@ -202,6 +202,40 @@ fn cls_member_and_missing_class() {
     assert_eq!(read_samples(&out2).len(), 39);
 }
 
+/// Issue 15 item 6: a `.npy`-named subset without numpy's magic is refused naming the file
+/// (it used to be read as raw uids when its size was a multiple of 16); the same bytes under
+/// another name are a raw memmap, as in resharder.py.
+#[test]
+fn npy_named_subset_without_magic_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 20, 1, 16);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    let raw: Vec<u8> = uids[..4]
+        .iter()
+        .flat_map(|u| {
+            let (hi, lo) = ((u.0 >> 64) as u64, u.0 as u64);
+            [hi.to_le_bytes(), lo.to_le_bytes()].concat()
+        })
+        .collect();
+    assert_eq!(raw.len(), 64);
+    let sub = d.path().join("raw_uids.npy");
+    std::fs::write(&sub, &raw).unwrap();
+    let out = d.path().join("out");
+    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("raw_uids.npy") && err.contains("not a numpy file"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let sub = d.path().join("raw_uids.bin");
+    std::fs::write(&sub, &raw).unwrap();
+    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    ok(&o);
+    assert_eq!(read_samples(&out).len(), 4);
+}
+
 #[test]
 fn bad_subset_fails_before_writing() {
     let d = tempfile::tempdir().unwrap();

@@ -104,6 +104,24 @@ impl OpenShard {
             String::from_utf8_lossy(member_bytes(&self.map, txt)).into_owned(),
         ))
     }
+
+    /// Says which image did not decode: the shard, the sample key, its image member and its
+    /// index and byte offset in the tar.
+    fn undecodable_image(&self, i: usize) -> String {
+        let Some(s) = self.samples.get(i) else {
+            return format!("{}: sample #{i}: image does not decode", self.name);
+        };
+        let ext = IMAGE_EXTS
+            .iter()
+            .find(|e| s.member(e).is_some())
+            .unwrap_or(&"image");
+        format!(
+            "{}: sample {:?} (#{i} in the shard, byte {}): its {ext} member does not decode",
+            self.name,
+            s.key,
+            s.offset()
+        )
+    }
 }
 
 /// Opened shards, shared by the workers (opened once, kept while the loader lives).
@@ -194,7 +212,7 @@ pub fn load_train_sample(
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     let shard = store.get(id.shard)?;
     let (img, text) = shard.image_text(id.index as usize)?;
-    let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
+    let rgb = decode_rgb(img).with_context(|| shard.undecodable_image(id.index as usize))?;
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ mix(n)));
     let pixels = RandomResizedCrop::openclip(image_size).apply(&rgb, &mut rng);
     Ok((
@@ -212,7 +230,7 @@ pub fn load_eval_sample(
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     let shard = store.get(id.shard)?;
     let (img, text) = shard.image_text(id.index as usize)?;
-    let rgb = decode_rgb(img).with_context(|| format!("{} sample #{}", shard.name, id.index))?;
+    let rgb = decode_rgb(img).with_context(|| shard.undecodable_image(id.index as usize))?;
     Ok((
         eval_transform(&rgb, image_size),
         Tokenizer::shared().tokenize_one_to(&text, context_length),
@@ -328,6 +346,45 @@ impl Drop for Loader {
             let rx = std::mem::replace(&mut self.rx, dead);
             drop(rx);
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tic_shards::wds::TarSampleWriter;
+
+    /// Issue 15 item 6: a corrupt image names the shard and the sample key (not only an index).
+    #[test]
+    fn corrupt_image_error_names_key_and_shard() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("00000007.tar");
+        let mut tw = TarSampleWriter::new(Vec::new());
+        tw.append_sample(
+            "first-0",
+            &mut [("png", b"no png", 0), ("txt", b"a cat", 0)],
+        )
+        .unwrap();
+        tw.append_sample(
+            "0123456789abcdef0123456789abcdef-0",
+            &mut [("jpg", b"\xff\xd8\xffnot a jpeg", 0), ("txt", b"a dog", 0)],
+        )
+        .unwrap();
+        std::fs::write(&path, tw.finish().unwrap()).unwrap();
+        let store = ShardStore::new(vec![Location::local(&path)]);
+        let bad = SampleId { shard: 0, index: 1 };
+        for err in [
+            load_train_sample(&store, bad, 1, 8, 77, 0).unwrap_err(),
+            load_eval_sample(&store, bad, 8, 77).unwrap_err(),
+        ] {
+            let msg = format!("{err:#}");
+            assert!(msg.contains("00000007.tar"), "{msg}");
+            assert!(
+                msg.contains("\"0123456789abcdef0123456789abcdef-0\""),
+                "{msg}"
+            );
+            assert!(msg.contains("jpg member does not decode"), "{msg}");
         }
     }
 }

@@ -376,6 +376,15 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
     }
     let exp_name = data.exp_name(args, sc);
     let run_dir = RunDir::for_rank(args.output_dir.join(&exp_name), rank)?;
+    // One writer per run folder: a second tic-train on it fails at once, naming the holder.
+    let _lock = if run_dir.writer {
+        Some(tic_shards::lock::DirLock::acquire(
+            &run_dir.root,
+            "tic-train",
+        )?)
+    } else {
+        None
+    };
     announce_ranks(comm, &run_dir)?;
     let prev = data.previous_checkpoint(args);
     let uses_prev = args.strategy.is_some_and(|s| s.warm_start()) && data.t > 0;

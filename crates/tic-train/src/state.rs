@@ -115,19 +115,23 @@ impl RunDir {
         }
         Ok(())
     }
-    /// Removes temporary files an interrupted save left in `checkpoints/` (the writer only);
-    /// returns how many.
+    /// Removes temporary files an interrupted save left in the run folder and in
+    /// `checkpoints/` (the writer only); returns how many.
     pub fn remove_stale_temps(&self) -> Result<usize> {
         if !self.writer {
             return Ok(0);
         }
-        let n = tic_shards::atomic::remove_stale_temps(&self.checkpoints())
-            .with_context(|| format!("cleaning {}", self.checkpoints().display()))?;
-        if n > 0 {
-            self.log(&format!(
-                "removed {n} temporary file(s) an interrupted save left in {}",
-                self.checkpoints().display()
-            ));
+        let mut n = 0;
+        for dir in [self.root.clone(), self.checkpoints()] {
+            let k = tic_shards::atomic::remove_stale_temps(&dir)
+                .with_context(|| format!("cleaning {}", dir.display()))?;
+            if k > 0 {
+                self.log(&format!(
+                    "removed {k} temporary file(s) an interrupted save left in {}",
+                    dir.display()
+                ));
+            }
+            n += k;
         }
         Ok(n)
     }
