@@ -4,48 +4,15 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tic-train"))
 }
 
 /// A synthetic pool split into two "years" of 4 shards each (renumbered, with sizes.json).
 fn years(root: &Path) {
-    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
-        out: root.join("synth"),
-        seed: 1,
-        num_samples: 480,
-        num_shards: 8,
-        first_year: 2014,
-        num_years: 2,
-        image_size: 32,
-        eval_fraction: 0.1,
-        noise: 12,
-        jpeg_quality: 90,
-        bench_subset: None,
-        static_samples: 0,
-        quiet: true,
-    })
-    .unwrap();
-    let sizes: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(root.join("synth/pool/sizes.json")).unwrap())
-            .unwrap();
-    for (y, year) in ["2014", "2015"].iter().enumerate() {
-        let dir = root.join("yearly").join(year);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut out = serde_json::Map::new();
-        for j in 0..4 {
-            let src = format!("{:08}.tar", y * 4 + j);
-            let dst = format!("{j:08}.tar");
-            std::fs::copy(root.join("synth/pool").join(&src), dir.join(&dst)).unwrap();
-            out.insert(dst, sizes[&src].clone());
-        }
-        std::fs::write(dir.join("sizes.json"), serde_json::to_string(&out).unwrap()).unwrap();
-        std::fs::write(
-            dir.join("meta.json"),
-            r#"{"output_shard_count": 4, "output_shard_format": "{:08d}.tar"}"#,
-        )
-        .unwrap();
-    }
+    common::yearly_pool(root, 1, 480, 2, 0.1);
 }
 
 fn train(args: &[&str]) -> std::process::Output {

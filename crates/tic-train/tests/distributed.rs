@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 
+mod common;
+
 /// The tests start several processes each; one at a time keeps them from starving each other
 /// on a 2-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -26,40 +28,7 @@ fn bin() -> &'static str {
 
 /// A synthetic pool of `years` years, 4 shards per year in its own folder (`yearly/Y`).
 fn pool(root: &Path, years: u32) -> Vec<PathBuf> {
-    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
-        out: root.join("synth"),
-        seed: 3,
-        num_samples: 800 * years as usize,
-        num_shards: 4 * years as usize,
-        first_year: 2014,
-        num_years: years,
-        image_size: 32,
-        eval_fraction: 0.0,
-        noise: 12,
-        jpeg_quality: 90,
-        bench_subset: None,
-        static_samples: 0,
-        quiet: true,
-    })
-    .unwrap();
-    let sizes: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(root.join("synth/pool/sizes.json")).unwrap())
-            .unwrap();
-    (0..years as usize)
-        .map(|y| {
-            let dir = root.join("yearly").join(format!("{}", 2014 + y));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut out = serde_json::Map::new();
-            for j in 0..4 {
-                let src = format!("{:08}.tar", y * 4 + j);
-                let dst = format!("{j:08}.tar");
-                std::fs::copy(root.join("synth/pool").join(&src), dir.join(&dst)).unwrap();
-                out.insert(dst, sizes[&src].clone());
-            }
-            std::fs::write(dir.join("sizes.json"), serde_json::to_string(&out).unwrap()).unwrap();
-            dir
-        })
-        .collect()
+    common::yearly_pool(root, 3, 800 * years as usize, years, 0.0)
 }
 
 /// `tic-train` arguments of a tiny run of `STEPS` steps at global batch 32.

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use tic_model::checkpoint::{load_clip, load_state_dict};
 use tic_train::eval::retrieval;
@@ -16,22 +18,7 @@ use tic_train::shards::input_shards;
 use tic_train::trainer::{train, Init, Precision, RunDir, TrainOptions};
 
 fn synth(dir: &Path, samples: usize, years: u32) {
-    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
-        out: dir.to_path_buf(),
-        seed: 0,
-        num_samples: samples,
-        num_shards: 8,
-        first_year: 2014,
-        num_years: years,
-        image_size: 32,
-        eval_fraction: 0.1,
-        noise: 12,
-        jpeg_quality: 90,
-        bench_subset: None,
-        static_samples: 0,
-        quiet: true,
-    })
-    .unwrap();
+    tic_shards::synth::run(&common::synth_args(dir, 0, samples, 8, years, 32, 0.1)).unwrap();
 }
 
 fn setup(pool: &Path, seed: u64, sampling: Sampling) -> (Arc<Plan>, ShardStore) {
@@ -285,22 +272,8 @@ fn metric_losses(run: &RunDir) -> Vec<f64> {
 /// final weights are bit-identical (the recomputation runs the same operations).
 fn checkpointing_is_exact(model: &str, image: u32, steps: u64, batch: u64, accum: u64) {
     let d = tempfile::tempdir().unwrap();
-    tic_shards::synth::run(&tic_shards::synth::SynthArgs {
-        out: d.path().to_path_buf(),
-        seed: 0,
-        num_samples: (steps * batch) as usize + 8,
-        num_shards: 2,
-        first_year: 2014,
-        num_years: 1,
-        image_size: image,
-        eval_fraction: 0.0,
-        noise: 12,
-        jpeg_quality: 90,
-        bench_subset: None,
-        static_samples: 0,
-        quiet: true,
-    })
-    .unwrap();
+    let samples = (steps * batch) as usize + 8;
+    tic_shards::synth::run(&common::synth_args(d.path(), 0, samples, 2, 1, image, 0.0)).unwrap();
     let (plan, store) = setup(&d.path().join("pool"), 0, Sampling::WithoutReplacement);
     let mut opts = options(steps, batch);
     opts.model = tic_train::scale::model_config(model).unwrap();
