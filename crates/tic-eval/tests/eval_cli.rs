@@ -4,6 +4,9 @@
 //! and bad-input handling.
 
 mod common;
+#[path = "../../../tests/support/help.rs"]
+mod help;
+use help::Bin;
 
 use candle_core::{DType, Device, Tensor};
 use common::{fixture, s, Fixture, NUM_CLASSES};
@@ -528,5 +531,31 @@ fn object_store_data_model_and_results() {
             .read_to_string()
             .unwrap(),
         remote
+    );
+}
+
+/// Every binary's `-h` / `--help` opens with its own job and the script it replaces (issue 16).
+#[test]
+fn help_opens_with_each_binarys_job() {
+    help::check_help(
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_PKG_DESCRIPTION"),
+        &[
+            Bin {
+                name: "tic-eval",
+                exe: env!("CARGO_BIN_EXE_tic-eval"),
+                replaces: "evaluate.py",
+            },
+            Bin {
+                name: "tic-metrics",
+                exe: env!("CARGO_BIN_EXE_tic-metrics"),
+                replaces: "no original script",
+            },
+            Bin {
+                name: "tic-report",
+                exe: env!("CARGO_BIN_EXE_tic-report"),
+                replaces: "no original script",
+            },
+        ],
     );
 }

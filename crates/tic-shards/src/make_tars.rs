@@ -22,13 +22,16 @@ use std::path::{Path, PathBuf};
 #[command(
     name = "tic-make-tars",
     version,
-    about = "Pack a path/caption TSV and its images into WebDataset shards (create_tars.py)"
+    about = "Pack a path/caption TSV and its images into WebDataset shards (TiC's create_tars.py)"
 )]
 pub struct MakeTarsArgs {
     /// Tab-separated file with a header holding `path` and `caption` columns (local path or
-    /// object-store URL).
+    /// object-store URL); `-`: standard input (then --name is required).
     #[arg(long)]
     pub input: PathBuf,
+    /// Shard name prefix, `{name}__00000000.tar` (default: the input file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Folder the `path` column is relative to (an object-store prefix is downloaded first;
     /// `--delete-source` then deletes only the downloaded copies).
     #[arg(long)]
@@ -75,29 +78,46 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
     if a.shard_size == 0 {
         bail!("--shard-size must be at least 1");
     }
-    let stem = a
-        .input
-        .file_stem()
-        .with_context(|| format!("{}: no file name", a.input.display()))?
-        .to_string_lossy()
-        .into_owned();
+    let from_stdin = a.input.as_os_str() == crate::storage::STDIO;
+    let stem = match (&a.name, from_stdin) {
+        (Some(n), _) => n.clone(),
+        (None, true) => bail!("--input -: give the shard name prefix with --name"),
+        (None, false) => a
+            .input
+            .file_stem()
+            .with_context(|| format!("{}: no file name", a.input.display()))?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    // What errors call the input.
+    let input_name = if from_stdin {
+        "standard input (--input -)".to_string()
+    } else {
+        a.input.display().to_string()
+    };
+    let (reader, csv_len): (Box<dyn std::io::Read>, u64) = if from_stdin {
+        let bytes = crate::storage::read_stdin("--input -")?;
+        let n = bytes.len() as u64;
+        (Box::new(std::io::Cursor::new(bytes)), n)
+    } else {
+        let f = std::fs::File::open(&a.input)
+            .with_context(|| format!("opening {}", a.input.display()))?;
+        let n = f.metadata().map_or(0, |m| m.len());
+        (Box::new(f), n)
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(b'\t')
         .flexible(false)
-        .from_path(&a.input)
-        .with_context(|| format!("opening {}", a.input.display()))?;
+        .from_reader(reader);
     let headers = rdr
         .headers()
-        .with_context(|| format!("{}: no header row", a.input.display()))?
+        .with_context(|| format!("{input_name}: no header row"))?
         .clone();
     let col = |name: &str| {
-        headers.iter().position(|h| h == name).with_context(|| {
-            format!(
-                "{}: no {name:?} column (header: {:?})",
-                a.input.display(),
-                headers
-            )
-        })
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{input_name}: no {name:?} column (header: {:?})", headers))
     };
     let (pc, cc) = (col("path")?, col("caption")?);
     std::fs::create_dir_all(&a.output_dir)?;
@@ -107,15 +127,14 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
     let mut sizes = Map::new();
     let mut added_sources: Vec<PathBuf> = Vec::new();
     // Progress over the CSV's bytes (the row count is unknown until the end).
-    let csv_len = std::fs::metadata(&a.input).map_or(0, |m| m.len());
     let pb = crate::cli::progress(csv_len, "CSV bytes", a.quiet);
-    pb.set_message(a.input.display().to_string());
+    pb.set_message(input_name.clone());
     // `read_record` rather than `records()`, so the reader's byte position is at hand.
     let mut rec = csv::StringRecord::new();
     for idx in 0usize.. {
         let more = rdr
             .read_record(&mut rec)
-            .with_context(|| format!("{}: row {}", a.input.display(), idx + 2))?;
+            .with_context(|| format!("{input_name}: row {}", idx + 2))?;
         if !more {
             break;
         }

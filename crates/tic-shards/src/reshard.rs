@@ -41,7 +41,7 @@
 use crate::lock::{DirLock, LOCK_FILE};
 use crate::npy::UidView;
 use crate::shardfmt::ShardFormat;
-use crate::storage::{LocalCopy, Location};
+use crate::storage::{read_stdin, LocalCopy, Location, STDIO};
 use crate::uid::Uid;
 use crate::wds::{member_bytes, scan_shard, SampleRef, Scan, ShardError, TarSampleWriter};
 use crate::{atomic, cli, pickle, pyjson};
@@ -68,8 +68,9 @@ pub const PLAN_FILE: &str = ".tic-reshard-plan.json";
 #[command(
     name = "tic-reshard",
     version,
-    about = "Select the samples of a WebDataset pool whose uid is in a subset file and write them as new shards",
-    long_about = "Drop-in for DataComp's resharder.py with TiC-CLIP's -c/--cls-file patch.\n\n\
+    about = "Keep the pool samples whose uid is in a subset file, as new shards (DataComp's resharder.py)",
+    long_about = "Keep the pool samples whose uid is in a subset file, as new shards (DataComp's resharder.py)\n\n\
+A drop-in for DataComp's resharder.py with TiC-CLIP's -c/--cls-file patch.\n\n\
 Reads input shards (local folder or s3://, gs://, az://, http(s):// URL), keeps every sample whose \
 json `uid` is listed in the subset file (numpy .npy of dtype u8,u8 or raw 16-byte records; a uid \
 listed k times is written k times as {uid}-0..{uid}-(k-1)), and writes output shards of at most \
@@ -86,10 +87,12 @@ pub struct ReshardArgs {
     #[arg(short = 'o', long)]
     pub output_dir: String,
     /// Subset file: .npy of dtype u8,u8 (uid high/low 64 bits) or, under a name not ending in
-    /// .npy, raw 16-byte records; sorted.
+    /// .npy, raw 16-byte records; sorted. `-`: standard input (an .npy when it starts with the
+    /// numpy magic, raw records otherwise).
     #[arg(short = 's', long)]
     pub subset_file: String,
     /// Pickle of dict uid -> class id; adds a `cls` member (ASCII decimal) to every sample.
+    /// `-`: standard input (not together with `-s -`).
     #[arg(short = 'c', long)]
     pub cls_file: Option<String>,
     /// Number of input shards (default: every shard matching --shard-format from --first-shard).
@@ -138,6 +141,10 @@ pub struct ReshardArgs {
     /// are always checked); damaged shards are written again.
     #[arg(long)]
     pub verify: bool,
+    /// Print the run's counts (those of meta.json) as one JSON object on stdout; logs stay on
+    /// stderr.
+    #[arg(long)]
+    pub json: bool,
     /// More logging (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -185,6 +192,28 @@ impl ReshardSummary {
     /// complete and every dropped sample is a resharder.py skip. `tic-reshard` exits 0 then.
     pub fn succeeded(&self) -> bool {
         self.complete() && self.dropped_count == self.skipped_count
+    }
+
+    /// The counts as `tic-reshard --json` prints them: `meta.json`'s count fields under the
+    /// same names (`processed_count`, `output_count`, `output_shard_count`, `dropped_count`,
+    /// `skipped_count`, `error_count`, `not_found_count`, `complete`, `damaged_inputs`), plus
+    /// `input_bytes`, `already_complete`, `redone_shards` and `succeeded` (exit status 0).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "processed_count": self.processed_count,
+            "output_count": self.output_count,
+            "output_shard_count": self.output_shard_count,
+            "dropped_count": self.dropped_count,
+            "skipped_count": self.skipped_count,
+            "error_count": self.error_count,
+            "not_found_count": self.not_found_count,
+            "complete": self.complete(),
+            "damaged_inputs": self.damaged_inputs,
+            "input_bytes": self.input_bytes,
+            "already_complete": self.already_complete,
+            "redone_shards": self.redone_shards,
+            "succeeded": self.succeeded(),
+        })
     }
 }
 
@@ -290,15 +319,47 @@ fn map_location(loc: &Location) -> Result<Mapped> {
     Ok(Mapped { _copy: copy, bytes })
 }
 
-/// The subset: sorted uids, memory-mapped (or sorted in memory when the file was unsorted).
+/// The subset: sorted uids, memory-mapped (or sorted in memory when the file was unsorted, or
+/// read from standard input).
 struct Subset {
     bytes: Bytes,
     _mapped: Option<Mapped>,
     name: String,
     sha256: String,
+    /// The bytes as given, when they came from standard input (`-s -`).
+    stdin: Option<Vec<u8>>,
 }
 
 impl Subset {
+    /// Reads the subset from standard input: an `.npy` when it starts with the numpy magic,
+    /// otherwise raw 16-byte records (the name rule of [`UidView::new`] cannot apply).
+    fn from_stdin() -> Result<Self> {
+        let raw = read_stdin("-s -")?;
+        let name = "standard input (-s -)".to_string();
+        let sha256 = hex::encode(Sha256::digest(&raw));
+        let view = UidView::new(&raw, &name)?;
+        let bytes = match view.first_unsorted() {
+            Some(i) => {
+                warn!(
+                    "{name}: subset is not sorted (row {i} < row {}); sorting {} rows in memory",
+                    i - 1,
+                    view.len()
+                );
+                let mut v = view.to_vec();
+                v.sort_unstable();
+                crate::npy::write_uids(&v)
+            }
+            None => raw.clone(),
+        };
+        Ok(Subset {
+            bytes: Bytes::Owned(bytes),
+            _mapped: None,
+            name,
+            sha256,
+            stdin: Some(raw),
+        })
+    }
+
     fn load(loc: &Location) -> Result<Self> {
         let name = loc.to_string();
         let mapped = map_location(loc)?;
@@ -318,6 +379,7 @@ impl Subset {
                 _mapped: None,
                 name,
                 sha256,
+                stdin: None,
             });
         }
         Ok(Subset {
@@ -325,6 +387,7 @@ impl Subset {
             _mapped: Some(mapped),
             name,
             sha256,
+            stdin: None,
         })
     }
 
@@ -1003,18 +1066,29 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     let quiet = args.quiet > 0;
 
     // Everything that can fail on bad input fails here, before anything is written.
-    let subset_loc = Location::parse(&args.subset_file)?;
-    let subset =
-        Subset::load(&subset_loc).with_context(|| format!("loading subset file {subset_loc}"))?;
+    if args.subset_file == STDIO && args.cls_file.as_deref() == Some(STDIO) {
+        bail!("-s - and -c - both read standard input; give one of them as a file");
+    }
+    let (subset, subset_loc) = if args.subset_file == STDIO {
+        (Subset::from_stdin()?, None)
+    } else {
+        let loc = Location::parse(&args.subset_file)?;
+        let s = Subset::load(&loc).with_context(|| format!("loading subset file {loc}"))?;
+        (s, Some(loc))
+    };
     let view = subset.view();
-    info!("subset {} has {} rows", subset_loc, view.len());
+    info!("subset {} has {} rows", subset.name, view.len());
     let (classes, cls_sha) = match &args.cls_file {
         None => (None, None),
         Some(c) => {
-            let loc = Location::parse(c)?;
-            let bytes = loc.read()?;
-            let map = pickle::read_uid_classes(&bytes, &loc.to_string())?;
-            info!("class file {loc} maps {} uids", map.len());
+            let (bytes, name) = if c == STDIO {
+                (read_stdin("-c -")?, "standard input (-c -)".to_string())
+            } else {
+                let loc = Location::parse(c)?;
+                (loc.read()?, loc.to_string())
+            };
+            let map = pickle::read_uid_classes(&bytes, &name)?;
+            info!("class file {name} maps {} uids", map.len());
             (Some(map), Some(hex::encode(Sha256::digest(&bytes))))
         }
     };
@@ -1185,7 +1259,12 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
     }
     output.create_dir_all()?;
     output.join(PLAN_FILE).write(plan_bytes.as_bytes())?;
-    output.join("sample_ids.npy").write(&subset_loc.read()?)?;
+    let ids = match (&subset_loc, &subset.stdin) {
+        (Some(loc), _) => loc.read()?,
+        (None, Some(raw)) => raw.clone(),
+        (None, None) => unreachable!("a subset comes from a file or from standard input"),
+    };
+    output.join("sample_ids.npy").write(&ids)?;
 
     // Pass 2: write output shards in parallel.
     let mut starts = Vec::with_capacity(shards.len());

@@ -686,9 +686,30 @@ impl InputDir {
     }
 }
 
+/// The file argument that stands for standard input (or output), as in `tic-reshard -s -`.
+pub const STDIO: &str = "-";
+
+/// Reads all of standard input for the argument `what` (e.g. `"-s -"`). A terminal on standard
+/// input is refused (the data must be piped or redirected in).
+pub fn read_stdin(what: &str) -> Result<Vec<u8>> {
+    use std::io::{IsTerminal, Read};
+    let mut stdin = std::io::stdin().lock();
+    if stdin.is_terminal() {
+        bail!("{what}: standard input is a terminal; pipe or redirect the data in");
+    }
+    let mut v = Vec::new();
+    stdin
+        .read_to_end(&mut v)
+        .with_context(|| format!("{what}: reading standard input"))?;
+    Ok(v)
+}
+
 /// A local copy of the input file named by `spec` (a path, or a URL held in a path). A download
 /// keeps the object's file name (tools derive output names from it), in a temporary folder.
 pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
+    if spec.as_os_str() == STDIO {
+        bail!("{}: standard input is not accepted here", spec.display());
+    }
     let loc = Location::parse(&spec.to_string_lossy())?;
     if !loc.is_remote() {
         return loc.fetch();

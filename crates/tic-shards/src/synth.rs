@@ -80,8 +80,10 @@ const PHRASES: [&str; 12] = [
 #[command(
     name = "tic-synth",
     version,
-    about = "Write a deterministic synthetic DataComp-like pool with a time signal, plus TiC UID files",
-    long_about = "Writes, deterministically from --seed, everything the real TiC-DataComp pipeline downloads:\n\
+    about = "Write a synthetic DataComp-like pool and TiC UID files (stands in for download_upstream.py)",
+    long_about = "Write a synthetic DataComp-like pool and TiC UID files (stands in for download_upstream.py)\n\n\
+Writes, deterministically from --seed, everything the real TiC-DataComp pipeline downloads \
+(DataComp's download_upstream.py and the TiC UID files), with a time signal:\n\
   OUT/pool/{00000000..}.tar       WebDataset shards (KEY.jpg, KEY.json, KEY.txt), img2dataset-style\n\
   OUT/pool/*_stats.json, sizes.json\n\
   OUT/uids/tic-datacomp_training_yearly_noeval/YEAR.npy   (u8,u8, sorted, unique; no eval uids)\n\

@@ -1014,3 +1014,164 @@ fn skips_exit_zero_and_lost_input_is_incomplete() {
         assert_eq!(m["skipped_count"], 4);
     }
 }
+
+/// `--json`: one JSON object on stdout whose counts are meta.json's; nothing on stdout without
+/// it (logs stay on stderr); a rerun of a finished output reports the same counts.
+#[test]
+fn json_counts_equal_meta_json() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 120, 3, 16);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    let sub = d.path().join("subset.npy");
+    std::fs::write(&sub, npy::write_uids(&make_subset(&uids))).unwrap();
+
+    let plain = d.path().join("plain");
+    let o = run_args(&cmd(&pool, &plain, &sub, &["--shard-size", "9"]));
+    ok(&o);
+    assert!(o.stdout.is_empty(), "stdout without --json: {:?}", o.stdout);
+
+    let out = d.path().join("out");
+    let args = cmd(&pool, &out, &sub, &["--shard-size", "9", "--json"]);
+    for rerun in [false, true] {
+        let o = run_args(&args);
+        ok(&o);
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(text.lines().count(), 1, "one JSON line: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let meta = read_meta(&out);
+        for k in [
+            "processed_count",
+            "output_count",
+            "output_shard_count",
+            "dropped_count",
+            "skipped_count",
+            "error_count",
+            "not_found_count",
+            "complete",
+        ] {
+            assert_eq!(v[k], meta[k], "{k} (rerun: {rerun}): {text}");
+        }
+        assert_eq!(v["output_count"], 40 + 1 /* uid listed twice */);
+        assert_eq!(v["not_found_count"], 1);
+        assert_eq!(v["already_complete"], rerun);
+        assert_eq!(v["succeeded"], true);
+        assert_eq!(v["damaged_inputs"], serde_json::json!([]));
+    }
+}
+
+/// Runs tic-reshard with `args` and the file `stdin` on standard input.
+fn run_stdin(args: &[String], stdin: &Path) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::fs::File::open(stdin).unwrap())
+        .output()
+        .unwrap()
+}
+
+/// meta.json without the keys that name where the arguments came from.
+fn meta_counts(out: &Path) -> serde_json::Value {
+    let mut v = meta_stable(out);
+    for k in ["subset_file", "cls_file"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    v
+}
+
+/// Issue 16: `-s -` (npy bytes or raw 16-byte records on stdin) and `-c -` write the same
+/// bytes as the files; nothing goes to stdout; both on stdin at once is refused.
+#[test]
+fn subset_and_class_file_from_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 120, 2, 16);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
+    let subset = make_subset(&uids);
+    let sub = d.path().join("subset.npy");
+    let npy_bytes = npy::write_uids(&subset);
+    std::fs::write(&sub, &npy_bytes).unwrap();
+    // The same uids as a raw memmap (resharder's other format): the npy's data part.
+    let raw = d.path().join("subset.raw");
+    std::fs::write(&raw, &npy_bytes[npy_bytes.len() - 16 * subset.len()..]).unwrap();
+    let classes: HashMap<Uid, i64> = subset
+        .iter()
+        .map(|u| (*u, (u.lo() % 1000) as i64))
+        .collect();
+    let cls = d.path().join("c.pkl");
+    std::fs::write(&cls, pickle::write_uid_classes(classes.iter())).unwrap();
+    let dash = Path::new("-");
+
+    let from_file = d.path().join("file");
+    ok(&run_args(&cmd(
+        &pool,
+        &from_file,
+        &sub,
+        &["--shard-size", "7"],
+    )));
+    let o = run_stdin(
+        &cmd(&pool, &d.path().join("npy"), dash, &["--shard-size", "7"]),
+        &sub,
+    );
+    ok(&o);
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        tree(&from_file, &["meta.json"]),
+        tree(&d.path().join("npy"), &["meta.json"])
+    );
+    assert_eq!(meta_counts(&from_file), meta_counts(&d.path().join("npy")));
+    assert_eq!(read_meta(&d.path().join("npy"))["subset_file"], "-");
+
+    // Raw records on stdin: no magic, so raw (a raw *file* named .npy would be refused).
+    ok(&run_args(&cmd(
+        &pool,
+        &d.path().join("rawf"),
+        &raw,
+        &["--shard-size", "7"],
+    )));
+    let o = run_stdin(
+        &cmd(&pool, &d.path().join("raw"), dash, &["--shard-size", "7"]),
+        &raw,
+    );
+    ok(&o);
+    assert_eq!(
+        tree(&d.path().join("rawf"), &["meta.json"]),
+        tree(&d.path().join("raw"), &["meta.json"])
+    );
+    assert_eq!(
+        tree(&from_file, &["meta.json", "sample_ids.npy"]),
+        tree(&d.path().join("raw"), &["meta.json", "sample_ids.npy"])
+    );
+    // Raw records of a wrong length on stdin are refused, naming standard input.
+    let bad = d.path().join("bad.raw");
+    std::fs::write(&bad, [0u8; 17]).unwrap();
+    let o = run_stdin(&cmd(&pool, &d.path().join("bad"), dash, &[]), &bad);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("standard input"), "{}", stderr(&o));
+
+    // -c -: the class pickle on stdin.
+    let cls_file = d.path().join("clsf");
+    ok(&run_args(&cmd(&pool, &cls_file, &sub, &["-c", p(&cls)])));
+    let o = run_stdin(
+        &cmd(&pool, &d.path().join("clss"), &sub, &["-c", "-"]),
+        &cls,
+    );
+    ok(&o);
+    assert_eq!(
+        tree(&cls_file, &["meta.json"]),
+        tree(&d.path().join("clss"), &["meta.json"])
+    );
+    assert_eq!(meta_counts(&cls_file), meta_counts(&d.path().join("clss")));
+
+    let o = run_stdin(
+        &cmd(&pool, &d.path().join("both"), dash, &["-c", "-"]),
+        &sub,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("both read standard input"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,6 +1,9 @@
 //! End-to-end tests of `tic-stats`, `tic-sizes`, `tic-wds-convert` and `tic-make-tars`.
 
 mod common;
+#[path = "../../../tests/support/help.rs"]
+mod help;
+use help::Bin;
 
 use common::*;
 use std::path::Path;
@@ -82,6 +85,149 @@ fn stats_and_sizes_over_both_layouts() {
     assert_eq!(
         read(&root.join("2015/0/sizes.json")),
         "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 4, \"00000099.tar\": 1}"
+    );
+}
+
+/// `--json` on tic-stats and tic-sizes: one JSON object on stdout equal to the counts printed
+/// on stderr and written in the stats / sizes files; nothing on stdout without it.
+#[test]
+fn stats_and_sizes_json_equal_the_counts() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 60, 2, 16);
+    let root = d.path().join("splits");
+    reshard_into(&pool, &root.join("2014"), 30, 8);
+    reshard_into(&pool, &root.join("2015"), 20, 8);
+    std::fs::remove_file(root.join("2014/00000001_stats.json")).unwrap();
+    std::fs::remove_file(root.join("2015/00000002_stats.json")).unwrap();
+    let stats = env!("CARGO_BIN_EXE_tic-stats");
+    let sizes = env!("CARGO_BIN_EXE_tic-sizes");
+    let parse = |o: &std::process::Output| -> serde_json::Value {
+        ok(o);
+        let text = String::from_utf8(o.stdout.clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one JSON line: {text}");
+        serde_json::from_str(&text).unwrap()
+    };
+
+    let o = run(stats, &["--url", s(&root), "-q", "--json"]);
+    let v = parse(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // 2014/00000001 holds 8 samples, 2015/00000002 the last 4 of 20.
+    assert_eq!(
+        v,
+        serde_json::json!({"shards_counted": 2, "samples": 12, "shards_skipped": 5, "failed": []})
+    );
+    assert!(
+        err.contains("2 shards counted (12 samples), 5 already had stats, 0 failed"),
+        "{err}"
+    );
+
+    let o = run(sizes, &["--url", s(&root), "--json"]);
+    let v = parse(&o);
+    let mut listed = 0u64;
+    for split in ["2014", "2015"] {
+        let t: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(root.join(split).join("sizes.json")).unwrap())
+                .unwrap();
+        listed += t.values().map(|x| x.as_u64().unwrap()).sum::<u64>();
+    }
+    assert_eq!(listed, 50);
+    assert_eq!(
+        v,
+        serde_json::json!({"splits": 2, "samples": listed, "missing_stats": []})
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("in 2 splits (50 samples)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Without --json, stdout stays empty (the human summary is on stderr, unchanged).
+    for o in [
+        run(stats, &["--url", s(&root), "-q"]),
+        run(sizes, &["--url", s(&root)]),
+    ] {
+        ok(&o);
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
+/// Issue 16: `tic-make-tars --input -` reads the TSV from stdin and writes the same shards as
+/// the file (named by --name, which it requires); stdout stays empty.
+#[test]
+fn make_tars_reads_the_tsv_from_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    let imgs = d.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let mut tsv = String::from("path\tcaption\n");
+    for i in 0..5 {
+        std::fs::write(imgs.join(format!("{i}.jpg")), format!("jpeg{i}")).unwrap();
+        tsv.push_str(&format!("{i}.jpg\tcaption {i}\n"));
+    }
+    let csv = d.path().join("train_batch_1.csv");
+    std::fs::write(&csv, &tsv).unwrap();
+    let bin = env!("CARGO_BIN_EXE_tic-make-tars");
+    let args = |input: &str, out: &Path| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--input",
+            input,
+            "--image-dir",
+            s(&imgs),
+            "--output-dir",
+            s(out),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        v.extend(["-z", "2", "--datacomp-compat", "-q"].map(String::from));
+        v
+    };
+    let with_stdin = |argv: &[String]| {
+        std::process::Command::new(bin)
+            .args(argv)
+            .stdin(std::fs::File::open(&csv).unwrap())
+            .output()
+            .unwrap()
+    };
+    let from_file = d.path().join("file");
+    ok(&run(
+        bin,
+        &args(s(&csv), &from_file)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    let from_stdin = d.path().join("stdin");
+    let mut argv = args("-", &from_stdin);
+    argv.extend(["--name", "train_batch_1"].map(String::from));
+    let o = with_stdin(&argv);
+    ok(&o);
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(from_stdin.join("train_batch_1__00000002.tar").exists());
+    assert_eq!(tree(&from_file, &[]), tree(&from_stdin, &[]));
+
+    // Without --name there is no file stem to name the shards after.
+    let o = with_stdin(&args("-", &d.path().join("noname")));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--input -") && err.contains("--name"), "{err}");
+    // A bad header is named as standard input.
+    std::fs::write(&csv, "file\tcaption\n0.jpg\tx\n").unwrap();
+    let mut argv = args("-", &d.path().join("badhdr"));
+    argv.extend(["--name", "x"].map(String::from));
+    let o = with_stdin(&argv);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("standard input") && err.contains("no \"path\" column"),
+        "{err}"
     );
 }
 
@@ -378,4 +524,45 @@ fn stats_and_sizes_refuse_incomplete_reshards() {
         &["--url", s(&root), "--accept-incomplete", "-q"],
     ));
     assert!(root.join("2015/00000001_stats.json").exists());
+}
+
+/// Every binary's `-h` / `--help` opens with its own job and the script it replaces (issue 16).
+#[test]
+fn help_opens_with_each_binarys_job() {
+    help::check_help(
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_PKG_DESCRIPTION"),
+        &[
+            Bin {
+                name: "tic-make-tars",
+                exe: env!("CARGO_BIN_EXE_tic-make-tars"),
+                replaces: "create_tars.py",
+            },
+            Bin {
+                name: "tic-reshard",
+                exe: env!("CARGO_BIN_EXE_tic-reshard"),
+                replaces: "resharder.py",
+            },
+            Bin {
+                name: "tic-sizes",
+                exe: env!("CARGO_BIN_EXE_tic-sizes"),
+                replaces: "add_sizes.py",
+            },
+            Bin {
+                name: "tic-stats",
+                exe: env!("CARGO_BIN_EXE_tic-stats"),
+                replaces: "generate_stats.py",
+            },
+            Bin {
+                name: "tic-synth",
+                exe: env!("CARGO_BIN_EXE_tic-synth"),
+                replaces: "download_upstream.py",
+            },
+            Bin {
+                name: "tic-wds-convert",
+                exe: env!("CARGO_BIN_EXE_tic-wds-convert"),
+                replaces: "convert_wds.sh",
+            },
+        ],
+    );
 }

@@ -11,8 +11,10 @@ use tic_eval::dynamic::{analyze, Manifest, Run};
 use tic_eval::plots::{self, ComputeMetric};
 use tic_eval::tables;
 
-/// TiC-CLIP dynamic evaluation: T×T matrices, in-distribution / backward / forward transfer,
-/// static tasks and compute, over several runs (methods), as tables and plots.
+/// TiC-CLIP's dynamic evaluation over several runs (no original script: the paper's tables).
+///
+/// T×T matrices, in-distribution / backward / forward transfer, static tasks and compute, over
+/// several runs (methods), as tables and plots.
 ///
 /// Layout of a run directory (one per method, given as NAME=DIR):
 ///

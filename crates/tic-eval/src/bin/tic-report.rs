@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tic_eval::report::{self, shell_quote, Options, Verdict};
 
-/// The human-facing report of a TiC-CLIP experiment, as one deterministic Markdown file.
+/// The Markdown report of a TiC-CLIP experiment (no original script: new in tic-rs).
+///
+/// The human-facing report, as one deterministic Markdown file.
 ///
 /// Reads METRICS/report.json (tic-metrics --output-dir METRICS) and writes OUTPUT with: the
 /// main table per task family (ID, backward, forward transfer, static average, compute and

@@ -11,14 +11,14 @@ use rayon::prelude::*;
 use tic_model::{checkpoint, preprocess, Clip, ClipConfig};
 use tic_shards::wds;
 
-/// Embed images and/or texts with an OpenCLIP-compatible CLIP model.
+/// Embed images and/or texts with a CLIP model (no original script: OpenCLIP's encode_image/_text).
 ///
 /// Writes DIR/image_features.npy (float32 [N_images, embed_dim], one row per image: the images of
 /// a folder in sorted file-name order, WebDataset shards in sample order),
 /// DIR/text_features.npy (one row per line of the text file, in order) and DIR/logit_scale.json.
 /// Features are L2-normalised.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// Built-in architecture: ViT-B-16, ViT-B-32, ViT-L-14 (add -quickgelu for OpenAI weights),
     /// tiny-test.

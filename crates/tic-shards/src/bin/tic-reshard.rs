@@ -4,6 +4,9 @@
 //! (counted in meta.json); 1 when input was lost (meta.json says `"complete": false`) or samples
 //! were dropped for other reasons; 2 when the run failed before finishing (bad arguments, an
 //! unreadable subset, another tic-reshard writing the folder, …).
+//!
+//! With `--json`, the run's counts go to stdout as one JSON object (also on exit 1; nothing on
+//! exit 2); logs and progress stay on stderr.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -12,7 +15,11 @@ use tic_shards::{cli, reshard};
 fn main() -> ExitCode {
     let args = reshard::ReshardArgs::parse();
     cli::init_logging(args.verbose, args.quiet);
-    match reshard::run(&args) {
+    let r = reshard::run(&args);
+    if let (Ok(s), true) = (&r, args.json) {
+        println!("{}", s.to_json());
+    }
+    match r {
         Ok(s) if !s.complete() => {
             eprintln!(
                 "tic-reshard: error: the output is INCOMPLETE: input lost in {} (meta.json says \"complete\": false; tic-train, tic-stats and tic-sizes refuse it without --accept-incomplete)",

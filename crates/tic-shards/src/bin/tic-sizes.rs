@@ -3,12 +3,14 @@
 use clap::Parser;
 use tic_shards::{cli, stats, storage::Location};
 
-/// Write `sizes.json` ({"00000000.tar": n, ...}) in every split of URL (layouts URL/split/ and
+/// Write a `sizes.json` shard table in every time split (TiC's add_sizes.py).
+///
+/// Writes `sizes.json` ({"00000000.tar": n, ...}) in every split of URL (layouts URL/split/ and
 /// URL/split/shard/) from its `_stats.json` files. Tar files without a stats file are named in
 /// a warning (run tic-stats first). A split that is an incomplete tic-reshard output
 /// (`"complete": false` in its meta.json) is refused unless --accept-incomplete.
 #[derive(Parser, Debug)]
-#[command(name = "tic-sizes", version, about)]
+#[command(name = "tic-sizes", version)]
 struct Args {
     /// Folder holding the time splits (local path or object-store URL).
     #[arg(long)]
@@ -19,6 +21,10 @@ struct Args {
     /// Accept splits that tic-reshard marked incomplete (input lost to damaged tars).
     #[arg(long)]
     accept_incomplete: bool,
+    /// Also print the counts as one JSON object on stdout: {"splits", "samples" (listed in
+    /// the sizes.json files written), "missing_stats" (tar files left out)}.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +36,14 @@ fn main() -> anyhow::Result<()> {
         eprintln!(
             "tic-sizes: warning: {m} has no _stats.json and is not listed in sizes.json (run tic-stats first)"
         );
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "splits": s.splits,
+            "samples": s.samples,
+            "missing_stats": s.missing_stats,
+        });
+        println!("{v}");
     }
     eprintln!(
         "tic-sizes: wrote sizes.json in {} splits ({} samples{})",

@@ -4,13 +4,15 @@ use clap::Parser;
 use std::process::ExitCode;
 use tic_shards::{cli, stats, storage::Location};
 
-/// Write `{name}_stats.json` = {"successes": n} (samples with a json member) next to every
+/// Count the samples of every shard of every time split (TiC's generate_stats.py).
+///
+/// Writes `{name}_stats.json` = {"successes": n} (samples with a json member) next to every
 /// `.tar` under each split of URL (layouts URL/split/ and URL/split/shard/), reading only tar
 /// headers. Shards that already have a stats file are skipped. A split that is an incomplete
 /// tic-reshard output (`"complete": false` in its meta.json) is refused unless
 /// --accept-incomplete.
 #[derive(Parser, Debug)]
-#[command(name = "tic-stats", version, about)]
+#[command(name = "tic-stats", version)]
 struct Args {
     /// Folder holding the time splits (local path or object-store URL).
     #[arg(long)]
@@ -24,6 +26,10 @@ struct Args {
     /// Accept splits that tic-reshard marked incomplete (input lost to damaged tars).
     #[arg(long)]
     accept_incomplete: bool,
+    /// Also print the counts as one JSON object on stdout: {"shards_counted", "samples" (in
+    /// the shards counted), "shards_skipped" (already had stats), "failed" (the errors)}.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +42,15 @@ fn main() -> ExitCode {
         Ok(s) => {
             for f in &s.failed {
                 eprintln!("tic-stats: error: {f}");
+            }
+            if a.json {
+                let v = serde_json::json!({
+                    "shards_counted": s.written,
+                    "samples": s.samples,
+                    "shards_skipped": s.skipped,
+                    "failed": s.failed,
+                });
+                println!("{v}");
             }
             let secs = t.elapsed().as_secs_f64();
             eprintln!(

@@ -5,7 +5,9 @@ use clap::Parser;
 use tic_shards::convert::{convert, DatasetType};
 use tic_shards::{cli, storage::Location};
 
-/// Convert a tic-reshard/resharder.py output folder, in place, to the WebDataset layout that
+/// Convert a resharded folder, in place, to CLIP_benchmark's layout (TiC's convert_wds.sh).
+///
+/// Converts a tic-reshard/resharder.py output folder to the WebDataset layout that
 /// CLIP_benchmark reads: N.tar and N.json (no zero padding), nshards.txt and count.txt (from
 /// meta.json), dataset_type.txt, and for classification the ImageNet classnames.txt and
 /// zeroshot_classification_templates.txt shipped with tic-rs. Safe to rerun.
@@ -14,7 +16,7 @@ use tic_shards::{cli, storage::Location};
 /// e.g. a TiC-YFCC15M test split) converts too: its shards are numbered 0.tar, 1.tar, … in
 /// name order and the counts come from sizes.json.
 #[derive(Parser, Debug)]
-#[command(name = "tic-wds-convert", version, about)]
+#[command(name = "tic-wds-convert", version)]
 struct Args {
     /// The resharder or tic-make-tars output folder (local path or object-store URL).
     path: String,

@@ -5,13 +5,15 @@ use clap::Parser;
 use tic_splits::classes;
 use tic_splits::evaluids::{UidSourceArgs, DATACOMPNET_PKL};
 
-/// Map every DataCompNet eval uid to its ImageNet class id (0–999), one pickle per year.
+/// Map DataCompNet eval uids to ImageNet class ids (TiC's generate_datacompnet_uid2classid.py).
+///
+/// One pickle per year, class ids 0–999.
 ///
 /// Reads `tic-datacompnet_year2uids.pkl` from --input-dir (default: --output-path) and writes
 /// `uid2classid/{year}.pkl` (dict uid → class id, readable by `pickle.load`) and
 /// `classnames.txt` under --output-path. The synset → class-id table ships with tic-rs.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     src: UidSourceArgs,

@@ -3,13 +3,15 @@ use anyhow::Result;
 use clap::Parser;
 use tic_splits::evaluids::{self, UidSourceArgs, DATACOMPNET_PKL, RETRIEVAL_PKL};
 
-/// Turn TiC's eval uid pickles into per-year sorted, unique uid arrays (`.npy`, dtype `u8,u8`).
+/// Turn TiC's eval uid pickles into per-year uid arrays (TiC's generate_eval_uids.py).
+///
+/// The arrays are sorted and unique, `.npy` of dtype `u8,u8`.
 ///
 /// Reads `tic-datacomp_retrieval_evals_year2uids.pkl` and `tic-datacompnet_year2uids.pkl` from
 /// --input-dir (default: --output-path, where the original downloads them) and writes
 /// `eval/retrieval/{year}.npy`, `eval/datacompnet/{year}.npy` and `eval/alluids.npy`.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     src: UidSourceArgs,

@@ -4,12 +4,12 @@ use clap::Parser;
 use std::path::PathBuf;
 use tic_splits::redcaps::{self, RedcapsConfig, DEFAULT_YEARS};
 
-/// Split RedCaps into TiC years with train/test files.
+/// Split RedCaps into TiC years with train/test files (TiC's tic-redcaps/create_splits.py).
 ///
 /// Reads `{annotations-dir}/*_{year}.json` and writes `{train,test}_batch_{year}.csv`
 /// (tab-separated, header `path  caption`, path `subreddit/image_id.jpg`).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// RedCaps' annotations folder (local path or object-store URL).
     #[arg(long, default_value = "./annotations")]

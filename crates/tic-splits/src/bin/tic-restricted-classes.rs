@@ -6,13 +6,15 @@ use tic_shards::storage::Location;
 use tic_splits::restricted::{self, DEFAULT_ROOTS};
 use tic_splits::wordnet::{WordNet, DEFAULT_DIR};
 
-/// Group ImageNet class ids under WordNet hypernyms (restricted ImageNet accuracy).
+/// Group ImageNet class ids under WordNet hypernyms (TiC's imagenet_restricted_classes.py).
+///
+/// The groups give the restricted ImageNet accuracy.
 ///
 /// For each root name, the ImageNet-1k classes whose synset lies in the hyponym closure of any
 /// synset of that name. Prints each group as the original does (a Python list, here sorted) and
 /// writes `restricted_classes.json` (group → sorted class ids) under --output-path.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// Folder (local path or object-store URL) for `restricted_classes.json`.
     #[arg(long)]

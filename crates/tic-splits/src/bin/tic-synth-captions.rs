@@ -4,10 +4,12 @@ use clap::Parser;
 use std::path::PathBuf;
 use tic_splits::synth::{self, Kind};
 
-/// Write a synthetic `yfcc15m.csv` or RedCaps `annotations/*_{year}.json` (optionally with
-/// tiny JPEGs under `images/` at the paths the splitters produce).
+/// Write synthetic YFCC15M or RedCaps inputs (no original script: stands in for the downloads).
+///
+/// Writes a `yfcc15m.csv` or RedCaps `annotations/*_{year}.json` (optionally with tiny JPEGs
+/// under `images/` at the paths the splitters produce).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// Which dataset to imitate.
     #[arg(value_enum)]

@@ -4,13 +4,13 @@ use clap::Parser;
 use tic_shards::storage::Location;
 use tic_splits::tasklist::{self, TaskListConfig};
 
-/// Write the TiC dynamic evaluation tasks as a DataComp `tasklist.yml`.
+/// Write the TiC dynamic evaluation tasks as a DataComp `tasklist.yml` (TiC's generate_tasklist.py).
 ///
 /// Same keys, names, metrics and periods as the original (years 2014–2022, its 102 months).
 /// With --data-dir the years/months are those named by the files or folders found there
 /// (`2016.npy`, `201403.tar`, `2017/`, …), for datasets other than DataComp.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// Where to write the YAML file.
     #[arg(long)]

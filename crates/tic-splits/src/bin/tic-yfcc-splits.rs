@@ -4,7 +4,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use tic_splits::yfcc::{self, YfccConfig};
 
-/// Split YFCC15M into TiC year groups with train/test files.
+/// Split YFCC15M into TiC year groups with train/test files (TiC's tic-yfcc15m/create_splits.py).
 ///
 /// Streams `yfcc15m.csv` (columns key, dateuploaded, title, description, usertags, …), builds
 /// captions `{title}. {description}. {usertags}` cleaned as the original (URL-unquote-plus,
@@ -12,7 +12,7 @@ use tic_splits::yfcc::{self, YfccConfig};
 /// by UTC upload year (2004–08, 2009–10, 2011–12, 2013–14) and writes
 /// `{train,test}_batch_{0..3}.csv` (tab-separated, header `path  caption`).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// The YFCC15M metadata CSV (local path or object-store URL).
     #[arg(long, default_value = "./yfcc15m.csv")]
