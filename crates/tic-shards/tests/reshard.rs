@@ -560,10 +560,8 @@ fn input_range_output_names_and_dry_run() {
     let d = tempfile::tempdir().unwrap();
     let pool = pool(&d.path().join("syn"), 120, 4, 16);
     // Every uid of the pool, so the selection is decided by the input shard range alone.
-    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    all.sort();
     let sub = d.path().join("all.npy");
-    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    let all = all_uids_subset(&pool, &sub);
     let shard_uids = |name: &str| -> Vec<Uid> {
         let one = d.path().join(format!("one-{name}"));
         std::fs::create_dir_all(&one).unwrap();
@@ -664,10 +662,8 @@ fn read_meta(out: &Path) -> serde_json::Value {
 fn overwrite_invalidates_meta_json_before_any_shard() {
     let d = tempfile::tempdir().unwrap();
     let pool = pool(&d.path().join("syn"), 400, 2, 16);
-    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    all.sort();
     let old_sub = d.path().join("old.npy");
-    std::fs::write(&old_sub, npy::write_uids(&all)).unwrap();
+    let all = all_uids_subset(&pool, &old_sub);
     let half: Vec<Uid> = all.iter().step_by(2).copied().collect();
     let new_sub = d.path().join("new.npy");
     std::fs::write(&new_sub, npy::write_uids(&half)).unwrap();
@@ -774,10 +770,8 @@ fn overwrite_invalidates_meta_json_before_any_shard() {
 fn second_writer_fails_naming_the_lock() {
     let d = tempfile::tempdir().unwrap();
     let pool = pool(&d.path().join("syn"), 200, 2, 16);
-    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    all.sort();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    all_uids_subset(&pool, &sub);
     let out = d.path().join("out");
     let args = cmd(&pool, &out, &sub, &["--shard-size", "30"]);
     ok(&run_args(&args));
@@ -843,10 +837,8 @@ fn second_writer_fails_naming_the_lock() {
 fn damaged_finished_shards_are_named_and_redone() {
     let d = tempfile::tempdir().unwrap();
     let pool = pool(&d.path().join("syn"), 300, 3, 16);
-    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    all.sort();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    all_uids_subset(&pool, &sub);
     let out = d.path().join("out");
     let args = cmd(
         &pool,
@@ -915,10 +907,8 @@ fn damaged_finished_shards_are_named_and_redone() {
 fn resume_checks_the_shards_it_keeps() {
     let d = tempfile::tempdir().unwrap();
     let pool = pool(&d.path().join("syn"), 200, 2, 16);
-    let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    all.sort();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&all)).unwrap();
+    all_uids_subset(&pool, &sub);
     let out = d.path().join("out");
     let args = cmd(&pool, &out, &sub, &["--shard-size", "40"]);
     ok(&run_args(&args));

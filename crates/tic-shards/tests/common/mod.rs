@@ -128,3 +128,11 @@ pub fn meta_stable(dir: &Path) -> serde_json::Value {
     }
     v
 }
+
+/// Every uid of `pool`, sorted, written as a `.npy` subset file at `path`; returns the uids.
+pub fn all_uids_subset(pool: &Path, path: &Path) -> Vec<Uid> {
+    let mut all: Vec<Uid> = pool_uids(pool).iter().map(|x| x.0).collect();
+    all.sort();
+    std::fs::write(path, tic_shards::npy::write_uids(&all)).unwrap();
+    all
+}
