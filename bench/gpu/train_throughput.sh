@@ -163,7 +163,7 @@ for batch in $BATCHES; do
     m="$work/runs/$name/metrics.jsonl"
     [ -f "$m" ] && cp "$m" "$OUT/$name.metrics.jsonl"
     tsps=$(awk -F'\t' -v b="$batch" -v c="$([ -n "$ckpt" ] && echo True || echo False)" \
-      '$2 == b && $3 == c && $4 != "OOM" {print $4}' "$OUT/torch.tsv" 2>/dev/null | head -1)
+      '$2 == b && $3 == c && $4 != "OOM" {print $4}' "$OUT/torch.tsv" 2>/dev/null | head -1 || true)
     "$PY" - "$m" "$batch" "$name" "$MODEL" "$(cat "$work/$name.peak")" "${tsps:-$TORCH_SPS}" >> "$table" <<'PY' \
       || printf '%s\t%s\tFAILED\n' "$name" "$batch" >> "$table"
 import json, statistics, sys
