@@ -97,11 +97,6 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
-    /// The step counts of this run on one process (OpenCLIP arithmetic).
-    pub fn counts(&self) -> StepCounts {
-        self.counts_for(1)
-    }
-
     /// The step counts of this run on `world` ranks (the per-rank batch is
     /// `global_batch // (world·accum_freq)`, as DataComp's train.py).
     pub fn counts_for(&self, world: usize) -> StepCounts {
