@@ -44,10 +44,22 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-struct FusedAttention {
-    heads: usize,
+/// The attention forward kernel (also the forward pass of [`crate::fused::attention`]).
+pub(crate) struct FusedAttention {
+    /// Number of heads.
+    pub(crate) heads: usize,
     /// Additive `[L, L]` mask (causal text tower), row-major.
-    mask: Option<Vec<f32>>,
+    pub(crate) mask: Option<Vec<f32>>,
+}
+
+impl FusedAttention {
+    /// The kernel for `heads` heads and an optional additive `[L, L]` mask.
+    pub(crate) fn new(heads: usize, mask: Option<&Tensor>) -> Result<Self> {
+        let mask = mask
+            .map(|m| m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>())
+            .transpose()?;
+        Ok(Self { heads, mask })
+    }
 }
 
 impl CustomOp1 for FusedAttention {
@@ -159,11 +171,8 @@ impl CustomOp1 for FusedAttention {
 /// optional additive `[L, L]` mask. Same math as the unfused path (q scaled by `hd^-0.5`
 /// inside the GEMM, softmax in f32).
 pub fn attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
-    let mask = mask
-        .map(|m| m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>())
-        .transpose()?;
     qkv.contiguous()?
-        .apply_op1_no_bwd(&FusedAttention { heads, mask })
+        .apply_op1_no_bwd(&FusedAttention::new(heads, mask)?)
 }
 
 struct FusedLinear {
@@ -250,52 +259,73 @@ impl candle_core::CustomOp2 for FusedLinear {
         }
         let x = contiguous_f32(sx, lx, self.name())?;
         let w = contiguous_f32(sw, lw, self.name())?;
-        // The GEMM writes every value (β = 0, dst not read): no zero fill.
-        let mut out = Vec::<f32>::with_capacity(rows * n);
-        let threads = rayon::current_num_threads();
-        let per_thread = rows.div_ceil(threads);
-        if cfg!(not(feature = "mkl")) && threads > 1 && per_thread >= MIN_ROWS_PER_THREAD {
-            // One row block per thread, each a single-threaded GEMM followed by the epilogue on
-            // its own rows: ~6 % per ViT-B-16 block (batch 32, 2 threads) over the GEMM's
-            // internal threading, which synchronises inside the GEMM, and no second pass.
-            let out_ptr = OutPtr(out.as_mut_ptr());
-            (0..threads).into_par_iter().for_each(|t| {
-                let r0 = t * per_thread;
-                if r0 >= rows {
-                    return;
-                }
-                let m = per_thread.min(rows - r0);
-                let o = out_ptr;
-                // SAFETY: rows r0..r0+m of x (m × k) and of out (m × n) are inside the checked
-                // shapes; no other task touches these output rows.
-                unsafe {
-                    let dst = o.0.add(r0 * n);
-                    x_wt(&x[r0 * k..], w, dst, m, n, k, gemm::Parallelism::None);
-                    self.epilogue(std::slice::from_raw_parts_mut(dst, m * n), n);
-                }
-            });
-            // SAFETY: the row blocks above cover all rows × n values.
-            unsafe { out.set_len(rows * n) };
-        } else {
-            // SAFETY: out has room for rows × n values, all of which the GEMM writes.
-            unsafe {
-                x_wt(
-                    x,
-                    w,
-                    out.as_mut_ptr(),
-                    rows,
-                    n,
-                    k,
-                    gemm::Parallelism::Rayon(threads),
-                );
-                out.set_len(rows * n);
-            }
-            let rows_per_task = (1 << 14) / n.max(1) + 1;
-            out.par_chunks_mut(rows_per_task * n)
-                .for_each(|chunk| self.epilogue(chunk, n));
-        }
+        let out = linear_rows(x, w, rows, n, k, self.bias.as_deref(), self.gelu);
         Ok((CpuStorage::F32(out), Shape::from((rows, n))))
     }
+}
+
+/// `x·wᵀ (+ bias) (then GELU)` for row-major `x` `[rows, k]` and `w` `[n, k]`, into a new
+/// `[rows, n]` buffer: one row block per thread with the epilogue on its own rows, or the
+/// GEMM's own threading for few rows. Shared by the inference op and the training op
+/// ([`crate::fused::linear`]).
+pub(crate) fn linear_rows(
+    x: &[f32],
+    w: &[f32],
+    rows: usize,
+    n: usize,
+    k: usize,
+    bias: Option<&[f32]>,
+    gelu: bool,
+) -> Vec<f32> {
+    let epilogue = FusedLinear {
+        bias: bias.map(<[f32]>::to_vec),
+        gelu,
+    };
+    // The GEMM writes every value (β = 0, dst not read): no zero fill.
+    let mut out = Vec::<f32>::with_capacity(rows * n);
+    let threads = rayon::current_num_threads();
+    let per_thread = rows.div_ceil(threads);
+    if cfg!(not(feature = "mkl")) && threads > 1 && per_thread >= MIN_ROWS_PER_THREAD {
+        // One row block per thread, each a single-threaded GEMM followed by the epilogue on
+        // its own rows: ~6 % per ViT-B-16 block (batch 32, 2 threads) over the GEMM's
+        // internal threading, which synchronises inside the GEMM, and no second pass.
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        (0..threads).into_par_iter().for_each(|t| {
+            let r0 = t * per_thread;
+            if r0 >= rows {
+                return;
+            }
+            let m = per_thread.min(rows - r0);
+            let o = out_ptr;
+            // SAFETY: rows r0..r0+m of x (m × k) and of out (m × n) are inside the checked
+            // shapes; no other task touches these output rows.
+            unsafe {
+                let dst = o.0.add(r0 * n);
+                x_wt(&x[r0 * k..], w, dst, m, n, k, gemm::Parallelism::None);
+                epilogue.epilogue(std::slice::from_raw_parts_mut(dst, m * n), n);
+            }
+        });
+        // SAFETY: the row blocks above cover all rows × n values.
+        unsafe { out.set_len(rows * n) };
+    } else {
+        // SAFETY: out has room for rows × n values, all of which the GEMM writes.
+        unsafe {
+            x_wt(
+                x,
+                w,
+                out.as_mut_ptr(),
+                rows,
+                n,
+                k,
+                gemm::Parallelism::Rayon(threads),
+            );
+            out.set_len(rows * n);
+        }
+        let rows_per_task = (1 << 14) / n.max(1) + 1;
+        out.par_chunks_mut(rows_per_task * n)
+            .for_each(|chunk| epilogue.epilogue(chunk, n));
+    }
+    out
 }
 
 /// MKL's SGEMM (feature `mkl`; the symbols come from Candle's `intel-mkl-src` link).

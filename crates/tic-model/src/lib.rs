@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod clean;
 pub mod config;
 pub mod cpu_kernels;
+pub mod fused;
 pub mod heap;
 pub mod init;
 pub mod model;

@@ -9,7 +9,7 @@ use candle_nn::{Embedding, VarBuilder};
 use crate::config::ClipConfig;
 use crate::init::param_specs;
 use crate::nn::{Activation, LayerNorm, Transformer};
-use crate::recompute::{Recompute, Segment};
+use crate::recompute::{Keep, Recompute, Segment};
 
 /// OpenCLIP `VisionTransformer` (CLS pooling after `ln_post`, then `@ proj`).
 #[derive(Debug, Clone)]
@@ -376,10 +376,26 @@ impl Clip {
         ids: &Tensor,
         dtype: DType,
     ) -> Result<RecomputedForward<'_>> {
+        self.forward_segmented(images, ids, dtype, Keep::Inputs)
+    }
+
+    /// [`Self::forward`]'s normalised features, in `dtype`, cut into one segment per residual
+    /// block (and the layers before and after them), keeping what `keep` says for the segment-
+    /// by-segment backward pass of [`Recompute::backward`]: [`Keep::Inputs`] is gradient
+    /// checkpointing ([`Self::forward_recompute`]); [`Keep::Graphs`] runs no block twice and
+    /// frees each block's activations as soon as its backward pass is done.
+    pub fn forward_segmented(
+        &self,
+        images: &Tensor,
+        ids: &Tensor,
+        dtype: DType,
+        keep: Keep,
+    ) -> Result<RecomputedForward<'_>> {
         let finish = move |x: Tensor| l2_normalize(&x)?.to_dtype(dtype);
-        let (image, image_tape) = Recompute::forward(images, self.visual.segments(finish))?;
+        let (image, image_tape) =
+            Recompute::forward_keeping(images, self.visual.segments(finish), keep)?;
         let (text_ids, text_segments) = self.text.segments(ids, finish)?;
-        let (text, text_tape) = Recompute::forward(&text_ids, text_segments)?;
+        let (text, text_tape) = Recompute::forward_keeping(&text_ids, text_segments, keep)?;
         Ok(RecomputedForward {
             image,
             text,

@@ -1,9 +1,12 @@
 //! Transformer building blocks with OpenCLIP's parameter layout.
 //!
 //! Every op here is differentiable whenever its input is part of an autograd graph
-//! ([`Tensor::track_op`]): LayerNorm and softmax use composed ops then (Candle's fused
-//! `layer_norm` / `softmax_last_dim` kernels record no backward op and would silently cut the
-//! gradient). For plain inference tensors the fused kernels are used, which is faster.
+//! ([`Tensor::track_op`]): on CPU f32 training graphs LayerNorm, attention and the biased
+//! linear layers (with the MLP's GELU) run as [`crate::fused`] ops with their own backward;
+//! elsewhere (GPU, half precision, `TIC_FUSED_OPS=off`) as composed Candle ops (Candle's own
+//! fused `layer_norm` / `softmax_last_dim` kernels record no backward op and would silently cut
+//! the gradient). Plain inference tensors use the inference kernels of
+//! [`crate::cpu_kernels`].
 
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -54,6 +57,12 @@ impl Linear {
         let x2 = x.reshape((rows, in_dim))?;
         let y = if self.fused(x) {
             crate::cpu_kernels::linear(&x2, &self.weight, self.bias.as_ref(), gelu)?
+        } else if let Some(b) = self
+            .bias
+            .as_ref()
+            .filter(|b| crate::fused::enabled(&[&x2, &self.weight, b]))
+        {
+            crate::fused::linear(&x2, &self.weight, b, gelu)?
         } else {
             let mut y = x2.matmul(&self.weight.t()?)?;
             if let Some(b) = &self.bias {
@@ -105,6 +114,9 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if crate::fused::enabled(&[x, &self.weight, &self.bias]) {
+            return crate::fused::layer_norm(x, &self.weight, &self.bias, self.eps);
+        }
         let tracked = x.track_op() || self.weight.track_op() || self.bias.track_op();
         if tracked || !x.is_contiguous() {
             layer_norm_differentiable(x, &self.weight, &self.bias, self.eps)
@@ -188,6 +200,11 @@ impl Attention {
         if crate::cpu_kernels::applies(&qkv) {
             // Inference on CPU: one fused kernel (same math, no head permutes).
             let y = crate::cpu_kernels::attention(&qkv, h, mask)?;
+            return self.out_proj.forward(&y);
+        }
+        if crate::fused::enabled(&[&qkv]) {
+            // Training on CPU: one op with its own backward (see `fused`).
+            let y = crate::fused::attention(&qkv, h, mask)?;
             return self.out_proj.forward(&y);
         }
         let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;

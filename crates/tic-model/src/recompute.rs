@@ -18,10 +18,25 @@ use candle_core::{Result, Tensor, Var};
 /// One segment of a forward pass: input → output.
 pub type Segment<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
 
-/// A checkpointed forward pass: the segments and the input each one was given.
+/// How a segmented forward pass keeps what its backward pass needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Gradient checkpointing: only each segment's input; the backward pass re-runs the segment.
+    Inputs,
+    /// Each segment's graph (its activations), freed segment by segment as the backward pass
+    /// goes: no recomputation, and no more activations alive at any point of the backward pass
+    /// than the segments not yet differentiated (Candle's one-graph backward keeps all of them
+    /// until it ends).
+    Graphs,
+}
+
+/// A segmented forward pass: the segments, the input each one was given and, with
+/// [`Keep::Graphs`], each segment's output with its graph.
 pub struct Recompute<'a> {
     segments: Vec<Segment<'a>>,
     inputs: Vec<Tensor>,
+    /// Per segment (with [`Keep::Graphs`]): the variable its input was, if any, and its output.
+    kept: Vec<Option<(Option<Var>, Tensor)>>,
 }
 
 impl<'a> Recompute<'a> {
@@ -29,40 +44,90 @@ impl<'a> Recompute<'a> {
     /// segment's graph is freed as soon as it has run). Returns the detached output and the
     /// record for [`Recompute::backward`]. `x` itself gets no gradient (pixels, token ids).
     pub fn forward(x: &Tensor, segments: Vec<Segment<'a>>) -> Result<(Tensor, Self)> {
-        let mut inputs = Vec::with_capacity(segments.len());
+        Self::forward_keeping(x, segments, Keep::Inputs)
+    }
+
+    /// Runs `segments` in order from `x`, keeping what `keep` says. Returns the detached output
+    /// and the record for [`Recompute::backward`]. `x` itself gets no gradient.
+    pub fn forward_keeping(
+        x: &Tensor,
+        segments: Vec<Segment<'a>>,
+        keep: Keep,
+    ) -> Result<(Tensor, Self)> {
+        let n = segments.len();
+        let mut inputs = Vec::with_capacity(n);
+        let mut kept = Vec::with_capacity(n);
         let mut cur = x.detach();
-        for seg in &segments {
-            let out = seg(&cur)?.detach();
-            inputs.push(cur);
-            cur = out;
+        for (i, seg) in segments.iter().enumerate() {
+            match keep {
+                Keep::Inputs => {
+                    let out = seg(&cur)?.detach();
+                    inputs.push(cur);
+                    kept.push(None);
+                    cur = out;
+                }
+                Keep::Graphs => {
+                    let var = if i == 0 {
+                        None
+                    } else {
+                        Some(Var::from_tensor(&cur)?)
+                    };
+                    let out = seg(var.as_ref().map_or(&cur, |v| v.as_tensor()))?;
+                    inputs.push(cur);
+                    cur = out.detach();
+                    kept.push(Some((var, out)));
+                }
+            }
         }
-        Ok((cur, Self { segments, inputs }))
+        Ok((
+            cur,
+            Self {
+                segments,
+                inputs,
+                kept,
+            },
+        ))
     }
 
     /// Backpropagates `grad` (the gradient of the loss with respect to the output of
     /// [`Recompute::forward`]) through the segments, last to first, each re-run from its saved
-    /// input. Returns the gradient stores of the segments (each holds the gradients of the
-    /// variables that segment uses), last segment first.
-    pub fn backward(self, grad: &Tensor) -> Result<Vec<GradStore>> {
-        let mut grad = grad.clone();
-        let mut stores = Vec::with_capacity(self.segments.len());
-        for (i, (seg, x)) in self.segments.iter().zip(&self.inputs).enumerate().rev() {
-            let (out, var) = if i == 0 {
-                (seg(x)?, None)
-            } else {
-                let v = Var::from_tensor(x)?;
-                (seg(v.as_tensor())?, Some(v))
+    /// input, and hands each segment's gradient store to `each` (it holds the gradients of the
+    /// variables that segment uses), last segment first, before the next segment runs.
+    ///
+    /// Gradients of variables come out of Candle's backward pass still recording how they were
+    /// computed, i.e. holding the segment's activations; `each` should keep only detached
+    /// copies ([`Tensor::detach`]), as [`Recompute::backward`] does with the gradient it passes
+    /// on, so that no more than one segment's activations are alive at a time.
+    pub fn backward(
+        self,
+        grad: &Tensor,
+        mut each: impl FnMut(GradStore) -> Result<()>,
+    ) -> Result<()> {
+        let mut grad = grad.detach();
+        let Self {
+            segments,
+            inputs,
+            mut kept,
+        } = self;
+        for (i, (seg, x)) in segments.iter().zip(&inputs).enumerate().rev() {
+            let (out, var) = match kept[i].take() {
+                Some((var, out)) => (out, var),
+                None if i == 0 => (seg(x)?, None),
+                None => {
+                    let v = Var::from_tensor(x)?;
+                    (seg(v.as_tensor())?, Some(v))
+                }
             };
             let store = (out * &grad)?.sum_all()?.backward()?;
             if let Some(v) = var {
                 grad = match store.get(v.as_tensor()) {
-                    Some(g) => g.clone(),
+                    Some(g) => g.detach(),
                     None => v.as_tensor().zeros_like()?,
                 };
             }
-            stores.push(store);
+            each(store)?;
         }
-        Ok(stores)
+        Ok(())
     }
 
     /// Number of segments.
@@ -99,7 +164,11 @@ mod tests {
         assert_eq!(y2.to_vec2::<f32>()?, y.to_vec2::<f32>()?);
         let yv = Var::from_tensor(&y2)?;
         let gy = loss(yv.as_tensor())?.backward()?;
-        let stores = rec.backward(gy.get(yv.as_tensor()).unwrap())?;
+        let mut stores = Vec::new();
+        rec.backward(gy.get(yv.as_tensor()).unwrap(), |s| {
+            stores.push(s);
+            Ok(())
+        })?;
         assert_eq!(stores.len(), 2);
         let got1 = stores[1].get(w1.as_tensor()).unwrap().to_vec2::<f32>()?;
         let got2 = stores[0].get(w2.as_tensor()).unwrap().to_vec2::<f32>()?;

@@ -75,6 +75,36 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * one_plus_erf
 }
 
+/// The derivative of [`gelu`], `Φ(x) + x·φ(x)`, with the same `erf` approximation.
+#[inline(always)]
+pub fn gelu_grad(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A1: f32 = 0.254_829_6;
+    const A2: f32 = -0.284_496_74;
+    const A3: f32 = 1.421_413_7;
+    const A4: f32 = -1.453_152;
+    const A5: f32 = 1.061_405_4;
+    // 1/√(2π)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let z = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
+    let t = 1.0 / (1.0 + P * z);
+    let poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
+    // e^(−z²) = e^(−x²/2): both erfc's factor and the normal density's.
+    let e = exp(-z * z);
+    let erfc = poly * e;
+    let one_plus_erf = if x < 0.0 { erfc } else { 2.0 - erfc };
+    0.5 * one_plus_erf + x * e * INV_SQRT_2PI
+}
+
+dispatched! {
+    /// `g ·= gelu'(pre)`, element by element: the gradient through GELU of its input `pre`.
+    pub fn gelu_backward(pre: &[f32], g: &mut [f32]) {
+        for (g, &p) in g.iter_mut().zip(pre) {
+            *g *= gelu_grad(p);
+        }
+    }
+}
+
 dispatched! {
     /// Adds `bias` (length `n`) to every `n`-wide row of `rows`, then applies GELU with `gelu`.
     pub fn bias_gelu_rows(rows: &mut [f32], n: usize, bias: Option<&[f32]>, gelu_after: bool) {

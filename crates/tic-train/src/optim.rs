@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{backprop::GradStore, DType, Tensor, Var};
+use candle_core::{
+    backprop::GradStore, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var,
+};
+use rayon::prelude::*;
 
 /// OpenCLIP's `exclude` rule: true when the parameter gets no weight decay.
 pub fn exclude_from_decay(name: &str, ndim: usize) -> bool {
@@ -93,11 +96,14 @@ impl AdamW {
         }
     }
 
-    /// The gradient of every parameter from a `GradStore` (None where a parameter got none).
+    /// The gradient of every parameter from a `GradStore` (None where a parameter got none),
+    /// detached: Candle's gradient of a variable still records the ops that computed it, and
+    /// through them the forward pass's activations, which would otherwise stay alive until the
+    /// gradients are dropped (after the optimizer step).
     pub fn grads(&self, store: &GradStore) -> Vec<Option<Tensor>> {
         self.params
             .iter()
-            .map(|p| store.get(p.var.as_tensor()).cloned())
+            .map(|p| store.get(p.var.as_tensor()).map(Tensor::detach))
             .collect()
     }
 
@@ -202,50 +208,162 @@ impl AdamW {
     }
 }
 
-/// The same update as [`AdamW::step`] as one fused loop over host memory (CPU parameters):
-/// Candle's CPU element-wise ops run one kernel per op, which made the optimizer a large part
-/// of a small model's step.
+/// The same update as [`AdamW::step`] in place on the host buffers of a CPU f32 parameter
+/// and its moments: three vectorised passes (first moment, second moment, parameter), each
+/// split over the rayon pool, with no copy of any tensor. Candle's CPU element-wise ops run one
+/// kernel per op into fresh buffers, which made the optimizer a large part of a small model's
+/// step and, for a large model, held several transient copies of the biggest parameter.
+/// Bit-identical to the tensor-op update (the same f32 operations in the same order).
 fn step_host(p: &mut ParamState, g: &Tensor, lr: f64, wd: f64, c: &AdamWConfig) -> Result<()> {
-    let shape = p.var.shape().clone();
-    let mut theta: Vec<f32> = p.var.as_tensor().flatten_all()?.to_vec1()?;
-    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-    let n = theta.len();
-    let take = |t: Option<Tensor>| -> Result<Vec<f32>> {
-        Ok(match t {
-            Some(t) => t.flatten_all()?.to_vec1()?,
-            None => vec![0f32; n],
-        })
+    let g = g.contiguous()?;
+    let zeros = || p.var.as_tensor().zeros_like();
+    let m = match p.exp_avg.take() {
+        Some(m) => m.contiguous()?,
+        None => zeros()?,
     };
-    let mut m = take(p.exp_avg.take())?;
-    let mut v = take(p.exp_avg_sq.take())?;
-    let decay = (1.0 - lr * wd) as f32;
-    let (w1, b2, w2) = (
-        (1.0 - c.beta1) as f32,
-        c.beta2 as f32,
-        (1.0 - c.beta2) as f32,
-    );
+    let v = match p.exp_avg_sq.take() {
+        Some(v) => v.contiguous()?,
+        None => zeros()?,
+    };
     let bc1 = 1.0 - c.beta1.powi(p.step as i32);
-    let bc2_sqrt = ((1.0 - c.beta2.powi(p.step as i32)) as f32).sqrt();
-    let step_size = (lr / bc1) as f32;
-    let eps = c.eps as f32;
-    for i in 0..n {
-        let gi = g[i];
-        let mut th = theta[i];
-        if wd != 0.0 {
-            th *= decay;
-        }
-        let mi = m[i] + w1 * (gi - m[i]);
-        let vi = v[i] * b2 + w2 * gi * gi;
-        let denom = vi.sqrt() / bc2_sqrt + eps;
-        theta[i] = th - step_size * (mi / denom);
-        m[i] = mi;
-        v[i] = vi;
-    }
-    let dev = p.var.device().clone();
-    p.var.set(&Tensor::from_vec(theta, shape.clone(), &dev)?)?;
-    p.exp_avg = Some(Tensor::from_vec(m, shape.clone(), &dev)?);
-    p.exp_avg_sq = Some(Tensor::from_vec(v, shape, &dev)?);
+    m.inplace_op2(
+        &g,
+        &HostUpdate::FirstMoment {
+            w1: (1.0 - c.beta1) as f32,
+        },
+    )?;
+    v.inplace_op2(
+        &g,
+        &HostUpdate::SecondMoment {
+            b2: c.beta2 as f32,
+            w2: (1.0 - c.beta2) as f32,
+        },
+    )?;
+    p.var.as_tensor().inplace_op3(
+        &m,
+        &v,
+        &HostUpdate::Param {
+            decay: (wd != 0.0).then_some((1.0 - lr * wd) as f32),
+            step_size: (lr / bc1) as f32,
+            bc2_sqrt: ((1.0 - c.beta2.powi(p.step as i32)) as f32).sqrt(),
+            eps: c.eps as f32,
+        },
+    )?;
+    p.exp_avg = Some(m);
+    p.exp_avg_sq = Some(v);
     Ok(())
+}
+
+/// The three in-place passes of [`step_host`].
+enum HostUpdate {
+    /// `m ← m + w1·(g − m)` (source: g).
+    FirstMoment { w1: f32 },
+    /// `v ← v·β2 + w2·g·g` (source: g).
+    SecondMoment { b2: f32, w2: f32 },
+    /// `θ ← θ·decay − step_size·m / (√v / √bc2 + ε)` (sources: m, v).
+    Param {
+        decay: Option<f32>,
+        step_size: f32,
+        bc2_sqrt: f32,
+        eps: f32,
+    },
+}
+
+/// Elements per rayon task of the in-place passes.
+const HOST_CHUNK: usize = 1 << 16;
+
+fn host_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
+        _ => candle_core::bail!("AdamW host update: expected a contiguous f32 tensor"),
+    }
+}
+
+fn host_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&mut d[a..b]),
+        _ => candle_core::bail!("AdamW host update: expected a contiguous f32 tensor"),
+    }
+}
+
+impl InplaceOp2 for HostUpdate {
+    fn name(&self) -> &'static str {
+        "tic-adamw-moment"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<()> {
+        let dst = host_slice_mut(dst, dst_l)?;
+        let g = host_slice(g, gl)?;
+        if g.len() != dst.len() {
+            candle_core::bail!("AdamW host update: {} gradients for {}", g.len(), dst.len());
+        }
+        let chunks = dst.par_chunks_mut(HOST_CHUNK).zip(g.par_chunks(HOST_CHUNK));
+        match *self {
+            HostUpdate::FirstMoment { w1 } => chunks.for_each(|(m, g)| {
+                for (m, &gi) in m.iter_mut().zip(g) {
+                    *m += w1 * (gi - *m);
+                }
+            }),
+            HostUpdate::SecondMoment { b2, w2 } => chunks.for_each(|(v, g)| {
+                for (v, &gi) in v.iter_mut().zip(g) {
+                    *v = *v * b2 + w2 * gi * gi;
+                }
+            }),
+            HostUpdate::Param { .. } => candle_core::bail!("AdamW host update: parameter pass"),
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for HostUpdate {
+    fn name(&self) -> &'static str {
+        "tic-adamw-param"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        m: &CpuStorage,
+        ml: &Layout,
+        v: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<()> {
+        let HostUpdate::Param {
+            decay,
+            step_size,
+            bc2_sqrt,
+            eps,
+        } = *self
+        else {
+            candle_core::bail!("AdamW host update: moment pass");
+        };
+        let theta = host_slice_mut(dst, dst_l)?;
+        let (m, v) = (host_slice(m, ml)?, host_slice(v, vl)?);
+        if m.len() != theta.len() || v.len() != theta.len() {
+            candle_core::bail!("AdamW host update: moments and parameter differ in size");
+        }
+        theta
+            .par_chunks_mut(HOST_CHUNK)
+            .zip(m.par_chunks(HOST_CHUNK).zip(v.par_chunks(HOST_CHUNK)))
+            .for_each(|(th, (m, v))| {
+                for ((t, &mi), &vi) in th.iter_mut().zip(m).zip(v) {
+                    let mut x = *t;
+                    if let Some(d) = decay {
+                        x *= d;
+                    }
+                    let denom = vi.sqrt() / bc2_sqrt + eps;
+                    *t = x - step_size * (mi / denom);
+                }
+            });
+        Ok(())
+    }
 }
 
 /// `torch.nn.utils.clip_grad_norm_(params, max_norm)`: scales all gradients by

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use tic_dist::Comm;
-use tic_model::recompute::Recompute;
+use tic_model::recompute::{Keep, Recompute};
 use tic_model::Clip;
 
 use crate::loss::{clip_loss_local, distillation_loss, local_logits};
@@ -83,52 +83,53 @@ fn split_cols(t: &Tensor, widths: &[usize]) -> candle_core::Result<Vec<Tensor>> 
         .collect()
 }
 
-/// One micro-batch encoded for training: f32 features (with their graph, or without it and
-/// the checkpoint records to recompute it) and the live exponentiated logit scale.
+/// One micro-batch encoded for training: f32 features without graph, the records of the
+/// segmented forward pass that differentiate them (one segment per residual block), and the
+/// live exponentiated logit scale.
 struct Encoded<'a> {
     img: Tensor,
     txt: Tensor,
     scale: Tensor,
-    tapes: Option<(Recompute<'a>, Recompute<'a>)>,
+    tapes: (Recompute<'a>, Recompute<'a>),
 }
 
 impl<'a> Encoded<'a> {
+    /// Encodes a micro-batch. Both modes run the backward pass block by block, last block
+    /// first, freeing each block's activations once it is differentiated (Candle's one-graph
+    /// backward would keep them all to the end); with `checkpointing` the forward pass keeps
+    /// only the blocks' inputs and the backward pass re-runs each block.
     fn new(model: &'a Clip, im: &Tensor, tk: &Tensor, checkpointing: bool) -> Result<Self> {
-        if checkpointing {
-            let r = model.forward_recompute(im, tk, DType::F32)?;
-            return Ok(Self {
-                img: r.image,
-                txt: r.text,
-                scale: f32(&model.logit_scale.exp()?)?,
-                tapes: Some((r.image_tape, r.text_tape)),
-            });
-        }
-        let (i, t, s) = model.forward(im, tk)?;
+        let keep = if checkpointing {
+            Keep::Inputs
+        } else {
+            Keep::Graphs
+        };
+        let r = model.forward_segmented(im, tk, DType::F32, keep)?;
         Ok(Self {
-            img: f32(&i)?,
-            txt: f32(&t)?,
-            scale: f32(&s)?,
-            tapes: None,
+            img: r.image,
+            txt: r.text,
+            scale: f32(&model.logit_scale.exp()?)?,
+            tapes: (r.image_tape, r.text_tape),
         })
     }
 
-    /// Backpropagates the gradients of the features and of the scale through the model;
-    /// returns the gradient stores (one, or one per checkpointed segment).
-    fn backward(self, g_img: &Tensor, g_txt: &Tensor, g_scale: &Tensor) -> Result<Vec<GradStore>> {
-        match self.tapes {
-            None => {
-                let surrogate = (((self.img * g_img)?.sum_all()?
-                    + (self.txt * g_txt)?.sum_all()?)?
-                    + (self.scale * g_scale)?)?;
-                Ok(vec![surrogate.backward()?])
-            }
-            Some((image, text)) => {
-                let mut stores = image.backward(g_img)?;
-                stores.extend(text.backward(g_txt)?);
-                stores.push((self.scale * g_scale)?.backward()?);
-                Ok(stores)
-            }
-        }
+    /// Backpropagates the gradients of the features and of the scale through the model and
+    /// hands each gradient store (one per segment, and the scale's) to `each` as soon as it is
+    /// computed.
+    fn backward(
+        self,
+        g_img: &Tensor,
+        g_txt: &Tensor,
+        g_scale: &Tensor,
+        each: impl FnMut(GradStore) -> Result<()>,
+    ) -> Result<()> {
+        let (image, text) = self.tapes;
+        let mut each = each;
+        let mut each = |s| each(s).map_err(candle_core::Error::wrap);
+        image.backward(g_img, &mut each)?;
+        text.backward(g_txt, &mut each)?;
+        each((self.scale * g_scale)?.backward()?)?;
+        Ok(())
     }
 }
 
@@ -224,7 +225,7 @@ impl Objective<'_> {
         let g = loss.backward()?;
         let grad_of = |v: &Var| -> Result<Tensor> {
             Ok(match g.get(v.as_tensor()) {
-                Some(t) => t.clone(),
+                Some(t) => t.detach(),
                 None => v.as_tensor().zeros_like()?,
             })
         };
@@ -254,17 +255,18 @@ impl Objective<'_> {
                 None => Encoded::new(model, im, tk, ckpt)?,
             };
             let n = e.img.dim(0)?;
-            let stores =
-                e.backward(&g_img.narrow(0, lo, n)?, &g_txt.narrow(0, lo, n)?, &d_scale)?;
-            lo += n;
-            for g in &stores {
-                for (acc, gi) in sum.iter_mut().zip(opt.grads(g)) {
+            let accumulate = |g: GradStore| -> Result<()> {
+                for (acc, gi) in sum.iter_mut().zip(opt.grads(&g)) {
                     *acc = match (acc.take(), gi) {
                         (Some(a), Some(b)) => Some((a + b)?),
                         (a, b) => a.or(b),
                     };
                 }
-            }
+                Ok(())
+            };
+            let (gi, gt) = (g_img.narrow(0, lo, n)?, g_txt.narrow(0, lo, n)?);
+            e.backward(&gi, &gt, &d_scale, accumulate)?;
+            lo += n;
         }
 
         // 5. Average over ranks.

@@ -1,0 +1,127 @@
+//! Memory-lean fused training ops with their own backward: LayerNorm, multi-head attention
+//! and the biased linear layer (with the MLP's GELU), for CPU f32 training graphs.
+//!
+//! Candle records every intermediate of a composed op in the autograd graph and keeps it until
+//! the backward pass: a composed LayerNorm keeps five `[B, L, D]` tensors, a composed attention
+//! the permuted q/k/v copies, the scores and every stage of the softmax, and a linear layer
+//! with a bias keeps the product before the bias as well as after it. Each op here is one graph
+//! node that keeps only its inputs and output (and, for LayerNorm, the per-row mean and
+//! reciprocal standard deviation), and recomputes the rest in its backward pass, as PyTorch's
+//! native kernels do:
+//!
+//! - [`layer_norm`]: saves mean and rstd per row, not the normalised tensor;
+//! - [`attention`]: scores, scaling, mask, softmax and the value product in one op; the
+//!   backward pass recomputes the softmax from q and k (one extra `q·kᵀ` per head);
+//! - [`linear`]: `x·Wᵀ + b`, then exact GELU for the MLP's first layer (bias + GELU in the
+//!   GEMM's epilogue), saving the pre-activation only where GELU needs it.
+//!
+//! Which path a model takes is decided per op call by [`enabled`]: the environment variable
+//! `TIC_FUSED_OPS` (`auto`, the default: fused on the CPU; `on`; `off`: Candle's composed ops
+//! everywhere), or [`with_mode`] in tests. There are no CUDA kernels for these ops yet: on a
+//! GPU the composed ops run whatever the setting (`on` included), so nothing unvalidated runs
+//! on a card.
+
+mod attention;
+mod layer_norm;
+mod linear;
+
+pub use attention::attention;
+pub use layer_norm::layer_norm;
+pub use linear::linear;
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+/// Whether the fused training ops run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Fused where a kernel exists and is validated (CPU f32): the default.
+    Auto,
+    /// Fused wherever a kernel exists.
+    On,
+    /// Candle's composed ops everywhere.
+    Off,
+}
+
+impl Mode {
+    /// Parses `auto`, `on` or `off` (also `1`/`0`, `true`/`false`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(Self::Auto),
+            "on" | "1" | "true" => Some(Self::On),
+            "off" | "0" | "false" => Some(Self::Off),
+            _ => None,
+        }
+    }
+}
+
+thread_local! {
+    static OVERRIDE: Cell<Option<Mode>> = const { Cell::new(None) };
+}
+
+/// The process-wide mode from `TIC_FUSED_OPS` (read once; an unknown value is reported on
+/// stderr and treated as `auto`).
+pub fn env_mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("TIC_FUSED_OPS") {
+        Ok(v) => Mode::parse(&v).unwrap_or_else(|| {
+            eprintln!("TIC_FUSED_OPS={v:?}: expected auto, on or off; using auto");
+            Mode::Auto
+        }),
+        Err(_) => Mode::Auto,
+    })
+}
+
+/// Runs `f` with `mode` in place of [`env_mode`] on this thread (the model's ops are built on
+/// the calling thread), e.g. to compare fused and composed training in one process.
+pub fn with_mode<T>(mode: Mode, f: impl FnOnce() -> T) -> T {
+    let prev = OVERRIDE.with(|o| o.replace(Some(mode)));
+    let out = f();
+    OVERRIDE.with(|o| o.set(prev));
+    out
+}
+
+/// The mode in effect on this thread.
+pub fn mode() -> Mode {
+    OVERRIDE.with(|o| o.get()).unwrap_or_else(env_mode)
+}
+
+/// Whether a fused training op applies to these operands: the mode allows it, at least one
+/// operand is part of an autograd graph (inference has its own kernels in
+/// [`crate::cpu_kernels`]), and all are f32 on the CPU (the only kernels there are).
+pub fn enabled(operands: &[&Tensor]) -> bool {
+    mode() != Mode::Off
+        && operands.iter().any(|t| t.track_op())
+        && operands
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// The f32 values of a contiguous CPU storage.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
+        (CpuStorage::F32(_), None) => candle_core::bail!("{op}: expected a contiguous input"),
+        _ => candle_core::bail!("{op}: expected f32"),
+    }
+}
+
+/// Runs `f` on the f32 values of a CPU tensor (made contiguous first if it is not), borrowing
+/// its storage: backward passes read their saved operands without copying them.
+fn with_host<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(s) => f(slice(s, layout, op)?),
+        _ => candle_core::bail!("{op}: expected a CPU tensor"),
+    }
+}
+
+/// A raw pointer to an output that parallel tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every user writes disjoint parts of the buffer from its tasks (documented there).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}

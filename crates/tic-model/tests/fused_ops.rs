@@ -1,0 +1,228 @@
+//! The fused training ops (`tic_model::fused`) against Candle's composed ops, forward and
+//! backward, and their gradients against central finite differences.
+
+use candle_core::{Device, Result, Tensor, Var, D};
+use tic_model::fused;
+
+/// Largest |a − b| relative to the largest |b| (1 when b is all zero).
+fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+    let d = d.max(0).unwrap().to_scalar::<f32>().unwrap();
+    let m = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    d / m.to_scalar::<f32>().unwrap().max(1e-6)
+}
+
+fn var(shape: &[usize], std: f32, seed: u64) -> Var {
+    // Deterministic values without a seeded RNG in Candle: a fixed pseudo-random sequence.
+    let n: usize = shape.iter().product();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.46 * std
+        })
+        .collect();
+    Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
+}
+
+fn composed_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    tic_model::nn::layer_norm_differentiable(x, w, b, 1e-5)
+}
+
+fn composed_attention(qkv: &Tensor, h: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (b, l, d3) = qkv.dims3()?;
+    let (d, hd) = (d3 / 3, d3 / 3 / h);
+    let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
+    let q = (qkv.get(0)? * (hd as f64).powf(-0.5))?.contiguous()?;
+    let k = qkv.get(1)?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    let mut att = q.matmul(&k.t()?)?;
+    if let Some(m) = mask {
+        att = att.broadcast_add(m)?;
+    }
+    let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+    att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))
+}
+
+fn composed_linear(x: &Tensor, w: &Tensor, b: &Tensor, gelu: bool) -> Result<Tensor> {
+    let y = x.matmul(&w.t()?)?.broadcast_add(b)?;
+    if gelu {
+        y.gelu_erf()
+    } else {
+        Ok(y)
+    }
+}
+
+fn causal(l: usize) -> Tensor {
+    let m: Vec<f32> = (0..l * l)
+        .map(|i| {
+            if i % l > i / l {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(m, (l, l), &Device::Cpu).unwrap()
+}
+
+/// Forward outputs and the gradients of `Σ out·r` for every var, fused against composed.
+fn check_against_composed(
+    vars: &[&Var],
+    fused_op: impl Fn() -> Result<Tensor>,
+    composed: impl Fn() -> Result<Tensor>,
+    what: &str,
+) {
+    let (yf, yc) = (fused_op().unwrap(), composed().unwrap());
+    assert!(
+        rel_diff(&yf, &yc) < 1e-5,
+        "{what}: forward differs by {}",
+        rel_diff(&yf, &yc)
+    );
+    let r = var(yf.dims(), 1.0, 99);
+    let gf = (yf * r.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gc = (yc * r.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (i, v) in vars.iter().enumerate() {
+        let (a, b) = (
+            gf.get(v.as_tensor()).unwrap(),
+            gc.get(v.as_tensor()).unwrap(),
+        );
+        let d = rel_diff(a, b);
+        assert!(d < 1e-4, "{what}: gradient of operand {i} differs by {d}");
+    }
+}
+
+/// Central finite differences of `Σ out·r` at a few coordinates of each var, against the
+/// fused op's backward.
+fn check_finite_differences(vars: &[&Var], op: impl Fn() -> Result<Tensor>, what: &str) {
+    let y = op().unwrap();
+    let r = var(y.dims(), 1.0, 7);
+    let loss = |y: Tensor| -> f64 {
+        let (y, r) = (
+            y.flatten_all().unwrap(),
+            r.as_tensor().flatten_all().unwrap(),
+        );
+        let (y, r) = (y.to_vec1::<f32>().unwrap(), r.to_vec1::<f32>().unwrap());
+        y.iter().zip(&r).map(|(a, b)| *a as f64 * *b as f64).sum()
+    };
+    let grads = (y * r.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (i, v) in vars.iter().enumerate() {
+        let g = grads.get(v.as_tensor()).unwrap().flatten_all().unwrap();
+        let g = g.to_vec1::<f32>().unwrap();
+        let base = v
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let n = base.len();
+        for j in [0, n / 3, n / 2, n - 1] {
+            let h = 1e-2f32;
+            let at = |delta: f32| -> f64 {
+                let mut p = base.clone();
+                p[j] += delta;
+                v.set(&Tensor::from_vec(p, v.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                let out = loss(op().unwrap());
+                v.set(&Tensor::from_vec(base.clone(), v.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                out
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h as f64);
+            let an = g[j] as f64;
+            assert!(
+                (fd - an).abs() <= 1e-2 * an.abs().max(1.0),
+                "{what}: operand {i}[{j}]: finite difference {fd}, backward {an}"
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_norm_equals_composition_and_finite_differences() {
+    let x = var(&[3, 5, 24], 2.0, 1);
+    let w = var(&[24], 1.0, 2);
+    let b = var(&[24], 1.0, 3);
+    let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+    check_against_composed(
+        &[&x, &w, &b],
+        || fused::layer_norm(xt, wt, bt, 1e-5),
+        || composed_layer_norm(xt, wt, bt),
+        "layer norm",
+    );
+    check_finite_differences(
+        &[&x, &w, &b],
+        || fused::layer_norm(xt, wt, bt, 1e-5),
+        "layer norm",
+    );
+}
+
+#[test]
+fn attention_equals_composition_and_finite_differences() {
+    for (b, l, h, hd, masked) in [(2, 7, 2, 4, false), (2, 9, 3, 8, true), (1, 1, 1, 4, true)] {
+        let qkv = var(&[b, l, 3 * h * hd], 1.0, 4);
+        let mask = masked.then(|| causal(l));
+        let t = qkv.as_tensor();
+        let what = format!("attention b{b} l{l} h{h} hd{hd} mask {masked}");
+        check_against_composed(
+            &[&qkv],
+            || fused::attention(t, h, mask.as_ref()),
+            || composed_attention(t, h, mask.as_ref()),
+            &what,
+        );
+        check_finite_differences(&[&qkv], || fused::attention(t, h, mask.as_ref()), &what);
+    }
+}
+
+#[test]
+fn linear_with_and_without_gelu_equals_composition_and_finite_differences() {
+    for gelu in [false, true] {
+        let x = var(&[37, 16], 1.0, 5);
+        let w = var(&[20, 16], 0.3, 6);
+        let b = var(&[20], 0.5, 7);
+        let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let what = format!("linear gelu {gelu}");
+        check_against_composed(
+            &[&x, &w, &b],
+            || fused::linear(xt, wt, bt, gelu),
+            || composed_linear(xt, wt, bt, gelu),
+            &what,
+        );
+        check_finite_differences(&[&x, &w, &b], || fused::linear(xt, wt, bt, gelu), &what);
+    }
+}
+
+#[test]
+fn the_switch_selects_composed_ops() {
+    let x = var(&[2, 3, 8], 1.0, 8);
+    let y_on = fused::with_mode(fused::Mode::On, || {
+        assert!(fused::enabled(&[x.as_tensor()]));
+        x.as_tensor().exp().unwrap()
+    });
+    fused::with_mode(fused::Mode::Off, || {
+        assert!(!fused::enabled(&[x.as_tensor()]))
+    });
+    // Nothing tracked: inference, which has its own kernels.
+    assert!(!fused::enabled(&[&y_on.detach()]));
+    assert_eq!(fused::Mode::parse("OFF"), Some(fused::Mode::Off));
+    assert_eq!(fused::Mode::parse("maybe"), None);
+}
