@@ -1,10 +1,12 @@
-//! The paper's findings (a), (b), (c), each evaluated from the numbers of a [`Report`].
+//! The paper's findings (a), (b), (c), each evaluated from the numbers of one report or, over
+//! several seeds, from their means against the seed spread ([`super::seeds`]).
 
+use super::seeds::{decide, pooled_std, Seeds};
 use super::{
-    final_compute, method, summary, CUMULATIVE_ALL, CUMULATIVE_EXP, ORACLE, RESTART, SEQUENTIAL,
+    method, summary, SummaryField, CUMULATIVE_ALL, CUMULATIVE_EXP, ORACLE, RESTART, SEQUENTIAL,
 };
-use crate::dynamic::{FamilyKey, Report, RunReport, TransferSummary};
-use crate::tables::{human_count, percent};
+use crate::dynamic::{FamilyKey, Report};
+use crate::tables::percent;
 use std::fmt::Write as _;
 
 /// The default `--oracle-tolerance` (absolute, on metrics in `[0, 1]`).
@@ -26,6 +28,9 @@ pub enum Verdict {
     Reproduced,
     /// At least one check fails.
     NotReproduced,
+    /// The numbers are there, but no check is decided: every gap is within the margin
+    /// (`--min-gap`) or, over several seeds, within the seed spread.
+    Undecided,
     /// The methods or numbers it needs are missing.
     NotApplicable,
     /// Numbers only, no claim to check.
@@ -38,6 +43,7 @@ impl Verdict {
         match self {
             Verdict::Reproduced => "reproduced",
             Verdict::NotReproduced => "not reproduced",
+            Verdict::Undecided => "undecided",
             Verdict::NotApplicable => "not applicable",
             Verdict::Informational => "informational",
         }
@@ -49,13 +55,16 @@ impl Verdict {
 pub struct Evidence {
     /// The task family (`FamilyKey::id`) it is about; `None` for compute.
     pub family: Option<String>,
-    /// Whether the check holds; `None` when it could not be made or is informational.
+    /// Whether the check holds; `None` when it could not be made, is undecided or is
+    /// informational.
     pub holds: Option<bool>,
+    /// True when the numbers are there but the gap is within the margin or the seed spread.
+    pub undecided: bool,
     /// The numbers, e.g. `datacomp-retrieval-yearly: backward sequential 38.3 < cumulative-all 58.0`.
     pub text: String,
 }
 
-/// One of the paper's findings, evaluated on a report.
+/// One of the paper's findings, evaluated on a report (or on several seeds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// `a`, `b`, `c`.
@@ -66,22 +75,26 @@ pub struct Finding {
     pub verdict: Verdict,
     /// The checks, per family (and compute).
     pub evidence: Vec<Evidence>,
-    /// Why it is not applicable, when it is not.
+    /// Why it is not applicable or undecided, when it is.
     pub reason: Option<String>,
+    /// Number of seeds the numbers are means over (1: a single run per method).
+    pub seeds: usize,
 }
 
 impl Finding {
-    fn not_applicable(id: &'static str, claim: &'static str, reason: String) -> Self {
+    fn not_applicable(id: &'static str, claim: &'static str, reason: String, seeds: usize) -> Self {
         Self {
             id,
             claim,
             verdict: Verdict::NotApplicable,
             evidence: Vec::new(),
             reason: Some(reason),
+            seeds,
         }
     }
 
-    /// The finding as one Markdown line: claim, verdict and the numbers used.
+    /// The finding as one Markdown line: claim, verdict (and the number of seeds when more
+    /// than one) and the numbers used.
     pub fn line(&self) -> String {
         let mut s = format!(
             "- ({}) {}: **{}**",
@@ -89,6 +102,9 @@ impl Finding {
             self.claim,
             self.verdict.as_str()
         );
+        if self.seeds > 1 {
+            let _ = write!(s, " ({} seeds)", self.seeds);
+        }
         let mut parts: Vec<String> = self.reason.iter().cloned().collect();
         parts.extend(self.evidence.iter().map(|e| e.text.clone()));
         if !parts.is_empty() {
@@ -107,15 +123,35 @@ pub const CLAIM_B: &str =
 /// (c): restart versus the oracle.
 pub const CLAIM_C: &str = "restart (sequential budget, random init) vs oracle";
 
-/// `Reproduced` if some check holds and none fails, `NotReproduced` if one fails.
+/// `NotReproduced` if a check fails, else `Reproduced` if one holds, else `Undecided` if one
+/// is within the margin or the seed spread, else `NotApplicable`.
 fn verdict_of(evidence: &[Evidence]) -> Verdict {
     if evidence.iter().any(|e| e.holds == Some(false)) {
         Verdict::NotReproduced
     } else if evidence.iter().any(|e| e.holds == Some(true)) {
         Verdict::Reproduced
+    } else if evidence.iter().any(|e| e.undecided) {
+        Verdict::Undecided
     } else {
         Verdict::NotApplicable
     }
+}
+
+/// Folds an undecided comparison into a family's outcome: a failure stays a failure,
+/// anything else becomes undecided.
+fn undecided(holds: Option<bool>) -> Option<bool> {
+    holds.and_then(|h| if h { None } else { Some(false) })
+}
+
+/// ` (gap 5.5, pooled std 1.9)` over several seeds; nothing for one.
+fn spread_text(gap_label: &str, gap: f64, spread: Option<f64>) -> String {
+    spread.map_or_else(String::new, |s| {
+        format!(
+            " ({gap_label} {}, pooled std {})",
+            percent(Some(gap)),
+            percent(Some(s))
+        )
+    })
 }
 
 fn missing_methods(report: &Report, names: &[&str]) -> Option<String> {
@@ -125,10 +161,6 @@ fn missing_methods(report: &Report, names: &[&str]) -> Option<String> {
         .filter(|n| method(report, n).is_none())
         .collect();
     (!missing.is_empty()).then(|| format!("no method named {}", missing.join(", ")))
-}
-
-fn compute_text(c: Option<f64>) -> String {
-    human_count(c)
 }
 
 /// Evaluates the findings (a), (b) and (c) on `report`; `oracle_tolerance` is the absolute
@@ -146,20 +178,37 @@ pub fn findings_with(report: &Report, oracle_tolerance: f64, min_signal: f64) ->
 
 /// [`findings_with`] with an explicit `min_gap` for (a): sequential's backward transfer must be
 /// at least `min_gap` below each cumulative method's to count for the finding, at least
-/// `min_gap` above one to count against it; closer gaps decide nothing.
+/// `min_gap` above one to count against it; closer gaps are undecided.
 pub fn findings_with_gap(
     report: &Report,
     oracle_tolerance: f64,
     min_signal: f64,
     min_gap: f64,
 ) -> Vec<Finding> {
-    vec![
-        finding_a(report, min_signal, min_gap),
-        finding_b(report, oracle_tolerance, min_signal),
-        finding_c(report),
-    ]
+    seed_findings(
+        &Seeds::single(report.clone()),
+        oracle_tolerance,
+        min_signal,
+        min_gap,
+    )
 }
 
+/// The findings over several seeds: each comparison is made on the means over the seeds and
+/// counts only when the gap is beyond the pooled standard deviation of the two methods (and,
+/// for (a), at least `min_gap`); closer, it is undecided. With one seed this is
+/// [`findings_with_gap`] (no spread to compare with).
+pub fn seed_findings(
+    seeds: &Seeds,
+    oracle_tolerance: f64,
+    min_signal: f64,
+    min_gap: f64,
+) -> Vec<Finding> {
+    vec![
+        finding_a(seeds, min_signal, min_gap),
+        finding_b(seeds, oracle_tolerance, min_signal),
+        finding_c(seeds),
+    ]
+}
 /// Why `fam` cannot support a finding: every method's ID is below `min_signal`.
 fn uninformative(report: &Report, fam: &FamilyKey, min_signal: f64) -> Option<String> {
     let best = report
@@ -184,74 +233,90 @@ fn no_families(report: &Report) -> Option<String> {
         .then(|| "report.json has no TiC task family".to_string())
 }
 
-fn finding_a(report: &Report, min_signal: f64, min_gap: f64) -> Finding {
+fn finding_a(seeds: &Seeds, min_signal: f64, min_gap: f64) -> Finding {
+    let (report, n) = (&seeds.mean, seeds.len());
     let reason =
         missing_methods(report, &[SEQUENTIAL, CUMULATIVE_ALL]).or_else(|| no_families(report));
     if let Some(reason) = reason {
-        return Finding::not_applicable("a", CLAIM_A, reason);
+        return Finding::not_applicable("a", CLAIM_A, reason, n);
     }
-    let seq = method(report, SEQUENTIAL).expect("checked");
-    let others: Vec<&RunReport> = [CUMULATIVE_ALL, CUMULATIVE_EXP]
-        .iter()
-        .filter_map(|n| method(report, n))
+    let others: Vec<&str> = [CUMULATIVE_ALL, CUMULATIVE_EXP]
+        .into_iter()
+        .filter(|name| method(report, name).is_some())
         .collect();
+    let backward: SummaryField = |s| s.backward;
     let mut evidence = Vec::new();
     for fam in &report.families {
-        let s = summary(seq, fam).and_then(|s| s.backward);
+        let s = seeds.summary(SEQUENTIAL, fam, backward);
         let mut holds = Some(true);
+        let mut within = false;
         let mut parts = Vec::new();
         for other in &others {
-            let o = summary(other, fam).and_then(|s| s.backward);
-            match (s, o) {
-                (Some(s), Some(o)) if (o - s).abs() < min_gap => {
-                    // Within noise: undecided unless another comparison fails.
-                    holds = holds.and_then(|h| if h { None } else { Some(false) });
-                    parts.push(format!(
-                        "≈ {} {} (gap below {})",
-                        other.name,
-                        percent(Some(o)),
-                        percent(Some(min_gap))
-                    ));
-                }
-                (Some(s), Some(o)) => {
-                    let ok = s < o;
-                    holds = if ok { holds } else { Some(false) };
-                    parts.push(format!(
-                        "{} {} {}",
-                        if ok { "<" } else { "≥" },
-                        other.name,
-                        percent(Some(o))
-                    ));
+            let o = seeds.summary(other, fam, backward);
+            match (s.mean(), o.mean()) {
+                (Some(sm), Some(om)) => {
+                    let (gap, spread) = (om - sm, pooled_std(&s, &o));
+                    match decide(gap, min_gap, spread) {
+                        None => {
+                            holds = undecided(holds);
+                            within = true;
+                            let why = if gap.abs() < min_gap {
+                                format!("gap below {}", percent(Some(min_gap)))
+                            } else {
+                                format!(
+                                    "gap {} within pooled std {}",
+                                    percent(Some(gap)),
+                                    percent(spread)
+                                )
+                            };
+                            parts.push(format!("≈ {other} {} ({why})", o.percent()));
+                        }
+                        Some(ok) => {
+                            holds = if ok { holds } else { Some(false) };
+                            parts.push(format!(
+                                "{} {other} {}{}",
+                                if ok { "<" } else { "≥" },
+                                o.percent(),
+                                spread_text("gap", gap, spread)
+                            ));
+                        }
+                    }
                 }
                 _ => {
                     holds = None;
-                    parts.push(format!("vs {} {} (missing)", other.name, percent(o)));
+                    parts.push(format!("vs {other} {} (missing)", o.percent()));
                 }
             }
         }
-        if s.is_none() {
+        if s.mean().is_none() {
             holds = None;
         }
         let mut text = format!(
             "{}: backward sequential {} {}",
             fam.id(),
-            percent(s),
+            s.percent(),
             parts.join(", ")
         );
-        if let Some(why) = uninformative(report, fam, min_signal) {
-            holds = None;
+        let why = uninformative(report, fam, min_signal);
+        if let Some(why) = &why {
             let _ = write!(text, " ({why})");
         }
+        let counted = why.is_none();
+        let holds = holds.filter(|_| counted);
         evidence.push(Evidence {
             family: Some(fam.id()),
             holds,
+            undecided: counted && within && holds.is_none(),
             text,
         });
     }
     let verdict = verdict_of(&evidence);
-    let reason = (verdict == Verdict::NotApplicable).then(|| {
-        "no family above chance level separates these methods' backward transfer by the margin"
-            .to_string()
+    let reason = matches!(verdict, Verdict::NotApplicable | Verdict::Undecided).then(|| {
+        let beyond = if n > 1 { " and the seed spread" } else { "" };
+        format!(
+            "no family above chance level separates these methods' backward transfer by the \
+             margin{beyond}"
+        )
     });
     Finding {
         id: "a",
@@ -259,66 +324,82 @@ fn finding_a(report: &Report, min_signal: f64, min_gap: f64) -> Finding {
         verdict,
         evidence,
         reason,
+        seeds: n,
     }
 }
 
-/// Picks ID, backward or forward out of a [`TransferSummary`].
-type SummaryField = fn(&TransferSummary) -> Option<f64>;
-
-fn finding_b(report: &Report, tol: f64, min_signal: f64) -> Finding {
+fn finding_b(seeds: &Seeds, tol: f64, min_signal: f64) -> Finding {
+    let (report, n) = (&seeds.mean, seeds.len());
     let reason = missing_methods(report, &[CUMULATIVE_ALL, ORACLE]).or_else(|| no_families(report));
     if let Some(reason) = reason {
-        return Finding::not_applicable("b", CLAIM_B, reason);
+        return Finding::not_applicable("b", CLAIM_B, reason, n);
     }
-    let cum = method(report, CUMULATIVE_ALL).expect("checked");
-    let oracle = method(report, ORACLE).expect("checked");
-    let (cc, oc) = (final_compute(cum), final_compute(oracle));
+    let (cc, oc) = (seeds.compute(CUMULATIVE_ALL), seeds.compute(ORACLE));
     let (Some(c), Some(o)) = (
-        cc.filter(|c| c.is_finite() && *c > 0.0),
-        oc.filter(|o| o.is_finite() && *o > 0.0),
+        cc.mean().filter(|c| c.is_finite() && *c > 0.0),
+        oc.mean().filter(|o| o.is_finite() && *o > 0.0),
     ) else {
         return Finding::not_applicable(
             "b",
             CLAIM_B,
             format!(
                 "compute unknown (cumulative-all {}, oracle {})",
-                compute_text(cc),
-                compute_text(oc)
+                cc.count(),
+                oc.count()
             ),
+            n,
         );
     };
     let tol_text = percent(Some(tol));
     let mut evidence = Vec::new();
     for fam in &report.families {
-        let (cs, os) = (summary(cum, fam), summary(oracle, fam));
         let mut holds = Some(true);
+        let mut within = false;
         let mut parts = Vec::new();
         let getters: [(&str, SummaryField); 2] = [("ID", |s| s.id), ("backward", |s| s.backward)];
         for (label, get) in getters {
-            let a = cs.and_then(get);
-            let b = os.and_then(get);
-            match (a, b) {
-                (Some(a), Some(b)) => {
-                    let ok = a >= b - tol - EPS;
-                    holds = holds.map(|h| h && ok);
+            let (a, b) = (
+                seeds.summary(CUMULATIVE_ALL, fam, get),
+                seeds.summary(ORACLE, fam, get),
+            );
+            match (a.mean(), b.mean()) {
+                (Some(am), Some(bm)) => {
+                    let spread = pooled_std(&a, &b);
+                    // The claim a ≥ b − tol holds by this much on the means.
+                    let sign = match decide(am - bm + tol + EPS, 0.0, spread) {
+                        None => {
+                            holds = undecided(holds);
+                            within = true;
+                            "≈"
+                        }
+                        Some(ok) => {
+                            holds = holds.map(|h| h && ok);
+                            if ok {
+                                "≥"
+                            } else {
+                                "<"
+                            }
+                        }
+                    };
                     parts.push(format!(
-                        "{label} cumulative-all {} {} oracle {} − {tol_text}",
-                        percent(Some(a)),
-                        if ok { "≥" } else { "<" },
-                        percent(Some(b)),
+                        "{label} cumulative-all {} {sign} oracle {} − {tol_text}{}",
+                        a.percent(),
+                        b.percent(),
+                        spread_text("oracle − cumulative-all", bm - am, spread)
                     ));
                 }
                 _ => {
                     holds = None;
                     parts.push(format!(
                         "{label} cumulative-all {} vs oracle {} (missing)",
-                        percent(a),
-                        percent(b)
+                        a.percent(),
+                        b.percent()
                     ));
                 }
             }
         }
         let mut text = format!("{}: {}", fam.id(), parts.join(", "));
+        let os = method(report, ORACLE).and_then(|r| summary(r, fam));
         if let Some(os) = os.filter(|s| !s.complete) {
             let t = report.steps.len();
             let _ = write!(
@@ -328,35 +409,49 @@ fn finding_b(report: &Report, tol: f64, min_signal: f64) -> Finding {
                 t * t
             );
         }
-        if let Some(why) = uninformative(report, fam, min_signal) {
-            holds = None;
+        let why = uninformative(report, fam, min_signal);
+        if let Some(why) = &why {
             let _ = write!(text, " ({why})");
         }
+        let counted = why.is_none();
+        let holds = holds.filter(|_| counted);
         evidence.push(Evidence {
             family: Some(fam.id()),
             holds,
+            undecided: counted && within && holds.is_none(),
             text,
         });
     }
-    if evidence.iter().all(|e| e.holds.is_none()) {
-        let mut f = Finding::not_applicable(
-            "b",
-            CLAIM_B,
+    let families_verdict = verdict_of(&evidence);
+    if matches!(
+        families_verdict,
+        Verdict::NotApplicable | Verdict::Undecided
+    ) {
+        let reason = if families_verdict == Verdict::Undecided {
+            "ID and backward transfer of cumulative-all are within the seed spread of the \
+             oracle's tolerance band in every family above chance level"
+        } else {
             "no family above chance level has ID and backward transfer for both methods"
-                .to_string(),
-        );
-        f.evidence = evidence;
-        return f;
+        };
+        return Finding {
+            id: "b",
+            claim: CLAIM_B,
+            verdict: families_verdict,
+            evidence,
+            reason: Some(reason.to_string()),
+            seeds: n,
+        };
     }
     let ok = c < o;
     evidence.push(Evidence {
         family: None,
         holds: Some(ok),
+        undecided: false,
         text: format!(
             "compute cumulative-all {} = {:.2}× oracle's {}",
-            compute_text(Some(c)),
+            cc.count(),
             c / o,
-            compute_text(Some(o))
+            oc.count()
         ),
     });
     Finding {
@@ -365,29 +460,29 @@ fn finding_b(report: &Report, tol: f64, min_signal: f64) -> Finding {
         verdict: verdict_of(&evidence),
         evidence,
         reason: None,
+        seeds: n,
     }
 }
 
-fn finding_c(report: &Report) -> Finding {
+fn finding_c(seeds: &Seeds) -> Finding {
+    let (report, n) = (&seeds.mean, seeds.len());
     let reason = missing_methods(report, &[RESTART, ORACLE]).or_else(|| no_families(report));
     if let Some(reason) = reason {
-        return Finding::not_applicable("c", CLAIM_C, reason);
+        return Finding::not_applicable("c", CLAIM_C, reason, n);
     }
-    let restart = method(report, RESTART).expect("checked");
-    let oracle = method(report, ORACLE).expect("checked");
     let mut evidence = Vec::new();
     for fam in &report.families {
-        let (r, o) = (summary(restart, fam), summary(oracle, fam));
         let pair = |get: SummaryField| {
             format!(
                 "{} vs {}",
-                percent(r.and_then(get)),
-                percent(o.and_then(get))
+                seeds.summary(RESTART, fam, get).percent(),
+                seeds.summary(ORACLE, fam, get).percent()
             )
         };
         evidence.push(Evidence {
             family: Some(fam.id()),
             holds: None,
+            undecided: false,
             text: format!(
                 "{}: ID {}, backward {}, forward {}",
                 fam.id(),
@@ -397,19 +492,17 @@ fn finding_c(report: &Report) -> Finding {
             ),
         });
     }
-    let (rc, oc) = (final_compute(restart), final_compute(oracle));
+    let (rc, oc) = (seeds.compute(RESTART), seeds.compute(ORACLE));
     let ratio = rc
-        .zip(oc)
+        .mean()
+        .zip(oc.mean())
         .filter(|(_, o)| *o > 0.0)
         .map_or_else(String::new, |(r, o)| format!(" ({:.2}×)", r / o));
     evidence.push(Evidence {
         family: None,
         holds: None,
-        text: format!(
-            "compute {} vs {}{ratio}",
-            compute_text(rc),
-            compute_text(oc)
-        ),
+        undecided: false,
+        text: format!("compute {} vs {}{ratio}", rc.count(), oc.count()),
     });
     Finding {
         id: "c",
@@ -417,5 +510,6 @@ fn finding_c(report: &Report) -> Finding {
         verdict: Verdict::Informational,
         evidence,
         reason: None,
+        seeds: n,
     }
 }

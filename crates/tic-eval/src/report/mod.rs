@@ -15,15 +15,22 @@
 //! [`check`] lists what makes a report unfit to read (too few steps, incomplete matrices,
 //! values missing or outside `[0, 1]`, no compute figure). See `docs/eval.md` §4.
 //!
-//! One concern per file: `findings` (the paper's claims), `checks` (`--check`), `data`
-//! (`synth.json`), `training` (run folders), `plots` (links), `render` (tables, Markdown,
-//! console); this file holds the shared accessors and [`generate`], which ties them together.
+//! Several seeds of one experiment (one `--metrics` folder each) give tables of mean ± std and
+//! findings judged against the seed spread ([`Seeds`], [`seed_findings`]); one seed gives the
+//! plain numbers and says that its verdicts cannot be judged beyond seed noise.
+//!
+//! One concern per file: `findings` (the paper's claims), `seeds` (several seeds: means,
+//! spreads, the decision rule), `checks` (`--check`), `data` (`synth.json`), `training` (run
+//! folders), `plots` (links), `render` (tables, Markdown, console), `json` (`--json`); this
+//! file holds the shared accessors and [`generate`], which ties them together.
 
 mod checks;
 mod data;
 mod findings;
+mod json;
 mod plots;
 mod render;
+mod seeds;
 #[cfg(test)]
 mod tests;
 mod training;
@@ -31,11 +38,13 @@ mod training;
 pub use checks::check;
 pub use data::SynthInfo;
 pub use findings::{
-    findings, findings_with, findings_with_gap, Evidence, Finding, Verdict, CLAIM_A, CLAIM_B,
-    CLAIM_C, DEFAULT_MIN_GAP, DEFAULT_MIN_SIGNAL, DEFAULT_ORACLE_TOLERANCE,
+    findings, findings_with, findings_with_gap, seed_findings, Evidence, Finding, Verdict, CLAIM_A,
+    CLAIM_B, CLAIM_C, DEFAULT_MIN_GAP, DEFAULT_MIN_SIGNAL, DEFAULT_ORACLE_TOLERANCE,
 };
+pub use json::report_json;
 pub use plots::{find_plots, relative_link, Plot};
-pub use render::{console, main_tables, render, shell_quote, RenderInput};
+pub use render::{console, main_tables, render, seed_tables, seeds_note, shell_quote, RenderInput};
+pub use seeds::{decide, pooled_std, Seeds, Stat};
 pub use training::{summarize_training_run, training_runs, TrainingRun};
 
 use crate::dynamic::{FamilyKey, FamilyMatrix, Report, RunReport, TransferSummary};
@@ -87,6 +96,9 @@ pub fn family_matrix<'a>(run: &'a RunReport, family: &FamilyKey) -> Option<&'a F
     run.matrices.iter().find(|m| &m.family == family)
 }
 
+/// Picks ID, backward or forward transfer out of a [`TransferSummary`].
+pub type SummaryField = fn(&TransferSummary) -> Option<f64>;
+
 fn summary<'a>(run: &'a RunReport, family: &FamilyKey) -> Option<&'a TransferSummary> {
     family_matrix(run, family).map(|m| &m.summary)
 }
@@ -115,8 +127,8 @@ fn family_title(f: &FamilyKey) -> String {
 /// The inputs of [`generate`].
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The `tic-metrics` output folder.
-    pub metrics: PathBuf,
+    /// The `tic-metrics` output folders, one per seed of the same experiment (at least one).
+    pub metrics: Vec<PathBuf>,
     /// `tic-train` runs folder.
     pub runs_dir: Option<PathBuf>,
     /// `synth.json`.
@@ -125,6 +137,8 @@ pub struct Options {
     pub title: String,
     /// The Markdown file to write.
     pub output: PathBuf,
+    /// Where to write [`report_json`], if anywhere.
+    pub json: Option<PathBuf>,
     /// Slack of finding (b).
     pub oracle_tolerance: f64,
     /// Families whose best ID is below this do not count for the findings.
@@ -144,7 +158,7 @@ pub struct Outcome {
     pub console: String,
     /// The findings.
     pub findings: Vec<Finding>,
-    /// [`check`]'s problems.
+    /// [`check`]'s problems (with several seeds, each prefixed by its `--metrics` folder).
     pub problems: Vec<String>,
 }
 
@@ -156,7 +170,17 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
             opts.oracle_tolerance
         );
     }
-    let report = load_report(&opts.metrics)?;
+    let reports = opts
+        .metrics
+        .iter()
+        .map(|m| load_report(m))
+        .collect::<Result<Vec<_>>>()?;
+    let labels: Vec<String> = opts
+        .metrics
+        .iter()
+        .map(|m| m.display().to_string())
+        .collect();
+    let seeds = Seeds::new(labels.clone(), reports)?;
     let synth = opts
         .synth
         .as_deref()
@@ -169,25 +193,27 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
     };
     std::fs::create_dir_all(&report_dir)
         .with_context(|| format!("creating {}", report_dir.display()))?;
-    let plots = find_plots(&report, &opts.metrics, &report_dir)?;
+    let mut plots = Vec::new();
+    for ((dir, label), report) in opts.metrics.iter().zip(&labels).zip(&seeds.reports) {
+        for mut p in find_plots(report, dir, &report_dir)? {
+            if seeds.len() > 1 {
+                p.label = format!("{label}: {}", p.label);
+            }
+            plots.push(p);
+        }
+    }
     if !opts.min_gap.is_finite() || opts.min_gap < 0.0 {
         bail!(
             "--min-gap must be a non-negative number, got {}",
             opts.min_gap
         );
     }
-    let findings = findings_with_gap(
-        &report,
-        opts.oracle_tolerance,
-        opts.min_signal,
-        opts.min_gap,
-    );
-    let metrics = opts.metrics.display().to_string();
+    let findings = seed_findings(&seeds, opts.oracle_tolerance, opts.min_signal, opts.min_gap);
     let runs_dir = opts.runs_dir.as_ref().map(|p| p.display().to_string());
     let markdown = render(&RenderInput {
-        report: &report,
+        seeds: &seeds,
         title: &opts.title,
-        metrics: &metrics,
+        metrics: &labels,
         synth: synth.as_ref(),
         training: runs_dir.as_deref().zip(training.as_deref()),
         plots: &plots,
@@ -195,10 +221,24 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
         command: &opts.command,
     });
     crate::write_output(&opts.output, markdown.as_bytes())?;
+    if let Some(path) = &opts.json {
+        let mut text = serde_json::to_string_pretty(&report_json(&seeds, &findings))?;
+        text.push('\n');
+        crate::write_output(path, text.as_bytes())?;
+    }
+    let problems = if seeds.len() == 1 {
+        check(&seeds.reports[0])
+    } else {
+        labels
+            .iter()
+            .zip(&seeds.reports)
+            .flat_map(|(label, r)| check(r).into_iter().map(move |p| format!("{label}: {p}")))
+            .collect()
+    };
     Ok(Outcome {
-        console: console(&report, &findings, &opts.output, &plots),
+        console: console(&seeds, &findings, &opts.output, &plots),
         markdown,
-        problems: check(&report),
+        problems,
         findings,
     })
 }

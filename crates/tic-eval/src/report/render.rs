@@ -2,13 +2,13 @@
 
 use super::data::data_section;
 use super::plots::plots_section;
+use super::seeds::Seeds;
 use super::training::training_section;
 use super::{
-    family_matrix, family_title, final_compute, least_compute, summary, Finding, Plot, SynthInfo,
-    TrainingRun, R,
+    family_matrix, family_title, least_compute, summary, Finding, Plot, SynthInfo, TrainingRun, R,
 };
 use crate::dynamic::Report;
-use crate::tables::{self, human_count, markdown_table, percent, Align};
+use crate::tables::{self, markdown_table, percent, Align};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -28,9 +28,20 @@ pub fn shell_quote(arg: &str) -> String {
 /// The main tables: per family, one row per method (report order) with ID, backward,
 /// forward, static average (percent), compute and its ratio to the least-compute method.
 pub fn main_tables(report: &Report) -> String {
+    seed_tables(&Seeds::single(report.clone()))
+}
+
+/// [`main_tables`] over several seeds: every value is the mean over the seeds, `± ` their
+/// standard deviation (for one seed, exactly [`main_tables`]).
+pub fn seed_tables(seeds: &Seeds) -> String {
+    let report = &seeds.mean;
     let mut s = String::new();
     let least = least_compute(report);
     let t = report.steps.len();
+    let over = match seeds.len() {
+        1 => String::new(),
+        n => format!(", mean ± std over {n} seeds"),
+    };
     let mut any_incomplete = false;
     for fam in &report.families {
         let metric = report
@@ -41,16 +52,16 @@ pub fn main_tables(report: &Report) -> String {
                 || fam.family.matrix_metric().to_string(),
                 |m| m.metric.clone(),
             );
-        let _ = writeln!(s, "### {} ({metric}, %)\n", family_title(fam));
+        let _ = writeln!(s, "### {} ({metric}, %{over})\n", family_title(fam));
         let rows: Vec<Vec<String>> = report
             .runs
             .iter()
             .map(|run| {
-                let sm = summary(run, fam);
-                let complete = sm.is_some_and(|s| s.complete);
+                let complete = summary(run, fam).is_some_and(|s| s.complete);
                 any_incomplete |= !complete;
-                let compute = final_compute(run);
+                let compute = seeds.compute(&run.name);
                 let ratio = compute
+                    .mean()
                     .zip(least)
                     .filter(|(c, _)| c.is_finite())
                     .map_or_else(|| "–".to_string(), |(c, l)| format!("{:.2}×", c / l));
@@ -60,11 +71,11 @@ pub fn main_tables(report: &Report) -> String {
                     } else {
                         format!("{} *", run.name)
                     },
-                    percent(sm.and_then(|s| s.id)),
-                    percent(sm.and_then(|s| s.backward)),
-                    percent(sm.and_then(|s| s.forward)),
-                    percent(run.static_tasks.average),
-                    human_count(compute),
+                    seeds.summary(&run.name, fam, |s| s.id).percent(),
+                    seeds.summary(&run.name, fam, |s| s.backward).percent(),
+                    seeds.summary(&run.name, fam, |s| s.forward).percent(),
+                    seeds.static_average(&run.name).percent(),
+                    compute.count(),
                     ratio,
                 ]
             })
@@ -100,12 +111,12 @@ pub fn main_tables(report: &Report) -> String {
 /// Everything [`render`] needs.
 #[derive(Debug, Clone)]
 pub struct RenderInput<'a> {
-    /// The `tic-metrics` report.
-    pub report: &'a Report,
+    /// The `tic-metrics` report of each seed (one or more).
+    pub seeds: &'a Seeds,
     /// Title line.
     pub title: &'a str,
-    /// `--metrics` as given (shown in the text).
-    pub metrics: &'a str,
+    /// The `--metrics` folders as given, one per seed (shown in the text).
+    pub metrics: &'a [String],
     /// The pool description, if given.
     pub synth: Option<&'a SynthInfo>,
     /// `--runs-dir` as given and its runs, if given.
@@ -123,8 +134,20 @@ fn plural(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-fn intro(report: &Report, metrics: &str) -> String {
+fn intro(report: &Report, metrics: &[String]) -> String {
     let names: Vec<&str> = report.runs.iter().map(|r| r.name.as_str()).collect();
+    let files: Vec<String> = metrics
+        .iter()
+        .map(|m| format!("`{}/report.json`", m.trim_end_matches('/')))
+        .collect();
+    let source = match files.len() {
+        1 => format!("by `tic-metrics` ({})", files[0]),
+        n => format!(
+            "by `tic-metrics` for each of {n} seeds ({}); tables and matrices show their mean, \
+             the tables ± the standard deviation over the seeds",
+            files.join(", ")
+        ),
+    };
     format!(
         "This report compares {} ({}) over {} ({}). \
          Every model, one per method and step, was evaluated on the evaluation sets of every step, \
@@ -133,18 +156,34 @@ fn intro(report: &Report, metrics: &str) -> String {
          (older data) and forward transfer the mean above it (future data). Static is the mean \
          over the static (non-TiC) tasks of each method's last model; compute is the cumulative \
          number of training samples seen up to the last step. Values are percentages, computed \
-         by `tic-metrics` (`{}/report.json`).\n",
+         {source}.\n",
         plural(names.len(), "continual-training method"),
         names.join(", "),
         plural(report.steps.len(), "time step"),
         report.steps.join(", "),
-        metrics.trim_end_matches('/'),
     )
+}
+
+/// What the findings rest on: one seed (no verdict can be judged beyond seed noise) or the
+/// spread of `n` seeds.
+pub fn seeds_note(n: usize) -> String {
+    if n == 1 {
+        "One seed: every number comes from a single run per method, so these verdicts cannot be \
+         judged beyond seed-to-seed noise; give `tic-report` one `--metrics` folder per seed to \
+         judge them on the seed spread."
+            .to_string()
+    } else {
+        format!(
+            "Judged on {n} seeds: a comparison counts only when the gap between the two methods' \
+             means exceeds their pooled standard deviation over the seeds (and, for (a), \
+             `--min-gap`); closer, it is undecided."
+        )
+    }
 }
 
 /// The Markdown report.
 pub fn render(inp: &RenderInput) -> String {
-    let report = inp.report;
+    let report = &inp.seeds.mean;
     let mut s = format!("# {}\n\n", inp.title);
     s.push_str(&intro(report, inp.metrics));
     s.push('\n');
@@ -152,13 +191,21 @@ pub fn render(inp: &RenderInput) -> String {
         s.push_str(&data_section(synth));
     }
     s.push_str("## Results\n\n");
-    s.push_str(&main_tables(report));
+    s.push_str(&seed_tables(inp.seeds));
     s.push_str("## Findings\n\n");
+    let _ = writeln!(s, "{}\n", seeds_note(inp.seeds.len()));
     for f in inp.findings {
         let _ = writeln!(s, "{}", f.line());
     }
     s.push('\n');
-    s.push_str("## Matrices\n\nRows: training step; columns: evaluation step; values in %.\n\n");
+    let mean = match inp.seeds.len() {
+        1 => String::new(),
+        n => format!(", mean over {n} seeds"),
+    };
+    let _ = writeln!(
+        s,
+        "## Matrices\n\nRows: training step; columns: evaluation step; values in %{mean}.\n"
+    );
     for fam in &report.families {
         for run in &report.runs {
             if let Some(fm) = family_matrix(run, fam) {
@@ -174,7 +221,7 @@ pub fn render(inp: &RenderInput) -> String {
             }
         }
     }
-    s.push_str(&plots_section(inp.plots, inp.metrics));
+    s.push_str(&plots_section(inp.plots, &inp.metrics.join("`, `")));
     if let Some((dir, runs)) = inp.training {
         s.push_str(&training_section(dir, runs));
     }
@@ -182,9 +229,11 @@ pub fn render(inp: &RenderInput) -> String {
     s
 }
 
-/// What `tic-report` prints: the main tables, the findings and the paths written.
-pub fn console(report: &Report, findings: &[Finding], output: &Path, plots: &[Plot]) -> String {
-    let mut s = main_tables(report);
+/// What `tic-report` prints: the main tables, the seeds note, the findings and the paths
+/// written.
+pub fn console(seeds: &Seeds, findings: &[Finding], output: &Path, plots: &[Plot]) -> String {
+    let mut s = seed_tables(seeds);
+    let _ = writeln!(s, "{}", seeds_note(seeds.len()));
     for f in findings {
         let _ = writeln!(s, "{}", f.line());
     }

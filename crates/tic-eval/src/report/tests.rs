@@ -4,6 +4,7 @@ use super::*;
 use crate::dynamic::{transfer_summary, StaticSummary, StepPoint};
 use crate::tables::human_count;
 use crate::tasklist::{TicFamily, Timescale};
+use std::path::Path;
 
 const STEPS: [&str; 3] = ["2014", "2015", "2016"];
 
@@ -179,7 +180,8 @@ fn findings_not_reproduced() {
     r.runs.push(run(CUMULATIVE_EXP, full(M_SEQ), Some(1.0)));
     let a = get(&findings(&r, 0.02), "a").clone();
     assert_eq!(a.evidence[0].holds, None, "{a:?}");
-    assert_eq!(a.verdict, Verdict::NotApplicable);
+    assert!(a.evidence[0].undecided, "{a:?}");
+    assert_eq!(a.verdict, Verdict::Undecided);
 
     // A tighter tolerance: ID 61.3 < 62.0 − 0.5.
     let b = get(&findings(&good(), 0.005), "b").clone();
@@ -404,4 +406,200 @@ fn training_runs_summarize_and_share_symlinks() {
         s.contains("| sequential_2015 | 3 (unfinished) | 100 | – | – | – |"),
         "{s}"
     );
+}
+
+// ---- several seeds ---------------------------------------------------------------------------
+
+/// `m` with `d` added to every cell below the diagonal (backward transfer + `d`).
+fn backward_plus(m: [[f64; 3]; 3], d: f64) -> Vec<Vec<Option<f64>>> {
+    let mut out = full(m);
+    for (i, row) in out.iter_mut().enumerate() {
+        for cell in row.iter_mut().take(i) {
+            *cell = cell.map(|x| x + d);
+        }
+    }
+    out
+}
+
+/// Three seeds of [`good`] whose backward transfer moves by `seq[k]` (sequential) and
+/// `cum[k]` (cumulative-all) in seed `k`.
+fn three_seeds(seq: [f64; 3], cum: [f64; 3]) -> Seeds {
+    let reports = (0..3)
+        .map(|k| {
+            report(vec![
+                run(SEQUENTIAL, backward_plus(M_SEQ, seq[k]), Some(15360.0)),
+                run(CUMULATIVE_ALL, backward_plus(M_CUM, cum[k]), Some(15360.0)),
+                run(ORACLE, full(M_ORACLE), Some(30720.0)),
+            ])
+        })
+        .collect();
+    Seeds::new(vec!["s0".into(), "s1".into(), "s2".into()], reports).unwrap()
+}
+
+fn judge(seeds: &Seeds) -> Vec<Finding> {
+    seed_findings(seeds, 0.02, DEFAULT_MIN_SIGNAL, DEFAULT_MIN_GAP)
+}
+
+#[test]
+fn stats_over_seeds() {
+    let s = Stat {
+        values: vec![Some(0.1), None, Some(0.3)],
+    };
+    assert_eq!(s.n(), 2);
+    assert!((s.mean().unwrap() - 0.2).abs() < 1e-12);
+    assert!((s.std().unwrap() - 0.02f64.sqrt()).abs() < 1e-12);
+    assert_eq!(s.percent(), "20.0 ± 14.1");
+    let one = Stat {
+        values: vec![Some(0.5)],
+    };
+    assert_eq!((one.std(), one.percent()), (None, "50.0".to_string()));
+    assert_eq!(pooled_std(&one, &s), None);
+    let t = Stat {
+        values: vec![Some(0.0), Some(0.2), Some(0.4)],
+    };
+    // ((2−1)·0.02 + (3−1)·0.04) / 3 = 0.1/3.
+    assert!((pooled_std(&s, &t).unwrap() - (0.1f64 / 3.0).sqrt()).abs() < 1e-12);
+    // Beyond the spread it decides, within it (or below the floor) it does not.
+    assert_eq!(decide(0.05, 0.01, Some(0.02)), Some(true));
+    assert_eq!(decide(-0.05, 0.01, Some(0.02)), Some(false));
+    assert_eq!(decide(0.02, 0.01, Some(0.02)), None);
+    assert_eq!(decide(0.005, 0.01, None), None);
+    assert_eq!(decide(0.005, 0.0, None), Some(true));
+}
+
+#[test]
+fn one_seed_says_that_it_is_one_seed() {
+    let seeds = Seeds::single(good());
+    let fs = judge(&seeds);
+    // The same verdicts and words as on the report alone, no seed count in the lines...
+    assert_eq!(fs, findings(&good(), 0.02));
+    assert!(fs
+        .iter()
+        .all(|f| f.seeds == 1 && !f.line().contains("seeds)")));
+    assert_eq!(seed_tables(&seeds), main_tables(&good()));
+    // ... and the report says plainly that the verdicts rest on one seed.
+    let out = console(&seeds, &fs, Path::new("r.md"), &[]);
+    assert!(
+        out.contains(
+            "One seed: every number comes from a single run per method, so these verdicts \
+             cannot be judged beyond seed-to-seed noise"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("Judged on"), "{out}");
+}
+
+#[test]
+fn three_seeds_gap_beyond_the_spread_reproduces() {
+    // Backward: sequential 38.3 ± 1.0, cumulative-all 58.0 ± 1.0 — a gap of 19.7 points.
+    let seeds = three_seeds([0.01, 0.0, -0.01], [-0.01, 0.0, 0.01]);
+    let fs = judge(&seeds);
+    let a = get(&fs, "a");
+    assert_eq!(a.verdict, Verdict::Reproduced, "{a:?}");
+    assert_eq!(a.seeds, 3);
+    assert_eq!(
+        a.evidence[0].text,
+        "datacomp-retrieval-yearly: backward sequential 38.3 ± 1.0 < cumulative-all \
+         58.0 ± 1.0 (gap 19.7, pooled std 1.0)"
+    );
+    assert!(
+        a.line()
+            .starts_with("- (a) sequential loses backward transfer against cumulative: **reproduced** (3 seeds) — "),
+        "{}",
+        a.line()
+    );
+    // (b): backward 58.0 ± 1.0 vs the oracle's 59.0 (± 0.0) − 2.0 holds beyond the spread.
+    let b = get(&fs, "b");
+    assert_eq!(b.verdict, Verdict::Reproduced, "{b:?}");
+    assert!(
+        b.line().contains(
+            "backward cumulative-all 58.0 ± 1.0 ≥ oracle 59.0 ± 0.0 − 2.0 (oracle − cumulative-all 1.0, pooled std 0.7)"
+        ),
+        "{}",
+        b.line()
+    );
+    let table = seed_tables(&seeds);
+    assert!(table.contains("(m, %, mean ± std over 3 seeds)"), "{table}");
+    assert!(
+        table.contains(
+            "| sequential | 62.0 ± 0.0 | 38.3 ± 1.0 | 18.3 ± 0.0 | 30.0 ± 0.0 | 15.4k | 1.00× |"
+        ),
+        "{table}"
+    );
+    let out = console(&seeds, &fs, Path::new("r.md"), &[]);
+    assert!(out.contains("Judged on 3 seeds"), "{out}");
+    assert!(!out.contains("One seed"), "{out}");
+}
+
+#[test]
+fn three_seeds_gap_within_the_spread_is_undecided() {
+    // Backward: sequential 38.3 ± 10.0, cumulative-all 41.0 ± 10.0. On any one seed
+    // cumulative-all is ahead by 2.7 points (beyond --min-gap), but the seeds spread by 10.
+    let seeds = three_seeds([0.10, 0.0, -0.10], [-0.07, -0.17, -0.27]);
+    for (k, r) in seeds.reports.iter().enumerate() {
+        let one = get(&findings(r, 0.02), "a").clone();
+        assert_eq!(one.verdict, Verdict::Reproduced, "seed {k}: {one:?}");
+    }
+    let fs = judge(&seeds);
+    let a = get(&fs, "a");
+    assert_eq!(a.verdict, Verdict::Undecided, "{a:?}");
+    assert!(a.evidence.iter().all(|e| e.undecided && e.holds.is_none()));
+    assert!(
+        a.line().contains(
+            "backward sequential 38.3 ± 10.0 ≈ cumulative-all 41.0 ± 10.0 (gap 2.7 within pooled std 10.0)"
+        ),
+        "{}",
+        a.line()
+    );
+    assert!(
+        a.line().contains("by the margin and the seed spread"),
+        "{}",
+        a.line()
+    );
+    // (b): cumulative-all's backward 41.0 is 18 points below the oracle's, far beyond the
+    // spread: not reproduced.
+    assert_eq!(get(&fs, "b").verdict, Verdict::NotReproduced);
+}
+
+#[test]
+fn seeds_must_be_the_same_experiment() {
+    let mut other = good();
+    other.runs[1].name = CUMULATIVE_EXP.into();
+    let e = Seeds::new(vec!["x".into(), "y".into()], vec![good(), other]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("y: methods [sequential, cumulative-exp, oracle] differ from x's"),
+        "{e}"
+    );
+    let mut fewer = good();
+    fewer.steps.pop();
+    assert!(Seeds::new(vec!["x".into(), "y".into()], vec![good(), fewer]).is_err());
+}
+
+#[test]
+fn json_carries_every_seed_and_the_verdicts() {
+    let seeds = three_seeds([0.01, 0.0, -0.01], [-0.01, 0.0, 0.01]);
+    let fs = judge(&seeds);
+    let j = report_json(&seeds, &fs);
+    assert_eq!(j["seeds"], serde_json::json!(["s0", "s1", "s2"]));
+    let seq = &j["methods"][0];
+    assert_eq!(seq["name"], "sequential");
+    let back = &seq["families"][0]["backward"];
+    assert_eq!(back["n"], 3);
+    let values: Vec<f64> = back["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let base = 1.15 / 3.0;
+    for (v, d) in values.iter().zip([0.01, 0.0, -0.01]) {
+        assert!((v - (base + d)).abs() < 1e-9, "{values:?}");
+    }
+    assert!((back["std"].as_f64().unwrap() - 0.01).abs() < 1e-9);
+    assert_eq!(seq["compute"]["mean"], 15360.0);
+    assert_eq!(j["findings"][0]["verdict"], "reproduced");
+    assert_eq!(j["findings"][0]["seeds"], 3);
+    assert_eq!(j["findings"][0]["evidence"][0]["holds"], true);
+    assert_eq!(j["findings"][2]["verdict"], "not applicable");
 }
