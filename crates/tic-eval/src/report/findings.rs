@@ -422,30 +422,9 @@ fn finding_b(seeds: &Seeds, tol: f64, min_signal: f64) -> Finding {
             text,
         });
     }
-    let families_verdict = verdict_of(&evidence);
-    if matches!(
-        families_verdict,
-        Verdict::NotApplicable | Verdict::Undecided
-    ) {
-        let reason = if families_verdict == Verdict::Undecided {
-            "ID and backward transfer of cumulative-all are within the seed spread of the \
-             oracle's tolerance band in every family above chance level"
-        } else {
-            "no family above chance level has ID and backward transfer for both methods"
-        };
-        return Finding {
-            id: "b",
-            claim: CLAIM_B,
-            verdict: families_verdict,
-            evidence,
-            reason: Some(reason.to_string()),
-            seeds: n,
-        };
-    }
-    let ok = c < o;
-    evidence.push(Evidence {
+    let compute = Evidence {
         family: None,
-        holds: Some(ok),
+        holds: Some(c < o),
         undecided: false,
         text: format!(
             "compute cumulative-all {} = {:.2}× oracle's {}",
@@ -453,13 +432,36 @@ fn finding_b(seeds: &Seeds, tol: f64, min_signal: f64) -> Finding {
             c / o,
             oc.count()
         ),
-    });
+    };
+    let (verdict, reason) = match verdict_of(&evidence) {
+        Verdict::NotApplicable => {
+            let mut f = Finding::not_applicable(
+                "b",
+                CLAIM_B,
+                "no family above chance level has ID and backward transfer for both methods"
+                    .to_string(),
+                n,
+            );
+            f.evidence = evidence;
+            return f;
+        }
+        Verdict::Undecided => {
+            evidence.push(compute);
+            let why = "no family above chance level is decided: cumulative-all's ID or backward \
+                       transfer is within the seed spread of the oracle's minus the tolerance";
+            (Verdict::Undecided, Some(why.to_string()))
+        }
+        _ => {
+            evidence.push(compute);
+            (verdict_of(&evidence), None)
+        }
+    };
     Finding {
         id: "b",
         claim: CLAIM_B,
-        verdict: verdict_of(&evidence),
+        verdict,
         evidence,
-        reason: None,
+        reason,
         seeds: n,
     }
 }

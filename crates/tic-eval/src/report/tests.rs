@@ -603,3 +603,25 @@ fn json_carries_every_seed_and_the_verdicts() {
     assert_eq!(j["findings"][0]["evidence"][0]["holds"], true);
     assert_eq!(j["findings"][2]["verdict"], "not applicable");
 }
+
+#[test]
+fn three_seeds_oracle_gap_within_the_spread_leaves_b_undecided() {
+    // Backward: cumulative-all 57.0 ± 6.0, exactly the oracle's 59.0 − 2.0 on the means:
+    // whether it reaches the oracle's level is within the seed spread.
+    let seeds = three_seeds([0.0; 3], [0.05, -0.01, -0.07]);
+    let b = get(&judge(&seeds), "b").clone();
+    assert_eq!(b.verdict, Verdict::Undecided, "{b:?}");
+    assert!(
+        b.line().contains(
+            "backward cumulative-all 57.0 ± 6.0 ≈ oracle 59.0 ± 0.0 − 2.0 (oracle − cumulative-all 2.0, pooled std 4.2)"
+        ),
+        "{}",
+        b.line()
+    );
+    assert!(
+        b.line()
+            .contains("compute cumulative-all 15.4k = 0.50× oracle's 30.7k"),
+        "{}",
+        b.line()
+    );
+}
