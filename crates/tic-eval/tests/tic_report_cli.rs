@@ -200,6 +200,17 @@ fn tic_report_end_to_end() {
         assert!(stdout.contains(line), "missing {line:?} in stdout\n{stdout}");
     }
 
+    // One --metrics folder: the report says that its verdicts rest on one seed.
+    for out in [&md, &stdout] {
+        assert!(
+            out.contains(
+                "One seed: every number comes from a single run per method, so these verdicts \
+                 cannot be judged beyond seed-to-seed noise"
+            ),
+            "{out}"
+        );
+    }
+
     // Data, matrices, plots, training runs, regenerate line.
     assert!(
         md.contains("seed 7, 3,000 samples in 4 shards, years 2014–2016"),
@@ -339,6 +350,103 @@ fn tic_report_check_lists_problems() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains("nowhere/report.json"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn tic_report_over_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let r = root.join("results");
+    let runs = ["sequential", "cumulative-all", "oracle"];
+    // Two seeds: the second one's backward transfer is 2 points higher for every method.
+    for (out, d) in [("m1", 0.0), ("m2", 0.02)] {
+        let shift = |m: [[f64; 3]; 3]| {
+            let mut m = m;
+            for (i, row) in m.iter_mut().enumerate() {
+                for v in row.iter_mut().take(i) {
+                    *v += d;
+                }
+            }
+            m
+        };
+        let _ = std::fs::remove_dir_all(&r);
+        write_run(
+            &r.join("sequential"),
+            &shift(SEQ),
+            &[0, 1, 2],
+            0.30,
+            Some(&[5120; 3]),
+        );
+        write_run(
+            &r.join("cumulative-all"),
+            &shift(CUM),
+            &[0, 1, 2],
+            0.35,
+            Some(&[5120; 3]),
+        );
+        write_run(
+            &r.join("oracle"),
+            &shift(ORACLE),
+            &[0, 1, 2],
+            0.36,
+            Some(&[5120, 10240, 15360]),
+        );
+        tic_metrics(root, &runs, out, &["--no-plots"]);
+    }
+    let args = [
+        "--metrics",
+        "m1",
+        "--metrics",
+        "m2",
+        "--output",
+        "seeds.md",
+        "--json",
+        "seeds.json",
+        "--check",
+    ];
+    let o = tic_report(root, &args);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let md = std::fs::read_to_string(root.join("seeds.md")).unwrap();
+    let stdout = text(&o.stdout);
+    for want in [
+        "### datacomp retrieval yearly (mean_recall@1, %, mean ± std over 2 seeds)",
+        // Backward 38.3 and 40.3: mean 39.3, std 1.4.
+        "| sequential | 62.0 ± 0.0 | 39.3 ± 1.4 | 18.3 ± 0.0 | 30.0 ± 0.0 | 15.4k | 1.00× |",
+        "Judged on 2 seeds",
+        "- (a) sequential loses backward transfer against cumulative: **reproduced** (2 seeds) — \
+         datacomp-retrieval-yearly: backward sequential 39.3 ± 1.4 < cumulative-all 59.0 ± 1.4 \
+         (gap 19.7, pooled std 1.4)",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+        assert!(
+            stdout.contains(want),
+            "missing {want:?} in stdout\n{stdout}"
+        );
+    }
+    assert!(md.contains("(`m1/report.json`, `m2/report.json`)"), "{md}");
+    assert!(md.contains("values in %, mean over 2 seeds."), "{md}");
+    assert!(md.contains(
+        "tic-report --metrics m1 --metrics m2 --output seeds.md --json seeds.json --check\n"
+    ));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("seeds.json")).unwrap()).unwrap();
+    assert_eq!(j["seeds"], serde_json::json!(["m1", "m2"]));
+    let back = &j["methods"][0]["families"][0]["backward"];
+    assert_eq!(back["values"].as_array().unwrap().len(), 2, "{back}");
+    assert_eq!(j["findings"][0]["verdict"], "reproduced");
+
+    // A folder of another experiment (other methods) is an error.
+    tic_metrics(root, &["sequential", "oracle"], "m3", &["--no-plots"]);
+    let o = tic_report(
+        root,
+        &["--metrics", "m1", "--metrics", "m3", "--output", "x.md"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("m3: methods"),
         "{}",
         text(&o.stderr)
     );

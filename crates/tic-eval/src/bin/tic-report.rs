@@ -16,6 +16,12 @@ use tic_eval::report::{self, shell_quote, Options, Verdict};
 /// every T×T matrix, links to the plots of METRICS, the training runs of --runs-dir and the
 /// data of --synth. Prints the tables, the findings and the paths written.
 ///
+/// Seeds: give --metrics once per seed of the same experiment (same steps, families and
+/// methods). Tables then show mean ± std over the seeds, and a comparison of a finding counts
+/// only when the gap between the means exceeds the two methods' pooled standard deviation
+/// (otherwise: "undecided"). With one --metrics the report says that it is one seed and that
+/// its verdicts cannot be judged beyond seed noise.
+///
 /// Findings (methods matched by name):
 ///   (a) backward(sequential) < backward(cumulative-all) [and cumulative-exp], per family
 ///   (b) ID and backward of cumulative-all >= oracle's - --oracle-tolerance, per family,
@@ -29,12 +35,16 @@ use tic_eval::report::{self, shell_quote, Options, Verdict};
 ///
 ///   tic-report --metrics out/demo/metrics --runs-dir out/demo/runs
 ///     --synth out/demo/synth/synth.json --output out/demo/report.md --check
+///
+///   tic-report --metrics out/demo/metrics --metrics out/demo-s1/metrics
+///     --metrics out/demo-s2/metrics --output out/seeds/report.md --json out/seeds/report.json
 #[derive(Debug, Parser)]
 #[command(name = "tic-report", version, verbatim_doc_comment)]
 struct Args {
-    /// tic-metrics output folder (reads report.json, links the PNG plots found there).
-    #[arg(long, value_name = "DIR")]
-    metrics: PathBuf,
+    /// tic-metrics output folder (reads report.json, links the PNG plots found there). Repeat
+    /// it, once per seed, to judge the findings on the seed spread.
+    #[arg(long, value_name = "DIR", required = true)]
+    metrics: Vec<PathBuf>,
 
     /// tic-train runs folder ({strategy}_{step}/ with compute.json, metrics.jsonl): adds a
     /// training-runs table.
@@ -53,7 +63,11 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
 
-    /// Sanity-check report.json; exit 1 listing every problem (fewer than 2 steps, an
+    /// Also write the numbers (every seed's value, mean, std, n) and the verdicts as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Sanity-check report.json (each seed's); exit 1 listing every problem (fewer than 2 steps, an
     /// incomplete matrix, a missing or non-finite value or one outside 0–1, no compute figure).
     #[arg(long)]
     check: bool,
@@ -86,7 +100,9 @@ impl Args {
             parts.push(flag.to_string());
             parts.extend(value.map(|v| shell_quote(&v)));
         };
-        push("--metrics", Some(self.metrics.display().to_string()));
+        for m in &self.metrics {
+            push("--metrics", Some(m.display().to_string()));
+        }
         if let Some(d) = &self.runs_dir {
             push("--runs-dir", Some(d.display().to_string()));
         }
@@ -109,6 +125,9 @@ impl Args {
             push("--min-gap", Some(self.min_gap.to_string()));
         }
         push("--output", Some(self.output.display().to_string()));
+        if let Some(j) = &self.json {
+            push("--json", Some(j.display().to_string()));
+        }
         if self.check {
             push("--check", None);
         }
@@ -128,6 +147,7 @@ fn main() -> ExitCode {
         synth: args.synth.clone(),
         title: args.title.clone(),
         output: args.output.clone(),
+        json: args.json.clone(),
         oracle_tolerance: args.oracle_tolerance,
         min_signal: args.min_signal,
         min_gap: args.min_gap,
@@ -143,10 +163,13 @@ fn main() -> ExitCode {
     print!("{}", outcome.console);
     let mut failed = false;
     if args.check && !outcome.problems.is_empty() {
+        let source = match args.metrics.as_slice() {
+            [one] => one.join("report.json").display().to_string(),
+            many => format!("{} reports", many.len()),
+        };
         eprintln!(
-            "tic-report: --check: {} problem(s) in {}:",
+            "tic-report: --check: {} problem(s) in {source}:",
             outcome.problems.len(),
-            args.metrics.join("report.json").display()
         );
         for p in &outcome.problems {
             eprintln!("  - {p}");

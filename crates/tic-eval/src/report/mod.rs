@@ -1,0 +1,244 @@
+//! `tic-report`: the human-facing report of a TiC experiment.
+//!
+//! Reads what `tic-metrics` wrote (`report.json` and the plots next to it), optionally the
+//! training runs of `tic-train` and the synthetic pool's `synth.json`, and renders one
+//! deterministic Markdown file (no timestamps: the same inputs give the same bytes):
+//!
+//! 1. title and what the report shows;
+//! 2. the data (from `synth.json`);
+//! 3. per task family, one row per method: ID, backward, forward transfer, static average
+//!    and compute (cumulative samples seen, and × of the least-compute method);
+//! 4. the paper's findings, each evaluated from the numbers ([`findings`]);
+//! 5. every T×T matrix; 6. links to the plots; 7. the training runs ([`training_runs`]);
+//! 8. the command that regenerates it.
+//!
+//! [`check`] lists what makes a report unfit to read (too few steps, incomplete matrices,
+//! values missing or outside `[0, 1]`, no compute figure). See `docs/eval.md` §4.
+//!
+//! Several seeds of one experiment (one `--metrics` folder each) give tables of mean ± std and
+//! findings judged against the seed spread ([`Seeds`], [`seed_findings`]); one seed gives the
+//! plain numbers and says that its verdicts cannot be judged beyond seed noise.
+//!
+//! One concern per file: `findings` (the paper's claims), `seeds` (several seeds: means,
+//! spreads, the decision rule), `checks` (`--check`), `data` (`synth.json`), `training` (run
+//! folders), `plots` (links), `render` (tables, Markdown, console), `json` (`--json`); this
+//! file holds the shared accessors and [`generate`], which ties them together.
+
+mod checks;
+mod data;
+mod findings;
+mod json;
+mod plots;
+mod render;
+mod seeds;
+#[cfg(test)]
+mod tests;
+mod training;
+
+pub use checks::check;
+pub use data::SynthInfo;
+pub use findings::{
+    findings, findings_with, findings_with_gap, seed_findings, Evidence, Finding, Verdict, CLAIM_A,
+    CLAIM_B, CLAIM_C, DEFAULT_MIN_GAP, DEFAULT_MIN_SIGNAL, DEFAULT_ORACLE_TOLERANCE,
+};
+pub use json::report_json;
+pub use plots::{find_plots, relative_link, Plot};
+pub use render::{console, main_tables, render, seed_tables, seeds_note, shell_quote, RenderInput};
+pub use seeds::{decide, pooled_std, Seeds, Stat};
+pub use training::{summarize_training_run, training_runs, TrainingRun};
+
+use crate::dynamic::{FamilyKey, FamilyMatrix, Report, RunReport, TransferSummary};
+use crate::tables::Align;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Right-aligned table column.
+const R: Align = Align::Right;
+
+/// Method names the findings look for (matched exactly).
+pub const SEQUENTIAL: &str = "sequential";
+/// Warm start on all data seen so far.
+pub const CUMULATIVE_ALL: &str = "cumulative-all";
+/// Warm start with exponentially decaying replay of old data.
+pub const CUMULATIVE_EXP: &str = "cumulative-exp";
+/// Warm start with equal replay of every old step.
+pub const CUMULATIVE_EQUAL: &str = "cumulative-equal";
+/// Trained from scratch on all data at every step (the expensive reference).
+pub const ORACLE: &str = "oracle";
+/// Random init at every step with the sequential budget.
+pub const RESTART: &str = "restart";
+
+/// The default `--title`.
+pub const DEFAULT_TITLE: &str = "TiC-CLIP report";
+
+/// Reads `dir/report.json` as written by `tic-metrics`.
+pub fn load_report(metrics_dir: &Path) -> Result<Report> {
+    let path = metrics_dir.join("report.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (run tic-metrics --output-dir {} first)",
+            path.display(),
+            metrics_dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+// ---- small accessors -----------------------------------------------------------------------
+
+/// The run called `name`.
+pub fn method<'a>(report: &'a Report, name: &str) -> Option<&'a RunReport> {
+    report.runs.iter().find(|r| r.name == name)
+}
+
+/// The run's matrix for `family`.
+pub fn family_matrix<'a>(run: &'a RunReport, family: &FamilyKey) -> Option<&'a FamilyMatrix> {
+    run.matrices.iter().find(|m| &m.family == family)
+}
+
+/// Picks ID, backward or forward transfer out of a [`TransferSummary`].
+pub type SummaryField = fn(&TransferSummary) -> Option<f64>;
+
+fn summary<'a>(run: &'a RunReport, family: &FamilyKey) -> Option<&'a TransferSummary> {
+    family_matrix(run, family).map(|m| &m.summary)
+}
+
+/// The run's compute: cumulative samples seen by its last model.
+pub fn final_compute(run: &RunReport) -> Option<f64> {
+    run.per_step.last().and_then(|p| p.cumulative_samples)
+}
+
+/// The smallest positive, finite [`final_compute`] over the runs.
+fn least_compute(report: &Report) -> Option<f64> {
+    report
+        .runs
+        .iter()
+        .filter_map(final_compute)
+        .filter(|c| c.is_finite() && *c > 0.0)
+        .min_by(f64::total_cmp)
+}
+
+fn family_title(f: &FamilyKey) -> String {
+    format!("{} {} {}", f.dataset, f.family, f.timescale.as_str())
+}
+
+// ---- end to end ----------------------------------------------------------------------------
+
+/// The inputs of [`generate`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `tic-metrics` output folders, one per seed of the same experiment (at least one).
+    pub metrics: Vec<PathBuf>,
+    /// `tic-train` runs folder.
+    pub runs_dir: Option<PathBuf>,
+    /// `synth.json`.
+    pub synth: Option<PathBuf>,
+    /// Title.
+    pub title: String,
+    /// The Markdown file to write.
+    pub output: PathBuf,
+    /// Where to write [`report_json`], if anywhere.
+    pub json: Option<PathBuf>,
+    /// Slack of finding (b).
+    pub oracle_tolerance: f64,
+    /// Families whose best ID is below this do not count for the findings.
+    pub min_signal: f64,
+    /// Smallest backward-transfer gap that decides finding (a).
+    pub min_gap: f64,
+    /// The command line shown under "Regenerate".
+    pub command: String,
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The Markdown written to [`Options::output`].
+    pub markdown: String,
+    /// What to print on stdout.
+    pub console: String,
+    /// The findings.
+    pub findings: Vec<Finding>,
+    /// [`check`]'s problems (with several seeds, each prefixed by its `--metrics` folder).
+    pub problems: Vec<String>,
+}
+
+/// Reads the inputs, renders the report and writes it atomically to `opts.output`.
+pub fn generate(opts: &Options) -> Result<Outcome> {
+    if !opts.oracle_tolerance.is_finite() || opts.oracle_tolerance < 0.0 {
+        bail!(
+            "--oracle-tolerance must be a non-negative number, got {}",
+            opts.oracle_tolerance
+        );
+    }
+    let reports = opts
+        .metrics
+        .iter()
+        .map(|m| load_report(m))
+        .collect::<Result<Vec<_>>>()?;
+    let labels: Vec<String> = opts
+        .metrics
+        .iter()
+        .map(|m| m.display().to_string())
+        .collect();
+    let seeds = Seeds::new(labels.clone(), reports)?;
+    let synth = opts
+        .synth
+        .as_deref()
+        .map(SynthInfo::from_path)
+        .transpose()?;
+    let training = opts.runs_dir.as_deref().map(training_runs).transpose()?;
+    let report_dir = match opts.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&report_dir)
+        .with_context(|| format!("creating {}", report_dir.display()))?;
+    let mut plots = Vec::new();
+    for ((dir, label), report) in opts.metrics.iter().zip(&labels).zip(&seeds.reports) {
+        for mut p in find_plots(report, dir, &report_dir)? {
+            if seeds.len() > 1 {
+                p.label = format!("{label}: {}", p.label);
+            }
+            plots.push(p);
+        }
+    }
+    if !opts.min_gap.is_finite() || opts.min_gap < 0.0 {
+        bail!(
+            "--min-gap must be a non-negative number, got {}",
+            opts.min_gap
+        );
+    }
+    let findings = seed_findings(&seeds, opts.oracle_tolerance, opts.min_signal, opts.min_gap);
+    let runs_dir = opts.runs_dir.as_ref().map(|p| p.display().to_string());
+    let markdown = render(&RenderInput {
+        seeds: &seeds,
+        title: &opts.title,
+        metrics: &labels,
+        synth: synth.as_ref(),
+        training: runs_dir.as_deref().zip(training.as_deref()),
+        plots: &plots,
+        findings: &findings,
+        command: &opts.command,
+    });
+    crate::write_output(&opts.output, markdown.as_bytes())?;
+    if let Some(path) = &opts.json {
+        let mut text = serde_json::to_string_pretty(&report_json(&seeds, &findings))?;
+        text.push('\n');
+        crate::write_output(path, text.as_bytes())?;
+    }
+    let problems = if seeds.len() == 1 {
+        check(&seeds.reports[0])
+    } else {
+        labels
+            .iter()
+            .zip(&seeds.reports)
+            .flat_map(|(label, r)| check(r).into_iter().map(move |p| format!("{label}: {p}")))
+            .collect()
+    };
+    Ok(Outcome {
+        console: console(&seeds, &findings, &opts.output, &plots),
+        markdown,
+        problems,
+        findings,
+    })
+}
