@@ -410,7 +410,7 @@ impl Location {
     /// tar stream).
     pub fn read(&self) -> Result<Vec<u8>> {
         match self {
-            Location::Pipe(cmd) => crate::pipe::read(cmd),
+            Location::Pipe(_) => crate::pipe::read(&self.to_string()),
             Location::Local(p) => {
                 std::fs::read(p).with_context(|| format!("reading {}", p.display()))
             }
@@ -458,9 +458,9 @@ impl Location {
     /// `pipe:` URL's output likewise (checked to be one complete tar stream).
     pub fn fetch(&self) -> Result<LocalCopy> {
         match self {
-            Location::Pipe(cmd) => {
+            Location::Pipe(_) => {
                 let tmp = tempfile::NamedTempFile::new()?;
-                crate::pipe::fetch_into(cmd, &mut tmp.reopen()?)?;
+                crate::pipe::fetch_into(&self.to_string(), &mut tmp.reopen()?)?;
                 Ok(LocalCopy {
                     path: tmp.path().to_path_buf(),
                     _tmp: Some(TempHold::File(tmp)),
@@ -593,7 +593,7 @@ fn download_file(src: &Location, dst: &Path) -> Result<()> {
                 Location::Remote(r) => {
                     remote::fetch_to(r, &tmp).with_context(|| format!("downloading {src}"))?
                 }
-                Location::Pipe(cmd) => crate::pipe::fetch_into(cmd, &mut tmp.reopen()?)?,
+                Location::Pipe(_) => crate::pipe::fetch_into(&src.to_string(), &mut tmp.reopen()?)?,
                 Location::Local(_) => unreachable!("handled above"),
             }
             tmp.persist(dst).map_err(|e| e.error)?;
