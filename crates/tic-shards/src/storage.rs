@@ -758,6 +758,26 @@ pub fn read_stdin(what: &str) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// True when the file argument `spec` is [`STDIO`] (`-`).
+pub fn is_stdio(spec: impl AsRef<std::ffi::OsStr>) -> bool {
+    spec.as_ref() == STDIO
+}
+
+/// Writes a tool's single output file `spec`: `-` writes `bytes` to standard output (logs go to
+/// standard error, so the data is never mixed with them); otherwise the file (a local path or
+/// an object-store URL) is written atomically.
+pub fn write_output(spec: &str, bytes: &[u8]) -> Result<()> {
+    if is_stdio(spec) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .context("writing to standard output")?;
+        return Ok(());
+    }
+    Location::parse(spec)?.write(bytes)
+}
+
 /// A local copy of the input file named by `spec` (a path, or a URL held in a path). A download
 /// keeps the object's file name (tools derive output names from it), in a temporary folder.
 pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
