@@ -120,6 +120,14 @@ struct Args {
     #[arg(long = "dump-embeddings", value_name = "DIR")]
     dump_embeddings: Option<PathBuf>,
 
+    /// Print the per-task summary as JSON lines on stdout instead of the Markdown table: one
+    /// object per selected task, in task-list order, {"key", "dataset", "status" (done,
+    /// skipped, failed), "main_metric", "metrics" (the task's record, also for tasks done
+    /// before), "samples", "seconds", "images_per_s", "texts_per_s", "error"}; the results
+    /// path goes to stderr. For `tic-eval --json | jq …`.
+    #[arg(long)]
+    json: bool,
+
     /// Accepted for compatibility with DataComp's evaluate.py; ignored.
     #[arg(long = "skip_hf", hide = true)]
     skip_hf: bool,
@@ -430,7 +438,11 @@ fn run(args: &Args, comm: &dyn Comm) -> Result<bool> {
         .flatten()
         .any(|o| matches!(o.status, Status::Failed(_)));
     if let Some(out) = &output {
-        print_summary(&selected, &done, &out.results, &shown_out);
+        if args.json {
+            print_json_summary(&selected, &done, &out.results, &shown_out);
+        } else {
+            print_summary(&selected, &done, &out.results, &shown_out);
+        }
         if !ok {
             eprintln!(
                 "some tasks failed (see above and {}); the others were recorded",
@@ -493,6 +505,59 @@ fn evaluate_one(
             }
         }
     }
+}
+
+/// `--json`: the summary (rank 0) as one JSON object per selected task on stdout, in task-list
+/// order; the results path on stderr.
+fn print_json_summary(
+    selected: &[&Task],
+    done: &[Option<Outcome>],
+    results: &ResultsFile,
+    shown_out: &Path,
+) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for (task, o) in selected.iter().zip(done) {
+        let (st, secs) = o
+            .as_ref()
+            .map_or((&Status::Skipped, None), |o| (&o.status, Some(o.secs)));
+        let record = results.by_key(&task.key);
+        let mut v = serde_json::json!({
+            "key": task.key,
+            "dataset": task.name(),
+            "main_metric": record.and_then(EvalRecord::main_metric),
+            "metrics": record.map(|r| Value::Object(r.metrics.clone())),
+            "samples": null, "seconds": secs, "images_per_s": null, "texts_per_s": null,
+            "error": null,
+        });
+        match st {
+            Status::Done {
+                main,
+                samples,
+                images_per_s,
+                texts_per_s,
+            } => {
+                v["status"] = "done".into();
+                v["main_metric"] = serde_json::json!(main);
+                v["samples"] = (*samples).into();
+                v["images_per_s"] = (*images_per_s).into();
+                v["texts_per_s"] = (*texts_per_s).into();
+            }
+            Status::Skipped => v["status"] = "skipped".into(),
+            Status::Failed(e) => {
+                v["status"] = "failed".into();
+                v["error"] = e.as_str().into();
+            }
+        }
+        let _ = writeln!(out, "{v}");
+    }
+    let _ = out.flush();
+    eprintln!(
+        "results: {}",
+        shown_out
+            .join(results.path().file_name().unwrap_or_default())
+            .display()
+    );
 }
 
 /// The summary table (rank 0): one row per selected task, in task-list order.
