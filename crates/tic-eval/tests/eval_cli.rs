@@ -383,6 +383,47 @@ fn evaluates_records_resumes_and_reports_failures() {
     assert_eq!(v[0]["main_metric"], rec["metrics"]["main_metric"]);
     assert!(v[0]["samples"].as_u64().unwrap() > 0 && v[0]["seconds"].is_number());
 
+    // Issue 16: a `pipe:` --data_dir streams every file of each set (`{}` = its path): the same
+    // records as reading the folder; a failing command and a truncated shard fail the tasks,
+    // naming the command.
+    let eval_with = |data: &str, out: &Path| {
+        run(&[
+            "--train_output_dir",
+            s(&f.run_dir),
+            "--output_dir",
+            s(out),
+            "--data_dir",
+            data,
+            "--tasklist",
+            s(&f.tasklist),
+            "--tasks",
+            "tic/datacomp/retrieval/yearly/2016",
+            "tic/datacomp/datacompnet/yearly/2016",
+            "retrieval/tiny",
+            "--batch_size",
+            "4",
+            "--num_workers",
+            "2",
+            "-q",
+        ])
+    };
+    let piped = f.root.join("piped");
+    let o = eval_with(&format!("pipe:cat {}/{{}}", s(&f.data)), &piped);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(records(&piped.join("eval_results.jsonl")), recs);
+    for (data, want) in [
+        ("pipe:false {}".to_string(), "pipe:false tic/"),
+        (
+            format!("pipe:head -c 1000 {}/{{}}", s(&f.data)),
+            "truncated tar stream",
+        ),
+    ] {
+        let o = eval_with(&data, &f.root.join("bad"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{data}: {err}");
+        assert!(err.contains(want), "{data}: {err}");
+    }
+
     // Results of another model in the same folder are refused.
     let o = run(&[
         "--use_model",

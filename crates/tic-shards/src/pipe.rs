@@ -139,7 +139,31 @@ fn stderr_tail(bytes: &[u8]) -> String {
     format!("; its standard error: {}", &s[start..])
 }
 
-/// Runs the pipe URL `url` into `file` (from its start) and checks that the output is one
+/// The placeholder of a `pipe:` root template (tic-eval's `--data_dir`): each file under the
+/// root is read by running the template with `{}` replaced by the file's relative path.
+pub const PATH_PLACEHOLDER: &str = "{}";
+
+/// The `pipe:` URL that reads the file `rel` under the `pipe:` root `template`, e.g.
+/// `pipe:aws s3 cp s3://b/eval/{} -` and `2016/0.tar` give `pipe:aws s3 cp s3://b/eval/2016/0.tar -`.
+/// A template without `{}` is an error.
+pub fn for_path(template: &str, rel: &str) -> Result<String> {
+    if !template.contains(PATH_PLACEHOLDER) {
+        bail!(
+            "{template}: a pipe: folder needs `{PATH_PLACEHOLDER}` where each file's path goes, \
+             e.g. 'pipe:aws s3 cp s3://bucket/eval_data/{PATH_PLACEHOLDER} -'"
+        );
+    }
+    Ok(template.replace(PATH_PLACEHOLDER, rel))
+}
+
+/// Runs the pipe URL `url` and returns its output as it is (any file, not checked as a tar).
+pub fn read_raw(url: &str) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    run_into(url, &mut v)?;
+    Ok(v)
+}
+
+/// Runs the pipe URL `url` into `file` (from its start; opened for reading and writing) and checks that the output is one
 /// complete tar stream ([`check_tar_complete`]).
 pub fn fetch_into(url: &str, file: &mut std::fs::File) -> Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
@@ -297,6 +321,12 @@ mod tests {
         let e = format!("{:#}", read(&cut).unwrap_err());
         assert!(e.contains("head -c 1000") && e.contains("truncated"), "{e}");
         assert_eq!(shard_name(&url), "x.tar");
+        assert_eq!(
+            for_path("pipe:cat /e/{}", "2016/0.tar").unwrap(),
+            "pipe:cat /e/2016/0.tar"
+        );
+        assert!(for_path("pipe:cat /e", "x").is_err());
+        assert_eq!(read_raw("pipe:printf 3").unwrap(), b"3");
         assert_eq!(shard_name("pipe:aws s3 cp s3://b/0007.tar -"), "0007.tar");
     }
 }

@@ -21,6 +21,7 @@ use tic_eval::results::{EvalRecord, ResultsFile};
 use tic_eval::spread::{self, Outcome, Status};
 use tic_eval::tasklist::{Task, TaskList};
 use tic_model::checkpoint;
+use tic_shards::pipe;
 use tic_shards::storage::{download_tree, fetch_file, Location, OutputDir};
 
 /// Zero-shot evaluation of a CLIP model on DataComp / TiC-CLIP tasks (DataComp evaluate.py).
@@ -73,8 +74,9 @@ struct Args {
     #[arg(long = "model-config", alias = "model_config", value_name = "FILE")]
     model_config: Option<PathBuf>,
 
-    /// Root of the evaluation sets: a folder, or an object-store URL (each task's set is
-    /// downloaded before it is evaluated, and deleted after).
+    /// Root of the evaluation sets: a folder, an object-store URL, or a `pipe:` template with
+    /// `{}` where each file's path under the root goes, e.g. `pipe:aws s3 cp s3://b/eval/{} -`
+    /// (each task's set is downloaded or streamed before it is evaluated, and deleted after).
     #[arg(
         long = "data_dir",
         alias = "data-dir",
@@ -198,10 +200,23 @@ fn check_info(out: &Path, model: &ModelSource) -> Result<()> {
 enum DataRoot {
     Local(PathBuf),
     Remote(Location, tempfile::TempDir),
+    /// A `pipe:` template with `{}` for each file's path (tic_shards::pipe::for_path).
+    Pipe(String, tempfile::TempDir),
 }
 
 impl DataRoot {
     fn new(spec: &Path) -> Result<Self> {
+        let s = spec.to_string_lossy();
+        if pipe::is_pipe(&s) {
+            pipe::for_path(&s, "")?;
+            return Ok(DataRoot::Pipe(
+                s.into_owned(),
+                tempfile::Builder::new()
+                    .prefix("tic-eval-data-")
+                    .tempdir()
+                    .context("creating a folder for streamed evaluation sets")?,
+            ));
+        }
         Ok(match Location::parse(&spec.to_string_lossy())? {
             Location::Local(p) => DataRoot::Local(p),
             remote => DataRoot::Remote(
@@ -224,15 +239,74 @@ impl DataRoot {
                 download_tree(&url.join(&rel_s), &tmp.path().join(&rel))?;
                 Ok(tmp.path().to_path_buf())
             }
+            DataRoot::Pipe(template, tmp) => {
+                let (rel, split) = task.parsed_key()?.data_location(Path::new(""));
+                stage_pipe(template, &rel, split, tmp.path())?;
+                Ok(tmp.path().to_path_buf())
+            }
         }
     }
 
     /// Deletes a downloaded set once evaluated.
     fn release(&self, task: &Task) {
-        if let (DataRoot::Remote(_, tmp), Ok(key)) = (self, task.parsed_key()) {
+        if let (DataRoot::Remote(_, tmp) | DataRoot::Pipe(_, tmp), Ok(key)) =
+            (self, task.parsed_key())
+        {
             let _ = std::fs::remove_dir_all(tmp.path().join(key.data_location(Path::new("")).0));
         }
     }
+}
+
+/// Streams the evaluation set `rel` (split `split`) of a `pipe:` `--data_dir` into `dst/rel`:
+/// the optional metadata files (a failing command = no such file, logged at debug level), then
+/// `nshards.txt` and every shard (a failing command or truncated tar is an error naming it).
+fn stage_pipe(template: &str, rel: &Path, split: &str, dst: &Path) -> Result<()> {
+    let rel_s = rel.to_string_lossy().replace('\\', "/");
+    let under = |name: &str| -> String {
+        [rel_s.as_str(), split, name]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let local = dst.join(rel);
+    std::fs::create_dir_all(local.join(split))
+        .with_context(|| format!("creating {}", local.display()))?;
+    for name in [
+        "dataset_type.txt",
+        "count.txt",
+        "classnames.txt",
+        "zeroshot_classification_templates.txt",
+    ] {
+        let url = pipe::for_path(template, &[rel_s.as_str(), name].join("/"))?;
+        match pipe::read_raw(&url) {
+            Ok(b) => tic_eval::write_output(&local.join(name), &b)?,
+            Err(e) => tracing::debug!("{name} taken as absent: {e:#}"),
+        }
+    }
+    let url = pipe::for_path(template, &under("nshards.txt"))?;
+    let text = pipe::read_raw(&url)
+        .with_context(|| format!("evaluation set {rel_s}: reading nshards.txt"))?;
+    tic_eval::write_output(&local.join(split).join("nshards.txt"), &text)?;
+    let n: usize = String::from_utf8_lossy(&text)
+        .trim()
+        .parse()
+        .with_context(|| format!("{url}: not a number of shards"))?;
+    for i in 0..n {
+        let url = pipe::for_path(template, &under(&format!("{i}.tar")))?;
+        let path = local.join(split).join(format!("{i}.tar"));
+        // Read back by the completeness check: opened for reading too.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        pipe::fetch_into(&url, &mut f)?;
+    }
+    Ok(())
 }
 
 fn log_failure(out: &Path, key: &str, name: &str, err: &str) -> Result<()> {
