@@ -281,14 +281,14 @@ fn stage_pipe(template: &str, rel: &Path, split: &str, dst: &Path) -> Result<()>
     ] {
         let url = pipe::for_path(template, &[rel_s.as_str(), name].join("/"))?;
         match pipe::read_raw(&url) {
-            Ok(b) => tic_eval::write_output(&local.join(name), &b)?,
+            Ok(b) => tic_eval::write_output(local.join(name), &b)?,
             Err(e) => tracing::debug!("{name} taken as absent: {e:#}"),
         }
     }
     let url = pipe::for_path(template, &under("nshards.txt"))?;
     let text = pipe::read_raw(&url)
         .with_context(|| format!("evaluation set {rel_s}: reading nshards.txt"))?;
-    tic_eval::write_output(&local.join(split).join("nshards.txt"), &text)?;
+    tic_eval::write_output(local.join(split).join("nshards.txt"), &text)?;
     let n: usize = String::from_utf8_lossy(&text)
         .trim()
         .parse()
