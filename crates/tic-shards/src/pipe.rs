@@ -101,10 +101,25 @@ pub fn run_into(url: &str, out: &mut dyn Write) -> Result<u64> {
         .spawn()
         .with_context(|| format!("shard {PREFIX}{cmd}: starting `sh -c {cmd:?}`"))?;
     let mut stderr = child.stderr.take().expect("piped stderr");
+    // Drained on its own thread (a full stderr pipe would block the command); only the end is
+    // kept for the error message.
     let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
+        let mut tail = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stderr.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    tail.extend_from_slice(&chunk[..n]);
+                    if tail.len() > 4 * STDERR_TAIL {
+                        tail.drain(..tail.len() - 2 * STDERR_TAIL);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        tail
     });
     let mut stdout = child.stdout.take().expect("piped stdout");
     let copied = std::io::copy(&mut stdout, out);
@@ -317,6 +332,17 @@ mod tests {
         fetch_into(&url, &mut f).unwrap();
         let e = format!("{:#}", read("pipe:echo oops >&2; exit 3").unwrap_err());
         assert!(e.contains("exit 3") && e.contains("oops"), "{e}");
+        // A long standard error is drained (the command does not block) and cut to its end.
+        let e = format!(
+            "{:#}",
+            read("pipe:head -c 200000 /dev/zero | tr '\\0' x >&2; echo END >&2; false")
+                .unwrap_err()
+        );
+        assert!(
+            e.ends_with("END") && e.len() < 3 * STDERR_TAIL,
+            "{}",
+            e.len()
+        );
         let cut = format!("pipe:head -c 1000 {}", p.display());
         let e = format!("{:#}", read(&cut).unwrap_err());
         assert!(e.contains("head -c 1000") && e.contains("truncated"), "{e}");

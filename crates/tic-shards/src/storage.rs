@@ -785,6 +785,12 @@ pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
         bail!("{}: standard input is not accepted here", spec.display());
     }
     let loc = Location::parse(&spec.to_string_lossy())?;
+    if loc.is_pipe() {
+        bail!(
+            "{loc}: pipe: URLs stand for tar shards; pipe a single file into `-` instead \
+             (e.g. `CMD | tic-reshard -s - …`)"
+        );
+    }
     if !loc.is_remote() {
         return loc.fetch();
     }
