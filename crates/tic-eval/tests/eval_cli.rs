@@ -321,6 +321,109 @@ fn evaluates_records_resumes_and_reports_failures() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("skipped"));
     assert_eq!(std::fs::read(&results).unwrap(), before);
 
+    // Issue 16: --json prints one parseable object per task on stdout (nothing else): tasks
+    // done before carry their recorded metrics, the failing one its error.
+    let lines = |o: &Output| -> Vec<Value> {
+        String::from_utf8(o.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    };
+    let o = run(&[
+        "--train_output_dir",
+        s(&f.run_dir),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = lines(&o);
+    let status: Vec<(&str, &str)> = v
+        .iter()
+        .map(|x| (x["key"].as_str().unwrap(), x["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(status.len(), 4, "{status:?}");
+    for (x, rec) in v.iter().filter(|x| x["status"] == "skipped").zip(&recs) {
+        assert_eq!((&x["key"], &x["metrics"]), (&rec["key"], &rec["metrics"]));
+        assert_eq!(x["main_metric"], rec["metrics"]["main_metric"]);
+    }
+    let failed: Vec<_> = v.iter().filter(|x| x["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["key"], "tic/datacomp/retrieval/yearly/2017");
+    assert!(failed[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("results: "));
+    // A task done now: its metrics are those recorded in the (new) results folder.
+    let fresh = f.root.join("fresh");
+    let o = run(&[
+        "--train_output_dir",
+        s(&f.run_dir),
+        "--output_dir",
+        s(&fresh),
+        "--data_dir",
+        s(&f.data),
+        "--tasklist",
+        s(&f.tasklist),
+        "--tasks",
+        "retrieval/tiny",
+        "--json",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = lines(&o);
+    assert_eq!((v.len(), v[0]["status"].as_str()), (1, Some("done")));
+    let rec = &records(&fresh.join("eval_results.jsonl"))[0];
+    assert_eq!(v[0]["metrics"], rec["metrics"]);
+    assert_eq!(v[0]["main_metric"], rec["metrics"]["main_metric"]);
+    assert!(v[0]["samples"].as_u64().unwrap() > 0 && v[0]["seconds"].is_number());
+
+    // Issue 16: a `pipe:` --data_dir streams every file of each set (`{}` = its path): the same
+    // records as reading the folder; a failing command and a truncated shard fail the tasks,
+    // naming the command.
+    let eval_with = |data: &str, out: &Path| {
+        run(&[
+            "--train_output_dir",
+            s(&f.run_dir),
+            "--output_dir",
+            s(out),
+            "--data_dir",
+            data,
+            "--tasklist",
+            s(&f.tasklist),
+            "--tasks",
+            "tic/datacomp/retrieval/yearly/2016",
+            "tic/datacomp/datacompnet/yearly/2016",
+            "retrieval/tiny",
+            "--batch_size",
+            "4",
+            "--num_workers",
+            "2",
+            "-q",
+        ])
+    };
+    let piped = f.root.join("piped");
+    let o = eval_with(&format!("pipe:cat {}/{{}}", s(&f.data)), &piped);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(records(&piped.join("eval_results.jsonl")), recs);
+    for (data, want) in [
+        ("pipe:false {}".to_string(), "pipe:false tic/"),
+        (
+            format!("pipe:head -c 1000 {}/{{}}", s(&f.data)),
+            "truncated tar stream",
+        ),
+    ] {
+        let o = eval_with(&data, &f.root.join("bad"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{data}: {err}");
+        assert!(err.contains(want), "{data}: {err}");
+    }
+
     // Results of another model in the same folder are refused.
     let o = run(&[
         "--use_model",

@@ -186,6 +186,26 @@ fn tic_report_end_to_end() {
     );
     assert!(!md.contains("incomplete matrix"), "{md}");
 
+    // Issue 16: `--output -` puts the Markdown (and only it) on stdout, the console summary on
+    // stderr; the file written before is left alone.
+    let mut to_stdout = args;
+    to_stdout[7] = "-";
+    let o2 = tic_report(root, &to_stdout);
+    assert!(o2.status.success(), "stderr: {}", text(&o2.stderr));
+    let md2 = text(&o2.stdout);
+    assert!(md2.starts_with("# TiC-CLIP report\n"), "{md2}");
+    assert!(md2.contains("| oracle | 62.0 | 59.0 | 19.0 | 36.0 | 30.7k | 2.00× |"));
+    assert!(!md2.contains("\nreport: "), "{md2}");
+    assert!(
+        text(&o2.stderr).contains("report: -"),
+        "{}",
+        text(&o2.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("report/report.md")).unwrap(),
+        md
+    );
+
     // Findings.
     for line in [
         "- (a) sequential loses backward transfer against cumulative: **reproduced** — \

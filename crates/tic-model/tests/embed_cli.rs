@@ -145,6 +145,43 @@ fn embeds_folder_shards_and_texts() {
     for (a, b) in sh[32..].iter().zip(&want[..32]) {
         assert!((a - b).abs() < 1e-5, "second shard sample is c.png");
     }
+
+    // Issue 16: the same shard streamed through `pipe:cat` (a brace pattern) gives the same
+    // features, byte for byte; a failing command and a truncated stream are named errors.
+    let out3 = tmp.path().join("out3");
+    let embed = |images: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_tic-embed"))
+            .args(["--model", "tiny-test", "--weights"])
+            .arg(&weights)
+            .args(["--images", images, "--output"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let piped = format!(
+        "pipe:cat {}/shard-{{000000..000000}}.tar",
+        tmp.path().display()
+    );
+    let o = embed(&piped, &out3);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(out3.join("image_features.npy")).unwrap(),
+        std::fs::read(out2.join("image_features.npy")).unwrap()
+    );
+    let missing = tmp.path().join("nonexistent.tar");
+    for (url, want) in [
+        ("pipe:false".to_string(), "exit status: 1"),
+        (format!("pipe:cat {}", missing.display()), "No such file"),
+        (
+            format!("pipe:head -c 1000 {}", shard.display()),
+            "truncated tar stream",
+        ),
+    ] {
+        let o = embed(&url, &tmp.path().join("bad"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{url}");
+        assert!(err.contains(&url) && err.contains(want), "{url}: {err}");
+    }
 }
 
 #[test]

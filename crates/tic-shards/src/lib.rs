@@ -2,7 +2,7 @@
 //!
 //! - [`uid`]: 128-bit DataComp uids; [`npy`] and [`pickle`]: the UID files TiC-CLIP publishes.
 //! - [`wds`]: tar shards as samples; [`shardfmt`]: `{:08d}.tar`-style names.
-//! - [`storage`]: local paths and object-store URLs; [`atomic`]: temp + rename writes;
+//! - [`storage`]: local paths, object-store URLs and [`pipe`] (`pipe:CMD`) shard URLs; [`atomic`]: temp + rename writes;
 //!   [`lock`]: one writer per output folder.
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
@@ -18,6 +18,7 @@ pub mod lock;
 pub mod make_tars;
 pub mod npy;
 pub mod pickle;
+pub mod pipe;
 pub mod pyjson;
 pub mod reshard;
 #[cfg(feature = "remote")]

@@ -224,6 +224,66 @@ pub fn write_sizes(
     Ok(summary)
 }
 
+/// Sample counts of the shards of a `pipe:` pattern, counted from the streams.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PipeCounts {
+    /// Per shard, in pattern order: (its `pipe:` URL, its name as in `sizes.json`, samples).
+    pub shards: Vec<(String, String, u64)>,
+    /// Shards whose command failed or whose stream was not a complete tar (with the reason).
+    pub failed: Vec<String>,
+}
+
+impl PipeCounts {
+    /// The samples counted.
+    pub fn samples(&self) -> u64 {
+        self.shards.iter().map(|s| s.2).sum()
+    }
+
+    /// The counts as a `sizes.json` table (`{"00000000.tar": n, …}`, sorted by name, written
+    /// as Python's `json.dump` writes it).
+    pub fn sizes_json(&self) -> String {
+        let m: Map<String, Value> = self
+            .shards
+            .iter()
+            .map(|(_, name, n)| (name.clone(), json!(n)))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        pyjson::to_string(&m)
+    }
+}
+
+/// Streams every shard of the `pipe:` pattern `pattern` (brace-expanded,
+/// [`crate::pipe::expand_braces`]) on `threads` threads and counts its samples with a `json`
+/// member, as [`generate_stats`] does for files. Nothing is written.
+pub fn count_pipe_shards(pattern: &str, threads: usize, quiet: bool) -> Result<PipeCounts> {
+    let urls = crate::pipe::expand_braces(pattern)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()?;
+    let pb = crate::cli::progress(urls.len() as u64, "shards", quiet);
+    let results: Vec<Result<u64, String>> = pool.install(|| {
+        urls.par_iter()
+            .map(|u| {
+                let r = Location::parse(u)
+                    .and_then(|loc| count_json_samples(&loc))
+                    .map_err(|e| format!("{e:#}"));
+                pb.inc(1);
+                r
+            })
+            .collect()
+    });
+    pb.finish_and_clear();
+    let mut out = PipeCounts::default();
+    for (u, r) in urls.iter().zip(results) {
+        match r {
+            Ok(n) => out.shards.push((u.clone(), crate::pipe::shard_name(u), n)),
+            Err(e) => out.failed.push(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Reads a folder's sample count per shard: `sizes.json` if present, else the stats files.
 pub fn shard_sizes(dir: &Location) -> Result<BTreeMap<String, u64>> {
     let sizes = dir.join("sizes.json");

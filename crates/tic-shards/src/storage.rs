@@ -3,7 +3,8 @@
 //! `s3://`, `gs://`, `az://`/`azure://`/`abfs://` and `http(s)://` (reads) go through the
 //! `object_store` crate, configured from the usual environment variables (`AWS_ENDPOINT`,
 //! `AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`, …) with retries and exponential backoff.
-//! Everything else is a local path (`file://` prefixes are stripped).
+//! `pipe:CMD` is a shard streamed from a command's standard output ([`crate::pipe`]); it can
+//! only be read. Everything else is a local path (`file://` prefixes are stripped).
 //!
 //! Object-store support is the `remote` cargo feature (on by default). Without it (`make demo`
 //! builds that way to save the HTTP/TLS stack's compile time) a URL is an error that says so.
@@ -19,6 +20,8 @@ pub enum Location {
     Local(PathBuf),
     /// An object-store key under a bucket or base URL.
     Remote(Remote),
+    /// A `pipe:CMD` URL (the command, without `pipe:`): read-only, its output is the file.
+    Pipe(String),
 }
 
 /// An object-store location: the store, its base URL (`s3://bucket`) and the key.
@@ -284,6 +287,9 @@ mod remote {
 impl Location {
     /// Parses a local path or a URL.
     pub fn parse(s: &str) -> Result<Self> {
+        if let Some(cmd) = s.strip_prefix(crate::pipe::PREFIX) {
+            return Ok(Location::Pipe(cmd.to_string()));
+        }
         let s = s.trim_end_matches('/');
         if let Some(rest) = s.strip_prefix("file://") {
             return Ok(Location::Local(PathBuf::from(rest)));
@@ -321,17 +327,36 @@ impl Location {
         matches!(self, Location::Remote(_))
     }
 
+    /// True for `pipe:` URLs.
+    pub fn is_pipe(&self) -> bool {
+        matches!(self, Location::Pipe(_))
+    }
+
     /// The local path, if local.
     pub fn as_local(&self) -> Option<&Path> {
         match self {
             Location::Local(p) => Some(p),
-            Location::Remote(_) => None,
+            Location::Remote(_) | Location::Pipe(_) => None,
         }
     }
 
-    /// A child location.
+    /// Fails for a `pipe:` URL: `what` (e.g. "writing") needs a file or an object.
+    fn not_pipe(&self, what: &str) -> Result<()> {
+        if self.is_pipe() {
+            bail!("{self}: a pipe: URL can only be read as a shard, not used for {what}");
+        }
+        Ok(())
+    }
+
+    /// A child location. A `pipe:` URL has no children: the result names a local path that
+    /// does not exist (so looking for `sizes.json` next to a pipe finds nothing).
     pub fn join(&self, name: &str) -> Location {
         match self {
+            Location::Pipe(cmd) => Location::Local(PathBuf::from(format!(
+                "{}{cmd}/{}",
+                crate::pipe::PREFIX,
+                name.trim_matches('/')
+            ))),
             Location::Local(p) => Location::Local(p.join(name)),
             Location::Remote(r) => Location::Remote(Remote {
                 store: r.store.clone(),
@@ -353,6 +378,7 @@ impl Location {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             Location::Remote(r) => r.key.rsplit('/').next().unwrap_or("").to_string(),
+            Location::Pipe(cmd) => crate::pipe::shard_name(cmd),
         }
     }
 
@@ -361,10 +387,12 @@ impl Location {
         match self {
             Location::Local(p) => Ok(p.exists()),
             Location::Remote(r) => remote::exists(r).with_context(|| format!("checking {self}")),
+            Location::Pipe(_) => Ok(true),
         }
     }
 
-    /// The file's size in bytes, or `None` when it does not exist (or is not a file).
+    /// The file's size in bytes, or `None` when it does not exist (or is not a file, or is a
+    /// `pipe:` URL, whose size is known only once it has run).
     pub fn size(&self) -> Result<Option<u64>> {
         match self {
             Location::Local(p) => match std::fs::metadata(p) {
@@ -374,12 +402,15 @@ impl Location {
                 Err(e) => Err(e).with_context(|| format!("reading the size of {}", p.display())),
             },
             Location::Remote(r) => remote::size(r).with_context(|| format!("checking {self}")),
+            Location::Pipe(_) => Ok(None),
         }
     }
 
-    /// Reads the whole file.
+    /// Reads the whole file (a `pipe:` URL: runs the command; its output must be one complete
+    /// tar stream).
     pub fn read(&self) -> Result<Vec<u8>> {
         match self {
+            Location::Pipe(_) => crate::pipe::read(&self.to_string()),
             Location::Local(p) => {
                 std::fs::read(p).with_context(|| format!("reading {}", p.display()))
             }
@@ -394,17 +425,20 @@ impl Location {
 
     /// Writes the whole file atomically (temp + rename locally; a single PUT remotely).
     pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        self.not_pipe("writing")?;
         match self {
             Location::Local(p) => crate::atomic::write_atomic(p, bytes)
                 .with_context(|| format!("writing {}", p.display())),
             Location::Remote(r) => {
                 remote::write(r, bytes).with_context(|| format!("writing {self}"))
             }
+            Location::Pipe(_) => unreachable!("refused above"),
         }
     }
 
     /// Uploads (remote) or moves (local) a finished local file to this location.
     pub fn put_file(&self, local: &Path) -> Result<()> {
+        self.not_pipe("writing")?;
         match self {
             Location::Local(p) => {
                 if let Some(d) = p.parent() {
@@ -415,13 +449,23 @@ impl Location {
             }
             Location::Remote(r) => remote::put_file(r, local)
                 .with_context(|| format!("uploading {} to {self}", local.display())),
+            Location::Pipe(_) => unreachable!("refused above"),
         }
     }
 
     /// Makes the file available as a local path: local files as they are, remote files
-    /// downloaded (streamed) to a temporary file that lives as long as the returned handle.
+    /// downloaded (streamed) to a temporary file that lives as long as the returned handle, a
+    /// `pipe:` URL's output likewise (checked to be one complete tar stream).
     pub fn fetch(&self) -> Result<LocalCopy> {
         match self {
+            Location::Pipe(_) => {
+                let tmp = tempfile::NamedTempFile::new()?;
+                crate::pipe::fetch_into(&self.to_string(), &mut tmp.reopen()?)?;
+                Ok(LocalCopy {
+                    path: tmp.path().to_path_buf(),
+                    _tmp: Some(TempHold::File(tmp)),
+                })
+            }
             Location::Local(p) => Ok(LocalCopy {
                 path: p.clone(),
                 _tmp: None,
@@ -453,6 +497,7 @@ impl Location {
             Location::Remote(r) => {
                 remote::list(r, &mut out).with_context(|| format!("listing {self}"))?
             }
+            Location::Pipe(_) => self.not_pipe("listing")?,
         }
         out.sort();
         Ok(out)
@@ -468,6 +513,7 @@ impl Location {
                 _ => Ok(()),
             },
             Location::Remote(r) => remote::remove(r).with_context(|| format!("removing {self}")),
+            Location::Pipe(_) => self.not_pipe("removing"),
         }
     }
 
@@ -485,6 +531,7 @@ impl Location {
 
     /// Creates the folder (local only; object stores have no folders).
     pub fn create_dir_all(&self) -> Result<()> {
+        self.not_pipe("a folder")?;
         if let Location::Local(p) = self {
             std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
         }
@@ -498,6 +545,7 @@ impl fmt::Display for Location {
             Location::Local(p) => write!(f, "{}", p.display()),
             Location::Remote(r) if r.key.is_empty() => write!(f, "{}", r.base),
             Location::Remote(r) => write!(f, "{}/{}", r.base, r.key),
+            Location::Pipe(cmd) => write!(f, "{}{cmd}", crate::pipe::PREFIX),
         }
     }
 }
@@ -532,7 +580,7 @@ impl LocalCopy {
 fn download_file(src: &Location, dst: &Path) -> Result<()> {
     match src {
         Location::Local(p) => crate::atomic::copy_file(p, dst),
-        Location::Remote(r) => {
+        Location::Remote(_) | Location::Pipe(_) => {
             let dir = match dst.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d,
                 _ => Path::new("."),
@@ -541,7 +589,13 @@ fn download_file(src: &Location, dst: &Path) -> Result<()> {
             let tmp = tempfile::Builder::new()
                 .prefix(crate::atomic::TEMP_PREFIX)
                 .tempfile_in(dir)?;
-            remote::fetch_to(r, &tmp).with_context(|| format!("downloading {src}"))?;
+            match src {
+                Location::Remote(r) => {
+                    remote::fetch_to(r, &tmp).with_context(|| format!("downloading {src}"))?
+                }
+                Location::Pipe(_) => crate::pipe::fetch_into(&src.to_string(), &mut tmp.reopen()?)?,
+                Location::Local(_) => unreachable!("handled above"),
+            }
             tmp.persist(dst).map_err(|e| e.error)?;
             Ok(())
         }
@@ -704,6 +758,26 @@ pub fn read_stdin(what: &str) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// True when the file argument `spec` is [`STDIO`] (`-`).
+pub fn is_stdio(spec: impl AsRef<std::ffi::OsStr>) -> bool {
+    spec.as_ref() == STDIO
+}
+
+/// Writes a tool's single output file `spec`: `-` writes `bytes` to standard output (logs go to
+/// standard error, so the data is never mixed with them); otherwise the file (a local path or
+/// an object-store URL) is written atomically.
+pub fn write_output(spec: &str, bytes: &[u8]) -> Result<()> {
+    if is_stdio(spec) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .context("writing to standard output")?;
+        return Ok(());
+    }
+    Location::parse(spec)?.write(bytes)
+}
+
 /// A local copy of the input file named by `spec` (a path, or a URL held in a path). A download
 /// keeps the object's file name (tools derive output names from it), in a temporary folder.
 pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
@@ -711,6 +785,12 @@ pub fn fetch_file(spec: &Path) -> Result<LocalCopy> {
         bail!("{}: standard input is not accepted here", spec.display());
     }
     let loc = Location::parse(&spec.to_string_lossy())?;
+    if loc.is_pipe() {
+        bail!(
+            "{loc}: pipe: URLs stand for tar shards; pipe a single file into `-` instead \
+             (e.g. `CMD | tic-reshard -s - …`)"
+        );
+    }
     if !loc.is_remote() {
         return loc.fetch();
     }

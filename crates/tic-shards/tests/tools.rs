@@ -155,6 +155,65 @@ fn stats_and_sizes_json_equal_the_counts() {
     }
 }
 
+/// Issue 16: `pipe:` patterns on tic-stats / tic-sizes count from the streams: the same table
+/// as the files' sizes.json, nothing written; a failing or truncated stream is a named error.
+#[test]
+fn stats_and_sizes_count_pipe_streams() {
+    let d = tempfile::tempdir().unwrap();
+    let pool = pool(&d.path().join("syn"), 60, 2, 16);
+    let root = d.path().join("splits");
+    reshard_into(&pool, &root.join("2014"), 30, 8);
+    ok(&run(env!("CARGO_BIN_EXE_tic-sizes"), &["--url", s(&root)]));
+    let want = std::fs::read_to_string(root.join("2014/sizes.json")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(root.join("2014")).unwrap().collect();
+    let url = format!(
+        "pipe:cat {}/{{00000000..00000003}}.tar",
+        root.join("2014").display()
+    );
+    let o = run(env!("CARGO_BIN_EXE_tic-sizes"), &["--url", &url]);
+    ok(&o);
+    assert_eq!(String::from_utf8(o.stdout).unwrap().trim_end(), want);
+    let o = run(
+        env!("CARGO_BIN_EXE_tic-stats"),
+        &["--url", &url, "-q", "--json"],
+    );
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["shards_counted"].as_u64(), v["samples"].as_u64()),
+        (Some(4), Some(30))
+    );
+    assert_eq!(
+        v["shards"],
+        serde_json::from_str::<serde_json::Value>(&want).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_dir(root.join("2014")).unwrap().count(),
+        before.len()
+    );
+    let cut = format!(
+        "pipe:head -c 1000 {}/00000000.tar",
+        root.join("2014").display()
+    );
+    for (url, want) in [
+        ("pipe:false", "exit status: 1"),
+        (cut.as_str(), "truncated tar stream"),
+    ] {
+        for bin in [
+            env!("CARGO_BIN_EXE_tic-stats"),
+            env!("CARGO_BIN_EXE_tic-sizes"),
+        ] {
+            let o = run(bin, &["--url", url]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{bin} {url}");
+            assert!(
+                err.contains(url) && err.contains(want),
+                "{bin} {url}: {err}"
+            );
+        }
+    }
+}
+
 /// Issue 16: `tic-make-tars --input -` reads the TSV from stdin and writes the same shards as
 /// the file (named by --name, which it requires); stdout stays empty.
 #[test]

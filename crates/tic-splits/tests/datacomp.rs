@@ -323,6 +323,18 @@ fn tasklists_byte_identical_to_pyyaml() {
             std::fs::read_to_string(fixture(&format!("tasklist/{name}.yml"))).unwrap(),
             "case {name}"
         );
+        // Issue 16: `--yaml-path -` writes the same bytes to stdout (logs stay on stderr).
+        args[1] = "-";
+        let o = std::process::Command::new(TASKLIST)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8(o.stdout).unwrap(),
+            std::fs::read_to_string(&out).unwrap(),
+            "case {name} on stdout"
+        );
     }
 }
 

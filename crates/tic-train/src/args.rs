@@ -30,7 +30,10 @@ pub struct TrainArgs {
     /// Compute scale: tic_debug, tic_medium, tic_large, tic_xlarge (TiC patch values) or tiny (CPU tests/demo).
     #[arg(long)]
     pub scale: String,
-    /// Shard folders or .tar files, several joined by `::` (local paths or object-store URLs).
+    /// Shard folders or .tar files, several joined by `::` (local paths or object-store URLs),
+    /// or webdataset `pipe:CMD` URLs with brace patterns, e.g.
+    /// `pipe:aws s3 cp s3://b/{00000000..00001023}.tar -` (one `sh -c` per shard; such shards
+    /// have no sizes.json, so they need --dataset_resampled with --train_num_samples).
     #[arg(long)]
     pub data_dir: String,
     /// Train on resharded splits whose meta.json says `"complete": false` (tic-reshard lost

@@ -273,7 +273,15 @@ impl Loader {
                 let mut it = plan.iter_from(start);
                 'steps: loop {
                     let mut step: Vec<(SampleId, Position)> = (&mut it).take(step_len).collect();
-                    let end = step.last().expect("infinite stream").1;
+                    if step.len() < step_len {
+                        // The stream ends only when a shard could not be counted (pipe: URLs).
+                        let e = it
+                            .error()
+                            .unwrap_or_else(|| anyhow::anyhow!("the sample stream ended"));
+                        let _ = tx.send(Err(e));
+                        break 'steps;
+                    }
+                    let end = step.last().expect("step_len > 0").1;
                     let mine: Vec<_> = step
                         .drain(opts.rank * slice..(opts.rank + 1) * slice)
                         .collect();

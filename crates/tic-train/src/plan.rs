@@ -15,10 +15,15 @@
 //!
 //! A shard may carry a subset of its sample indices (replay buffers of the continual
 //! strategies); only those samples are drawn.
+//!
+//! Shards streamed from `pipe:` URLs have no sample count up front: a plan made with
+//! [`Plan::counted_when_drawn`] (resampled only, as OpenCLIP requires for such URLs) asks a
+//! [`Counter`] for a shard's count the first time a block draws it. The stream is the same as
+//! with the counts given up front.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -84,6 +89,23 @@ pub struct Position {
     pub consumed: u64,
 }
 
+/// Counts the samples of plan shard `i` (e.g. by opening it); see [`Plan::counted_when_drawn`].
+pub type Counter = Arc<dyn Fn(u32) -> Result<u32> + Send + Sync>;
+
+/// Shards whose counts are asked for when first drawn.
+struct Lazy {
+    counter: Counter,
+    unknown: Vec<bool>,
+    counts: Mutex<Vec<Option<u32>>>,
+}
+
+impl std::fmt::Debug for Lazy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.unknown.iter().filter(|&&u| u).count();
+        write!(f, "Lazy({n} shards counted when drawn)")
+    }
+}
+
 /// The sampling plan over a fixed list of shards.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -93,6 +115,7 @@ pub struct Plan {
     shards_per_block: usize,
     cumulative: Vec<f64>,
     drawable: Vec<u32>,
+    lazy: Option<Arc<Lazy>>,
 }
 
 /// SplitMix64 finaliser: decorrelates nearby integers.
@@ -118,8 +141,58 @@ impl Plan {
         seed: u64,
         shards_per_block: usize,
     ) -> Result<Self> {
+        Self::build(shards, sampling, seed, shards_per_block, None)
+    }
+
+    /// A resampled plan where the shards flagged in `unknown` have no count yet (their
+    /// `samples` is ignored): `counter` is asked for a shard's count the first time a block
+    /// draws it, and the answer is kept. Such shards carry no subset.
+    pub fn counted_when_drawn(
+        shards: Vec<PlanShard>,
+        unknown: Vec<bool>,
+        counter: Counter,
+        seed: u64,
+        shards_per_block: usize,
+    ) -> Result<Self> {
+        if unknown.len() != shards.len() {
+            bail!(
+                "{} shards but {} unknown flags",
+                shards.len(),
+                unknown.len()
+            );
+        }
+        if shards
+            .iter()
+            .zip(&unknown)
+            .any(|(s, &u)| u && s.subset.is_some())
+        {
+            bail!("a shard without a sample count cannot carry a subset");
+        }
+        let n = shards.len();
+        let lazy = Lazy {
+            counter,
+            unknown,
+            counts: Mutex::new(vec![None; n]),
+        };
+        Self::build(
+            shards,
+            Sampling::Resampled,
+            seed,
+            shards_per_block,
+            Some(Arc::new(lazy)),
+        )
+    }
+
+    fn build(
+        shards: Vec<PlanShard>,
+        sampling: Sampling,
+        seed: u64,
+        shards_per_block: usize,
+        lazy: Option<Arc<Lazy>>,
+    ) -> Result<Self> {
+        let unknown = |i: usize| lazy.as_ref().is_some_and(|l| l.unknown[i]);
         let drawable: Vec<u32> = (0..shards.len() as u32)
-            .filter(|&i| !shards[i as usize].is_empty())
+            .filter(|&i| unknown(i as usize) || !shards[i as usize].is_empty())
             .collect();
         if drawable.is_empty() {
             bail!("no samples to train on: every shard is empty");
@@ -140,7 +213,28 @@ impl Plan {
             shards_per_block: shards_per_block.max(1),
             cumulative,
             drawable,
+            lazy,
         })
+    }
+
+    /// True when every shard's count is known up front (not [`Plan::counted_when_drawn`]).
+    pub fn counts_known(&self) -> bool {
+        self.lazy.is_none()
+    }
+
+    /// Number of drawable samples of shard `s`, asking the counter the first time for a shard
+    /// without a count.
+    fn shard_len(&self, s: u32) -> Result<usize> {
+        if let Some(l) = self.lazy.as_ref().filter(|l| l.unknown[s as usize]) {
+            if let Some(n) = l.counts.lock().expect("count lock")[s as usize] {
+                return Ok(n as usize);
+            }
+            let n =
+                (l.counter)(s).with_context(|| format!("counting the samples of shard #{s}"))?;
+            l.counts.lock().expect("count lock")[s as usize] = Some(n);
+            return Ok(n as usize);
+        }
+        Ok(self.shards[s as usize].len())
     }
 
     /// The shards.
@@ -153,7 +247,8 @@ impl Plan {
         self.sampling
     }
 
-    /// Drawable samples in one pass over the data.
+    /// Drawable samples in one pass over the data (without the shards whose counts are not
+    /// known up front, see [`Plan::counts_known`]).
     pub fn pass_len(&self) -> u64 {
         self.drawable
             .iter()
@@ -192,52 +287,53 @@ impl Plan {
     }
 
     /// Number of samples in block `k` (without materialising it).
-    pub fn block_len(&self, k: u64) -> u64 {
-        self.block_shards(k)
-            .iter()
-            .map(|&s| self.shards[s as usize].len() as u64)
-            .sum()
+    pub fn block_len(&self, k: u64) -> Result<u64> {
+        let mut n = 0;
+        for s in self.block_shards(k) {
+            n += self.shard_len(s)? as u64;
+        }
+        Ok(n)
     }
 
-    /// The samples of block `k`, shuffled.
-    pub fn block(&self, k: u64) -> Vec<SampleId> {
-        let mut v: Vec<SampleId> = self
-            .block_shards(k)
-            .into_iter()
-            .flat_map(|s| {
-                let sh = &self.shards[s as usize];
-                (0..sh.len()).map(move |j| SampleId {
-                    shard: s,
-                    index: sh.sample(j),
-                })
-            })
-            .collect();
+    /// The samples of block `k`, shuffled. Fails only when a shard's count cannot be had
+    /// ([`Plan::counted_when_drawn`]).
+    pub fn block(&self, k: u64) -> Result<Vec<SampleId>> {
+        let mut v = Vec::new();
+        for s in self.block_shards(k) {
+            let sh = &self.shards[s as usize];
+            let len = self.shard_len(s)?;
+            v.extend((0..len).map(|j| SampleId {
+                shard: s,
+                index: sh.sample(j),
+            }));
+        }
         v.shuffle(&mut block_rng(self.seed, 3, k));
-        v
+        Ok(v)
     }
 
     /// An iterator over the stream from `pos`, yielding each sample with the position after it.
+    /// It ends only when a block cannot be made ([`PlanIter::error`] says why).
     pub fn iter_from(&self, pos: Position) -> PlanIter<'_> {
-        let block = self.block(pos.block);
         PlanIter {
             plan: self,
-            block,
+            block: None,
             pos,
+            error: None,
         }
     }
 
     /// The position `n` samples after the start of the stream.
-    pub fn position_at(&self, n: u64) -> Position {
+    pub fn position_at(&self, n: u64) -> Result<Position> {
         let mut left = n;
         let mut k = 0;
         loop {
-            let len = self.block_len(k);
+            let len = self.block_len(k)?;
             if left < len {
-                return Position {
+                return Ok(Position {
                     block: k,
                     offset: left,
                     consumed: n,
-                };
+                });
             }
             left -= len;
             k += 1;
@@ -245,23 +341,61 @@ impl Plan {
     }
 }
 
-/// Iterator over the stream (see [`Plan::iter_from`]); infinite.
+/// Iterator over the stream (see [`Plan::iter_from`]); infinite unless a block cannot be made.
 pub struct PlanIter<'a> {
     plan: &'a Plan,
-    block: Vec<SampleId>,
+    block: Option<Vec<SampleId>>,
     pos: Position,
+    error: Option<anyhow::Error>,
+}
+
+/// Consecutive empty blocks after which a plan whose shards are counted when drawn is taken to
+/// hold no sample at all.
+const MAX_EMPTY_BLOCKS: u32 = 10_000;
+
+impl PlanIter<'_> {
+    /// Why the iterator ended (a shard that could not be counted), if it did.
+    pub fn error(&mut self) -> Option<anyhow::Error> {
+        self.error.take()
+    }
+
+    fn load(&mut self) -> bool {
+        match self.plan.block(self.pos.block) {
+            Ok(b) => {
+                self.block = Some(b);
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
 }
 
 impl Iterator for PlanIter<'_> {
     type Item = (SampleId, Position);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.pos.offset as usize >= self.block.len() {
+        if self.error.is_some() || (self.block.is_none() && !self.load()) {
+            return None;
+        }
+        let mut empty = 0;
+        while self.pos.offset as usize >= self.block.as_ref().map_or(0, Vec::len) {
             self.pos.block += 1;
             self.pos.offset = 0;
-            self.block = self.plan.block(self.pos.block);
+            if !self.load() {
+                return None;
+            }
+            empty += 1;
+            if empty > MAX_EMPTY_BLOCKS {
+                self.error = Some(anyhow::anyhow!(
+                    "{MAX_EMPTY_BLOCKS} blocks in a row drew no sample: the shards are empty"
+                ));
+                return None;
+            }
         }
-        let id = self.block[self.pos.offset as usize];
+        let id = self.block.as_ref().expect("loaded")[self.pos.offset as usize];
         self.pos.offset += 1;
         self.pos.consumed += 1;
         Some((id, self.pos))
@@ -320,9 +454,50 @@ mod tests {
                 let rest: Vec<_> = p.iter_from(pos).take(60 - cut - 1).map(|x| x.0).collect();
                 let want: Vec<_> = full[cut + 1..].iter().map(|x| x.0).collect();
                 assert_eq!(rest, want, "{sampling:?} cut {cut}");
-                assert_eq!(p.position_at(cut as u64 + 1), pos);
+                assert_eq!(p.position_at(cut as u64 + 1).unwrap(), pos);
             }
         }
+    }
+
+    /// Issue 16: shards counted when first drawn (pipe: URLs) give the stream of the same
+    /// counts given up front; each shard is counted once; a count that fails ends the stream
+    /// with the error.
+    #[test]
+    fn counted_when_drawn_matches_known_counts() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let sizes = [4u32, 6, 5, 3];
+        let known = Plan::new(shards(&sizes, &[1.0; 4]), Sampling::Resampled, 5, 2).unwrap();
+        let want: Vec<_> = known.iter_from(Position::default()).take(80).collect();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let counter: Counter = Arc::new(move |i| {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok(sizes[i as usize])
+        });
+        // Shards 1 and 3 have no count (their `samples` field says 0 and is ignored).
+        let lazy = Plan::counted_when_drawn(
+            shards(&[4, 0, 5, 0], &[1.0; 4]),
+            vec![false, true, false, true],
+            counter,
+            5,
+            2,
+        )
+        .unwrap();
+        assert!(!lazy.counts_known());
+        let got: Vec<_> = lazy.iter_from(Position::default()).take(80).collect();
+        assert_eq!(got, want);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let failing: Counter = Arc::new(|i| anyhow::bail!("pipe for shard {i} failed"));
+        let bad =
+            Plan::counted_when_drawn(shards(&[1, 1], &[1.0; 2]), vec![true; 2], failing, 0, 1)
+                .unwrap();
+        let mut it = bad.iter_from(Position::default());
+        assert_eq!(it.next(), None);
+        let e = format!("{:#}", it.error().unwrap());
+        assert!(
+            e.contains("pipe for shard") && e.contains("counting"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ fn split_name(entry: &str) -> String {
 
 fn to_plan_shard(s: &Shard) -> Result<PlanShard> {
     Ok(PlanShard {
-        samples: u32::try_from(s.samples)
+        // A pipe: shard has no count yet: the plan asks for it when the shard is drawn.
+        samples: u32::try_from(s.samples.unwrap_or(0))
             .with_context(|| format!("{}: too many samples for one shard", s.location))?,
         weight: s.weight,
         subset: None,
@@ -112,6 +113,23 @@ impl DataSetup {
             args.data_weights.as_deref(),
             args.accept_incomplete,
         )?;
+        if let Some(p) = shards.iter().find(|s| s.samples.is_none()) {
+            if !args.dataset_resampled
+                || args.train_num_samples.is_none()
+                || args.strategy.is_some()
+            {
+                bail!(
+                    "--data_dir shard {}: no sample count; {}{}",
+                    p.location,
+                    tic_shards::pipe::COUNTS_HINT,
+                    if args.strategy.is_some() {
+                        " (--strategy needs every split's counts: run tic-sizes and read the files or URLs directly)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
         let k0 = args.first_step_splits.max(1);
         let step_of = |input: usize| input.saturating_sub(k0 - 1);
         let num_steps = step_of(entries.len() - 1) + 1;
@@ -126,7 +144,7 @@ impl DataSetup {
             }
             let mut sizes = vec![0u64; num_steps];
             for s in &shards {
-                sizes[step_of(s.input)] += s.samples;
+                sizes[step_of(s.input)] += s.samples.unwrap_or(0);
             }
             let alloc = allocation(strategy, &sizes, t)?;
             for (step, n) in alloc.iter().enumerate() {
@@ -166,13 +184,26 @@ impl DataSetup {
         } else {
             (Sampling::WithoutReplacement, args.seed)
         };
-        let plan = Arc::new(Plan::new(
-            plan_shards,
-            sampling,
-            plan_seed,
-            args.shards_per_block,
-        )?);
         let store = ShardStore::new(shards.iter().map(|s| s.location.clone()).collect());
+        let unknown: Vec<bool> = shards.iter().map(|s| s.samples.is_none()).collect();
+        let plan = if unknown.iter().any(|&u| u) {
+            // pipe: shards are counted when first drawn, by opening (streaming) them.
+            let counting = store.clone();
+            let counter: crate::plan::Counter = Arc::new(move |i| {
+                let n = counting.get(i)?.len();
+                u32::try_from(n).context("too many samples for one shard")
+            });
+            Plan::counted_when_drawn(
+                plan_shards,
+                unknown,
+                counter,
+                plan_seed,
+                args.shards_per_block,
+            )?
+        } else {
+            Plan::new(plan_shards, sampling, plan_seed, args.shards_per_block)?
+        };
+        let plan = Arc::new(plan);
         Ok(Self {
             entries,
             shards,
@@ -401,7 +432,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
     let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
     let opts = options(args, sc, &cfg, data.budget)?;
     check_batch_split(&opts, world, rank);
-    if rank == 0 && opts.global_batch > data.plan.pass_len() {
+    if rank == 0 && data.plan.counts_known() && opts.global_batch > data.plan.pass_len() {
         tracing::warn!(
             "the global batch ({}) is larger than the training data ({} samples per pass): every step repeats samples",
             opts.global_batch,
@@ -422,7 +453,11 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         "tic-train {exp_name}: {} on {} shards ({} samples per pass, {:?}), {} steps of {} samples ({} epochs of {} steps), device {:?}, {} rank(s) ({})",
         model_name,
         data.shards.len(),
-        data.plan.pass_len(),
+        if data.plan.counts_known() {
+            data.plan.pass_len().to_string()
+        } else {
+            "counted when streamed: pipe: shards,".to_string()
+        },
         data.plan.sampling(),
         counts.total_steps,
         counts.loader_batch * opts.accum_freq,

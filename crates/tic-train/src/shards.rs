@@ -17,6 +17,11 @@
 //! only see its tar files, with the same result for contiguous names); and every shard must have
 //! a sample count in its folder's `sizes.json` or stats files, since the loader plans by count.
 //!
+//! A part that is a webdataset `pipe:CMD` URL (`pipe:aws s3 cp s3://b/{00000000..00001023}.tar -`)
+//! is brace-expanded ([`tic_shards::pipe::expand_braces`]) into one shard per item, streamed
+//! through `sh -c`. Such shards have no sample count ([`Shard::samples`] is `None`); the run must
+//! then sample with replacement for a given number of samples, as OpenCLIP requires.
+//!
 //! A folder whose `meta.json` says `"complete": false` (a `tic-reshard` run that lost input to a
 //! truncated or corrupt tar) is refused unless the loss is accepted explicitly
 //! ([`ACCEPT_INCOMPLETE_FLAG`]).
@@ -24,6 +29,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+use tic_shards::pipe;
 use tic_shards::shardfmt::ShardFormat;
 use tic_shards::stats::shard_sizes;
 use tic_shards::storage::Location;
@@ -33,8 +39,8 @@ use tic_shards::storage::Location;
 pub struct Shard {
     /// Where it is.
     pub location: Location,
-    /// Number of samples (from `sizes.json`).
-    pub samples: u64,
+    /// Number of samples (from `sizes.json`); `None` for a `pipe:` shard (counted when streamed).
+    pub samples: Option<u64>,
     /// Sampling weight of the shard (the weight of its `::` input; 1 without weights).
     pub weight: f64,
     /// Index of the `::` input it came from.
@@ -157,19 +163,27 @@ fn meta_pattern(dir: &Location, input: usize) -> Result<ShardPattern> {
 }
 
 /// DataComp's `get_input_shards`: expands `data_dir` (`::`-joined local paths or URLs) into
-/// shard patterns, in DataComp's order.
+/// shard patterns, in DataComp's order. `pipe:` entries are left out (see [`input_shards`]).
 pub fn input_patterns(data_dir: &str) -> Result<Vec<ShardPattern>> {
     let mut out = Vec::new();
     for (i, part) in data_dir.split("::").enumerate() {
-        if part.is_empty() {
-            bail!("--data_dir {data_dir:?}: empty entry #{i}");
+        if !pipe::is_pipe(part) {
+            out.extend(part_patterns(data_dir, part, i)?);
         }
-        let loc = Location::parse(part)?;
-        let before = out.len();
-        expand_one(&loc, i, &mut out)?;
-        if out.len() == before || out[before..].iter().all(|p| p.names.is_empty()) {
-            bail!("--data_dir entry {part:?} holds no shards (no .tar files, no meta.json)");
-        }
+    }
+    Ok(out)
+}
+
+/// The shard patterns of `--data_dir` entry #`i` (`part`, not a `pipe:` URL).
+fn part_patterns(data_dir: &str, part: &str, i: usize) -> Result<Vec<ShardPattern>> {
+    if part.is_empty() {
+        bail!("--data_dir {data_dir:?}: empty entry #{i}");
+    }
+    let loc = Location::parse(part)?;
+    let mut out = Vec::new();
+    expand_one(&loc, i, &mut out)?;
+    if out.iter().all(|p| p.names.is_empty()) {
+        bail!("--data_dir entry {part:?} holds no shards (no .tar files, no meta.json)");
     }
     Ok(out)
 }
@@ -205,6 +219,7 @@ pub const ACCEPT_INCOMPLETE_FLAG: &str = "--accept_incomplete";
 /// Expands `data_dir` and reads every shard's sample count. Shards listed with 0 samples are
 /// kept (they are never drawn); a shard missing from its folder's `sizes.json` is an error; a
 /// folder that `tic-reshard` marked incomplete is refused (see [`input_shards_accepting`]).
+/// A `pipe:` entry gives one shard per brace item, without a count.
 pub fn input_shards(data_dir: &str, weights: Option<&str>) -> Result<Vec<Shard>> {
     input_shards_accepting(data_dir, weights, false)
 }
@@ -216,12 +231,54 @@ pub fn input_shards_accepting(
     weights: Option<&str>,
     accept_incomplete: bool,
 ) -> Result<Vec<Shard>> {
-    let patterns = input_patterns(data_dir)?;
     let inputs = data_dir.split("::").count();
     let w = parse_weights(weights, inputs)?;
     let mut sizes_cache: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut out = Vec::new();
-    for p in patterns {
+    let mut patterns = Vec::new();
+    for (i, part) in data_dir.split("::").enumerate() {
+        if !pipe::is_pipe(part) {
+            patterns.extend(part_patterns(data_dir, part, i)?);
+            continue;
+        }
+        // Flush the file patterns before this entry so shards stay in --data_dir order.
+        push_patterns(
+            &mut patterns,
+            &w,
+            &mut sizes_cache,
+            accept_incomplete,
+            &mut out,
+        )?;
+        for url in
+            pipe::expand_braces(part).with_context(|| format!("--data_dir entry {part:?}"))?
+        {
+            out.push(Shard {
+                location: Location::parse(&url)?,
+                samples: None,
+                weight: w[i],
+                input: i,
+            });
+        }
+    }
+    push_patterns(
+        &mut patterns,
+        &w,
+        &mut sizes_cache,
+        accept_incomplete,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Turns the file patterns (drained) into shards with their counts from `sizes.json`.
+fn push_patterns(
+    patterns: &mut Vec<ShardPattern>,
+    w: &[f64],
+    sizes_cache: &mut BTreeMap<String, BTreeMap<String, u64>>,
+    accept_incomplete: bool,
+    out: &mut Vec<Shard>,
+) -> Result<()> {
+    for p in patterns.drain(..) {
         let key = p.dir.to_string();
         if !sizes_cache.contains_key(&key) {
             tic_shards::reshard::check_complete(&p.dir, accept_incomplete, ACCEPT_INCOMPLETE_FLAG)?;
@@ -239,13 +296,13 @@ pub fn input_shards_accepting(
             })?;
             out.push(Shard {
                 location: p.dir.join(name),
-                samples: n,
+                samples: Some(n),
                 weight: w[p.input],
                 input: p.input,
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -299,13 +356,16 @@ mod tests {
         assert_eq!(pats[2].names[7], "y7.tar");
         let shards = input_shards(&dd, Some("2::0.5")).unwrap();
         assert_eq!(shards.len(), 14);
-        assert_eq!(shards.iter().map(|s| s.samples).sum::<u64>(), 7 + 6 + 9);
+        assert_eq!(
+            shards.iter().map(|s| s.samples.unwrap()).sum::<u64>(),
+            7 + 6 + 9
+        );
         assert!(shards[..3].iter().all(|s| s.weight == 2.0 && s.input == 0));
         assert!(shards[3..].iter().all(|s| s.weight == 0.5 && s.input == 1));
         // A single tar and a bad weight count.
         let one = root.join("b/x_001.tar");
         let s = input_shards(one.to_str().unwrap(), None).unwrap();
-        assert_eq!((s.len(), s[0].samples), (1, 2));
+        assert_eq!((s.len(), s[0].samples), (1, Some(2)));
         let e = format!("{:#}", input_shards(&dd, Some("1")).unwrap_err());
         assert!(e.contains("--data_weights has 1 values"), "{e}");
     }
@@ -331,7 +391,7 @@ mod tests {
             "{e}"
         );
         let s = input_shards_accepting(dd, None, true).unwrap();
-        assert_eq!((s.len(), s[0].samples), (1, 5));
+        assert_eq!((s.len(), s[0].samples), (1, Some(5)));
         // Complete (or older, without the field) reshards pass.
         fs::write(
             dir.join("meta.json"),
@@ -339,6 +399,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(input_shards(dd, None).unwrap().len(), 1);
+    }
+
+    /// Issue 16: a `pipe:` entry is one shard per brace item, without a count, in entry order.
+    #[test]
+    fn pipe_entries_expand_braces() {
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("s/00.tar"));
+        fs::write(d.path().join("s/sizes.json"), r#"{"00.tar": 3}"#).unwrap();
+        let dd = format!(
+            "pipe:cat /x/{{000..002}}.tar::{}::pipe:curl -s https://h/{{a,b}}.tar",
+            d.path().join("s").display()
+        );
+        let s = input_shards(&dd, Some("1::2::3")).unwrap();
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.location.to_string(), s.samples, s.input))
+            .collect();
+        assert_eq!(got[0], ("pipe:cat /x/000.tar".to_string(), None, 0));
+        assert_eq!(got[2], ("pipe:cat /x/002.tar".to_string(), None, 0));
+        assert_eq!(got[3].1, Some(3));
+        assert_eq!(got[4].0, "pipe:curl -s https://h/a.tar");
+        assert_eq!((s.len(), s[5].weight, s[5].input), (6, 3.0, 2));
     }
 
     #[test]

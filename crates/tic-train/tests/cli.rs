@@ -306,3 +306,80 @@ fn imagenet_val_is_evaluated_at_every_epoch_end() {
     assert!(err.contains("--imagenet_val"), "{err}");
     assert!(!o.join("bad/checkpoints/epoch_latest.safetensors").exists());
 }
+
+/// Issue 16: `--data_dir 'pipe:cat …/{…}.tar'` with `--dataset_resampled` trains exactly as the
+/// same run over the files (shards counted as they are streamed); without resampling it is a
+/// clear error; a failing command and a truncated stream are errors naming the shard's command.
+#[test]
+fn pipe_data_dir_trains_like_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    years(d.path());
+    let y14 = d.path().join("yearly/2014");
+    let o = d.path().join("runs");
+    let o_s = o.to_str().unwrap();
+    let files = y14.to_str().unwrap().to_string();
+    let piped = format!("pipe:cat {}/{{00000000..00000003}}.tar", y14.display());
+    for (name, dd) in [("files", &files), ("piped", &piped)] {
+        let r = train(&[
+            "--data_dir",
+            dd,
+            "--dataset_resampled",
+            "--exp_name",
+            name,
+            "--output_dir",
+            o_s,
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let losses = |name: &str| -> Vec<f64> {
+        std::fs::read_to_string(o.join(name).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let want = losses("files");
+    assert_eq!(want.len(), 4);
+    assert_eq!(losses("piped"), want);
+
+    // Without --dataset_resampled the counts are needed: the error says what to pass.
+    let r = train(&[
+        "--data_dir",
+        &piped,
+        "--exp_name",
+        "nores",
+        "--output_dir",
+        o_s,
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(
+        err.contains("--dataset_resampled") && err.contains("--train_num_samples"),
+        "{err}"
+    );
+
+    let missing = format!("pipe:cat {}/nonexistent.tar", y14.display());
+    let cut = format!("pipe:head -c 1000 {}/00000000.tar", y14.display());
+    for (dd, want) in [
+        ("pipe:false", "exit status: 1"),
+        (missing.as_str(), "No such file"),
+        (cut.as_str(), "truncated tar stream"),
+    ] {
+        let r = train(&[
+            "--data_dir",
+            dd,
+            "--dataset_resampled",
+            "--exp_name",
+            "bad",
+            "--output_dir",
+            o_s,
+        ]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success(), "{dd}");
+        assert!(err.contains(dd) && err.contains(want), "{dd}: {err}");
+    }
+}

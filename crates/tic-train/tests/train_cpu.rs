@@ -26,7 +26,7 @@ fn setup(pool: &Path, seed: u64, sampling: Sampling) -> (Arc<Plan>, ShardStore) 
     let ps: Vec<PlanShard> = shards
         .iter()
         .map(|s| PlanShard {
-            samples: s.samples as u32,
+            samples: s.samples.expect("files have counts") as u32,
             weight: s.weight,
             subset: None,
             input: s.input,

@@ -21,6 +21,7 @@ use tic_eval::results::{EvalRecord, ResultsFile};
 use tic_eval::spread::{self, Outcome, Status};
 use tic_eval::tasklist::{Task, TaskList};
 use tic_model::checkpoint;
+use tic_shards::pipe;
 use tic_shards::storage::{download_tree, fetch_file, Location, OutputDir};
 
 /// Zero-shot evaluation of a CLIP model on DataComp / TiC-CLIP tasks (DataComp evaluate.py).
@@ -73,8 +74,9 @@ struct Args {
     #[arg(long = "model-config", alias = "model_config", value_name = "FILE")]
     model_config: Option<PathBuf>,
 
-    /// Root of the evaluation sets: a folder, or an object-store URL (each task's set is
-    /// downloaded before it is evaluated, and deleted after).
+    /// Root of the evaluation sets: a folder, an object-store URL, or a `pipe:` template with
+    /// `{}` where each file's path under the root goes, e.g. `pipe:aws s3 cp s3://b/eval/{} -`
+    /// (each task's set is downloaded or streamed before it is evaluated, and deleted after).
     #[arg(
         long = "data_dir",
         alias = "data-dir",
@@ -119,6 +121,14 @@ struct Args {
     /// (image_features.npy, text_features.npy, labels.json), e.g. for external checks.
     #[arg(long = "dump-embeddings", value_name = "DIR")]
     dump_embeddings: Option<PathBuf>,
+
+    /// Print the per-task summary as JSON lines on stdout instead of the Markdown table: one
+    /// object per selected task, in task-list order, {"key", "dataset", "status" (done,
+    /// skipped, failed), "main_metric", "metrics" (the task's record, also for tasks done
+    /// before), "samples", "seconds", "images_per_s", "texts_per_s", "error"}; the results
+    /// path goes to stderr. For `tic-eval --json | jq …`.
+    #[arg(long)]
+    json: bool,
 
     /// Accepted for compatibility with DataComp's evaluate.py; ignored.
     #[arg(long = "skip_hf", hide = true)]
@@ -190,10 +200,23 @@ fn check_info(out: &Path, model: &ModelSource) -> Result<()> {
 enum DataRoot {
     Local(PathBuf),
     Remote(Location, tempfile::TempDir),
+    /// A `pipe:` template with `{}` for each file's path (tic_shards::pipe::for_path).
+    Pipe(String, tempfile::TempDir),
 }
 
 impl DataRoot {
     fn new(spec: &Path) -> Result<Self> {
+        let s = spec.to_string_lossy();
+        if pipe::is_pipe(&s) {
+            pipe::for_path(&s, "")?;
+            return Ok(DataRoot::Pipe(
+                s.into_owned(),
+                tempfile::Builder::new()
+                    .prefix("tic-eval-data-")
+                    .tempdir()
+                    .context("creating a folder for streamed evaluation sets")?,
+            ));
+        }
         Ok(match Location::parse(&spec.to_string_lossy())? {
             Location::Local(p) => DataRoot::Local(p),
             remote => DataRoot::Remote(
@@ -216,15 +239,74 @@ impl DataRoot {
                 download_tree(&url.join(&rel_s), &tmp.path().join(&rel))?;
                 Ok(tmp.path().to_path_buf())
             }
+            DataRoot::Pipe(template, tmp) => {
+                let (rel, split) = task.parsed_key()?.data_location(Path::new(""));
+                stage_pipe(template, &rel, split, tmp.path())?;
+                Ok(tmp.path().to_path_buf())
+            }
         }
     }
 
     /// Deletes a downloaded set once evaluated.
     fn release(&self, task: &Task) {
-        if let (DataRoot::Remote(_, tmp), Ok(key)) = (self, task.parsed_key()) {
+        if let (DataRoot::Remote(_, tmp) | DataRoot::Pipe(_, tmp), Ok(key)) =
+            (self, task.parsed_key())
+        {
             let _ = std::fs::remove_dir_all(tmp.path().join(key.data_location(Path::new("")).0));
         }
     }
+}
+
+/// Streams the evaluation set `rel` (split `split`) of a `pipe:` `--data_dir` into `dst/rel`:
+/// the optional metadata files (a failing command = no such file, logged at debug level), then
+/// `nshards.txt` and every shard (a failing command or truncated tar is an error naming it).
+fn stage_pipe(template: &str, rel: &Path, split: &str, dst: &Path) -> Result<()> {
+    let rel_s = rel.to_string_lossy().replace('\\', "/");
+    let under = |name: &str| -> String {
+        [rel_s.as_str(), split, name]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let local = dst.join(rel);
+    std::fs::create_dir_all(local.join(split))
+        .with_context(|| format!("creating {}", local.display()))?;
+    for name in [
+        "dataset_type.txt",
+        "count.txt",
+        "classnames.txt",
+        "zeroshot_classification_templates.txt",
+    ] {
+        let url = pipe::for_path(template, &[rel_s.as_str(), name].join("/"))?;
+        match pipe::read_raw(&url) {
+            Ok(b) => tic_eval::write_output(local.join(name), &b)?,
+            Err(e) => tracing::debug!("{name} taken as absent: {e:#}"),
+        }
+    }
+    let url = pipe::for_path(template, &under("nshards.txt"))?;
+    let text = pipe::read_raw(&url)
+        .with_context(|| format!("evaluation set {rel_s}: reading nshards.txt"))?;
+    tic_eval::write_output(local.join(split).join("nshards.txt"), &text)?;
+    let n: usize = String::from_utf8_lossy(&text)
+        .trim()
+        .parse()
+        .with_context(|| format!("{url}: not a number of shards"))?;
+    for i in 0..n {
+        let url = pipe::for_path(template, &under(&format!("{i}.tar")))?;
+        let path = local.join(split).join(format!("{i}.tar"));
+        // Read back by the completeness check: opened for reading too.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        pipe::fetch_into(&url, &mut f)?;
+    }
+    Ok(())
 }
 
 fn log_failure(out: &Path, key: &str, name: &str, err: &str) -> Result<()> {
@@ -430,7 +512,11 @@ fn run(args: &Args, comm: &dyn Comm) -> Result<bool> {
         .flatten()
         .any(|o| matches!(o.status, Status::Failed(_)));
     if let Some(out) = &output {
-        print_summary(&selected, &done, &out.results, &shown_out);
+        if args.json {
+            print_json_summary(&selected, &done, &out.results, &shown_out);
+        } else {
+            print_summary(&selected, &done, &out.results, &shown_out);
+        }
         if !ok {
             eprintln!(
                 "some tasks failed (see above and {}); the others were recorded",
@@ -493,6 +579,59 @@ fn evaluate_one(
             }
         }
     }
+}
+
+/// `--json`: the summary (rank 0) as one JSON object per selected task on stdout, in task-list
+/// order; the results path on stderr.
+fn print_json_summary(
+    selected: &[&Task],
+    done: &[Option<Outcome>],
+    results: &ResultsFile,
+    shown_out: &Path,
+) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for (task, o) in selected.iter().zip(done) {
+        let (st, secs) = o
+            .as_ref()
+            .map_or((&Status::Skipped, None), |o| (&o.status, Some(o.secs)));
+        let record = results.by_key(&task.key);
+        let mut v = serde_json::json!({
+            "key": task.key,
+            "dataset": task.name(),
+            "main_metric": record.and_then(EvalRecord::main_metric),
+            "metrics": record.map(|r| Value::Object(r.metrics.clone())),
+            "samples": null, "seconds": secs, "images_per_s": null, "texts_per_s": null,
+            "error": null,
+        });
+        match st {
+            Status::Done {
+                main,
+                samples,
+                images_per_s,
+                texts_per_s,
+            } => {
+                v["status"] = "done".into();
+                v["main_metric"] = serde_json::json!(main);
+                v["samples"] = (*samples).into();
+                v["images_per_s"] = (*images_per_s).into();
+                v["texts_per_s"] = (*texts_per_s).into();
+            }
+            Status::Skipped => v["status"] = "skipped".into(),
+            Status::Failed(e) => {
+                v["status"] = "failed".into();
+                v["error"] = e.as_str().into();
+            }
+        }
+        let _ = writeln!(out, "{v}");
+    }
+    let _ = out.flush();
+    eprintln!(
+        "results: {}",
+        shown_out
+            .join(results.path().file_name().unwrap_or_default())
+            .display()
+    );
 }
 
 /// The summary table (rank 0): one row per selected task, in task-list order.

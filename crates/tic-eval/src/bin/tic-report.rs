@@ -59,7 +59,8 @@ struct Args {
     #[arg(long, value_name = "TEXT", default_value = report::DEFAULT_TITLE)]
     title: String,
 
-    /// The Markdown file to write (atomically; parent folders are created).
+    /// The Markdown file to write (atomically; parent folders are created). `-` writes the
+    /// Markdown to standard output and the console summary to standard error.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
 
@@ -160,7 +161,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!("{}", outcome.console);
+    if tic_shards::storage::is_stdio(&args.output) {
+        eprint!("{}", outcome.console);
+    } else {
+        print!("{}", outcome.console);
+    }
     let mut failed = false;
     if args.check && !outcome.problems.is_empty() {
         let source = match args.metrics.as_slice() {

@@ -162,7 +162,8 @@ pub struct Outcome {
     pub problems: Vec<String>,
 }
 
-/// Reads the inputs, renders the report and writes it atomically to `opts.output`.
+/// Reads the inputs, renders the report and writes it atomically to `opts.output` (`-`: to
+/// standard output; plot links are then relative to the working folder).
 pub fn generate(opts: &Options) -> Result<Outcome> {
     if !opts.oracle_tolerance.is_finite() || opts.oracle_tolerance < 0.0 {
         bail!(
@@ -220,7 +221,11 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
         findings: &findings,
         command: &opts.command,
     });
-    crate::write_output(&opts.output, markdown.as_bytes())?;
+    if tic_shards::storage::is_stdio(&opts.output) {
+        tic_shards::storage::write_output("-", markdown.as_bytes())?;
+    } else {
+        crate::write_output(&opts.output, markdown.as_bytes())?;
+    }
     if let Some(path) = &opts.json {
         let mut text = serde_json::to_string_pretty(&report_json(&seeds, &findings))?;
         text.push('\n');

@@ -9,7 +9,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tic_model::{checkpoint, preprocess, Clip, ClipConfig};
-use tic_shards::wds;
+use tic_shards::storage::Location;
+use tic_shards::{pipe, wds};
 
 /// Embed images and/or texts with a CLIP model (no original script: OpenCLIP's encode_image/_text).
 ///
@@ -36,7 +37,9 @@ struct Args {
     #[arg(long)]
     weights: PathBuf,
     /// A folder of images (.jpg/.jpeg/.png/.webp), or WebDataset shards: .tar files, a folder of
-    /// .tar files, or a brace pattern such as `shards/{00000..00009}.tar`.
+    /// .tar files, or a brace pattern such as `shards/{00000..00009}.tar`; a shard may be a
+    /// webdataset `pipe:CMD` URL, e.g. `pipe:aws s3 cp s3://bucket/{00000..00009}.tar -` (run
+    /// through `sh -c` once per shard, its output the tar stream).
     #[arg(long, num_args = 1..)]
     images: Vec<String>,
     /// A UTF-8 text file with one caption per line.
@@ -81,32 +84,11 @@ fn parse_dtype(s: &str) -> Result<DType> {
     })
 }
 
-/// Expands one `{a..b}` range (zero-padded like the first bound), as WebDataset's braceexpand.
-fn expand_braces(p: &str) -> Result<Vec<String>> {
-    let (Some(open), Some(close)) = (p.find('{'), p.find('}')) else {
-        return Ok(vec![p.to_string()]);
-    };
-    let inner = &p[open + 1..close];
-    let (a, b) = inner
-        .split_once("..")
-        .with_context(|| format!("bad brace pattern {p:?}"))?;
-    let (lo, hi): (u64, u64) = (a.parse()?, b.parse()?);
-    let width = a.len();
-    let mut out = Vec::new();
-    for i in lo..=hi {
-        let rest = expand_braces(&p[close + 1..])?;
-        for r in rest {
-            out.push(format!("{}{:0width$}{}", &p[..open], i, r));
-        }
-    }
-    Ok(out)
-}
-
 const IMAGE_EXTS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 
 enum ImageSource {
     Files(Vec<PathBuf>),
-    Shards(Vec<PathBuf>),
+    Shards(Vec<Location>),
 }
 
 fn image_source(args: &[String]) -> Result<ImageSource> {
@@ -133,7 +115,9 @@ fn image_source(args: &[String]) -> Result<ImageSource> {
             return Ok(ImageSource::Files(files));
         }
         if !tars.is_empty() {
-            return Ok(ImageSource::Shards(tars));
+            return Ok(ImageSource::Shards(
+                tars.into_iter().map(Location::Local).collect(),
+            ));
         }
         bail!(
             "{}: no images (.jpg/.jpeg/.png/.webp) or .tar shards",
@@ -142,7 +126,11 @@ fn image_source(args: &[String]) -> Result<ImageSource> {
     }
     let mut shards = Vec::new();
     for a in args {
-        for p in expand_braces(a)? {
+        for p in pipe::expand_braces(a)? {
+            if pipe::is_pipe(&p) {
+                shards.push(Location::parse(&p)?);
+                continue;
+            }
             let p = PathBuf::from(p);
             if !p.is_file() {
                 bail!(
@@ -150,7 +138,7 @@ fn image_source(args: &[String]) -> Result<ImageSource> {
                     p.display()
                 );
             }
-            shards.push(p);
+            shards.push(Location::Local(p));
         }
     }
     Ok(ImageSource::Shards(shards))
@@ -161,11 +149,13 @@ fn image_source(args: &[String]) -> Result<ImageSource> {
 /// of [`IMAGE_EXTS`] present (OpenCLIP's `rename(image="jpg;png;jpeg;webp")`). A corrupt
 /// shard is an error naming it and the byte offset.
 fn for_each_shard_image(
-    path: &Path,
+    shard: &Location,
     mut f: impl FnMut(String, Vec<u8>) -> Result<()>,
 ) -> Result<()> {
-    let data = std::fs::read(path).with_context(|| format!("reading shard {}", path.display()))?;
-    let scan = wds::scan_shard(&data, &path.display().to_string());
+    let data = shard
+        .read()
+        .with_context(|| format!("reading shard {shard}"))?;
+    let scan = wds::scan_shard(&data, &shard.to_string());
     if let Some(e) = scan.errors.first() {
         bail!("{e}");
     }
@@ -174,7 +164,7 @@ fn for_each_shard_image(
             Some(m) => f(sample.key.clone(), wds::member_bytes(&data, m).to_vec())?,
             None => tracing::warn!(
                 "{}: sample {} has no image member, skipped",
-                path.display(),
+                shard,
                 sample.key
             ),
         }
@@ -236,7 +226,7 @@ fn embed_images(model: &Clip, src: ImageSource, bs: usize, device: &Device) -> R
             let pb = progress(None, "images");
             for s in shards {
                 for_each_shard_image(&s, |key, bytes| {
-                    batch.push((format!("{}:{key}", s.display()), bytes));
+                    batch.push((format!("{s}:{key}"), bytes));
                     if batch.len() == bs {
                         run(&mut batch, &mut rows)?;
                     }

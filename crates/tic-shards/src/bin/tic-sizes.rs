@@ -12,7 +12,10 @@ use tic_shards::{cli, stats, storage::Location};
 #[derive(Parser, Debug)]
 #[command(name = "tic-sizes", version)]
 struct Args {
-    /// Folder holding the time splits (local path or object-store URL).
+    /// Folder holding the time splits (local path or object-store URL), or a webdataset
+    /// `pipe:CMD` pattern such as `pipe:cat /data/{00000000..00000011}.tar`: its shards are
+    /// counted from the streams and the sizes.json table is printed on stdout (redirect it
+    /// where it belongs; with --json it is the summary's "sizes").
     #[arg(long)]
     url: String,
     /// Parallel workers.
@@ -30,6 +33,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     cli::init_logging(0, 0);
+    if tic_shards::pipe::is_pipe(&a.url) {
+        return pipe_main(&a);
+    }
     let root = Location::parse(&a.url)?;
     let s = stats::write_sizes(&root, a.num_proc, a.accept_incomplete)?;
     for m in &s.missing_stats {
@@ -54,6 +60,39 @@ fn main() -> anyhow::Result<()> {
         } else {
             format!(", {} shards without stats left out", s.missing_stats.len())
         }
+    );
+    Ok(())
+}
+
+/// `--url pipe:…`: counts the streamed shards and prints the sizes.json table on stdout. A shard
+/// that cannot be counted is an error (the table would be wrong).
+fn pipe_main(a: &Args) -> anyhow::Result<()> {
+    let c = stats::count_pipe_shards(&a.url, a.num_proc, false)?;
+    if !c.failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} shards could not be counted:\n{}",
+            c.failed.len(),
+            c.failed.len() + c.shards.len(),
+            c.failed.join("\n")
+        );
+    }
+    let table = c.sizes_json();
+    if a.json {
+        let sizes: serde_json::Value = serde_json::from_str(&table)?;
+        let v = serde_json::json!({
+            "splits": 0,
+            "samples": c.samples(),
+            "missing_stats": [],
+            "sizes": sizes,
+        });
+        println!("{v}");
+    } else {
+        println!("{table}");
+    }
+    eprintln!(
+        "tic-sizes: counted {} streamed shards ({} samples); the sizes.json table is on stdout",
+        c.shards.len(),
+        c.samples()
     );
     Ok(())
 }

@@ -12,7 +12,7 @@ use tic_splits::tasklist::{self, TaskListConfig};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Where to write the YAML file.
+    /// Where to write the YAML file (local path or URL; `-` for standard output).
     #[arg(long)]
     yaml_path: String,
     /// Only 2014 and 201403 (a small task list for debugging).
@@ -85,7 +85,7 @@ fn main() -> Result<()> {
         }
         None => tasklist::to_yaml(&tasks)?,
     };
-    Location::parse(&a.yaml_path)?.write(yaml.as_bytes())?;
+    tic_shards::storage::write_output(&a.yaml_path, yaml.as_bytes())?;
     tracing::info!("wrote {} TiC tasks to {}", tasks.len(), a.yaml_path);
     Ok(())
 }
