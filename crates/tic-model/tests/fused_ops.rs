@@ -57,6 +57,17 @@ fn composed_linear(x: &Tensor, w: &Tensor, b: &Tensor, gelu: bool) -> Result<Ten
     }
 }
 
+fn composed_cross_entropy(x: &Tensor, offset: usize) -> Result<Tensor> {
+    let (m, n) = x.dims2()?;
+    let lse = candle_nn::ops::log_softmax(x, D::Minus1)?;
+    let mut mask = vec![0f32; m * n];
+    for i in 0..m {
+        mask[i * n + offset + i] = 1.0;
+    }
+    let mask = Tensor::from_vec(mask, (m, n), &Device::Cpu)?;
+    ((lse * mask)?.sum_all()? * (-1.0 / m as f64))?.reshape(())
+}
+
 fn causal(l: usize) -> Tensor {
     let m: Vec<f32> = (0..l * l)
         .map(|i| {
@@ -209,6 +220,31 @@ fn linear_with_and_without_gelu_equals_composition_and_finite_differences() {
         );
         check_finite_differences(&[&x, &w, &b], || fused::linear(xt, wt, bt, gelu), &what);
     }
+}
+
+#[test]
+fn cross_entropy_equals_composition_and_finite_differences() {
+    // Square (one process) and a rank's rows against all columns (offset 4 of 12).
+    for (m, n, offset) in [(6, 6, 0), (4, 12, 4), (3, 40, 37)] {
+        let x = var(&[m, n], 3.0, 9);
+        let t = x.as_tensor();
+        let what = format!("cross-entropy {m}x{n} offset {offset}");
+        check_against_composed(
+            &[&x],
+            || fused::shifted_diagonal_cross_entropy(t, offset),
+            || composed_cross_entropy(t, offset),
+            &what,
+        );
+        check_finite_differences(
+            &[&x],
+            || fused::shifted_diagonal_cross_entropy(t, offset),
+            &what,
+        );
+    }
+    assert!(
+        fused::shifted_diagonal_cross_entropy(&var(&[3, 4], 1.0, 1).as_tensor().clone(), 2)
+            .is_err()
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Memory-lean fused training ops with their own backward: LayerNorm, multi-head attention
-//! and the biased linear layer (with the MLP's GELU), for CPU f32 training graphs.
+//! Memory-lean fused training ops with their own backward: LayerNorm, multi-head attention,
+//! the biased linear layer (with the MLP's GELU) and the contrastive cross-entropy, for CPU f32
+//! training graphs.
 //!
 //! Candle records every intermediate of a composed op in the autograd graph and keeps it until
 //! the backward pass: a composed LayerNorm keeps five `[B, L, D]` tensors, a composed attention
@@ -13,7 +14,9 @@
 //! - [`attention`]: scores, scaling, mask, softmax and the value product in one op; the
 //!   backward pass recomputes the softmax from q and k (one extra `q·kᵀ` per head);
 //! - [`linear`]: `x·Wᵀ + b`, then exact GELU for the MLP's first layer (bias + GELU in the
-//!   GEMM's epilogue), saving the pre-activation only where GELU needs it.
+//!   GEMM's epilogue), saving the pre-activation only where GELU needs it;
+//! - [`shifted_diagonal_cross_entropy`]: the CLIP loss's cross-entropy over a logits matrix,
+//!   keeping only the logits (the backward pass recomputes the softmax).
 //!
 //! Which path a model takes is decided per op call by [`enabled`]: the environment variable
 //! `TIC_FUSED_OPS` (`auto`, the default: fused on the CPU; `on`; `off`: Candle's composed ops
@@ -22,10 +25,12 @@
 //! on a card.
 
 mod attention;
+mod cross_entropy;
 mod layer_norm;
 mod linear;
 
 pub use attention::attention;
+pub use cross_entropy::shifted_diagonal_cross_entropy;
 pub use layer_norm::layer_norm;
 pub use linear::linear;
 
