@@ -392,33 +392,10 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, gelu: bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, D};
+    use candle_core::Device;
 
     fn unfused(qkv: &Tensor, h: usize, mask: Option<&Tensor>) -> Tensor {
-        let (b, l, d3) = qkv.dims3().unwrap();
-        let (d, hd) = (d3 / 3, d3 / 3 / h);
-        let qkv = qkv
-            .reshape((b, l, 3, h, hd))
-            .unwrap()
-            .permute((2, 0, 3, 1, 4))
-            .unwrap();
-        let q = (qkv.get(0).unwrap() * (hd as f64).powf(-0.5))
-            .unwrap()
-            .contiguous()
-            .unwrap();
-        let k = qkv.get(1).unwrap().contiguous().unwrap();
-        let v = qkv.get(2).unwrap().contiguous().unwrap();
-        let mut att = q.matmul(&k.t().unwrap()).unwrap();
-        if let Some(m) = mask {
-            att = att.broadcast_add(m).unwrap();
-        }
-        let att = candle_nn::ops::softmax(&att, D::Minus1).unwrap();
-        att.matmul(&v)
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .reshape((b, l, d))
-            .unwrap()
+        crate::nn::attention_composed(qkv, h, mask).unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

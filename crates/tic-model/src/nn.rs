@@ -192,10 +192,8 @@ impl Attention {
 
     /// Self-attention over `x` [B, L, D] with an optional additive mask [L, L].
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, l, d) = x.dims3()?;
         let h = self.heads;
-        let hd = d / h;
-        // One GEMM for q, k and v, then a single permute to [3, B, H, L, hd].
+        // One GEMM for q, k and v; the heads are split by the kernel or by one permute.
         let qkv = self.in_proj.forward(x)?;
         if crate::cpu_kernels::applies(&qkv) {
             // Inference on CPU: one fused kernel (same math, no head permutes).
@@ -207,19 +205,31 @@ impl Attention {
             let y = crate::fused::attention(&qkv, h, mask)?;
             return self.out_proj.forward(&y);
         }
-        let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
-        let q = (qkv.get(0)? * (hd as f64).powf(-0.5))?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let mut att = q.matmul(&k.t()?)?; // [B, H, L, L]
-        if let Some(m) = mask {
-            att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
-        }
-        let att = softmax_last(&att)?;
-        let y = att.matmul(&v)?; // [B, H, L, hd]
-        let y = y.transpose(1, 2)?.reshape((b, l, d))?;
-        self.out_proj.forward(&y)
+        self.out_proj.forward(&attention_composed(&qkv, h, mask)?)
     }
+}
+
+/// Multi-head self-attention from the packed projection `qkv` `[B, L, 3·D]` to the merged heads
+/// `[B, L, D]` with Candle's composed (differentiable) ops: the path on GPUs and in half
+/// precision, and the reference the fused kernels ([`crate::cpu_kernels::attention`],
+/// [`crate::fused::attention`]) are tested against.
+pub fn attention_composed(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (b, l, d3) = qkv.dims3()?;
+    let d = d3 / 3;
+    let hd = d / heads;
+    let qkv = qkv
+        .reshape((b, l, 3, heads, hd))?
+        .permute((2, 0, 3, 1, 4))?;
+    let q = (qkv.get(0)? * (hd as f64).powf(-0.5))?.contiguous()?;
+    let k = qkv.get(1)?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    let mut att = q.matmul(&k.t()?)?; // [B, H, L, L]
+    if let Some(m) = mask {
+        att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
+    }
+    let att = softmax_last(&att)?;
+    let y = att.matmul(&v)?; // [B, H, L, hd]
+    y.transpose(1, 2)?.reshape((b, l, d))
 }
 
 /// OpenCLIP `ResidualAttentionBlock`: `x += attn(ln_1(x)); x += mlp(ln_2(x))`.

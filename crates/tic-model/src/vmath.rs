@@ -57,9 +57,10 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// Exact (erf) GELU, `0.5·x·(1 + erf(x/√2))`, with the A&S 7.1.26 `erf`.
+/// `(1 + erf(x/√2), e^(−x²/2))` with the A&S 7.1.26 `erf` (`erfc(|z|) = poly(t)·e^(−z²)` for
+/// `z = x/√2`): what GELU and its derivative are made of.
 #[inline(always)]
-pub fn gelu(x: f32) -> f32 {
+fn one_plus_erf_and_gauss(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
     const A1: f32 = 0.254_829_6;
     const A2: f32 = -0.284_496_74;
@@ -69,30 +70,24 @@ pub fn gelu(x: f32) -> f32 {
     let z = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
     let t = 1.0 / (1.0 + P * z);
     let poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
+    let e = exp(-z * z);
     // erfc(|z|) = poly · e^(−z²); 1 + erf(x/√2) is 2 − erfc for x ≥ 0 and erfc for x < 0.
-    let erfc = poly * exp(-z * z);
-    let one_plus_erf = if x < 0.0 { erfc } else { 2.0 - erfc };
-    0.5 * x * one_plus_erf
+    let erfc = poly * e;
+    (if x < 0.0 { erfc } else { 2.0 - erfc }, e)
+}
+
+/// Exact (erf) GELU, `0.5·x·(1 + erf(x/√2))`, with the A&S 7.1.26 `erf`.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * one_plus_erf_and_gauss(x).0
 }
 
 /// The derivative of [`gelu`], `Φ(x) + x·φ(x)`, with the same `erf` approximation.
 #[inline(always)]
 pub fn gelu_grad(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A1: f32 = 0.254_829_6;
-    const A2: f32 = -0.284_496_74;
-    const A3: f32 = 1.421_413_7;
-    const A4: f32 = -1.453_152;
-    const A5: f32 = 1.061_405_4;
     // 1/√(2π)
     const INV_SQRT_2PI: f32 = 0.398_942_3;
-    let z = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
-    let t = 1.0 / (1.0 + P * z);
-    let poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
-    // e^(−z²) = e^(−x²/2): both erfc's factor and the normal density's.
-    let e = exp(-z * z);
-    let erfc = poly * e;
-    let one_plus_erf = if x < 0.0 { erfc } else { 2.0 - erfc };
+    let (one_plus_erf, e) = one_plus_erf_and_gauss(x);
     0.5 * one_plus_erf + x * e * INV_SQRT_2PI
 }
 

@@ -34,18 +34,7 @@ fn composed_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 fn composed_attention(qkv: &Tensor, h: usize, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (b, l, d3) = qkv.dims3()?;
-    let (d, hd) = (d3 / 3, d3 / 3 / h);
-    let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
-    let q = (qkv.get(0)? * (hd as f64).powf(-0.5))?.contiguous()?;
-    let k = qkv.get(1)?.contiguous()?;
-    let v = qkv.get(2)?.contiguous()?;
-    let mut att = q.matmul(&k.t()?)?;
-    if let Some(m) = mask {
-        att = att.broadcast_add(m)?;
-    }
-    let att = candle_nn::ops::softmax(&att, D::Minus1)?;
-    att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))
+    tic_model::nn::attention_composed(qkv, h, mask)
 }
 
 fn composed_linear(x: &Tensor, w: &Tensor, b: &Tensor, gelu: bool) -> Result<Tensor> {

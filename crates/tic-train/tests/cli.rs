@@ -331,17 +331,7 @@ fn pipe_data_dir_trains_like_the_files() {
         ]);
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     }
-    let losses = |name: &str| -> Vec<f64> {
-        std::fs::read_to_string(o.join(name).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                    .as_f64()
-                    .unwrap()
-            })
-            .collect()
-    };
+    let losses = |name: &str| common::metrics_losses(&o.join(name).join("metrics.jsonl"));
     let want = losses("files");
     assert_eq!(want.len(), 4);
     assert_eq!(losses("piped"), want);

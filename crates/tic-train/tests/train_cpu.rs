@@ -257,26 +257,30 @@ fn killed_and_resumed_equals_uninterrupted() {
 }
 
 fn metric_losses(run: &RunDir) -> Vec<f64> {
-    std::fs::read_to_string(run.metrics())
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
+    common::metrics_losses(&run.metrics())
 }
 
-/// Trains `steps` steps with and without gradient checkpointing; asserts the losses and the
-/// final weights are bit-identical (the recomputation runs the same operations).
-fn checkpointing_is_exact(model: &str, image: u32, steps: u64, batch: u64, accum: u64) {
+/// A synthetic pool of `steps · batch` samples at `image` px, its plan and the options of a
+/// `model` run: what the two-run comparisons below share.
+fn comparison_setup(
+    model: &str,
+    image: u32,
+    steps: u64,
+    batch: u64,
+) -> (tempfile::TempDir, Arc<Plan>, ShardStore, TrainOptions) {
     let d = tempfile::tempdir().unwrap();
     let samples = (steps * batch) as usize + 8;
     tic_shards::synth::run(&common::synth_args(d.path(), 0, samples, 2, 1, image, 0.0)).unwrap();
     let (plan, store) = setup(&d.path().join("pool"), 0, Sampling::WithoutReplacement);
     let mut opts = options(steps, batch);
     opts.model = tic_train::scale::model_config(model).unwrap();
+    (d, plan, store, opts)
+}
+
+/// Trains `steps` steps with and without gradient checkpointing; asserts the losses and the
+/// final weights are bit-identical (the recomputation runs the same operations).
+fn checkpointing_is_exact(model: &str, image: u32, steps: u64, batch: u64, accum: u64) {
+    let (d, plan, store, mut opts) = comparison_setup(model, image, steps, batch);
     opts.accum_freq = accum;
     let mut runs = Vec::new();
     for ckpt in [false, true] {
@@ -325,12 +329,7 @@ fn gradient_checkpointing_is_bit_identical_on_vit_b_32() {
 /// Trains `steps` steps with the fused training ops (the CPU default) and with Candle's
 /// composed ops (`TIC_FUSED_OPS=off`); asserts every step's loss agrees within 1e-4 relative.
 fn fused_ops_agree(model: &str, image: u32, steps: u64, batch: u64, ckpt: bool) {
-    let d = tempfile::tempdir().unwrap();
-    let samples = (steps * batch) as usize + 8;
-    tic_shards::synth::run(&common::synth_args(d.path(), 0, samples, 2, 1, image, 0.0)).unwrap();
-    let (plan, store) = setup(&d.path().join("pool"), 0, Sampling::WithoutReplacement);
-    let mut opts = options(steps, batch);
-    opts.model = tic_train::scale::model_config(model).unwrap();
+    let (d, plan, store, mut opts) = comparison_setup(model, image, steps, batch);
     opts.grad_checkpointing = ckpt;
     let mut losses = Vec::new();
     for mode in [tic_model::fused::Mode::On, tic_model::fused::Mode::Off] {

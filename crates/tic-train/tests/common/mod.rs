@@ -75,3 +75,16 @@ pub fn yearly_pool(
         })
         .collect()
 }
+
+/// The `loss` of every line of a run's `metrics.jsonl`, in order.
+pub fn metrics_losses(metrics_jsonl: &std::path::Path) -> Vec<f64> {
+    std::fs::read_to_string(metrics_jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
