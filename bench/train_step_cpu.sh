@@ -2,6 +2,10 @@
 # Training-step speed and peak memory on the CPU: tic-train against PyTorch + OpenCLIP, the same
 # model, batch and threads, with and without gradient checkpointing, one run after the other.
 # Prints a Markdown table with ratios (docs/benchmarks.md, "Training memory and speed on CPU").
+# tic-train is measured twice: the binary on a synthetic pool (what users run: data loading on the
+# same cores, text tower up to the longest caption) and tic-train's step on the very inputs PyTorch
+# gets (random 224-px images and random 77-token texts, no loader: the `step_memory` example);
+# the ratios compare the latter, like for like.
 #
 #   bash bench/train_step_cpu.sh                      # ViT-B-32 @ 32 and ViT-B-16 @ 16
 #   CASES="ViT-B-32:32" STEPS=4 bash bench/train_step_cpu.sh
@@ -22,6 +26,7 @@ TORCH_PYTHON=${TORCH_PYTHON:-python3}
 OUT=${OUT:-bench/out/train_step}
 export TIC_FUSED_OPS=${FUSED:-auto}
 cargo build -q --release -p tic-train -p tic-shards --bins
+cargo build -q --release -p tic-train --example step_memory
 bin=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
 
@@ -39,6 +44,14 @@ median_step() { # metrics.jsonl -> median step_s after the first step
   python3 - "$1" <<'PY'
 import json, statistics, sys
 s = [json.loads(l)["step_s"] for l in open(sys.argv[1])][1:]
+print(f"{statistics.median(s):.2f}")
+PY
+}
+
+median_example_step() { # step_memory output -> median whole-step seconds after the first step
+  python3 - "$1" <<'PY'
+import re, statistics, sys
+s = [float(m.group(1)) for m in re.finditer(r"\| step \d+: AdamW \|[^|]*\|[^|]*\| ([0-9.]+) \|", open(sys.argv[1]).read())][1:]
 print(f"{statistics.median(s):.2f}")
 PY
 }
@@ -61,17 +74,22 @@ for c in $CASES; do
       --workers 2 --device cpu -q --output_dir "$run" --exp_name r "${flag[@]}" >/dev/null
     tic_s=$(median_step "$run/r/metrics.jsonl")
     tic_mem=$(peak_mib "$OUT/tic-$model-$batch-$ckpt.mem")
+    same=(); [ "$ckpt" = 1 ] && same=(ckpt)
+    RAYON_NUM_THREADS=$THREADS /usr/bin/time -f "%M KB" -o "$OUT/same-$model-$batch-$ckpt.mem" \
+      "$bin/examples/step_memory" "$model" "$batch" "${same[@]}" $(( STEPS + 1 )) > "$OUT/same-$model-$batch-$ckpt.txt"
+    same_s=$(median_example_step "$OUT/same-$model-$batch-$ckpt.txt")
+    same_mem=$(peak_mib "$OUT/same-$model-$batch-$ckpt.mem")
     if [ "$have_torch" = 1 ]; then
       line=$(OMP_NUM_THREADS=$THREADS /usr/bin/time -f "%M KB" -o "$OUT/torch-$model-$batch-$ckpt.mem" \
         "$TORCH_PYTHON" bench/train_step_cpu_torch.py "$model" "$batch" "$ckpt" "$STEPS")
       torch_s=$(cut -f5 <<<"$line")
       torch_mem=$(peak_mib "$OUT/torch-$model-$batch-$ckpt.mem")
-      speed=$(python3 -c "print(f'{$torch_s / $tic_s:.2f}×')")
-      mem=$(python3 -c "print(f'{$tic_mem / $torch_mem:.2f}×')")
+      speed=$(python3 -c "print(f'{$torch_s / $same_s:.2f}×')")
+      mem=$(python3 -c "print(f'{$same_mem / $torch_mem:.2f}×')")
     else
       torch_s="n/a"; torch_mem="n/a"; speed="—"; mem="—"
     fi
-    rows+=("| $model | $batch | $([ "$ckpt" = 1 ] && echo on || echo off) | $tic_s | $torch_s | $speed | $tic_mem | $torch_mem | $mem |")
+    rows+=("| $model | $batch | $([ "$ckpt" = 1 ] && echo on || echo off) | $tic_s | $same_s | $torch_s | $speed | $tic_mem | $same_mem | $torch_mem | $mem |")
   done
 done
 
@@ -79,6 +97,6 @@ echo
 echo "TIC_FUSED_OPS=$TIC_FUSED_OPS, $THREADS threads, $STEPS timed steps, $(date -u +%F)"
 [ "$have_torch" = 1 ] || echo "PyTorch columns: n/a ($TORCH_PYTHON has no torch + open_clip; pip install torch open_clip_torch)"
 echo
-echo "| model | batch | grad ckpt | tic-train s/step | PyTorch s/step | speed (PyTorch s / tic s) | tic-train peak MiB | PyTorch peak MiB | memory (tic / PyTorch) |"
-echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+echo "| model | batch | grad ckpt | tic-train s/step (pool) | tic s/step (same inputs) | PyTorch s/step | speed (PyTorch s / tic s) | tic-train peak MiB (pool) | tic peak MiB (same inputs) | PyTorch peak MiB | memory (tic / PyTorch) |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"

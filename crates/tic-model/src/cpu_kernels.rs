@@ -60,16 +60,14 @@ impl FusedAttention {
             .transpose()?;
         Ok(Self { heads, mask })
     }
-}
 
-impl CustomOp1 for FusedAttention {
-    fn name(&self) -> &'static str {
-        "tic-fused-attention"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, len, d3) = l.shape().dims3()?;
-        let qkv = contiguous_f32(s, l, self.name())?;
+    /// The merged heads `[B, L, D]` of the packed `qkv` `[B, L, 3·D]` (`dims` = (B, L, 3·D)),
+    /// row-major host values.
+    pub(crate) fn forward_host(
+        &self,
+        qkv: &[f32],
+        (b, len, d3): (usize, usize, usize),
+    ) -> Result<Vec<f32>> {
         let d = d3 / 3;
         let h = self.heads;
         let hd = d / h;
@@ -162,7 +160,20 @@ impl CustomOp1 for FusedAttention {
         );
         // SAFETY: the tasks above wrote every (batch, head) block, i.e. all b·len·d values.
         unsafe { out.set_len(b * len * d) };
-        Ok((CpuStorage::F32(out), Shape::from((b, len, d))))
+        Ok(out)
+    }
+}
+
+impl CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "tic-fused-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, len, d3) = l.shape().dims3()?;
+        let qkv = contiguous_f32(s, l, self.name())?;
+        let out = self.forward_host(qkv, (b, len, d3))?;
+        Ok((CpuStorage::F32(out), Shape::from((b, len, d3 / 3))))
     }
 }
 

@@ -107,13 +107,13 @@ impl VisionTransformer {
     pub fn segments<'a>(
         &'a self,
         finish: impl Fn(Tensor) -> Result<Tensor> + 'a,
-    ) -> Vec<Segment<'a>> {
-        let mut segs: Vec<Segment<'a>> = vec![Box::new(move |x| self.embed(x))];
+    ) -> Result<Vec<Segment<'a>>> {
+        let mut segs = vec![Segment::graph(move |x| self.embed(x))];
         for b in self.transformer.blocks() {
-            segs.push(Box::new(move |x| b.forward(x, None)));
+            segs.push(b.segment(None)?);
         }
-        segs.push(Box::new(move |x| finish(self.head(x)?)));
-        segs
+        segs.push(Segment::graph(move |x| finish(self.head(x)?)));
+        Ok(segs)
     }
 }
 
@@ -232,12 +232,11 @@ impl TextTransformer {
         let t = std::rc::Rc::new(self.prepare(ids)?);
         let input = t.ids.clone();
         let t0 = t.clone();
-        let mut segs: Vec<Segment<'a>> = vec![Box::new(move |x| self.embed(&t0, x))];
+        let mut segs = vec![Segment::graph(move |x| self.embed(&t0, x))];
         for b in self.transformer.blocks() {
-            let tb = t.clone();
-            segs.push(Box::new(move |x| b.forward(x, Some(&tb.mask))));
+            segs.push(b.segment(Some(t.mask.clone()))?);
         }
-        segs.push(Box::new(move |x| finish(self.head(&t, x)?)));
+        segs.push(Segment::graph(move |x| finish(self.head(&t, x)?)));
         Ok((input, segs))
     }
 }
@@ -393,7 +392,7 @@ impl Clip {
     ) -> Result<RecomputedForward<'_>> {
         let finish = move |x: Tensor| l2_normalize(&x)?.to_dtype(dtype);
         let (image, image_tape) =
-            Recompute::forward_keeping(images, self.visual.segments(finish), keep)?;
+            Recompute::forward_keeping(images, self.visual.segments(finish)?, keep)?;
         let (text_ids, text_segments) = self.text.segments(ids, finish)?;
         let (text, text_tape) = Recompute::forward_keeping(&text_ids, text_segments, keep)?;
         Ok(RecomputedForward {

@@ -11,6 +11,8 @@
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use crate::recompute::Segment;
+
 /// A dense layer `y = x Wᵀ + b` with PyTorch's `[out, in]` weight layout.
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -271,6 +273,48 @@ impl ResidualBlock {
             act => act.apply(&self.c_fc.forward(&h)?)?,
         };
         x + self.c_proj.forward(&hidden)?
+    }
+
+    /// The block as one segment of a segmented training forward pass
+    /// ([`crate::recompute`]), with an optional additive `[L, L]` mask: its own backward pass
+    /// ([`crate::fused`]'s block, no autograd graph inside the block) where the fused ops
+    /// apply (CPU f32 parameters of a training graph, exact GELU, both biases of every
+    /// linear layer); otherwise [`Self::forward`] through Candle's autograd.
+    pub fn segment<'a>(&'a self, mask: Option<Tensor>) -> Result<Segment<'a>> {
+        if self.act == Activation::GeluErf {
+            if let Some(params) = self.parameters() {
+                if crate::fused::enabled(&params.iter().collect::<Vec<_>>()) {
+                    let seg =
+                        crate::fused::BlockSegment::new(params, self.attn.heads, mask.as_ref())?;
+                    return Ok(Segment::Own(Box::new(seg)));
+                }
+            }
+        }
+        Ok(Segment::graph(move |x| self.forward(x, mask.as_ref())))
+    }
+
+    /// The twelve parameters in OpenCLIP's order (`ln_1`, `attn.in_proj`, `attn.out_proj`,
+    /// `ln_2`, `mlp.c_fc`, `mlp.c_proj`; weight then bias), if every linear layer has a bias.
+    fn parameters(&self) -> Option<[Tensor; 12]> {
+        let lin = |l: &Linear| Some((l.weight.clone(), l.bias.clone()?));
+        let (inw, inb) = lin(&self.attn.in_proj)?;
+        let (outw, outb) = lin(&self.attn.out_proj)?;
+        let (fcw, fcb) = lin(&self.c_fc)?;
+        let (projw, projb) = lin(&self.c_proj)?;
+        Some([
+            self.ln_1.weight.clone(),
+            self.ln_1.bias.clone(),
+            inw,
+            inb,
+            outw,
+            outb,
+            self.ln_2.weight.clone(),
+            self.ln_2.bias.clone(),
+            fcw,
+            fcb,
+            projw,
+            projb,
+        ])
     }
 }
 

@@ -15,8 +15,46 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+/// What a segment with its own backward pass keeps from its forward pass for its backward.
+pub type Saved = Box<dyn std::any::Any>;
+
+/// A segment that differentiates itself instead of through Candle's autograd graph (e.g. a
+/// residual block on the CPU, [`crate::fused`]).
+pub trait OwnBackward {
+    /// The segment's output for `x` (no graph) and what its backward pass needs.
+    fn forward_saving(&self, x: &Tensor) -> Result<(Tensor, Saved)>;
+
+    /// The gradient of the input `x` and a store with the gradients of the segment's
+    /// variables, given what [`Self::forward_saving`] saved for `x` and the gradient of the
+    /// output.
+    fn backward(&self, x: &Tensor, saved: Saved, grad: &Tensor) -> Result<(Tensor, GradStore)>;
+}
+
+/// A segment's forward pass as Candle ops: input → output.
+pub type GraphFn<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+
 /// One segment of a forward pass: input → output.
-pub type Segment<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+pub enum Segment<'a> {
+    /// Differentiated through Candle's autograd graph.
+    Graph(GraphFn<'a>),
+    /// Differentiated by its own backward pass.
+    Own(Box<dyn OwnBackward + 'a>),
+}
+
+impl<'a> Segment<'a> {
+    /// A segment differentiated through Candle's autograd graph.
+    pub fn graph(f: impl Fn(&Tensor) -> Result<Tensor> + 'a) -> Self {
+        Self::Graph(Box::new(f))
+    }
+}
+
+/// What the forward pass kept of one segment for the backward pass.
+enum Kept {
+    /// The variable the segment's input was, if any, and its output with its graph.
+    Graph(Option<Var>, Tensor),
+    /// What an [`OwnBackward`] segment saved.
+    Own(Saved),
+}
 
 /// How a segmented forward pass keeps what its backward pass needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +73,8 @@ pub enum Keep {
 pub struct Recompute<'a> {
     segments: Vec<Segment<'a>>,
     inputs: Vec<Tensor>,
-    /// Per segment (with [`Keep::Graphs`]): the variable its input was, if any, and its output.
-    kept: Vec<Option<(Option<Var>, Tensor)>>,
+    /// Per segment (with [`Keep::Graphs`]): what its backward pass needs besides its input.
+    kept: Vec<Option<Kept>>,
 }
 
 impl<'a> Recompute<'a> {
@@ -59,25 +97,26 @@ impl<'a> Recompute<'a> {
         let mut kept = Vec::with_capacity(n);
         let mut cur = x.detach();
         for (i, seg) in segments.iter().enumerate() {
-            match keep {
-                Keep::Inputs => {
-                    let out = seg(&cur)?.detach();
-                    inputs.push(cur);
-                    kept.push(None);
-                    cur = out;
+            let (out, k) = match (seg, keep) {
+                (Segment::Own(s), Keep::Inputs) => (s.forward_saving(&cur)?.0, None),
+                (Segment::Own(s), Keep::Graphs) => {
+                    let (out, saved) = s.forward_saving(&cur)?;
+                    (out, Some(Kept::Own(saved)))
                 }
-                Keep::Graphs => {
+                (Segment::Graph(f), Keep::Inputs) => (f(&cur)?.detach(), None),
+                (Segment::Graph(f), Keep::Graphs) => {
                     let var = if i == 0 {
                         None
                     } else {
                         Some(Var::from_tensor(&cur)?)
                     };
-                    let out = seg(var.as_ref().map_or(&cur, |v| v.as_tensor()))?;
-                    inputs.push(cur);
-                    cur = out.detach();
-                    kept.push(Some((var, out)));
+                    let out = f(var.as_ref().map_or(&cur, |v| v.as_tensor()))?;
+                    (out.detach(), Some(Kept::Graph(var, out)))
                 }
-            }
+            };
+            inputs.push(cur);
+            kept.push(k);
+            cur = out;
         }
         Ok((
             cur,
@@ -110,12 +149,25 @@ impl<'a> Recompute<'a> {
             mut kept,
         } = self;
         for (i, (seg, x)) in segments.iter().zip(&inputs).enumerate().rev() {
+            let f = match seg {
+                Segment::Own(s) => {
+                    let saved = match kept[i].take() {
+                        Some(Kept::Own(saved)) => saved,
+                        _ => s.forward_saving(x)?.1,
+                    };
+                    let (dx, store) = s.backward(x, saved, &grad)?;
+                    grad = dx;
+                    each(store)?;
+                    continue;
+                }
+                Segment::Graph(f) => f,
+            };
             let (out, var) = match kept[i].take() {
-                Some((var, out)) => (out, var),
-                None if i == 0 => (seg(x)?, None),
-                None => {
+                Some(Kept::Graph(var, out)) => (out, var),
+                _ if i == 0 => (f(x)?, None),
+                _ => {
                     let v = Var::from_tensor(x)?;
-                    (seg(v.as_tensor())?, Some(v))
+                    (f(v.as_tensor())?, Some(v))
                 }
             };
             let store = (out * &grad)?.sum_all()?.backward()?;
@@ -160,7 +212,7 @@ mod tests {
         let l = loss(&y)?;
         let g = l.backward()?;
         // Segments, with the loss gradient of the output.
-        let (y2, rec) = Recompute::forward(&x, vec![Box::new(f1), Box::new(f2)])?;
+        let (y2, rec) = Recompute::forward(&x, vec![Segment::graph(f1), Segment::graph(f2)])?;
         assert_eq!(y2.to_vec2::<f32>()?, y.to_vec2::<f32>()?);
         let yv = Var::from_tensor(&y2)?;
         let gy = loss(yv.as_tensor())?.backward()?;

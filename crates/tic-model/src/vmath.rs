@@ -169,6 +169,18 @@ dispatched! {
 }
 
 dispatched! {
+    /// `acc += row` for every `acc.len()`-wide row of `rows`, element by element (the partial
+    /// column sums of a bias gradient).
+    pub fn add_rows(acc: &mut [f32], rows: &[f32]) {
+        for row in rows.chunks_exact(acc.len()) {
+            for (a, &r) in acc.iter_mut().zip(row) {
+                *a += r;
+            }
+        }
+    }
+}
+
+dispatched! {
     /// `x ·= s`.
     pub fn scale(x: &mut [f32], s: f32) {
         for v in x {

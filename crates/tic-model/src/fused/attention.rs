@@ -7,54 +7,12 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{with_host, OutPtr};
+use super::{mm, with_host, OutPtr};
 use crate::cpu_kernels::FusedAttention;
 use crate::vmath;
 
 struct FusedAttentionTrain {
     inner: FusedAttention,
-}
-
-/// `dst[m×n] = beta · lhs[m×k] · rhs[k×n]` on strided views (column stride, row stride),
-/// single-threaded (callers run one task per head).
-///
-/// # Safety
-/// Every pointer must be valid for the strided extents it is given.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mm(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    (lhs_cs, lhs_rs): (usize, usize),
-    rhs: *const f32,
-    (rhs_cs, rhs_rs): (usize, usize),
-    beta: f32,
-) {
-    // SAFETY: per this function's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            beta,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 impl CustomOp1 for FusedAttentionTrain {
@@ -68,121 +26,135 @@ impl CustomOp1 for FusedAttentionTrain {
 
     fn bwd(&self, qkv: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let name = self.name();
-        let (b, len, d3) = qkv.dims3()?;
-        let (d, h) = (d3 / 3, self.inner.heads);
-        let hd = d / h;
-        let scale = (hd as f32).powf(-0.5);
-        let mask = self.inner.mask.as_deref();
-        let mut dqkv = Vec::<f32>::with_capacity(b * len * d3);
-        let out = OutPtr(dqkv.as_mut_ptr());
-        with_host(qkv, name, |qkv| {
+        let dims = qkv.dims3()?;
+        let dqkv = with_host(qkv, name, |qkv| {
             with_host(res, name, |y| {
                 with_host(grad, name, |dy| {
-                    (0..b * h).into_par_iter().for_each_init(
-                        || {
-                            (
-                                vec![0f32; len * len],
-                                vec![0f32; len * len],
-                                vec![0f32; len],
-                            )
-                        },
-                        |(p, dp, dots), task| {
-                            let (bi, hi) = (task / h, task % h);
-                            let o = out;
-                            // SAFETY: the q, k, v column blocks of head `hi` in batch row
-                            // `bi` of `qkv` and of the output (L rows at stride 3D), and its
-                            // column block of `y` / `dy` (L rows at stride D): inside the
-                            // checked shapes, and no other task writes these output blocks.
-                            // `p`, `dp` are this task's own L × L buffers.
-                            unsafe {
-                                let base = qkv.as_ptr().add(bi * len * d3 + hi * hd);
-                                let (q, k, v) = (base, base.add(d), base.add(2 * d));
-                                let dbase = o.0.add(bi * len * d3 + hi * hd);
-                                let (dq, dk, dv) = (dbase, dbase.add(d), dbase.add(2 * d));
-                                let yh = y.as_ptr().add(bi * len * d + hi * hd);
-                                let dyh = dy.as_ptr().add(bi * len * d + hi * hd);
-                                // P = softmax(scale·q·kᵀ + mask), as the forward pass.
-                                mm(
-                                    (len, len, hd),
-                                    p.as_mut_ptr(),
-                                    len,
-                                    q,
-                                    (1, d3),
-                                    k,
-                                    (d3, 1),
-                                    scale,
-                                );
-                                for (r, row) in p.chunks_mut(len).enumerate() {
-                                    let m = mask.map(|m| &m[r * len..(r + 1) * len]);
-                                    let sum = vmath::exp_shifted_row(row, m);
-                                    vmath::scale(row, if sum > 0.0 { 1.0 / sum } else { 0.0 });
-                                }
-                                // dv = Pᵀ·dy
-                                mm(
-                                    (len, hd, len),
-                                    dv,
-                                    d3,
-                                    p.as_ptr(),
-                                    (len, 1),
-                                    dyh,
-                                    (1, d),
-                                    1.0,
-                                );
-                                // dP = dy·vᵀ
-                                mm(
-                                    (len, len, hd),
-                                    dp.as_mut_ptr(),
-                                    len,
-                                    dyh,
-                                    (1, d),
-                                    v,
-                                    (d3, 1),
-                                    1.0,
-                                );
-                                // Softmax backward: dS = P ∘ (dP − rowsum(dy ∘ y)).
-                                for (r, dot) in dots.iter_mut().enumerate() {
-                                    let yr = std::slice::from_raw_parts(yh.add(r * d), hd);
-                                    let gr = std::slice::from_raw_parts(dyh.add(r * d), hd);
-                                    *dot = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-                                }
-                                for ((dpr, pr), &dot) in
-                                    dp.chunks_mut(len).zip(p.chunks(len)).zip(dots.iter())
-                                {
-                                    for (g, &pv) in dpr.iter_mut().zip(pr) {
-                                        *g = pv * (*g - dot);
-                                    }
-                                }
-                                // dq = scale·dS·k, dk = scale·dSᵀ·q
-                                mm(
-                                    (len, hd, len),
-                                    dq,
-                                    d3,
-                                    dp.as_ptr(),
-                                    (1, len),
-                                    k,
-                                    (1, d3),
-                                    scale,
-                                );
-                                mm(
-                                    (len, hd, len),
-                                    dk,
-                                    d3,
-                                    dp.as_ptr(),
-                                    (len, 1),
-                                    q,
-                                    (1, d3),
-                                    scale,
-                                );
-                            }
-                        },
-                    );
-                    Ok(())
+                    Ok(self.inner.backward_host(qkv, y, dy, dims))
                 })
             })
         })?;
+        Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
+    }
+}
+
+impl FusedAttention {
+    /// The gradient of the packed `qkv` `[B, L, 3·D]` (`dims`) given the forward pass's output
+    /// `y` (merged heads, `[B, L, D]`) and its gradient `dy`: per (batch, head), the softmax is
+    /// recomputed from q and k.
+    pub(crate) fn backward_host(
+        &self,
+        qkv: &[f32],
+        y: &[f32],
+        dy: &[f32],
+        (b, len, d3): (usize, usize, usize),
+    ) -> Vec<f32> {
+        let (d, h) = (d3 / 3, self.heads);
+        let hd = d / h;
+        let scale = (hd as f32).powf(-0.5);
+        let mask = self.mask.as_deref();
+        let mut dqkv = Vec::<f32>::with_capacity(b * len * d3);
+        let out = OutPtr(dqkv.as_mut_ptr());
+        (0..b * h).into_par_iter().for_each_init(
+            || {
+                (
+                    vec![0f32; len * len],
+                    vec![0f32; len * len],
+                    vec![0f32; len],
+                )
+            },
+            |(p, dp, dots), task| {
+                let (bi, hi) = (task / h, task % h);
+                let o = out;
+                // SAFETY: the q, k, v column blocks of head `hi` in batch row
+                // `bi` of `qkv` and of the output (L rows at stride 3D), and its
+                // column block of `y` / `dy` (L rows at stride D): inside the
+                // checked shapes, and no other task writes these output blocks.
+                // `p`, `dp` are this task's own L × L buffers.
+                unsafe {
+                    let base = qkv.as_ptr().add(bi * len * d3 + hi * hd);
+                    let (q, k, v) = (base, base.add(d), base.add(2 * d));
+                    let dbase = o.0.add(bi * len * d3 + hi * hd);
+                    let (dq, dk, dv) = (dbase, dbase.add(d), dbase.add(2 * d));
+                    let yh = y.as_ptr().add(bi * len * d + hi * hd);
+                    let dyh = dy.as_ptr().add(bi * len * d + hi * hd);
+                    // P = softmax(scale·q·kᵀ + mask), as the forward pass.
+                    mm(
+                        (len, len, hd),
+                        p.as_mut_ptr(),
+                        len,
+                        q,
+                        (1, d3),
+                        k,
+                        (d3, 1),
+                        scale,
+                    );
+                    for (r, row) in p.chunks_mut(len).enumerate() {
+                        let m = mask.map(|m| &m[r * len..(r + 1) * len]);
+                        let sum = vmath::exp_shifted_row(row, m);
+                        vmath::scale(row, if sum > 0.0 { 1.0 / sum } else { 0.0 });
+                    }
+                    // dv = Pᵀ·dy
+                    mm(
+                        (len, hd, len),
+                        dv,
+                        d3,
+                        p.as_ptr(),
+                        (len, 1),
+                        dyh,
+                        (1, d),
+                        1.0,
+                    );
+                    // dP = dy·vᵀ
+                    mm(
+                        (len, len, hd),
+                        dp.as_mut_ptr(),
+                        len,
+                        dyh,
+                        (1, d),
+                        v,
+                        (d3, 1),
+                        1.0,
+                    );
+                    // Softmax backward: dS = P ∘ (dP − rowsum(dy ∘ y)).
+                    for (r, dot) in dots.iter_mut().enumerate() {
+                        let yr = std::slice::from_raw_parts(yh.add(r * d), hd);
+                        let gr = std::slice::from_raw_parts(dyh.add(r * d), hd);
+                        *dot = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                    }
+                    for ((dpr, pr), &dot) in dp.chunks_mut(len).zip(p.chunks(len)).zip(dots.iter())
+                    {
+                        for (g, &pv) in dpr.iter_mut().zip(pr) {
+                            *g = pv * (*g - dot);
+                        }
+                    }
+                    // dq = scale·dS·k, dk = scale·dSᵀ·q
+                    mm(
+                        (len, hd, len),
+                        dq,
+                        d3,
+                        dp.as_ptr(),
+                        (1, len),
+                        k,
+                        (1, d3),
+                        scale,
+                    );
+                    mm(
+                        (len, hd, len),
+                        dk,
+                        d3,
+                        dp.as_ptr(),
+                        (len, 1),
+                        q,
+                        (1, d3),
+                        scale,
+                    );
+                }
+            },
+        );
         // SAFETY: the tasks above wrote the q, k and v blocks of every (batch, head).
         unsafe { dqkv.set_len(b * len * d3) };
-        Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
+        dqkv
     }
 }
 

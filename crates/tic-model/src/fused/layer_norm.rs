@@ -41,31 +41,7 @@ impl CustomOp3 for FusedLayerNorm {
         if w.len() != n || b.len() != n || n == 0 {
             candle_core::bail!("{name}: width {n}, weight {}, bias {}", w.len(), b.len());
         }
-        let rows = x.len() / n;
-        let mut y = vec![0f32; x.len()];
-        let mut mean = vec![0f32; rows];
-        let mut rstd = vec![0f32; rows];
-        y.par_chunks_mut(ROWS_PER_TASK * n)
-            .zip(x.par_chunks(ROWS_PER_TASK * n))
-            .zip(mean.par_chunks_mut(ROWS_PER_TASK))
-            .zip(rstd.par_chunks_mut(ROWS_PER_TASK))
-            .for_each(|(((y, x), mean), rstd)| {
-                for (((y, x), mu), rs) in y
-                    .chunks_exact_mut(n)
-                    .zip(x.chunks_exact(n))
-                    .zip(mean.iter_mut())
-                    .zip(rstd.iter_mut())
-                {
-                    let m = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-                    let var = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n as f64;
-                    let (m, r) = (m as f32, (1.0 / (var + self.eps as f64).sqrt()) as f32);
-                    for (((y, &xv), &wv), &bv) in y.iter_mut().zip(x).zip(w).zip(b) {
-                        *y = (xv - m) * r * wv + bv;
-                    }
-                    *mu = m;
-                    *rs = r;
-                }
-            });
+        let (y, mean, rstd) = layer_norm_forward(x, w, b, n, self.eps);
         *self.stats.lock().expect("layer norm stats") = Some((mean, rstd));
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
@@ -99,8 +75,45 @@ impl CustomOp3 for FusedLayerNorm {
     }
 }
 
+/// `(y, mean, rstd)` of LayerNorm over the `n`-wide rows of `x` (statistics in f64, as the
+/// rows are summed; y = (x − mean)·rstd·w + b).
+pub(super) fn layer_norm_forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    n: usize,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rows = x.len() / n;
+    let mut y = vec![0f32; x.len()];
+    let mut mean = vec![0f32; rows];
+    let mut rstd = vec![0f32; rows];
+    y.par_chunks_mut(ROWS_PER_TASK * n)
+        .zip(x.par_chunks(ROWS_PER_TASK * n))
+        .zip(mean.par_chunks_mut(ROWS_PER_TASK))
+        .zip(rstd.par_chunks_mut(ROWS_PER_TASK))
+        .for_each(|(((y, x), mean), rstd)| {
+            for (((y, x), mu), rs) in y
+                .chunks_exact_mut(n)
+                .zip(x.chunks_exact(n))
+                .zip(mean.iter_mut())
+                .zip(rstd.iter_mut())
+            {
+                let m = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+                let var = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n as f64;
+                let (m, r) = (m as f32, (1.0 / (var + eps as f64).sqrt()) as f32);
+                for (((y, &xv), &wv), &bv) in y.iter_mut().zip(x).zip(w).zip(b) {
+                    *y = (xv - m) * r * wv + bv;
+                }
+                *mu = m;
+                *rs = r;
+            }
+        });
+    (y, mean, rstd)
+}
+
 /// `(dx, dw, db)` of `y = (x − mean)·rstd·w + b` for the upstream gradient `g`, rows of `n`.
-fn layer_norm_backward(
+pub(super) fn layer_norm_backward(
     x: &[f32],
     w: &[f32],
     g: &[f32],

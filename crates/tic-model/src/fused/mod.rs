@@ -18,6 +18,10 @@
 //! - [`shifted_diagonal_cross_entropy`]: the CLIP loss's cross-entropy over a logits matrix,
 //!   keeping only the logits (the backward pass recomputes the softmax).
 //!
+//! The same kernels also run a whole residual block with its own backward pass and no graph
+//! inside it (`block`, used through [`crate::nn::ResidualBlock::segment`] by the
+//! segment-by-segment training step of [`crate::recompute`]).
+//!
 //! Which path a model takes is decided per op call by [`enabled`]: the environment variable
 //! `TIC_FUSED_OPS` (`auto`, the default: fused on the CPU; `on`; `off`: Candle's composed ops
 //! everywhere), or [`with_mode`] in tests. There are no CUDA kernels for these ops yet: on a
@@ -25,11 +29,13 @@
 //! on a card.
 
 mod attention;
+mod block;
 mod cross_entropy;
 mod layer_norm;
 mod linear;
 
 pub use attention::attention;
+pub(crate) use block::BlockSegment;
 pub use cross_entropy::shifted_diagonal_cross_entropy;
 pub use layer_norm::layer_norm;
 pub use linear::linear;
@@ -130,3 +136,129 @@ struct OutPtr(*mut f32);
 // SAFETY: every user writes disjoint parts of the buffer from its tasks (documented there).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
+
+/// `dst[m×n] = beta · lhs[m×k] · rhs[k×n]` on strided views (column stride, row stride),
+/// single-threaded (callers run one task per head or per row block).
+///
+/// # Safety
+/// Every pointer must be valid for the strided extents it is given.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    (lhs_cs, lhs_rs): (usize, usize),
+    rhs: *const f32,
+    (rhs_cs, rhs_rs): (usize, usize),
+    beta: f32,
+) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            beta,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Below this many output rows per thread, [`matmul`] lets one GEMM thread itself instead of
+/// giving each thread a block of rows.
+const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// `lhs[m×k] · rhs[k×n]` into a new row-major `[m, n]` buffer, for strided views given as
+/// (column stride, row stride): one block of output rows per thread, each a single-threaded
+/// GEMM (no synchronisation inside the GEMM), or the GEMM's own threading for few rows.
+///
+/// # Safety
+/// `lhs` and `rhs` must be valid for the strided `m×k` and `k×n` extents they are given.
+pub(crate) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    lhs: *const f32,
+    (lhs_cs, lhs_rs): (usize, usize),
+    rhs: *const f32,
+    rhs_strides: (usize, usize),
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    let threads = rayon::current_num_threads();
+    let per_thread = m.div_ceil(threads.max(1));
+    let (lhs_p, out_p) = (ConstPtr(lhs), OutPtr(out.as_mut_ptr()));
+    let rhs_p = ConstPtr(rhs);
+    if threads > 1 && per_thread >= MIN_ROWS_PER_THREAD {
+        (0..threads).into_par_iter().for_each(|t| {
+            let r0 = t * per_thread;
+            if r0 >= m {
+                return;
+            }
+            let rows = per_thread.min(m - r0);
+            let (l, o, r) = (lhs_p, out_p, rhs_p);
+            // SAFETY: rows r0..r0+rows of lhs and of the output lie inside the extents the
+            // caller vouched for; no other task writes these output rows.
+            unsafe {
+                mm(
+                    (rows, n, k),
+                    o.0.add(r0 * n),
+                    n,
+                    l.0.add(r0 * lhs_rs),
+                    (lhs_cs, lhs_rs),
+                    r.0,
+                    rhs_strides,
+                    1.0,
+                )
+            };
+        });
+    } else {
+        // SAFETY: per this function's contract; the output holds m × n values.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                lhs,
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs,
+                rhs_strides.0 as isize,
+                rhs_strides.1 as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            )
+        };
+    }
+    // SAFETY: the GEMMs above wrote all m × n values (beta·product, dst not read).
+    unsafe { out.set_len(m * n) };
+    out
+}
+
+/// A read-only raw pointer shared by parallel tasks.
+#[derive(Clone, Copy)]
+struct ConstPtr(*const f32);
+// SAFETY: only read, while the caller keeps the buffer alive.
+unsafe impl Send for ConstPtr {}
+unsafe impl Sync for ConstPtr {}
