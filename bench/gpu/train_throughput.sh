@@ -27,8 +27,9 @@
 # 5. ends with a short tiny-scale training run as a smoke test.
 # The training rows measure the block-by-block backward and the detached parameter gradients
 # (docs/model.md, "The training graph"), which apply on every device. The fused training ops
-# (tic_model::fused) have CPU kernels only: on CUDA the composed ops run (TIC_FUSED_OPS has no
-# effect there), so there is no fused CUDA kernel for this run to validate yet.
+# and the residual blocks' own backward pass (tic_model::fused) have CPU kernels only: on CUDA
+# the composed ops run through Candle's autograd (TIC_FUSED_OPS has no effect there), so there
+# is no fused CUDA kernel for this run to validate yet.
 #
 # GPU-side settings (environment): DEVICE (cuda), MODEL (ViT-B-16), BATCHES ("128 256"),
 # STEPS (30), PRECISION (bf16), POOL (20000 samples), IMAGE_SIZE (224), WORKERS (12),

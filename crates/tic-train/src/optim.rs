@@ -372,25 +372,61 @@ pub fn clip_grad_norm(grads: &mut [Option<Tensor>], max_norm: f64) -> Result<f64
     let total = grad_norm(grads)?;
     let coef = (max_norm / (total + 1e-6)).min(1.0);
     if coef < 1.0 {
+        let c = coef as f32;
         for g in grads.iter_mut().flatten() {
-            *g = g.affine(coef, 0.0)?;
+            // CPU f32: one parallel pass on the host (Candle's affine is single-threaded).
+            let host = with_host_values(g, |v| {
+                let scaled: Vec<f32> = v
+                    .par_chunks(HOST_CHUNK)
+                    .flat_map_iter(|ch| ch.iter().map(move |x| x * c))
+                    .collect();
+                scaled
+            });
+            *g = match host {
+                Some(v) => Tensor::from_vec(v, g.shape(), g.device())?,
+                None => g.affine(coef, 0.0)?,
+            };
         }
     }
     Ok(total)
 }
 
-/// Total L2 norm of the gradients (one host sync).
-pub fn grad_norm(grads: &[Option<Tensor>]) -> Result<f64> {
-    let sums: Vec<Tensor> = grads
-        .iter()
-        .flatten()
-        .map(|g| g.to_dtype(DType::F32)?.sqr()?.sum_all())
-        .collect::<candle_core::Result<_>>()?;
-    if sums.is_empty() {
-        return Ok(0.0);
+/// Runs `f` on the values of a contiguous CPU f32 tensor (borrowing its storage); None for
+/// any other tensor.
+fn with_host_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return None;
     }
-    let total: f32 = Tensor::stack(&sums, 0)?.sum_all()?.to_scalar()?;
-    Ok((total as f64).sqrt())
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(d)), Some((a, b))) => Some(f(&d[a..b])),
+        _ => None,
+    }
+}
+
+/// Total L2 norm of the gradients. CPU f32 gradients are summed on the host (squares in f64,
+/// partial sums of fixed chunks added in order: no temporary tensors, the same value at any
+/// number of threads); others with tensor ops and one host sync.
+pub fn grad_norm(grads: &[Option<Tensor>]) -> Result<f64> {
+    let mut host = 0f64;
+    let mut sums = Vec::new();
+    for g in grads.iter().flatten() {
+        let on_host = with_host_values(g, |v| {
+            let parts: Vec<f64> = v
+                .par_chunks(HOST_CHUNK)
+                .map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
+                .collect();
+            parts.iter().sum::<f64>()
+        });
+        match on_host {
+            Some(s) => host += s,
+            None => sums.push(g.to_dtype(DType::F32)?.sqr()?.sum_all()?),
+        }
+    }
+    if !sums.is_empty() {
+        host += Tensor::stack(&sums, 0)?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok(host.sqrt())
 }
 
 /// Clamps `logit_scale` to `[0, ln 100]` (OpenCLIP, after every optimizer step).
