@@ -10,7 +10,13 @@
 //! `Σ out·g`, whose gradient is exactly the chain rule's), and hands back the block's parameter
 //! gradients and the gradient of its input for the segment before. This is PyTorch's
 //! `torch.utils.checkpoint` as OpenCLIP's `set_grad_checkpointing` uses it per resblock: one
-//! extra forward pass per step, the same operations, the same numbers.
+//! extra forward pass per step (less the last block's, whose record is kept: the backward pass
+//! starts there), the same operations, the same numbers.
+//!
+//! Segments come in two kinds ([`Segment`]): closures over Candle ops, differentiated through
+//! a local autograd graph as above, and segments with their own backward pass
+//! ([`OwnBackward`]: a residual block on the CPU, [`crate::fused`]) that return what they
+//! saved and differentiate themselves without any graph.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
@@ -93,12 +99,18 @@ impl<'a> Recompute<'a> {
         keep: Keep,
     ) -> Result<(Tensor, Self)> {
         let n = segments.len();
+        // With checkpointing, the last segment with its own backward pass keeps what it saved:
+        // the backward pass reaches it first, so re-running it would buy no memory.
+        let last_own = segments.iter().rposition(|s| matches!(s, Segment::Own(_)));
         let mut inputs = Vec::with_capacity(n);
         let mut kept = Vec::with_capacity(n);
         let mut cur = x.detach();
         for (i, seg) in segments.iter().enumerate() {
             let (out, k) = match (seg, keep) {
-                (Segment::Own(s), Keep::Inputs) => (s.forward_saving(&cur)?.0, None),
+                (Segment::Own(s), Keep::Inputs) => {
+                    let (out, saved) = s.forward_saving(&cur)?;
+                    (out, (last_own == Some(i)).then(|| Kept::Own(saved)))
+                }
                 (Segment::Own(s), Keep::Graphs) => {
                     let (out, saved) = s.forward_saving(&cur)?;
                     (out, Some(Kept::Own(saved)))
