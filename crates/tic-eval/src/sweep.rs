@@ -168,8 +168,8 @@ pub fn markdown(points: &[SweepPoint], family: &str, method: &str, reference: &s
     for p in points {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            format!("{:.0}", p.budget),
+            "| {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.budget,
             p.gap.n(),
             p.method_id.percent(),
             p.reference_id.percent(),

@@ -68,10 +68,10 @@ fn run(args: &Args) -> Result<()> {
         "# Budget sweep: {} vs {}\n\n{md}\n![sweep](sweep.png)\n",
         args.method, args.reference
     );
-    tic_eval::write_output(&args.output_dir.join("sweep.md"), doc.as_bytes())?;
+    tic_eval::write_output(args.output_dir.join("sweep.md"), doc.as_bytes())?;
     let json = sweep::to_json(&points, &family, &args.method, &args.reference);
     tic_eval::write_output(
-        &args.output_dir.join("sweep.json"),
+        args.output_dir.join("sweep.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     let title = format!("{} vs {} | {family}", args.method, args.reference);
