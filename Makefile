@@ -105,9 +105,9 @@ DS_TRAIN := $(DS_DIR)/yearly/train
 
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
-  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report
+  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report tic-sweep
 
-.PHONY: gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-seeds demo-data demo-smoke data-year \
+.PHONY: gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-seeds demo-paper demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
         report bench-reshard fuzz clean help
 
@@ -181,12 +181,12 @@ demo-smoke: ## The whole pipeline, shortened, with tic-report --check (part of m
 	rm -rf $(SMOKE_DIR)
 	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
 	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 \
-	  DEMO_TRAIN_FLAGS="--train_num_samples 256 --workers 1 --num_checkpoints 1 -q" REPORT_FLAGS=--check
+	  DEMO_BUDGET=256 REPORT_FLAGS=--check
 	test -s $(SMOKE_DIR)/report.md
 	for ds in yfcc15m redcaps; do \
 	  $(MAKE) --no-print-directory demo DATASET=$$ds DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
 	    YFCC_ROWS=1500 REDCAPS_ROWS=1500 STRATEGIES="sequential cumulative-all oracle" \
-	    DEMO_TRAIN_FLAGS="--train_num_samples 256 --workers 1 --num_checkpoints 1 -q" REPORT_FLAGS=--check && \
+	    DEMO_BUDGET=256 REPORT_FLAGS=--check && \
 	  test -s $(SMOKE_DIR)/$$ds/report.md; done
 
 # ---- data: synthetic pool, UID files, time splits -------------------------------------------
@@ -390,7 +390,13 @@ LAUNCH ?=
 # The demo runs JOBS trainings/evaluations side by side, one thread each: a tiny CLIP step is
 # as fast on one thread as on two, so this doubles throughput on 2 cores.
 DEMO_JOBS ?= $(JOBS)
-DEMO_TRAIN_FLAGS ?= --workers 1 --num_checkpoints 1 -q
+# The demo's training regime on top of `--scale tiny` (issue 17; docs/results.md "The demo's
+# regime"): DEMO_BUDGET samples per time step and DEMO_REGIME's optimizer settings. At the
+# tiny scale's own 120 steps × 32 some seeds' first run plateaus (loss ≈ 2, recall@1 ≈ 8 %).
+DEMO_BUDGET ?= 7680
+DEMO_REGIME ?=
+DEMO_RUN_FLAGS ?= --workers 1 --num_checkpoints 1 -q
+DEMO_TRAIN_FLAGS ?= --train_num_samples $(DEMO_BUDGET) $(DEMO_REGIME) $(DEMO_RUN_FLAGS)
 DEMO_EVAL_FLAGS ?= --num_workers 1 --batch_size 256 -q
 with_threads = $(if $(PROC_THREADS),RAYON_NUM_THREADS=$(PROC_THREADS) )
 METRICS_FLAGS ?=
@@ -496,6 +502,32 @@ demo-seeds: $(DEMO_BUILD) ## The demo for each of DEMO_SEEDS, findings judged ov
 	    || exit 1; \
 	done
 	$(SEEDS_REPORT_CMD)
+
+# The paper's regime and a budget sweep (issue 17): `make demo-seeds` over PAPER_SEEDS once per
+# per-step budget of PAPER_BUDGETS, each under $(PAPER_DIR)/n<budget> (seed<N>/ and report.md,
+# report.json as demo-seeds writes them). PAPER_BUDGET (near convergence) trains every method of
+# STRATEGIES; the other budgets only what the sweep compares (PAPER_SWEEP_STRATEGIES). Then
+# tic-sweep: the oracle − cumulative-all ID gap (mean ± std over the seeds) and their compute
+# ratio against the budget, $(PAPER_DIR)/sweep/sweep.{md,json,png,svg}. Reruns skip finished
+# runs; a budget folder made by `make demo-seeds SEEDS_DIR=$(PAPER_DIR)/n<budget>` is reused.
+PAPER_SEEDS ?= 0 1 2
+PAPER_BUDGETS ?= 1920 3840 7680
+PAPER_BUDGET ?= 7680
+PAPER_SWEEP_STRATEGIES ?= cumulative-all oracle
+PAPER_DIR ?= out/demo-paper
+PAPER_REPORTS := $(foreach b,$(PAPER_BUDGETS),$(PAPER_DIR)/n$(b)/report.json)
+$(PAPER_DIR)/sweep/sweep.md: $(PAPER_REPORTS)
+	$(DEMO_BIN)/tic-sweep $(foreach b,$(PAPER_BUDGETS),--budget $(b)=$(PAPER_DIR)/n$(b)/report.json) \
+	  --output-dir $(@D) > /dev/null
+demo-paper: $(DEMO_BUILD) ## 3 seeds × every method at PAPER_BUDGET, plus the budget sweep (out/demo-paper/sweep/sweep.md)
+	for b in $(PAPER_BUDGETS); do \
+	  if [ $$b = $(PAPER_BUDGET) ]; then st="$(STRATEGIES)"; else st="$(PAPER_SWEEP_STRATEGIES)"; fi; \
+	  $(MAKE) --no-print-directory demo-seeds DEMO_BUILD= DEMO_SEEDS="$(PAPER_SEEDS)" DEMO_BUDGET=$$b \
+	    SEEDS_DIR=$(PAPER_DIR)/n$$b STRATEGIES="$$st" || exit 1; \
+	done
+	$(MAKE) --no-print-directory $(PAPER_DIR)/sweep/sweep.md
+	@echo; echo "$(PAPER_BUDGET) samples per step, every method, seeds $(PAPER_SEEDS): $(PAPER_DIR)/n$(PAPER_BUDGET)/report.md"
+	@echo; cat $(PAPER_DIR)/sweep/sweep.md
 
 data-summary: ## Samples per training split and eval set of DATASET
 	@echo "$(DATASET) data under $(DS_DIR):"

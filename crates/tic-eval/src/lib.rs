@@ -33,6 +33,7 @@ pub mod plots;
 pub mod report;
 pub mod results;
 pub mod spread;
+pub mod sweep;
 pub mod tables;
 pub mod tasklist;
 

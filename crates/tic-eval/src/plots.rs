@@ -325,3 +325,178 @@ fn draw_compute<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &Compute
         .map_err(err)?;
     Ok(())
 }
+
+/// Writes `{stem}.{png,svg}`: a budget sweep (`tic-sweep`) in two panels, one column per
+/// budget (in budget order, evenly spaced: the sweep's budgets usually double): the reference −
+/// method ID gap (mean ± std over seeds, in points) with the `tolerance` line, and the
+/// method/reference compute ratio. `names`: (method, reference). (The embedded font has no
+/// `−` or `±`: labels use ASCII.)
+pub fn sweep_plot(
+    points: &[crate::sweep::SweepPoint],
+    stem: &Path,
+    title: &str,
+    names: (&str, &str),
+    tolerance: f64,
+) -> Result<Vec<PathBuf>> {
+    let pts: Vec<SweepBar> = points
+        .iter()
+        .filter_map(|p| {
+            Some(SweepBar {
+                budget: p.budget,
+                gap: 100.0 * p.gap.mean()?,
+                std: 100.0 * p.gap.std().unwrap_or(0.0),
+                ratio: p.compute_ratio(),
+            })
+        })
+        .collect();
+    if pts.is_empty() {
+        anyhow::bail!("sweep plot: no budget has a gap");
+    }
+    let y_lo = pts.iter().map(|p| p.gap - p.std).fold(0.0f64, f64::min);
+    let y_hi = pts
+        .iter()
+        .map(|p| p.gap + p.std)
+        .fold(100.0 * tolerance, f64::max);
+    let pad = ((y_hi - y_lo) * 0.1).max(0.5);
+    let ctx = SweepCtx {
+        pts,
+        y: (y_lo - pad, y_hi + pad),
+        title: title.to_string(),
+        gap_desc: format!("{} - {} ID (points)", names.1, names.0),
+        ratio_desc: format!("compute {} / {}", names.0, names.1),
+        tolerance: 100.0 * tolerance,
+    };
+    render_both!(stem, (900, 700), |root| draw_sweep(root, &ctx))
+}
+
+struct SweepBar {
+    budget: f64,
+    /// Gap mean and std over the seeds, in points.
+    gap: f64,
+    std: f64,
+    ratio: Option<f64>,
+}
+
+struct SweepCtx {
+    pts: Vec<SweepBar>,
+    y: (f64, f64),
+    title: String,
+    gap_desc: String,
+    ratio_desc: String,
+    tolerance: f64,
+}
+
+fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &SweepCtx) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let root = root.titled(&ctx.title, (FAMILY, 18)).map_err(err)?;
+    let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 * 62 / 100);
+    let n = ctx.pts.len();
+    // Integer ranges are inclusive in plotters: 0..n-1 gives n segments, one per budget.
+    let xs = || (0..n - 1).into_segmented();
+    let x_fmt = |x: &SegmentValue<usize>| match x {
+        SegmentValue::CenterOf(i) if *i < n => format!("{:.0}", ctx.pts[*i].budget),
+        _ => String::new(),
+    };
+    let x_desc = "samples per time step";
+    let mut chart = ChartBuilder::on(&top)
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xs(), ctx.y.0..ctx.y.1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .x_desc(x_desc)
+        .y_desc(ctx.gap_desc.as_str())
+        .x_label_formatter(&x_fmt)
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    let x_end = (SegmentValue::Exact(0), SegmentValue::Exact(n));
+    chart
+        .draw_series(LineSeries::new(
+            [(x_end.0.clone(), 0.0), (x_end.1.clone(), 0.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    let grey = RGBColor(120, 120, 120);
+    chart
+        .draw_series(LineSeries::new(
+            [(x_end.0, ctx.tolerance), (x_end.1, ctx.tolerance)],
+            grey.stroke_width(1),
+        ))
+        .map_err(err)?
+        .label(format!("tolerance {:.1} points", ctx.tolerance))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1)));
+    let blue = RGBColor(31, 119, 180);
+    let at = SegmentValue::CenterOf;
+    chart
+        .draw_series(LineSeries::new(
+            ctx.pts.iter().enumerate().map(|(i, p)| (at(i), p.gap)),
+            blue.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("gap, mean +/- std over seeds")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(ctx.pts.iter().enumerate().map(|(i, p)| {
+            PathElement::new(
+                vec![(at(i), p.gap - p.std), (at(i), p.gap + p.std)],
+                blue.stroke_width(2),
+            )
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            ctx.pts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Circle::new((at(i), p.gap), 4, blue.filled())),
+        )
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    let ratios: Vec<(SegmentValue<usize>, f64)> = ctx
+        .pts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((at(i), p.ratio?)))
+        .collect();
+    let r_hi = ratios.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xs(), 0.0..r_hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .x_desc(x_desc)
+        .y_desc(ctx.ratio_desc.as_str())
+        .x_label_formatter(&x_fmt)
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    let red = RGBColor(214, 39, 40);
+    chart
+        .draw_series(LineSeries::new(ratios.iter().cloned(), red.stroke_width(2)))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            ratios
+                .iter()
+                .map(|p| Circle::new(p.clone(), 4, red.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
+}

@@ -458,6 +458,38 @@ fn tic_report_over_seeds() {
     assert_eq!(back["values"].as_array().unwrap().len(), 2, "{back}");
     assert_eq!(j["findings"][0]["verdict"], "reproduced");
 
+    // tic-sweep over two "budgets" (the same report twice): points sorted by budget, the
+    // oracle − cumulative-all ID gap paired by seed (62.0 − 61.3 on both seeds), plots written.
+    let o = Command::new(env!("CARGO_BIN_EXE_tic-sweep"))
+        .current_dir(root)
+        .args(["--budget", "100=seeds.json", "--budget", "50=seeds.json"])
+        .args(["--output-dir", "sweep"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let sweep = std::fs::read_to_string(root.join("sweep/sweep.md")).unwrap();
+    let row = "| 2 | 61.3 ± 0.0 | 62.0 ± 0.0 | 0.7 ± 0.0 |";
+    let (r50, r100) = (
+        sweep.find(&format!("| 50 {row}")),
+        sweep.find(&format!("| 100 {row}")),
+    );
+    assert!(r50.is_some() && r100 > r50, "{sweep}");
+    for f in ["sweep.json", "sweep.png", "sweep.svg"] {
+        assert!(root.join("sweep").join(f).is_file(), "{f}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_tic-sweep"))
+        .current_dir(root)
+        .args(["--budget", "50=seeds.json", "--method", "lwf"])
+        .args(["--output-dir", "sweep2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("no method \"lwf\""),
+        "{}",
+        text(&o.stderr)
+    );
+
     // A folder of another experiment (other methods) is an error.
     tic_metrics(root, &["sequential", "oracle"], "m3", &["--no-plots"]);
     let o = tic_report(
