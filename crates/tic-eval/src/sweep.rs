@@ -246,7 +246,12 @@ mod tests {
         assert_eq!(p.compute_ratio(), Some(0.4));
         assert_eq!(p.verdict_b.as_deref(), Some("undecided"));
         assert_eq!(first_family(&r).as_deref(), Some("retrieval"));
-        let md = markdown(std::slice::from_ref(&p), "retrieval", DEFAULT_METHOD, DEFAULT_REFERENCE);
+        let md = markdown(
+            std::slice::from_ref(&p),
+            "retrieval",
+            DEFAULT_METHOD,
+            DEFAULT_REFERENCE,
+        );
         assert!(
             md.contains("| 3840 | 3 | 25.0 ± 5.0 | 29.7 ± 4.2 | 4.7 ± 1.5 |"),
             "{md}"
