@@ -659,6 +659,11 @@ fn help_opens_with_each_binarys_job() {
                 exe: env!("CARGO_BIN_EXE_tic-report"),
                 replaces: "no original script",
             },
+            Bin {
+                name: "tic-sweep",
+                exe: env!("CARGO_BIN_EXE_tic-sweep"),
+                replaces: "no original script",
+            },
         ],
     );
 }
