@@ -8,6 +8,8 @@
 
 use crate::dynamic::{FamilyMatrix, Report};
 use anyhow::{anyhow, Context, Result};
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -386,34 +388,46 @@ struct SweepCtx {
     tolerance: f64,
 }
 
+/// One panel of the sweep plot: the `n` budgets as segments on x (labelled by `x_fmt`),
+/// `y` on the value axis described by `y_desc`, its mesh drawn.
+fn budget_panel<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    n: usize,
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+    x_fmt: &dyn Fn(&SegmentValue<usize>) -> String,
+) -> Result<ChartContext<'a, DB, Cartesian2d<SegmentedCoord<RangedCoordusize>, RangedCoordf64>>> {
+    // Integer ranges are inclusive in plotters: 0..n-1 gives n segments, one per budget.
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..n - 1).into_segmented(), y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .x_desc("samples per time step")
+        .y_desc(y_desc)
+        .x_label_formatter(x_fmt)
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &SweepCtx) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(&ctx.title, (FAMILY, 18)).map_err(err)?;
     let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 * 62 / 100);
     let n = ctx.pts.len();
     // Integer ranges are inclusive in plotters: 0..n-1 gives n segments, one per budget.
-    let xs = || (0..n - 1).into_segmented();
     let x_fmt = |x: &SegmentValue<usize>| match x {
         SegmentValue::CenterOf(i) if *i < n => format!("{:.0}", ctx.pts[*i].budget),
         _ => String::new(),
     };
-    let x_desc = "samples per time step";
-    let mut chart = ChartBuilder::on(&top)
-        .margin(12)
-        .x_label_area_size(35)
-        .y_label_area_size(60)
-        .build_cartesian_2d(xs(), ctx.y.0..ctx.y.1)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_labels(n)
-        .x_desc(x_desc)
-        .y_desc(ctx.gap_desc.as_str())
-        .x_label_formatter(&x_fmt)
-        .label_style((FAMILY, 12))
-        .axis_desc_style((FAMILY, 14))
-        .draw()
-        .map_err(err)?;
+    let mut chart = budget_panel(&top, n, ctx.y.0..ctx.y.1, &ctx.gap_desc, &x_fmt)?;
     let x_end = (SegmentValue::Exact(0), SegmentValue::Exact(n));
     chart
         .draw_series(LineSeries::new(
@@ -471,22 +485,7 @@ fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &SweepCtx)
         .filter_map(|(i, p)| Some((at(i), p.ratio?)))
         .collect();
     let r_hi = ratios.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(12)
-        .x_label_area_size(35)
-        .y_label_area_size(60)
-        .build_cartesian_2d(xs(), 0.0..r_hi)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_labels(n)
-        .x_desc(x_desc)
-        .y_desc(ctx.ratio_desc.as_str())
-        .x_label_formatter(&x_fmt)
-        .label_style((FAMILY, 12))
-        .axis_desc_style((FAMILY, 14))
-        .draw()
-        .map_err(err)?;
+    let mut chart = budget_panel(&bottom, n, 0.0..r_hi, &ctx.ratio_desc, &x_fmt)?;
     let red = RGBColor(214, 39, 40);
     chart
         .draw_series(LineSeries::new(ratios.iter().cloned(), red.stroke_width(2)))
