@@ -17,13 +17,10 @@ use candle_core::{Result, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::layer_norm::{layer_norm_backward, layer_norm_forward};
-use super::linear::{gelu_backward, linear_backward};
-use super::{slice, with_host};
+use super::linear::{gelu_backward, gelu_forward, linear_backward};
+use super::{slice, with_host, CHUNK};
 use crate::cpu_kernels::{linear_rows, FusedAttention};
 use crate::recompute::{OwnBackward, Saved};
-
-/// Elements per rayon task of the element-wise passes.
-const CHUNK: usize = 1 << 15;
 
 /// LayerNorm's epsilon (`torch.nn.LayerNorm`).
 const EPS: f32 = 1e-5;
@@ -108,9 +105,7 @@ impl BlockSegment {
             add_into(&mut x1, x);
             let (h2, mean2, rstd2) = layer_norm_forward(&x1, ln2w, ln2b, d, EPS);
             let pre = linear_rows(&h2, fcw, rows, m, d, Some(fcb), false);
-            let mut hid = pre.clone();
-            hid.par_chunks_mut(CHUNK.div_ceil(m) * m)
-                .for_each(|c| crate::vmath::bias_gelu_rows(c, m, None, true));
+            let hid = gelu_forward(&pre, m);
             let mut out = linear_rows(&hid, projw, rows, d, m, Some(projb), false);
             add_into(&mut out, &x1);
             let tape = Tape {

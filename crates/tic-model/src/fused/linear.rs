@@ -11,8 +11,7 @@ use rayon::prelude::*;
 use super::{slice, with_host};
 use crate::vmath;
 
-/// Elements per rayon task of the element-wise passes.
-const CHUNK: usize = 1 << 15;
+use super::CHUNK;
 
 struct FusedLinearTrain {
     gelu: bool,
@@ -50,9 +49,7 @@ impl CustomOp3 for FusedLinearTrain {
         }
         let pre = crate::cpu_kernels::linear_rows(x, w, rows, n, k, Some(b), false);
         let out = if self.gelu {
-            let mut out = pre.clone();
-            out.par_chunks_mut(CHUNK.div_ceil(n) * n)
-                .for_each(|c| vmath::bias_gelu_rows(c, n, None, true));
+            let out = gelu_forward(&pre, n);
             *self.pre.lock().expect("linear pre-activation") = Some(pre);
             out
         } else {
@@ -95,6 +92,15 @@ impl CustomOp3 for FusedLinearTrain {
             Some(Tensor::from_vec(db, n, dev)?),
         ))
     }
+}
+
+/// `gelu(pre)` of the MLP's `n`-wide pre-activation rows, into a new buffer (the pre-activation
+/// stays for the backward pass), in parallel chunks of whole rows.
+pub(super) fn gelu_forward(pre: &[f32], n: usize) -> Vec<f32> {
+    let mut out = pre.to_vec();
+    out.par_chunks_mut(CHUNK.div_ceil(n) * n)
+        .for_each(|c| vmath::bias_gelu_rows(c, n, None, true));
+    out
 }
 
 /// `g ·= gelu'(pre)` in parallel chunks: the gradient of the MLP's pre-activation.

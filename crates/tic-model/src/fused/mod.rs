@@ -45,6 +45,9 @@ use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 
+/// Elements per rayon task of the fused ops' element-wise passes.
+const CHUNK: usize = 1 << 15;
+
 /// Whether the fused training ops run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
