@@ -13,6 +13,8 @@
 # Settings (environment): CASES ("ViT-B-32:32 ViT-B-16:16"), STEPS (timed steps after one
 # warm-up, 4), THREADS (2), TORCH_PYTHON (a python with torch and open_clip_torch; default
 # python3; without them the PyTorch columns say so), FUSED (TIC_FUSED_OPS for tic-train: auto),
+# CLIP (1: clip the gradients' global norm to 1 in all three, `--grad_clip_norm 1` /
+# `clip_grad_norm_`; 0, the default of tic-train, OpenCLIP and DataComp: no clipping),
 # OUT (bench/out/train_step). tic-train trains on a synthetic 224-px pool (2 loader workers),
 # PyTorch on random tensors (no data loading). Speed: median s/step after the first step
 # (tic-train: metrics.jsonl's step_s). Memory: whole-process peak RSS (/usr/bin/time -f %M).
@@ -24,6 +26,7 @@ STEPS=${STEPS:-4}
 THREADS=${THREADS:-2}
 TORCH_PYTHON=${TORCH_PYTHON:-python3}
 OUT=${OUT:-bench/out/train_step}
+CLIP=${CLIP:-0}
 export TIC_FUSED_OPS=${FUSED:-auto}
 cargo build -q --release -p tic-train -p tic-shards --bins
 cargo build -q --release -p tic-train --example step_memory
@@ -68,6 +71,7 @@ for c in $CASES; do
     run="$OUT/tic-$model-$batch-$ckpt"
     rm -rf "$run"
     flag=(); [ "$ckpt" = 1 ] && flag=(--grad_checkpointing)
+    [ "$CLIP" = 1 ] && flag+=(--grad_clip_norm 1)
     RAYON_NUM_THREADS=$THREADS /usr/bin/time -f "%M KB" -o "$OUT/tic-$model-$batch-$ckpt.mem" \
       "$bin/tic-train" --scale tiny --model "$model" --data_dir "$OUT/pool/pool" \
       --batch_size "$batch" --train_num_samples $(( batch * (STEPS + 1) )) --num_checkpoints 1 \
@@ -75,13 +79,14 @@ for c in $CASES; do
     tic_s=$(median_step "$run/r/metrics.jsonl")
     tic_mem=$(peak_mib "$OUT/tic-$model-$batch-$ckpt.mem")
     same=(); [ "$ckpt" = 1 ] && same=(ckpt)
+    [ "$CLIP" = 1 ] && same+=(clip)
     RAYON_NUM_THREADS=$THREADS /usr/bin/time -f "%M KB" -o "$OUT/same-$model-$batch-$ckpt.mem" \
       "$bin/examples/step_memory" "$model" "$batch" "${same[@]}" $(( STEPS + 1 )) > "$OUT/same-$model-$batch-$ckpt.txt"
     same_s=$(median_example_step "$OUT/same-$model-$batch-$ckpt.txt")
     same_mem=$(peak_mib "$OUT/same-$model-$batch-$ckpt.mem")
     if [ "$have_torch" = 1 ]; then
       line=$(OMP_NUM_THREADS=$THREADS /usr/bin/time -f "%M KB" -o "$OUT/torch-$model-$batch-$ckpt.mem" \
-        "$TORCH_PYTHON" bench/train_step_cpu_torch.py "$model" "$batch" "$ckpt" "$STEPS")
+        "$TORCH_PYTHON" bench/train_step_cpu_torch.py "$model" "$batch" "$ckpt" "$STEPS" "$CLIP")
       torch_s=$(cut -f5 <<<"$line")
       torch_mem=$(peak_mib "$OUT/torch-$model-$batch-$ckpt.mem")
       speed=$(python3 -c "print(f'{$torch_s / $same_s:.2f}×')")
@@ -94,7 +99,7 @@ for c in $CASES; do
 done
 
 echo
-echo "TIC_FUSED_OPS=$TIC_FUSED_OPS, $THREADS threads, $STEPS timed steps, $(date -u +%F)"
+echo "TIC_FUSED_OPS=$TIC_FUSED_OPS, $THREADS threads, $STEPS timed steps, gradient clipping $([ "$CLIP" = 1 ] && echo 'to norm 1' || echo off), $(date -u +%F)"
 [ "$have_torch" = 1 ] || echo "PyTorch columns: n/a ($TORCH_PYTHON has no torch + open_clip; pip install torch open_clip_torch)"
 echo
 echo "| model | batch | grad ckpt | tic-train s/step (pool) | tic s/step (same inputs) | PyTorch s/step | speed (PyTorch s / tic s) | tic-train peak MiB (pool) | tic peak MiB (same inputs) | PyTorch peak MiB | memory (tic / PyTorch) |"

@@ -2,11 +2,12 @@
 
 Random-init OpenCLIP model (fp32), random 224-px images and token ids (no data loading), a full
 step: both towers forward, ClipLoss (mean of the two cross-entropies), backward, AdamW with
-OpenCLIP's two parameter groups (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6). One warm-up step,
-then the median of STEPS timed steps. Prints one TSV line: model, batch, grad_checkpointing,
+OpenCLIP's two parameter groups (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6); with CLIP=1 the
+gradients' global norm is clipped to 1 first (OpenCLIP's --grad-clip-norm; off by default, as in
+OpenCLIP and DataComp). One warm-up step, then the median of STEPS timed steps. Prints one TSV line: model, batch, grad_checkpointing,
 samples/s, s/step. The caller measures peak RSS (/usr/bin/time).
 
-    python3 train_step_cpu_torch.py ViT-B-32 32 0 5
+    python3 train_step_cpu_torch.py ViT-B-32 32 0 5 [CLIP]
 """
 
 import statistics
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 def main():
     name, batch, ckpt, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
+    clip = len(sys.argv) > 5 and sys.argv[5] == "1"
     torch.manual_seed(0)
     model = open_clip.create_model(name, pretrained=None)
     model.train()
@@ -44,6 +46,8 @@ def main():
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         times.append(time.perf_counter() - t0)
     s = statistics.median(times[1:])

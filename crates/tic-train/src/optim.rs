@@ -9,9 +9,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{
-    backprop::GradStore, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var,
-};
+use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp1, Layout, Tensor, Var};
 use rayon::prelude::*;
 
 /// OpenCLIP's `exclude` rule: true when the parameter gets no weight decay.
@@ -209,11 +207,14 @@ impl AdamW {
 }
 
 /// The same update as [`AdamW::step`] in place on the host buffers of a CPU f32 parameter
-/// and its moments: three vectorised passes (first moment, second moment, parameter), each
-/// split over the rayon pool, with no copy of any tensor. Candle's CPU element-wise ops run one
-/// kernel per op into fresh buffers, which made the optimizer a large part of a small model's
-/// step and, for a large model, held several transient copies of the biggest parameter.
-/// Bit-identical to the tensor-op update (the same f32 operations in the same order).
+/// and its moments: one vectorised pass over parameter, moments and gradient together (read
+/// four values, write three per element), split over the rayon pool, with no copy of any
+/// tensor. Candle's CPU element-wise ops run one kernel per op into fresh buffers, which made
+/// the optimizer a large part of a small model's step and, for a large model, held several
+/// transient copies of the biggest parameter; three separate in-place passes still read the
+/// moments twice. Per element, the f32 operations of PyTorch's single-tensor AdamW in its
+/// order (`lerp_`, `mul_`/`addcmul_`, `addcdiv_`), so the result does not depend on the chunking
+/// or the number of threads.
 fn step_host(p: &mut ParamState, g: &Tensor, lr: f64, wd: f64, c: &AdamWConfig) -> Result<()> {
     let g = g.contiguous()?;
     let zeros = || p.var.as_tensor().zeros_like();
@@ -226,144 +227,116 @@ fn step_host(p: &mut ParamState, g: &Tensor, lr: f64, wd: f64, c: &AdamWConfig) 
         None => zeros()?,
     };
     let bc1 = 1.0 - c.beta1.powi(p.step as i32);
-    m.inplace_op2(
-        &g,
-        &HostUpdate::FirstMoment {
-            w1: (1.0 - c.beta1) as f32,
-        },
-    )?;
-    v.inplace_op2(
-        &g,
-        &HostUpdate::SecondMoment {
-            b2: c.beta2 as f32,
-            w2: (1.0 - c.beta2) as f32,
-        },
-    )?;
-    p.var.as_tensor().inplace_op3(
-        &m,
-        &v,
-        &HostUpdate::Param {
-            decay: (wd != 0.0).then_some((1.0 - lr * wd) as f32),
-            step_size: (lr / bc1) as f32,
-            bc2_sqrt: ((1.0 - c.beta2.powi(p.step as i32)) as f32).sqrt(),
-            eps: c.eps as f32,
-        },
-    )?;
+    let update = HostUpdate {
+        w1: (1.0 - c.beta1) as f32,
+        b2: c.beta2 as f32,
+        w2: (1.0 - c.beta2) as f32,
+        decay: (wd != 0.0).then_some((1.0 - lr * wd) as f32),
+        step_size: (lr / bc1) as f32,
+        bc2_sqrt: ((1.0 - c.beta2.powi(p.step as i32)) as f32).sqrt(),
+        eps: c.eps as f32,
+    };
+    let n = p.var.elem_count();
+    if g.elem_count() != n || m.elem_count() != n || v.elem_count() != n {
+        bail!(
+            "AdamW `{}`: {} gradients for {n} values",
+            p.name,
+            g.elem_count()
+        );
+    }
+    // The parameter, then each moment, is borrowed mutably through an in-place op (Candle's
+    // only way to write a tensor's storage); the innermost closure sees all four buffers.
+    with_host_mut(p.var.as_tensor(), |theta| {
+        with_host_mut(&m, |m| {
+            with_host_mut(&v, |v| {
+                with_host_values(&g, |g| update.apply(theta, m, v, g))
+                    .ok_or_else(|| candle_core::Error::Msg("AdamW: gradient not on host".into()))
+            })
+        })
+    })?;
     p.exp_avg = Some(m);
     p.exp_avg_sq = Some(v);
     Ok(())
 }
 
-/// The three in-place passes of [`step_host`].
-enum HostUpdate {
-    /// `m ← m + w1·(g − m)` (source: g).
-    FirstMoment { w1: f32 },
-    /// `v ← v·β2 + w2·g·g` (source: g).
-    SecondMoment { b2: f32, w2: f32 },
-    /// `θ ← θ·decay − step_size·m / (√v / √bc2 + ε)` (sources: m, v).
-    Param {
-        decay: Option<f32>,
-        step_size: f32,
-        bc2_sqrt: f32,
-        eps: f32,
-    },
+/// The constants of one parameter's AdamW update (see [`HostUpdate::apply`]).
+struct HostUpdate {
+    /// `1 − β1`.
+    w1: f32,
+    /// `β2`.
+    b2: f32,
+    /// `1 − β2`.
+    w2: f32,
+    /// `1 − lr·wd` for the decayed group.
+    decay: Option<f32>,
+    /// `lr / (1 − β1ᵗ)`.
+    step_size: f32,
+    /// `√(1 − β2ᵗ)`.
+    bc2_sqrt: f32,
+    /// `ε`.
+    eps: f32,
 }
 
-/// Elements per rayon task of the in-place passes.
-const HOST_CHUNK: usize = 1 << 16;
-
-fn host_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        _ => candle_core::bail!("AdamW host update: expected a contiguous f32 tensor"),
-    }
-}
-
-fn host_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&mut d[a..b]),
-        _ => candle_core::bail!("AdamW host update: expected a contiguous f32 tensor"),
-    }
-}
-
-impl InplaceOp2 for HostUpdate {
-    fn name(&self) -> &'static str {
-        "tic-adamw-moment"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<()> {
-        let dst = host_slice_mut(dst, dst_l)?;
-        let g = host_slice(g, gl)?;
-        if g.len() != dst.len() {
-            candle_core::bail!("AdamW host update: {} gradients for {}", g.len(), dst.len());
-        }
-        let chunks = dst.par_chunks_mut(HOST_CHUNK).zip(g.par_chunks(HOST_CHUNK));
-        match *self {
-            HostUpdate::FirstMoment { w1 } => chunks.for_each(|(m, g)| {
-                for (m, &gi) in m.iter_mut().zip(g) {
-                    *m += w1 * (gi - *m);
-                }
-            }),
-            HostUpdate::SecondMoment { b2, w2 } => chunks.for_each(|(v, g)| {
-                for (v, &gi) in v.iter_mut().zip(g) {
-                    *v = *v * b2 + w2 * gi * gi;
-                }
-            }),
-            HostUpdate::Param { .. } => candle_core::bail!("AdamW host update: parameter pass"),
-        }
-        Ok(())
-    }
-}
-
-impl InplaceOp3 for HostUpdate {
-    fn name(&self) -> &'static str {
-        "tic-adamw-param"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        m: &CpuStorage,
-        ml: &Layout,
-        v: &CpuStorage,
-        vl: &Layout,
-    ) -> candle_core::Result<()> {
-        let HostUpdate::Param {
+impl HostUpdate {
+    /// Per element, in this order: `m ← m + w1·(g − m)`, `v ← v·β2 + w2·g·g`,
+    /// `θ ← θ·decay − step_size·m / (√v / √bc2 + ε)`.
+    fn apply(&self, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        let Self {
+            w1,
+            b2,
+            w2,
             decay,
             step_size,
             bc2_sqrt,
             eps,
-        } = *self
-        else {
-            candle_core::bail!("AdamW host update: moment pass");
-        };
-        let theta = host_slice_mut(dst, dst_l)?;
-        let (m, v) = (host_slice(m, ml)?, host_slice(v, vl)?);
-        if m.len() != theta.len() || v.len() != theta.len() {
-            candle_core::bail!("AdamW host update: moments and parameter differ in size");
-        }
+        } = *self;
         theta
             .par_chunks_mut(HOST_CHUNK)
-            .zip(m.par_chunks(HOST_CHUNK).zip(v.par_chunks(HOST_CHUNK)))
-            .for_each(|(th, (m, v))| {
-                for ((t, &mi), &vi) in th.iter_mut().zip(m).zip(v) {
+            .zip(m.par_chunks_mut(HOST_CHUNK))
+            .zip(v.par_chunks_mut(HOST_CHUNK))
+            .zip(g.par_chunks(HOST_CHUNK))
+            .for_each(|(((th, m), v), g)| {
+                for (((t, m), v), &gi) in th.iter_mut().zip(m).zip(v).zip(g) {
+                    *m += w1 * (gi - *m);
+                    *v = *v * b2 + w2 * gi * gi;
                     let mut x = *t;
                     if let Some(d) = decay {
                         x *= d;
                     }
-                    let denom = vi.sqrt() / bc2_sqrt + eps;
-                    *t = x - step_size * (mi / denom);
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *t = x - step_size * (*m / denom);
                 }
             });
-        Ok(())
     }
+}
+
+/// Elements per rayon task of the host passes.
+const HOST_CHUNK: usize = 1 << 16;
+
+/// Runs `f` on the values of a contiguous CPU f32 tensor, mutably, through an in-place op
+/// (which holds the storage's write lock while `f` runs).
+fn with_host_mut(
+    t: &Tensor,
+    f: impl FnOnce(&mut [f32]) -> candle_core::Result<()>,
+) -> candle_core::Result<()> {
+    /// An in-place op that hands its storage to a closure once.
+    struct Borrow<F>(std::cell::Cell<Option<F>>);
+    impl<F: FnOnce(&mut [f32]) -> candle_core::Result<()>> InplaceOp1 for Borrow<F> {
+        fn name(&self) -> &'static str {
+            "tic-adamw-host"
+        }
+        fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+            let data = match (s, l.contiguous_offsets()) {
+                (CpuStorage::F32(d), Some((a, b))) => &mut d[a..b],
+                _ => candle_core::bail!("AdamW host update: expected a contiguous f32 tensor"),
+            };
+            match self.0.take() {
+                Some(f) => f(data),
+                None => candle_core::bail!("AdamW host update: storage borrowed twice"),
+            }
+        }
+    }
+    t.inplace_op1(&Borrow(std::cell::Cell::new(Some(f))))
 }
 
 /// `torch.nn.utils.clip_grad_norm_(params, max_norm)`: scales all gradients by
