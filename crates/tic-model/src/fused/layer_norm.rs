@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{slice, with_host};
+use super::{par_zeros, slice, with_host};
 
 /// Rows per rayon task.
 const ROWS_PER_TASK: usize = 64;
@@ -85,7 +85,7 @@ pub(super) fn layer_norm_forward(
     eps: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let rows = x.len() / n;
-    let mut y = vec![0f32; x.len()];
+    let mut y = par_zeros(x.len());
     let mut mean = vec![0f32; rows];
     let mut rstd = vec![0f32; rows];
     y.par_chunks_mut(ROWS_PER_TASK * n)
@@ -121,7 +121,7 @@ pub(super) fn layer_norm_backward(
     rstd: &[f32],
     n: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut dx = vec![0f32; x.len()];
+    let mut dx = par_zeros(x.len());
     let (dw, db) = dx
         .par_chunks_mut(ROWS_PER_TASK * n)
         .zip(x.par_chunks(ROWS_PER_TASK * n))

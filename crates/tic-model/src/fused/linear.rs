@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{slice, with_host};
+use super::{par_copy_then, slice, with_host};
 use crate::vmath;
 
 use super::CHUNK;
@@ -79,8 +79,11 @@ impl CustomOp3 for FusedLinearTrain {
             let Some(pre) = guard.as_ref() else {
                 candle_core::bail!("{name}: backward before forward");
             };
-            let mut dz = with_host(grad, name, |g| Ok(g.to_vec()))?;
-            gelu_backward(pre, &mut dz);
+            let dz = with_host(grad, name, |g| {
+                Ok(par_copy_then(g, CHUNK, |at, dz| {
+                    vmath::gelu_backward(&pre[at..at + dz.len()], dz)
+                }))
+            })?;
             backward(&dz)?
         } else {
             with_host(grad, name, backward)?
@@ -97,10 +100,9 @@ impl CustomOp3 for FusedLinearTrain {
 /// `gelu(pre)` of the MLP's `n`-wide pre-activation rows, into a new buffer (the pre-activation
 /// stays for the backward pass), in parallel chunks of whole rows.
 pub(super) fn gelu_forward(pre: &[f32], n: usize) -> Vec<f32> {
-    let mut out = pre.to_vec();
-    out.par_chunks_mut(CHUNK.div_ceil(n) * n)
-        .for_each(|c| vmath::bias_gelu_rows(c, n, None, true));
-    out
+    par_copy_then(pre, CHUNK.div_ceil(n) * n, |_, c| {
+        vmath::bias_gelu_rows(c, n, None, true)
+    })
 }
 
 /// `g ·= gelu'(pre)` in parallel chunks: the gradient of the MLP's pre-activation.

@@ -133,6 +133,49 @@ fn with_host<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
     }
 }
 
+/// A copy of `src` made in parallel chunks of `chunk` values, each chunk then handed to
+/// `then(offset, chunk)` while it is still in cache. Large activations are copied on the
+/// workers instead of by one serial `memcpy` (and page faults) on the calling thread.
+pub(crate) fn par_copy_then(
+    src: &[f32],
+    chunk: usize,
+    then: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let chunk = chunk.max(1);
+    let mut out = Vec::<f32>::with_capacity(src.len());
+    out.spare_capacity_mut()[..src.len()]
+        .par_chunks_mut(chunk)
+        .zip(src.par_chunks(chunk))
+        .enumerate()
+        .for_each(|(i, (dst, s))| {
+            // SAFETY: `dst` and `s` have the same length and do not overlap (`out` is a new
+            // buffer); once all `s.len()` values are written, `dst` is an initialised
+            // `[f32]` (MaybeUninit<f32> has f32's layout).
+            let dst = unsafe {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), dst.as_mut_ptr().cast::<f32>(), s.len());
+                &mut *(dst as *mut [std::mem::MaybeUninit<f32>] as *mut [f32])
+            };
+            then(i * chunk, dst);
+        });
+    // SAFETY: the tasks above initialised all `src.len()` values.
+    unsafe { out.set_len(src.len()) };
+    out
+}
+
+/// `len` zeros, written in parallel chunks (`vec![0.0; len]` on a reused heap block is one
+/// serial `memset` on the calling thread).
+pub(crate) fn par_zeros(len: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = Vec::<f32>::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|c| c.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: the tasks above initialised all `len` values.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// A raw pointer to an output that parallel tasks write disjoint parts of.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
