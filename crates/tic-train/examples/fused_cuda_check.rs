@@ -27,13 +27,16 @@ mod check {
     use candle_core::{DType, Device, Tensor, Var};
     use tic_model::fused;
 
+    /// An op under test, applied to its inputs.
+    type Op = Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>>;
+
     /// One op's inputs (CPU f32), upstream gradient and the op itself.
     struct Case {
         name: String,
         inputs: Vec<Tensor>,
         /// The upstream gradient of the output (None: the output is a scalar loss).
         grad: Option<Tensor>,
-        op: Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>>,
+        op: Op,
     }
 
     /// Output and input gradients (as CPU f32 tensors) of `case` with inputs on `dev` in `dtype`.
@@ -185,7 +188,7 @@ mod check {
                     run_case(&case, &gpu, dtype)?;
                     let (y, g, secs) = run_case(&case, &gpu, dtype)?;
                     let (y2, g2, _) = run_case(&case, &gpu, dtype)?;
-                    let det = same_bits(&[y.clone()], &[y2])? && same_bits(&g, &g2)?;
+                    let det = same_bits(std::slice::from_ref(&y), &[y2])? && same_bits(&g, &g2)?;
                     let (oa, or) = diff(&y, &y0)?;
                     let (mut ga, mut gr) = (0f32, 0f32);
                     for (a, b) in g.iter().zip(&g0) {
