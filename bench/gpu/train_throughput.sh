@@ -25,15 +25,21 @@
 #    --dist_backend nccl (every collective through NCCL) against the same run with MPI on host
 #    buffers: the per-step losses must agree (max relative difference) — plus both runs' speed;
 # 5. ends with a short tiny-scale training run as a smoke test.
-# The training rows measure the block-by-block backward and the detached parameter gradients
-# (docs/model.md, "The training graph"), which apply on every device. The fused training ops
-# and the residual blocks' own backward pass (tic_model::fused) have CPU kernels only: on CUDA
-# the composed ops run through Candle's autograd (TIC_FUSED_OPS has no effect there), so there
-# is no fused CUDA kernel for this run to validate yet.
+# Before the training rows it checks the CUDA kernels of the fused training ops
+# (tic_model::fused, crates/tic-model/kernels/fused.cu: LayerNorm, bias + GELU, attention,
+# cross-entropy; forward and backward, f32 and bf16) against their CPU f32 kernels at ViT-B-16
+# sizes (the fused_cuda_check example: a PASS/FAIL table with max abs/rel errors and a
+# determinism column). The training rows measure the block-by-block backward and the detached
+# parameter gradients (docs/model.md, "The training graph"), which apply on every device; under
+# the default TIC_FUSED_OPS=auto the composed ops run on CUDA. The rows are then rerun with
+# TIC_FUSED_OPS=on (names ending in _fused; FUSED_ROWS=0 skips them): the fused CUDA kernels in
+# training, for speed and peak memory against the composed rows. The residual blocks' own
+# backward pass stays CPU-only.
 #
 # GPU-side settings (environment): DEVICE (cuda), MODEL (ViT-B-16), BATCHES ("128 256"),
 # STEPS (30), PRECISION (bf16), POOL (20000 samples), IMAGE_SIZE (224), WORKERS (12),
-# EMBED_N (1024 images for the embedding timing), PY (python3; with numpy, as the GPU machine's).
+# EMBED_N (1024 images for the embedding timing), PY (python3; with numpy, as the GPU machine's),
+# FUSED_ROWS (1: also the training rows with TIC_FUSED_OPS=on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 mode=${1:-build}
@@ -68,9 +74,12 @@ if [ "$mode" = build ]; then
   cargo build --release --features tic-train/nccl -p tic-train -p tic-shards -p tic-eval \
     -p tic-model --bins
   cargo build --release --features nccl -p tic-dist --example nccl_check
+  cargo build --release --features tic-train/nccl -p tic-train --example fused_cuda_check
   bundle .gpu "$CARGO_TARGET_DIR/release" xz
-  strip -o .gpu/nccl_check "$CARGO_TARGET_DIR/release/examples/nccl_check"
-  xz -9 -f .gpu/nccl_check
+  for ex in nccl_check fused_cuda_check; do
+    strip -o ".gpu/$ex" "$CARGO_TARGET_DIR/release/examples/$ex"
+    xz -9 -f ".gpu/$ex"
+  done
   cp ../shared/gpu/device-env.sh .gpu/
   # PyTorch + OpenCLIP baseline on the same card: the GPU machine has torch, not open_clip.
   mkdir -p .gpu/whl
@@ -89,8 +98,11 @@ fi
 if [ "$mode" = dry-run ]; then
   cd "$here"
   cargo build --release -q -p tic-train -p tic-shards -p tic-model --bins
+  # Without the cuda feature the check only says it was skipped: this runs the script's path.
+  cargo build --release -q -p tic-train --example fused_cuda_check
   dir=$(mktemp -d)
   bundle "$dir" target/release copy
+  cp target/release/examples/fused_cuda_check "$dir/"
   DEVICE=cpu MODEL=tiny-test BATCHES="16 32" STEPS=8 PRECISION=fp32 POOL=256 IMAGE_SIZE=64 \
     WORKERS=2 EMBED_N=64 OUT="${OUT:-$dir/out}" bash "$dir/run.sh"
   exit 0
@@ -135,6 +147,16 @@ if [ "$DEVICE" != cpu ] && [ -d whl ]; then
     && PYTHONPATH=/tmp/site timeout 600 "$PY" torch_baseline.py "$MODEL" "$BATCHES" 10 \
       > "$OUT/torch.tsv" 2> "$OUT/torch_baseline.log" || echo "torch baseline failed: $(tail -3 "$OUT/torch_baseline.log")"
 fi
+# The fused ops' CUDA kernels against their CPU kernels (a table; a FAIL does not stop the run).
+if [ -f fused_cuda_check.xz ] && [ ! -x fused_cuda_check ]; then
+  "$PY" -c "import lzma,shutil; shutil.copyfileobj(lzma.open('fused_cuda_check.xz'), open('fused_cuda_check','wb'))"
+  chmod +x fused_cuda_check
+fi
+if [ -x fused_cuda_check ]; then
+  timeout 600 ./fused_cuda_check > "$OUT/fused_cuda_check.log" 2>&1 \
+    || echo "fused_cuda_check FAILED: $(tail -3 "$OUT/fused_cuda_check.log")"
+  cat "$OUT/fused_cuda_check.log"
+fi
 work=$(mktemp -d)
 timeout 300 ./tic-synth --out "$work/synth" --num-samples "$POOL" --num-shards 16 --num-years 1 \
   --image-size "$IMAGE_SIZE" --quiet
@@ -156,11 +178,16 @@ with_peak() { # with_peak FILE CMD...
   return $rc
 }
 first_run=""
+# The rows with the default TIC_FUSED_OPS, then (FUSED_ROWS=1) with the fused CUDA kernels on.
+fused_modes=""
+[ "${FUSED_ROWS:-1}" = 1 ] && fused_modes="on"
+for fused in "" $fused_modes; do
 for batch in $BATCHES; do
   for ckpt in "" "--grad_checkpointing"; do
-    name="train_${MODEL}_b$batch${ckpt:+_ckpt}"
+    name="train_${MODEL}_b$batch${ckpt:+_ckpt}${fused:+_fused}"
     first_run=${first_run:-$name}
-    with_peak "$work/$name.peak" timeout 900 ./tic-train --scale tic_large --model "$MODEL" \
+    # shellcheck disable=SC2086
+    with_peak "$work/$name.peak" ${fused:+env TIC_FUSED_OPS=$fused} timeout 900 ./tic-train --scale tic_large --model "$MODEL" \
       --batch_size "$batch" --train_num_samples $((batch * STEPS)) --num_checkpoints 1 --warmup 5 \
       --precision "$PRECISION" --workers "$WORKERS" --dataset_resampled $ckpt \
       --data_dir "$work/synth/pool" --output_dir "$work/runs" --exp_name "$name" \
@@ -182,6 +209,7 @@ peak = f"{peak_mib / 1024:.1f}" if peak_mib else "-"
 print(f"{name}\t{batch}\t{sps:.0f}\t{step:.1f}\t{wait:.1f}\t{mfu}\t{peak}\t{sps / torch_sps:.2f}")
 PY
   done
+done
 done
 
 # NCCL: the collectives alone (f32/bf16/f16, strided inputs, against MPI on host buffers), then
@@ -281,6 +309,7 @@ echo
 column -t -s $'\t' "$etable"
 echo
 [ -f "$OUT/nccl_check.log" ] && tail -n 12 "$OUT/nccl_check.log" && echo
+[ -f "$OUT/fused_cuda_check.log" ] && tail -n 16 "$OUT/fused_cuda_check.log" && echo
 [ -f "$OUT/torch.tsv" ] && column -t -s $'\t' "$OUT/torch.tsv" && echo
 column -t -s $'\t' "$ntable"
 echo

@@ -283,7 +283,7 @@ impl ResidualBlock {
     pub fn segment<'a>(&'a self, mask: Option<Tensor>) -> Result<Segment<'a>> {
         if self.act == Activation::GeluErf {
             if let Some(params) = self.parameters() {
-                if crate::fused::enabled(&params.iter().collect::<Vec<_>>()) {
+                if crate::fused::enabled_host(&params.iter().collect::<Vec<_>>()) {
                     let seg =
                         crate::fused::BlockSegment::new(params, self.attn.heads, mask.as_ref())?;
                     return Ok(Segment::Own(Box::new(seg)));

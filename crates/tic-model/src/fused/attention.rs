@@ -4,10 +4,10 @@
 //! as flash attention does, instead of keeping the `[B, H, L, L]` scores and the stages of a
 //! composed softmax.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{mm, with_host, OutPtr};
+use super::{mm, slice, OutPtr};
 use crate::cpu_kernels::FusedAttention;
 use crate::vmath;
 
@@ -24,17 +24,84 @@ impl CustomOp1 for FusedAttentionTrain {
         self.inner.cpu_fwd(s, l)
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, len, d3) = l.shape().dims3()?;
+        let y =
+            super::cuda::attention_forward((s, l), self.inner.heads, self.inner.mask.as_deref())?;
+        Ok((y, Shape::from((b, len, d3 / 3))))
+    }
+
     fn bwd(&self, qkv: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let dqkv = qkv.contiguous()?.apply_op3_no_bwd(
+            &res.contiguous()?,
+            &grad.contiguous()?,
+            &FusedAttentionBackward { inner: &self.inner },
+        )?;
+        Ok(Some(dqkv))
+    }
+}
+
+/// The backward pass of [`FusedAttentionTrain`] as an op over `(qkv, y, dy)` giving `dqkv`.
+struct FusedAttentionBackward<'a> {
+    inner: &'a FusedAttention,
+}
+
+impl CustomOp3 for FusedAttentionBackward<'_> {
+    fn name(&self) -> &'static str {
+        "tic-fused-attention-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sy: &CpuStorage,
+        ly: &Layout,
+        sg: &CpuStorage,
+        lg: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let dims = qkv.dims3()?;
-        let dqkv = with_host(qkv, name, |qkv| {
-            with_host(res, name, |y| {
-                with_host(grad, name, |dy| {
-                    Ok(self.inner.backward_host(qkv, y, dy, dims))
-                })
-            })
-        })?;
-        Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
+        let dims = lq.shape().dims3()?;
+        let (qkv, y, dy) = (
+            slice(sq, lq, name)?,
+            slice(sy, ly, name)?,
+            slice(sg, lg, name)?,
+        );
+        let out = dims.0 * dims.1 * (dims.2 / 3);
+        if y.len() != out || dy.len() != out {
+            candle_core::bail!(
+                "{name}: qkv {dims:?}, output {}, gradient {}",
+                y.len(),
+                dy.len()
+            );
+        }
+        let dqkv = self.inner.backward_host(qkv, y, dy, dims);
+        Ok((CpuStorage::F32(dqkv), lq.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sq: &candle_core::CudaStorage,
+        lq: &Layout,
+        sy: &candle_core::CudaStorage,
+        ly: &Layout,
+        sg: &candle_core::CudaStorage,
+        lg: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let dqkv = super::cuda::attention_backward(
+            (sq, lq),
+            (sy, ly),
+            (sg, lg),
+            self.inner.heads,
+            self.inner.mask.as_deref(),
+        )?;
+        Ok((dqkv, lq.shape().clone()))
     }
 }
 
@@ -160,7 +227,7 @@ impl FusedAttention {
 
 /// Multi-head self-attention from `qkv` `[B, L, 3·D]` (packed q; k; v) to `[B, L, D]`, with an
 /// optional additive `[L, L]` mask, as one graph node (see the module docs). For f32 CPU
-/// tensors (see [`super::enabled`]).
+/// tensors, and f32 or bf16 CUDA tensors under the `cuda` feature (see [`super::enabled`]).
 pub fn attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
     let inner = FusedAttention::new(heads, mask)?;
     qkv.contiguous()?.apply_op1(FusedAttentionTrain { inner })

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{slice, with_host};
+use super::slice;
 use crate::vmath;
 
 /// Rows per rayon task.
@@ -72,11 +72,51 @@ impl CustomOp1 for ShiftedDiagonalCrossEntropy {
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (m, n) = l.shape().dims2()?;
+        self.check(m, n)?;
+        let loss = super::cuda::cross_entropy_forward((s, l), self.offset)?;
+        Ok((loss, Shape::from(())))
+    }
+
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (m, n) = x.dims2()?;
+        let (m, _) = x.dims2()?;
         let g = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? / m.max(1) as f32;
-        let mut dx = with_host(x, self.name(), |x| Ok(x.to_vec()))?;
-        dx.par_chunks_mut(ROWS_PER_TASK * n)
+        let dx = x.contiguous()?.apply_op1_no_bwd(&CrossEntropyBackward {
+            offset: self.offset,
+            g,
+        })?;
+        Ok(Some(dx))
+    }
+}
+
+/// The backward pass of [`ShiftedDiagonalCrossEntropy`] as an op over the logits: their
+/// gradient for the loss's gradient `g · m`.
+struct CrossEntropyBackward {
+    offset: usize,
+    /// The loss's gradient divided by the number of rows.
+    g: f32,
+}
+
+impl CustomOp1 for CrossEntropyBackward {
+    fn name(&self) -> &'static str {
+        "tic-fused-cross-entropy-backward"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (m, n) = l.shape().dims2()?;
+        ShiftedDiagonalCrossEntropy {
+            offset: self.offset,
+        }
+        .check(m, n)?;
+        let (g, offset) = (self.g, self.offset);
+        let mut dx = slice(s, l, self.name())?.to_vec();
+        dx.par_chunks_mut(ROWS_PER_TASK * n.max(1))
             .enumerate()
             .for_each(|(t, rows)| {
                 for (r, row) in rows.chunks_exact_mut(n).enumerate() {
@@ -84,15 +124,32 @@ impl CustomOp1 for ShiftedDiagonalCrossEntropy {
                     let sum = vmath::exp_shifted_row(row, None);
                     let inv = if sum > 0.0 { g / sum } else { 0.0 };
                     vmath::scale(row, inv);
-                    row[self.offset + i] -= g;
+                    row[offset + i] -= g;
                 }
             });
-        Ok(Some(Tensor::from_vec(dx, (m, n), x.device())?))
+        Ok((CpuStorage::F32(dx), Shape::from((m, n))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (m, n) = l.shape().dims2()?;
+        ShiftedDiagonalCrossEntropy {
+            offset: self.offset,
+        }
+        .check(m, n)?;
+        let dx = super::cuda::cross_entropy_backward((s, l), self.offset, self.g)?;
+        Ok((dx, Shape::from((m, n))))
     }
 }
 
-/// `mean_i(logsumexp(x_i) − x_{i, offset+i})` for f32 CPU logits `[m, n]` (row `i`'s target is
-/// column `offset + i`), as one graph node that keeps only the logits (see the module docs).
+/// `mean_i(logsumexp(x_i) − x_{i, offset+i})` for logits `[m, n]` (row `i`'s target is column
+/// `offset + i`), as one graph node that keeps only the logits (see the module docs). For f32
+/// CPU logits, and f32 or bf16 CUDA logits under the `cuda` feature (see [`super::enabled`]);
+/// the loss has the logits' dtype.
 pub fn shifted_diagonal_cross_entropy(logits: &Tensor, offset: usize) -> Result<Tensor> {
     logits
         .contiguous()?

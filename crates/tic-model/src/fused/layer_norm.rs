@@ -1,12 +1,12 @@
 //! LayerNorm over the last dimension as one op that saves the per-row mean and reciprocal
 //! standard deviation (two floats a row) instead of the normalised tensor.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{par_zeros, slice, with_host};
+use super::{par_zeros, slice};
 
 /// Rows per rayon task.
 const ROWS_PER_TASK: usize = 64;
@@ -14,7 +14,81 @@ const ROWS_PER_TASK: usize = 64;
 struct FusedLayerNorm {
     eps: f32,
     /// (mean, rstd) per row, written by the forward pass for the backward pass.
-    stats: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+    stats: Mutex<Option<Arc<Stats>>>,
+}
+
+/// The per-row mean and reciprocal standard deviation of a forward pass, where it ran.
+enum Stats {
+    Host(Vec<f32>, Vec<f32>),
+    #[cfg(feature = "cuda")]
+    Cuda(
+        candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>,
+        candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>,
+    ),
+}
+
+/// The backward pass of [`FusedLayerNorm`] as an op over `(x, w, dy)`: one flat output
+/// `[dx (x's elements); dw (n); db (n)]`, split by the caller.
+struct FusedLayerNormBackward {
+    stats: Arc<Stats>,
+}
+
+impl CustomOp3 for FusedLayerNormBackward {
+    fn name(&self) -> &'static str {
+        "tic-fused-layer-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        sg: &CpuStorage,
+        lg: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, w, g) = (
+            slice(sx, lx, name)?,
+            slice(sw, lw, name)?,
+            slice(sg, lg, name)?,
+        );
+        // Irrefutable without the `cuda` feature.
+        #[allow(irrefutable_let_patterns)]
+        let Stats::Host(mean, rstd) = &*self.stats
+        else {
+            candle_core::bail!("{name}: forward pass on another device");
+        };
+        let n = w.len();
+        if n == 0 || x.len() % n != 0 || g.len() != x.len() || mean.len() * n != x.len() {
+            candle_core::bail!("{name}: input {}, width {n}, gradient {}", x.len(), g.len());
+        }
+        let mut out = Vec::with_capacity(x.len() + 2 * n);
+        out.resize(x.len(), 0f32);
+        let (dw, db) = layer_norm_backward_into(x, w, g, mean, rstd, n, &mut out);
+        out.extend(dw);
+        out.extend(db);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sx: &candle_core::CudaStorage,
+        lx: &Layout,
+        sw: &candle_core::CudaStorage,
+        lw: &Layout,
+        sg: &candle_core::CudaStorage,
+        lg: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let Stats::Cuda(mean, rstd) = &*self.stats else {
+            candle_core::bail!("{}: forward pass on another device", self.name());
+        };
+        let out = super::cuda::layer_norm_backward((sx, lx), (sw, lw), (sg, lg), mean, rstd)?;
+        let len = lx.shape().elem_count() + 2 * lw.shape().elem_count();
+        Ok((out, Shape::from(len)))
+    }
 }
 
 impl CustomOp3 for FusedLayerNorm {
@@ -42,8 +116,24 @@ impl CustomOp3 for FusedLayerNorm {
             candle_core::bail!("{name}: width {n}, weight {}, bias {}", w.len(), b.len());
         }
         let (y, mean, rstd) = layer_norm_forward(x, w, b, n, self.eps);
-        *self.stats.lock().expect("layer norm stats") = Some((mean, rstd));
+        *self.stats.lock().expect("layer norm stats") = Some(Arc::new(Stats::Host(mean, rstd)));
         Ok((CpuStorage::F32(y), lx.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sx: &candle_core::CudaStorage,
+        lx: &Layout,
+        sw: &candle_core::CudaStorage,
+        lw: &Layout,
+        sb: &candle_core::CudaStorage,
+        lb: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (y, mean, rstd) =
+            super::cuda::layer_norm_forward((sx, lx), (sw, lw), (sb, lb), self.eps)?;
+        *self.stats.lock().expect("layer norm stats") = Some(Arc::new(Stats::Cuda(mean, rstd)));
+        Ok((y, lx.shape().clone()))
     }
 
     fn bwd(
@@ -55,22 +145,19 @@ impl CustomOp3 for FusedLayerNorm {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let Some((mean, rstd)) = self.stats.lock().expect("layer norm stats").clone() else {
+        let Some(stats) = self.stats.lock().expect("layer norm stats").clone() else {
             candle_core::bail!("{name}: backward before forward");
         };
-        let n = w.elem_count();
-        let (dx, dw, db) = with_host(x, name, |x| {
-            with_host(w, name, |w| {
-                with_host(grad, name, |g| {
-                    Ok(layer_norm_backward(x, w, g, &mean, &rstd, n))
-                })
-            })
-        })?;
-        let dev = x.device();
+        let (xn, n) = (x.elem_count(), w.elem_count());
+        let packed = x.contiguous()?.apply_op3_no_bwd(
+            &w.contiguous()?,
+            &grad.contiguous()?,
+            &FusedLayerNormBackward { stats },
+        )?;
         Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, w.shape(), dev)?),
+            Some(packed.narrow(0, 0, xn)?.reshape(x.shape())?),
+            Some(packed.narrow(0, xn, n)?.reshape(w.shape())?),
+            Some(packed.narrow(0, xn + n, n)?.reshape(w.shape())?),
         ))
     }
 }
@@ -122,6 +209,21 @@ pub(super) fn layer_norm_backward(
     n: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut dx = par_zeros(x.len());
+    let (dw, db) = layer_norm_backward_into(x, w, g, mean, rstd, n, &mut dx);
+    (dx, dw, db)
+}
+
+/// As [`layer_norm_backward`], writing `dx` into `dx` (as long as `x`) and returning
+/// `(dw, db)`.
+fn layer_norm_backward_into(
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    n: usize,
+    dx: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
     let (dw, db) = dx
         .par_chunks_mut(ROWS_PER_TASK * n)
         .zip(x.par_chunks(ROWS_PER_TASK * n))
@@ -166,12 +268,12 @@ pub(super) fn layer_norm_backward(
             (a, b)
         });
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
-    (dx, to_f32(dw), to_f32(db))
+    (to_f32(dw), to_f32(db))
 }
 
 /// LayerNorm of `x` over its last dimension with `weight` and `bias` (`[D]`), as one graph node
-/// that keeps only `x`, the output and two floats per row. For contiguous f32 CPU tensors
-/// (see [`super::enabled`]).
+/// that keeps only `x`, the output and two floats per row. For f32 CPU tensors, and f32 or bf16
+/// CUDA tensors under the `cuda` feature (see [`super::enabled`]).
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let op = FusedLayerNorm {
         eps: eps as f32,

@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{par_copy_then, slice, with_host};
@@ -154,10 +154,140 @@ pub(crate) fn column_sums(m: &[f32], n: usize) -> Vec<f32> {
         })
 }
 
+/// `act(z + b)` over the `n`-wide rows of `z` (`act`: exact GELU with `gelu`, else the
+/// identity) as one op over `(z, b)`: the bias and GELU of [`linear`] on devices where the
+/// product `z = x·Wᵀ` comes from Candle's matmul (cuBLAS on a GPU). The graph keeps `z` and the
+/// output; the backward pass recomputes `z + b`.
+struct BiasGelu {
+    gelu: bool,
+}
+
+impl CustomOp2 for BiasGelu {
+    fn name(&self) -> &'static str {
+        "tic-fused-bias-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sz: &CpuStorage,
+        lz: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (z, b) = (slice(sz, lz, name)?, slice(sb, lb, name)?);
+        let n = b.len();
+        if n == 0 || lz.dims().last() != Some(&n) {
+            candle_core::bail!("{name}: input {:?}, bias {n}", lz.shape());
+        }
+        let mut out = z.to_vec();
+        out.par_chunks_mut(CHUNK.div_ceil(n) * n)
+            .for_each(|c| vmath::bias_gelu_rows(c, n, Some(b), self.gelu));
+        Ok((CpuStorage::F32(out), lz.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sz: &candle_core::CudaStorage,
+        lz: &Layout,
+        sb: &candle_core::CudaStorage,
+        lb: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let out = super::cuda::bias_gelu_forward((sz, lz), (sb, lb), self.gelu)?;
+        Ok((out, lz.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        z: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (zn, n) = (z.elem_count(), b.elem_count());
+        let packed = z.contiguous()?.apply_op3_no_bwd(
+            &b.contiguous()?,
+            &grad.contiguous()?,
+            &BiasGeluBackward { gelu: self.gelu },
+        )?;
+        Ok((
+            Some(packed.narrow(0, 0, zn)?.reshape(z.shape())?),
+            Some(packed.narrow(0, zn, n)?.reshape(b.shape())?),
+        ))
+    }
+}
+
+/// The backward pass of [`BiasGelu`] as an op over `(z, b, dy)`: one flat output
+/// `[dz (z's elements); db (n)]`, split by the caller.
+struct BiasGeluBackward {
+    gelu: bool,
+}
+
+impl CustomOp3 for BiasGeluBackward {
+    fn name(&self) -> &'static str {
+        "tic-fused-bias-gelu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sz: &CpuStorage,
+        lz: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+        sg: &CpuStorage,
+        lg: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (z, b, g) = (
+            slice(sz, lz, name)?,
+            slice(sb, lb, name)?,
+            slice(sg, lg, name)?,
+        );
+        let n = b.len();
+        if n == 0 || z.len() % n != 0 || g.len() != z.len() {
+            candle_core::bail!("{name}: input {}, bias {n}, gradient {}", z.len(), g.len());
+        }
+        let mut dz = g.to_vec();
+        if self.gelu {
+            let mut pre = z.to_vec();
+            pre.par_chunks_mut(CHUNK.div_ceil(n) * n)
+                .for_each(|c| vmath::bias_gelu_rows(c, n, Some(b), false));
+            gelu_backward(&pre, &mut dz);
+        }
+        let db = column_sums(&dz, n);
+        dz.extend(db);
+        let len = dz.len();
+        Ok((CpuStorage::F32(dz), Shape::from(len)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        sz: &candle_core::CudaStorage,
+        lz: &Layout,
+        sb: &candle_core::CudaStorage,
+        lb: &Layout,
+        sg: &candle_core::CudaStorage,
+        lg: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let out = super::cuda::bias_gelu_backward((sz, lz), (sb, lb), (sg, lg), self.gelu)?;
+        let len = lz.shape().elem_count() + lb.shape().elem_count();
+        Ok((out, Shape::from(len)))
+    }
+}
+
 /// `x·Wᵀ + b` for `x` `[rows, in]`, `weight` `[out, in]`, `bias` `[out]`, then exact GELU with
 /// `gelu`, as one graph node (see the module docs). For contiguous f32 CPU tensors (see
-/// [`super::enabled`]).
+/// [`super::enabled`]). On a CUDA device (f32 or bf16, `cuda` feature) the product is
+/// Candle's matmul (cuBLAS, with Candle's backward) and the bias and GELU one op with its own
+/// kernels and backward pass (which keeps the product instead of the pre-activation).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, gelu: bool) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x
+            .matmul(&weight.t()?)?
+            .apply_op2(&bias.contiguous()?, BiasGelu { gelu });
+    }
     let op = FusedLinearTrain {
         gelu,
         pre: Mutex::new(None),
@@ -166,10 +296,48 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor, gelu: bool) -> Result<
         .apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)
 }
 
+/// The bias and GELU op of [`linear`]'s GPU path, applied on any device (tests).
+#[cfg(test)]
+fn bias_gelu(z: &Tensor, bias: &Tensor, gelu: bool) -> Result<Tensor> {
+    z.contiguous()?
+        .apply_op2(&bias.contiguous()?, BiasGelu { gelu })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn bias_gelu_op_matches_the_composed_ops() -> Result<()> {
+        // 70 rows (two partial sums of the bias gradient), 13 columns.
+        let dev = Device::Cpu;
+        for gelu in [false, true] {
+            let z = candle_core::Var::randn(0f32, 1.5, (70, 13), &dev)?;
+            let b = candle_core::Var::randn(0f32, 0.5, 13, &dev)?;
+            let g = Tensor::randn(0f32, 1.0, (70, 13), &dev)?;
+            let fused = bias_gelu(z.as_tensor(), b.as_tensor(), gelu)?;
+            let mut composed = z.as_tensor().broadcast_add(b.as_tensor())?;
+            if gelu {
+                composed = composed.gelu_erf()?;
+            }
+            let close = |a: &Tensor, c: &Tensor| -> Result<()> {
+                let d = (a - c)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                assert!(d < 1e-5, "gelu {gelu}: max difference {d}");
+                Ok(())
+            };
+            close(&fused, &composed)?;
+            let gf = (fused * &g)?.sum_all()?.backward()?;
+            let gc = (composed * &g)?.sum_all()?.backward()?;
+            for v in [&z, &b] {
+                close(
+                    gf.get(v.as_tensor()).expect("fused gradient"),
+                    gc.get(v.as_tensor()).expect("composed gradient"),
+                )?;
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn column_sums_equal_candle_sum_over_rows() -> Result<()> {

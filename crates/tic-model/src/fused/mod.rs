@@ -1,6 +1,6 @@
 //! Memory-lean fused training ops with their own backward: LayerNorm, multi-head attention,
 //! the biased linear layer (with the MLP's GELU) and the contrastive cross-entropy, for CPU f32
-//! training graphs.
+//! training graphs, with CUDA kernels (f32 and bf16) behind an explicit switch.
 //!
 //! Candle records every intermediate of a composed op in the autograd graph and keeps it until
 //! the backward pass: a composed LayerNorm keeps five `[B, L, D]` tensors, a composed attention
@@ -20,17 +20,33 @@
 //!
 //! The same kernels also run a whole residual block with its own backward pass and no graph
 //! inside it (`block`, used through [`crate::nn::ResidualBlock::segment`] by the
-//! segment-by-segment training step of [`crate::recompute`]).
+//! segment-by-segment training step of [`crate::recompute`]); the block is CPU-only.
+//!
+//! Each op's backward pass is an op of its own (one per direction), whose CPU kernel is the
+//! host code above and whose CUDA kernel is in `kernels/fused.cu` (built into PTX by build.rs
+//! under the `cuda` feature): LayerNorm, bias + GELU (on a GPU, [`linear`]'s product is
+//! Candle's cuBLAS matmul), attention and the cross-entropy, f32 and bf16 with f32
+//! arithmetic, every reduction in a fixed order (no atomics: the same bits on every run). The
+//! CUDA kernels are proven on the CPU by emulation (the `kernel-emu` feature compiles the same
+//! `fused.cu` with the C++ compiler, CUDA threads as host threads;
+//! `tests/cuda_kernels_emulated.rs` compares them with the host kernels) and await a run on a
+//! GPU (`fused_cuda_check` in `bench/gpu/train_throughput.sh`).
 //!
 //! Which path a model takes is decided per op call by [`enabled`]: the environment variable
-//! `TIC_FUSED_OPS` (`auto`, the default: fused on the CPU; `on`; `off`: Candle's composed ops
-//! everywhere), or [`with_mode`] in tests. There are no CUDA kernels for these ops yet: on a
-//! GPU the composed ops run whatever the setting (`on` included), so nothing unvalidated runs
-//! on a card.
+//! `TIC_FUSED_OPS` (`auto`, the default: fused on the CPU only; `on`: also the CUDA kernels,
+//! f32 and bf16, in a `cuda` build; `off`: Candle's composed ops everywhere), or [`with_mode`]
+//! in tests. Under `auto` a GPU runs the composed ops, so nothing unvalidated runs on a card
+//! unless asked for.
 
 mod attention;
 mod block;
 mod cross_entropy;
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(feature = "kernel-emu")]
+pub mod emu;
+#[cfg(any(feature = "cuda", feature = "kernel-emu"))]
+mod kernels;
 mod layer_norm;
 mod linear;
 
@@ -53,7 +69,8 @@ const CHUNK: usize = 1 << 15;
 pub enum Mode {
     /// Fused where a kernel exists and is validated (CPU f32): the default.
     Auto,
-    /// Fused wherever a kernel exists.
+    /// Fused wherever a kernel exists: also CUDA f32 and bf16 in a `cuda` build (kernels
+    /// proven on the CPU by emulation, not yet on a GPU).
     On,
     /// Candle's composed ops everywhere.
     Off,
@@ -104,13 +121,38 @@ pub fn mode() -> Mode {
 
 /// Whether a fused training op applies to these operands: the mode allows it, at least one
 /// operand is part of an autograd graph (inference has its own kernels in
-/// [`crate::cpu_kernels`]), and all are f32 on the CPU (the only kernels there are).
+/// [`crate::cpu_kernels`]), all share one device and dtype, and a kernel exists for them: f32 on
+/// the CPU (modes `auto` and `on`), or f32 or bf16 on a CUDA device in a `cuda` build (mode
+/// `on` only).
 pub fn enabled(operands: &[&Tensor]) -> bool {
+    let mode = mode();
+    mode != Mode::Off
+        && operands.iter().any(|t| t.track_op())
+        && uniform(operands)
+        && operands.iter().all(|t| {
+            (t.device().is_cpu() && t.dtype() == DType::F32)
+                || (mode == Mode::On
+                    && cfg!(feature = "cuda")
+                    && t.device().is_cuda()
+                    && matches!(t.dtype(), DType::F32 | DType::BF16))
+        })
+}
+
+/// As [`enabled`], for the host kernels only (CPU f32): the residual block's own backward
+/// pass, which has no CUDA kernels.
+pub(crate) fn enabled_host(operands: &[&Tensor]) -> bool {
     mode() != Mode::Off
         && operands.iter().any(|t| t.track_op())
         && operands
             .iter()
             .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// Whether all operands share the first one's device and dtype.
+fn uniform(operands: &[&Tensor]) -> bool {
+    operands
+        .windows(2)
+        .all(|p| p[0].dtype() == p[1].dtype() && p[0].device().same_device(p[1].device()))
 }
 
 /// The f32 values of a contiguous CPU storage.
