@@ -288,6 +288,21 @@ struct ComputeCtx {
     y_desc: String,
 }
 
+/// The series legend, in the plots' one style, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 13))
+        .position(position)
+        .draw()
+        .map_err(err)
+}
+
 fn draw_compute<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &ComputeCtx) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(root)
@@ -317,14 +332,7 @@ fn draw_compute<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &Compute
             .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font((FAMILY, 13))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -470,14 +478,7 @@ fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &SweepCtx)
                 .map(|(i, p)| Circle::new((at(i), p.gap), 4, blue.filled())),
         )
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font((FAMILY, 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     let ratios: Vec<(SegmentValue<usize>, f64)> = ctx
         .pts
         .iter()

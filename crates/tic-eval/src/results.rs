@@ -66,44 +66,10 @@ impl EvalRecord {
         self.metric("main_metric")
     }
 
-    /// The record as one line in Python `json.dumps` style (`", "` and `": "` separators).
+    /// The record as one line as Python's `json.dumps` writes it by default (`", "` and `": "`
+    /// separators, non-ASCII escaped as `\uXXXX`).
     pub fn to_line(&self) -> String {
-        let mut buf = Vec::new();
-        let mut ser = serde_json::Serializer::with_formatter(&mut buf, PythonFormatter);
-        self.serialize(&mut ser)
-            .expect("serialising a JSON value cannot fail");
-        String::from_utf8(buf).expect("serde_json writes UTF-8")
-    }
-}
-
-/// `serde_json` formatter reproducing Python's default `json.dumps` separators.
-struct PythonFormatter;
-
-impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
+        tic_shards::pyjson::to_string(self)
     }
 }
 
@@ -324,6 +290,12 @@ mod tests {
         );
         assert_eq!(r.metrics["main_metric"], Value::Null);
         assert_eq!(r.main_metric(), None);
+        // Non-ASCII names are escaped, as `json.dumps` does by default, and read back.
+        let r = EvalRecord::new("fr", "Café ☃", metrics(&[]), None);
+        let line = r.to_line();
+        assert!(line.contains(r#""dataset": "Caf\u00e9 \u2603""#), "{line}");
+        let back = parse_results(&format!("{line}\n"), Path::new("x")).unwrap();
+        assert_eq!(back, vec![r]);
     }
 
     #[test]

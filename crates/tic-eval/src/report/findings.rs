@@ -226,6 +226,30 @@ fn uninformative(report: &Report, fam: &FamilyKey, min_signal: f64) -> Option<St
     }
 }
 
+/// A family's evidence line: `holds` and `undecided` count only when the family is above
+/// chance ([`uninformative`] otherwise says why, appended to `text`).
+fn family_evidence(
+    report: &Report,
+    fam: &FamilyKey,
+    min_signal: f64,
+    holds: Option<bool>,
+    within: bool,
+    mut text: String,
+) -> Evidence {
+    let why = uninformative(report, fam, min_signal);
+    if let Some(why) = &why {
+        let _ = write!(text, " ({why})");
+    }
+    let counted = why.is_none();
+    let holds = holds.filter(|_| counted);
+    Evidence {
+        family: Some(fam.id()),
+        holds,
+        undecided: counted && within && holds.is_none(),
+        text,
+    }
+}
+
 fn no_families(report: &Report) -> Option<String> {
     report
         .families
@@ -291,24 +315,15 @@ fn finding_a(seeds: &Seeds, min_signal: f64, min_gap: f64) -> Finding {
         if s.mean().is_none() {
             holds = None;
         }
-        let mut text = format!(
+        let text = format!(
             "{}: backward sequential {} {}",
             fam.id(),
             s.percent(),
             parts.join(", ")
         );
-        let why = uninformative(report, fam, min_signal);
-        if let Some(why) = &why {
-            let _ = write!(text, " ({why})");
-        }
-        let counted = why.is_none();
-        let holds = holds.filter(|_| counted);
-        evidence.push(Evidence {
-            family: Some(fam.id()),
-            holds,
-            undecided: counted && within && holds.is_none(),
-            text,
-        });
+        evidence.push(family_evidence(
+            report, fam, min_signal, holds, within, text,
+        ));
     }
     let verdict = verdict_of(&evidence);
     let reason = matches!(verdict, Verdict::NotApplicable | Verdict::Undecided).then(|| {
@@ -409,18 +424,9 @@ fn finding_b(seeds: &Seeds, tol: f64, min_signal: f64) -> Finding {
                 t * t
             );
         }
-        let why = uninformative(report, fam, min_signal);
-        if let Some(why) = &why {
-            let _ = write!(text, " ({why})");
-        }
-        let counted = why.is_none();
-        let holds = holds.filter(|_| counted);
-        evidence.push(Evidence {
-            family: Some(fam.id()),
-            holds,
-            undecided: counted && within && holds.is_none(),
-            text,
-        });
+        evidence.push(family_evidence(
+            report, fam, min_signal, holds, within, text,
+        ));
     }
     let compute = Evidence {
         family: None,

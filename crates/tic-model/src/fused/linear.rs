@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{par_copy_then, slice, with_host};
+use super::{par_copy_then, par_copy_then_reserving, slice, with_host};
 use crate::vmath;
 
 use super::CHUNK;
@@ -180,9 +180,9 @@ impl CustomOp2 for BiasGelu {
         if n == 0 || lz.dims().last() != Some(&n) {
             candle_core::bail!("{name}: input {:?}, bias {n}", lz.shape());
         }
-        let mut out = z.to_vec();
-        out.par_chunks_mut(CHUNK.div_ceil(n) * n)
-            .for_each(|c| vmath::bias_gelu_rows(c, n, Some(b), self.gelu));
+        let out = par_copy_then(z, CHUNK.div_ceil(n) * n, |_, c| {
+            vmath::bias_gelu_rows(c, n, Some(b), self.gelu)
+        });
         Ok((CpuStorage::F32(out), lz.shape().clone()))
     }
 
@@ -248,13 +248,14 @@ impl CustomOp3 for BiasGeluBackward {
         if n == 0 || z.len() % n != 0 || g.len() != z.len() {
             candle_core::bail!("{name}: input {}, bias {n}, gradient {}", z.len(), g.len());
         }
-        let mut dz = g.to_vec();
-        if self.gelu {
-            let mut pre = z.to_vec();
-            pre.par_chunks_mut(CHUNK.div_ceil(n) * n)
-                .for_each(|c| vmath::bias_gelu_rows(c, n, Some(b), false));
-            gelu_backward(&pre, &mut dz);
-        }
+        // dz = g · gelu'(z + b), the pre-activation recomputed chunk by chunk (whole rows).
+        let mut dz = par_copy_then_reserving(g, n, CHUNK.div_ceil(n) * n, |at, dz| {
+            if self.gelu {
+                let mut pre = z[at..at + dz.len()].to_vec();
+                vmath::bias_gelu_rows(&mut pre, n, Some(b), false);
+                vmath::gelu_backward(&pre, dz);
+            }
+        });
         let db = column_sums(&dz, n);
         dz.extend(db);
         let len = dz.len();
@@ -310,12 +311,13 @@ mod tests {
 
     #[test]
     fn bias_gelu_op_matches_the_composed_ops() -> Result<()> {
-        // 70 rows (two partial sums of the bias gradient), 13 columns.
+        // 70 rows (two partial sums of the bias gradient); 13 columns (one chunk of rows) and
+        // 1000 columns (three chunks of 33 rows, the last one partial).
         let dev = Device::Cpu;
-        for gelu in [false, true] {
-            let z = candle_core::Var::randn(0f32, 1.5, (70, 13), &dev)?;
-            let b = candle_core::Var::randn(0f32, 0.5, 13, &dev)?;
-            let g = Tensor::randn(0f32, 1.0, (70, 13), &dev)?;
+        for (gelu, n) in [(false, 13), (true, 13), (false, 1000), (true, 1000)] {
+            let z = candle_core::Var::randn(0f32, 1.5, (70, n), &dev)?;
+            let b = candle_core::Var::randn(0f32, 0.5, n, &dev)?;
+            let g = Tensor::randn(0f32, 1.0, (70, n), &dev)?;
             let fused = bias_gelu(z.as_tensor(), b.as_tensor(), gelu)?;
             let mut composed = z.as_tensor().broadcast_add(b.as_tensor())?;
             if gelu {
@@ -323,7 +325,7 @@ mod tests {
             }
             let close = |a: &Tensor, c: &Tensor| -> Result<()> {
                 let d = (a - c)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-                assert!(d < 1e-5, "gelu {gelu}: max difference {d}");
+                assert!(d < 1e-5, "gelu {gelu}, width {n}: max difference {d}");
                 Ok(())
             };
             close(&fused, &composed)?;

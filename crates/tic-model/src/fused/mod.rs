@@ -183,9 +183,20 @@ pub(crate) fn par_copy_then(
     chunk: usize,
     then: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
+    par_copy_then_reserving(src, 0, chunk, then)
+}
+
+/// [`par_copy_then`] into a buffer with room for `extra` more values, for an op that appends
+/// to the copy (e.g. a bias gradient after the input gradient) without reallocating it.
+pub(crate) fn par_copy_then_reserving(
+    src: &[f32],
+    extra: usize,
+    chunk: usize,
+    then: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
     let chunk = chunk.max(1);
-    let mut out = Vec::<f32>::with_capacity(src.len());
+    let mut out = Vec::<f32>::with_capacity(src.len() + extra);
     out.spare_capacity_mut()[..src.len()]
         .par_chunks_mut(chunk)
         .zip(src.par_chunks(chunk))
