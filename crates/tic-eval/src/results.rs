@@ -67,7 +67,7 @@ impl EvalRecord {
     }
 
     /// The record as one line as Python's `json.dumps` writes it by default (`", "` and `": "`
-    /// separators, non-ASCII escaped as `\uXXXX`).
+    /// separators, non-ASCII as `\u` escapes of UTF-16 units).
     pub fn to_line(&self) -> String {
         tic_shards::pyjson::to_string(self)
     }
