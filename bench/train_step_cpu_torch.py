@@ -4,8 +4,9 @@ Random-init OpenCLIP model (fp32), random 224-px images and token ids (no data l
 step: both towers forward, ClipLoss (mean of the two cross-entropies), backward, AdamW with
 OpenCLIP's two parameter groups (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6); with CLIP=1 the
 gradients' global norm is clipped to 1 first (OpenCLIP's --grad-clip-norm; off by default, as in
-OpenCLIP and DataComp). One warm-up step, then the median of STEPS timed steps. Prints one TSV line: model, batch, grad_checkpointing,
-samples/s, s/step. The caller measures peak RSS (/usr/bin/time).
+OpenCLIP and DataComp). One warm-up step, then the median of STEPS timed steps. Prints one TSV
+line: model, batch, grad_checkpointing, samples/s, s/step. The caller measures peak RSS
+(/usr/bin/time).
 
     python3 train_step_cpu_torch.py ViT-B-32 32 0 5 [CLIP]
 """

@@ -17,17 +17,15 @@ struct ShiftedDiagonalCrossEntropy {
     offset: usize,
 }
 
-impl ShiftedDiagonalCrossEntropy {
-    fn check(&self, m: usize, n: usize) -> Result<()> {
-        if self.offset + m > n {
-            candle_core::bail!(
-                "cross-entropy: targets {}..{} outside {n} columns",
-                self.offset,
-                self.offset + m
-            );
-        }
-        Ok(())
+/// Row `i`'s target column `offset + i` exists for every one of the `m` rows of `n` columns.
+fn check_targets(offset: usize, m: usize, n: usize) -> Result<()> {
+    if offset + m > n {
+        candle_core::bail!(
+            "cross-entropy: targets {offset}..{} outside {n} columns",
+            offset + m
+        );
     }
+    Ok(())
 }
 
 /// `logsumexp` of a row (the exponentials shifted by the row's maximum), using `scratch`.
@@ -46,7 +44,7 @@ impl CustomOp1 for ShiftedDiagonalCrossEntropy {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (m, n) = l.shape().dims2()?;
-        self.check(m, n)?;
+        check_targets(self.offset, m, n)?;
         let x = slice(s, l, self.name())?;
         let total: f64 = x
             .par_chunks(ROWS_PER_TASK * n)
@@ -79,7 +77,7 @@ impl CustomOp1 for ShiftedDiagonalCrossEntropy {
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let (m, n) = l.shape().dims2()?;
-        self.check(m, n)?;
+        check_targets(self.offset, m, n)?;
         let loss = super::cuda::cross_entropy_forward((s, l), self.offset)?;
         Ok((loss, Shape::from(())))
     }
@@ -110,10 +108,7 @@ impl CustomOp1 for CrossEntropyBackward {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (m, n) = l.shape().dims2()?;
-        ShiftedDiagonalCrossEntropy {
-            offset: self.offset,
-        }
-        .check(m, n)?;
+        check_targets(self.offset, m, n)?;
         let (g, offset) = (self.g, self.offset);
         let mut dx = slice(s, l, self.name())?.to_vec();
         dx.par_chunks_mut(ROWS_PER_TASK * n.max(1))
@@ -137,10 +132,7 @@ impl CustomOp1 for CrossEntropyBackward {
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let (m, n) = l.shape().dims2()?;
-        ShiftedDiagonalCrossEntropy {
-            offset: self.offset,
-        }
-        .check(m, n)?;
+        check_targets(self.offset, m, n)?;
         let dx = super::cuda::cross_entropy_backward((s, l), self.offset, self.g)?;
         Ok((dx, Shape::from((m, n))))
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{par_zeros, slice};
+use super::{par_zeros, par_zeros_reserving, slice};
 
 /// Rows per rayon task.
 const ROWS_PER_TASK: usize = 64;
@@ -63,8 +63,7 @@ impl CustomOp3 for FusedLayerNormBackward {
         if n == 0 || x.len() % n != 0 || g.len() != x.len() || mean.len() * n != x.len() {
             candle_core::bail!("{name}: input {}, width {n}, gradient {}", x.len(), g.len());
         }
-        let mut out = Vec::with_capacity(x.len() + 2 * n);
-        out.resize(x.len(), 0f32);
+        let mut out = par_zeros_reserving(x.len(), 2 * n);
         let (dw, db) = layer_norm_backward_into(x, w, g, mean, rstd, n, &mut out);
         out.extend(dw);
         out.extend(db);

@@ -125,27 +125,29 @@ pub fn mode() -> Mode {
 /// the CPU (modes `auto` and `on`), or f32 or bf16 on a CUDA device in a `cuda` build (mode
 /// `on` only).
 pub fn enabled(operands: &[&Tensor]) -> bool {
+    applies(operands, true)
+}
+
+/// As [`enabled`], for the host kernels only (CPU f32): the residual block's own backward
+/// pass, which has no CUDA kernels.
+pub(crate) fn enabled_host(operands: &[&Tensor]) -> bool {
+    applies(operands, false)
+}
+
+/// [`enabled`]'s rule, with CUDA kernels considered only when `cuda_kernels`.
+fn applies(operands: &[&Tensor], cuda_kernels: bool) -> bool {
     let mode = mode();
     mode != Mode::Off
         && operands.iter().any(|t| t.track_op())
         && uniform(operands)
         && operands.iter().all(|t| {
             (t.device().is_cpu() && t.dtype() == DType::F32)
-                || (mode == Mode::On
+                || (cuda_kernels
+                    && mode == Mode::On
                     && cfg!(feature = "cuda")
                     && t.device().is_cuda()
                     && matches!(t.dtype(), DType::F32 | DType::BF16))
         })
-}
-
-/// As [`enabled`], for the host kernels only (CPU f32): the residual block's own backward
-/// pass, which has no CUDA kernels.
-pub(crate) fn enabled_host(operands: &[&Tensor]) -> bool {
-    mode() != Mode::Off
-        && operands.iter().any(|t| t.track_op())
-        && operands
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// Whether all operands share the first one's device and dtype.
@@ -219,8 +221,14 @@ pub(crate) fn par_copy_then_reserving(
 /// `len` zeros, written in parallel chunks (`vec![0.0; len]` on a reused heap block is one
 /// serial `memset` on the calling thread).
 pub(crate) fn par_zeros(len: usize) -> Vec<f32> {
+    par_zeros_reserving(len, 0)
+}
+
+/// [`par_zeros`] in a buffer with room for `extra` more values (see
+/// [`par_copy_then_reserving`]).
+pub(crate) fn par_zeros_reserving(len: usize, extra: usize) -> Vec<f32> {
     use rayon::prelude::*;
-    let mut out = Vec::<f32>::with_capacity(len);
+    let mut out = Vec::<f32>::with_capacity(len + extra);
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(CHUNK)
         .for_each(|c| c.fill(std::mem::MaybeUninit::new(0.0)));
