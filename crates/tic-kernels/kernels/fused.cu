@@ -1,4 +1,4 @@
-// CUDA kernels of tic-model's fused training ops (crates/tic-model/src/fused/), float and bf16.
+// CUDA kernels of the fused training ops (crates/tic-kernels/src/fused/), float and bf16.
 //
 // - LayerNorm forward (y, per-row mean and rstd) and backward (dx; dw and db as per-block
 //   partial sums, added up in block order by tic_col_sum_finish);
@@ -14,7 +14,7 @@
 // read and write __nv_bfloat16 and compute in f32.
 //
 // The same file compiles with g++ against kernels/emu.h (the `kernel-emu` feature of
-// tic-model): each CUDA thread becomes a std::thread, so the tests can compare these kernels
+// tic-kernels): each CUDA thread becomes a std::thread, so the tests can compare these kernels
 // with the host kernels on a machine without a GPU.
 
 #ifdef TIC_KERNEL_EMU
