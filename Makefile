@@ -149,14 +149,14 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --workspace --bins --lib --no-default-features -- -D warnings
 	$(CARGO) clippy -p tic-dist -p tic-train -p tic-eval --all-targets --features tic-train/mpi,tic-eval/mpi -- -D warnings
-	$(CARGO) clippy -p tic-model --all-targets --features kernel-emu -- -D warnings
+	$(CARGO) clippy -p tic-kernels --all-targets --features kernel-emu -- -D warnings
 
 # The MPI tests (mpirun, MPICH) run on binaries built with the `mpi` feature; they go last
 # because they rebuild tic-train and tic-eval with it.
 unit:
 	$(CARGO) test --workspace
-	@# The CUDA kernels of the fused ops (kernels/fused.cu) emulated on the CPU (no GPU, no nvcc).
-	$(CARGO) test -p tic-model --features kernel-emu --test cuda_kernels_emulated
+	@# The CUDA kernels of the fused ops (crates/tic-kernels/kernels/fused.cu) emulated on the CPU (no GPU, no nvcc).
+	$(CARGO) test -p tic-kernels --features kernel-emu --test cuda_kernels_emulated
 	bash tests/crash_soak.sh
 	$(CARGO) test -p tic-dist -p tic-train -p tic-eval --features tic-train/mpi,tic-eval/mpi
 

@@ -26,7 +26,7 @@
 #    buffers: the per-step losses must agree (max relative difference) — plus both runs' speed;
 # 5. ends with a short tiny-scale training run as a smoke test.
 # Before the training rows it checks the CUDA kernels of the fused training ops
-# (tic_model::fused, crates/tic-model/kernels/fused.cu: LayerNorm, bias + GELU, attention,
+# (tic_kernels::fused, crates/tic-kernels/kernels/fused.cu: LayerNorm, bias + GELU, attention,
 # cross-entropy; forward and backward, f32 and bf16) against their CPU f32 kernels at ViT-B-16
 # sizes (the fused_cuda_check example: a PASS/FAIL table with max abs/rel errors and a
 # determinism column). The training rows measure the block-by-block backward and the detached

@@ -63,7 +63,7 @@ fn captions(n: usize) -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     // As tic-eval / tic-embed / tic-train do.
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     let model = vit_b_16();
     let b = 32;
     let images = Tensor::randn(0f32, 1.0, (b, 3, 224, 224), &Device::Cpu).unwrap();

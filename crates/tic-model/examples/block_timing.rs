@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 use std::time::Instant;
-use tic_model::cpu_kernels;
+use tic_kernels::cpu_kernels;
 
 fn t<F: FnMut() -> candle_core::Result<Tensor>>(name: &str, mut f: F) -> f64 {
     let _ = f().unwrap();
@@ -21,7 +21,7 @@ fn t<F: FnMut() -> candle_core::Result<Tensor>>(name: &str, mut f: F) -> f64 {
 
 fn main() {
     // As tic-eval / tic-embed do (set MALLOC_MMAP_MAX_=65536 to see glibc's default).
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     let d = Device::Cpu;
     let (rows, w, mlp) = (32 * 197, 768, 3072);
     let x = Tensor::randn(0f32, 1.0, (32, 197, w), &d).unwrap();

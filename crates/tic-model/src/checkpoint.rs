@@ -94,28 +94,48 @@ pub fn strip_module_prefix(sd: StateDict) -> StateDict {
 /// concatenated into `in_proj_*`, the projections are transposed.
 pub fn hf_to_openclip(mut sd: StateDict) -> Result<StateDict> {
     let mut out = StateDict::new();
-    let take = |sd: &mut StateDict, k: &str| -> Result<Tensor> {
-        sd.remove(k)
-            .with_context(|| format!("missing tensor `{k}` in Hugging Face CLIP weights"))
-    };
-    let layers = |sd: &StateDict, prefix: &str| {
-        sd.keys()
-            .filter_map(|k| {
-                k.strip_prefix(prefix)?
-                    .split('.')
-                    .next()?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .max()
-            .map_or(0, |m| m + 1)
-    };
+    hf_blocks_to_openclip(&mut sd, &mut out)?;
+    hf_embeddings_to_openclip(&mut sd, &mut out)?;
+    // Non-parameter buffers of the HF model.
+    sd.retain(|k, _| !k.ends_with("position_ids"));
+    if let Some(k) = sd.keys().next() {
+        bail!(
+            "unexpected tensor `{k}` in Hugging Face CLIP weights ({} left unmapped)",
+            sd.len()
+        );
+    }
+    Ok(out)
+}
+
+/// Removes `k` from a Hugging Face state dict, or names it as missing.
+fn take_hf(sd: &mut StateDict, k: &str) -> Result<Tensor> {
+    sd.remove(k)
+        .with_context(|| format!("missing tensor `{k}` in Hugging Face CLIP weights"))
+}
+
+/// The number of encoder layers `{prefix}{i}.…` in a Hugging Face state dict.
+fn hf_layer_count(sd: &StateDict, prefix: &str) -> usize {
+    sd.keys()
+        .filter_map(|k| {
+            k.strip_prefix(prefix)?
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |m| m + 1)
+}
+
+/// Moves both towers' encoder layers from `sd` into `out` as OpenCLIP residual blocks (q, k and
+/// v concatenated into `in_proj`).
+fn hf_blocks_to_openclip(sd: &mut StateDict, out: &mut StateDict) -> Result<()> {
     for (hf, oc) in [
         ("vision_model", "visual.transformer"),
         ("text_model", "transformer"),
     ] {
         let enc = format!("{hf}.encoder.layers.");
-        for i in 0..layers(&sd, &enc) {
+        for i in 0..hf_layer_count(sd, &enc) {
             let h = format!("{enc}{i}");
             let o = format!("{oc}.resblocks.{i}");
             for (a, b) in [
@@ -128,18 +148,24 @@ pub fn hf_to_openclip(mut sd: StateDict) -> Result<StateDict> {
                 for p in ["weight", "bias"] {
                     out.insert(
                         format!("{o}.{b}.{p}"),
-                        take(&mut sd, &format!("{h}.{a}.{p}"))?,
+                        take_hf(sd, &format!("{h}.{a}.{p}"))?,
                     );
                 }
             }
             for p in ["weight", "bias"] {
-                let q = take(&mut sd, &format!("{h}.self_attn.q_proj.{p}"))?;
-                let k = take(&mut sd, &format!("{h}.self_attn.k_proj.{p}"))?;
-                let v = take(&mut sd, &format!("{h}.self_attn.v_proj.{p}"))?;
+                let q = take_hf(sd, &format!("{h}.self_attn.q_proj.{p}"))?;
+                let k = take_hf(sd, &format!("{h}.self_attn.k_proj.{p}"))?;
+                let v = take_hf(sd, &format!("{h}.self_attn.v_proj.{p}"))?;
                 out.insert(format!("{o}.attn.in_proj_{p}"), Tensor::cat(&[q, k, v], 0)?);
             }
         }
     }
+    Ok(())
+}
+
+/// Moves the embeddings, the towers' outer LayerNorms, `logit_scale` and the (transposed)
+/// projections from `sd` into `out` under their OpenCLIP names.
+fn hf_embeddings_to_openclip(sd: &mut StateDict, out: &mut StateDict) -> Result<()> {
     let direct = [
         (
             "vision_model.embeddings.patch_embedding.weight",
@@ -173,27 +199,17 @@ pub fn hf_to_openclip(mut sd: StateDict) -> Result<StateDict> {
         ("logit_scale", "logit_scale"),
     ];
     for (a, b) in direct {
-        out.insert(b.to_string(), take(&mut sd, a)?);
+        out.insert(b.to_string(), take_hf(sd, a)?);
     }
     out.insert(
         "visual.proj".into(),
-        take(&mut sd, "visual_projection.weight")?
-            .t()?
-            .contiguous()?,
+        take_hf(sd, "visual_projection.weight")?.t()?.contiguous()?,
     );
     out.insert(
         "text_projection".into(),
-        take(&mut sd, "text_projection.weight")?.t()?.contiguous()?,
+        take_hf(sd, "text_projection.weight")?.t()?.contiguous()?,
     );
-    // Non-parameter buffers of the HF model.
-    sd.retain(|k, _| !k.ends_with("position_ids"));
-    if let Some(k) = sd.keys().next() {
-        bail!(
-            "unexpected tensor `{k}` in Hugging Face CLIP weights ({} left unmapped)",
-            sd.len()
-        );
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Checks a state dict against the parameters of `cfg`: every key present with the right shape,

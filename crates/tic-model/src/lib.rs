@@ -7,27 +7,30 @@
 //! - [`preprocess`]: image decoding and OpenCLIP's eval / train transforms.
 //! - [`checkpoint`]: loading OpenCLIP safetensors / `epoch_N.pt` / OpenAI HF weights, saving
 //!   OpenCLIP-compatible safetensors.
+//! - [`recompute`]: the segmented backward pass and gradient checkpointing.
 //!
 //! All model code is differentiable: LayerNorm and softmax switch to composed ops whenever their
-//! input is part of an autograd graph (Candle's fused kernels drop gradients silently).
+//! input is part of an autograd graph (Candle's fused kernels drop gradients silently). The
+//! hand-written kernels the layers call (fused training ops, CPU inference kernels, CUDA
+//! sources) live in the `tic-kernels` crate below this one.
 
 pub mod checkpoint;
 pub mod clean;
 pub mod config;
-pub mod cpu_kernels;
-pub mod fused;
-pub mod heap;
 pub mod init;
 pub mod model;
 pub mod nn;
 pub mod preprocess;
 pub mod recompute;
 pub mod tokenizer;
-mod vmath;
 
 pub use config::ClipConfig;
 pub use model::Clip;
 pub use tokenizer::Tokenizer;
+
+/// glibc heap settings ([`tic_kernels::heap`]), re-exported for the binaries of other crates
+/// that still name it here (tic-embed, tic-eval); new code uses `tic_kernels::heap`.
+pub use tic_kernels::heap;
 
 /// Writes an output file atomically (`tic_shards::atomic`: temp file + rename, mode 0644).
 pub use tic_shards::atomic::write_file as write_output;

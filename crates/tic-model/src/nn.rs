@@ -2,16 +2,18 @@
 //!
 //! Every op here is differentiable whenever its input is part of an autograd graph
 //! ([`Tensor::track_op`]): on CPU f32 training graphs LayerNorm, attention and the biased
-//! linear layers (with the MLP's GELU) run as [`crate::fused`] ops with their own backward;
-//! elsewhere (GPU, half precision, `TIC_FUSED_OPS=off`) as composed Candle ops (Candle's own
-//! fused `layer_norm` / `softmax_last_dim` kernels record no backward op and would silently cut
-//! the gradient). Plain inference tensors use the inference kernels of
-//! [`crate::cpu_kernels`].
+//! linear layers (with the MLP's GELU) run as tic-kernels' [`fused`] ops with their own
+//! backward; elsewhere (GPU, half precision, `TIC_FUSED_OPS=off`) as composed Candle ops
+//! (Candle's own fused `layer_norm` / `softmax_last_dim` kernels record no backward op and
+//! would silently cut the gradient). Plain inference tensors use the inference kernels of
+//! [`cpu_kernels`].
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+use tic_kernels::{cpu_kernels, fused};
 
-use crate::recompute::Segment;
+use crate::recompute::{OwnBackward, Saved, Segment};
 
 /// A dense layer `y = x Wᵀ + b` with PyTorch's `[out, in]` weight layout.
 #[derive(Debug, Clone)]
@@ -40,9 +42,9 @@ impl Linear {
     /// Whether the fused CPU inference kernel applies (input and weights f32 on CPU, nothing
     /// tracked for autograd).
     fn fused(&self, x: &Tensor) -> bool {
-        crate::cpu_kernels::applies(x)
-            && crate::cpu_kernels::applies(&self.weight)
-            && self.bias.as_ref().is_none_or(crate::cpu_kernels::applies)
+        cpu_kernels::applies(x)
+            && cpu_kernels::applies(&self.weight)
+            && self.bias.as_ref().is_none_or(cpu_kernels::applies)
     }
 
     /// `gelu(x Wᵀ + b)` (exact GELU), fused on CPU inference tensors.
@@ -58,13 +60,13 @@ impl Linear {
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
         let y = if self.fused(x) {
-            crate::cpu_kernels::linear(&x2, &self.weight, self.bias.as_ref(), gelu)?
+            cpu_kernels::linear(&x2, &self.weight, self.bias.as_ref(), gelu)?
         } else if let Some(b) = self
             .bias
             .as_ref()
-            .filter(|b| crate::fused::enabled(&[&x2, &self.weight, b]))
+            .filter(|b| fused::enabled(&[&x2, &self.weight, b]))
         {
-            crate::fused::linear(&x2, &self.weight, b, gelu)?
+            fused::linear(&x2, &self.weight, b, gelu)?
         } else {
             let mut y = x2.matmul(&self.weight.t()?)?;
             if let Some(b) = &self.bias {
@@ -116,8 +118,8 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if crate::fused::enabled(&[x, &self.weight, &self.bias]) {
-            return crate::fused::layer_norm(x, &self.weight, &self.bias, self.eps);
+        if fused::enabled(&[x, &self.weight, &self.bias]) {
+            return fused::layer_norm(x, &self.weight, &self.bias, self.eps);
         }
         let tracked = x.track_op() || self.weight.track_op() || self.bias.track_op();
         if tracked || !x.is_contiguous() {
@@ -197,14 +199,14 @@ impl Attention {
         let h = self.heads;
         // One GEMM for q, k and v; the heads are split by the kernel or by one permute.
         let qkv = self.in_proj.forward(x)?;
-        if crate::cpu_kernels::applies(&qkv) {
+        if cpu_kernels::applies(&qkv) {
             // Inference on CPU: one fused kernel (same math, no head permutes).
-            let y = crate::cpu_kernels::attention(&qkv, h, mask)?;
+            let y = cpu_kernels::attention(&qkv, h, mask)?;
             return self.out_proj.forward(&y);
         }
-        if crate::fused::enabled(&[&qkv]) {
+        if fused::enabled(&[&qkv]) {
             // Training on CPU: one op with its own backward (see `fused`).
-            let y = crate::fused::attention(&qkv, h, mask)?;
+            let y = fused::attention(&qkv, h, mask)?;
             return self.out_proj.forward(&y);
         }
         self.out_proj.forward(&attention_composed(&qkv, h, mask)?)
@@ -213,8 +215,8 @@ impl Attention {
 
 /// Multi-head self-attention from the packed projection `qkv` `[B, L, 3·D]` to the merged heads
 /// `[B, L, D]` with Candle's composed (differentiable) ops: the path on GPUs and in half
-/// precision, and the reference the fused kernels ([`crate::cpu_kernels::attention`],
-/// [`crate::fused::attention`]) are tested against.
+/// precision, and the reference the fused kernels ([`cpu_kernels::attention`],
+/// [`fused::attention`]) are tested against.
 pub fn attention_composed(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
     let (b, l, d3) = qkv.dims3()?;
     let d = d3 / 3;
@@ -277,15 +279,14 @@ impl ResidualBlock {
 
     /// The block as one segment of a segmented training forward pass
     /// ([`crate::recompute`]), with an optional additive `[L, L]` mask: its own backward pass
-    /// ([`crate::fused`]'s block, no autograd graph inside the block) where the fused ops
+    /// ([`fused`]'s block, no autograd graph inside the block) where the fused ops
     /// apply (CPU f32 parameters of a training graph, exact GELU, both biases of every
     /// linear layer); otherwise [`Self::forward`] through Candle's autograd.
     pub fn segment<'a>(&'a self, mask: Option<Tensor>) -> Result<Segment<'a>> {
         if self.act == Activation::GeluErf {
             if let Some(params) = self.parameters() {
-                if crate::fused::enabled_host(&params.iter().collect::<Vec<_>>()) {
-                    let seg =
-                        crate::fused::BlockSegment::new(params, self.attn.heads, mask.as_ref())?;
+                if fused::enabled_host(&params.iter().collect::<Vec<_>>()) {
+                    let seg = fused::BlockSegment::new(params, self.attn.heads, mask.as_ref())?;
                     return Ok(Segment::Own(Box::new(seg)));
                 }
             }
@@ -315,6 +316,22 @@ impl ResidualBlock {
             projw,
             projb,
         ])
+    }
+}
+
+/// The fused residual block (tic-kernels) as a segment of [`crate::recompute`]: what it saves
+/// is its [`fused::BlockTape`].
+impl OwnBackward for fused::BlockSegment {
+    fn forward_saving(&self, x: &Tensor) -> Result<(Tensor, Saved)> {
+        let (out, tape) = self.forward_taped(x)?;
+        Ok((out, Box::new(tape)))
+    }
+
+    fn backward(&self, x: &Tensor, saved: Saved, grad: &Tensor) -> Result<(Tensor, GradStore)> {
+        let Ok(tape) = saved.downcast::<fused::BlockTape>() else {
+            candle_core::bail!("tic-fused-block: backward given another segment's record");
+        };
+        self.backward_taped(x, *tape, grad)
     }
 }
 

@@ -15,8 +15,8 @@
 //!
 //! Segments come in two kinds ([`Segment`]): closures over Candle ops, differentiated through
 //! a local autograd graph as above, and segments with their own backward pass
-//! ([`OwnBackward`]: a residual block on the CPU, [`crate::fused`]) that return what they
-//! saved and differentiate themselves without any graph.
+//! ([`OwnBackward`]: a residual block on the CPU, [`tic_kernels::fused`]) that return what
+//! they saved and differentiate themselves without any graph.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
@@ -25,7 +25,7 @@ use candle_core::{Result, Tensor, Var};
 pub type Saved = Box<dyn std::any::Any>;
 
 /// A segment that differentiates itself instead of through Candle's autograd graph (e.g. a
-/// residual block on the CPU, [`crate::fused`]).
+/// residual block on the CPU, [`tic_kernels::fused`]).
 pub trait OwnBackward {
     /// The segment's output for `x` (no graph) and what its backward pass needs.
     fn forward_saving(&self, x: &Tensor) -> Result<(Tensor, Saved)>;

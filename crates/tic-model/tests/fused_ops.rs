@@ -1,13 +1,19 @@
-//! The fused training ops (`tic_model::fused`) against Candle's composed ops, forward and
-//! backward, and their gradients against central finite differences.
+//! The fused training ops (`tic_kernels::fused`) against the model's composed ops (Candle's),
+//! forward and backward, and their gradients against central finite differences; the fused
+//! inference attention (`tic_kernels::cpu_kernels`) against the composed attention.
 
 use candle_core::{Device, Result, Tensor, Var, D};
-use tic_model::fused;
+use tic_kernels::{cpu_kernels, fused};
+
+/// Largest |a − b|.
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+    d.max(0).unwrap().to_scalar::<f32>().unwrap()
+}
 
 /// Largest |a − b| relative to the largest |b| (1 when b is all zero).
 fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-    let d = d.max(0).unwrap().to_scalar::<f32>().unwrap();
+    let d = max_diff(a, b);
     let m = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
     d / m.to_scalar::<f32>().unwrap().max(1e-6)
 }
@@ -190,6 +196,21 @@ fn attention_equals_composition_and_finite_differences() {
             &what,
         );
         check_finite_differences(&[&qkv], || fused::attention(t, h, mask.as_ref()), &what);
+    }
+}
+
+#[test]
+fn fused_attention_matches_the_composed_ops() {
+    let dev = Device::Cpu;
+    for (b, l, h, hd) in [(3, 7, 2, 4), (2, 50, 4, 16), (1, 1, 1, 8)] {
+        let qkv = Tensor::randn(0f32, 1.0, (b, l, 3 * h * hd), &dev).unwrap();
+        let unfused = |mask: Option<&Tensor>| composed_attention(&qkv, h, mask).unwrap();
+        let got = cpu_kernels::attention(&qkv, h, None).unwrap();
+        assert!(max_diff(&got, &unfused(None)) < 1e-5, "{b} {l} {h} {hd}");
+        // Causal mask as the text tower builds it.
+        let mask = causal(l);
+        let got = cpu_kernels::attention(&qkv, h, Some(&mask)).unwrap();
+        assert!(max_diff(&got, &unfused(Some(&mask))) < 1e-5);
     }
 }
 

@@ -1,6 +1,7 @@
-//! The CUDA kernels of the fused training ops (`tic_model::fused`, `kernels/fused.cu`) against
-//! their CPU f32 kernels on a GPU: each op forward and backward on random inputs of ViT-B-16
-//! sizes, on CUDA in f32 and bf16, against the CPU in f32. Prints one row per (op, dtype) with
+//! The CUDA kernels of the fused training ops (`tic_kernels::fused`,
+//! `crates/tic-kernels/kernels/fused.cu`) against their CPU f32 kernels on a GPU: each op
+//! forward and backward on random inputs of ViT-B-16 sizes, on CUDA in f32 and bf16, against
+//! the CPU in f32. Prints one row per (op, dtype) with
 //! the largest absolute and relative (to the largest reference value) difference of the output
 //! and of every input gradient, whether two CUDA runs gave the same bits, the CUDA time of one
 //! forward + backward, and PASS/FAIL (f32 within 1e-4, bf16 within 3e-2 relative); exits 1 on a
@@ -25,7 +26,7 @@ fn main() -> anyhow::Result<()> {
 mod check {
     use anyhow::Result;
     use candle_core::{DType, Device, Tensor, Var};
-    use tic_model::fused;
+    use tic_kernels::fused;
 
     /// An op under test, applied to its inputs.
     type Op = Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>>;

@@ -42,7 +42,7 @@ fn report(phase: &str, t: std::time::Instant) {
 }
 
 fn main() -> Result<()> {
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let model_name = args.first().map_or("ViT-B-32", String::as_str);
     let batch: usize = args.get(1).map_or(Ok(32), |b| b.parse())?;

@@ -18,10 +18,10 @@ fn target_mask(m: usize, total: usize, offset: usize, like: &Tensor) -> Result<T
 
 /// Row-wise cross-entropy with column `offset + i` as the target of row `i`:
 /// `mean_i(logsumexp(x_i) − x_{i,offset+i})` (the diagonal when `offset` is 0 and the logits
-/// are square). One fused op on CPU f32 ([`tic_model::fused`]), composed ops elsewhere.
+/// are square). One fused op on CPU f32 ([`tic_kernels::fused`]), composed ops elsewhere.
 fn shifted_diagonal_cross_entropy(logits: &Tensor, offset: usize) -> Result<Tensor> {
-    if tic_model::fused::enabled(&[logits]) {
-        return tic_model::fused::shifted_diagonal_cross_entropy(logits, offset);
+    if tic_kernels::fused::enabled(&[logits]) {
+        return tic_kernels::fused::shifted_diagonal_cross_entropy(logits, offset);
     }
     let (m, total) = logits.dims2()?;
     let max = logits.max_keepdim(D::Minus1)?.detach();

@@ -332,9 +332,9 @@ fn fused_ops_agree(model: &str, image: u32, steps: u64, batch: u64, ckpt: bool) 
     let (d, plan, store, mut opts) = comparison_setup(model, image, steps, batch);
     opts.grad_checkpointing = ckpt;
     let mut losses = Vec::new();
-    for mode in [tic_model::fused::Mode::On, tic_model::fused::Mode::Off] {
+    for mode in [tic_kernels::fused::Mode::On, tic_kernels::fused::Mode::Off] {
         let run = RunDir::new(d.path().join(format!("{mode:?}"))).unwrap();
-        let s = tic_model::fused::with_mode(mode, || {
+        let s = tic_kernels::fused::with_mode(mode, || {
             train(
                 &opts,
                 plan.clone(),

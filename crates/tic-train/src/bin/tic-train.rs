@@ -10,7 +10,7 @@ use tic_train::args::TrainArgs;
 fn main() -> ExitCode {
     let args = TrainArgs::parse();
     tic_shards::cli::init_logging(0, u8::from(args.quiet));
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     let result = tic_dist::init_host().and_then(|host| tic_train::setup::run(&args, host));
     match result {
         Ok(()) => ExitCode::SUCCESS,

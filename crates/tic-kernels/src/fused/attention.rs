@@ -7,8 +7,9 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{mm, slice, OutPtr};
-use crate::cpu_kernels::FusedAttention;
+use crate::cpu_kernels::{head_scores, FusedAttention};
+use crate::gemm::{gemm, MatMut, MatRef, Parallelism, Scaling, Strides};
+use crate::host::{contiguous_f32_3, OutPtr};
 use crate::vmath;
 
 struct FusedAttentionTrain {
@@ -67,11 +68,7 @@ impl CustomOp3 for FusedAttentionBackward<'_> {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let dims = lq.shape().dims3()?;
-        let (qkv, y, dy) = (
-            slice(sq, lq, name)?,
-            slice(sy, ly, name)?,
-            slice(sg, lg, name)?,
-        );
+        let (qkv, y, dy) = contiguous_f32_3(name, (sq, lq), (sy, ly), (sg, lg))?;
         let out = dims.0 * dims.1 * (dims.2 / 3);
         if y.len() != out || dy.len() != out {
             candle_core::bail!(
@@ -118,7 +115,12 @@ impl FusedAttention {
     ) -> Vec<f32> {
         let (d, h) = (d3 / 3, self.heads);
         let hd = d / h;
-        let scale = (hd as f32).powf(-0.5);
+        let shape = HeadShape {
+            len,
+            hd,
+            d,
+            scale: (hd as f32).powf(-0.5),
+        };
         let mask = self.mask.as_deref();
         let mut dqkv = Vec::<f32>::with_capacity(b * len * d3);
         let out = OutPtr(dqkv.as_mut_ptr());
@@ -140,88 +142,132 @@ impl FusedAttention {
                 // `p`, `dp` are this task's own L × L buffers.
                 unsafe {
                     let base = qkv.as_ptr().add(bi * len * d3 + hi * hd);
-                    let (q, k, v) = (base, base.add(d), base.add(2 * d));
                     let dbase = o.0.add(bi * len * d3 + hi * hd);
-                    let (dq, dk, dv) = (dbase, dbase.add(d), dbase.add(2 * d));
-                    let yh = y.as_ptr().add(bi * len * d + hi * hd);
-                    let dyh = dy.as_ptr().add(bi * len * d + hi * hd);
-                    // P = softmax(scale·q·kᵀ + mask), as the forward pass.
-                    mm(
-                        (len, len, hd),
-                        p.as_mut_ptr(),
-                        len,
-                        q,
-                        (1, d3),
-                        k,
-                        (d3, 1),
-                        scale,
-                    );
-                    for (r, row) in p.chunks_mut(len).enumerate() {
-                        let m = mask.map(|m| &m[r * len..(r + 1) * len]);
-                        let sum = vmath::exp_shifted_row(row, m);
-                        vmath::scale(row, if sum > 0.0 { 1.0 / sum } else { 0.0 });
-                    }
-                    // dv = Pᵀ·dy
-                    mm(
-                        (len, hd, len),
-                        dv,
-                        d3,
-                        p.as_ptr(),
-                        (len, 1),
-                        dyh,
-                        (1, d),
-                        1.0,
-                    );
-                    // dP = dy·vᵀ
-                    mm(
-                        (len, len, hd),
-                        dp.as_mut_ptr(),
-                        len,
-                        dyh,
-                        (1, d),
-                        v,
-                        (d3, 1),
-                        1.0,
-                    );
-                    // Softmax backward: dS = P ∘ (dP − rowsum(dy ∘ y)).
-                    for (r, dot) in dots.iter_mut().enumerate() {
-                        let yr = std::slice::from_raw_parts(yh.add(r * d), hd);
-                        let gr = std::slice::from_raw_parts(dyh.add(r * d), hd);
-                        *dot = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-                    }
-                    for ((dpr, pr), &dot) in dp.chunks_mut(len).zip(p.chunks(len)).zip(dots.iter())
-                    {
-                        for (g, &pv) in dpr.iter_mut().zip(pr) {
-                            *g = pv * (*g - dot);
-                        }
-                    }
-                    // dq = scale·dS·k, dk = scale·dSᵀ·q
-                    mm(
-                        (len, hd, len),
-                        dq,
-                        d3,
-                        dp.as_ptr(),
-                        (1, len),
-                        k,
-                        (1, d3),
-                        scale,
-                    );
-                    mm(
-                        (len, hd, len),
-                        dk,
-                        d3,
-                        dp.as_ptr(),
-                        (len, 1),
-                        q,
-                        (1, d3),
-                        scale,
-                    );
+                    let head = HeadViews {
+                        q: base,
+                        k: base.add(d),
+                        v: base.add(2 * d),
+                        dq: dbase,
+                        dk: dbase.add(d),
+                        dv: dbase.add(2 * d),
+                        y: y.as_ptr().add(bi * len * d + hi * hd),
+                        dy: dy.as_ptr().add(bi * len * d + hi * hd),
+                    };
+                    shape.probabilities(&head, mask, p);
+                    shape.gradients(&head, p, dp, dots);
                 }
             },
         );
         // SAFETY: the tasks above wrote the q, k and v blocks of every (batch, head).
         unsafe { dqkv.set_len(b * len * d3) };
         dqkv
+    }
+}
+
+/// One (batch, head) block of the backward pass: `L` rows of `hd` values each, rows `3·D`
+/// apart in the packed `qkv` and its gradient, `D` apart in the merged heads `y` and `dy`.
+struct HeadViews {
+    q: *const f32,
+    k: *const f32,
+    v: *const f32,
+    dq: *mut f32,
+    dk: *mut f32,
+    dv: *mut f32,
+    y: *const f32,
+    dy: *const f32,
+}
+
+/// The sizes of one head's backward pass: length, head size, width and the scores' scale.
+struct HeadShape {
+    len: usize,
+    hd: usize,
+    d: usize,
+    scale: f32,
+}
+
+impl HeadShape {
+    /// `P = softmax(scale·q·kᵀ + mask)` into `p` (`L × L`), as the forward pass computes it.
+    ///
+    /// # Safety
+    /// `head`'s q and k must be valid for `L` rows of `hd` values, `3·D` apart.
+    unsafe fn probabilities(&self, head: &HeadViews, mask: Option<&[f32]>, p: &mut [f32]) {
+        let len = self.len;
+        // SAFETY: per this function's contract; `p` holds L × L values.
+        unsafe { head_scores(p, head.q, head.k, (len, self.hd, 3 * self.d), self.scale) };
+        for (r, row) in p.chunks_mut(len).enumerate() {
+            let m = mask.map(|m| &m[r * len..(r + 1) * len]);
+            let sum = vmath::exp_shifted_row(row, m);
+            vmath::scale(row, if sum > 0.0 { 1.0 / sum } else { 0.0 });
+        }
+    }
+
+    /// Writes `dv = Pᵀ·dy`, then `dq = scale·dS·k` and `dk = scale·dSᵀ·q` for the softmax's
+    /// backward `dS = P ∘ (dy·vᵀ − rowsum(dy ∘ y))`, built in `dp` (`L × L`; `dots`: `L`).
+    ///
+    /// # Safety
+    /// Every view of `head` must be valid for `L` rows of `hd` values at its stride, the
+    /// gradients' blocks written by no one else; `p` and `dp` hold `L × L` values.
+    unsafe fn gradients(&self, head: &HeadViews, p: &[f32], dp: &mut [f32], dots: &mut [f32]) {
+        let (len, hd, d, d3) = (self.len, self.hd, self.d, 3 * self.d);
+        let none = Parallelism::None;
+        // SAFETY: per this function's contract.
+        unsafe {
+            // dv = Pᵀ·dy
+            gemm(
+                (len, hd, len),
+                MatMut::new(head.dv, Strides::row_major(d3)),
+                MatRef::new(p.as_ptr(), Strides::transposed(len)),
+                MatRef::new(head.dy, Strides::row_major(d)),
+                Scaling::product(1.0),
+                none,
+            );
+            // dP = dy·vᵀ
+            gemm(
+                (len, len, hd),
+                MatMut::new(dp.as_mut_ptr(), Strides::row_major(len)),
+                MatRef::new(head.dy, Strides::row_major(d)),
+                MatRef::new(head.v, Strides::transposed(d3)),
+                Scaling::product(1.0),
+                none,
+            );
+        }
+        // Softmax backward: dS = P ∘ (dP − rowsum(dy ∘ y)).
+        for (r, dot) in dots.iter_mut().enumerate() {
+            // SAFETY: row r of this head's block of y and dy.
+            let (yr, gr) = unsafe {
+                (
+                    std::slice::from_raw_parts(head.y.add(r * d), hd),
+                    std::slice::from_raw_parts(head.dy.add(r * d), hd),
+                )
+            };
+            *dot = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+        }
+        for ((dpr, pr), &dot) in dp.chunks_mut(len).zip(p.chunks(len)).zip(dots.iter()) {
+            for (g, &pv) in dpr.iter_mut().zip(pr) {
+                *g = pv * (*g - dot);
+            }
+        }
+        // dq = scale·dS·k, dk = scale·dSᵀ·q
+        let scaled = Scaling::product(self.scale);
+        // SAFETY: per this function's contract.
+        unsafe {
+            gemm(
+                (len, hd, len),
+                MatMut::new(head.dq, Strides::row_major(d3)),
+                MatRef::new(dp.as_ptr(), Strides::row_major(len)),
+                MatRef::new(head.k, Strides::row_major(d3)),
+                scaled,
+                none,
+            );
+            gemm(
+                (len, hd, len),
+                MatMut::new(head.dk, Strides::row_major(d3)),
+                MatRef::new(dp.as_ptr(), Strides::transposed(len)),
+                MatRef::new(head.q, Strides::row_major(d3)),
+                scaled,
+                none,
+            );
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A whole residual block (`x += attn(ln_1(x)); x += mlp(ln_2(x))`, exact GELU) with its own
 //! backward pass on host memory, for the segment-by-segment training step
-//! ([`crate::recompute`]): no autograd graph at all inside the block.
+//! (`tic_model::recompute`, whose `OwnBackward` segments tic-model builds on
+//! [`BlockSegment`]): no autograd graph at all inside the block.
 //!
 //! The fused ops already keep only what their backward passes need, but each is still a node
 //! of Candle's graph, and Candle's backward pass gives every node's every operand a fresh
@@ -18,9 +19,9 @@ use rayon::prelude::*;
 
 use super::layer_norm::{layer_norm_backward, layer_norm_forward};
 use super::linear::{gelu_backward, gelu_forward, linear_backward};
-use super::{slice, with_host, CHUNK};
+use super::{with_host, CHUNK};
 use crate::cpu_kernels::{linear_rows, FusedAttention};
-use crate::recompute::{OwnBackward, Saved};
+use crate::host::contiguous_f32;
 
 /// LayerNorm's epsilon (`torch.nn.LayerNorm`).
 const EPS: f32 = 1e-5;
@@ -28,11 +29,11 @@ const EPS: f32 = 1e-5;
 /// A residual block's parameters, in OpenCLIP's order: `ln_1.{weight,bias}`,
 /// `attn.in_proj_{weight,bias}`, `attn.out_proj.{weight,bias}`, `ln_2.{weight,bias}`,
 /// `mlp.c_fc.{weight,bias}`, `mlp.c_proj.{weight,bias}`.
-pub(crate) type BlockTensors = [Tensor; 12];
+pub type BlockTensors = [Tensor; 12];
 
 /// One residual block as a segment with its own backward pass: its parameters, heads and the
 /// attention mask (the text tower's causal mask).
-pub(crate) struct BlockSegment {
+pub struct BlockSegment {
     params: BlockTensors,
     attention: FusedAttention,
 }
@@ -40,7 +41,7 @@ pub(crate) struct BlockSegment {
 impl BlockSegment {
     /// The segment for a block with these parameters, `heads` heads and an optional additive
     /// `[L, L]` mask.
-    pub(crate) fn new(params: BlockTensors, heads: usize, mask: Option<&Tensor>) -> Result<Self> {
+    pub fn new(params: BlockTensors, heads: usize, mask: Option<&Tensor>) -> Result<Self> {
         Ok(Self {
             params,
             attention: FusedAttention::new(heads, mask)?,
@@ -49,8 +50,9 @@ impl BlockSegment {
 }
 
 /// What the block's backward pass needs from its forward pass (the block input is kept by
-/// the caller).
-struct Tape {
+/// the caller): [`BlockSegment::forward_taped`] makes it, [`BlockSegment::backward_taped`]
+/// consumes it.
+pub struct BlockTape {
     dims: (usize, usize, usize),
     h1: Vec<f32>,
     stats1: (Vec<f32>, Vec<f32>),
@@ -69,7 +71,7 @@ fn with_params<R>(ts: &BlockTensors, f: impl FnOnce(&[&[f32]]) -> Result<R>) -> 
     let views = guards
         .iter()
         .map(|(s, l)| match &**s {
-            Storage::Cpu(c) => slice(c, l, "tic-fused-block"),
+            Storage::Cpu(c) => contiguous_f32(c, l, "tic-fused-block"),
             _ => candle_core::bail!("tic-fused-block: expected CPU parameters"),
         })
         .collect::<Result<Vec<_>>>()?;
@@ -89,7 +91,7 @@ impl BlockSegment {
         &self,
         x: &[f32],
         (b, l, d): (usize, usize, usize),
-    ) -> Result<(Vec<f32>, Tape)> {
+    ) -> Result<(Vec<f32>, BlockTape)> {
         with_params(&self.params, |p| {
             let [ln1w, ln1b, inw, inb, outw, outb, ln2w, ln2b, fcw, fcb, projw, projb] = p else {
                 candle_core::bail!("tic-fused-block: expected 12 parameters");
@@ -108,7 +110,7 @@ impl BlockSegment {
             let hid = gelu_forward(&pre, m);
             let mut out = linear_rows(&hid, projw, rows, d, m, Some(projb), false);
             add_into(&mut out, &x1);
-            let tape = Tape {
+            let tape = BlockTape {
                 dims: (b, l, d),
                 h1,
                 stats1: (mean1, rstd1),
@@ -126,7 +128,12 @@ impl BlockSegment {
 
     /// The gradient of the block input `x` and the parameters' gradients (in
     /// [`BlockTensors`] order) for the output gradient `dy`.
-    fn backward_host(&self, x: &[f32], t: Tape, dy: &[f32]) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    fn backward_host(
+        &self,
+        x: &[f32],
+        t: BlockTape,
+        dy: &[f32],
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
         let (b, l, d) = t.dims;
         with_params(&self.params, |p| {
             let [ln1w, _, inw, _, outw, _, ln2w, _, fcw, _, projw, _] = p else {
@@ -166,20 +173,26 @@ impl BlockSegment {
     }
 }
 
-impl OwnBackward for BlockSegment {
-    fn forward_saving(&self, x: &Tensor) -> Result<(Tensor, Saved)> {
+impl BlockSegment {
+    /// The block's output for `x` `[B, L, D]` (CPU f32; no graph) and what its backward pass
+    /// needs.
+    pub fn forward_taped(&self, x: &Tensor) -> Result<(Tensor, BlockTape)> {
         let dims = x.dims3()?;
         let (out, tape) = with_host(x, "tic-fused-block", |xs| self.forward_host(xs, dims))?;
-        Ok((Tensor::from_vec(out, dims, x.device())?, Box::new(tape)))
+        Ok((Tensor::from_vec(out, dims, x.device())?, tape))
     }
 
-    fn backward(&self, x: &Tensor, saved: Saved, grad: &Tensor) -> Result<(Tensor, GradStore)> {
-        let Ok(tape) = saved.downcast::<Tape>() else {
-            candle_core::bail!("tic-fused-block: backward given another segment's record");
-        };
+    /// The gradient of the input `x` and a store with the parameters' gradients, given the
+    /// tape [`Self::forward_taped`] made for `x` and the gradient of the output.
+    pub fn backward_taped(
+        &self,
+        x: &Tensor,
+        tape: BlockTape,
+        grad: &Tensor,
+    ) -> Result<(Tensor, GradStore)> {
         let name = "tic-fused-block";
         let (dx, grads) = with_host(x, name, |xs| {
-            with_host(grad, name, |dy| self.backward_host(xs, *tape, dy))
+            with_host(grad, name, |dy| self.backward_host(xs, tape, dy))
         })?;
         let mut store = GradStore::default();
         for (p, g) in self.params.iter().zip(grads) {

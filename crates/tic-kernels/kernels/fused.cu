@@ -1,4 +1,4 @@
-// CUDA kernels of tic-model's fused training ops (crates/tic-model/src/fused/), float and bf16.
+// CUDA kernels of the fused training ops (crates/tic-kernels/src/fused/), float and bf16.
 //
 // - LayerNorm forward (y, per-row mean and rstd) and backward (dx; dw and db as per-block
 //   partial sums, added up in block order by tic_col_sum_finish);
@@ -14,7 +14,7 @@
 // read and write __nv_bfloat16 and compute in f32.
 //
 // The same file compiles with g++ against kernels/emu.h (the `kernel-emu` feature of
-// tic-model): each CUDA thread becomes a std::thread, so the tests can compare these kernels
+// tic-kernels): each CUDA thread becomes a std::thread, so the tests can compare these kernels
 // with the host kernels on a machine without a GPU.
 
 #ifdef TIC_KERNEL_EMU
@@ -311,19 +311,28 @@ __device__ void attn_bwd(const T* qkv, const T* y, const T* dy, const float* mas
 }
 
 // ---- shifted-diagonal cross-entropy -----------------------------------------------------------
-// x [m, n], row i's target column offset + i. One block per row: loss[i] = lse(x_i) − x_i,t.
+// The shift of row xr's exponentials (its maximum; 0 for a row of −inf) and, in *sum, the
+// block-wide Σ_j exp(x_j − shift): the first pass of both cross-entropy kernels.
 template <typename T>
-__device__ void ce_fwd_rows(const T* x, float* loss, int n, int offset) {
-  __shared__ float sh[TIC_MAX_THREADS];
-  long long i = blockIdx.x;
-  const T* xr = x + i * n;
+__device__ float ce_row_shift(const T* xr, int n, float* sh, float* sum) {
   float mx = -INFINITY;
   for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, ld(xr, j));
   mx = block_max(mx, sh);
   float shift = mx == -INFINITY ? 0.0f : mx;
   float s = 0.0f;
   for (int j = threadIdx.x; j < n; j += blockDim.x) s += expf(ld(xr, j) - shift);
-  s = block_sum(s, sh);
+  *sum = block_sum(s, sh);
+  return shift;
+}
+
+// x [m, n], row i's target column offset + i. One block per row: loss[i] = lse(x_i) − x_i,t.
+template <typename T>
+__device__ void ce_fwd_rows(const T* x, float* loss, int n, int offset) {
+  __shared__ float sh[TIC_MAX_THREADS];
+  long long i = blockIdx.x;
+  const T* xr = x + i * n;
+  float s;
+  float shift = ce_row_shift(xr, n, sh, &s);
   if (threadIdx.x == 0) loss[i] = logf(s) + shift - ld(xr, offset + i);
 }
 
@@ -344,13 +353,8 @@ __device__ void ce_bwd(const T* x, T* dx, int n, int offset, float g) {
   long long i = blockIdx.x;
   const T* xr = x + i * n;
   T* dr = dx + i * n;
-  float mx = -INFINITY;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, ld(xr, j));
-  mx = block_max(mx, sh);
-  float shift = mx == -INFINITY ? 0.0f : mx;
-  float s = 0.0f;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) s += expf(ld(xr, j) - shift);
-  s = block_sum(s, sh);
+  float s;
+  float shift = ce_row_shift(xr, n, sh, &s);
   float inv = s > 0.0f ? g / s : 0.0f;
   for (int j = threadIdx.x; j < n; j += blockDim.x) {
     float v = expf(ld(xr, j) - shift) * inv;

@@ -1,4 +1,4 @@
-// Host launch wrappers for the g++ build of fused.cu (tic-model's `kernel-emu` feature): one
+// Host launch wrappers for the g++ build of fused.cu (tic-kernels' `kernel-emu` feature): one
 // `tic_emu_<kernel>_<f32|bf16>` per kernel, taking the grid (gx, gy, gz) and the threads per
 // block first, then the kernel's own arguments. Used by src/fused/emu.rs.
 #define TIC_KERNEL_EMU 1

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::slice;
+use crate::host::contiguous_f32;
 use crate::vmath;
 
 /// Rows per rayon task.
@@ -17,15 +17,17 @@ struct ShiftedDiagonalCrossEntropy {
     offset: usize,
 }
 
-/// Row `i`'s target column `offset + i` exists for every one of the `m` rows of `n` columns.
-fn check_targets(offset: usize, m: usize, n: usize) -> Result<()> {
+/// The `(m, n)` of logits laid out as `l`, checked: row `i`'s target column `offset + i`
+/// exists for every one of the `m` rows of `n` columns.
+fn target_dims(offset: usize, l: &Layout) -> Result<(usize, usize)> {
+    let (m, n) = l.shape().dims2()?;
     if offset + m > n {
         candle_core::bail!(
             "cross-entropy: targets {offset}..{} outside {n} columns",
             offset + m
         );
     }
-    Ok(())
+    Ok((m, n))
 }
 
 /// `logsumexp` of a row (the exponentials shifted by the row's maximum), using `scratch`.
@@ -43,9 +45,8 @@ impl CustomOp1 for ShiftedDiagonalCrossEntropy {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (m, n) = l.shape().dims2()?;
-        check_targets(self.offset, m, n)?;
-        let x = slice(s, l, self.name())?;
+        let (m, n) = target_dims(self.offset, l)?;
+        let x = contiguous_f32(s, l, self.name())?;
         let total: f64 = x
             .par_chunks(ROWS_PER_TASK * n)
             .enumerate()
@@ -76,8 +77,7 @@ impl CustomOp1 for ShiftedDiagonalCrossEntropy {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (m, n) = l.shape().dims2()?;
-        check_targets(self.offset, m, n)?;
+        target_dims(self.offset, l)?;
         let loss = super::cuda::cross_entropy_forward((s, l), self.offset)?;
         Ok((loss, Shape::from(())))
     }
@@ -107,10 +107,9 @@ impl CustomOp1 for CrossEntropyBackward {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (m, n) = l.shape().dims2()?;
-        check_targets(self.offset, m, n)?;
+        let (m, n) = target_dims(self.offset, l)?;
         let (g, offset) = (self.g, self.offset);
-        let mut dx = slice(s, l, self.name())?.to_vec();
+        let mut dx = contiguous_f32(s, l, self.name())?.to_vec();
         dx.par_chunks_mut(ROWS_PER_TASK * n.max(1))
             .enumerate()
             .for_each(|(t, rows)| {
@@ -131,8 +130,7 @@ impl CustomOp1 for CrossEntropyBackward {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (m, n) = l.shape().dims2()?;
-        check_targets(self.offset, m, n)?;
+        let (m, n) = target_dims(self.offset, l)?;
         let dx = super::cuda::cross_entropy_backward((s, l), self.offset, self.g)?;
         Ok((dx, Shape::from((m, n))))
     }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{par_zeros, par_zeros_reserving, slice};
+use super::{packed, par_zeros, par_zeros_reserving, unpack};
+use crate::host::contiguous_f32_3;
 
 /// Rows per rayon task.
 const ROWS_PER_TASK: usize = 64;
@@ -48,11 +49,7 @@ impl CustomOp3 for FusedLayerNormBackward {
         lg: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (x, w, g) = (
-            slice(sx, lx, name)?,
-            slice(sw, lw, name)?,
-            slice(sg, lg, name)?,
-        );
+        let (x, w, g) = contiguous_f32_3(name, (sx, lx), (sw, lw), (sg, lg))?;
         // Irrefutable without the `cuda` feature.
         #[allow(irrefutable_let_patterns)]
         let Stats::Host(mean, rstd) = &*self.stats
@@ -65,10 +62,7 @@ impl CustomOp3 for FusedLayerNormBackward {
         }
         let mut out = par_zeros_reserving(x.len(), 2 * n);
         let (dw, db) = layer_norm_backward_into(x, w, g, mean, rstd, n, &mut out);
-        out.extend(dw);
-        out.extend(db);
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
+        Ok(packed(out, [dw, db]))
     }
 
     #[cfg(feature = "cuda")]
@@ -105,11 +99,7 @@ impl CustomOp3 for FusedLayerNorm {
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (x, w, b) = (
-            slice(sx, lx, name)?,
-            slice(sw, lw, name)?,
-            slice(sb, lb, name)?,
-        );
+        let (x, w, b) = contiguous_f32_3(name, (sx, lx), (sw, lw), (sb, lb))?;
         let n = lx.shape().dims().last().copied().unwrap_or(1);
         if w.len() != n || b.len() != n || n == 0 {
             candle_core::bail!("{name}: width {n}, weight {}, bias {}", w.len(), b.len());
@@ -147,17 +137,13 @@ impl CustomOp3 for FusedLayerNorm {
         let Some(stats) = self.stats.lock().expect("layer norm stats").clone() else {
             candle_core::bail!("{name}: backward before forward");
         };
-        let (xn, n) = (x.elem_count(), w.elem_count());
-        let packed = x.contiguous()?.apply_op3_no_bwd(
+        let grads = x.contiguous()?.apply_op3_no_bwd(
             &w.contiguous()?,
             &grad.contiguous()?,
             &FusedLayerNormBackward { stats },
         )?;
-        Ok((
-            Some(packed.narrow(0, 0, xn)?.reshape(x.shape())?),
-            Some(packed.narrow(0, xn, n)?.reshape(w.shape())?),
-            Some(packed.narrow(0, xn + n, n)?.reshape(w.shape())?),
-        ))
+        let [dx, dw, db] = unpack(&grads, [x.shape(), w.shape(), w.shape()])?;
+        Ok((dx, dw, db))
     }
 }
 

@@ -19,30 +19,14 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::gemm::{gemm, MatMut, MatRef, Parallelism, Scaling, Strides};
+use crate::host::{contiguous_f32, OutPtr};
 use crate::vmath;
 
 /// Whether the fused kernels apply to `x`: CPU, f32, no gradient tracking.
 pub fn applies(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op()
 }
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("{op}: expected f32");
-    };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("{op}: expected a contiguous input");
-    };
-    Ok(&data[start..end])
-}
-
-/// A raw pointer to the output that tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks sharing one write disjoint parts of the output: a (batch, head) column
-// block in `attention`, a row block in `linear`.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
 
 /// The attention forward kernel (also the forward pass of [`crate::fused::attention`]).
 pub(crate) struct FusedAttention {
@@ -83,7 +67,6 @@ impl FusedAttention {
         // Every value is written by the GEMMs below (no zero fill needed).
         let mut out = Vec::<f32>::with_capacity(b * len * d);
         let out_ptr = OutPtr(out.as_mut_ptr());
-        let (d3i, di) = (d3 as isize, d as isize);
         (0..b * h).into_par_iter().for_each_init(
             || (vec![0f32; len * len], vec![0f32; len]),
             |(scores, inv_sums), task| {
@@ -95,28 +78,7 @@ impl FusedAttention {
                 unsafe {
                     let q = base.add(hi * hd);
                     let k = base.add(d + hi * hd);
-                    // scores[L×L] = scale · q[L×hd] · kᵀ[hd×L]
-                    gemm::gemm(
-                        len,
-                        len,
-                        hd,
-                        scores.as_mut_ptr(),
-                        1,
-                        len as isize,
-                        false,
-                        q,
-                        1,
-                        d3i,
-                        k,
-                        d3i,
-                        1,
-                        0.0,
-                        scale,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                    head_scores(scores, q, k, (len, hd, d3), scale);
                 }
                 for (r, row) in scores.chunks_mut(len).enumerate() {
                     let mask = self.mask.as_ref().map(|m| &m[r * len..(r + 1) * len]);
@@ -130,26 +92,13 @@ impl FusedAttention {
                     let v = base.add(2 * d + hi * hd);
                     let dst = o.0.add(bi * len * d + hi * hd);
                     // out[L×hd] = scores[L×L] · v[L×hd]
-                    gemm::gemm(
-                        len,
-                        hd,
-                        len,
-                        dst,
-                        1,
-                        di,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        len as isize,
-                        v,
-                        1,
-                        d3i,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                    gemm(
+                        (len, hd, len),
+                        MatMut::new(dst, Strides::row_major(d)),
+                        MatRef::new(scores.as_ptr(), Strides::row_major(len)),
+                        MatRef::new(v, Strides::row_major(d3)),
+                        Scaling::product(1.0),
+                        Parallelism::None,
                     );
                     // out rows ·= 1 / Σ exp: the hd-wide rows of this (bi, hi) block.
                     for (r, s) in inv_sums.iter().enumerate() {
@@ -162,6 +111,35 @@ impl FusedAttention {
         unsafe { out.set_len(b * len * d) };
         Ok(out)
     }
+}
+
+/// `scores[L×L] = scale · q·kᵀ` for one head: `q` and `k` are `L` rows of `hd` values, `d3`
+/// apart (a head's column blocks of packed `qkv`), `dims` = (L, hd, d3). Single-threaded (one
+/// task per head). The first step of the attention forward pass, and of its backward pass
+/// (which recomputes the softmax).
+///
+/// # Safety
+/// `q` and `k` must be valid for `L` rows of `hd` values at stride `d3`; `scores` must hold
+/// `L × L` values.
+pub(crate) unsafe fn head_scores(
+    scores: &mut [f32],
+    q: *const f32,
+    k: *const f32,
+    (len, hd, d3): (usize, usize, usize),
+    scale: f32,
+) {
+    debug_assert!(scores.len() >= len * len);
+    // SAFETY: per this function's contract.
+    unsafe {
+        gemm(
+            (len, len, hd),
+            MatMut::new(scores.as_mut_ptr(), Strides::row_major(len)),
+            MatRef::new(q, Strides::row_major(d3)),
+            MatRef::new(k, Strides::transposed(d3)),
+            Scaling::product(scale),
+            Parallelism::None,
+        )
+    };
 }
 
 impl CustomOp1 for FusedAttention {
@@ -216,7 +194,7 @@ unsafe fn x_wt(
     m: usize,
     n: usize,
     k: usize,
-    par: gemm::Parallelism,
+    par: Parallelism,
 ) {
     debug_assert!(x.len() >= m * k && w.len() >= n * k);
     #[cfg(feature = "mkl")]
@@ -227,25 +205,12 @@ unsafe fn x_wt(
     #[cfg(not(feature = "mkl"))]
     // SAFETY: per this function's contract; w (n × k row-major) is read as its transpose.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out,
-            1,
-            n as isize,
-            false,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
+        gemm(
+            (m, n, k),
+            MatMut::new(out, Strides::row_major(n)),
+            MatRef::new(x.as_ptr(), Strides::row_major(k)),
+            MatRef::new(w.as_ptr(), Strides::transposed(k)),
+            Scaling::product(1.0),
             par,
         );
     }
@@ -312,7 +277,7 @@ pub(crate) fn linear_rows(
             // shapes; no other task touches these output rows.
             unsafe {
                 let dst = o.0.add(r0 * n);
-                x_wt(&x[r0 * k..], w, dst, m, n, k, gemm::Parallelism::None);
+                x_wt(&x[r0 * k..], w, dst, m, n, k, Parallelism::None);
                 epilogue.epilogue(std::slice::from_raw_parts_mut(dst, m * n), n);
             }
         });
@@ -328,7 +293,7 @@ pub(crate) fn linear_rows(
                 rows,
                 n,
                 k,
-                gemm::Parallelism::Rayon(threads),
+                Parallelism::Rayon(threads),
             );
             out.set_len(rows * n);
         }
@@ -405,10 +370,6 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn unfused(qkv: &Tensor, h: usize, mask: Option<&Tensor>) -> Tensor {
-        crate::nn::attention_composed(qkv, h, mask).unwrap()
-    }
-
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .unwrap()
@@ -420,32 +381,6 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
-    }
-
-    #[test]
-    fn fused_attention_matches_the_composed_ops() {
-        let dev = Device::Cpu;
-        for (b, l, h, hd) in [(3, 7, 2, 4), (2, 50, 4, 16), (1, 1, 1, 8)] {
-            let qkv = Tensor::randn(0f32, 1.0, (b, l, 3 * h * hd), &dev).unwrap();
-            let got = attention(&qkv, h, None).unwrap();
-            assert!(
-                max_diff(&got, &unfused(&qkv, h, None)) < 1e-5,
-                "{b} {l} {h} {hd}"
-            );
-            // Causal mask as the text tower builds it.
-            let mask: Vec<f32> = (0..l * l)
-                .map(|i| {
-                    if i % l > i / l {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (l, l), &dev).unwrap();
-            let got = attention(&qkv, h, Some(&mask)).unwrap();
-            assert!(max_diff(&got, &unfused(&qkv, h, Some(&mask))) < 1e-5);
-        }
     }
 
     #[test]

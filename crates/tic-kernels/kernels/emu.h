@@ -1,5 +1,5 @@
 // A CPU stand-in for the bits of CUDA that kernels/fused.cu uses, so that the same source
-// compiles with g++ (tic-model's `kernel-emu` feature) and its kernels can be tested on a
+// compiles with g++ (tic-kernels' `kernel-emu` feature) and its kernels can be tested on a
 // machine without a GPU or nvcc.
 //
 // Model: `emu_launch` runs the blocks of a grid one after another with one std::thread per CUDA

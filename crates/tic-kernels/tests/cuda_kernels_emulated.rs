@@ -1,6 +1,6 @@
 //! The CUDA kernels of the fused training ops (`kernels/fused.cu`), compiled by the C++
 //! compiler and run with CUDA threads as host threads (`--features kernel-emu`), against the
-//! host kernels of the same ops (`tic_model::fused` on the CPU, Candle's composed ops for bias +
+//! host kernels of the same ops (`tic_kernels::fused` on the CPU, Candle's composed ops for bias +
 //! GELU), forward and backward: f32 within 1e-5 of the largest reference value, bf16 (inputs
 //! rounded to bf16, the reference run on the rounded values in f32) within bf16 tolerance.
 //! Every kernel runs twice and must give the same bits. Small shapes, sizes that are not
@@ -8,7 +8,7 @@
 #![cfg(feature = "kernel-emu")]
 
 use candle_core::{Device, Result, Tensor, Var};
-use tic_model::fused::{self, emu};
+use tic_kernels::fused::{self, emu};
 
 /// Tolerance of f32 kernels, relative to the largest reference value.
 const F32_TOL: f32 = 1e-5;
@@ -251,7 +251,7 @@ fn bias_gelu_f32_and_bf16() -> Result<()> {
 
 // ---- attention ---------------------------------------------------------------------------------
 
-/// `(y, dqkv)` of `tic_model::fused::attention` on the CPU.
+/// `(y, dqkv)` of `tic_kernels::fused::attention` on the CPU.
 fn attention_reference(
     qkv: &[f32],
     dy: &[f32],
@@ -330,7 +330,7 @@ fn attention_f32_and_bf16() -> Result<()> {
 
 // ---- cross-entropy -----------------------------------------------------------------------------
 
-/// `(loss, dx)` of `tic_model::fused::shifted_diagonal_cross_entropy` on the CPU.
+/// `(loss, dx)` of `tic_kernels::fused::shifted_diagonal_cross_entropy` on the CPU.
 fn ce_reference(x: &[f32], (m, n): (usize, usize), offset: usize) -> Result<(f32, Vec<f32>)> {
     let xv = var(x, &[m, n])?;
     let loss = fused::shifted_diagonal_cross_entropy(xv.as_tensor(), offset)?;

@@ -7,7 +7,7 @@ fn large_buffers_come_from_the_heap() {
     if std::env::var_os("MALLOC_MMAP_MAX_").is_some() {
         return;
     }
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     // SAFETY: mallinfo2 only reads glibc's allocator statistics.
     let mmapped = || unsafe { libc::mallinfo2() }.hblkhd;
     let before = mmapped();

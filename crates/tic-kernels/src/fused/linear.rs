@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{par_copy_then, par_copy_then_reserving, slice, with_host};
+use super::{matmul, packed, par_copy_then, par_copy_then_reserving, unpack, with_host, CHUNK};
+use crate::gemm::Strides;
+use crate::host::{contiguous_f32, contiguous_f32_3};
 use crate::vmath;
-
-use super::CHUNK;
 
 struct FusedLinearTrain {
     gelu: bool,
@@ -36,11 +36,7 @@ impl CustomOp3 for FusedLinearTrain {
         let name = self.name();
         let (rows, k) = lx.shape().dims2()?;
         let (n, kw) = lw.shape().dims2()?;
-        let (x, w, b) = (
-            slice(sx, lx, name)?,
-            slice(sw, lw, name)?,
-            slice(sb, lb, name)?,
-        );
+        let (x, w, b) = contiguous_f32_3(name, (sx, lx), (sw, lw), (sb, lb))?;
         if k != kw || b.len() != n {
             candle_core::bail!(
                 "{name}: input width {k}, weight [{n}, {kw}], bias {}",
@@ -125,8 +121,20 @@ pub(super) fn linear_backward(
     // dzᵀ·x is [n×rows]·[rows×k] with dzᵀ a column-major view of dz.
     let (dx, dw) = unsafe {
         (
-            super::matmul((rows, k, n), dz.as_ptr(), (1, n), w.as_ptr(), (1, k)),
-            super::matmul((n, k, rows), dz.as_ptr(), (n, 1), x.as_ptr(), (1, k)),
+            matmul(
+                (rows, k, n),
+                dz.as_ptr(),
+                Strides::row_major(n),
+                w.as_ptr(),
+                Strides::row_major(k),
+            ),
+            matmul(
+                (n, k, rows),
+                dz.as_ptr(),
+                Strides::transposed(n),
+                x.as_ptr(),
+                Strides::row_major(k),
+            ),
         )
     };
     (dx, dw, column_sums(dz, n))
@@ -175,7 +183,7 @@ impl CustomOp2 for BiasGelu {
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (z, b) = (slice(sz, lz, name)?, slice(sb, lb, name)?);
+        let (z, b) = (contiguous_f32(sz, lz, name)?, contiguous_f32(sb, lb, name)?);
         let n = b.len();
         if n == 0 || lz.dims().last() != Some(&n) {
             candle_core::bail!("{name}: input {:?}, bias {n}", lz.shape());
@@ -205,16 +213,13 @@ impl CustomOp2 for BiasGelu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (zn, n) = (z.elem_count(), b.elem_count());
-        let packed = z.contiguous()?.apply_op3_no_bwd(
+        let grads = z.contiguous()?.apply_op3_no_bwd(
             &b.contiguous()?,
             &grad.contiguous()?,
             &BiasGeluBackward { gelu: self.gelu },
         )?;
-        Ok((
-            Some(packed.narrow(0, 0, zn)?.reshape(z.shape())?),
-            Some(packed.narrow(0, zn, n)?.reshape(b.shape())?),
-        ))
+        let [dz, db] = unpack(&grads, [z.shape(), b.shape()])?;
+        Ok((dz, db))
     }
 }
 
@@ -239,17 +244,13 @@ impl CustomOp3 for BiasGeluBackward {
         lg: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (z, b, g) = (
-            slice(sz, lz, name)?,
-            slice(sb, lb, name)?,
-            slice(sg, lg, name)?,
-        );
+        let (z, b, g) = contiguous_f32_3(name, (sz, lz), (sb, lb), (sg, lg))?;
         let n = b.len();
         if n == 0 || z.len() % n != 0 || g.len() != z.len() {
             candle_core::bail!("{name}: input {}, bias {n}, gradient {}", z.len(), g.len());
         }
         // dz = g · gelu'(z + b), the pre-activation recomputed chunk by chunk (whole rows).
-        let mut dz = par_copy_then_reserving(g, n, CHUNK.div_ceil(n) * n, |at, dz| {
+        let dz = par_copy_then_reserving(g, n, CHUNK.div_ceil(n) * n, |at, dz| {
             if self.gelu {
                 let mut pre = z[at..at + dz.len()].to_vec();
                 vmath::bias_gelu_rows(&mut pre, n, Some(b), false);
@@ -257,9 +258,7 @@ impl CustomOp3 for BiasGeluBackward {
             }
         });
         let db = column_sums(&dz, n);
-        dz.extend(db);
-        let len = dz.len();
-        Ok((CpuStorage::F32(dz), Shape::from(len)))
+        Ok(packed(dz, [db]))
     }
 
     #[cfg(feature = "cuda")]

@@ -19,8 +19,8 @@
 //!   keeping only the logits (the backward pass recomputes the softmax).
 //!
 //! The same kernels also run a whole residual block with its own backward pass and no graph
-//! inside it (`block`, used through [`crate::nn::ResidualBlock::segment`] by the
-//! segment-by-segment training step of [`crate::recompute`]); the block is CPU-only.
+//! inside it ([`BlockSegment`], used through tic-model's `ResidualBlock::segment` by the
+//! segment-by-segment training step of `tic_model::recompute`); the block is CPU-only.
 //!
 //! Each op's backward pass is an op of its own (one per direction), whose CPU kernel is the
 //! host code above and whose CUDA kernel is in `kernels/fused.cu` (built into PTX by build.rs
@@ -51,7 +51,7 @@ mod layer_norm;
 mod linear;
 
 pub use attention::attention;
-pub(crate) use block::BlockSegment;
+pub use block::{BlockSegment, BlockTape, BlockTensors};
 pub use cross_entropy::shifted_diagonal_cross_entropy;
 pub use layer_norm::layer_norm;
 pub use linear::linear;
@@ -59,7 +59,10 @@ pub use linear::linear;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Result, Shape, Tensor};
+
+use crate::gemm::{gemm, MatMut, MatRef, Parallelism, Scaling, Strides};
+use crate::host::{contiguous_f32, ConstPtr, OutPtr};
 
 /// Elements per rayon task of the fused ops' element-wise passes.
 const CHUNK: usize = 1 << 15;
@@ -130,7 +133,7 @@ pub fn enabled(operands: &[&Tensor]) -> bool {
 
 /// As [`enabled`], for the host kernels only (CPU f32): the residual block's own backward
 /// pass, which has no CUDA kernels.
-pub(crate) fn enabled_host(operands: &[&Tensor]) -> bool {
+pub fn enabled_host(operands: &[&Tensor]) -> bool {
     applies(operands, false)
 }
 
@@ -157,24 +160,37 @@ fn uniform(operands: &[&Tensor]) -> bool {
         .all(|p| p[0].dtype() == p[1].dtype() && p[0].device().same_device(p[1].device()))
 }
 
-/// The f32 values of a contiguous CPU storage.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        (CpuStorage::F32(_), None) => candle_core::bail!("{op}: expected a contiguous input"),
-        _ => candle_core::bail!("{op}: expected f32"),
-    }
-}
-
 /// Runs `f` on the f32 values of a CPU tensor (made contiguous first if it is not), borrowing
 /// its storage: backward passes read their saved operands without copying them.
 fn with_host<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
-        candle_core::Storage::Cpu(s) => f(slice(s, layout, op)?),
+        candle_core::Storage::Cpu(s) => f(contiguous_f32(s, layout, op)?),
         _ => candle_core::bail!("{op}: expected a CPU tensor"),
     }
+}
+
+/// A backward op's gradients packed into one flat host output `[first; tails…]` (an op has one
+/// output; the caller splits it with [`unpack`]).
+fn packed(mut first: Vec<f32>, tails: impl IntoIterator<Item = Vec<f32>>) -> (CpuStorage, Shape) {
+    for tail in tails {
+        first.extend(tail);
+    }
+    let len = first.len();
+    (CpuStorage::F32(first), Shape::from(len))
+}
+
+/// Splits a packed output (see [`packed`]) into tensors of `shapes`, in order.
+fn unpack<const N: usize>(packed: &Tensor, shapes: [&Shape; N]) -> Result<[Option<Tensor>; N]> {
+    let mut parts = [const { None }; N];
+    let mut at = 0;
+    for (part, shape) in parts.iter_mut().zip(shapes) {
+        let len = shape.elem_count();
+        *part = Some(packed.narrow(0, at, len)?.reshape(shape)?);
+        at += len;
+    }
+    Ok(parts)
 }
 
 /// A copy of `src` made in parallel chunks of `chunk` values, each chunk then handed to
@@ -237,71 +253,22 @@ pub(crate) fn par_zeros_reserving(len: usize, extra: usize) -> Vec<f32> {
     out
 }
 
-/// A raw pointer to an output that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every user writes disjoint parts of the buffer from its tasks (documented there).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-/// `dst[m×n] = beta · lhs[m×k] · rhs[k×n]` on strided views (column stride, row stride),
-/// single-threaded (callers run one task per head or per row block).
-///
-/// # Safety
-/// Every pointer must be valid for the strided extents it is given.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mm(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    (lhs_cs, lhs_rs): (usize, usize),
-    rhs: *const f32,
-    (rhs_cs, rhs_rs): (usize, usize),
-    beta: f32,
-) {
-    // SAFETY: per this function's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            beta,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Below this many output rows per thread, [`matmul`] lets one GEMM thread itself instead of
 /// giving each thread a block of rows.
 const MIN_ROWS_PER_THREAD: usize = 64;
 
-/// `lhs[m×k] · rhs[k×n]` into a new row-major `[m, n]` buffer, for strided views given as
-/// (column stride, row stride): one block of output rows per thread, each a single-threaded
-/// GEMM (no synchronisation inside the GEMM), or the GEMM's own threading for few rows.
+/// `lhs[m×k] · rhs[k×n]` into a new row-major `[m, n]` buffer, for strided views: one block of
+/// output rows per thread, each a single-threaded GEMM (no synchronisation inside the GEMM), or
+/// the GEMM's own threading for few rows.
 ///
 /// # Safety
 /// `lhs` and `rhs` must be valid for the strided `m×k` and `k×n` extents they are given.
 pub(crate) unsafe fn matmul(
     (m, n, k): (usize, usize, usize),
     lhs: *const f32,
-    (lhs_cs, lhs_rs): (usize, usize),
+    lhs_strides: Strides,
     rhs: *const f32,
-    rhs_strides: (usize, usize),
+    rhs_strides: Strides,
 ) -> Vec<f32> {
     use rayon::prelude::*;
     let mut out = Vec::<f32>::with_capacity(m * n);
@@ -320,41 +287,26 @@ pub(crate) unsafe fn matmul(
             // SAFETY: rows r0..r0+rows of lhs and of the output lie inside the extents the
             // caller vouched for; no other task writes these output rows.
             unsafe {
-                mm(
+                gemm(
                     (rows, n, k),
-                    o.0.add(r0 * n),
-                    n,
-                    l.0.add(r0 * lhs_rs),
-                    (lhs_cs, lhs_rs),
-                    r.0,
-                    rhs_strides,
-                    1.0,
+                    MatMut::new(o.0.add(r0 * n), Strides::row_major(n)),
+                    MatRef::new(l.0.add(r0 * lhs_strides.row), lhs_strides),
+                    MatRef::new(r.0, rhs_strides),
+                    Scaling::product(1.0),
+                    Parallelism::None,
                 )
             };
         });
     } else {
         // SAFETY: per this function's contract; the output holds m × n values.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                lhs,
-                lhs_cs as isize,
-                lhs_rs as isize,
-                rhs,
-                rhs_strides.0 as isize,
-                rhs_strides.1 as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(threads),
+            gemm(
+                (m, n, k),
+                MatMut::new(out.as_mut_ptr(), Strides::row_major(n)),
+                MatRef::new(lhs, lhs_strides),
+                MatRef::new(rhs, rhs_strides),
+                Scaling::product(1.0),
+                Parallelism::Rayon(threads),
             )
         };
     }
@@ -362,10 +314,3 @@ pub(crate) unsafe fn matmul(
     unsafe { out.set_len(m * n) };
     out
 }
-
-/// A read-only raw pointer shared by parallel tasks.
-#[derive(Clone, Copy)]
-struct ConstPtr(*const f32);
-// SAFETY: only read, while the caller keeps the buffer alive.
-unsafe impl Send for ConstPtr {}
-unsafe impl Sync for ConstPtr {}

@@ -230,6 +230,32 @@ pub fn bias_gelu_backward<E: Elem>(
     Ok((dz, db))
 }
 
+/// Checks the block size and packed `qkv` `[B, L, 3·D]` (`dims`) for `heads` heads against
+/// the attention kernels' limits: `(heads, head size)`.
+fn attention_plan<E>(
+    qkv: &[E],
+    (b, len, d3): (usize, usize, usize),
+    heads: usize,
+    threads: u32,
+) -> Result<(usize, usize)> {
+    plan::check_threads(threads)?;
+    let dims = plan::attention_dims(len, d3, heads)?;
+    check("qkv shape", qkv.len() == b * len * d3)?;
+    Ok(dims)
+}
+
+/// Checks an optional additive mask for length `len` (`[L, L]`).
+fn check_mask(mask: Option<&[f32]>, len: usize) -> Result<()> {
+    check("mask shape", mask.is_none_or(|m| m.len() == len * len))
+}
+
+/// The attention kernels' mask arguments: the mask (a one-element dummy, unread, without one)
+/// and the flag saying whether there is one.
+fn mask_args(mask: Option<&[f32]>) -> (*const f32, i32) {
+    static NO_MASK: [f32; 1] = [0.0];
+    (mask.unwrap_or(&NO_MASK).as_ptr(), mask.is_some() as i32)
+}
+
 /// Attention forward: the merged heads `[B, L, D]` of packed `qkv` `[B, L, 3·D]` (`dims`),
 /// with an optional additive `[L, L]` mask.
 pub fn attention_forward<E: Elem>(
@@ -239,15 +265,12 @@ pub fn attention_forward<E: Elem>(
     mask: Option<&[f32]>,
     threads: u32,
 ) -> Result<Vec<E>> {
-    plan::check_threads(threads)?;
-    let (h, hd) = plan::attention_dims(len, d3, heads)?;
-    check("qkv shape", qkv.len() == b * len * d3)?;
-    check("mask shape", mask.is_none_or(|m| m.len() == len * len))?;
+    let (h, hd) = attention_plan(qkv, (b, len, d3), heads, threads)?;
+    check_mask(mask, len)?;
     let mut y = vec![E::default(); b * len * d3 / 3];
-    let dummy = [0f32];
+    let (mask, has_mask) = mask_args(mask);
     launch!(E, tic_emu_attn_fwd_f32, tic_emu_attn_fwd_bf16, plan::attn_fwd(b, len, h), threads;
-        cp(qkv), mask.unwrap_or(&dummy).as_ptr(), mp(&mut y), len as i32, h as i32, hd as i32,
-        mask.is_some() as i32);
+        cp(qkv), mask, mp(&mut y), len as i32, h as i32, hd as i32, has_mask);
     Ok(y)
 }
 
@@ -262,20 +285,18 @@ pub fn attention_backward<E: Elem>(
     mask: Option<&[f32]>,
     threads: u32,
 ) -> Result<Vec<E>> {
-    plan::check_threads(threads)?;
-    let (h, hd) = plan::attention_dims(len, d3, heads)?;
-    check("qkv shape", qkv.len() == b * len * d3)?;
+    let (h, hd) = attention_plan(qkv, (b, len, d3), heads, threads)?;
     check(
         "output shapes",
         y.len() == b * len * d3 / 3 && dy.len() == y.len(),
     )?;
-    check("mask shape", mask.is_none_or(|m| m.len() == len * len))?;
+    check_mask(mask, len)?;
     let mut dqkv = vec![E::default(); qkv.len()];
     let mut acc = vec![0f32; b * h * 2 * len * hd];
-    let dummy = [0f32];
+    let (mask, has_mask) = mask_args(mask);
     launch!(E, tic_emu_attn_bwd_f32, tic_emu_attn_bwd_bf16, plan::attn_bwd(b, h), threads;
-        cp(qkv), cp(y), cp(dy), mask.unwrap_or(&dummy).as_ptr(), mp(&mut dqkv),
-        acc.as_mut_ptr(), len as i32, h as i32, hd as i32, mask.is_some() as i32);
+        cp(qkv), cp(y), cp(dy), mask, mp(&mut dqkv), acc.as_mut_ptr(), len as i32, h as i32,
+        hd as i32, has_mask);
     Ok(dqkv)
 }
 
