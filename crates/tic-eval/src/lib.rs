@@ -3,6 +3,7 @@
 //! This crate holds everything of the evaluation that works on embeddings, result files and
 //! tables; the model-facing `tic-eval` binary (DataComp's `evaluate.py`) calls into it.
 //!
+//! * [`error`]: the error of matrices and metrics (bad shapes, labels or values).
 //! * [`matrix`]: a small row-major `f32` matrix and the blocked, parallel `A·Bᵀ`.
 //! * [`metrics`]: CLIP_benchmark 1.4.0-exact zero-shot classification and retrieval metrics,
 //!   and restricted (class-group) accuracy.
@@ -25,6 +26,7 @@
 
 pub mod dynamic;
 pub mod embed;
+pub mod error;
 pub mod evalset;
 pub mod evaluate;
 pub mod matrix;
