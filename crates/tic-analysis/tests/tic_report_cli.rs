@@ -55,28 +55,20 @@ fn write_run(
 /// sequential and cumulative-all see 5120 samples per step; the oracle trains from scratch on
 /// all data so far: 1, 2, 3 steps' worth.
 fn write_methods(r: &Path, adjust: impl Fn([[f64; 3]; 3]) -> [[f64; 3]; 3]) {
-    let steps = [0, 1, 2];
-    write_run(
-        &r.join("sequential"),
-        &adjust(SEQ),
-        &steps,
-        0.30,
-        Some(&[5120; 3]),
-    );
-    write_run(
-        &r.join("cumulative-all"),
-        &adjust(CUM),
-        &steps,
-        0.35,
-        Some(&[5120; 3]),
-    );
-    write_run(
-        &r.join("oracle"),
-        &adjust(ORACLE),
-        &steps,
-        0.36,
-        Some(&[5120, 10240, 15360]),
-    );
+    let warm: &[u64] = &[5120; 3];
+    for (name, m, static_v, samples) in [
+        ("sequential", SEQ, 0.30, warm),
+        ("cumulative-all", CUM, 0.35, warm),
+        ("oracle", ORACLE, 0.36, &[5120, 10240, 15360][..]),
+    ] {
+        write_run(
+            &r.join(name),
+            &adjust(m),
+            &[0, 1, 2],
+            static_v,
+            Some(samples),
+        );
+    }
 }
 
 fn tic_metrics(root: &Path, runs: &[&str], out: &str, extra: &[&str]) {
@@ -307,18 +299,15 @@ fn tic_report_end_to_end() {
     );
 
     // A tolerance of 0.5 points: ID 61.3 < 62.0 − 0.5, so (b) is not reproduced.
-    let o = tic_report(
-        root,
-        &[
-            "--metrics",
-            "metrics",
-            "--output",
-            "strict.md",
-            "--oracle-tolerance",
-            "0.005",
-            "--require-findings",
-        ],
-    );
+    let strict_args = [
+        "--metrics",
+        "metrics",
+        "--output",
+        "strict.md",
+        "--oracle-tolerance",
+        "0.005",
+    ];
+    let o = tic_report(root, &[&strict_args[..], &["--require-findings"]].concat());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("not reproduced"),
@@ -337,17 +326,7 @@ fn tic_report_end_to_end() {
     assert!(strict.contains("--oracle-tolerance 0.005"), "{strict}");
     assert!(!strict.contains("## Training runs") && !strict.contains("## Data"));
     // Without --require-findings the same report exits 0.
-    let o = tic_report(
-        root,
-        &[
-            "--metrics",
-            "metrics",
-            "--output",
-            "strict.md",
-            "--oracle-tolerance",
-            "0.005",
-        ],
-    );
+    let o = tic_report(root, &strict_args);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
