@@ -1,19 +1,20 @@
-//! tic-eval: the evaluation half of TiC-CLIP.
+//! tic-eval: the evaluation half of TiC-CLIP, DataComp's `evaluate.py` with CLIP_benchmark's
+//! metrics.
 //!
-//! This crate holds everything of the evaluation that works on embeddings, result files and
-//! tables; the model-facing `tic-eval` binary (DataComp's `evaluate.py`) calls into it.
+//! This crate evaluates checkpoints: it reads task lists and evaluation sets, embeds them with
+//! a model, computes the metrics and records them; the model-facing `tic-eval` binary calls
+//! into it, and `tic-train` uses it for zero-shot validation during training. What is done
+//! with the records afterwards (T×T matrices, tables, plots, the report) is `tic-analysis`.
 //!
+//! Built bottom up (a module only uses those listed before it):
+//!
+//! * [`error`]: the error of matrices and metrics (bad shapes, labels or values).
 //! * [`matrix`]: a small row-major `f32` matrix and the blocked, parallel `A·Bᵀ`.
 //! * [`metrics`]: CLIP_benchmark 1.4.0-exact zero-shot classification and retrieval metrics,
 //!   and restricted (class-group) accuracy.
+//! * [`tasklist`]: reading DataComp/TiC `tasklist.yml` (the key grammar and the entry schema
+//!   are `tic_splits::taskkey` and `tic_splits::taskspec`).
 //! * [`results`]: DataComp `eval_results.jsonl` records (read, append, resume).
-//! * [`tasklist`]: DataComp/TiC `tasklist.yml` and task-key → data-path resolution.
-//! * [`dynamic`]: the paper's dynamic evaluation (T×T matrices, ID / backward / forward
-//!   transfer, static tasks, compute) over several runs.
-//! * [`tables`]: Markdown, CSV and JSON renderings of a [`dynamic::Report`].
-//! * [`plots`]: heatmaps and accuracy-versus-compute plots (PNG + SVG) with `plotters`.
-//! * [`report`]: the human-facing Markdown report of an experiment (`tic-report`): tables,
-//!   the paper's findings checked against the numbers, matrices, plots, training runs.
 //! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards).
 //! * [`embed`]: embedding a set with a `tic_model::Clip` (decode threads + batched forward).
 //! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
@@ -21,20 +22,16 @@
 //! * [`spread`]: `tic-eval` under `mpirun`: tasks dealt to the ranks, results merged on rank 0
 //!   in single-process order.
 //!
-//! See `docs/eval.md` for the precise metric definitions and the `tic-metrics` input layout.
+//! See `docs/eval.md` for the precise metric definitions.
 
-pub mod dynamic;
 pub mod embed;
+pub mod error;
 pub mod evalset;
 pub mod evaluate;
 pub mod matrix;
 pub mod metrics;
-pub mod plots;
-pub mod report;
 pub mod results;
 pub mod spread;
-pub mod sweep;
-pub mod tables;
 pub mod tasklist;
 
 /// Writes an output file atomically (`tic_shards::atomic`: temp file + rename, mode 0644).

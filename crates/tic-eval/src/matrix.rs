@@ -6,7 +6,7 @@
 //! per block), hands each block to a callback and drops it, so a 100k × 100k retrieval never
 //! materialises the full score matrix.
 
-use crate::metrics::MetricsError;
+use crate::error::MetricsError;
 use rayon::prelude::*;
 
 /// Default number of `f32` scores held by one block (4 Mi floats = 16 MiB per worker).

@@ -1,73 +1,20 @@
-//! DataComp / TiC `tasklist.yml` and task-key → data-path resolution.
+//! Reading DataComp / TiC `tasklist.yml` files: every task's key and entry, validated.
 //!
-//! ```yaml
-//! tic/datacomp/retrieval/yearly/2016:
-//!   name: TiC-DataComp-Retrieval-Yearly-2016   # record name; default: the key
-//!   main_metric: mean_recall@1                  # default acc1; null = no summary metric
-//!   size: 1234                                  # optional sample count
-//!   num_classes: 1000
-//!   random_score: 0.001
-//!   time: 20
-//!   tags: [tic, retrieval]
-//! ```
-//!
-//! TiC keys `tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}`
+//! The entry schema is [`tic_splits::taskspec::TaskSpec`] (what `tic-tasklist` writes), the
+//! key grammar [`tic_splits::taskkey`]. TiC keys `tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}`
 //! resolve to `{data_dir}/tic/{ds}/{timescale}/eval/{retrieval|datacompnet}/{split}` with an
 //! empty WebDataset split (TiC's `datacomp.patch`); any other key `k` resolves to DataComp's
 //! `{data_dir}/wds_{k with '/' → '-'}_test` with split `test`.
 //!
 //! Parsing is strict, so a typo cannot silently turn into `main_metric: null` in the results:
-//! a field other than the seven above is an error naming it and the task, and so is a
-//! `main_metric` the task's type never produces (see [`TaskKey::produces_metric`]).
+//! a field other than the seven of [`TASK_FIELDS`] is an error naming it and the task, and so
+//! is a `main_metric` the task's type never produces (see [`TaskMetrics::produces_metric`]).
 
 use crate::metrics::retrieval::DATACOMP_RECALL_KS;
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Deserializer, Serialize};
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-/// One task's entry in `tasklist.yml`. Unknown fields are refused (a misspelt `main_metric`
-/// would otherwise be ignored and the default used).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskSpec {
-    /// Display name, used as `dataset` in result records.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Number of samples (DataComp passes it as the WebDataset length).
-    #[serde(default)]
-    pub size: Option<u64>,
-    /// Absent: `acc1`; explicit `null`: no main metric.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub main_metric: Option<Option<String>>,
-    /// Number of classes (classification tasks).
-    #[serde(default)]
-    pub num_classes: Option<u64>,
-    /// Chance-level score.
-    #[serde(default)]
-    pub random_score: Option<f64>,
-    /// Approximate evaluation time (DataComp bookkeeping).
-    #[serde(default)]
-    pub time: Option<f64>,
-    /// Free-form tags (`vtab_natural`, `retrieval`, `tic`, …).
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-/// The fields a `tasklist.yml` entry may have (DataComp's).
-pub const TASK_FIELDS: [&str; 7] = [
-    "name",
-    "size",
-    "main_metric",
-    "num_classes",
-    "random_score",
-    "time",
-    "tags",
-];
+use std::path::Path;
+use tic_splits::taskkey::TaskKey;
+use tic_splits::taskspec::{TaskSpec, TASK_FIELDS};
 
 /// DataComp's special main metrics (WinoGAViL, iWildCam, FMoW, Dollar Street, GeoDE), named
 /// in its `tasklist.yml` but not computed by tic-eval: a classification task naming one parses
@@ -79,16 +26,6 @@ pub const DATACOMP_UNIMPLEMENTED_METRICS: [&str; 5] = [
     "acc_top5_wg",
     "acc_wg",
 ];
-
-/// Deserialises a present field (even `null`) as `Some(..)`; `#[serde(default)]` gives `None`
-/// when the field is absent.
-fn present<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
 
 /// A task: its key and its spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,172 +176,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The TiC evaluation families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TicFamily {
-    /// Image–text retrieval (`mean_recall@1`).
-    Retrieval,
-    /// DataCompNet zero-shot classification (`acc1`).
-    Datacompnet,
-}
-
-impl TicFamily {
-    /// The key segment (`retrieval` / `datacompnet`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicFamily::Retrieval => "retrieval",
-            TicFamily::Datacompnet => "datacompnet",
-        }
-    }
-
-    /// The metric of the dynamic T×T matrix for this family.
-    pub fn matrix_metric(self) -> &'static str {
-        match self {
-            TicFamily::Retrieval => "mean_recall@1",
-            TicFamily::Datacompnet => "acc1",
-        }
-    }
-}
-
-impl fmt::Display for TicFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Yearly or monthly TiC splits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Timescale {
-    /// `YYYY` splits.
-    Yearly,
-    /// `YYYYMM` splits.
-    Monthly,
-}
-
-impl Timescale {
-    /// The key segment.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Timescale::Yearly => "yearly",
-            Timescale::Monthly => "monthly",
-        }
-    }
-}
-
-/// The TiC source datasets.
-pub const TIC_DATASETS: [&str; 3] = ["datacomp", "yfcc15m", "redcaps"];
-
-/// A parsed `tic/{ds}/{family}/{timescale}/{split}` key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct TicTask {
-    /// `datacomp`, `yfcc15m` or `redcaps`.
-    pub dataset: String,
-    /// Retrieval or DataCompNet.
-    pub family: TicFamily,
-    /// Yearly or monthly.
-    pub timescale: Timescale,
-    /// `YYYY` or `YYYYMM`, or a range `A-B` of those (`2004-2008`).
-    pub split: String,
-}
-
-impl TicTask {
-    /// `{data_dir}/tic/{ds}/{timescale}/eval/{family}/{split}`.
-    pub fn data_path(&self, data_dir: &Path) -> PathBuf {
-        data_dir
-            .join("tic")
-            .join(&self.dataset)
-            .join(self.timescale.as_str())
-            .join("eval")
-            .join(self.family.as_str())
-            .join(&self.split)
-    }
-
-    /// The evaluation time of the split.
-    pub fn time(&self) -> TimeLabel {
-        TimeLabel::parse(&self.split).expect("validated when parsing the key")
-    }
-}
-
-/// A task key: a TiC dynamic task, or any other (static) DataComp task.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TaskKey {
-    /// `tic/...`.
-    Tic(TicTask),
-    /// Any other key (`imagenet1k`, `vtab/cifar100`, `retrieval/flickr30k`, …).
-    Static(String),
-}
-
-impl TaskKey {
-    /// Parses a key; a key starting with `tic/` must be a well-formed TiC key.
-    pub fn parse(key: &str) -> Result<Self> {
-        let Some(rest) = key.strip_prefix("tic/") else {
-            if key.is_empty() {
-                bail!("empty task key");
-            }
-            return Ok(TaskKey::Static(key.to_string()));
-        };
-        let parts: Vec<&str> = rest.split('/').collect();
-        let [ds, family, timescale, split] = parts[..] else {
-            bail!("TiC key {key:?} is not tic/{{dataset}}/{{retrieval|datacompnet}}/{{yearly|monthly}}/{{YYYY|YYYYMM}}");
-        };
-        if !TIC_DATASETS.contains(&ds) {
-            bail!("TiC key {key:?}: unknown dataset {ds:?} (expected one of {TIC_DATASETS:?})");
-        }
-        let family = match family {
-            "retrieval" => TicFamily::Retrieval,
-            "datacompnet" => TicFamily::Datacompnet,
-            f => bail!("TiC key {key:?}: unknown family {f:?} (retrieval or datacompnet)"),
-        };
-        let (timescale, digits) = match timescale {
-            "yearly" => (Timescale::Yearly, 4),
-            "monthly" => (Timescale::Monthly, 6),
-            t => bail!("TiC key {key:?}: unknown timescale {t:?} (yearly or monthly)"),
-        };
-        // `YYYY`, or a range `YYYY-YYYY` (TiC-YFCC15M's year groups); monthly alike.
-        let widths_ok =
-            split.split('-').all(|p| p.len() == digits) && split.split('-').count() <= 2;
-        if !widths_ok || TimeLabel::parse(split).is_err() {
-            bail!(
-                "TiC key {key:?}: split {split:?} is not a {digits}-digit {} time or a range A-B of those",
-                timescale.as_str()
-            );
-        }
-        Ok(TaskKey::Tic(TicTask {
-            dataset: ds.to_string(),
-            family,
-            timescale,
-            split: split.to_string(),
-        }))
-    }
-
-    /// Where the task's WebDataset lives and its split: TiC keys as in TiC's `datacomp.patch`
-    /// (`split` empty), others as DataComp's `wds_eval.create_webdataset` (`split` = `test`).
-    pub fn data_location(&self, data_dir: &Path) -> (PathBuf, &'static str) {
-        match self {
-            TaskKey::Tic(t) => (t.data_path(data_dir), ""),
-            TaskKey::Static(k) => (
-                data_dir.join(format!("wds_{}_test", k.replace('/', "-"))),
-                "test",
-            ),
-        }
-    }
-
-    /// `retrieval` or `classification`, for messages.
-    pub fn kind_name(&self) -> &'static str {
-        if self.is_retrieval() {
-            "retrieval"
-        } else {
-            "classification"
-        }
-    }
-
+/// What tic-eval records for a task key's type: the metric names a `main_metric` may name.
+pub trait TaskMetrics {
     /// The metric names tic-eval records for this task's type (`evaluate::evaluate_set`):
     /// retrieval: `image_retrieval_recall@k`, `text_retrieval_recall@k` (k = 1, 5, 10) and
     /// `mean_recall@1`; classification: `acc1`, `acc5`, `mean_per_class_recall` (plus
     /// `restricted_acc1/GROUP` with `--class-groups`, not listed here).
-    pub fn metric_names(&self) -> Vec<String> {
+    fn metric_names(&self) -> Vec<String>;
+
+    /// Whether `metric` can be this task's `main_metric`: one of [`Self::metric_names`]; for
+    /// classification also `restricted_acc1/GROUP`, and for a non-TiC classification task one
+    /// of [`DATACOMP_UNIMPLEMENTED_METRICS`] (recorded as `null`).
+    fn produces_metric(&self, metric: &str) -> bool;
+}
+
+impl TaskMetrics for TaskKey {
+    fn metric_names(&self) -> Vec<String> {
         if self.is_retrieval() {
             let mut v: Vec<String> = DATACOMP_RECALL_KS
                 .iter()
@@ -424,10 +211,7 @@ impl TaskKey {
         }
     }
 
-    /// Whether `metric` can be this task's `main_metric`: one of [`Self::metric_names`]; for
-    /// classification also `restricted_acc1/GROUP`, and for a non-TiC classification task one
-    /// of [`DATACOMP_UNIMPLEMENTED_METRICS`] (recorded as `null`).
-    pub fn produces_metric(&self, metric: &str) -> bool {
+    fn produces_metric(&self, metric: &str) -> bool {
         if self.metric_names().iter().any(|m| m == metric) {
             return true;
         }
@@ -441,74 +225,6 @@ impl TaskKey {
             return true;
         }
         matches!(self, TaskKey::Static(_)) && DATACOMP_UNIMPLEMENTED_METRICS.contains(&metric)
-    }
-
-    /// Whether the task is a retrieval task (else zero-shot classification).
-    pub fn is_retrieval(&self) -> bool {
-        match self {
-            TaskKey::Tic(t) => t.family == TicFamily::Retrieval,
-            TaskKey::Static(k) => k.starts_with("retrieval/"),
-        }
-    }
-}
-
-/// A point or span in time: `YYYY`, `YYYYMM`, or a range `A-B` of those (e.g. `2014-2016`,
-/// the first TiC-DataComp training step). Ordered by its end, then its start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct TimeLabel {
-    /// First month covered, as `year * 12 + (month - 1)`.
-    pub start: u32,
-    /// Last month covered, as `year * 12 + (month - 1)`.
-    pub end: u32,
-}
-
-impl TimeLabel {
-    /// Parses `YYYY`, `YYYYMM` or `A-B`.
-    pub fn parse(s: &str) -> Result<Self> {
-        if let Some((a, b)) = s.split_once('-') {
-            let (a, b) = (Self::parse(a)?, Self::parse(b)?);
-            if b.end < a.start {
-                bail!("time range {s:?} ends before it starts");
-            }
-            return Ok(Self {
-                start: a.start,
-                end: b.end,
-            });
-        }
-        if !s.bytes().all(|c| c.is_ascii_digit()) {
-            bail!("{s:?} is not a time (YYYY, YYYYMM or YYYY-YYYY)");
-        }
-        match s.len() {
-            4 => {
-                let y: u32 = s.parse()?;
-                Ok(Self {
-                    start: y * 12,
-                    end: y * 12 + 11,
-                })
-            }
-            6 => {
-                let y: u32 = s[..4].parse()?;
-                let m: u32 = s[4..].parse()?;
-                if !(1..=12).contains(&m) {
-                    bail!("{s:?}: month {m} is not 1..12");
-                }
-                let v = y * 12 + m - 1;
-                Ok(Self { start: v, end: v })
-            }
-            _ => bail!("{s:?} is not a time (YYYY, YYYYMM or YYYY-YYYY)"),
-        }
-    }
-}
-
-impl PartialOrd for TimeLabel {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for TimeLabel {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.end, self.start).cmp(&(other.end, other.start))
     }
 }
 
@@ -568,49 +284,7 @@ bare_key:
     }
 
     #[test]
-    fn tic_keys_resolve_to_the_patched_data_path() {
-        let k = TaskKey::parse("tic/datacomp/retrieval/yearly/2014").unwrap();
-        let (p, split) = k.data_location(Path::new("/data"));
-        assert_eq!(
-            p,
-            Path::new("/data/tic/datacomp/yearly/eval/retrieval/2014")
-        );
-        assert_eq!(split, "");
-        assert!(k.is_retrieval());
-        let k = TaskKey::parse("tic/redcaps/datacompnet/monthly/201712").unwrap();
-        assert_eq!(
-            k.data_location(Path::new("d")).0,
-            Path::new("d/tic/redcaps/monthly/eval/datacompnet/201712")
-        );
-        // TiC-YFCC15M's year groups.
-        let k = TaskKey::parse("tic/yfcc15m/retrieval/yearly/2004-2008").unwrap();
-        assert_eq!(
-            k.data_location(Path::new("d")).0,
-            Path::new("d/tic/yfcc15m/yearly/eval/retrieval/2004-2008")
-        );
-        match &k {
-            TaskKey::Tic(t) => assert_eq!(t.time(), TimeLabel::parse("2004-2008").unwrap()),
-            TaskKey::Static(_) => panic!("a TiC key"),
-        }
-        let k = TaskKey::parse("vtab/cifar100").unwrap();
-        assert_eq!(
-            k.data_location(Path::new("d")),
-            (PathBuf::from("d/wds_vtab-cifar100_test"), "test")
-        );
-        for bad in [
-            "tic/datacomp/retrieval/yearly",
-            "tic/laion/retrieval/yearly/2014",
-            "tic/datacomp/vqa/yearly/2014",
-            "tic/datacomp/retrieval/daily/2014",
-            "tic/datacomp/retrieval/yearly/201403",
-            "tic/datacomp/retrieval/monthly/201413",
-            "tic/yfcc15m/retrieval/yearly/2008-2004",
-            "tic/yfcc15m/retrieval/yearly/2004-200806",
-            "tic/yfcc15m/retrieval/yearly/2004-2006-2008",
-            "tic/yfcc15m/retrieval/yearly/2004-",
-        ] {
-            assert!(TaskKey::parse(bad).is_err(), "{bad}");
-        }
+    fn malformed_tic_keys_are_refused_naming_the_file() {
         let err = TaskList::from_yaml_str("tic/x: {}\n", "t.yml").unwrap_err();
         assert!(format!("{err:#}").contains("t.yml"), "{err:#}");
     }
@@ -738,18 +412,5 @@ fairness/utkface:\n  name: UTKFace\n  size: 23703\n  time: 32\n  tags:\n    - fa
             TaskList::from_yaml_str(datacomp, "datacomp").unwrap().len(),
             8
         );
-    }
-
-    #[test]
-    fn time_labels_order_by_end() {
-        let y14 = TimeLabel::parse("2014").unwrap();
-        let m1403 = TimeLabel::parse("201403").unwrap();
-        let first = TimeLabel::parse("2014-2016").unwrap();
-        let y16 = TimeLabel::parse("2016").unwrap();
-        assert!(m1403 < y14 && y14 < y16);
-        assert_eq!(first.end, y16.end);
-        assert!(first < y16); // same end, earlier start
-        assert!(TimeLabel::parse("20x4").is_err());
-        assert!(TimeLabel::parse("2016-2014").is_err());
     }
 }

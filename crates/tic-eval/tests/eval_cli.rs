@@ -643,27 +643,10 @@ fn help_opens_with_each_binarys_job() {
     help::check_help(
         env!("CARGO_MANIFEST_DIR"),
         env!("CARGO_PKG_DESCRIPTION"),
-        &[
-            Bin {
-                name: "tic-eval",
-                exe: env!("CARGO_BIN_EXE_tic-eval"),
-                replaces: "evaluate.py",
-            },
-            Bin {
-                name: "tic-metrics",
-                exe: env!("CARGO_BIN_EXE_tic-metrics"),
-                replaces: "no original script",
-            },
-            Bin {
-                name: "tic-report",
-                exe: env!("CARGO_BIN_EXE_tic-report"),
-                replaces: "no original script",
-            },
-            Bin {
-                name: "tic-sweep",
-                exe: env!("CARGO_BIN_EXE_tic-sweep"),
-                replaces: "no original script",
-            },
-        ],
+        &[Bin {
+            name: "tic-eval",
+            exe: env!("CARGO_BIN_EXE_tic-eval"),
+            replaces: "evaluate.py",
+        }],
     );
 }

@@ -4,6 +4,9 @@
 //! - [`evaluids`]: `tic-eval-uids` (`generate_eval_uids.py`): eval uid pickles → sorted `u8,u8` npy.
 //! - [`classes`]: `tic-datacompnet-classes` (`generate_datacompnet_uid2classid.py`).
 //! - [`tasklist`]: `tic-tasklist` (`generate_tasklist.py`): the TiC eval tasks as DataComp YAML.
+//! - [`taskkey`] + [`taskspec`]: the task-key grammar (`tic/{dataset}/{family}/{timescale}/{time}`)
+//!   and the `tasklist.yml` entry schema, shared with `tic-eval` (which reads the lists) and
+//!   `tic-analysis` (which groups results by key).
 //! - [`wordnet`] + [`restricted`]: `tic-restricted-classes` (`imagenet_restricted_classes.py`).
 //! - [`captions`] (with `tic_shards::ftfy`), [`split`], [`yfcc`], [`redcaps`], [`tsv`]: `tic-yfcc-splits`
 //!   and `tic-redcaps-splits` (the two `create_splits.py`).
@@ -17,7 +20,9 @@ pub mod redcaps;
 pub mod restricted;
 pub mod split;
 pub mod synth;
+pub mod taskkey;
 pub mod tasklist;
+pub mod taskspec;
 pub mod tsv;
 pub mod wordnet;
 pub mod yfcc;

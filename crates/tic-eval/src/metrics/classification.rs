@@ -1,7 +1,7 @@
 //! Zero-shot classification: CLIP_benchmark 1.4.0 `zero_shot_classifier`, `run_classification`,
 //! `accuracy`, and DataComp's `wds_eval.evaluate_webdataset` metrics.
 
-use super::MetricsError;
+use crate::error::MetricsError;
 use crate::matrix::{self, for_each_score_row, Matrix, DEFAULT_BLOCK_ELEMS};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -8,6 +8,8 @@
 //!   `mean_recall@1`.
 //! * [`restricted`]: accuracy restricted to groups of classes (TiC's restricted ImageNet).
 //!
+//! Their errors are [`crate::error::MetricsError`]s.
+//!
 //! # Ties
 //!
 //! Every ranking in this module orders candidates by score, descending, and breaks exact
@@ -27,36 +29,3 @@ pub mod retrieval;
 pub use classification::{ClassificationMetrics, Predictions, ZeroShotClassifier};
 pub use restricted::{ClassGroups, RestrictedAccuracy};
 pub use retrieval::{RetrievalMetrics, RetrievalRanks};
-
-/// Errors from metric computations (bad shapes, labels or values).
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// Matrices or label vectors whose sizes do not fit together.
-    #[error("shape mismatch: {0}")]
-    Shape(String),
-    /// A NaN or infinite value in an input.
-    #[error("{what}: non-finite value at row {row}, column {col}")]
-    NonFinite {
-        /// Which input (e.g. "image features").
-        what: String,
-        /// Row of the first bad value.
-        row: usize,
-        /// Column of the first bad value.
-        col: usize,
-    },
-    /// A class id outside `0..num_classes`, or a caption pointing at a missing image.
-    #[error("{what} {index}: id {id} is outside 0..{limit}")]
-    IdOutOfRange {
-        /// What carries the bad id (e.g. "sample", "caption").
-        what: &'static str,
-        /// Position of the offending item.
-        index: usize,
-        /// The bad id.
-        id: usize,
-        /// The exclusive upper bound.
-        limit: usize,
-    },
-    /// An input that must not be empty.
-    #[error("empty input: {0}")]
-    Empty(String),
-}

@@ -13,7 +13,7 @@
 //! report the ordinary (unrestricted, all-classes) top-1 accuracy on the same samples.
 
 use super::classification::ZeroShotClassifier;
-use super::MetricsError;
+use crate::error::MetricsError;
 use crate::matrix::{for_each_score_row, Matrix, DEFAULT_BLOCK_ELEMS};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};

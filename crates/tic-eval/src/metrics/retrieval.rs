@@ -18,7 +18,7 @@
 //!
 //! When `k` is at least the number of candidates every row is a hit (torch would raise).
 
-use super::MetricsError;
+use crate::error::MetricsError;
 use crate::matrix::{matmul_nt_slices, Matrix, DEFAULT_BLOCK_ELEMS};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -47,31 +47,9 @@ impl RetrievalRanks {
         text_image_index: &[usize],
         block_elems: usize,
     ) -> Result<Self, MetricsError> {
+        check_inputs(images, texts, text_image_index)?;
         let n_img = images.rows();
-        if texts.rows() != text_image_index.len() {
-            return Err(MetricsError::Shape(format!(
-                "{} text embeddings but {} caption image indices",
-                texts.rows(),
-                text_image_index.len()
-            )));
-        }
-        if let Some((t, &i)) = text_image_index
-            .iter()
-            .enumerate()
-            .find(|(_, &i)| i >= n_img)
-        {
-            return Err(MetricsError::IdOutOfRange {
-                what: "caption",
-                index: t,
-                id: i,
-                limit: n_img,
-            });
-        }
-        images.check_finite("image embeddings")?;
-        texts.check_finite("text embeddings")?;
-
         let tiles = Tiling::new(texts.rows(), n_img, block_elems);
-        let d = images.cols();
         // Pass 1: the score of every positive pair, taken from the very tiles of pass 2 (same
         // gemm call, same bits), so that a positive compares equal to itself there.
         let pos_score = positive_scores(images, texts, text_image_index, &tiles);
@@ -83,70 +61,23 @@ impl RetrievalRanks {
                 best[i] = Some((s, t));
             }
         }
-        // Images without captions never count a caption (threshold +inf, never exceeded).
-        let col_thr: Vec<f32> = best
-            .iter()
-            .map(|b| b.map_or(f32::INFINITY, |(s, _)| s))
-            .collect();
-        let col_pos: Vec<u32> = best
-            .iter()
-            .map(|b| b.map_or(0, |(_, t)| t as u32))
-            .collect();
         if texts.rows() > u32::MAX as usize {
             return Err(MetricsError::Shape("more than 2^32 captions".into()));
         }
-
-        // Pass 2: one pass over scores = texts · imagesᵀ (CLIP_benchmark's `scores`), tile by
-        // tile. Rank of a positive with score v at index p among a row's candidates:
-        // #{j : s_j > v} + #{j < p : s_j = v}. Rows (captions) are counted per row; columns
-        // (images, i.e. rows of scoresᵀ) are counted per worker and summed.
-        let (text_to_image, image_to_text_counts) = (0..tiles.row_tiles())
-            .into_par_iter()
-            .fold(
-                || (Vec::new(), vec![0u32; n_img], Vec::<f32>::new()),
-                |(mut rows_out, mut col_cnt, mut buf), rt| {
-                    let (t0, t1) = tiles.rows(rt);
-                    let mut row_cnt = vec![0usize; t1 - t0];
-                    for ct in 0..tiles.col_tiles() {
-                        let (j0, j1) = tiles.cols(ct);
-                        let w = j1 - j0;
-                        buf.clear();
-                        buf.resize((t1 - t0) * w, 0.0);
-                        matmul_nt_slices(
-                            &texts.data()[t0 * d..t1 * d],
-                            t1 - t0,
-                            &images.data()[j0 * d..j1 * d],
-                            w,
-                            d,
-                            &mut buf,
-                        );
-                        let thr = &col_thr[j0..j1];
-                        let cpos = &col_pos[j0..j1];
-                        let cnt = &mut col_cnt[j0..j1];
-                        for (r, row) in buf.chunks_exact(w).enumerate() {
-                            let t = t0 + r;
-                            let v = pos_score[t];
-                            let p = text_image_index[t];
-                            row_cnt[r] += count_row(row, v, p.saturating_sub(j0).min(w));
-                            count_cols(row, t as u32, thr, cpos, cnt);
-                        }
-                    }
-                    rows_out.push((t0, row_cnt));
-                    (rows_out, col_cnt, buf)
-                },
-            )
-            .map(|(rows, cols, _)| (rows, cols))
-            .reduce(
-                || (Vec::new(), vec![0u32; n_img]),
-                |(mut ra, mut ca), (rb, cb)| {
-                    ra.extend(rb);
-                    ca.iter_mut().zip(cb).for_each(|(a, b)| *a += b);
-                    (ra, ca)
-                },
-            );
-        let mut rows = text_to_image;
-        rows.sort_by_key(|(t0, _)| *t0);
-        let text_to_image: Vec<usize> = rows.into_iter().flat_map(|(_, r)| r).collect();
+        let positives = Positives {
+            text_image_index,
+            score: &pos_score,
+            // Images without captions never count a caption (threshold +inf, never exceeded).
+            col_thr: best
+                .iter()
+                .map(|b| b.map_or(f32::INFINITY, |(s, _)| s))
+                .collect(),
+            col_pos: best
+                .iter()
+                .map(|b| b.map_or(0, |(_, t)| t as u32))
+                .collect(),
+        };
+        let (text_to_image, image_to_text_counts) = count_ranks(images, texts, &tiles, &positives);
         let image_to_text = best
             .iter()
             .zip(image_to_text_counts)
@@ -184,6 +115,99 @@ impl RetrievalRanks {
     }
 }
 
+/// Refuses captions and caption indices that do not fit together, a caption pointing at a
+/// missing image and non-finite embeddings.
+fn check_inputs(
+    images: &Matrix,
+    texts: &Matrix,
+    text_image_index: &[usize],
+) -> Result<(), MetricsError> {
+    let n_img = images.rows();
+    if texts.rows() != text_image_index.len() {
+        return Err(MetricsError::Shape(format!(
+            "{} text embeddings but {} caption image indices",
+            texts.rows(),
+            text_image_index.len()
+        )));
+    }
+    if let Some((t, &i)) = text_image_index
+        .iter()
+        .enumerate()
+        .find(|(_, &i)| i >= n_img)
+    {
+        return Err(MetricsError::IdOutOfRange {
+            what: "caption",
+            index: t,
+            id: i,
+            limit: n_img,
+        });
+    }
+    images.check_finite("image embeddings")?;
+    texts.check_finite("text embeddings")?;
+    Ok(())
+}
+
+/// The positive pairs as pass 2 counts them: per caption its image and score, per image the
+/// score (`col_thr`) and index (`col_pos`) of its best caption.
+struct Positives<'a> {
+    text_image_index: &'a [usize],
+    score: &'a [f32],
+    col_thr: Vec<f32>,
+    col_pos: Vec<u32>,
+}
+
+/// Pass 2: one pass over scores = texts · imagesᵀ (CLIP_benchmark's `scores`), tile by
+/// tile. Rank of a positive with score v at index p among a row's candidates:
+/// #{j : s_j > v} + #{j < p : s_j = v}. Rows (captions) are counted per row; columns
+/// (images, i.e. rows of scoresᵀ) are counted per worker and summed. Returns per caption the
+/// rank of its image, per image the number of captions ranked before its best one.
+fn count_ranks(
+    images: &Matrix,
+    texts: &Matrix,
+    tiles: &Tiling,
+    pos: &Positives,
+) -> (Vec<usize>, Vec<u32>) {
+    let n_img = images.rows();
+    let (rows, image_to_text_counts) = (0..tiles.row_tiles())
+        .into_par_iter()
+        .fold(
+            || (Vec::new(), vec![0u32; n_img], Vec::<f32>::new()),
+            |(mut rows_out, mut col_cnt, mut buf), rt| {
+                let (t0, t1) = tiles.rows(rt);
+                let mut row_cnt = vec![0usize; t1 - t0];
+                for ct in 0..tiles.col_tiles() {
+                    let (j0, j1) = tiles.cols(ct);
+                    let w = tiles.score_tile(texts, images, (rt, ct), &mut buf);
+                    let thr = &pos.col_thr[j0..j1];
+                    let cpos = &pos.col_pos[j0..j1];
+                    let cnt = &mut col_cnt[j0..j1];
+                    for (r, row) in buf.chunks_exact(w).enumerate() {
+                        let t = t0 + r;
+                        let v = pos.score[t];
+                        let p = pos.text_image_index[t];
+                        row_cnt[r] += count_row(row, v, p.saturating_sub(j0).min(w));
+                        count_cols(row, t as u32, thr, cpos, cnt);
+                    }
+                }
+                rows_out.push((t0, row_cnt));
+                (rows_out, col_cnt, buf)
+            },
+        )
+        .map(|(rows, cols, _)| (rows, cols))
+        .reduce(
+            || (Vec::new(), vec![0u32; n_img]),
+            |(mut ra, mut ca), (rb, cb)| {
+                ra.extend(rb);
+                ca.iter_mut().zip(cb).for_each(|(a, b)| *a += b);
+                (ra, ca)
+            },
+        );
+    let mut rows = rows;
+    rows.sort_by_key(|(t0, _)| *t0);
+    let text_to_image = rows.into_iter().flat_map(|(_, r)| r).collect();
+    (text_to_image, image_to_text_counts)
+}
+
 /// Row and column tiles of the `M × N` score matrix: at most `block_elems` scores per tile.
 #[derive(Debug, Clone, Copy)]
 struct Tiling {
@@ -218,6 +242,31 @@ impl Tiling {
     fn cols(&self, j: usize) -> (usize, usize) {
         (j * self.tc, ((j + 1) * self.tc).min(self.n))
     }
+    /// Tile `(rt, ct)` of `scores = texts · imagesᵀ` (rows [`Self::rows`], columns
+    /// [`Self::cols`]), row-major into `buf` (resized to fit); returns the tile's width.
+    fn score_tile(
+        &self,
+        texts: &Matrix,
+        images: &Matrix,
+        (rt, ct): (usize, usize),
+        buf: &mut Vec<f32>,
+    ) -> usize {
+        let d = images.cols();
+        let (t0, t1) = self.rows(rt);
+        let (j0, j1) = self.cols(ct);
+        let w = j1 - j0;
+        buf.clear();
+        buf.resize((t1 - t0) * w, 0.0);
+        matmul_nt_slices(
+            &texts.data()[t0 * d..t1 * d],
+            t1 - t0,
+            &images.data()[j0 * d..j1 * d],
+            w,
+            d,
+            buf,
+        );
+        w
+    }
 }
 
 /// The score of each caption with its own image, computed by the same tile GEMMs as the main
@@ -228,7 +277,6 @@ fn positive_scores(
     text_image_index: &[usize],
     tiles: &Tiling,
 ) -> Vec<f32> {
-    let d = images.cols();
     let mut by_tile: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
     for (t, &i) in text_image_index.iter().enumerate() {
         by_tile
@@ -239,20 +287,9 @@ fn positive_scores(
     let jobs: Vec<((usize, usize), Vec<usize>)> = by_tile.into_iter().collect();
     let found: Vec<Vec<(usize, f32)>> = jobs
         .par_iter()
-        .map_init(Vec::<f32>::new, |buf, ((rt, ct), ts)| {
-            let (t0, t1) = tiles.rows(*rt);
-            let (j0, j1) = tiles.cols(*ct);
-            let w = j1 - j0;
-            buf.clear();
-            buf.resize((t1 - t0) * w, 0.0);
-            matmul_nt_slices(
-                &texts.data()[t0 * d..t1 * d],
-                t1 - t0,
-                &images.data()[j0 * d..j1 * d],
-                w,
-                d,
-                buf,
-            );
+        .map_init(Vec::<f32>::new, |buf, (tile, ts)| {
+            let w = tiles.score_tile(texts, images, *tile, buf);
+            let (t0, j0) = (tiles.rows(tile.0).0, tiles.cols(tile.1).0);
             ts.iter()
                 .map(|&t| (t, buf[(t - t0) * w + text_image_index[t] - j0]))
                 .collect()

@@ -21,13 +21,15 @@
 //!
 //! One concern per file: `findings` (the paper's claims), `seeds` (several seeds: means,
 //! spreads, the decision rule), `checks` (`--check`), `data` (`synth.json`), `training` (run
-//! folders), `plots` (links), `render` (tables, Markdown, console), `json` (`--json`); this
-//! file holds the shared accessors and [`generate`], which ties them together.
+//! folders, read through [`crate::runs`]), `plots` (links), `render` (tables, Markdown,
+//! console), `json` (`--json`), all built on `lookup` (a method, its matrix, its compute);
+//! this file holds [`generate`], which ties them together.
 
 mod checks;
 mod data;
 mod findings;
 mod json;
+mod lookup;
 mod plots;
 mod render;
 mod seeds;
@@ -42,31 +44,18 @@ pub use findings::{
     CLAIM_B, CLAIM_C, DEFAULT_MIN_GAP, DEFAULT_MIN_SIGNAL, DEFAULT_ORACLE_TOLERANCE,
 };
 pub use json::report_json;
+pub use lookup::{
+    family_matrix, final_compute, method, SummaryField, CUMULATIVE_ALL, CUMULATIVE_EQUAL,
+    CUMULATIVE_EXP, ORACLE, RESTART, SEQUENTIAL,
+};
 pub use plots::{find_plots, relative_link, Plot};
 pub use render::{console, main_tables, render, seed_tables, seeds_note, shell_quote, RenderInput};
 pub use seeds::{decide, pooled_std, Seeds, Stat};
 pub use training::{summarize_training_run, training_runs, TrainingRun};
 
-use crate::dynamic::{FamilyKey, FamilyMatrix, Report, RunReport, TransferSummary};
-use crate::tables::Align;
+use crate::dynamic::Report;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-
-/// Right-aligned table column.
-const R: Align = Align::Right;
-
-/// Method names the findings look for (matched exactly).
-pub const SEQUENTIAL: &str = "sequential";
-/// Warm start on all data seen so far.
-pub const CUMULATIVE_ALL: &str = "cumulative-all";
-/// Warm start with exponentially decaying replay of old data.
-pub const CUMULATIVE_EXP: &str = "cumulative-exp";
-/// Warm start with equal replay of every old step.
-pub const CUMULATIVE_EQUAL: &str = "cumulative-equal";
-/// Trained from scratch on all data at every step (the expensive reference).
-pub const ORACLE: &str = "oracle";
-/// Random init at every step with the sequential budget.
-pub const RESTART: &str = "restart";
 
 /// The default `--title`.
 pub const DEFAULT_TITLE: &str = "TiC-CLIP report";
@@ -82,44 +71,6 @@ pub fn load_report(metrics_dir: &Path) -> Result<Report> {
         )
     })?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-// ---- small accessors -----------------------------------------------------------------------
-
-/// The run called `name`.
-pub fn method<'a>(report: &'a Report, name: &str) -> Option<&'a RunReport> {
-    report.runs.iter().find(|r| r.name == name)
-}
-
-/// The run's matrix for `family`.
-pub fn family_matrix<'a>(run: &'a RunReport, family: &FamilyKey) -> Option<&'a FamilyMatrix> {
-    run.matrices.iter().find(|m| &m.family == family)
-}
-
-/// Picks ID, backward or forward transfer out of a [`TransferSummary`].
-pub type SummaryField = fn(&TransferSummary) -> Option<f64>;
-
-fn summary<'a>(run: &'a RunReport, family: &FamilyKey) -> Option<&'a TransferSummary> {
-    family_matrix(run, family).map(|m| &m.summary)
-}
-
-/// The run's compute: cumulative samples seen by its last model.
-pub fn final_compute(run: &RunReport) -> Option<f64> {
-    run.per_step.last().and_then(|p| p.cumulative_samples)
-}
-
-/// The smallest positive, finite [`final_compute`] over the runs.
-fn least_compute(report: &Report) -> Option<f64> {
-    report
-        .runs
-        .iter()
-        .filter_map(final_compute)
-        .filter(|c| c.is_finite() && *c > 0.0)
-        .min_by(f64::total_cmp)
-}
-
-fn family_title(f: &FamilyKey) -> String {
-    format!("{} {} {}", f.dataset, f.family, f.timescale.as_str())
 }
 
 // ---- end to end ----------------------------------------------------------------------------

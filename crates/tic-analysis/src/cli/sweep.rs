@@ -1,12 +1,11 @@
 //! `tic-sweep`: a budget sweep read from one multi-seed `tic-report --json` per per-step
-//! budget — the oracle − cumulative-all ID gap and their compute ratio against the budget, as
-//! a Markdown table, JSON and a plot. Logic in `tic_eval::sweep`; see `docs/eval.md`.
+//! budget, as a Markdown table, JSON and a plot: its flags and the run. The sweep itself is
+//! [`crate::sweep`]; see `docs/eval.md`.
 
+use crate::sweep::{self, DEFAULT_METHOD, DEFAULT_REFERENCE};
 use anyhow::Result;
 use clap::Parser;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use tic_eval::sweep::{self, DEFAULT_METHOD, DEFAULT_REFERENCE};
 
 /// A budget sweep over multi-seed tic-report outputs (no original script: new in tic-rs).
 ///
@@ -22,37 +21,40 @@ use tic_eval::sweep::{self, DEFAULT_METHOD, DEFAULT_REFERENCE};
 ///     --budget 7680=out/demo-paper/n7680/report.json --output-dir out/demo-paper/sweep
 #[derive(Debug, Parser)]
 #[command(name = "tic-sweep", version, verbatim_doc_comment)]
-struct Args {
+pub struct SweepArgs {
     /// SAMPLES=FILE: a per-step budget and the tic-report --json of that experiment. Repeat it
     /// (at least once); points are sorted by budget.
     #[arg(long, value_name = "SAMPLES=FILE", required = true)]
-    budget: Vec<String>,
+    pub budget: Vec<String>,
 
     /// Task family whose ID is compared (default: the report's first family).
     #[arg(long, value_name = "ID")]
-    family: Option<String>,
+    pub family: Option<String>,
 
     /// Method compared with the reference.
     #[arg(long, default_value = DEFAULT_METHOD)]
-    method: String,
+    pub method: String,
 
     /// The reference method.
     #[arg(long, default_value = DEFAULT_REFERENCE)]
-    reference: String,
+    pub reference: String,
 
     /// Tolerance line of the plot (absolute, 0.02 = 2 points; tic-report's --oracle-tolerance).
-    #[arg(long, value_name = "ABS", default_value_t = tic_eval::report::DEFAULT_ORACLE_TOLERANCE)]
-    tolerance: f64,
+    #[arg(long, value_name = "ABS", default_value_t = crate::report::DEFAULT_ORACLE_TOLERANCE)]
+    pub tolerance: f64,
 
     /// Folder for sweep.md, sweep.json and sweep.{png,svg} (created).
     #[arg(long, value_name = "DIR")]
-    output_dir: PathBuf,
+    pub output_dir: PathBuf,
 
+    /// `-v` / `-q`.
     #[command(flatten)]
-    verbosity: tic_shards::cli::Verbosity,
+    pub verbosity: tic_shards::cli::Verbosity,
 }
 
-fn run(args: &Args) -> Result<()> {
+/// Reads every budget's point, writes sweep.md, sweep.json and the plot into `--output-dir`
+/// and prints the table and the paths written.
+pub fn run(args: &SweepArgs) -> Result<()> {
     let mut points = Vec::new();
     let mut family = args.family.clone();
     for spec in &args.budget {
@@ -68,14 +70,14 @@ fn run(args: &Args) -> Result<()> {
         "# Budget sweep: {} vs {}\n\n{md}\n![sweep](sweep.png)\n",
         args.method, args.reference
     );
-    tic_eval::write_output(args.output_dir.join("sweep.md"), doc.as_bytes())?;
+    crate::write_output(args.output_dir.join("sweep.md"), doc.as_bytes())?;
     let json = sweep::to_json(&points, &family, &args.method, &args.reference);
-    tic_eval::write_output(
+    crate::write_output(
         args.output_dir.join("sweep.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     let title = format!("{} vs {} | {family}", args.method, args.reference);
-    let plots = tic_eval::plots::sweep_plot(
+    let plots = crate::plots::sweep_plot(
         &points,
         &args.output_dir.join("sweep"),
         &title,
@@ -88,16 +90,4 @@ fn run(args: &Args) -> Result<()> {
         println!("plot: {}", p.display());
     }
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    args.verbosity.init();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tic-sweep: {e:#}");
-            ExitCode::from(2)
-        }
-    }
 }

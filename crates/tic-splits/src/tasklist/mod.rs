@@ -5,10 +5,16 @@
 //! original's exact list of 102 months; `--sample-eval` keeps 2014 and 201403. PyYAML's
 //! `yaml.dump` sorts keys, so the output is sorted too (byte-identical for the same tasks).
 //! Extension: years/months can be read from a data folder ([`periods_from_names`]).
+//!
+//! Keys are spelled by [`crate::taskkey`], entries are [`crate::taskspec::TaskSpec`]s (the
+//! schema `tic-eval` reads back); [`cli`] is the command line.
+use crate::taskkey::{TicFamily, TicTask, Timescale};
+use crate::taskspec::TaskSpec;
 use anyhow::Result;
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tic_shards::storage::Location;
+
+pub mod cli;
 
 /// The years of TiC-DataComp's eval tasks.
 pub const YEARS: std::ops::Range<u32> = 2014..2023;
@@ -35,30 +41,13 @@ pub const MONTHS: [&str; 102] = [
     "202301", "202302", "202303", "202304", "202305", "202306",
 ];
 
-/// The four task families, as spelled in `--eval-tasks`.
+/// The four task families, as spelled in `--eval-tasks` (`{family}/{timescale}`).
 pub const TASK_FAMILIES: [&str; 4] = [
     "retrieval/yearly",
     "datacompnet/yearly",
     "retrieval/monthly",
     "datacompnet/monthly",
 ];
-
-/// One task entry. Fields are declared in alphabetical order, the order PyYAML writes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Task {
-    /// `mean_recall@1` for retrieval; absent (DataComp's default `acc1`) for classification.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub main_metric: Option<String>,
-    /// Display name, e.g. `TiC-DataComp-Retrieval-Yearly-2014`.
-    pub name: String,
-    /// 1000 for DataCompNet; absent for retrieval.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub num_classes: Option<u32>,
-    /// `["tic", "retrieval"]` or `["tic", "classification"]`.
-    pub tags: Vec<String>,
-    /// DataComp's time estimate (20).
-    pub time: u32,
-}
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -97,76 +86,74 @@ impl TaskListConfig {
     }
 }
 
-fn retrieval(label: &str, period: &str, t: &str) -> Task {
-    Task {
-        main_metric: Some("mean_recall@1".into()),
-        name: format!("TiC-{label}-Retrieval-{period}-{t}"),
-        num_classes: None,
-        tags: vec!["tic".into(), "retrieval".into()],
-        time: 20,
+/// The entry of `task`, as `generate_tasklist.py` writes it: name, `main_metric` and tags of
+/// its family, DataComp's time estimate 20.
+fn entry(label: &str, task: &TicTask) -> TaskSpec {
+    let period = match task.timescale {
+        Timescale::Yearly => "Yearly",
+        Timescale::Monthly => "Monthly",
+    };
+    let t = &task.split;
+    let spec = TaskSpec {
+        time: Some(20.0),
+        ..TaskSpec::default()
+    };
+    match task.family {
+        TicFamily::Retrieval => TaskSpec {
+            main_metric: Some(Some("mean_recall@1".into())),
+            name: Some(format!("TiC-{label}-Retrieval-{period}-{t}")),
+            tags: vec!["tic".into(), "retrieval".into()],
+            ..spec
+        },
+        TicFamily::Datacompnet => TaskSpec {
+            name: Some(format!("TiC-{label}Net-{period}-{t}")),
+            num_classes: Some(1000),
+            tags: vec!["tic".into(), "classification".into()],
+            ..spec
+        },
     }
 }
 
-fn classification(label: &str, period: &str, t: &str) -> Task {
-    Task {
-        main_metric: None,
-        name: format!("TiC-{label}Net-{period}-{t}"),
-        num_classes: Some(1000),
-        tags: vec!["tic".into(), "classification".into()],
-        time: 20,
-    }
-}
-
-/// Builds the task map (sorted by key, as `yaml.dump` writes it).
-pub fn build(cfg: &TaskListConfig) -> BTreeMap<String, Task> {
+/// Builds the task map (sorted by key, as `yaml.dump` writes it): every time of each family
+/// named in `cfg.eval_tasks`.
+pub fn build(cfg: &TaskListConfig) -> BTreeMap<String, TaskSpec> {
     let mut out = BTreeMap::new();
-    let has = |f: &str| cfg.eval_tasks.contains(f);
-    let d = &cfg.dataset;
-    let l = &cfg.label;
-    if has("retrieval/yearly") {
-        for y in &cfg.years {
-            out.insert(
-                format!("tic/{d}/retrieval/yearly/{y}"),
-                retrieval(l, "Yearly", y),
-            );
-        }
-    }
-    if has("datacompnet/yearly") {
-        for y in &cfg.years {
-            out.insert(
-                format!("tic/{d}/datacompnet/yearly/{y}"),
-                classification(l, "Yearly", y),
-            );
-        }
-    }
-    if has("retrieval/monthly") {
-        for m in &cfg.months {
-            out.insert(
-                format!("tic/{d}/retrieval/monthly/{m}"),
-                retrieval(l, "Monthly", m),
-            );
-        }
-    }
-    if has("datacompnet/monthly") {
-        for m in &cfg.months {
-            out.insert(
-                format!("tic/{d}/datacompnet/monthly/{m}"),
-                classification(l, "Monthly", m),
-            );
+    for family in [TicFamily::Retrieval, TicFamily::Datacompnet] {
+        for timescale in [Timescale::Yearly, Timescale::Monthly] {
+            if !cfg.eval_tasks.contains(&format!("{family}/{timescale}")) {
+                continue;
+            }
+            let times = match timescale {
+                Timescale::Yearly => &cfg.years,
+                Timescale::Monthly => &cfg.months,
+            };
+            for time in times {
+                let task = TicTask {
+                    dataset: cfg.dataset.clone(),
+                    family,
+                    timescale,
+                    split: time.clone(),
+                };
+                out.insert(task.to_string(), entry(&cfg.label, &task));
+            }
         }
     }
     out
 }
 
 /// Renders the tasks as PyYAML's `yaml.dump` does (block style, sorted keys; `{}` when empty).
-pub fn to_yaml(tasks: &BTreeMap<String, Task>) -> Result<String> {
+pub fn to_yaml(tasks: &BTreeMap<String, TaskSpec>) -> Result<String> {
     Ok(serde_yaml::to_string(tasks)?)
 }
 
 /// Renders `base` (a DataComp `tasklist.yml`, e.g. its static tasks) followed by `tasks`, in
 /// that order; a key present in both keeps the TiC definition. `what` names the base file in
 /// errors.
-pub fn to_yaml_with_base(base: &str, what: &str, tasks: &BTreeMap<String, Task>) -> Result<String> {
+pub fn to_yaml_with_base(
+    base: &str,
+    what: &str,
+    tasks: &BTreeMap<String, TaskSpec>,
+) -> Result<String> {
     let mut map: serde_yaml::Mapping = if base.trim().is_empty() {
         serde_yaml::Mapping::new()
     } else {
@@ -200,42 +187,13 @@ pub fn periods_from_names<'a>(
     let mut months = BTreeSet::new();
     for n in names {
         let stem = n.split('.').next().unwrap_or("");
-        let kind = match stem.split_once('-') {
-            Some((a, b)) => match (period_kind(a), period_kind(b)) {
-                (Some(x), Some(y)) if x == y && a <= b => Some(x),
-                _ => None,
-            },
-            None => period_kind(stem),
+        match Timescale::of_split(stem) {
+            Some(Timescale::Yearly) => years.insert(stem.to_string()),
+            Some(Timescale::Monthly) => months.insert(stem.to_string()),
+            None => false,
         };
-        match kind {
-            Some(Period::Year) => {
-                years.insert(stem.to_string());
-            }
-            Some(Period::Month) => {
-                months.insert(stem.to_string());
-            }
-            None => {}
-        }
     }
     (years.into_iter().collect(), months.into_iter().collect())
-}
-
-#[derive(PartialEq, Eq)]
-enum Period {
-    Year,
-    Month,
-}
-
-/// Whether `s` is a year (`YYYY`) or a month (`YYYYMM`, month 1–12).
-fn period_kind(s: &str) -> Option<Period> {
-    if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    match s.len() {
-        4 => Some(Period::Year),
-        6 if (1..=12).contains(&s[4..].parse::<u32>().unwrap_or(0)) => Some(Period::Month),
-        _ => None,
-    }
 }
 
 /// Names of everything under `dir` down to `depth` levels (files and folders).

@@ -4,12 +4,13 @@
 //! task family, the paper's ID / backward / forward transfer, static-task and compute columns,
 //! and writes Markdown, CSV and JSON tables plus PNG/SVG plots. See `docs/eval.md`.
 
+use crate::dynamic::{analyze, Manifest, Run};
+use crate::plots::{self, ComputeMetric};
+use crate::tables;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use tic_eval::dynamic::{analyze, Manifest, Run};
-use tic_eval::plots::{self, ComputeMetric};
-use tic_eval::tables;
 
 /// TiC-CLIP's dynamic evaluation over several runs (no original script: the paper's tables).
 ///
@@ -30,42 +31,53 @@ use tic_eval::tables;
 ///     --samples-per-step 18432000 --macs-per-sample 8.8e9 --output-dir results/metrics
 #[derive(Debug, Parser)]
 #[command(name = "tic-metrics", version, verbatim_doc_comment)]
-struct Args {
+pub struct MetricsArgs {
     /// Runs as NAME=DIR (repeatable; several per flag allowed), in display order.
     #[arg(long = "runs", value_name = "NAME=DIR", num_args = 1..)]
-    runs: Vec<String>,
+    pub runs: Vec<String>,
 
     /// JSON manifest listing runs and models explicitly (see docs/eval.md); its runs come
     /// after those of --runs.
     #[arg(long, value_name = "FILE")]
-    manifest: Option<PathBuf>,
+    pub manifest: Option<PathBuf>,
 
     /// Samples seen per training step, for models without their own figure
     /// (e.g. 18432000 for tic_medium: 4096 x 4500).
     #[arg(long, value_name = "N")]
-    samples_per_step: Option<f64>,
+    pub samples_per_step: Option<f64>,
 
     /// Per-run samples seen per model, NAME=N, overriding --samples-per-step
     /// (e.g. oracle=129024000 for a 7-step budget trained once).
     #[arg(long = "run-samples", value_name = "NAME=N", num_args = 1..)]
-    run_samples: Vec<String>,
+    pub run_samples: Vec<String>,
 
     /// Training MACs per sample (forward + backward); the compute axis is then in MACs,
     /// else in samples seen. Overrides the manifest's value.
     #[arg(long, value_name = "MACS")]
-    macs_per_sample: Option<f64>,
+    pub macs_per_sample: Option<f64>,
 
     /// Where tables and plots go (created if needed).
     #[arg(long, value_name = "DIR", default_value = "tic_metrics")]
-    output_dir: PathBuf,
+    pub output_dir: PathBuf,
 
     /// The y axis of the accuracy-versus-compute plot.
     #[arg(long, value_enum, default_value_t = ComputeMetric::Auto)]
-    compute_metric: ComputeMetric,
+    pub compute_metric: ComputeMetric,
 
     /// Do not draw plots (tables only).
     #[arg(long)]
-    no_plots: bool,
+    pub no_plots: bool,
+}
+
+/// Logs to standard error at `info` (`RUST_LOG` overrides it).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn split_pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str)> {
@@ -75,17 +87,10 @@ fn split_pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str)> {
     }
 }
 
-fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
-
-    let mut per_run_samples = std::collections::HashMap::new();
+/// The runs of `--runs` and `--manifest` (in that order) with their samples per model, and
+/// the MACs per sample (`--macs-per-sample`, else the manifest's).
+fn load_runs(args: &MetricsArgs) -> Result<(Vec<Run>, Option<f64>)> {
+    let mut per_run_samples = HashMap::new();
     for s in &args.run_samples {
         let (name, n) = split_pair(s, "--run-samples")?;
         let n: f64 = n
@@ -93,7 +98,6 @@ fn main() -> Result<()> {
             .with_context(|| format!("--run-samples {s:?}: {n:?} is not a number"))?;
         per_run_samples.insert(name.to_string(), n);
     }
-
     let mut runs = Vec::new();
     for s in &args.runs {
         let (name, dir) = split_pair(s, "--runs")?;
@@ -126,7 +130,13 @@ fn main() -> Result<()> {
             bail!("--run-samples names run {name:?}, which is not among the runs");
         }
     }
+    Ok((runs, macs))
+}
 
+/// Analyzes the runs, writes tables (and plots) into `--output-dir`, prints the summary
+/// tables on standard output and the number of files written on standard error.
+pub fn run(args: &MetricsArgs) -> Result<()> {
+    let (runs, macs) = load_runs(args)?;
     let report = analyze(&runs, macs)?;
     let mut written = tables::write_all(&report, &args.output_dir)?;
     if !args.no_plots {

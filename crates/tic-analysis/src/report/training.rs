@@ -1,10 +1,10 @@
-//! The "Training runs" section: summaries of `tic-train`'s run folders.
+//! The "Training runs" section: summaries of `tic-train`'s run folders (read through
+//! [`crate::runs`]).
 
-use super::R;
+use super::lookup::R;
+use crate::runs;
 use crate::tables::{human_count, markdown_table, Align};
-use anyhow::{bail, Context, Result};
-use serde::Deserialize;
-use serde_json::Value;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,16 +32,6 @@ pub struct TrainingRun {
     pub mean_samples_per_s: Option<f64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ComputeJson {
-    #[serde(default)]
-    samples_seen: Option<f64>,
-    #[serde(default)]
-    steps: Option<u64>,
-    #[serde(default)]
-    finished: Option<bool>,
-}
-
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
@@ -52,60 +42,20 @@ pub fn summarize_training_run(name: &str, dir: &Path) -> Result<TrainingRun> {
         name: name.to_string(),
         ..Default::default()
     };
-    let compute_path = dir.join("compute.json");
-    if compute_path.is_file() {
-        let text = std::fs::read_to_string(&compute_path)
-            .with_context(|| format!("reading {}", compute_path.display()))?;
-        let c: ComputeJson = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", compute_path.display()))?;
+    if let Some(c) = runs::read_compute(dir)? {
         run.samples_seen = c.samples_seen;
         run.steps = c.steps;
         run.finished = c.finished;
     }
-    let metrics_path = dir.join("metrics.jsonl");
-    if metrics_path.is_file() {
-        let text = std::fs::read_to_string(&metrics_path)
-            .with_context(|| format!("reading {}", metrics_path.display()))?;
-        let lines: Vec<(usize, &str)> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .collect();
+    if let Some(log) = runs::read_step_log(dir)? {
         let (mut losses, mut rates, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
-        for (k, (no, line)) in lines.iter().enumerate() {
-            let v: Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                // A torn last line of a run being written.
-                Err(_) if k + 1 == lines.len() => {
-                    tracing::warn!(
-                        "{}:{}: skipping a torn last line",
-                        metrics_path.display(),
-                        no + 1
-                    );
-                    continue;
-                }
-                Err(e) => bail!("{}:{}: {e}", metrics_path.display(), no + 1),
-            };
-            if let Some(s) = v.get("step_s").and_then(Value::as_f64) {
-                seconds.push(s);
-            }
-            if v.get("skipped").and_then(Value::as_bool) == Some(true) {
+        for step in &log.steps {
+            seconds.extend(step.step_s);
+            if step.skipped {
                 continue;
             }
-            if let Some(l) = v
-                .get("loss")
-                .and_then(Value::as_f64)
-                .filter(|l| l.is_finite())
-            {
-                losses.push(l);
-            }
-            if let Some(r) = v
-                .get("samples_per_s")
-                .and_then(Value::as_f64)
-                .filter(|r| r.is_finite())
-            {
-                rates.push(r);
-            }
+            losses.extend(step.loss);
+            rates.extend(step.samples_per_s);
         }
         let k = losses.len().min(10);
         run.first_loss = mean(&losses[..k]);
@@ -113,7 +63,7 @@ pub fn summarize_training_run(name: &str, dir: &Path) -> Result<TrainingRun> {
         run.train_seconds = (!seconds.is_empty()).then(|| seconds.iter().sum());
         run.mean_samples_per_s = mean(&rates);
         if run.steps.is_none() {
-            run.steps = Some(lines.len() as u64);
+            run.steps = Some(log.lines as u64);
         }
     }
     Ok(run)
@@ -135,9 +85,7 @@ pub fn training_runs(runs_dir: &Path) -> Result<Vec<TrainingRun>> {
     let mut groups: BTreeMap<PathBuf, Vec<(String, bool)>> = BTreeMap::new();
     for name in names {
         let path = runs_dir.join(&name);
-        if !path.is_dir()
-            || !(path.join("compute.json").is_file() || path.join("metrics.jsonl").is_file())
-        {
+        if !runs::is_training_run(&path) {
             tracing::debug!("{}: not a training run, skipped", path.display());
             continue;
         }

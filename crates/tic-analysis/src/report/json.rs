@@ -1,7 +1,7 @@
 //! `--json`: the report's numbers and verdicts as data, with every seed's value.
 
+use super::findings::Finding;
 use super::seeds::{Seeds, Stat};
-use super::Finding;
 use serde_json::{json, Value};
 
 fn stat(s: &Stat) -> Value {

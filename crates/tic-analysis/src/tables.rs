@@ -11,7 +11,7 @@
 //! The Markdown helpers ([`markdown_table`], [`matrix_markdown`], [`percent`],
 //! [`human_count`]) are shared with `tic-report` ([`crate::report`]).
 
-use crate::dynamic::{FamilyMatrix, Report};
+use crate::dynamic::{FamilyMatrix, Report, RunReport};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -210,17 +210,25 @@ pub fn matrix_markdown(
     header.extend(steps.iter().map(String::as_str));
     let mut align = vec![Align::Left];
     align.extend(std::iter::repeat_n(R, steps.len()));
-    let rows: Vec<Vec<String>> = fm
-        .matrix
+    let rows = labelled_rows(steps, &fm.matrix, fmt);
+    markdown_table(&header, &align, &rows)
+}
+
+/// One row per `(label, values)` pair: the label, then each value formatted with `fmt`.
+fn labelled_rows(
+    labels: &[String],
+    values: &[Vec<Option<f64>>],
+    fmt: impl Fn(Option<f64>) -> String,
+) -> Vec<Vec<String>> {
+    values
         .iter()
-        .zip(steps)
-        .map(|(row, step)| {
-            std::iter::once(step.clone())
+        .zip(labels)
+        .map(|(row, label)| {
+            std::iter::once(label.clone())
                 .chain(row.iter().map(|v| fmt(*v)))
                 .collect()
         })
-        .collect();
-    markdown_table(&header, &align, &rows)
+        .collect()
 }
 
 fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
@@ -233,77 +241,68 @@ fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()>
     crate::write_output(path, &bytes)
 }
 
-/// Writes every table into `dir`; returns the paths written.
-pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let md = dir.join("summary.md");
-    crate::write_output(&md, markdown(report).as_bytes())?;
-    written.push(md);
+/// Columns of `summary.csv`.
+const SUMMARY_COLUMNS: [&str; 16] = [
+    "method",
+    "dataset",
+    "family",
+    "timescale",
+    "metric",
+    "id",
+    "backward",
+    "forward",
+    "cells",
+    "complete",
+    "last_model",
+    "imagenet",
+    "imagenet_and_shifts",
+    "static_average",
+    "cumulative_samples",
+    "cumulative_macs",
+];
 
-    let json = dir.join("report.json");
-    crate::write_output(&json, serde_json::to_string_pretty(report)?.as_bytes())?;
-    written.push(json);
-
-    let header: Vec<String> = [
-        "method",
-        "dataset",
-        "family",
-        "timescale",
-        "metric",
-        "id",
-        "backward",
-        "forward",
-        "cells",
-        "complete",
-        "last_model",
-        "imagenet",
-        "imagenet_and_shifts",
-        "static_average",
-        "cumulative_samples",
-        "cumulative_macs",
-    ]
-    .map(String::from)
-    .to_vec();
+/// The rows of `summary.csv` for `run`: one per family (a run without families gets one row
+/// with the family columns empty), each ending with the static-task and compute columns.
+fn summary_rows(run: &RunReport) -> Vec<Vec<String>> {
+    let st = &run.static_tasks;
+    let last = run.per_step.last();
+    let tail = [
+        st.time.clone().unwrap_or_default(),
+        csv_cell(st.imagenet),
+        csv_cell(st.imagenet_and_shifts),
+        csv_cell(st.average),
+        csv_cell(last.and_then(|p| p.cumulative_samples)),
+        csv_cell(last.and_then(|p| p.cumulative_macs)),
+    ];
     let mut rows = Vec::new();
-    for run in &report.runs {
-        let st = &run.static_tasks;
-        let last = run.per_step.last();
-        let tail = [
-            st.time.clone().unwrap_or_default(),
-            csv_cell(st.imagenet),
-            csv_cell(st.imagenet_and_shifts),
-            csv_cell(st.average),
-            csv_cell(last.and_then(|p| p.cumulative_samples)),
-            csv_cell(last.and_then(|p| p.cumulative_macs)),
-        ];
-        if run.matrices.is_empty() {
-            let mut r = vec![run.name.clone()];
-            r.extend(std::iter::repeat_n(String::new(), 9));
-            r.extend(tail.iter().cloned());
-            rows.push(r);
-        }
-        for fm in &run.matrices {
-            let mut r = vec![
-                run.name.clone(),
-                fm.family.dataset.clone(),
-                fm.family.family.to_string(),
-                fm.family.timescale.as_str().to_string(),
-                fm.metric.clone(),
-                csv_cell(fm.summary.id),
-                csv_cell(fm.summary.backward),
-                csv_cell(fm.summary.forward),
-                fm.summary.cells.to_string(),
-                fm.summary.complete.to_string(),
-            ];
-            r.extend(tail.iter().cloned());
-            rows.push(r);
-        }
+    if run.matrices.is_empty() {
+        let mut r = vec![run.name.clone()];
+        r.extend(std::iter::repeat_n(String::new(), 9));
+        r.extend(tail.iter().cloned());
+        rows.push(r);
     }
-    let p = dir.join("summary.csv");
-    write_csv(&p, &header, &rows)?;
-    written.push(p);
+    for fm in &run.matrices {
+        let mut r = vec![
+            run.name.clone(),
+            fm.family.dataset.clone(),
+            fm.family.family.to_string(),
+            fm.family.timescale.as_str().to_string(),
+            fm.metric.clone(),
+            csv_cell(fm.summary.id),
+            csv_cell(fm.summary.backward),
+            csv_cell(fm.summary.forward),
+            fm.summary.cells.to_string(),
+            fm.summary.complete.to_string(),
+        ];
+        r.extend(tail.iter().cloned());
+        rows.push(r);
+    }
+    rows
+}
 
-    let mut step_rows = Vec::new();
+/// `steps.csv`'s header and rows: one row per (run, model).
+fn step_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rows = Vec::new();
     for run in &report.runs {
         for pt in &run.per_step {
             let mut r = vec![
@@ -316,7 +315,7 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
                 csv_cell(pt.imagenet_and_shifts),
             ];
             r.extend(pt.seen_so_far.iter().map(|v| csv_cell(*v)));
-            step_rows.push(r);
+            rows.push(r);
         }
     }
     let mut header: Vec<String> = [
@@ -336,42 +335,53 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
             .iter()
             .map(|f| format!("seen_so_far_{}", f.id())),
     );
+    (header, rows)
+}
+
+/// Writes a matrix as CSV: header `train` + `columns`, one row per label (its values full
+/// precision, empty when missing).
+fn write_matrix_csv(
+    path: &Path,
+    columns: &[String],
+    labels: &[String],
+    values: &[Vec<Option<f64>>],
+) -> Result<()> {
+    let mut header = vec!["train".to_string()];
+    header.extend(columns.iter().cloned());
+    write_csv(path, &header, &labelled_rows(labels, values, csv_cell))
+}
+
+/// Writes every table into `dir`: `summary.md`, `report.json`, `summary.csv`, `steps.csv`, then
+/// each run's `matrix_*.csv` and `raw_*.csv`; returns the paths written.
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let md = dir.join("summary.md");
+    crate::write_output(&md, markdown(report).as_bytes())?;
+    written.push(md);
+
+    let json = dir.join("report.json");
+    crate::write_output(&json, serde_json::to_string_pretty(report)?.as_bytes())?;
+    written.push(json);
+
+    let header = SUMMARY_COLUMNS.map(String::from).to_vec();
+    let rows: Vec<Vec<String>> = report.runs.iter().flat_map(summary_rows).collect();
+    let p = dir.join("summary.csv");
+    write_csv(&p, &header, &rows)?;
+    written.push(p);
+
+    let (header, step_rows) = step_table(report);
     let p = dir.join("steps.csv");
     write_csv(&p, &header, &step_rows)?;
     written.push(p);
 
     for run in &report.runs {
         for fm in &run.matrices {
-            let mut header = vec!["train".to_string()];
-            header.extend(report.steps.iter().cloned());
-            let rows: Vec<Vec<String>> = fm
-                .matrix
-                .iter()
-                .zip(&report.steps)
-                .map(|(row, t)| {
-                    std::iter::once(t.clone())
-                        .chain(row.iter().map(|v| csv_cell(*v)))
-                        .collect()
-                })
-                .collect();
-            let p = dir.join(format!("matrix_{}_{}.csv", fm.family.id(), slug(&run.name)));
-            write_csv(&p, &header, &rows)?;
+            let (family, run_id) = (fm.family.id(), slug(&run.name));
+            let p = dir.join(format!("matrix_{family}_{run_id}.csv"));
+            write_matrix_csv(&p, &report.steps, &report.steps, &fm.matrix)?;
             written.push(p);
-
-            let mut header = vec!["train".to_string()];
-            header.extend(fm.eval_times.iter().cloned());
-            let rows: Vec<Vec<String>> = fm
-                .raw
-                .iter()
-                .zip(&run.train_times)
-                .map(|(row, t)| {
-                    std::iter::once(t.clone())
-                        .chain(row.iter().map(|v| csv_cell(*v)))
-                        .collect()
-                })
-                .collect();
-            let p = dir.join(format!("raw_{}_{}.csv", fm.family.id(), slug(&run.name)));
-            write_csv(&p, &header, &rows)?;
+            let p = dir.join(format!("raw_{family}_{run_id}.csv"));
+            write_matrix_csv(&p, &fm.eval_times, &run.train_times, &fm.raw)?;
             written.push(p);
         }
     }

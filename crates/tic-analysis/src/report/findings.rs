@@ -1,10 +1,10 @@
 //! The paper's findings (a), (b), (c), each evaluated from the numbers of one report or, over
 //! several seeds, from their means against the seed spread ([`super::seeds`]).
 
-use super::seeds::{decide, pooled_std, Seeds};
-use super::{
+use super::lookup::{
     method, summary, SummaryField, CUMULATIVE_ALL, CUMULATIVE_EXP, ORACLE, RESTART, SEQUENTIAL,
 };
+use super::seeds::{decide, pooled_std, Seeds};
 use crate::dynamic::{FamilyKey, Report};
 use crate::tables::percent;
 use std::fmt::Write as _;
@@ -365,69 +365,11 @@ fn finding_b(seeds: &Seeds, tol: f64, min_signal: f64) -> Finding {
             n,
         );
     };
-    let tol_text = percent(Some(tol));
-    let mut evidence = Vec::new();
-    for fam in &report.families {
-        let mut holds = Some(true);
-        let mut within = false;
-        let mut parts = Vec::new();
-        let getters: [(&str, SummaryField); 2] = [("ID", |s| s.id), ("backward", |s| s.backward)];
-        for (label, get) in getters {
-            let (a, b) = (
-                seeds.summary(CUMULATIVE_ALL, fam, get),
-                seeds.summary(ORACLE, fam, get),
-            );
-            match (a.mean(), b.mean()) {
-                (Some(am), Some(bm)) => {
-                    let spread = pooled_std(&a, &b);
-                    // The claim a ≥ b − tol holds by this much on the means.
-                    let sign = match decide(am - bm + tol + EPS, 0.0, spread) {
-                        None => {
-                            holds = undecided(holds);
-                            within = true;
-                            "≈"
-                        }
-                        Some(ok) => {
-                            holds = holds.map(|h| h && ok);
-                            if ok {
-                                "≥"
-                            } else {
-                                "<"
-                            }
-                        }
-                    };
-                    parts.push(format!(
-                        "{label} cumulative-all {} {sign} oracle {} − {tol_text}{}",
-                        a.percent(),
-                        b.percent(),
-                        spread_text("oracle − cumulative-all", bm - am, spread)
-                    ));
-                }
-                _ => {
-                    holds = None;
-                    parts.push(format!(
-                        "{label} cumulative-all {} vs oracle {} (missing)",
-                        a.percent(),
-                        b.percent()
-                    ));
-                }
-            }
-        }
-        let mut text = format!("{}: {}", fam.id(), parts.join(", "));
-        let os = method(report, ORACLE).and_then(|r| summary(r, fam));
-        if let Some(os) = os.filter(|s| !s.complete) {
-            let t = report.steps.len();
-            let _ = write!(
-                text,
-                " (oracle matrix incomplete: {}/{} cells)",
-                os.cells,
-                t * t
-            );
-        }
-        evidence.push(family_evidence(
-            report, fam, min_signal, holds, within, text,
-        ));
-    }
+    let mut evidence: Vec<Evidence> = report
+        .families
+        .iter()
+        .map(|fam| oracle_gap_evidence(seeds, fam, tol, min_signal))
+        .collect();
     let compute = Evidence {
         family: None,
         holds: Some(c < o),
@@ -470,6 +412,70 @@ fn finding_b(seeds: &Seeds, tol: f64, min_signal: f64) -> Finding {
         reason,
         seeds: n,
     }
+}
+
+/// Finding (b) on one family: cumulative-all's ID and backward transfer against the
+/// oracle's minus the tolerance (beyond the seed spread when there are several seeds).
+fn oracle_gap_evidence(seeds: &Seeds, fam: &FamilyKey, tol: f64, min_signal: f64) -> Evidence {
+    let report = &seeds.mean;
+    let tol_text = percent(Some(tol));
+    let mut holds = Some(true);
+    let mut within = false;
+    let mut parts = Vec::new();
+    let getters: [(&str, SummaryField); 2] = [("ID", |s| s.id), ("backward", |s| s.backward)];
+    for (label, get) in getters {
+        let (a, b) = (
+            seeds.summary(CUMULATIVE_ALL, fam, get),
+            seeds.summary(ORACLE, fam, get),
+        );
+        match (a.mean(), b.mean()) {
+            (Some(am), Some(bm)) => {
+                let spread = pooled_std(&a, &b);
+                // The claim a ≥ b − tol holds by this much on the means.
+                let sign = match decide(am - bm + tol + EPS, 0.0, spread) {
+                    None => {
+                        holds = undecided(holds);
+                        within = true;
+                        "≈"
+                    }
+                    Some(ok) => {
+                        holds = holds.map(|h| h && ok);
+                        if ok {
+                            "≥"
+                        } else {
+                            "<"
+                        }
+                    }
+                };
+                parts.push(format!(
+                    "{label} cumulative-all {} {sign} oracle {} − {tol_text}{}",
+                    a.percent(),
+                    b.percent(),
+                    spread_text("oracle − cumulative-all", bm - am, spread)
+                ));
+            }
+            _ => {
+                holds = None;
+                parts.push(format!(
+                    "{label} cumulative-all {} vs oracle {} (missing)",
+                    a.percent(),
+                    b.percent()
+                ));
+            }
+        }
+    }
+    let mut text = format!("{}: {}", fam.id(), parts.join(", "));
+    let os = method(report, ORACLE).and_then(|r| summary(r, fam));
+    if let Some(os) = os.filter(|s| !s.complete) {
+        let t = report.steps.len();
+        let _ = write!(
+            text,
+            " (oracle matrix incomplete: {}/{} cells)",
+            os.cells,
+            t * t
+        );
+    }
+    family_evidence(report, fam, min_signal, holds, within, text)
 }
 
 fn finding_c(seeds: &Seeds) -> Finding {

@@ -30,12 +30,13 @@
 //! cumulative compute at step `i` is the sum over its models up to `i`, and MACs are samples ×
 //! a per-sample MAC figure.
 
-use crate::results::{EvalRecord, ResultsFile, RESULTS_FILE_NAME};
-use crate::tasklist::{TaskKey, TicFamily, TimeLabel, Timescale};
+use crate::runs;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use tic_eval::results::{EvalRecord, ResultsFile, RESULTS_FILE_NAME};
+use tic_splits::taskkey::{TaskKey, TicFamily, TicTask, TimeLabel, Timescale};
 
 /// Static task key of ImageNet-1k in DataComp's task list.
 pub const IMAGENET_KEY: &str = "imagenet1k";
@@ -73,12 +74,6 @@ pub struct Run {
     pub models: Vec<ModelResults>,
 }
 
-/// Optional per-model compute file `{time}/compute.json` next to `eval_results.jsonl`.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct ComputeFile {
-    samples_seen: Option<f64>,
-}
-
 impl Run {
     /// Loads `dir/{time}/eval_results.jsonl` for every subdirectory `{time}` that parses as a
     /// time label (others are skipped with a warning). `{time}/compute.json`
@@ -105,20 +100,12 @@ impl Run {
             if !results.is_file() {
                 bail!("run {name:?}: {} is missing", results.display());
             }
-            let compute_path = path.join("compute.json");
-            let compute: ComputeFile = if compute_path.is_file() {
-                let text = std::fs::read_to_string(&compute_path)
-                    .with_context(|| format!("reading {}", compute_path.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("parsing {}", compute_path.display()))?
-            } else {
-                ComputeFile::default()
-            };
+            let samples_seen = runs::samples_seen(&path)?;
             models.push(ModelResults {
                 time,
                 label,
                 records: ResultsFile::open(&results)?.records().to_vec(),
-                samples_seen: compute.samples_seen.or(samples_per_step),
+                samples_seen: samples_seen.or(samples_per_step),
                 source: results,
             });
         }
@@ -252,14 +239,29 @@ pub struct FamilyKey {
 }
 
 impl FamilyKey {
+    /// The family of a TiC task.
+    pub fn of(task: &TicTask) -> Self {
+        Self {
+            dataset: task.dataset.clone(),
+            family: task.family,
+            timescale: task.timescale,
+        }
+    }
+
+    /// The task key of this family's split `split` (`tic/datacomp/retrieval/yearly/2016`).
+    pub fn task_key(&self, split: &str) -> String {
+        TicTask {
+            dataset: self.dataset.clone(),
+            family: self.family,
+            timescale: self.timescale,
+            split: split.to_string(),
+        }
+        .to_string()
+    }
+
     /// A file-name-safe id, e.g. `datacomp-retrieval-yearly`.
     pub fn id(&self) -> String {
-        format!(
-            "{}-{}-{}",
-            self.dataset,
-            self.family,
-            self.timescale.as_str()
-        )
+        format!("{}-{}-{}", self.dataset, self.family, self.timescale)
     }
 }
 
@@ -421,19 +423,9 @@ fn static_summary(model: &ModelResults) -> StaticSummary {
     }
 }
 
-/// Computes the [`Report`] for `runs`.
-pub fn analyze(runs: &[Run], macs_per_sample: Option<f64>) -> Result<Report> {
-    if runs.is_empty() {
-        bail!("no run given");
-    }
-    if let Some(dup) = runs
-        .iter()
-        .enumerate()
-        .find(|(i, r)| runs[..*i].iter().any(|o| o.name == r.name))
-    {
-        bail!("run name {:?} is given twice", dup.1.name);
-    }
-    // Common steps.
+/// The training steps, the union of the runs' train times in time order (each named as the
+/// first run naming it), as labels and names; warns when two of them overlap.
+fn common_steps(runs: &[Run]) -> (Vec<TimeLabel>, Vec<String>) {
     let mut step_labels: BTreeMap<TimeLabel, String> = BTreeMap::new();
     for run in runs {
         for m in &run.models {
@@ -448,111 +440,143 @@ pub fn analyze(runs: &[Run], macs_per_sample: Option<f64>) -> Result<Report> {
     {
         tracing::warn!("train times overlap: {:?} and {:?}", w[0], w[1]);
     }
+    (labels, steps)
+}
 
-    // Families and their eval times, over all runs.
-    let mut families: BTreeMap<FamilyKey, BTreeMap<TimeLabel, String>> = BTreeMap::new();
+/// Eval times (time → split as spelled) of one family.
+type EvalTimes = BTreeMap<TimeLabel, String>;
+
+/// The TiC task families of every record of every run, each with its eval times.
+fn eval_families(runs: &[Run]) -> BTreeMap<FamilyKey, EvalTimes> {
+    let mut families: BTreeMap<FamilyKey, EvalTimes> = BTreeMap::new();
     for run in runs {
         for m in &run.models {
             for r in &m.records {
                 if let Ok(TaskKey::Tic(t)) = TaskKey::parse(&r.key) {
-                    let fk = FamilyKey {
-                        dataset: t.dataset.clone(),
-                        family: t.family,
-                        timescale: t.timescale,
-                    };
                     families
-                        .entry(fk)
+                        .entry(FamilyKey::of(&t))
                         .or_default()
                         .insert(t.time(), t.split.clone());
                 }
             }
         }
     }
-    let family_keys: Vec<FamilyKey> = families.keys().cloned().collect();
+    families
+}
 
-    let mut reports = Vec::new();
-    for run in runs {
-        let mut matrices = Vec::new();
-        for (fk, evals) in &families {
-            let metric = fk.family.matrix_metric().to_string();
-            let eval_times: Vec<String> = evals.values().cloned().collect();
-            let value = |m: &ModelResults, split: &str| {
-                let key = format!(
-                    "tic/{}/{}/{}/{}",
-                    fk.dataset,
-                    fk.family,
-                    fk.timescale.as_str(),
-                    split
-                );
-                record(&m.records, &key).and_then(|r| r.metric(&metric).or_else(|| r.main_metric()))
-            };
-            let raw: Vec<Vec<Option<f64>>> = run
-                .models
-                .iter()
-                .map(|m| eval_times.iter().map(|e| value(m, e)).collect())
-                .collect();
-            let t = steps.len();
-            let mut matrix = vec![vec![None; t]; t];
-            for (mi, m) in run.models.iter().enumerate() {
-                let i = labels
-                    .iter()
-                    .position(|l| *l == m.label)
-                    .expect("step of a model");
-                for (j, cell) in matrix[i].iter_mut().enumerate() {
-                    let vals = evals
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, (el, _))| step_of(&labels, **el) == Some(j))
-                        .filter_map(|(e, _)| raw[mi][e]);
-                    *cell = mean(vals);
-                }
-            }
-            let summary = transfer_summary(&matrix);
-            matrices.push(FamilyMatrix {
-                family: fk.clone(),
-                metric,
-                eval_times,
-                raw,
-                matrix,
-                summary,
-            });
-        }
-        let mut cumulative = Some(0.0);
-        let per_step = run
-            .models
+/// The raw and T×T matrices of `run` for family `fk` (eval times `evals`, steps `labels`).
+fn family_matrix(
+    run: &Run,
+    fk: &FamilyKey,
+    evals: &EvalTimes,
+    labels: &[TimeLabel],
+) -> FamilyMatrix {
+    let metric = fk.family.matrix_metric().to_string();
+    let eval_times: Vec<String> = evals.values().cloned().collect();
+    let value = |m: &ModelResults, split: &str| {
+        record(&m.records, &fk.task_key(split))
+            .and_then(|r| r.metric(&metric).or_else(|| r.main_metric()))
+    };
+    let raw: Vec<Vec<Option<f64>>> = run
+        .models
+        .iter()
+        .map(|m| eval_times.iter().map(|e| value(m, e)).collect())
+        .collect();
+    let t = labels.len();
+    let mut matrix = vec![vec![None; t]; t];
+    for (mi, m) in run.models.iter().enumerate() {
+        let i = labels
             .iter()
-            .map(|m| {
-                cumulative = cumulative.zip(m.samples_seen).map(|(c, s)| c + s);
-                let st = static_summary(m);
-                let i = labels.iter().position(|l| *l == m.label).expect("step");
-                let seen_so_far = matrices
-                    .iter()
-                    .map(|fm| mean(fm.matrix[i][..=i].iter().flatten().copied()))
-                    .collect();
-                StepPoint {
-                    time: m.time.clone(),
-                    samples_seen: m.samples_seen,
-                    cumulative_samples: cumulative,
-                    cumulative_macs: cumulative.zip(macs_per_sample).map(|(c, k)| c * k),
-                    imagenet: st.imagenet,
-                    imagenet_and_shifts: st.imagenet_and_shifts,
-                    seen_so_far,
-                }
-            })
-            .collect();
-        let last = run.models.last().expect("runs have models");
-        reports.push(RunReport {
-            name: run.name.clone(),
-            train_times: run.models.iter().map(|m| m.time.clone()).collect(),
-            matrices,
-            static_tasks: static_summary(last),
-            per_step,
-        });
+            .position(|l| *l == m.label)
+            .expect("step of a model");
+        for (j, cell) in matrix[i].iter_mut().enumerate() {
+            let vals = evals
+                .iter()
+                .enumerate()
+                .filter(|(_, (el, _))| step_of(labels, **el) == Some(j))
+                .filter_map(|(e, _)| raw[mi][e]);
+            *cell = mean(vals);
+        }
     }
+    let summary = transfer_summary(&matrix);
+    FamilyMatrix {
+        family: fk.clone(),
+        metric,
+        eval_times,
+        raw,
+        matrix,
+        summary,
+    }
+}
+
+/// Compute and summary numbers of each model of `run`, given its `matrices`.
+fn step_points(
+    run: &Run,
+    matrices: &[FamilyMatrix],
+    labels: &[TimeLabel],
+    macs_per_sample: Option<f64>,
+) -> Vec<StepPoint> {
+    let mut cumulative = Some(0.0);
+    run.models
+        .iter()
+        .map(|m| {
+            cumulative = cumulative.zip(m.samples_seen).map(|(c, s)| c + s);
+            let st = static_summary(m);
+            let i = labels.iter().position(|l| *l == m.label).expect("step");
+            let seen_so_far = matrices
+                .iter()
+                .map(|fm| mean(fm.matrix[i][..=i].iter().flatten().copied()))
+                .collect();
+            StepPoint {
+                time: m.time.clone(),
+                samples_seen: m.samples_seen,
+                cumulative_samples: cumulative,
+                cumulative_macs: cumulative.zip(macs_per_sample).map(|(c, k)| c * k),
+                imagenet: st.imagenet,
+                imagenet_and_shifts: st.imagenet_and_shifts,
+                seen_so_far,
+            }
+        })
+        .collect()
+}
+
+/// Computes the [`Report`] for `runs`: the common steps, the families found, then per run
+/// its matrices, per-step points and static tasks.
+pub fn analyze(runs: &[Run], macs_per_sample: Option<f64>) -> Result<Report> {
+    if runs.is_empty() {
+        bail!("no run given");
+    }
+    if let Some(dup) = runs
+        .iter()
+        .enumerate()
+        .find(|(i, r)| runs[..*i].iter().any(|o| o.name == r.name))
+    {
+        bail!("run name {:?} is given twice", dup.1.name);
+    }
+    let (labels, steps) = common_steps(runs);
+    let families = eval_families(runs);
+    let reports = runs
+        .iter()
+        .map(|run| {
+            let matrices: Vec<FamilyMatrix> = families
+                .iter()
+                .map(|(fk, evals)| family_matrix(run, fk, evals, &labels))
+                .collect();
+            let per_step = step_points(run, &matrices, &labels, macs_per_sample);
+            let last = run.models.last().expect("runs have models");
+            RunReport {
+                name: run.name.clone(),
+                train_times: run.models.iter().map(|m| m.time.clone()).collect(),
+                matrices,
+                static_tasks: static_summary(last),
+                per_step,
+            }
+        })
+        .collect();
     Ok(Report {
         steps,
         macs_per_sample,
-        families: family_keys,
+        families: families.into_keys().collect(),
         runs: reports,
     })
 }

@@ -3,7 +3,7 @@
 plots use, renamed as the Bitstream Vera licence requires for modified fonts.
 
     apt-get install fonts-dejavu-core && pip install fonttools
-    python crates/tic-eval/assets/make_font.py
+    python crates/tic-analysis/assets/make_font.py
 """
 import os
 from fontTools import subset

@@ -1,10 +1,12 @@
 use super::data::thousands;
 use super::training::training_section;
 use super::*;
-use crate::dynamic::{transfer_summary, StaticSummary, StepPoint};
+use crate::dynamic::{
+    transfer_summary, FamilyKey, FamilyMatrix, RunReport, StaticSummary, StepPoint,
+};
 use crate::tables::human_count;
-use crate::tasklist::{TicFamily, Timescale};
 use std::path::Path;
+use tic_splits::taskkey::{TicFamily, Timescale};
 
 const STEPS: [&str; 3] = ["2014", "2015", "2016"];
 

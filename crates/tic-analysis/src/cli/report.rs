@@ -1,10 +1,11 @@
 //! `tic-report`: the Markdown report of a TiC experiment (tables, findings, matrices, plots,
-//! training runs) from `tic-metrics`' output. Logic in `tic_eval::report`; see `docs/eval.md`.
+//! training runs) from `tic-metrics`' output: its flags and the run with its exit status.
+//! The report itself is [`crate::report`]; see `docs/eval.md`.
 
+use crate::report::{self, shell_quote, Options, Verdict};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tic_eval::report::{self, shell_quote, Options, Verdict};
 
 /// The Markdown report of a TiC-CLIP experiment (no original script: new in tic-rs).
 ///
@@ -40,62 +41,63 @@ use tic_eval::report::{self, shell_quote, Options, Verdict};
 ///     --metrics out/demo-s2/metrics --output out/seeds/report.md --json out/seeds/report.json
 #[derive(Debug, Parser)]
 #[command(name = "tic-report", version, verbatim_doc_comment)]
-struct Args {
+pub struct ReportArgs {
     /// tic-metrics output folder (reads report.json, links the PNG plots found there). Repeat
     /// it, once per seed, to judge the findings on the seed spread.
     #[arg(long, value_name = "DIR", required = true)]
-    metrics: Vec<PathBuf>,
+    pub metrics: Vec<PathBuf>,
 
     /// tic-train runs folder ({strategy}_{step}/ with compute.json, metrics.jsonl): adds a
     /// training-runs table.
     #[arg(long, value_name = "DIR")]
-    runs_dir: Option<PathBuf>,
+    pub runs_dir: Option<PathBuf>,
 
     /// tic-synth's synth.json: adds a "Data" section.
     #[arg(long, value_name = "FILE")]
-    synth: Option<PathBuf>,
+    pub synth: Option<PathBuf>,
 
     /// Title of the report.
     #[arg(long, value_name = "TEXT", default_value = report::DEFAULT_TITLE)]
-    title: String,
+    pub title: String,
 
     /// The Markdown file to write (atomically; parent folders are created). `-` writes the
     /// Markdown to standard output and the console summary to standard error.
     #[arg(long, value_name = "FILE")]
-    output: PathBuf,
+    pub output: PathBuf,
 
     /// Also write the numbers (every seed's value, mean, std, n) and the verdicts as JSON.
     #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    pub json: Option<PathBuf>,
 
     /// Sanity-check report.json (each seed's); exit 1 listing every problem (fewer than 2 steps, an
     /// incomplete matrix, a missing or non-finite value or one outside 0–1, no compute figure).
     #[arg(long)]
-    check: bool,
+    pub check: bool,
 
     /// Exit 1 if a finding is "not reproduced".
     #[arg(long)]
-    require_findings: bool,
+    pub require_findings: bool,
 
     /// Absolute slack of finding (b) on ID and backward transfer (metrics in [0, 1]).
     #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_ORACLE_TOLERANCE)]
-    oracle_tolerance: f64,
+    pub oracle_tolerance: f64,
     /// A task family whose best ID over all methods is below this (absolute, e.g. 0.05 = 5 %)
     /// is at chance level: it is shown but counts neither for nor against findings (a), (b).
     #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_MIN_SIGNAL)]
-    min_signal: f64,
+    pub min_signal: f64,
     /// Smallest gap between sequential's and a cumulative method's backward transfer that
     /// counts for or against finding (a) (absolute, 0.01 = 1 point); closer is noise.
     #[arg(long, value_name = "ABS", default_value_t = report::DEFAULT_MIN_GAP)]
-    min_gap: f64,
+    pub min_gap: f64,
 
+    /// `-v` / `-q`.
     #[command(flatten)]
-    verbosity: tic_shards::cli::Verbosity,
+    pub verbosity: tic_shards::cli::Verbosity,
 }
 
-impl Args {
+impl ReportArgs {
     /// The command line that regenerates the report (logging flags and defaults left out).
-    fn command(&self) -> String {
+    pub fn command(&self) -> String {
         let mut parts = vec!["tic-report".to_string()];
         let mut push = |flag: &str, value: Option<String>| {
             parts.push(flag.to_string());
@@ -137,24 +139,28 @@ impl Args {
         }
         parts.join(" ")
     }
+
+    /// The inputs of [`report::generate`] these flags give.
+    pub fn options(&self) -> Options {
+        Options {
+            metrics: self.metrics.clone(),
+            runs_dir: self.runs_dir.clone(),
+            synth: self.synth.clone(),
+            title: self.title.clone(),
+            output: self.output.clone(),
+            json: self.json.clone(),
+            oracle_tolerance: self.oracle_tolerance,
+            min_signal: self.min_signal,
+            min_gap: self.min_gap,
+            command: self.command(),
+        }
+    }
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    args.verbosity.init();
-    let opts = Options {
-        metrics: args.metrics.clone(),
-        runs_dir: args.runs_dir.clone(),
-        synth: args.synth.clone(),
-        title: args.title.clone(),
-        output: args.output.clone(),
-        json: args.json.clone(),
-        oracle_tolerance: args.oracle_tolerance,
-        min_signal: args.min_signal,
-        min_gap: args.min_gap,
-        command: args.command(),
-    };
-    let outcome = match report::generate(&opts) {
+/// Writes the report and prints its summary; the exit status: 0 ok, 1 `--check` found
+/// problems or `--require-findings` a finding not reproduced, 2 error.
+pub fn run(args: &ReportArgs) -> ExitCode {
+    let outcome = match report::generate(&args.options()) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tic-report: error: {e:#}");

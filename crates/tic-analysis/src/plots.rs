@@ -211,7 +211,7 @@ pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Resul
     let fam = report
         .families
         .iter()
-        .position(|f| f.family == crate::tasklist::TicFamily::Retrieval)
+        .position(|f| f.family == tic_splits::taskkey::TicFamily::Retrieval)
         .or(if report.families.is_empty() {
             None
         } else {

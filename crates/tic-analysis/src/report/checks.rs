@@ -1,6 +1,6 @@
 //! `--check`: what makes a report unfit to read.
 
-use super::{family_matrix, final_compute};
+use super::lookup::{family_matrix, final_compute};
 use crate::dynamic::Report;
 
 fn check_value(problems: &mut Vec<String>, ctx: &str, what: &str, v: Option<f64>, expected: bool) {

@@ -1,7 +1,7 @@
 //! Several seeds of one experiment: one `tic-metrics` report per seed, each number's per-seed
 //! values, mean and spread, and the rule that decides a comparison beyond the seed spread.
 
-use super::{family_matrix, final_compute, method, summary, SummaryField};
+use super::lookup::{family_matrix, final_compute, method, summary, SummaryField};
 use crate::dynamic::{FamilyKey, Report};
 use crate::tables::{human_count, percent};
 use anyhow::{bail, Result};

@@ -51,6 +51,26 @@ fn write_run(
     }
 }
 
+/// The three methods of the main example under `r`, each matrix passed through `adjust`:
+/// sequential and cumulative-all see 5120 samples per step; the oracle trains from scratch on
+/// all data so far: 1, 2, 3 steps' worth.
+fn write_methods(r: &Path, adjust: impl Fn([[f64; 3]; 3]) -> [[f64; 3]; 3]) {
+    let warm: &[u64] = &[5120; 3];
+    for (name, m, static_v, samples) in [
+        ("sequential", SEQ, 0.30, warm),
+        ("cumulative-all", CUM, 0.35, warm),
+        ("oracle", ORACLE, 0.36, &[5120, 10240, 15360][..]),
+    ] {
+        write_run(
+            &r.join(name),
+            &adjust(m),
+            &[0, 1, 2],
+            static_v,
+            Some(samples),
+        );
+    }
+}
+
 fn tic_metrics(root: &Path, runs: &[&str], out: &str, extra: &[&str]) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tic-metrics"));
     cmd.current_dir(root).arg("--runs");
@@ -71,6 +91,26 @@ fn tic_report(root: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs `tic-report` with `args` in `root`, which must succeed; returns the Markdown it wrote
+/// to `output` and its standard output.
+fn report_ok(root: &Path, args: &[&str], output: &str) -> (String, String) {
+    let o = tic_report(root, args);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let md = std::fs::read_to_string(root.join(output)).unwrap();
+    (md, text(&o.stdout))
+}
+
+/// Every one of `wants` is in the report and on standard output.
+fn assert_in_both(md: &str, stdout: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+        assert!(
+            stdout.contains(want),
+            "missing {want:?} in stdout\n{stdout}"
+        );
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -112,23 +152,7 @@ fn tic_report_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let r = root.join("results");
-    let steps = [0, 1, 2];
-    write_run(&r.join("sequential"), &SEQ, &steps, 0.30, Some(&[5120; 3]));
-    write_run(
-        &r.join("cumulative-all"),
-        &CUM,
-        &steps,
-        0.35,
-        Some(&[5120; 3]),
-    );
-    // The oracle trains from scratch on all data so far: 1, 2, 3 steps' worth.
-    write_run(
-        &r.join("oracle"),
-        &ORACLE,
-        &steps,
-        0.36,
-        Some(&[5120, 10240, 15360]),
-    );
+    write_methods(&r, |m| m);
     tic_metrics(
         root,
         &["sequential", "cumulative-all", "oracle"],
@@ -156,25 +180,23 @@ fn tic_report_end_to_end() {
         "--check",
         "--require-findings",
     ];
-    let o = tic_report(root, &args);
-    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
-    let md = std::fs::read_to_string(root.join("report/report.md")).unwrap();
-    let stdout = text(&o.stdout);
+    let (md, stdout) = report_ok(root, &args, "report/report.md");
 
     // Main tables: hand-computed from the matrices above; compute 3 × 5120 = 15.4k for the
     // warm starts, 5120 × (1+2+3) = 30.7k (2×) for the oracle; static = synth_static.
-    for row in [
-        "| sequential | 62.0 | 38.3 | 18.3 | 30.0 | 15.4k | 1.00× |",
-        "| cumulative-all | 61.3 | 58.0 | 18.7 | 35.0 | 15.4k | 1.00× |",
-        "| oracle | 62.0 | 59.0 | 19.0 | 36.0 | 30.7k | 2.00× |",
-        // DataCompNet: half of every value.
-        "| sequential | 31.0 | 19.2 | 9.2 | 30.0 | 15.4k | 1.00× |",
-        "| cumulative-all | 30.7 | 29.0 | 9.3 | 35.0 | 15.4k | 1.00× |",
-        "| oracle | 31.0 | 29.5 | 9.5 | 36.0 | 30.7k | 2.00× |",
-    ] {
-        assert!(md.contains(row), "missing {row:?} in\n{md}");
-        assert!(stdout.contains(row), "missing {row:?} in stdout\n{stdout}");
-    }
+    assert_in_both(
+        &md,
+        &stdout,
+        &[
+            "| sequential | 62.0 | 38.3 | 18.3 | 30.0 | 15.4k | 1.00× |",
+            "| cumulative-all | 61.3 | 58.0 | 18.7 | 35.0 | 15.4k | 1.00× |",
+            "| oracle | 62.0 | 59.0 | 19.0 | 36.0 | 30.7k | 2.00× |",
+            // DataCompNet: half of every value.
+            "| sequential | 31.0 | 19.2 | 9.2 | 30.0 | 15.4k | 1.00× |",
+            "| cumulative-all | 30.7 | 29.0 | 9.3 | 35.0 | 15.4k | 1.00× |",
+            "| oracle | 31.0 | 29.5 | 9.5 | 36.0 | 30.7k | 2.00× |",
+        ],
+    );
     assert!(md.starts_with("# TiC-CLIP report\n"), "{md}");
     assert!(
         md.contains("### datacomp retrieval yearly (mean_recall@1, %)"),
@@ -207,18 +229,19 @@ fn tic_report_end_to_end() {
     );
 
     // Findings.
-    for line in [
-        "- (a) sequential loses backward transfer against cumulative: **reproduced** — \
-         datacomp-retrieval-yearly: backward sequential 38.3 < cumulative-all 58.0; \
-         datacomp-datacompnet-yearly: backward sequential 19.2 < cumulative-all 29.0",
-        "- (b) cumulative warm starts reach the oracle's level at a fraction of its compute: \
-         **reproduced**",
-        "compute cumulative-all 15.4k = 0.50× oracle's 30.7k",
-        "- (c) restart (sequential budget, random init) vs oracle: **not applicable** — no method named restart",
-    ] {
-        assert!(md.contains(line), "missing {line:?} in\n{md}");
-        assert!(stdout.contains(line), "missing {line:?} in stdout\n{stdout}");
-    }
+    assert_in_both(
+        &md,
+        &stdout,
+        &[
+            "- (a) sequential loses backward transfer against cumulative: **reproduced** — \
+             datacomp-retrieval-yearly: backward sequential 38.3 < cumulative-all 58.0; \
+             datacomp-datacompnet-yearly: backward sequential 19.2 < cumulative-all 29.0",
+            "- (b) cumulative warm starts reach the oracle's level at a fraction of its compute: \
+             **reproduced**",
+            "compute cumulative-all 15.4k = 0.50× oracle's 30.7k",
+            "- (c) restart (sequential budget, random init) vs oracle: **not applicable** — no method named restart",
+        ],
+    );
 
     // One --metrics folder: the report says that its verdicts rest on one seed.
     for out in [&md, &stdout] {
@@ -276,18 +299,15 @@ fn tic_report_end_to_end() {
     );
 
     // A tolerance of 0.5 points: ID 61.3 < 62.0 − 0.5, so (b) is not reproduced.
-    let o = tic_report(
-        root,
-        &[
-            "--metrics",
-            "metrics",
-            "--output",
-            "strict.md",
-            "--oracle-tolerance",
-            "0.005",
-            "--require-findings",
-        ],
-    );
+    let strict_args = [
+        "--metrics",
+        "metrics",
+        "--output",
+        "strict.md",
+        "--oracle-tolerance",
+        "0.005",
+    ];
+    let o = tic_report(root, &[&strict_args[..], &["--require-findings"]].concat());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("not reproduced"),
@@ -306,17 +326,7 @@ fn tic_report_end_to_end() {
     assert!(strict.contains("--oracle-tolerance 0.005"), "{strict}");
     assert!(!strict.contains("## Training runs") && !strict.contains("## Data"));
     // Without --require-findings the same report exits 0.
-    let o = tic_report(
-        root,
-        &[
-            "--metrics",
-            "metrics",
-            "--output",
-            "strict.md",
-            "--oracle-tolerance",
-            "0.005",
-        ],
-    );
+    let o = tic_report(root, &strict_args);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
@@ -393,27 +403,7 @@ fn tic_report_over_seeds() {
             m
         };
         let _ = std::fs::remove_dir_all(&r);
-        write_run(
-            &r.join("sequential"),
-            &shift(SEQ),
-            &[0, 1, 2],
-            0.30,
-            Some(&[5120; 3]),
-        );
-        write_run(
-            &r.join("cumulative-all"),
-            &shift(CUM),
-            &[0, 1, 2],
-            0.35,
-            Some(&[5120; 3]),
-        );
-        write_run(
-            &r.join("oracle"),
-            &shift(ORACLE),
-            &[0, 1, 2],
-            0.36,
-            Some(&[5120, 10240, 15360]),
-        );
+        write_methods(&r, shift);
         tic_metrics(root, &runs, out, &["--no-plots"]);
     }
     let args = [
@@ -427,25 +417,20 @@ fn tic_report_over_seeds() {
         "seeds.json",
         "--check",
     ];
-    let o = tic_report(root, &args);
-    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
-    let md = std::fs::read_to_string(root.join("seeds.md")).unwrap();
-    let stdout = text(&o.stdout);
-    for want in [
-        "### datacomp retrieval yearly (mean_recall@1, %, mean ± std over 2 seeds)",
-        // Backward 38.3 and 40.3: mean 39.3, std 1.4.
-        "| sequential | 62.0 ± 0.0 | 39.3 ± 1.4 | 18.3 ± 0.0 | 30.0 ± 0.0 | 15.4k | 1.00× |",
-        "Judged on 2 seeds",
-        "- (a) sequential loses backward transfer against cumulative: **reproduced** (2 seeds) — \
-         datacomp-retrieval-yearly: backward sequential 39.3 ± 1.4 < cumulative-all 59.0 ± 1.4 \
-         (gap 19.7, pooled std 1.4)",
-    ] {
-        assert!(md.contains(want), "missing {want:?} in\n{md}");
-        assert!(
-            stdout.contains(want),
-            "missing {want:?} in stdout\n{stdout}"
-        );
-    }
+    let (md, stdout) = report_ok(root, &args, "seeds.md");
+    assert_in_both(
+        &md,
+        &stdout,
+        &[
+            "### datacomp retrieval yearly (mean_recall@1, %, mean ± std over 2 seeds)",
+            // Backward 38.3 and 40.3: mean 39.3, std 1.4.
+            "| sequential | 62.0 ± 0.0 | 39.3 ± 1.4 | 18.3 ± 0.0 | 30.0 ± 0.0 | 15.4k | 1.00× |",
+            "Judged on 2 seeds",
+            "- (a) sequential loses backward transfer against cumulative: **reproduced** (2 seeds) — \
+             datacomp-retrieval-yearly: backward sequential 39.3 ± 1.4 < cumulative-all 59.0 ± 1.4 \
+             (gap 19.7, pooled std 1.4)",
+        ],
+    );
     assert!(md.contains("(`m1/report.json`, `m2/report.json`)"), "{md}");
     assert!(md.contains("values in %, mean over 2 seeds."), "{md}");
     assert!(md.contains(

@@ -1,12 +1,14 @@
 //! Rendering: the main tables, the Markdown report and what `tic-report` prints.
 
 use super::data::data_section;
+use super::data::SynthInfo;
+use super::findings::Finding;
+use super::lookup::{family_matrix, family_title, least_compute, summary, R};
 use super::plots::plots_section;
+use super::plots::Plot;
 use super::seeds::Seeds;
 use super::training::training_section;
-use super::{
-    family_matrix, family_title, least_compute, summary, Finding, Plot, SynthInfo, TrainingRun, R,
-};
+use super::training::TrainingRun;
 use crate::dynamic::Report;
 use crate::tables::{self, markdown_table, percent, Align};
 use std::fmt::Write as _;
