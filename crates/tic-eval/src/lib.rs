@@ -15,24 +15,32 @@
 //! * [`report`]: the human-facing Markdown report of an experiment (`tic-report`): tables,
 //!   the paper's findings checked against the numbers, matrices, plots, training runs.
 //! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards).
-//! * [`embed`]: embedding a set with a `tic_model::Clip` (decode threads + batched forward).
+//! * [`embed`]: embedding a set through `tic_model::embed` (decode threads + batched forward).
 //! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
 //!   used by the `tic-eval` binary.
 //! * [`spread`]: `tic-eval` under `mpirun`: tasks dealt to the ranks, results merged on rank 0
 //!   in single-process order.
+//! * The `tic-eval` binary: its command line ([`args`]), the run ([`run`]), where the sets are
+//!   read from ([`data_root`]: folder, object store, `pipe:` template), the output folder
+//!   ([`output`]: `eval_info.json`, failure log) and the closing [`summary`].
 //!
 //! See `docs/eval.md` for the precise metric definitions and the `tic-metrics` input layout.
 
+pub mod args;
+pub mod data_root;
 pub mod dynamic;
 pub mod embed;
 pub mod evalset;
 pub mod evaluate;
 pub mod matrix;
 pub mod metrics;
+pub mod output;
 pub mod plots;
 pub mod report;
 pub mod results;
+pub mod run;
 pub mod spread;
+pub mod summary;
 pub mod sweep;
 pub mod tables;
 pub mod tasklist;
