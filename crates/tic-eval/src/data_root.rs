@@ -1,11 +1,11 @@
 //! Where `tic-eval --data_dir` finds the evaluation sets: a local folder, an object-store root
 //! (each task's set downloaded before it is evaluated and deleted after), or a `pipe:` folder
-//! template (each file of the set streamed through its command, [`tic_shards::pipe::for_path`]).
+//! template (each file of the set streamed through its command, [`tic_shards::pipe::PipeUrl`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use tic_shards::pipe;
+use tic_shards::pipe::{self, PipeUrl};
 use tic_shards::storage::{download_tree, Location};
 
 use crate::tasklist::Task;
@@ -19,7 +19,7 @@ pub enum DataRoot {
     Remote(Location, tempfile::TempDir),
     /// A `pipe:` folder template with `{}` for each file's path; sets are streamed into the
     /// folder.
-    Pipe(String, tempfile::TempDir),
+    Pipe(PipeUrl, tempfile::TempDir),
 }
 
 /// A temporary folder for the staged sets; `what` says how they arrive.
@@ -34,9 +34,9 @@ impl DataRoot {
     /// The root of `--data_dir spec`. A `pipe:` URL must be a folder template (hold `{}`).
     pub fn new(spec: &Path) -> Result<Self> {
         let s = spec.to_string_lossy();
-        if pipe::is_pipe(&s) {
-            pipe::for_path(&s, "")?;
-            return Ok(DataRoot::Pipe(s.into_owned(), staging_dir("streamed")?));
+        if let Some(url) = PipeUrl::parse(&s) {
+            url.require_template()?;
+            return Ok(DataRoot::Pipe(url, staging_dir("streamed")?));
         }
         Ok(match Location::parse(&s)? {
             Location::Local(p) => DataRoot::Local(p),
@@ -75,7 +75,7 @@ impl DataRoot {
 /// Streams the evaluation set `rel` (split `split`) of a `pipe:` `--data_dir` into `dst/rel`:
 /// the optional metadata files (a failing command = no such file, logged at debug level), then
 /// `nshards.txt` and every shard (a failing command or truncated tar is an error naming it).
-pub fn stage_pipe_set(template: &str, rel: &Path, split: &str, dst: &Path) -> Result<()> {
+pub fn stage_pipe_set(template: &PipeUrl, rel: &Path, split: &str, dst: &Path) -> Result<()> {
     let rel_s = rel.to_string_lossy().replace('\\', "/");
     let under = |name: &str| -> String {
         [rel_s.as_str(), split, name]
@@ -94,13 +94,13 @@ pub fn stage_pipe_set(template: &str, rel: &Path, split: &str, dst: &Path) -> Re
         "classnames.txt",
         "zeroshot_classification_templates.txt",
     ] {
-        let url = pipe::for_path(template, &[rel_s.as_str(), name].join("/"))?;
+        let url = template.for_path(&[rel_s.as_str(), name].join("/"))?;
         match pipe::read_raw(&url) {
             Ok(b) => crate::write_output(local.join(name), &b)?,
             Err(e) => tracing::debug!("{name} taken as absent: {e:#}"),
         }
     }
-    let url = pipe::for_path(template, &under("nshards.txt"))?;
+    let url = template.for_path(&under("nshards.txt"))?;
     let text = pipe::read_raw(&url)
         .with_context(|| format!("evaluation set {rel_s}: reading nshards.txt"))?;
     crate::write_output(local.join(split).join("nshards.txt"), &text)?;
@@ -109,7 +109,7 @@ pub fn stage_pipe_set(template: &str, rel: &Path, split: &str, dst: &Path) -> Re
         .parse()
         .with_context(|| format!("{url}: not a number of shards"))?;
     for i in 0..n {
-        let url = pipe::for_path(template, &under(&format!("{i}.tar")))?;
+        let url = template.for_path(&under(&format!("{i}.tar")))?;
         let path = local.join(split).join(format!("{i}.tar"));
         // Read back by the completeness check: opened for reading too.
         let mut f = std::fs::OpenOptions::new()
