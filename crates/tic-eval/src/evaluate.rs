@@ -1,7 +1,7 @@
 //! DataComp `evaluate.py` as a library: find a training run's model, evaluate one task of a
 //! task list (embed its WebDataset, compute CLIP_benchmark metrics), dump embeddings.
 
-use crate::embed::{embed_images, embed_texts, EmbedOptions, Encoder, ImageEmbeddings};
+use crate::embed::{embed_images, embed_texts, ImageEmbeddings};
 use crate::evalset::{EvalSet, Label, SetKind};
 use crate::matrix::Matrix;
 use crate::metrics::{restricted, retrieval, ClassGroups, RestrictedAccuracy, ZeroShotClassifier};
@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tic_model::embed::{EmbedOptions, Encoder};
 use tic_model::ClipConfig;
 use tic_shards::atomic::write_file;
 use tic_shards::npy;

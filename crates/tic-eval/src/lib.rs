@@ -16,22 +16,30 @@
 //!   are `tic_splits::taskkey` and `tic_splits::taskspec`).
 //! * [`results`]: DataComp `eval_results.jsonl` records (read, append, resume).
 //! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards).
-//! * [`embed`]: embedding a set with a `tic_model::Clip` (decode threads + batched forward).
+//! * [`embed`]: embedding a set through `tic_model::embed` (decode threads + batched forward).
 //! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
 //!   used by the `tic-eval` binary.
 //! * [`spread`]: `tic-eval` under `mpirun`: tasks dealt to the ranks, results merged on rank 0
 //!   in single-process order.
+//! * The `tic-eval` binary: its command line ([`args`]), the run ([`run`]), where the sets are
+//!   read from ([`data_root`]: folder, object store, `pipe:` template), the output folder
+//!   ([`output`]: `eval_info.json`, failure log) and the closing [`summary`].
 //!
 //! See `docs/eval.md` for the precise metric definitions.
 
+pub mod args;
+pub mod data_root;
 pub mod embed;
 pub mod error;
 pub mod evalset;
 pub mod evaluate;
 pub mod matrix;
 pub mod metrics;
+pub mod output;
 pub mod results;
+pub mod run;
 pub mod spread;
+pub mod summary;
 pub mod tasklist;
 
 /// Writes an output file atomically (`tic_shards::atomic`: temp file + rename, mode 0644).

@@ -5,6 +5,9 @@
 //!   [`init`] creates trainable, OpenCLIP-initialised parameters in a `VarMap`.
 //! - [`Tokenizer`]: CLIP's BPE with OpenCLIP's cleaning, 77-token rows.
 //! - [`preprocess`]: image decoding and OpenCLIP's eval / train transforms.
+//! - [`embed`]: the embedding pipeline of `tic-embed` and `tic-eval` (decode threads + batched
+//!   forward); [`embed_cli`]: `tic-embed`'s command line and run.
+//! - [`device`]: the `--device` value of every binary (`cpu | cuda | cuda:N | auto`).
 //! - [`checkpoint`]: loading OpenCLIP safetensors / `epoch_N.pt` / OpenAI HF weights, saving
 //!   OpenCLIP-compatible safetensors.
 //! - [`recompute`]: the segmented backward pass and gradient checkpointing.
@@ -17,6 +20,9 @@
 pub mod checkpoint;
 pub mod clean;
 pub mod config;
+pub mod device;
+pub mod embed;
+pub mod embed_cli;
 pub mod init;
 pub mod model;
 pub mod nn;

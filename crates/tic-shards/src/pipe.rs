@@ -4,7 +4,9 @@
 //! command's standard output is the shard's tar stream, e.g.
 //! `pipe:aws s3 cp s3://bucket/00000007.tar -` or `pipe:curl -sf https://host/00000007.tar`.
 //! A pattern such as `pipe:cat /data/{00000000..00000011}.tar` stands for one URL per brace
-//! item ([`expand_braces`], webdataset's `braceexpand`).
+//! item ([`expand_braces`], webdataset's `braceexpand`); a folder template such as
+//! `pipe:aws s3 cp s3://b/eval/{} -` reads each file of a folder ([`PATH_PLACEHOLDER`]).
+//! [`PipeUrl`] is that grammar, and says which form supports what.
 //!
 //! A command that exits with a non-zero status, or whose output is not a complete tar stream
 //! (cut inside a member, or without tar's end-of-archive block), is an error naming the shard
@@ -154,21 +156,96 @@ fn stderr_tail(bytes: &[u8]) -> String {
     format!("; its standard error: {}", &s[start..])
 }
 
-/// The placeholder of a `pipe:` root template (tic-eval's `--data_dir`): each file under the
-/// root is read by running the template with `{}` replaced by the file's relative path.
+/// The placeholder of a `pipe:` folder template (tic-eval's `--data_dir`): each file under the
+/// folder is read by running the template with `{}` replaced by the file's relative path.
 pub const PATH_PLACEHOLDER: &str = "{}";
 
-/// The `pipe:` URL that reads the file `rel` under the `pipe:` root `template`, e.g.
-/// `pipe:aws s3 cp s3://b/eval/{} -` and `2016/0.tar` give `pipe:aws s3 cp s3://b/eval/2016/0.tar -`.
-/// A template without `{}` is an error.
-pub fn for_path(template: &str, rel: &str) -> Result<String> {
-    if !template.contains(PATH_PLACEHOLDER) {
-        bail!(
-            "{template}: a pipe: folder needs `{PATH_PLACEHOLDER}` where each file's path goes, \
-             e.g. 'pipe:aws s3 cp s3://bucket/eval_data/{PATH_PLACEHOLDER} -'"
-        );
+/// A `pipe:` URL: the one definition of what its command may hold.
+///
+/// `pipe:CMD` runs `sh -c CMD`; the command's standard output is the data. Inside CMD:
+/// - a brace group, `{a..b}` (an inclusive numeric range) or `{x,y,z}` (a list), makes the URL
+///   a **list**: it stands for one URL per item, several groups for their product
+///   ([`expand_braces`]);
+/// - the placeholder `{}` ([`PATH_PLACEHOLDER`]) makes it a **folder template**: the file at
+///   relative path `P` under the folder is read by the command with `{}` replaced by `P`;
+/// - any other `{…}` (such as awk's `{print $1}`) is part of the command.
+///
+/// What each form supports:
+///
+/// | form | [`PipeUrl::expand`] (shard lists: tic-train `--data_dir`, tic-embed `--images`, tic-stats) | [`PipeUrl::for_path`] (folders: tic-eval `--data_dir`) |
+/// | --- | --- | --- |
+/// | plain, `pipe:cat /d/7.tar` | the URL itself | error: no `{}` |
+/// | list, `pipe:cat /d/{0..9}.tar` | one URL per item | error: no `{}` |
+/// | template, `pipe:cat /d/{}` | the URL itself (`{}` reaches the shell as written) | one URL per file |
+/// | list and template | one URL per item, each keeping `{}` | one URL per file, braces as written |
+///
+/// Running a URL ([`read`], [`fetch_into`], [`read_raw`]) runs its command as written: expand a
+/// list and fill a template first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeUrl {
+    /// What follows `pipe:`.
+    cmd: String,
+}
+
+impl PipeUrl {
+    /// `s` as a pipe URL when it starts with `pipe:`, else `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        s.strip_prefix(PREFIX).map(|cmd| PipeUrl {
+            cmd: cmd.to_string(),
+        })
     }
-    Ok(template.replace(PATH_PLACEHOLDER, rel))
+
+    /// The command: what follows `pipe:`.
+    pub fn command(&self) -> &str {
+        &self.cmd
+    }
+
+    /// True when the command holds the `{}` placeholder (a folder template).
+    pub fn is_template(&self) -> bool {
+        self.cmd.contains(PATH_PLACEHOLDER)
+    }
+
+    /// Fails unless the URL is a folder template, with an example of one.
+    pub fn require_template(&self) -> Result<()> {
+        if !self.is_template() {
+            bail!(
+                "{self}: a pipe: folder needs `{PATH_PLACEHOLDER}` where each file's path goes, \
+                 e.g. 'pipe:aws s3 cp s3://bucket/eval_data/{PATH_PLACEHOLDER} -'"
+            );
+        }
+        Ok(())
+    }
+
+    /// The URL that reads the file `rel` under this folder template, e.g.
+    /// `pipe:aws s3 cp s3://b/eval/{} -` and `2016/0.tar` give
+    /// `pipe:aws s3 cp s3://b/eval/2016/0.tar -`. A URL without `{}` is an error
+    /// ([`PipeUrl::require_template`]).
+    pub fn for_path(&self, rel: &str) -> Result<String> {
+        self.require_template()?;
+        Ok(self.to_string().replace(PATH_PLACEHOLDER, rel))
+    }
+
+    /// The URLs of a list, one per brace item ([`expand_braces`]); a URL without brace groups
+    /// is its only item.
+    pub fn expand(&self) -> Result<Vec<PipeUrl>> {
+        // Brace groups lie after `pipe:`, so every item keeps the prefix.
+        Ok(expand_braces(&self.to_string())?
+            .iter()
+            .filter_map(|u| PipeUrl::parse(u))
+            .collect())
+    }
+}
+
+impl std::fmt::Display for PipeUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{PREFIX}{}", self.cmd)
+    }
+}
+
+impl From<PipeUrl> for crate::storage::Location {
+    fn from(url: PipeUrl) -> Self {
+        crate::storage::Location::Pipe(url.cmd)
+    }
 }
 
 /// Runs the pipe URL `url` and returns its output as it is (any file, not checked as a tar).
@@ -301,6 +378,45 @@ mod tests {
         assert!(expand_braces("x{0..2").is_err());
     }
 
+    #[test]
+    fn pipe_url_forms() {
+        let url = |s: &str| PipeUrl::parse(s).unwrap();
+        let expanded = |s: &str| -> Vec<String> {
+            let items = url(s).expand().unwrap();
+            items.iter().map(PipeUrl::to_string).collect()
+        };
+        assert!(PipeUrl::parse("/d/0.tar").is_none());
+        let plain = url("pipe:cat /d/7.tar");
+        assert_eq!(plain.command(), "cat /d/7.tar");
+        assert_eq!(expanded("pipe:cat /d/7.tar"), ["pipe:cat /d/7.tar"]);
+        assert!(!plain.is_template() && plain.for_path("x").is_err());
+        let list = "pipe:cat /d/{8..10}.tar";
+        assert_eq!(
+            expanded(list),
+            [
+                "pipe:cat /d/8.tar",
+                "pipe:cat /d/9.tar",
+                "pipe:cat /d/10.tar"
+            ]
+        );
+        let e = format!("{:#}", url(list).for_path("x").unwrap_err());
+        assert!(
+            e.starts_with(&format!("{list}: a pipe: folder needs `{{}}`")),
+            "{e}"
+        );
+        let both = url("pipe:cat /{a,b}/{}");
+        assert!(both.is_template() && both.require_template().is_ok());
+        assert_eq!(both.for_path("0.tar").unwrap(), "pipe:cat /{a,b}/0.tar");
+        assert_eq!(
+            expanded("pipe:cat /{a,b}/{}"),
+            ["pipe:cat /a/{}", "pipe:cat /b/{}"]
+        );
+        let e = format!("{:#}", url("pipe:cat {3..1}").expand().unwrap_err());
+        assert!(e.contains("\"pipe:cat {3..1}\""), "{e}");
+        let loc = crate::storage::Location::from(plain);
+        assert!(loc.is_pipe() && loc.to_string() == "pipe:cat /d/7.tar");
+    }
+
     fn tar_bytes() -> Vec<u8> {
         let mut w = crate::wds::TarSampleWriter::new(Vec::new());
         w.append("a", "jpg", &[1u8; 600], 0).unwrap();
@@ -347,6 +463,7 @@ mod tests {
         let e = format!("{:#}", read(&cut).unwrap_err());
         assert!(e.contains("head -c 1000") && e.contains("truncated"), "{e}");
         assert_eq!(shard_name(&url), "x.tar");
+        let for_path = |template: &str, rel: &str| PipeUrl::parse(template).unwrap().for_path(rel);
         assert_eq!(
             for_path("pipe:cat /e/{}", "2016/0.tar").unwrap(),
             "pipe:cat /e/2016/0.tar"

@@ -287,8 +287,8 @@ mod remote {
 impl Location {
     /// Parses a local path or a URL.
     pub fn parse(s: &str) -> Result<Self> {
-        if let Some(cmd) = s.strip_prefix(crate::pipe::PREFIX) {
-            return Ok(Location::Pipe(cmd.to_string()));
+        if let Some(url) = crate::pipe::PipeUrl::parse(s) {
+            return Ok(url.into());
         }
         let s = s.trim_end_matches('/');
         if let Some(rest) = s.strip_prefix("file://") {

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use tic_dist::{Comm, HostComm};
 use tic_model::checkpoint::{load_clip, load_state_dict, StateDict};
+use tic_model::device::DeviceSpec;
 use tic_model::{Clip, ClipConfig};
 
 use crate::args::TrainArgs;
@@ -35,14 +36,10 @@ pub fn run(args: &TrainArgs, host: HostComm) -> Result<()> {
     tic_dist::or_abort(comm, "tic-train", || run_rank(args, comm, &dev))
 }
 
+/// The device of `--device name` ([`DeviceSpec`]): a bare `cuda` and `auto` are
+/// `cuda:local_rank`.
 fn device(name: &str, local_rank: usize) -> Result<Device> {
-    Ok(match name {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(local_rank)
-            .with_context(|| format!("--device cuda:{local_rank} (build with --features cuda)"))?,
-        "auto" => Device::cuda_if_available(local_rank)?,
-        other => bail!("--device {other:?}: expected cpu, cuda or auto"),
-    })
+    name.parse::<DeviceSpec>()?.open(local_rank)
 }
 
 /// The collectives for `backend` on `dev`: NCCL on CUDA (feature `nccl`), else the host's.

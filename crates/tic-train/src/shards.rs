@@ -18,7 +18,7 @@
 //! a sample count in its folder's `sizes.json` or stats files, since the loader plans by count.
 //!
 //! A part that is a webdataset `pipe:CMD` URL (`pipe:aws s3 cp s3://b/{00000000..00001023}.tar -`)
-//! is brace-expanded ([`tic_shards::pipe::expand_braces`]) into one shard per item, streamed
+//! is brace-expanded ([`tic_shards::pipe::PipeUrl::expand`]) into one shard per item, streamed
 //! through `sh -c`. Such shards have no sample count ([`Shard::samples`] is `None`); the run must
 //! then sample with replacement for a given number of samples, as OpenCLIP requires.
 //!
@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use tic_shards::pipe;
+use tic_shards::pipe::{self, PipeUrl};
 use tic_shards::shardfmt::ShardFormat;
 use tic_shards::stats::shard_sizes;
 use tic_shards::storage::Location;
@@ -234,39 +234,31 @@ pub fn input_shards_accepting(
     let inputs = data_dir.split("::").count();
     let w = parse_weights(weights, inputs)?;
     let mut sizes_cache: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut flush = |patterns: &mut Vec<ShardPattern>, out: &mut Vec<Shard>| {
+        push_patterns(patterns, &w, &mut sizes_cache, accept_incomplete, out)
+    };
     let mut out = Vec::new();
     let mut patterns = Vec::new();
     for (i, part) in data_dir.split("::").enumerate() {
-        if !pipe::is_pipe(part) {
+        let Some(url) = PipeUrl::parse(part) else {
             patterns.extend(part_patterns(data_dir, part, i)?);
             continue;
-        }
+        };
         // Flush the file patterns before this entry so shards stay in --data_dir order.
-        push_patterns(
-            &mut patterns,
-            &w,
-            &mut sizes_cache,
-            accept_incomplete,
-            &mut out,
-        )?;
-        for url in
-            pipe::expand_braces(part).with_context(|| format!("--data_dir entry {part:?}"))?
+        flush(&mut patterns, &mut out)?;
+        for shard in url
+            .expand()
+            .with_context(|| format!("--data_dir entry {part:?}"))?
         {
             out.push(Shard {
-                location: Location::parse(&url)?,
+                location: shard.into(),
                 samples: None,
                 weight: w[i],
                 input: i,
             });
         }
     }
-    push_patterns(
-        &mut patterns,
-        &w,
-        &mut sizes_cache,
-        accept_incomplete,
-        &mut out,
-    )?;
+    flush(&mut patterns, &mut out)?;
     Ok(out)
 }
 

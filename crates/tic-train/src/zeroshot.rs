@@ -12,9 +12,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde_json::{json, Value};
-use tic_eval::embed::{ClipEncoder, EmbedOptions};
 use tic_eval::evalset::{EvalSet, SetKind};
 use tic_eval::evaluate::{evaluate_set, TaskOptions};
+use tic_model::embed::{ClipEncoder, EmbedOptions};
 use tic_model::Clip;
 
 /// A classification set to evaluate on during training.
