@@ -34,15 +34,16 @@ pub mod wds;
 pub use uid::Uid;
 
 /// The 1000 ImageNet classes in standard order: WordNet ids (timm), CLIP class names and the
-/// 80 zero-shot templates (CLIP_benchmark 1.4.0). See `data/README.md` for provenance.
+/// 80 zero-shot templates (CLIP_benchmark 1.4.0). See the crate's `data/README.md` for
+/// provenance.
 pub mod imagenet {
     /// One WordNet id (`nXXXXXXXX`) per line, class id = line number.
-    pub const SYNSETS: &str = include_str!("../../../data/imagenet/synsets.txt");
+    pub const SYNSETS: &str = include_str!("../data/imagenet/synsets.txt");
     /// One class name per line, in class-id order.
-    pub const CLASSNAMES: &str = include_str!("../../../data/imagenet/classnames.txt");
+    pub const CLASSNAMES: &str = include_str!("../data/imagenet/classnames.txt");
     /// One zero-shot template per line, with a `{c}` placeholder.
     pub const TEMPLATES: &str =
-        include_str!("../../../data/imagenet/zeroshot_classification_templates.txt");
+        include_str!("../data/imagenet/zeroshot_classification_templates.txt");
 
     /// The class names as a vector (index = class id).
     pub fn classnames() -> Vec<&'static str> {
