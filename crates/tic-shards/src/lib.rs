@@ -7,13 +7,15 @@
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
 //!   CSV + images to shards; [`synth`]: the synthetic pool.
-//! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`).
+//! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`);
+//!   [`html`]: the HTML character-reference decoder (ftfy's and Python's `html.unescape`).
 //! - [`cli`]: logging and progress bars for the binaries.
 
 pub mod atomic;
 pub mod cli;
 pub mod convert;
 pub mod ftfy;
+pub mod html;
 pub mod lock;
 pub mod make_tars;
 pub mod npy;
