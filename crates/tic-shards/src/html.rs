@@ -107,8 +107,8 @@ fn numeric_reference(n: u64) -> String {
         0x00 => return "\u{FFFD}".into(),
         0x0D => return "\r".into(),
         0x80..=0x9F => {
-            let c = CP1252_HIGH[(n - 0x80) as usize];
-            return c.map_or_else(|| char::from(n as u8), |c| c).to_string();
+            let c = CP1252_HIGH[(n - 0x80) as usize].unwrap_or(char::from(n as u8));
+            return c.to_string();
         }
         _ => {}
     }

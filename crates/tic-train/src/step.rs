@@ -196,8 +196,8 @@ impl Objective<'_> {
         })
     }
 
-    /// 1. Forward. One micro-batch keeps its graph (or checkpoints) for step 4 (returned);
-    /// several are recomputed there.
+    /// Step 1, the forward pass. One micro-batch keeps its graph (or checkpoints) for step 4
+    /// (returned); several are recomputed there.
     fn forward<'m>(
         &self,
         model: &'m Clip,
@@ -229,9 +229,9 @@ impl Objective<'_> {
         ))
     }
 
-    /// 2. All-gather (one call: student and teacher features side by side), then 3. this
-    /// rank's loss, differentiated with respect to the gathered features and the scale, and
-    /// the feature gradients this rank keeps.
+    /// Step 2, the all-gather (one call: student and teacher features side by side), and step
+    /// 3: this rank's loss, differentiated with respect to the gathered features and the
+    /// scale, and the feature gradients this rank keeps.
     fn feature_gradients(&self, f: Features) -> Result<FeatureGrads> {
         let rank = self.comm.rank();
         let m = f.img.dim(0)?;
@@ -314,8 +314,9 @@ impl Objective<'_> {
         })
     }
 
-    /// 4. Backward through the towers, one micro-batch at a time (`live`: step 1's encoding of
-    /// a single micro-batch); returns the parameter gradients summed over micro-batches.
+    /// Step 4, the backward pass through the towers, one micro-batch at a time (`live`: step
+    /// 1's encoding of a single micro-batch); returns the parameter gradients summed over
+    /// micro-batches.
     fn backward_towers<'m>(
         &self,
         model: &'m Clip,
