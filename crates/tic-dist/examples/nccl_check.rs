@@ -24,6 +24,24 @@ fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     Ok(d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }
 
+/// Checks passed and failed on this rank.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    /// Counts one check.
+    fn count(&mut self, ok: bool) {
+        if ok {
+            self.passed += 1
+        } else {
+            self.failed += 1
+        }
+    }
+}
+
 fn main() -> Result<()> {
     let host = tic_dist::init_host()?;
     let (rank, world) = (host.rank(), host.size());
@@ -36,7 +54,7 @@ fn main() -> Result<()> {
             comm.device()
         );
     }
-    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut tally = Tally::default();
     for dtype in [DType::F32, DType::BF16, DType::F16] {
         // Small integers: every sum is exact in bf16 for W <= 8.
         let n = 2 * world;
@@ -44,62 +62,86 @@ fn main() -> Result<()> {
         let base = Tensor::from_vec(vals, (n, 2 * n), &Device::Cpu)?.to_dtype(dtype)?;
         for contiguous in [true, false] {
             let x = if contiguous { base.clone() } else { base.t()? };
-            let xd = x.to_device(&dev)?;
-            let cases: [(&str, Tensor, Tensor); 3] = [
-                (
-                    "all_reduce_sum",
-                    comm.all_reduce_sum(&xd)?,
-                    comm.host().all_reduce_sum(&x)?,
-                ),
-                (
-                    "all_gather",
-                    comm.all_gather(&xd)?,
-                    comm.host().all_gather(&x)?,
-                ),
-                (
-                    "reduce_scatter_sum",
-                    comm.reduce_scatter_sum(&xd)?,
-                    comm.host().reduce_scatter_sum(&x)?,
-                ),
-            ];
-            for (name, got, want) in cases {
-                let ok = got.dtype() == dtype
-                    && got.device().same_device(&dev)
-                    && max_diff(&got, &want)? == 0.0;
-                if rank == 0 {
-                    println!(
-                        "  {:<20} {:?} {:<14} {:?} -> {:?}: {}",
-                        name,
-                        dtype,
-                        if contiguous {
-                            "contiguous"
-                        } else {
-                            "transposed"
-                        },
-                        x.dims(),
-                        got.dims(),
-                        if ok { "ok" } else { "MISMATCH" }
-                    );
-                }
-                if ok {
-                    passed += 1
-                } else {
-                    failed += 1
-                }
-            }
+            check_collectives(&comm, &dev, &x, contiguous, &mut tally)?;
         }
     }
     // CPU tensors take the MPI path.
     let c = Tensor::ones((2 * world, 2), DType::F32, &Device::Cpu)?;
     let s = comm.all_reduce_sum(&c)?;
-    if s.device().is_cpu() && max_diff(&s, &(c * world as f64)?)? == 0.0 {
-        passed += 1
-    } else {
-        failed += 1
+    tally.count(s.device().is_cpu() && max_diff(&s, &(c * world as f64)?)? == 0.0);
+    time_all_reduce(&comm, &dev)?;
+    let failed_anywhere = comm
+        .host()
+        .all_gather_u64(&[tally.failed as u64])?
+        .iter()
+        .sum::<u64>();
+    if rank == 0 {
+        println!(
+            "nccl_check: {} passed, {} failed (rank 0)",
+            tally.passed, tally.failed
+        );
+        println!("nccl_check: failures on all ranks: {failed_anywhere}");
     }
+    drop(comm);
+    std::process::exit(if failed_anywhere == 0 { 0 } else { 1 });
+}
 
-    // Bandwidth: all-reduce of 64 Mi bf16 elements (128 MiB, ~ ViT-B/16's gradients).
-    let g = Tensor::ones(64 << 20, DType::BF16, &dev)?;
+/// NCCL's all-reduce, all-gather and reduce-scatter of `x` (on `dev`) against the MPI host
+/// path on the CPU: same dtype, on the GPU, equal values. Rank 0 prints one line per check.
+fn check_collectives(
+    comm: &NcclComm,
+    dev: &Device,
+    x: &Tensor,
+    contiguous: bool,
+    tally: &mut Tally,
+) -> Result<()> {
+    let dtype = x.dtype();
+    let xd = x.to_device(dev)?;
+    let cases: [(&str, Tensor, Tensor); 3] = [
+        (
+            "all_reduce_sum",
+            comm.all_reduce_sum(&xd)?,
+            comm.host().all_reduce_sum(x)?,
+        ),
+        (
+            "all_gather",
+            comm.all_gather(&xd)?,
+            comm.host().all_gather(x)?,
+        ),
+        (
+            "reduce_scatter_sum",
+            comm.reduce_scatter_sum(&xd)?,
+            comm.host().reduce_scatter_sum(x)?,
+        ),
+    ];
+    for (name, got, want) in cases {
+        let ok =
+            got.dtype() == dtype && got.device().same_device(dev) && max_diff(&got, &want)? == 0.0;
+        if comm.rank() == 0 {
+            println!(
+                "  {:<20} {:?} {:<14} {:?} -> {:?}: {}",
+                name,
+                dtype,
+                if contiguous {
+                    "contiguous"
+                } else {
+                    "transposed"
+                },
+                x.dims(),
+                got.dims(),
+                if ok { "ok" } else { "MISMATCH" }
+            );
+        }
+        tally.count(ok);
+    }
+    Ok(())
+}
+
+/// Bandwidth: all-reduce of 64 Mi bf16 elements (128 MiB, ~ ViT-B/16's gradients), timed over
+/// 20 calls after a warm-up; rank 0 prints the algorithm and bus bandwidths.
+fn time_all_reduce(comm: &NcclComm, dev: &Device) -> Result<()> {
+    let world = comm.size();
+    let g = Tensor::ones(64 << 20, DType::BF16, dev)?;
     comm.all_reduce_sum(&g)?;
     dev.synchronize()?;
     let iters = 20;
@@ -109,7 +151,7 @@ fn main() -> Result<()> {
     }
     dev.synchronize()?;
     let dt = t0.elapsed().as_secs_f64() / iters as f64;
-    if rank == 0 {
+    if comm.rank() == 0 {
         let bytes = (g.elem_count() * 2) as f64;
         println!(
             "  all_reduce bf16 128 MiB: {:.3} ms, algbw {:.1} GB/s, busbw {:.1} GB/s",
@@ -118,15 +160,5 @@ fn main() -> Result<()> {
             bytes / dt / 1e9 * 2.0 * (world as f64 - 1.0) / world as f64
         );
     }
-    let failed_anywhere = comm
-        .host()
-        .all_gather_u64(&[failed as u64])?
-        .iter()
-        .sum::<u64>();
-    if rank == 0 {
-        println!("nccl_check: {passed} passed, {failed} failed (rank 0)");
-        println!("nccl_check: failures on all ranks: {failed_anywhere}");
-    }
-    drop(comm);
-    std::process::exit(if failed_anywhere == 0 { 0 } else { 1 });
+    Ok(())
 }

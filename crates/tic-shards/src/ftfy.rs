@@ -3,7 +3,8 @@
 //! Covered, in ftfy's order and repeated until nothing changes, per `\n`-terminated line:
 //! - `unescape_html` ("auto": only while no line so far contained `<`): the entities ending in
 //!   `;` of ftfy's table (HTML5 names plus all-caps variants, `data/ftfy_html_entities.tsv`)
-//!   and numeric references with Python `html.unescape`'s rules;
+//!   and numeric references with Python `html.unescape`'s rules ([`crate::html`], the ftfy
+//!   dialect);
 //! - `fix_encoding`, restricted to UTF-8 mojibake decoded as Latin-1 or Windows-1252: when the
 //!   text shows a UTF-8 lead byte followed by a continuation byte in one of those encodings, it
 //!   is re-encoded (Latin-1, then sloppy Windows-1252) and decoded as UTF-8 if that succeeds;
@@ -14,123 +15,18 @@
 //! (Windows-1250/1251/1253/1254/1257, ISO-8859-2, MacRoman, CP437), `restore_byte_a0`,
 //! `replace_lossy_sequences`, `decode_inconsistent_utf8` (mixed mojibake and good UTF-8 in one
 //! line), and the 1,000,000-character segment limit. Surrogates cannot occur in Rust strings.
+use crate::html::{self, Dialect, CP1252_HIGH};
 use regex::Regex;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use unicode_normalization::UnicodeNormalization;
 
-const ENTITY_TSV: &str = include_str!("../data/ftfy_html_entities.tsv");
-
-/// Windows-1252 for bytes 0x80–0x9F; `None` where it is undefined (ftfy's "sloppy" codec then
-/// maps the byte to the same code point).
-const CP1252_HIGH: [Option<char>; 32] = [
-    Some('\u{20AC}'),
-    None,
-    Some('\u{201A}'),
-    Some('\u{0192}'),
-    Some('\u{201E}'),
-    Some('\u{2026}'),
-    Some('\u{2020}'),
-    Some('\u{2021}'),
-    Some('\u{02C6}'),
-    Some('\u{2030}'),
-    Some('\u{0160}'),
-    Some('\u{2039}'),
-    Some('\u{0152}'),
-    None,
-    Some('\u{017D}'),
-    None,
-    None,
-    Some('\u{2018}'),
-    Some('\u{2019}'),
-    Some('\u{201C}'),
-    Some('\u{201D}'),
-    Some('\u{2022}'),
-    Some('\u{2013}'),
-    Some('\u{2014}'),
-    Some('\u{02DC}'),
-    Some('\u{2122}'),
-    Some('\u{0161}'),
-    Some('\u{203A}'),
-    Some('\u{0153}'),
-    None,
-    Some('\u{017E}'),
-    Some('\u{0178}'),
-];
-
-fn entities() -> &'static HashMap<&'static str, String> {
-    static T: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
-    T.get_or_init(|| {
-        ENTITY_TSV
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once('\t')?;
-                let s: String = v
-                    .split(' ')
-                    .filter_map(|h| u32::from_str_radix(h, 16).ok().and_then(char::from_u32))
-                    .collect();
-                Some((k, s))
-            })
-            .collect()
-    })
+/// ftfy's `unescape_html`: [`crate::html::unescape`] in the ftfy dialect.
+pub fn unescape_html(text: &str) -> String {
+    html::unescape(text, Dialect::Ftfy)
 }
 
 fn re(cell: &'static OnceLock<Regex>, pat: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pat).expect("valid regex"))
-}
-
-/// Python `html.unescape` of a numeric reference `&#…;` (body between `&#` and `;`), or
-/// `None` when it would leave a `;` behind (ftfy then keeps the text as it was).
-fn numeric_ref(body: &str) -> Option<String> {
-    let (digits, radix) = match body.strip_prefix(['x', 'X']) {
-        Some(h) => (h, 16),
-        None => (body, 10),
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let num = digits.chars().fold(0u64, |acc, c| {
-        acc.saturating_mul(radix as u64)
-            .saturating_add(c.to_digit(radix).unwrap_or(0) as u64)
-    });
-    // html._invalid_charrefs
-    match num {
-        0x00 => return Some("\u{FFFD}".into()),
-        0x0D => return Some("\r".into()),
-        0x80..=0x9F => {
-            let c = CP1252_HIGH[(num - 0x80) as usize].unwrap_or(char::from_u32(num as u32)?);
-            return Some(c.to_string());
-        }
-        _ => {}
-    }
-    if (0xD800..=0xDFFF).contains(&num) || num > 0x10FFFF {
-        return Some("\u{FFFD}".into());
-    }
-    // html._invalid_codepoints
-    let n = num as u32;
-    let invalid = matches!(n, 0x1..=0x8 | 0xB | 0xE..=0x1F | 0x7F..=0x9F | 0xFDD0..=0xFDEF)
-        || (n & 0xFFFE) == 0xFFFE;
-    if invalid {
-        return Some(String::new());
-    }
-    char::from_u32(n).map(|c| c.to_string())
-}
-
-/// ftfy's `unescape_html`.
-pub fn unescape_html(text: &str) -> String {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    re(&RE, r"&#?[0-9A-Za-z]{1,24};")
-        .replace_all(text, |c: &regex::Captures| {
-            let m = &c[0];
-            if let Some(v) = entities().get(m) {
-                v.clone()
-            } else if let Some(body) = m.strip_prefix("&#") {
-                numeric_ref(&body[..body.len() - 1]).unwrap_or_else(|| m.to_string())
-            } else {
-                m.to_string()
-            }
-        })
-        .into_owned()
 }
 
 fn latin1_byte(c: char) -> Option<u8> {

@@ -7,13 +7,15 @@
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
 //!   CSV + images to shards; [`synth`]: the synthetic pool.
-//! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`).
+//! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`);
+//!   [`html`]: the HTML character-reference decoder (ftfy's and Python's `html.unescape`).
 //! - [`cli`]: logging and progress bars for the binaries.
 
 pub mod atomic;
 pub mod cli;
 pub mod convert;
 pub mod ftfy;
+pub mod html;
 pub mod lock;
 pub mod make_tars;
 pub mod npy;
@@ -34,15 +36,16 @@ pub mod wds;
 pub use uid::Uid;
 
 /// The 1000 ImageNet classes in standard order: WordNet ids (timm), CLIP class names and the
-/// 80 zero-shot templates (CLIP_benchmark 1.4.0). See `data/README.md` for provenance.
+/// 80 zero-shot templates (CLIP_benchmark 1.4.0). See the crate's `data/README.md` for
+/// provenance.
 pub mod imagenet {
     /// One WordNet id (`nXXXXXXXX`) per line, class id = line number.
-    pub const SYNSETS: &str = include_str!("../../../data/imagenet/synsets.txt");
+    pub const SYNSETS: &str = include_str!("../data/imagenet/synsets.txt");
     /// One class name per line, in class-id order.
-    pub const CLASSNAMES: &str = include_str!("../../../data/imagenet/classnames.txt");
+    pub const CLASSNAMES: &str = include_str!("../data/imagenet/classnames.txt");
     /// One zero-shot template per line, with a `{c}` placeholder.
     pub const TEMPLATES: &str =
-        include_str!("../../../data/imagenet/zeroshot_classification_templates.txt");
+        include_str!("../data/imagenet/zeroshot_classification_templates.txt");
 
     /// The class names as a vector (index = class id).
     pub fn classnames() -> Vec<&'static str> {

@@ -73,11 +73,16 @@ pub fn path_uid(path: &str) -> String {
 /// The shard being filled: its writer (streaming to a temporary file) and sample count.
 type OpenShard = (TarSampleWriter<atomic::AtomicFile>, u64);
 
-/// Runs the packer.
-pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
-    if a.shard_size == 0 {
-        bail!("--shard-size must be at least 1");
-    }
+/// The input table, opened: the shard name prefix, what errors call it, its reader and size.
+struct CsvInput {
+    stem: String,
+    name: String,
+    reader: Box<dyn std::io::Read>,
+    len: u64,
+}
+
+/// Opens `--input` (a file, or standard input for `-`) and picks the shard name prefix.
+fn open_input(a: &MakeTarsArgs) -> Result<CsvInput> {
     let from_stdin = a.input.as_os_str() == crate::storage::STDIO;
     let stem = match (&a.name, from_stdin) {
         (Some(n), _) => n.clone(),
@@ -90,12 +95,12 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
             .into_owned(),
     };
     // What errors call the input.
-    let input_name = if from_stdin {
+    let name = if from_stdin {
         "standard input (--input -)".to_string()
     } else {
         a.input.display().to_string()
     };
-    let (reader, csv_len): (Box<dyn std::io::Read>, u64) = if from_stdin {
+    let (reader, len): (Box<dyn std::io::Read>, u64) = if from_stdin {
         let bytes = crate::storage::read_stdin("--input -")?;
         let n = bytes.len() as u64;
         (Box::new(std::io::Cursor::new(bytes)), n)
@@ -105,10 +110,25 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
         let n = f.metadata().map_or(0, |m| m.len());
         (Box::new(f), n)
     };
+    Ok(CsvInput {
+        stem,
+        name,
+        reader,
+        len,
+    })
+}
+
+/// Runs the packer.
+pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
+    if a.shard_size == 0 {
+        bail!("--shard-size must be at least 1");
+    }
+    let input = open_input(a)?;
+    let input_name = input.name;
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(b'\t')
         .flexible(false)
-        .from_reader(reader);
+        .from_reader(input.reader);
     let headers = rdr
         .headers()
         .with_context(|| format!("{input_name}: no header row"))?
@@ -121,14 +141,18 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
     };
     let (pc, cc) = (col("path")?, col("caption")?);
     std::fs::create_dir_all(&a.output_dir)?;
-    let shard_path = |i: usize| a.output_dir.join(format!("{stem}__{i:08}.tar"));
-    let mut summary = MakeTarsSummary::default();
-    let mut current: Option<OpenShard> = None;
-    let mut sizes = Map::new();
-    let mut added_sources: Vec<PathBuf> = Vec::new();
     // Progress over the CSV's bytes (the row count is unknown until the end).
-    let pb = crate::cli::progress(csv_len, "CSV bytes", a.quiet);
+    let pb = crate::cli::progress(input.len, "CSV bytes", a.quiet);
     pb.set_message(input_name.clone());
+    let mut packer = Packer {
+        a,
+        stem: input.stem,
+        summary: MakeTarsSummary::default(),
+        current: None,
+        sizes: Map::new(),
+        added_sources: Vec::new(),
+        pb,
+    };
     // `read_record` rather than `records()`, so the reader's byte position is at hand.
     let mut rec = csv::StringRecord::new();
     for idx in 0usize.. {
@@ -139,16 +163,45 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
             break;
         }
         if idx % 256 == 0 {
-            pb.set_position(rdr.position().byte());
+            packer.pb.set_position(rdr.position().byte());
         }
         let rel = rec.get(pc).unwrap_or_default();
         let caption = rec.get(cc).unwrap_or_default();
+        packer.add_row(idx, rel, caption)?;
+    }
+    packer.finish()
+}
+
+/// The packer's state while it reads the rows.
+struct Packer<'a> {
+    a: &'a MakeTarsArgs,
+    /// Shard name prefix.
+    stem: String,
+    summary: MakeTarsSummary,
+    current: Option<OpenShard>,
+    /// `sizes.json` (`--datacomp-compat`).
+    sizes: Map<String, Value>,
+    /// Source images to delete at the end (`--delete-source`).
+    added_sources: Vec<PathBuf>,
+    pb: indicatif::ProgressBar,
+}
+
+impl Packer<'_> {
+    /// The path of shard `i`.
+    fn shard_path(&self, i: usize) -> PathBuf {
+        self.a.output_dir.join(format!("{}__{i:08}.tar", self.stem))
+    }
+
+    /// Adds row `idx` (its image at `rel`, its caption) as sample `idx`; a missing image is
+    /// counted as skipped. A full shard is finished.
+    fn add_row(&mut self, idx: usize, rel: &str, caption: &str) -> Result<()> {
+        let a = self.a;
         let img = a.image_dir.join(rel);
         let bytes = match std::fs::read(&img) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                summary.skipped += 1;
-                continue;
+                self.summary.skipped += 1;
+                return Ok(());
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", img.display())),
         };
@@ -157,11 +210,11 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
-        if current.is_none() {
-            let file = atomic::AtomicFile::create(shard_path(summary.shards.len()))?;
-            current = Some((TarSampleWriter::new(file), 0));
+        if self.current.is_none() {
+            let file = atomic::AtomicFile::create(self.shard_path(self.summary.shards.len()))?;
+            self.current = Some((TarSampleWriter::new(file), 0));
         }
-        let (tw, n) = current.as_mut().unwrap();
+        let (tw, n) = self.current.as_mut().unwrap();
         let key = idx.to_string();
         let mut meta = json!({ "caption": caption });
         if a.datacomp_compat {
@@ -175,58 +228,63 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
         }
         tw.append_sample(&key, &mut members)?;
         *n += 1;
-        summary.added += 1;
+        let full = *n as usize == a.shard_size;
+        self.summary.added += 1;
         if a.delete_source {
-            added_sources.push(img);
+            self.added_sources.push(img);
         }
-        if *n as usize == a.shard_size {
-            finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path, &pb)?;
+        if full {
+            self.finish_shard()?;
         }
+        Ok(())
     }
-    if current.is_some() {
-        finish_shard(a, &mut current, &mut summary, &mut sizes, &shard_path, &pb)?;
-    }
-    pb.finish_and_clear();
-    if a.datacomp_compat {
-        atomic::write_atomic(
-            a.output_dir.join("sizes.json"),
-            pyjson::to_string(&sizes).as_bytes(),
-        )?;
-    }
-    for p in added_sources {
-        std::fs::remove_file(&p).with_context(|| format!("deleting {}", p.display()))?;
-    }
-    Ok(summary)
-}
 
-fn finish_shard(
-    a: &MakeTarsArgs,
-    current: &mut Option<OpenShard>,
-    summary: &mut MakeTarsSummary,
-    sizes: &mut Map<String, Value>,
-    shard_path: &dyn Fn(usize) -> PathBuf,
-    pb: &indicatif::ProgressBar,
-) -> Result<()> {
-    let (tw, n) = current.take().expect("a shard is open");
-    let path = shard_path(summary.shards.len());
-    let mut file = tw.finish()?;
-    file.flush()?;
-    file.commit()
-        .with_context(|| format!("writing {}", path.display()))?;
-    if !a.quiet {
-        pb.suspend(|| eprintln!("Saved shard: {}", path.display()));
+    /// Finishes the open shard (and its stats file with `--datacomp-compat`).
+    fn finish_shard(&mut self) -> Result<()> {
+        let a = self.a;
+        let (tw, n) = self.current.take().expect("a shard is open");
+        let path = self.shard_path(self.summary.shards.len());
+        let mut file = tw.finish()?;
+        file.flush()?;
+        file.commit()
+            .with_context(|| format!("writing {}", path.display()))?;
+        if !a.quiet {
+            self.pb
+                .suspend(|| eprintln!("Saved shard: {}", path.display()));
+        }
+        if a.datacomp_compat {
+            let name = file_name(&path);
+            let stats =
+                path.with_file_name(format!("{}_stats.json", name.trim_end_matches(".tar")));
+            atomic::write_atomic(
+                stats,
+                pyjson::to_string(&json!({"successes": n})).as_bytes(),
+            )?;
+            self.sizes.insert(name, json!(n));
+        }
+        self.summary.shards.push(path);
+        Ok(())
     }
-    if a.datacomp_compat {
-        let name = file_name(&path);
-        let stats = path.with_file_name(format!("{}_stats.json", name.trim_end_matches(".tar")));
-        atomic::write_atomic(
-            stats,
-            pyjson::to_string(&json!({"successes": n})).as_bytes(),
-        )?;
-        sizes.insert(name, json!(n));
+
+    /// Finishes the last shard, writes `sizes.json` (`--datacomp-compat`) and deletes the
+    /// sources (`--delete-source`), now that every shard is safely written.
+    fn finish(mut self) -> Result<MakeTarsSummary> {
+        if self.current.is_some() {
+            self.finish_shard()?;
+        }
+        self.pb.finish_and_clear();
+        let a = self.a;
+        if a.datacomp_compat {
+            atomic::write_atomic(
+                a.output_dir.join("sizes.json"),
+                pyjson::to_string(&self.sizes).as_bytes(),
+            )?;
+        }
+        for p in self.added_sources {
+            std::fs::remove_file(&p).with_context(|| format!("deleting {}", p.display()))?;
+        }
+        Ok(self.summary)
     }
-    summary.shards.push(path);
-    Ok(())
 }
 
 fn file_name(p: &Path) -> String {

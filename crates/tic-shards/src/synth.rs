@@ -422,15 +422,28 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         bail!("--num-samples, --num-shards and --num-years must be positive");
     }
     let pool = a.out.join("pool");
-    let uids_dir = a.out.join("uids");
     std::fs::create_dir_all(&pool)?;
     let specs: Vec<SampleSpec> = (0..a.num_samples)
         .into_par_iter()
         .map(|i| sample_spec(a, i))
         .collect();
+    let bytes = write_pool(a, &specs, &pool)?;
+    let per_year = write_uid_files(a, &specs, &a.out.join("uids"))?;
+    let summary = SynthSummary { per_year, bytes };
+    if let Some(f) = a.bench_subset {
+        write_bench_subset(a, &specs, f)?;
+    }
+    if a.static_samples > 0 {
+        write_static_set(a, &a.out.join("static"))?;
+    }
+    write_manifest(a, &summary)?;
+    Ok(summary)
+}
+
+/// Writes the pool's shards (in parallel), their `_stats.json` files and `sizes.json` into
+/// `pool`; returns the bytes of shard data written.
+fn write_pool(a: &SynthArgs, specs: &[SampleSpec], pool: &Path) -> Result<u64> {
     let per_shard = a.num_samples.div_ceil(a.num_shards);
-    let idx_width = per_shard.saturating_sub(1).to_string().len().max(4);
-    let fmt = ShardFormat::parse("{:08d}.tar")?;
     let pb = crate::cli::progress(a.num_samples as u64, "samples", a.quiet);
     pb.set_message("synth");
     let shard_bytes: Vec<(String, usize, u64)> = (0..a.num_shards)
@@ -438,47 +451,7 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         .map(|sh| -> Result<(String, usize, u64)> {
             let lo = (sh * per_shard).min(a.num_samples);
             let hi = ((sh + 1) * per_shard).min(a.num_samples);
-            let name = fmt.format(sh as u64);
-            let mut f = atomic::AtomicFile::create(pool.join(&name))?;
-            let mut tw = TarSampleWriter::new(&mut f);
-            for (j, s) in specs[lo..hi].iter().enumerate() {
-                let key = format!("{sh:08}{j:0idx_width$}");
-                let img = render(a, s);
-                let jpg = encode_jpeg(&img, a.jpeg_quality)?;
-                let cap = caption(a, s);
-                let meta = json!({
-                    "uid": s.uid.to_hex(),
-                    "url": format!("https://synthetic.tic-rs.invalid/{}/{}.jpg", s.year, s.uid),
-                    "caption": cap,
-                    "key": key,
-                    "status": "success",
-                    "error_message": null,
-                    "width": a.image_size,
-                    "height": a.image_size,
-                    "original_width": a.image_size,
-                    "original_height": a.image_size,
-                    "tic_synth": {
-                        "year": s.year,
-                        "month": s.month,
-                        "class_id": CONCEPT_CLASSES[s.concept],
-                        "split": SPLITS[s.split as usize],
-                    },
-                });
-                let meta = pyjson::to_string(&meta);
-                let mtime = 1_400_000_000 + (s.year as u64 - 2014) * 31_536_000;
-                tw.append_sample(
-                    &key,
-                    &mut [
-                        ("jpg", &jpg, mtime),
-                        ("json", meta.as_bytes(), mtime),
-                        ("txt", cap.as_bytes(), mtime),
-                    ],
-                )?;
-                pb.inc(1);
-            }
-            tw.finish()?;
-            f.flush()?;
-            f.commit()?;
+            let r = write_pool_shard(a, &specs[lo..hi], sh, per_shard, pool, &pb)?;
             let n = hi - lo;
             let stats = json!({
                 "count": n, "successes": n, "failed_to_download": 0, "failed_to_resize": 0,
@@ -488,8 +461,7 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
                 pool.join(format!("{sh:08}_stats.json")),
                 pyjson::to_string(&stats).as_bytes(),
             )?;
-            let bytes = std::fs::metadata(pool.join(&name))?.len();
-            Ok((name, n, bytes))
+            Ok(r)
         })
         .collect::<Result<_>>()?;
     pb.finish_and_clear();
@@ -501,19 +473,84 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         pool.join("sizes.json"),
         pyjson::to_string(&sizes).as_bytes(),
     )?;
+    Ok(shard_bytes.iter().map(|x| x.2).sum())
+}
 
-    // UID files.
-    let mut summary = SynthSummary {
-        bytes: shard_bytes.iter().map(|x| x.2).sum(),
-        ..Default::default()
-    };
+/// Writes pool shard `sh` holding `specs` (`per_shard` samples per shard sets the key width);
+/// returns its name, sample count and size in bytes.
+fn write_pool_shard(
+    a: &SynthArgs,
+    specs: &[SampleSpec],
+    sh: usize,
+    per_shard: usize,
+    pool: &Path,
+    pb: &indicatif::ProgressBar,
+) -> Result<(String, usize, u64)> {
+    let idx_width = per_shard.saturating_sub(1).to_string().len().max(4);
+    let name = ShardFormat::parse("{:08d}.tar")?.format(sh as u64);
+    let mut f = atomic::AtomicFile::create(pool.join(&name))?;
+    let mut tw = TarSampleWriter::new(&mut f);
+    for (j, s) in specs.iter().enumerate() {
+        let key = format!("{sh:08}{j:0idx_width$}");
+        let img = render(a, s);
+        let jpg = encode_jpeg(&img, a.jpeg_quality)?;
+        let cap = caption(a, s);
+        let meta = pyjson::to_string(&sample_json(a, s, &key, &cap));
+        let mtime = 1_400_000_000 + (s.year as u64 - 2014) * 31_536_000;
+        tw.append_sample(
+            &key,
+            &mut [
+                ("jpg", &jpg, mtime),
+                ("json", meta.as_bytes(), mtime),
+                ("txt", cap.as_bytes(), mtime),
+            ],
+        )?;
+        pb.inc(1);
+    }
+    tw.finish()?;
+    f.flush()?;
+    f.commit()?;
+    let bytes = std::fs::metadata(pool.join(&name))?.len();
+    Ok((name, specs.len(), bytes))
+}
+
+/// A pool sample's `json` member (img2dataset's fields plus `tic_synth`, the ground truth).
+fn sample_json(a: &SynthArgs, s: &SampleSpec, key: &str, cap: &str) -> serde_json::Value {
+    json!({
+        "uid": s.uid.to_hex(),
+        "url": format!("https://synthetic.tic-rs.invalid/{}/{}.jpg", s.year, s.uid),
+        "caption": cap,
+        "key": key,
+        "status": "success",
+        "error_message": null,
+        "width": a.image_size,
+        "height": a.image_size,
+        "original_width": a.image_size,
+        "original_height": a.image_size,
+        "tic_synth": {
+            "year": s.year,
+            "month": s.month,
+            "class_id": CONCEPT_CLASSES[s.concept],
+            "split": SPLITS[s.split as usize],
+        },
+    })
+}
+
+/// Writes the TiC UID files under `uids_dir` (yearly training npy files without eval uids,
+/// monthly tars, the retrieval and DataCompNet eval pickles); returns the samples per year.
+fn write_uid_files(
+    a: &SynthArgs,
+    specs: &[SampleSpec],
+    uids_dir: &Path,
+) -> Result<BTreeMap<u32, usize>> {
+    let mut per_year: BTreeMap<u32, usize> = BTreeMap::new();
     let mut yearly: BTreeMap<u32, Vec<Uid>> = BTreeMap::new();
     let mut monthly: BTreeMap<u32, BTreeMap<u32, Vec<Uid>>> = BTreeMap::new();
     let mut retrieval: BTreeMap<String, Vec<Uid>> = BTreeMap::new();
     let mut dcnet: pickle::YearSynsetUids = BTreeMap::new();
     let synsets = imagenet::synsets();
-    for s in &specs {
-        *summary.per_year.entry(s.year).or_default() += 1;
+    for s in specs {
+        *per_year.entry(s.year).or_default() += 1;
         monthly
             .entry(s.year)
             .or_default()
@@ -537,24 +574,11 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
             &uids_dir.join(format!("tic-datacomp_training_yearly_noeval/{y}.npy")),
             uids,
         )?;
-        let path = uids_dir.join(format!("tic-datacomp_training_monthly/{y}.tar"));
-        let mut f = atomic::AtomicFile::create(&path)?;
-        {
-            let mut b = tar::Builder::new(&mut f);
-            for (m, uids) in monthly.remove(&y).unwrap_or_default() {
-                let mut uids = uids;
-                sort_unique(&mut uids);
-                let bytes = npy::write_uids(&uids);
-                let mut h = tar::Header::new_ustar();
-                h.set_size(bytes.len() as u64);
-                h.set_mode(0o644);
-                h.set_mtime(0);
-                // As Apple's archives: `tar -xf YEAR.tar -C DIR` gives `DIR/YEAR/YYYYMM.npy`.
-                b.append_data(&mut h, format!("{y}/{y}{m:02}.npy"), &bytes[..])?;
-            }
-            b.finish()?;
-        }
-        f.commit()?;
+        write_monthly_tar(
+            &uids_dir.join(format!("tic-datacomp_training_monthly/{y}.tar")),
+            y,
+            monthly.remove(&y).unwrap_or_default(),
+        )?;
     }
     atomic::write_atomic(
         uids_dir.join("tic-datacomp_retrieval_evals_year2uids.pkl"),
@@ -564,32 +588,61 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         uids_dir.join("tic-datacompnet_year2uids.pkl"),
         &pickle::write_year_synset_uids(&dcnet),
     )?;
-    if let Some(f) = a.bench_subset {
-        let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ 0xBE4C);
-        let mut subset: Vec<Uid> = specs
-            .iter()
-            .filter(|_| rng.random::<f64>() < f)
-            .map(|s| s.uid)
-            .collect();
-        let classes: BTreeMap<Uid, i64> = specs
-            .iter()
-            .map(|s| (s.uid, CONCEPT_CLASSES[s.concept] as i64))
-            .collect();
-        subset.extend((0..100).map(|_| Uid(rng.random::<u128>())));
-        sort_unique(&mut subset);
-        let classes: BTreeMap<&Uid, &i64> = subset
-            .iter()
-            .filter_map(|u| classes.get_key_value(u))
-            .collect();
-        atomic::write_atomic(a.out.join("bench_subset.npy"), &npy::write_uids(&subset))?;
-        atomic::write_atomic(
-            a.out.join("bench_uid2classid.pkl"),
-            &pickle::write_uid_classes(classes),
-        )?;
+    Ok(per_year)
+}
+
+/// Writes year `y`'s monthly uid tar at `path`: `YEAR/YYYYMM.npy` members (sorted, unique).
+fn write_monthly_tar(path: &Path, y: u32, months: BTreeMap<u32, Vec<Uid>>) -> Result<()> {
+    let mut f = atomic::AtomicFile::create(path)?;
+    {
+        let mut b = tar::Builder::new(&mut f);
+        for (m, uids) in months {
+            let mut uids = uids;
+            sort_unique(&mut uids);
+            let bytes = npy::write_uids(&uids);
+            let mut h = tar::Header::new_ustar();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            // As Apple's archives: `tar -xf YEAR.tar -C DIR` gives `DIR/YEAR/YYYYMM.npy`.
+            b.append_data(&mut h, format!("{y}/{y}{m:02}.npy"), &bytes[..])?;
+        }
+        b.finish()?;
     }
-    if a.static_samples > 0 {
-        write_static_set(a, &a.out.join("static"))?;
-    }
+    f.commit()?;
+    Ok(())
+}
+
+/// `--bench-subset F`: `bench_subset.npy` (each sample with probability `f`, plus 100 uids
+/// absent from the pool) and `bench_uid2classid.pkl` (its uids -> class ids).
+fn write_bench_subset(a: &SynthArgs, specs: &[SampleSpec], f: f64) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ 0xBE4C);
+    let mut subset: Vec<Uid> = specs
+        .iter()
+        .filter(|_| rng.random::<f64>() < f)
+        .map(|s| s.uid)
+        .collect();
+    let classes: BTreeMap<Uid, i64> = specs
+        .iter()
+        .map(|s| (s.uid, CONCEPT_CLASSES[s.concept] as i64))
+        .collect();
+    subset.extend((0..100).map(|_| Uid(rng.random::<u128>())));
+    sort_unique(&mut subset);
+    let classes: BTreeMap<&Uid, &i64> = subset
+        .iter()
+        .filter_map(|u| classes.get_key_value(u))
+        .collect();
+    atomic::write_atomic(a.out.join("bench_subset.npy"), &npy::write_uids(&subset))?;
+    atomic::write_atomic(
+        a.out.join("bench_uid2classid.pkl"),
+        &pickle::write_uid_classes(classes),
+    )?;
+    Ok(())
+}
+
+/// `synth.json`: the settings, the concepts and the per-year counts.
+fn write_manifest(a: &SynthArgs, summary: &SynthSummary) -> Result<()> {
+    let synsets = imagenet::synsets();
     let manifest = json!({
         "seed": a.seed,
         "num_samples": a.num_samples,
@@ -607,7 +660,7 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
         a.out.join("synth.json"),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
-    Ok(summary)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -94,25 +94,77 @@ fn is_meta(path: &str) -> bool {
     name.starts_with("__") && name.ends_with("__") || path.starts_with("__") && path.contains("__/")
 }
 
+/// Groups consecutive members with the same key into samples, as [`scan_shard`] reads them.
+#[derive(Default)]
+struct SampleGrouper {
+    /// The sample being read.
+    current: Option<SampleRef>,
+    /// The current sample repeats a member extension: it is dropped.
+    bad_current: bool,
+}
+
+impl SampleGrouper {
+    /// The key of the sample being read.
+    fn current_key(&self) -> Option<&str> {
+        self.current.as_ref().map(|c| c.key.as_str())
+    }
+
+    /// Adds `member` to the sample of `key`, finishing the current sample (into `samples`)
+    /// when the key changes. False when the sample already has a member with that extension:
+    /// the member is left out and the whole sample dropped.
+    fn add(&mut self, samples: &mut Vec<SampleRef>, key: &str, member: MemberRef) -> bool {
+        if self.current_key() != Some(key) {
+            if let Some(c) = self.current.take() {
+                if !self.bad_current {
+                    samples.push(c);
+                }
+            }
+            self.bad_current = false;
+            self.current = Some(SampleRef {
+                key: key.to_string(),
+                members: Vec::with_capacity(4),
+            });
+        }
+        let cur = self.current.as_mut().unwrap();
+        if cur.members.iter().any(|m| m.ext == member.ext) {
+            self.bad_current = true;
+            return false;
+        }
+        cur.members.push(member);
+        true
+    }
+
+    /// Finishes the last sample, unless it repeated an extension or `cut` (the stream broke
+    /// where it may be incomplete).
+    fn finish(self, samples: &mut Vec<SampleRef>, cut: bool) {
+        if let Some(c) = self.current {
+            // A sample that a corrupt or truncated stream may have cut is dropped.
+            if !self.bad_current && !cut {
+                samples.push(c);
+            }
+        }
+    }
+}
+
 /// Scans the tar bytes of one shard into samples, reading only headers.
 ///
 /// `shard` names the shard in errors. A trailing sample cut by truncation is dropped.
 pub fn scan_shard(data: &[u8], shard: &str) -> Scan {
     let mut scan = Scan::default();
+    let corrupt = |offset: u64, msg: String| ShardError::Corrupt {
+        shard: shard.to_string(),
+        offset,
+        msg,
+    };
     let mut archive = tar::Archive::new(Cursor::new(data));
-    let mut current: Option<SampleRef> = None;
-    let mut bad_current = false;
     let entries = match archive.entries_with_seek() {
         Ok(e) => e,
         Err(e) => {
-            scan.errors.push(ShardError::Corrupt {
-                shard: shard.to_string(),
-                offset: 0,
-                msg: e.to_string(),
-            });
+            scan.errors.push(corrupt(0, e.to_string()));
             return scan;
         }
     };
+    let mut grouper = SampleGrouper::default();
     let mut last_end = 0u64;
     // Set when the stream breaks where the current sample may be incomplete.
     let mut cut_member = false;
@@ -120,11 +172,7 @@ pub fn scan_shard(data: &[u8], shard: &str) -> Scan {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                scan.errors.push(ShardError::Corrupt {
-                    shard: shard.to_string(),
-                    offset: last_end,
-                    msg: e.to_string(),
-                });
+                scan.errors.push(corrupt(last_end, e.to_string()));
                 // The break may have cut the current sample's next member: drop it.
                 cut_member = true;
                 break;
@@ -136,68 +184,41 @@ pub fn scan_shard(data: &[u8], shard: &str) -> Scan {
         let path_bytes = entry.path_bytes();
         let path = String::from_utf8_lossy(&path_bytes).into_owned();
         if data_offset + size > data.len() as u64 {
-            scan.errors.push(ShardError::Corrupt {
-                shard: shard.to_string(),
-                offset: header_offset,
-                msg: format!(
+            scan.errors.push(corrupt(
+                header_offset,
+                format!(
                     "member {path} of {size} bytes runs past the end of the file ({} bytes)",
                     data.len()
                 ),
-            });
+            ));
             // The cut member belongs to the current sample only if it shares its key.
-            cut_member =
-                split_key(&path).is_some_and(|(k, _)| current.as_ref().is_some_and(|c| c.key == k));
+            cut_member = split_key(&path).is_some_and(|(k, _)| grouper.current_key() == Some(k));
             break;
         }
         last_end = data_offset + size.div_ceil(512) * 512;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        if is_meta(&path) {
+        if !entry.header().entry_type().is_file() || is_meta(&path) {
             continue;
         }
         let Some((key, ext)) = split_key(&path) else {
             continue;
         };
-        let ext = ext.to_lowercase();
-        let mtime = entry.header().mtime().unwrap_or(0);
-        if current.as_ref().is_none_or(|c| c.key != key) {
-            if let Some(c) = current.take() {
-                if !bad_current {
-                    scan.samples.push(c);
-                }
-            }
-            bad_current = false;
-            current = Some(SampleRef {
-                key: key.to_string(),
-                members: Vec::with_capacity(4),
-            });
-        }
-        let cur = current.as_mut().unwrap();
-        if cur.members.iter().any(|m| m.ext == ext) {
+        let member = MemberRef {
+            ext: ext.to_lowercase(),
+            header_offset,
+            data_offset,
+            size,
+            mtime: entry.header().mtime().unwrap_or(0),
+        };
+        if !grouper.add(&mut scan.samples, key, member) {
             scan.errors.push(ShardError::DuplicateMember {
                 shard: shard.to_string(),
                 member: path.clone(),
                 offset: header_offset,
                 key: key.to_string(),
             });
-            bad_current = true;
-            continue;
-        }
-        cur.members.push(MemberRef {
-            ext,
-            header_offset,
-            data_offset,
-            size,
-            mtime,
-        });
-    }
-    if let Some(c) = current.take() {
-        // A sample that a corrupt or truncated stream may have cut is dropped.
-        if !bad_current && !cut_member {
-            scan.samples.push(c);
         }
     }
+    grouper.finish(&mut scan.samples, cut_member);
     scan
 }
 

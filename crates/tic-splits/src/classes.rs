@@ -35,7 +35,7 @@ pub fn map_classes(data: &YearSynsetUids, file: &str) -> Result<Mapping> {
             let Some(&cls) = table.get(synset.as_str()) else {
                 bail!(
                     "{file}: [{year:?}][{synset:?}]: synset is not one of the 1000 ImageNet-1k \
-                     classes (expected a wnid listed in data/imagenet/synsets.txt)"
+                     classes (expected a wnid listed in crates/tic-shards/data/imagenet/synsets.txt)"
                 );
             };
             for u in uids {

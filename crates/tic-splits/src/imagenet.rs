@@ -1,10 +1,11 @@
 //! The 1000 ImageNet-1k classes in the standard order, shipped with the project.
 //!
-//! Class id `i` is the `i`-th WordNet id of `data/imagenet/synsets.txt` (timm's list: the wnids
-//! sorted ascending, i.e. torchvision's `ImageFolder` order). TiC-CLIP maps synsets to class ids
-//! with BREEDS' `dataset_class_info.json`, whose ids are the same standard ImageNet indices, so
-//! no download is needed. Class names are CLIP's (`data/imagenet/classnames.txt`, the list
-//! CLIP_benchmark ships and DataComp's `wds_imagenet1k_test/classnames.txt` uses).
+//! Class id `i` is the `i`-th WordNet id of `crates/tic-shards/data/imagenet/synsets.txt`
+//! (timm's list: the wnids sorted ascending, i.e. torchvision's `ImageFolder` order). TiC-CLIP
+//! maps synsets to class ids with BREEDS' `dataset_class_info.json`, whose ids are the same
+//! standard ImageNet indices, so no download is needed. Class names are CLIP's
+//! (`crates/tic-shards/data/imagenet/classnames.txt`, the list CLIP_benchmark ships and
+//! DataComp's `wds_imagenet1k_test/classnames.txt` uses).
 use std::collections::HashMap;
 
 /// The embedded tables live once, in `tic_shards::imagenet`.

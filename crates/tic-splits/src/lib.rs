@@ -11,7 +11,7 @@
 //! - [`captions`] (with `tic_shards::ftfy`), [`split`], [`yfcc`], [`redcaps`], [`tsv`]: `tic-yfcc-splits`
 //!   and `tic-redcaps-splits` (the two `create_splits.py`).
 //! - [`synth`]: small synthetic YFCC CSVs / RedCaps annotation files (`tic-synth-captions`).
-//! - [`imagenet`]: the 1000 ImageNet classes shipped in `data/imagenet/`.
+//! - [`imagenet`]: the 1000 ImageNet classes shipped in `crates/tic-shards/data/imagenet/`.
 pub mod captions;
 pub mod classes;
 pub mod evaluids;

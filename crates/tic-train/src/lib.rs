@@ -11,7 +11,8 @@
 //! - [`scale`]: the `--scale` table; [`strategy`]: the continual strategies;
 //! - [`step`]: one optimizer step's gradient on one rank of W (gathered loss, backward,
 //!   gradient all-reduce); [`trainer`]: the loop; [`state`]: the run folder, checkpoints and
-//!   exact resume; [`setup`]: from the command line to a run (strategies, warm starts);
+//!   exact resume; [`records`]: the typed `metrics.jsonl`, `compute.json` and
+//!   `train_state.json`; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
 //! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end.
 
@@ -21,6 +22,7 @@ pub mod loader;
 pub mod loss;
 pub mod optim;
 pub mod plan;
+pub mod records;
 pub mod scale;
 pub mod schedule;
 pub mod setup;

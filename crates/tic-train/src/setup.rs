@@ -19,6 +19,7 @@ use crate::args::TrainArgs;
 use crate::loader::{Loader, LoaderOptions, ShardStore};
 use crate::optim::AdamWConfig;
 use crate::plan::{Plan, PlanShard, Position, Sampling};
+use crate::records::ComputeRecord;
 use crate::scale::{scale, ScaleConfig as Scale};
 use crate::shards::{input_shards_accepting, Shard};
 use crate::strategy::{allocation, keep_subset, Strategy};
@@ -110,97 +111,23 @@ impl DataSetup {
             args.data_weights.as_deref(),
             args.accept_incomplete,
         )?;
-        if let Some(p) = shards.iter().find(|s| s.samples.is_none()) {
-            if !args.dataset_resampled
-                || args.train_num_samples.is_none()
-                || args.strategy.is_some()
-            {
-                bail!(
-                    "--data_dir shard {}: no sample count; {}{}",
-                    p.location,
-                    tic_shards::pipe::COUNTS_HINT,
-                    if args.strategy.is_some() {
-                        " (--strategy needs every split's counts: run tic-sizes and read the files or URLs directly)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-        let k0 = args.first_step_splits.max(1);
-        let step_of = |input: usize| input.saturating_sub(k0 - 1);
-        let num_steps = step_of(entries.len() - 1) + 1;
-        let t = num_steps - 1;
-        let mut budget = args.train_num_samples.unwrap_or(sc.train_num_samples);
-        let mut plan_shards: Vec<PlanShard> = Vec::new();
-        if let Some(strategy) = args.strategy {
-            if args.data_weights.is_some() {
-                bail!(
-                    "--data_weights cannot be combined with --strategy (the strategy sets the mixture)"
-                );
-            }
-            let mut sizes = vec![0u64; num_steps];
-            for s in &shards {
-                sizes[step_of(s.input)] += s.samples.unwrap_or(0);
-            }
-            let alloc = allocation(strategy, &sizes, t)?;
-            for (step, n) in alloc.iter().enumerate() {
-                let mut group: Vec<PlanShard> = shards
-                    .iter()
-                    .filter(|s| step_of(s.input) == step)
-                    .map(to_plan_shard)
-                    .collect::<Result<_>>()?;
-                if *n == Some(0) {
-                    // Not drawn: keep the shards (so indices match) but empty.
-                    for g in &mut group {
-                        g.subset = Some(Arc::new(Vec::new()));
-                        g.weight = 0.0;
-                    }
-                } else {
-                    keep_subset(&mut group, *n, args.seed, step);
-                }
-                plan_shards.extend(group);
-            }
-            budget *= strategy.budget_multiplier(t);
-            if rank == 0 {
-                tracing::info!(
-                    "strategy {} at time step {t}: samples per step {sizes:?}, allocation {alloc:?}, budget {budget}",
-                    strategy.name(),
-                );
-            }
-        } else {
-            plan_shards = shards.iter().map(to_plan_shard).collect::<Result<_>>()?;
-        }
+        check_uncounted(args, &shards)?;
+        let t = time_step(args, entries.len() - 1);
+        let budget = args.train_num_samples.unwrap_or(sc.train_num_samples);
+        let (plan_shards, budget) = match args.strategy {
+            Some(strategy) => strategy_mixture(args, strategy, &shards, t, rank, budget)?,
+            None => (
+                shards.iter().map(to_plan_shard).collect::<Result<_>>()?,
+                budget,
+            ),
+        };
         if args.data_weights.is_some() && !args.dataset_resampled {
             bail!(
                 "--data_weights need sampling with replacement (--dataset_resampled), as in OpenCLIP"
             );
         }
-        let (sampling, plan_seed) = if args.dataset_resampled {
-            (Sampling::Resampled, args.seed + rank as u64)
-        } else {
-            (Sampling::WithoutReplacement, args.seed)
-        };
         let store = ShardStore::new(shards.iter().map(|s| s.location.clone()).collect());
-        let unknown: Vec<bool> = shards.iter().map(|s| s.samples.is_none()).collect();
-        let plan = if unknown.iter().any(|&u| u) {
-            // pipe: shards are counted when first drawn, by opening (streaming) them.
-            let counting = store.clone();
-            let counter: crate::plan::Counter = Arc::new(move |i| {
-                let n = counting.get(i)?.len();
-                u32::try_from(n).context("too many samples for one shard")
-            });
-            Plan::counted_when_drawn(
-                plan_shards,
-                unknown,
-                counter,
-                plan_seed,
-                args.shards_per_block,
-            )?
-        } else {
-            Plan::new(plan_shards, sampling, plan_seed, args.shards_per_block)?
-        };
-        let plan = Arc::new(plan);
+        let plan = Arc::new(sampling_plan(args, &shards, plan_shards, &store, rank)?);
         Ok(Self {
             entries,
             shards,
@@ -242,6 +169,113 @@ impl DataSetup {
             _ => None,
         }
     }
+}
+
+/// The time step of `--data_dir` entry `input`: the first `--first_step_splits` entries are
+/// step 0, each later entry one more.
+fn time_step(args: &TrainArgs, input: usize) -> usize {
+    let k0 = args.first_step_splits.max(1);
+    input.saturating_sub(k0 - 1)
+}
+
+/// Refuses shards without a sample count (`pipe:` URLs without `sizes.json`) unless the run
+/// samples with replacement for a given `--train_num_samples` without a strategy.
+fn check_uncounted(args: &TrainArgs, shards: &[Shard]) -> Result<()> {
+    if let Some(p) = shards.iter().find(|s| s.samples.is_none()) {
+        if !args.dataset_resampled || args.train_num_samples.is_none() || args.strategy.is_some() {
+            bail!(
+                "--data_dir shard {}: no sample count; {}{}",
+                p.location,
+                tic_shards::pipe::COUNTS_HINT,
+                if args.strategy.is_some() {
+                    " (--strategy needs every split's counts: run tic-sizes and read the files or URLs directly)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The plan shards of `strategy` at time step `t` (each step's samples allocated, undrawn
+/// steps kept empty so indices match) and the run's budget (`budget` times the strategy's
+/// multiplier).
+fn strategy_mixture(
+    args: &TrainArgs,
+    strategy: Strategy,
+    shards: &[Shard],
+    t: usize,
+    rank: usize,
+    budget: u64,
+) -> Result<(Vec<PlanShard>, u64)> {
+    if args.data_weights.is_some() {
+        bail!("--data_weights cannot be combined with --strategy (the strategy sets the mixture)");
+    }
+    let mut sizes = vec![0u64; t + 1];
+    for s in shards {
+        sizes[time_step(args, s.input)] += s.samples.unwrap_or(0);
+    }
+    let alloc = allocation(strategy, &sizes, t)?;
+    let mut plan_shards: Vec<PlanShard> = Vec::new();
+    for (step, n) in alloc.iter().enumerate() {
+        let mut group: Vec<PlanShard> = shards
+            .iter()
+            .filter(|s| time_step(args, s.input) == step)
+            .map(to_plan_shard)
+            .collect::<Result<_>>()?;
+        if *n == Some(0) {
+            // Not drawn: keep the shards (so indices match) but empty.
+            for g in &mut group {
+                g.subset = Some(Arc::new(Vec::new()));
+                g.weight = 0.0;
+            }
+        } else {
+            keep_subset(&mut group, *n, args.seed, step);
+        }
+        plan_shards.extend(group);
+    }
+    let budget = budget * strategy.budget_multiplier(t);
+    if rank == 0 {
+        tracing::info!(
+            "strategy {} at time step {t}: samples per step {sizes:?}, allocation {alloc:?}, budget {budget}",
+            strategy.name(),
+        );
+    }
+    Ok((plan_shards, budget))
+}
+
+/// The sampling plan of rank `rank`: with replacement (`--dataset_resampled`, seed + rank) or
+/// without; shards without a count (`pipe:`) are counted when first drawn, by streaming them.
+fn sampling_plan(
+    args: &TrainArgs,
+    shards: &[Shard],
+    plan_shards: Vec<PlanShard>,
+    store: &ShardStore,
+    rank: usize,
+) -> Result<Plan> {
+    let (sampling, plan_seed) = if args.dataset_resampled {
+        (Sampling::Resampled, args.seed + rank as u64)
+    } else {
+        (Sampling::WithoutReplacement, args.seed)
+    };
+    let unknown: Vec<bool> = shards.iter().map(|s| s.samples.is_none()).collect();
+    if !unknown.iter().any(|&u| u) {
+        return Plan::new(plan_shards, sampling, plan_seed, args.shards_per_block);
+    }
+    // pipe: shards are counted when first drawn, by opening (streaming) them.
+    let counting = store.clone();
+    let counter: crate::plan::Counter = Arc::new(move |i| {
+        let n = counting.get(i)?.len();
+        u32::try_from(n).context("too many samples for one shard")
+    });
+    Plan::counted_when_drawn(
+        plan_shards,
+        unknown,
+        counter,
+        plan_seed,
+        args.shards_per_block,
+    )
 }
 
 /// `--loader_benchmark N`: times the data loader alone and prints one JSON line.
@@ -546,16 +580,8 @@ fn write_summary(
     run_dir.write("info.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
     // Training compute of this model (what `tic-metrics` reads as `{time}/compute.json`):
     // global samples, whatever the number of ranks.
-    let compute = serde_json::json!({
-        "samples_seen": summary.steps * summary.batch,
-        "steps": summary.steps,
-        "batch_size": summary.batch,
-        "finished": summary.finished,
-    });
-    run_dir.write(
-        "compute.json",
-        serde_json::to_string_pretty(&compute)?.as_bytes(),
-    )
+    let compute = ComputeRecord::of_run(summary.steps, summary.batch, summary.finished);
+    run_dir.write("compute.json", compute.to_json().as_bytes())
 }
 
 fn write_params(

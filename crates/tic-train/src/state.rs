@@ -10,6 +10,8 @@
 //!   written last and names its tensor file, so a kill at any moment leaves a consistent pair;
 //! - `metrics.jsonl`: one JSON line per optimizer step;
 //! - `out.log`, `params.txt`, `params.yaml`, `model_config.json`, `info.json`, `compute.json`.
+//!
+//! `train_state.json`, `metrics.jsonl` and `compute.json` are typed in [`crate::records`].
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,36 +20,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use serde::{Deserialize, Serialize};
 use tic_model::checkpoint::save_varmap_safetensors;
 use tic_model::ClipConfig;
 
 use crate::optim::AdamW;
-use crate::plan::Position;
+use crate::records::MetricsRecord;
 
-/// The saved training state (`train_state.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Optimizer steps done.
-    pub step: u64,
-    /// Completed epochs.
-    pub epoch: u64,
-    /// Total optimizer steps of the run.
-    pub total_steps: u64,
-    /// Loader position after the last step (rank 0's; the global stream position when sampling
-    /// without replacement).
-    pub data_position: Position,
-    /// Every rank's loader position, in rank order (ranks draw their own streams with
-    /// `--dataset_resampled`); empty in states written before data parallelism.
-    #[serde(default)]
-    pub data_positions: Vec<Position>,
-    /// Tensor file (weights and optimizer state), relative to the JSON.
-    pub tensors: String,
-    /// Steps skipped for non-finite loss or gradients so far.
-    pub skipped_steps: u64,
-    /// Settings that must not change on resume.
-    pub fingerprint: serde_json::Value,
-}
+pub use crate::records::TrainState;
 
 /// The run folder `{output_dir}/{exp_name}`. Only the writer (rank 0) creates or writes it;
 /// other ranks' handles only log.
@@ -148,12 +127,7 @@ impl RunDir {
                 .with_context(|| format!("reading {}", path.display()))?;
             let kept: String = text
                 .lines()
-                .filter(|l| {
-                    serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                        .is_some_and(|s| s <= step)
-                })
+                .filter(|l| MetricsRecord::parse(l).is_ok_and(|r| r.step <= step))
                 .map(|l| format!("{l}\n"))
                 .collect();
             tic_shards::atomic::write_atomic(&path, kept.as_bytes())?;
@@ -183,10 +157,7 @@ impl RunDir {
 
 /// Reads a `train_state.json` and its tensors.
 pub fn read_state(json: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
-    let st: TrainState = serde_json::from_slice(
-        &std::fs::read(json).with_context(|| format!("reading {}", json.display()))?,
-    )
-    .with_context(|| format!("{}: not a tic-train state file", json.display()))?;
+    let st = TrainState::read(json)?;
     let tpath = json.parent().unwrap_or(Path::new(".")).join(&st.tensors);
     let t = candle_core::safetensors::load(&tpath, &Device::Cpu)
         .with_context(|| format!("reading {} (named by {})", tpath.display(), json.display()))?;
@@ -240,11 +211,8 @@ impl Checkpoint<'_> {
         let tname = format!("state_step{:08}.safetensors", self.state.step);
         tic_model::checkpoint::write_safetensors_atomic(&t, &ck.join(&tname))?;
         self.state.tensors = tname.clone();
-        tic_shards::atomic::write_atomic(
-            run.state_json(),
-            serde_json::to_string_pretty(&self.state)?.as_bytes(),
-        )
-        .with_context(|| format!("writing {}", run.state_json().display()))?;
+        tic_shards::atomic::write_atomic(run.state_json(), self.state.to_json().as_bytes())
+            .with_context(|| format!("writing {}", run.state_json().display()))?;
         // 3. Older state tensors are now unreferenced.
         for e in std::fs::read_dir(&ck)? {
             let name = e?.file_name().to_string_lossy().into_owned();

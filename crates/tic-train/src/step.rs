@@ -154,6 +154,24 @@ fn encode_detached(
     ))
 }
 
+/// Step 1's features of this rank, as f32 without gradient: image rows, text rows, the
+/// exponentiated logit scale, and the LwF teacher's (image rows, text rows, scale).
+struct Features {
+    img: Tensor,
+    txt: Tensor,
+    scale: Tensor,
+    teacher: Option<(Tensor, Tensor, Tensor)>,
+}
+
+/// Step 3's result: this rank's loss and the gradients it gets for its own features (after
+/// step 3's reduce-scatter) and for the scale.
+struct FeatureGrads {
+    loss: f64,
+    img: Tensor,
+    txt: Tensor,
+    scale: Tensor,
+}
+
 impl Objective<'_> {
     /// The synchronised gradient of one optimizer step over `inputs` (this rank's micro-batches,
     /// `(images, token ids)` on the model's device). `teacher` adds the LwF term.
@@ -164,14 +182,31 @@ impl Objective<'_> {
         inputs: &[(Tensor, Tensor)],
         opt: &AdamW,
     ) -> Result<StepGrads> {
-        let rank = self.comm.rank();
+        let (live, features) = self.forward(model, teacher, inputs)?;
+        let g = self.feature_gradients(features)?;
+        let mut sum = self.backward_towers(model, live, inputs, &g, opt)?;
+        // 5. Average over ranks (one process: every collective is the identity and is skipped).
+        let mut loss_value = g.loss;
+        if !self.comm.is_identity() {
+            loss_value = all_reduce_mean(self.comm, &mut sum, loss_value)?;
+        }
+        Ok(StepGrads {
+            loss: loss_value,
+            grads: sum,
+        })
+    }
+
+    /// Step 1, the forward pass. One micro-batch keeps its graph (or checkpoints) for step 4
+    /// (returned); several are recomputed there.
+    fn forward<'m>(
+        &self,
+        model: &'m Clip,
+        teacher: Option<&Clip>,
+        inputs: &[(Tensor, Tensor)],
+    ) -> Result<(Option<Encoded<'m>>, Features)> {
         let ckpt = self.grad_checkpointing;
-        // One process: every collective is the identity and is skipped.
-        let alone = self.comm.is_identity();
-        // 1. Forward. One micro-batch keeps its graph (or checkpoints) for step 4; several are
-        // recomputed.
         let mut live = None;
-        let (rows_img, rows_txt, scale) = if inputs.len() == 1 {
+        let (img, txt, scale) = if inputs.len() == 1 {
             let e = Encoded::new(model, &inputs[0].0, &inputs[0].1, ckpt)?;
             let detached = (e.img.detach(), e.txt.detach(), e.scale.detach());
             live = Some(e);
@@ -179,36 +214,48 @@ impl Objective<'_> {
         } else {
             encode_detached(model, inputs, ckpt)?
         };
-        let m = rows_img.dim(0)?;
-        let width = rows_img.dim(1)?;
         // The teacher has no trainable variables: Candle records no graph for it.
-        let teacher_rows = teacher
+        let teacher = teacher
             .map(|t| encode_detached(t, inputs, false))
             .transpose()?;
+        Ok((
+            live,
+            Features {
+                img,
+                txt,
+                scale,
+                teacher,
+            },
+        ))
+    }
 
-        // 2. All-gather (one call: student and teacher features side by side).
-        let mut packed = vec![rows_img, rows_txt];
-        if let Some((ti, tt, _)) = &teacher_rows {
+    /// Step 2, the all-gather (one call: student and teacher features side by side), and step
+    /// 3: this rank's loss, differentiated with respect to the gathered features and the
+    /// scale, and the feature gradients this rank keeps.
+    fn feature_gradients(&self, f: Features) -> Result<FeatureGrads> {
+        let rank = self.comm.rank();
+        let m = f.img.dim(0)?;
+        let width = f.img.dim(1)?;
+        let mut packed = vec![f.img, f.txt];
+        if let Some((ti, tt, _)) = &f.teacher {
             packed.extend([ti.clone(), tt.clone()]);
         }
         let widths = vec![width; packed.len()];
-        let gathered = if alone {
+        let gathered = if self.comm.is_identity() {
             packed
         } else {
             let all = self.comm.all_gather(&Tensor::cat(&packed, 1)?)?;
             split_cols(&all, &widths)?
         };
-
-        // 3. This rank's loss, differentiated with respect to the gathered features.
         let all_img = Var::from_tensor(&gathered[0])?;
         let all_txt = Var::from_tensor(&gathered[1])?;
-        let scale = Var::from_tensor(&scale)?;
+        let scale = Var::from_tensor(&f.scale)?;
         let offset = rank * m;
         let own_img = all_img.as_tensor().narrow(0, offset, m)?;
         let own_txt = all_txt.as_tensor().narrow(0, offset, m)?;
         let (ai, at, s) = (all_img.as_tensor(), all_txt.as_tensor(), scale.as_tensor());
         let mut loss = clip_loss_local(&own_img, &own_txt, ai, at, s, offset)?;
-        if let Some((_, _, teacher_scale)) = &teacher_rows {
+        if let Some((_, _, teacher_scale)) = &f.teacher {
             let (ti, tt) = (&gathered[2], &gathered[3]);
             let student = local_logits(&own_img, &own_txt, ai, at, s)?;
             let target = local_logits(
@@ -221,7 +268,7 @@ impl Objective<'_> {
             let d = distillation_loss((&student.0, &student.1), (&target.0, &target.1))?;
             loss = (loss + (d * self.distill_weight)?)?;
         }
-        let mut loss_value = loss.to_scalar::<f32>()? as f64;
+        let loss_value = loss.to_scalar::<f32>()? as f64;
         let g = loss.backward()?;
         let grad_of = |v: &Var| -> Result<Tensor> {
             Ok(match g.get(v.as_tensor()) {
@@ -231,7 +278,27 @@ impl Objective<'_> {
         };
         let (d_img, d_txt, d_scale) = (grad_of(&all_img)?, grad_of(&all_txt)?, grad_of(&scale)?);
         drop(g);
-        let (g_img, g_txt) = if alone {
+        let (img, txt) = self.own_feature_gradients(d_img, d_txt, offset, m, width)?;
+        Ok(FeatureGrads {
+            loss: loss_value,
+            img,
+            txt,
+            scale: d_scale,
+        })
+    }
+
+    /// The gradients of this rank's own `m` feature rows (at `offset`) from those of every
+    /// gathered row: the all-gather's backward, a reduce-scatter (sum), with
+    /// `gather_with_grad`; this rank's rows only without it.
+    fn own_feature_gradients(
+        &self,
+        d_img: Tensor,
+        d_txt: Tensor,
+        offset: usize,
+        m: usize,
+        width: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        Ok(if self.comm.is_identity() {
             (d_img, d_txt)
         } else if self.gather_with_grad {
             let mine = self
@@ -244,15 +311,26 @@ impl Objective<'_> {
                 d_img.narrow(0, offset, m)?.contiguous()?,
                 d_txt.narrow(0, offset, m)?.contiguous()?,
             )
-        };
+        })
+    }
 
-        // 4. Backward through the towers, one micro-batch at a time.
+    /// Step 4, the backward pass through the towers, one micro-batch at a time (`live`: step
+    /// 1's encoding of a single micro-batch); returns the parameter gradients summed over
+    /// micro-batches.
+    fn backward_towers<'m>(
+        &self,
+        model: &'m Clip,
+        mut live: Option<Encoded<'m>>,
+        inputs: &[(Tensor, Tensor)],
+        g: &FeatureGrads,
+        opt: &AdamW,
+    ) -> Result<Vec<Option<Tensor>>> {
         let mut sum: Vec<Option<Tensor>> = vec![None; opt.params.len()];
         let mut lo = 0;
         for (im, tk) in inputs {
             let e = match live.take() {
                 Some(e) => e,
-                None => Encoded::new(model, im, tk, ckpt)?,
+                None => Encoded::new(model, im, tk, self.grad_checkpointing)?,
             };
             let n = e.img.dim(0)?;
             let accumulate = |g: GradStore| -> Result<()> {
@@ -264,19 +342,11 @@ impl Objective<'_> {
                 }
                 Ok(())
             };
-            let (gi, gt) = (g_img.narrow(0, lo, n)?, g_txt.narrow(0, lo, n)?);
-            e.backward(&gi, &gt, &d_scale, accumulate)?;
+            let (gi, gt) = (g.img.narrow(0, lo, n)?, g.txt.narrow(0, lo, n)?);
+            e.backward(&gi, &gt, &g.scale, accumulate)?;
             lo += n;
         }
-
-        // 5. Average over ranks.
-        if !alone {
-            loss_value = all_reduce_mean(self.comm, &mut sum, loss_value)?;
-        }
-        Ok(StepGrads {
-            loss: loss_value,
-            grads: sum,
-        })
+        Ok(sum)
     }
 }
 

@@ -25,6 +25,7 @@ use tic_model::{Clip, ClipConfig};
 use crate::loader::{Batch, Loader, LoaderOptions, ShardStore};
 use crate::optim::{clamp_logit_scale, clip_grad_norm, grad_norm, AdamW, AdamWConfig};
 use crate::plan::{Plan, Position, Sampling};
+use crate::records::MetricsRecord;
 use crate::schedule::{cosine_lr, StepCounts};
 use crate::state::Checkpoint;
 pub use crate::state::{read_state, RunDir, TrainState};
@@ -427,25 +428,13 @@ pub fn train_distributed(
     patch_from: Option<&StateDict>,
     device: &Device,
 ) -> Result<TrainSummary> {
-    let cfg = &opts.model;
     let counts = opts.counts_for(comm.size());
-    if counts.steps_per_epoch == 0 || counts.loader_batch == 0 {
-        bail!(
-            "no optimizer step: train_num_samples {} / num_checkpoints {} is less than one batch of {} \
-             (or the batch is smaller than {} ranks × {} accumulation rounds)",
-            opts.train_num_samples,
-            opts.num_checkpoints,
-            opts.global_batch,
-            comm.size(),
-            opts.accum_freq
-        );
-    }
+    check_counts(comm, opts, &counts)?;
     let total = counts.total_steps;
-    let accum = opts.accum_freq.max(1);
     run.remove_stale_temps()?;
     let mut s = Session::start(comm, opts, plan.sampling(), run, init, device)?;
     let mut metrics = run.open_metrics(s.step)?;
-    let mut model = build_model(cfg, &s.vars, opts.precision, device)?;
+    let mut model = build_model(&opts.model, &s.vars, opts.precision, device)?;
     let logit_var = s
         .vars
         .iter()
@@ -462,53 +451,133 @@ pub fn train_distributed(
     let pb = tic_shards::cli::progress(total, "steps", opts.quiet || comm.rank() != 0);
     pb.set_position(s.step);
     pb.set_message("train");
-    let mut tally = Tally::new(&plan, counts.loader_batch * accum);
+    let mut tally = Tally::new(&plan, counts.loader_batch * opts.accum_freq.max(1));
+    let ctx = StepContext {
+        comm,
+        opts,
+        counts,
+        run,
+        device,
+        patch_from,
+        logit_var,
+        pb,
+    };
     while s.step < total {
         if opts.stop_after_steps.is_some_and(|n| tally.steps >= n) {
             break;
         }
         let ts = Instant::now();
         let lr = cosine_lr(opts.lr, opts.warmup, total, s.step);
-        let batches = (0..accum)
+        let batches = (0..opts.accum_freq.max(1))
             .map(|_| loader.next_batch())
             .collect::<Result<Vec<_>>>()?;
         tally.count_inputs(&batches);
         let data_s = ts.elapsed().as_secs_f64();
         s.position = batches.last().expect("accum >= 1").end;
         if opts.precision == Precision::Bf16 {
-            model = build_model(cfg, &s.vars, opts.precision, device)?;
+            model = build_model(&opts.model, &s.vars, opts.precision, device)?;
         }
         let inputs: Vec<(Tensor, Tensor)> = batches
             .iter()
             .map(|b| to_device(b, device))
             .collect::<Result<_>>()?;
         let g = objective.gradients(&model, teacher, &inputs, &s.opt)?;
-        let (norm, applied) = s.apply(opts, g.grads, g.loss, lr, &logit_var, run)?;
+        let (norm, applied) = s.apply(opts, g.grads, g.loss, lr, &ctx.logit_var, run)?;
         s.step += 1;
-        let step = s.step;
-        let ls: f32 = logit_var.as_tensor().to_scalar()?;
-        if let Some(f) = metrics.as_mut() {
-            let dt = ts.elapsed().as_secs_f64();
-            let line = serde_json::json!({
-                "step": step,
-                "epoch": (step - 1) / counts.steps_per_epoch,
-                "loss": g.loss,
-                "lr": lr,
-                "logit_scale": ls,
-                "scale": (ls as f64).exp(),
-                "grad_norm": norm,
-                "samples_per_s": tally.batch as f64 / dt,
-                "data_wait_s": data_s,
-                "step_s": dt,
-                "skipped": !applied,
-            });
-            writeln!(f, "{line}")?;
+        let step = StepOutcome {
+            loss: g.loss,
+            lr,
+            norm,
+            applied,
+            started: ts,
+            data_s,
+        };
+        ctx.after_step(&mut s, &step, &mut tally, metrics.as_mut())?;
+    }
+    ctx.pb.finish_and_clear();
+    if let Some(f) = metrics.as_mut() {
+        f.flush()?;
+    }
+    tally.summary(comm, &s, total)
+}
+
+/// Refuses a run without a single optimizer step.
+fn check_counts(comm: &dyn Comm, opts: &TrainOptions, counts: &StepCounts) -> Result<()> {
+    if counts.steps_per_epoch == 0 || counts.loader_batch == 0 {
+        bail!(
+            "no optimizer step: train_num_samples {} / num_checkpoints {} is less than one batch of {} \
+             (or the batch is smaller than {} ranks × {} accumulation rounds)",
+            opts.train_num_samples,
+            opts.num_checkpoints,
+            opts.global_batch,
+            comm.size(),
+            opts.accum_freq
+        );
+    }
+    Ok(())
+}
+
+/// One optimizer step, as done: what its records say.
+struct StepOutcome {
+    loss: f64,
+    lr: f64,
+    /// Gradient norm before clipping.
+    norm: f64,
+    /// False when the step was skipped (non-finite loss or gradients).
+    applied: bool,
+    /// When the step began.
+    started: Instant,
+    /// Seconds spent waiting for the batches.
+    data_s: f64,
+}
+
+/// What the loop needs after every step besides the session.
+struct StepContext<'a> {
+    comm: &'a dyn Comm,
+    opts: &'a TrainOptions,
+    counts: StepCounts,
+    run: &'a RunDir,
+    device: &'a Device,
+    patch_from: Option<&'a StateDict>,
+    logit_var: Var,
+    pb: indicatif::ProgressBar,
+}
+
+impl StepContext<'_> {
+    /// After step `s.step`: its `metrics.jsonl` line (the writer), progress, weight patching at
+    /// the last step, checkpoints, and at an epoch end the log line and `--imagenet_val`.
+    fn after_step(
+        &self,
+        s: &mut Session,
+        out: &StepOutcome,
+        tally: &mut Tally,
+        metrics: Option<&mut std::fs::File>,
+    ) -> Result<()> {
+        let (opts, counts, run) = (self.opts, &self.counts, self.run);
+        let (step, total) = (s.step, counts.total_steps);
+        let ls: f32 = self.logit_var.as_tensor().to_scalar()?;
+        if let Some(f) = metrics {
+            let dt = out.started.elapsed().as_secs_f64();
+            let record = MetricsRecord {
+                step,
+                epoch: (step - 1) / counts.steps_per_epoch,
+                loss: Some(out.loss),
+                lr: Some(out.lr),
+                logit_scale: Some(ls as f64),
+                scale: Some((ls as f64).exp()),
+                grad_norm: Some(out.norm),
+                samples_per_s: Some(tally.batch as f64 / dt),
+                data_wait_s: Some(out.data_s),
+                step_s: Some(dt),
+                skipped: !out.applied,
+            };
+            writeln!(f, "{}", record.to_line())?;
         }
-        tally.record(g.loss);
-        pb.set_position(step);
-        pb.set_message(format!("loss {:.4}", g.loss));
+        tally.record(out.loss);
+        self.pb.set_position(step);
+        self.pb.set_message(format!("loss {:.4}", out.loss));
         if step == total {
-            if let Some(prev) = patch_from {
+            if let Some(prev) = self.patch_from {
                 patch_weights(&s.vars, prev, opts.patch_alpha)?;
                 run.log(&format!(
                     "patched: θ = {:.3}·θ_prev + {:.3}·θ",
@@ -519,27 +588,23 @@ pub fn train_distributed(
         }
         let end_of_epoch = step % counts.steps_per_epoch == 0;
         if end_of_epoch || (opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0) {
-            s.save(comm, opts, &counts, run)?;
+            s.save(self.comm, opts, counts, run)?;
         }
         if end_of_epoch {
             let epoch = step / counts.steps_per_epoch;
             run.log(&format!(
-                "epoch {epoch} done at step {step}/{total}: loss {:.4}, lr {lr:.3e}, logit_scale {ls:.4}",
-                g.loss
+                "epoch {epoch} done at step {step}/{total}: loss {:.4}, lr {:.3e}, logit_scale {ls:.4}",
+                out.loss, out.lr
             ));
             if let (Some(val), true) = (&opts.imagenet_val, run.writer) {
-                let model = build_model(cfg, &s.vars, Precision::Fp32, device)?;
-                let r = pb.suspend(|| val.evaluate(model, device))?;
+                let model = build_model(&opts.model, &s.vars, Precision::Fp32, self.device)?;
+                let r = self.pb.suspend(|| val.evaluate(model, self.device))?;
                 run.append_checkpoint_line("results.jsonl", &r.record(epoch, step))?;
                 run.log(&r.log_line(epoch));
             }
         }
+        Ok(())
     }
-    pb.finish_and_clear();
-    if let Some(f) = metrics.as_mut() {
-        f.flush()?;
-    }
-    tally.summary(comm, &s, total)
 }
 
 /// The loader of this rank. Resampled streams are drawn per rank (the plan's seed is the

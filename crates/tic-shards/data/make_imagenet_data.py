@@ -1,4 +1,4 @@
-"""Regenerate data/imagenet/*.txt from the timm and clip_benchmark wheels on PyPI."""
+"""Regenerate imagenet/*.txt (beside this script) from the timm and clip_benchmark wheels on PyPI."""
 import glob
 import json
 import os

@@ -4,7 +4,12 @@
 //! Both take a root holding time splits, laid out as `root/split/*.tar` or
 //! `root/split/shard/*.tar` (a split folder without tars is expanded one level), local or in
 //! an object store. Unlike the originals, local paths work, nothing is hard-coded to `s3://`,
-//! and a split folder is expanded only when it really holds no tar files.
+//! and a split folder is expanded only when it really holds no tar files. The two command
+//! lines (arguments, reports) are in `commands` ([`run_tic_stats`], [`run_tic_sizes`]).
+
+mod commands;
+
+pub use commands::{run_tic_sizes, run_tic_stats, SizesArgs, StatsArgs};
 
 use crate::pyjson;
 use crate::storage::Location;
