@@ -8,6 +8,7 @@
 
 use crate::error::MetricsError;
 use rayon::prelude::*;
+use tic_kernels::gemm::{gemm, MatMut, MatRef, Parallelism, Scaling, Strides};
 
 /// Default number of `f32` scores held by one block (4 Mi floats = 16 MiB per worker).
 pub const DEFAULT_BLOCK_ELEMS: usize = 4 << 20;
@@ -157,31 +158,18 @@ pub fn matmul_nt_slices(
         out.iter_mut().for_each(|v| *v = 0.0);
         return;
     }
-    // SAFETY: the three buffers are valid for the strides given: `out` is a_rows × n row-major
-    // (column stride 1, row stride n), `a` is a_rows × d row-major, and `b` read as
-    // d × n with element (k, j) at b[j * d + k] (column stride d, row stride 1). All lengths
-    // were checked above and `out` does not alias the inputs.
+    // SAFETY: the three buffers are valid for the strides given: `out` is a_rows × n row-major,
+    // `a` is a_rows × d row-major, and `b` read as d × n with element (k, j) at b[j * d + k]
+    // (Bᵀ of the row-major b_rows × d). All lengths were checked above and `out` does not
+    // alias the inputs.
     unsafe {
-        gemm::gemm(
-            a_rows,
-            n,
-            d,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            d as isize,
-            b.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+        gemm(
+            (a_rows, n, d),
+            MatMut::new(out.as_mut_ptr(), Strides::row_major(n)),
+            MatRef::new(a.as_ptr(), Strides::row_major(d)),
+            MatRef::new(b.as_ptr(), Strides::transposed(d)),
+            Scaling::product(1.0),
+            Parallelism::None,
         );
     }
 }

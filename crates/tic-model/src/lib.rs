@@ -34,9 +34,5 @@ pub use config::ClipConfig;
 pub use model::Clip;
 pub use tokenizer::Tokenizer;
 
-/// glibc heap settings ([`tic_kernels::heap`]), re-exported for the binaries of other crates
-/// that still name it here (tic-embed, tic-eval); new code uses `tic_kernels::heap`.
-pub use tic_kernels::heap;
-
 /// Writes an output file atomically (`tic_shards::atomic`: temp file + rename, mode 0644).
 pub use tic_shards::atomic::write_file as write_output;

@@ -18,6 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Position;
 
+/// The per-step log's file name, in the run folder.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// The training-compute file's name, in the run folder (also copied next to a model's
+/// evaluation results).
+pub const COMPUTE_FILE: &str = "compute.json";
+/// The resumable state's file name, in the run folder's `checkpoints/`.
+pub const TRAIN_STATE_FILE: &str = "train_state.json";
+
 /// One line of `metrics.jsonl`: what one optimizer step did. Float fields are `None` when
 /// they were not finite (written as `null`) or are missing from a line read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use crate::args::TrainArgs;
 use crate::loader::{Loader, LoaderOptions, ShardStore};
 use crate::optim::AdamWConfig;
 use crate::plan::{Plan, PlanShard, Position, Sampling};
-use crate::records::ComputeRecord;
+use crate::records::{self, ComputeRecord};
 use crate::scale::{scale, ScaleConfig as Scale};
 use crate::shards::{input_shards_accepting, Shard};
 use crate::strategy::{allocation, keep_subset, Strategy};
@@ -581,7 +581,7 @@ fn write_summary(
     // Training compute of this model (what `tic-metrics` reads as `{time}/compute.json`):
     // global samples, whatever the number of ranks.
     let compute = ComputeRecord::of_run(summary.steps, summary.batch, summary.finished);
-    run_dir.write("compute.json", compute.to_json().as_bytes())
+    run_dir.write(records::COMPUTE_FILE, compute.to_json().as_bytes())
 }
 
 fn write_params(

@@ -24,9 +24,9 @@ use tic_model::checkpoint::save_varmap_safetensors;
 use tic_model::ClipConfig;
 
 use crate::optim::AdamW;
-use crate::records::MetricsRecord;
+use crate::records::{self, MetricsRecord};
 
-pub use crate::records::TrainState;
+use crate::records::TrainState;
 
 /// The run folder `{output_dir}/{exp_name}`. Only the writer (rank 0) creates or writes it;
 /// other ranks' handles only log.
@@ -60,7 +60,7 @@ impl RunDir {
     }
     /// `checkpoints/train_state.json`.
     pub fn state_json(&self) -> PathBuf {
-        self.checkpoints().join("train_state.json")
+        self.checkpoints().join(records::TRAIN_STATE_FILE)
     }
     /// `checkpoints/epoch_latest.safetensors`.
     pub fn latest(&self) -> PathBuf {
@@ -68,7 +68,7 @@ impl RunDir {
     }
     /// `metrics.jsonl`.
     pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
+        self.root.join(records::METRICS_FILE)
     }
     /// Appends a line to `out.log` and logs it (the writer); other ranks log at debug level.
     pub fn log(&self, line: &str) {

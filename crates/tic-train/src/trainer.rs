@@ -26,9 +26,10 @@ use crate::loader::{Batch, Loader, LoaderOptions, ShardStore};
 use crate::optim::{clamp_logit_scale, clip_grad_norm, grad_norm, AdamW, AdamWConfig};
 use crate::plan::{Plan, Position, Sampling};
 use crate::records::MetricsRecord;
+pub use crate::records::TrainState;
 use crate::schedule::{cosine_lr, StepCounts};
 use crate::state::Checkpoint;
-pub use crate::state::{read_state, RunDir, TrainState};
+pub use crate::state::{read_state, RunDir};
 use crate::step::Objective;
 
 /// Numeric precision of the forward/backward pass.

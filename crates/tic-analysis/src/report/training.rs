@@ -43,27 +43,25 @@ pub fn summarize_training_run(name: &str, dir: &Path) -> Result<TrainingRun> {
         ..Default::default()
     };
     if let Some(c) = runs::read_compute(dir)? {
-        run.samples_seen = c.samples_seen;
+        run.samples_seen = c.samples_seen.and_then(|n| n.as_f64());
         run.steps = c.steps;
         run.finished = c.finished;
     }
     if let Some(log) = runs::read_step_log(dir)? {
-        let (mut losses, mut rates, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
-        for step in &log.steps {
-            seconds.extend(step.step_s);
-            if step.skipped {
-                continue;
-            }
-            losses.extend(step.loss);
-            rates.extend(step.samples_per_s);
-        }
+        let seconds: Vec<f64> = log.records.iter().filter_map(|r| r.step_s).collect();
+        let losses: Vec<f64> = runs::applied_steps(&log)
+            .filter_map(|r| runs::finite(r.loss))
+            .collect();
+        let rates: Vec<f64> = runs::applied_steps(&log)
+            .filter_map(|r| runs::finite(r.samples_per_s))
+            .collect();
         let k = losses.len().min(10);
         run.first_loss = mean(&losses[..k]);
         run.last_loss = mean(&losses[losses.len() - k..]);
         run.train_seconds = (!seconds.is_empty()).then(|| seconds.iter().sum());
         run.mean_samples_per_s = mean(&rates);
         if run.steps.is_none() {
-            run.steps = Some(log.lines as u64);
+            run.steps = Some(runs::logged_lines(&log) as u64);
         }
     }
     Ok(run)

@@ -12,7 +12,7 @@ use tic_eval::args::EvalArgs;
 
 fn main() {
     let args = EvalArgs::parse();
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     // The job's communicator (MPI) is finalised inside `main_status`, before the process exits.
     std::process::exit(tic_eval::run::main_status(&args));
 }

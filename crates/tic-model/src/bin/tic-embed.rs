@@ -10,6 +10,6 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = EmbedArgs::parse();
-    tic_model::heap::reuse_freed_buffers();
+    tic_kernels::heap::reuse_freed_buffers();
     tic_model::embed_cli::run(&args)
 }
