@@ -4,7 +4,8 @@
 //! several runs (methods) and turns them into the paper's dynamic evaluation, tables, plots
 //! and the experiment's report. Built bottom up (a module only uses those listed before it):
 //!
-//! * [`runs`]: reading `tic-train`'s run files (`compute.json`, `metrics.jsonl`).
+//! * [`runs`]: reading `tic-train`'s run files (`compute.json`, `metrics.jsonl`) through its
+//!   record types (`tic_train::records`).
 //! * [`dynamic`]: the paper's dynamic evaluation (T×T matrices, ID / backward / forward
 //!   transfer, static tasks, compute) over several runs.
 //! * [`tables`]: Markdown, CSV and JSON renderings of a [`dynamic::Report`].
