@@ -559,7 +559,7 @@ FIXTURE_PYTHON ?= $(PYTHON)
 MODEL_FIXTURES := out/model-fixtures/vit-b-32
 
 $(MODEL_FIXTURES)/.done:
-	$(FIXTURE_PYTHON) tests/fixtures/model/make_clip_fixtures.py vit-b-32
+	$(FIXTURE_PYTHON) crates/tic-model/tests/fixtures/make_clip_fixtures.py vit-b-32
 	@touch $@
 
 model-fixtures: $(MODEL_FIXTURES)/.done ## ViT-B-32 OpenCLIP fixtures for test-vit-b-32 (FIXTURE_PYTHON with torch)

@@ -382,12 +382,11 @@ fairness/fairface:\n  main_metric: null\n";
         assert_eq!(got, want);
     }
 
-    /// The task lists `tic-tasklist` writes (tic-splits' byte-exact fixtures), the demo's
-    /// static task and DataComp's own list keep parsing.
+    /// The task lists `tic-tasklist` writes (tic-splits' byte-exact fixtures, found through
+    /// tic-testkit), the demo's static task and DataComp's own list keep parsing.
     #[test]
     fn generated_and_datacomp_tasklists_parse() {
-        let dir =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tic-splits/tests/fixtures/tasklist");
+        let dir = tic_testkit::fixture_dir("tic-splits").join("tasklist");
         let mut n = 0;
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();

@@ -4,14 +4,10 @@
 //! and bad-input handling.
 
 mod common;
-#[path = "../../../tests/support/help.rs"]
-mod help;
-use help::Bin;
 
 use candle_core::{DType, Device, Tensor};
 use common::{fixture, s, Fixture, NUM_CLASSES};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use tic_eval::evalset::splitlines;
@@ -19,8 +15,10 @@ use tic_eval::matrix::Matrix;
 use tic_eval::metrics::{retrieval, ZeroShotClassifier};
 use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
 use tic_shards::storage::Location;
-use tic_shards::wds::{member_bytes, scan_shard, TarSampleWriter};
+use tic_shards::wds::TarSampleWriter;
 use tic_shards::Uid;
+use tic_testkit::fixture_dir;
+use tic_testkit::shards::{shard_samples, Members};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-eval");
 
@@ -29,7 +27,7 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// Samples of a converted set in CLIP_benchmark order: shard 0.., tar order.
-fn set_samples(dir: &Path) -> Vec<HashMap<String, Vec<u8>>> {
+fn set_samples(dir: &Path) -> Vec<Members> {
     let n: usize = std::fs::read_to_string(dir.join("nshards.txt"))
         .unwrap()
         .trim()
@@ -38,14 +36,7 @@ fn set_samples(dir: &Path) -> Vec<HashMap<String, Vec<u8>>> {
     let mut out = Vec::new();
     for i in 0..n {
         let data = std::fs::read(dir.join(format!("{i}.tar"))).unwrap();
-        for smp in scan_shard(&data, "x").samples {
-            out.push(
-                smp.members
-                    .iter()
-                    .map(|m| (m.ext.clone(), member_bytes(&data, m).to_vec()))
-                    .collect(),
-            );
-        }
+        out.extend(shard_samples(&data, "x").into_iter().map(|(_, m)| m));
     }
     out
 }
@@ -271,11 +262,11 @@ fn evaluates_records_resumes_and_reports_failures() {
     assert_eq!(labels["captions"], serde_json::json!(caps));
 
     // --- CLIP_benchmark on the same data and embeddings (fixture written by
-    // tests/fixtures/eval/check_tic_eval_dump.py from this test's output): it read the same
+    // tests/fixtures/check_tic_eval_dump.py from this test's output): it read the same
     // labels / captions in the same order and computed the same metrics. ---
-    let fx: Value = serde_json::from_str(include_str!(
-        "../../../tests/fixtures/eval/e2e_clip_benchmark.json"
-    ))
+    let fx: Value = serde_json::from_slice(
+        &std::fs::read(fixture_dir("tic-eval").join("e2e_clip_benchmark.json")).unwrap(),
+    )
     .unwrap();
     for rec in &recs {
         let key = rec["key"].as_str().unwrap();
@@ -640,13 +631,5 @@ fn object_store_data_model_and_results() {
 /// Every binary's `-h` / `--help` opens with its own job and the script it replaces (issue 16).
 #[test]
 fn help_opens_with_each_binarys_job() {
-    help::check_help(
-        env!("CARGO_MANIFEST_DIR"),
-        env!("CARGO_PKG_DESCRIPTION"),
-        &[Bin {
-            name: "tic-eval",
-            exe: env!("CARGO_BIN_EXE_tic-eval"),
-            replaces: "evaluate.py",
-        }],
-    );
+    tic_testkit::check_help!(("tic-eval", "evaluate.py"));
 }

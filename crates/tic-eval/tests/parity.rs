@@ -1,8 +1,7 @@
 //! Parity with CLIP_benchmark 1.4.0 / DataComp / scikit-learn on committed fixtures made by
-//! `tests/fixtures/eval/make_metric_fixtures.py` (repo root).
+//! `tests/fixtures/make_metric_fixtures.py`.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use tic_eval::matrix::Matrix;
 use tic_eval::metrics::classification::{Predictions, ZeroShotClassifier};
 use tic_eval::metrics::retrieval;
@@ -10,9 +9,7 @@ use tic_eval::metrics::retrieval;
 const TOL: f64 = 1e-6;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/eval")
-        .join(format!("{name}.json"));
+    let path = tic_testkit::fixture_dir("tic-eval").join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }

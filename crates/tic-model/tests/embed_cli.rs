@@ -7,12 +7,8 @@ use std::process::Command;
 use candle_core::{DType, Device};
 use tic_model::{checkpoint, preprocess, ClipConfig, Tokenizer};
 
-#[path = "../../../tests/support/help.rs"]
-mod help;
-use help::Bin;
-
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model/tiny")
+    tic_testkit::fixture_dir("tic-model").join("tiny")
 }
 
 fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
@@ -210,13 +206,5 @@ fn bad_weights_error_names_file_and_key() {
 /// Every binary's `-h` / `--help` opens with its own job and the script it replaces (issue 16).
 #[test]
 fn help_opens_with_each_binarys_job() {
-    help::check_help(
-        env!("CARGO_MANIFEST_DIR"),
-        env!("CARGO_PKG_DESCRIPTION"),
-        &[Bin {
-            name: "tic-embed",
-            exe: env!("CARGO_BIN_EXE_tic-embed"),
-            replaces: "no original script",
-        }],
-    );
+    tic_testkit::check_help!(("tic-embed", "no original script"));
 }

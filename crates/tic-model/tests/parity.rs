@@ -1,4 +1,4 @@
-//! Parity with OpenCLIP 2.24.0 on fixtures made by `tests/fixtures/model/make_clip_fixtures.py`.
+//! Parity with OpenCLIP 2.24.0 on fixtures made by `tests/fixtures/make_clip_fixtures.py`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use tic_model::{checkpoint, preprocess, Clip, ClipConfig, Tokenizer};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model/tiny")
+    tic_testkit::fixture_dir("tic-model").join("tiny")
 }
 
 fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {

@@ -2,7 +2,7 @@
 //! demand and not committed:
 //!
 //! ```text
-//! python tests/fixtures/model/make_clip_fixtures.py vit-b-32      # writes out/model-fixtures/vit-b-32
+//! python crates/tic-model/tests/fixtures/make_clip_fixtures.py vit-b-32  # writes out/model-fixtures/vit-b-32
 //! cargo test -p tic-model --release --test vit_b_32 -- --ignored
 //! ```
 //! `TIC_MODEL_VITB32_FIXTURES` overrides the folder.
@@ -15,9 +15,7 @@ use tic_model::{checkpoint, preprocess, ClipConfig, Tokenizer};
 fn dir() -> PathBuf {
     std::env::var_os("TIC_MODEL_VITB32_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/model-fixtures/vit-b-32")
-        })
+        .unwrap_or_else(|| tic_testkit::workspace_root().join("out/model-fixtures/vit-b-32"))
 }
 
 fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{npy, pickle, Uid};
+use tic_testkit::shards::{pool_uids, read_samples, synth_pool};
+use tic_testkit::{ok, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-reshard");
 
@@ -26,7 +28,7 @@ fn make_subset(uids: &[Uid]) -> Vec<Uid> {
 #[test]
 fn selects_copies_and_is_independent_of_workers() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 300, 4, 16);
+    let pool = synth_pool(&d.path().join("syn"), 300, 4, 16);
     let all = pool_uids(&pool);
     let uids: Vec<Uid> = all.iter().map(|x| x.0).collect();
     let subset = make_subset(&uids);
@@ -129,7 +131,7 @@ fn selects_copies_and_is_independent_of_workers() {
 #[test]
 fn cls_member_and_missing_class() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 120, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 120, 2, 16);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let mut subset: Vec<Uid> = uids[..40].to_vec();
     subset.sort();
@@ -208,7 +210,7 @@ fn cls_member_and_missing_class() {
 #[test]
 fn npy_named_subset_without_magic_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 20, 1, 16);
+    let pool = synth_pool(&d.path().join("syn"), 20, 1, 16);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let raw: Vec<u8> = uids[..4]
         .iter()
@@ -239,7 +241,7 @@ fn npy_named_subset_without_magic_is_refused() {
 #[test]
 fn bad_subset_fails_before_writing() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 20, 1, 16);
+    let pool = synth_pool(&d.path().join("syn"), 20, 1, 16);
     // An npy of the wrong dtype (a 2-D float array header).
     let mut bad = b"\x93NUMPY\x01\x00".to_vec();
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
@@ -286,7 +288,7 @@ fn bad_subset_fails_before_writing() {
 #[test]
 fn unsorted_subset_gives_the_sorted_answer() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 90, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 90, 2, 16);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let mut subset: Vec<Uid> = uids.iter().step_by(2).copied().collect();
     subset.sort();
@@ -323,7 +325,7 @@ fn write_shard(path: &Path, samples: &[HandSample]) {
 #[test]
 fn bad_samples_are_reported_and_others_complete() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 60, 3, 16);
+    let pool = synth_pool(&d.path().join("syn"), 60, 3, 16);
     let all = pool_uids(&pool);
     let dup = all[0].0;
     let json = |u: &str| format!("{{\"uid\": \"{u}\"}}").into_bytes();
@@ -408,7 +410,7 @@ fn bad_samples_are_reported_and_others_complete() {
 #[test]
 fn refuses_foreign_output_unless_overwrite() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 30, 1, 16);
+    let pool = synth_pool(&d.path().join("syn"), 30, 1, 16);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let mut s = uids[..10].to_vec();
     s.sort();
@@ -446,7 +448,7 @@ fn refuses_foreign_output_unless_overwrite() {
 #[test]
 fn shuffle_is_seeded_and_a_permutation() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 80, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 80, 2, 16);
     let mut s: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     s.sort();
     let sub = d.path().join("s.npy");
@@ -486,7 +488,7 @@ fn shuffle_is_seeded_and_a_permutation() {
 #[test]
 fn kill_at_any_moment_then_rerun_gives_identical_output() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 4000, 8, 96);
+    let pool = synth_pool(&d.path().join("syn"), 4000, 8, 96);
     let mut s: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).step_by(2).collect();
     s.sort();
     let sub = d.path().join("s.npy");
@@ -558,7 +560,7 @@ fn kill_at_any_moment_then_rerun_gives_identical_output() {
 #[test]
 fn input_range_output_names_and_dry_run() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 120, 4, 16);
+    let pool = synth_pool(&d.path().join("syn"), 120, 4, 16);
     // Every uid of the pool, so the selection is decided by the input shard range alone.
     let sub = d.path().join("all.npy");
     let all = all_uids_subset(&pool, &sub);
@@ -661,7 +663,7 @@ fn read_meta(out: &Path) -> serde_json::Value {
 #[test]
 fn overwrite_invalidates_meta_json_before_any_shard() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 400, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 400, 2, 16);
     let old_sub = d.path().join("old.npy");
     let all = all_uids_subset(&pool, &old_sub);
     let half: Vec<Uid> = all.iter().step_by(2).copied().collect();
@@ -769,7 +771,7 @@ fn overwrite_invalidates_meta_json_before_any_shard() {
 #[test]
 fn second_writer_fails_naming_the_lock() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 200, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 200, 2, 16);
     let sub = d.path().join("s.npy");
     all_uids_subset(&pool, &sub);
     let out = d.path().join("out");
@@ -836,7 +838,7 @@ fn second_writer_fails_naming_the_lock() {
 #[test]
 fn damaged_finished_shards_are_named_and_redone() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 300, 3, 16);
+    let pool = synth_pool(&d.path().join("syn"), 300, 3, 16);
     let sub = d.path().join("s.npy");
     all_uids_subset(&pool, &sub);
     let out = d.path().join("out");
@@ -906,7 +908,7 @@ fn damaged_finished_shards_are_named_and_redone() {
 #[test]
 fn resume_checks_the_shards_it_keeps() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 200, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 200, 2, 16);
     let sub = d.path().join("s.npy");
     all_uids_subset(&pool, &sub);
     let out = d.path().join("out");
@@ -950,7 +952,7 @@ fn resume_checks_the_shards_it_keeps() {
 #[test]
 fn skips_exit_zero_and_lost_input_is_incomplete() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 60, 3, 16);
+    let pool = synth_pool(&d.path().join("syn"), 60, 3, 16);
     let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     all.sort();
     let json = |u: &str| format!("{{\"uid\": \"{u}\"}}").into_bytes();
@@ -1010,7 +1012,7 @@ fn skips_exit_zero_and_lost_input_is_incomplete() {
 #[test]
 fn json_counts_equal_meta_json() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 120, 3, 16);
+    let pool = synth_pool(&d.path().join("syn"), 120, 3, 16);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let sub = d.path().join("subset.npy");
     std::fs::write(&sub, npy::write_uids(&make_subset(&uids))).unwrap();
@@ -1072,7 +1074,7 @@ fn meta_counts(out: &Path) -> serde_json::Value {
 #[test]
 fn subset_and_class_file_from_stdin() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 120, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 120, 2, 16);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let subset = make_subset(&uids);
     let sub = d.path().join("subset.npy");

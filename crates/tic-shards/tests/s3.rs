@@ -10,6 +10,8 @@ use std::path::Path;
 use tic_shards::s3test::MotoS3;
 use tic_shards::storage::Location;
 use tic_shards::{npy, Uid};
+use tic_testkit::shards::{pool_uids, read_samples, synth_pool};
+use tic_testkit::{ok, run};
 
 fn upload_dir(local: &Path, remote: &Location) {
     for e in std::fs::read_dir(local).unwrap() {
@@ -52,7 +54,7 @@ fn reshard_stats_and_sizes_on_s3() {
     s3.create_bucket("tic");
 
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 120, 3, 16);
+    let pool = synth_pool(&d.path().join("syn"), 120, 3, 16);
     let bucket = Location::parse("s3://tic").unwrap();
     upload_dir(&pool, &bucket.join("pool"));
     assert!(bucket.join("pool/00000002.tar").exists().unwrap());

@@ -1,14 +1,13 @@
 //! End-to-end tests of `tic-stats`, `tic-sizes`, `tic-wds-convert` and `tic-make-tars`.
 
 mod common;
-#[path = "../../../tests/support/help.rs"]
-mod help;
-use help::Bin;
 
 use common::*;
 use std::path::Path;
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{npy, Uid};
+use tic_testkit::shards::{pool_uids, read_samples, reshard_args, synth_pool, write_subset};
+use tic_testkit::{fixture_dir, ok, run};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -16,30 +15,18 @@ fn s(p: &Path) -> &str {
 
 /// Reshards the first `n` pool samples into `out`.
 fn reshard_into(pool: &Path, out: &Path, n: usize, shard_size: usize) {
-    let mut uids: Vec<Uid> = pool_uids(pool).iter().map(|x| x.0).take(n).collect();
-    uids.sort();
+    let uids: Vec<Uid> = pool_uids(pool).iter().map(|x| x.0).take(n).collect();
     let sub = pool.join(format!("subset-{n}-{shard_size}.npy"));
-    std::fs::write(&sub, npy::write_uids(&uids)).unwrap();
-    ok(&run(
-        env!("CARGO_BIN_EXE_tic-reshard"),
-        &[
-            "-i",
-            s(pool),
-            "-o",
-            s(out),
-            "-s",
-            s(&sub),
-            "-q",
-            "--shard-size",
-            &shard_size.to_string(),
-        ],
-    ));
+    write_subset(&sub, &uids);
+    let args = reshard_args(pool, out, &sub, shard_size);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&run(env!("CARGO_BIN_EXE_tic-reshard"), &args));
 }
 
 #[test]
 fn stats_and_sizes_over_both_layouts() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 100, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 100, 2, 16);
     let root = d.path().join("splits");
     reshard_into(&pool, &root.join("2014"), 30, 8);
     reshard_into(&pool, &root.join("2015/0"), 20, 8);
@@ -93,7 +80,7 @@ fn stats_and_sizes_over_both_layouts() {
 #[test]
 fn stats_and_sizes_json_equal_the_counts() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 60, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 60, 2, 16);
     let root = d.path().join("splits");
     reshard_into(&pool, &root.join("2014"), 30, 8);
     reshard_into(&pool, &root.join("2015"), 20, 8);
@@ -160,7 +147,7 @@ fn stats_and_sizes_json_equal_the_counts() {
 #[test]
 fn stats_and_sizes_count_pipe_streams() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 60, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 60, 2, 16);
     let root = d.path().join("splits");
     reshard_into(&pool, &root.join("2014"), 30, 8);
     ok(&run(env!("CARGO_BIN_EXE_tic-sizes"), &["--url", s(&root)]));
@@ -293,7 +280,7 @@ fn make_tars_reads_the_tsv_from_stdin() {
 #[test]
 fn wds_convert_retrieval_and_classification() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 60, 1, 16);
+    let pool = synth_pool(&d.path().join("syn"), 60, 1, 16);
     let out = d.path().join("ret");
     reshard_into(&pool, &out, 25, 10);
     let bin = env!("CARGO_BIN_EXE_tic-wds-convert");
@@ -449,7 +436,7 @@ fn make_tars_packs_and_keeps_sources_unless_asked() {
 
 #[test]
 fn npy_writer_matches_numpy_np_save() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy");
+    let dir = fixture_dir("tic-shards").join("npy");
     for n in [0, 1, 3, 1000] {
         let text = std::fs::read_to_string(dir.join(format!("uids_{n}.txt"))).unwrap();
         let mut uids: Vec<Uid> = text.lines().map(|l| Uid::parse(l).unwrap()).collect();
@@ -463,7 +450,7 @@ fn npy_writer_matches_numpy_np_save() {
 #[test]
 fn pickle_readers_match_python_pickles() {
     use std::collections::BTreeMap;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pickle");
+    let dir = fixture_dir("tic-shards").join("pickle");
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
     let uids = |v: &serde_json::Value| -> Vec<Uid> {
@@ -501,7 +488,7 @@ fn pickle_readers_match_python_pickles() {
 #[test]
 fn pickle_decoder_panics_become_errors() {
     // Found by fuzz/pickles: serde-pickle panics ordering a set it builds from this input.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pickle");
+    let dir = fixture_dir("tic-shards").join("pickle");
     let bytes = std::fs::read(dir.join("fuzz_crash_unordered_set.pkl")).unwrap();
     let err = tic_shards::pickle::read_year_uids(&bytes, "crash.pkl").unwrap_err();
     assert!(
@@ -518,7 +505,7 @@ fn pickle_decoder_panics_become_errors() {
 #[test]
 fn stats_and_sizes_refuse_incomplete_reshards() {
     let d = tempfile::tempdir().unwrap();
-    let pool = pool(&d.path().join("syn"), 60, 2, 16);
+    let pool = synth_pool(&d.path().join("syn"), 60, 2, 16);
     let mut uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     uids.sort();
     let sub = d.path().join("all.npy");
@@ -588,40 +575,12 @@ fn stats_and_sizes_refuse_incomplete_reshards() {
 /// Every binary's `-h` / `--help` opens with its own job and the script it replaces (issue 16).
 #[test]
 fn help_opens_with_each_binarys_job() {
-    help::check_help(
-        env!("CARGO_MANIFEST_DIR"),
-        env!("CARGO_PKG_DESCRIPTION"),
-        &[
-            Bin {
-                name: "tic-make-tars",
-                exe: env!("CARGO_BIN_EXE_tic-make-tars"),
-                replaces: "create_tars.py",
-            },
-            Bin {
-                name: "tic-reshard",
-                exe: env!("CARGO_BIN_EXE_tic-reshard"),
-                replaces: "resharder.py",
-            },
-            Bin {
-                name: "tic-sizes",
-                exe: env!("CARGO_BIN_EXE_tic-sizes"),
-                replaces: "add_sizes.py",
-            },
-            Bin {
-                name: "tic-stats",
-                exe: env!("CARGO_BIN_EXE_tic-stats"),
-                replaces: "generate_stats.py",
-            },
-            Bin {
-                name: "tic-synth",
-                exe: env!("CARGO_BIN_EXE_tic-synth"),
-                replaces: "download_upstream.py",
-            },
-            Bin {
-                name: "tic-wds-convert",
-                exe: env!("CARGO_BIN_EXE_tic-wds-convert"),
-                replaces: "convert_wds.sh",
-            },
-        ],
+    tic_testkit::check_help!(
+        ("tic-make-tars", "create_tars.py"),
+        ("tic-reshard", "resharder.py"),
+        ("tic-sizes", "add_sizes.py"),
+        ("tic-stats", "generate_stats.py"),
+        ("tic-synth", "download_upstream.py"),
+        ("tic-wds-convert", "convert_wds.sh"),
     );
 }

@@ -1,10 +1,7 @@
 //! tic-eval-uids, tic-datacompnet-classes and tic-tasklist against fixtures made by the
 //! original scripts' logic in Python (see fixtures/make_fixtures.py).
 mod common;
-#[path = "../../../tests/support/help.rs"]
-mod help;
 use common::*;
-use help::Bin;
 use serde_pickle::{HashableValue, SerOptions, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -444,45 +441,16 @@ fn synthetic_tic_pickles_load_in_python() {
 /// Every binary's `-h` / `--help` opens with its own job and the script it replaces (issue 16).
 #[test]
 fn help_opens_with_each_binarys_job() {
-    help::check_help(
-        env!("CARGO_MANIFEST_DIR"),
-        env!("CARGO_PKG_DESCRIPTION"),
-        &[
-            Bin {
-                name: "tic-datacompnet-classes",
-                exe: env!("CARGO_BIN_EXE_tic-datacompnet-classes"),
-                replaces: "generate_datacompnet_uid2classid.py",
-            },
-            Bin {
-                name: "tic-eval-uids",
-                exe: env!("CARGO_BIN_EXE_tic-eval-uids"),
-                replaces: "generate_eval_uids.py",
-            },
-            Bin {
-                name: "tic-redcaps-splits",
-                exe: env!("CARGO_BIN_EXE_tic-redcaps-splits"),
-                replaces: "tic-redcaps/create_splits.py",
-            },
-            Bin {
-                name: "tic-restricted-classes",
-                exe: env!("CARGO_BIN_EXE_tic-restricted-classes"),
-                replaces: "imagenet_restricted_classes.py",
-            },
-            Bin {
-                name: "tic-synth-captions",
-                exe: env!("CARGO_BIN_EXE_tic-synth-captions"),
-                replaces: "no original script",
-            },
-            Bin {
-                name: "tic-tasklist",
-                exe: env!("CARGO_BIN_EXE_tic-tasklist"),
-                replaces: "generate_tasklist.py",
-            },
-            Bin {
-                name: "tic-yfcc-splits",
-                exe: env!("CARGO_BIN_EXE_tic-yfcc-splits"),
-                replaces: "tic-yfcc15m/create_splits.py",
-            },
-        ],
+    tic_testkit::check_help!(
+        (
+            "tic-datacompnet-classes",
+            "generate_datacompnet_uid2classid.py"
+        ),
+        ("tic-eval-uids", "generate_eval_uids.py"),
+        ("tic-redcaps-splits", "tic-redcaps/create_splits.py"),
+        ("tic-restricted-classes", "imagenet_restricted_classes.py"),
+        ("tic-synth-captions", "no original script"),
+        ("tic-tasklist", "generate_tasklist.py"),
+        ("tic-yfcc-splits", "tic-yfcc15m/create_splits.py"),
     );
 }

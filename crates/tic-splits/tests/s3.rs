@@ -5,16 +5,7 @@
 
 use tic_shards::s3test::MotoS3;
 use tic_shards::storage::Location;
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use tic_testkit::ok;
 
 #[test]
 fn yfcc_and_redcaps_splits_on_s3() {

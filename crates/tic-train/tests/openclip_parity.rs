@@ -1,5 +1,5 @@
 //! OpenCLIP / PyTorch parity of the schedule, step counts, AdamW (both parameter groups, with
-//! clipping) and the contrastive loss with its gradient. Fixtures: tests/fixtures/train/
+//! clipping) and the contrastive loss with its gradient. Fixtures: tests/fixtures/
 //! (made by make_fixtures.py with torch + open_clip_torch 2.24.0).
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use tic_train::optim::{clip_grad_norm, exclude_from_decay, AdamW, AdamWConfig};
 use tic_train::schedule::{cosine_lr, StepCounts};
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/train")
+    tic_testkit::fixture_dir("tic-train")
 }
 
 fn load(name: &str) -> HashMap<String, Tensor> {

@@ -6,66 +6,30 @@
 
 use candle_core::{DType, Device};
 use clap::Parser;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tic_model::{checkpoint, init, preprocess, ClipConfig};
 use tic_shards::convert::{convert, DatasetType};
 use tic_shards::reshard::{self, ReshardArgs};
 use tic_shards::storage::Location;
-use tic_shards::synth::{self, SynthArgs};
-use tic_shards::wds::{member_bytes, scan_shard, TarSampleWriter};
-use tic_shards::{npy, pickle, Uid};
+use tic_shards::wds::TarSampleWriter;
+use tic_shards::{pickle, Uid};
+use tic_testkit::shards::{pool_uids, reshard_args, synth_pool, write_subset};
 
+/// A path as the `&str` argument the tools take.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// (uid, sample members) of every pool sample, in shard order.
-pub fn pool_samples(pool: &Path) -> Vec<(Uid, HashMap<String, Vec<u8>>)> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(pool)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        let data = std::fs::read(&n).unwrap();
-        for smp in scan_shard(&data, s(&n)).samples {
-            let m: HashMap<String, Vec<u8>> = smp
-                .members
-                .iter()
-                .map(|m| (m.ext.clone(), member_bytes(&data, m).to_vec()))
-                .collect();
-            let j: Value = serde_json::from_slice(&m["json"]).unwrap();
-            out.push((Uid::parse(j["uid"].as_str().unwrap()).unwrap(), m));
-        }
-    }
-    out
-}
-
 /// Reshards `uids` of `pool` into `out` (optionally with a uid → class pickle) and converts it.
 pub fn make_set(pool: &Path, out: &Path, uids: &[Uid], cls: Option<&Path>, kind: DatasetType) {
-    let mut sorted = uids.to_vec();
-    sorted.sort();
     let sub = out.with_extension("subset.npy");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&sub, npy::write_uids(&sorted)).unwrap();
-    let mut argv = vec![
-        "tic-reshard",
-        "-i",
-        s(pool),
-        "-o",
-        s(out),
-        "-s",
-        s(&sub),
-        "--shard-size",
-        "7",
-        "-q",
-    ];
+    write_subset(&sub, uids);
+    let mut argv = vec!["tic-reshard".to_string()];
+    argv.extend(reshard_args(pool, out, &sub, 7));
     if let Some(c) = cls {
-        argv.extend(["-c", s(c)]);
+        argv.extend(["-c".to_string(), s(c).to_string()]);
     }
     reshard::run(&ReshardArgs::parse_from(argv)).unwrap();
     convert(&Location::local(out), kind).unwrap();
@@ -86,6 +50,7 @@ pub struct Fixture {
     pub classes: HashMap<Uid, i64>,
 }
 
+/// Number of classes of the DataCompNet set.
 pub const NUM_CLASSES: usize = 6;
 
 /// Pool of 60 samples; retrieval set 2016 (25 samples), DataCompNet set 2016 (20 samples with
@@ -93,7 +58,7 @@ pub const NUM_CLASSES: usize = 6;
 /// captions and PNG+JPEG samples; tiny-test model as a training run.
 ///
 /// `keep`: build under `$TIC_EVAL_E2E_OUT` (if set) instead of a temp folder, so that
-/// `tests/fixtures/eval/check_tic_eval_dump.py` can check the result against CLIP_benchmark.
+/// `crates/tic-eval/tests/fixtures/check_tic_eval_dump.py` can check the result against CLIP_benchmark.
 pub fn fixture(keep: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = match std::env::var_os("TIC_EVAL_E2E_OUT").filter(|_| keep) {
@@ -105,21 +70,8 @@ pub fn fixture(keep: bool) -> Fixture {
         }
         None => dir.path().to_path_buf(),
     };
-    synth::run(&SynthArgs::parse_from([
-        "tic-synth",
-        "--out",
-        s(&root.join("syn")),
-        "--num-samples",
-        "60",
-        "--num-shards",
-        "2",
-        "--image-size",
-        "24",
-        "--quiet",
-    ]))
-    .unwrap();
-    let pool = root.join("syn/pool");
-    let uids: Vec<Uid> = pool_samples(&pool).iter().map(|x| x.0).collect();
+    let pool = synth_pool(&root.join("syn"), 60, 2, 24);
+    let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let data = root.join("data");
     let tic = data.join("tic/datacomp/yearly/eval");
     make_set(
@@ -159,7 +111,7 @@ pub fn fixture(keep: bool) -> Fixture {
     // Static retrieval set (DataComp layout: root/test/{nshards.txt,0.tar}).
     let ret = data.join("wds_retrieval-tiny_test");
     std::fs::create_dir_all(ret.join("test")).unwrap();
-    let pool_imgs: Vec<Vec<u8>> = pool_samples(&pool)
+    let pool_imgs: Vec<Vec<u8>> = pool_uids(&pool)
         .into_iter()
         .take(4)
         .map(|(_, m)| m["jpg"].clone())

@@ -1,41 +1,34 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by tic-splits' integration tests: its fixtures, its binaries run with a quiet
+//! log, tab-separated records compared byte for byte.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+use tic_testkit::Runner;
+
+pub use tic_testkit::files_under;
+
+/// tic-splits' binaries log warnings and errors only in these tests.
+const BINARIES: Runner = Runner::WARN_LOG;
 
 /// `crates/tic-splits/tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    tic_testkit::fixture_dir("tic-splits").join(rel)
 }
 
 /// Runs a binary; returns its output.
 pub fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap_or_else(|e| panic!("running {bin}: {e}"))
+    BINARIES.run(bin, args)
 }
 
 /// Runs a binary and asserts success; returns stdout.
 pub fn run_ok(bin: &str, args: &[&str]) -> String {
-    let o = run(bin, args);
-    assert!(
-        o.status.success(),
-        "{bin} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    BINARIES.run_ok(bin, args)
 }
 
 /// Runs a binary, asserts failure, returns stderr.
 pub fn run_err(bin: &str, args: &[&str]) -> String {
-    let o = run(bin, args);
-    assert!(!o.status.success(), "{bin} {args:?} unexpectedly succeeded");
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    BINARIES.run_err(bin, args)
 }
 
 /// The raw bytes of every record of a tab-separated file (header first), record terminators
@@ -60,24 +53,4 @@ pub fn raw_records(path: &Path) -> Vec<Vec<u8>> {
         .windows(2)
         .map(|w| bytes[w[0]..w[1]].to_vec())
         .collect()
-}
-
-/// Every file below `dir` (relative paths, sorted).
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
-        if let Ok(rd) = std::fs::read_dir(d) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(base, &p, out);
-                } else {
-                    out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
-                }
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }

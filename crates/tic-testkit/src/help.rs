@@ -1,6 +1,9 @@
-//! Shared by the crates' CLI tests (`#[path]`-included): every binary's `-h` and `--help` open
-//! with the binary's own job and the original script it replaces (or says there is none),
-//! never with the crate's description (what clap's bare `about` prints).
+//! The check every crate's CLI tests make: every binary's `-h` and `--help` open with the
+//! binary's own job and the original script it replaces (or say there is none), never with the
+//! crate's description (what clap's bare `about` prints).
+//!
+//! A crate's test calls [`check_help!`](crate::check_help), which fills in the crate's folder,
+//! description and binary paths from the test's own compile-time environment.
 
 use std::path::Path;
 use std::process::Command;
@@ -65,4 +68,31 @@ pub fn check_help(manifest_dir: &str, crate_description: &str, bins: &[Bin]) {
             b.name
         );
     }
+}
+
+/// One [`Bin`] of the crate under test, by the file stem of its `src/bin/*.rs`:
+/// `bin!("tic-eval", "evaluate.py")`. Expands in the calling test, so that
+/// `env!("CARGO_BIN_EXE_…")` is that crate's binary.
+#[macro_export]
+macro_rules! bin {
+    ($name:literal, $replaces:expr) => {
+        $crate::help::Bin {
+            name: $name,
+            exe: env!(concat!("CARGO_BIN_EXE_", $name)),
+            replaces: $replaces,
+        }
+    };
+}
+
+/// Runs [`check_help`] for the calling crate's binaries, given as `(file stem, text the first
+/// help line must contain)` pairs: `check_help!(("tic-eval", "evaluate.py"))`.
+#[macro_export]
+macro_rules! check_help {
+    ($(($name:literal, $replaces:expr)),+ $(,)?) => {
+        $crate::help::check_help(
+            env!("CARGO_MANIFEST_DIR"),
+            env!("CARGO_PKG_DESCRIPTION"),
+            &[$($crate::bin!($name, $replaces)),+],
+        )
+    };
 }

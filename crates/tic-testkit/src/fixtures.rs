@@ -1,0 +1,31 @@
+//! Where the committed test fixtures are: each crate keeps its own under
+//! `crates/<crate>/tests/fixtures/`, beside the tests that read them and the script that made
+//! them. Tests find them here, so that the layout is written down once.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace's root folder (the one holding `Cargo.toml`, `crates/`, `out/`).
+pub fn workspace_root() -> PathBuf {
+    let testkit = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // crates/tic-testkit -> crates -> the root.
+    testkit
+        .parent()
+        .and_then(Path::parent)
+        .expect("tic-testkit lives in <root>/crates/tic-testkit")
+        .to_path_buf()
+}
+
+/// The committed fixtures folder of workspace crate `krate` (e.g. `"tic-model"`):
+/// `crates/<krate>/tests/fixtures`. Panics when that folder does not exist.
+pub fn fixture_dir(krate: &str) -> PathBuf {
+    let dir = workspace_root()
+        .join("crates")
+        .join(krate)
+        .join("tests/fixtures");
+    assert!(
+        dir.is_dir(),
+        "{krate} has no fixtures folder {}",
+        dir.display()
+    );
+    dir
+}
