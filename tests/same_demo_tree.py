@@ -9,7 +9,9 @@ on the machine that ran the demo, which are masked before comparing:
 - `metrics.jsonl`: the keys `samples_per_s`, `data_wait_s`, `step_s` of each line;
 - `out.log`: the `N samples/s` figure of tic-train's last line;
 - `tic-eval.md`: the `seconds`, `images/s`, `texts/s` columns;
-- `report.md`: the `Training time` and `Samples/s` columns of the training-runs table.
+- `report.md`: the `Training time` and `Samples/s` columns of the training-runs table;
+- `meta.json` (tic-reshard): the `cwd` the resharder ran in (where the checkout lies, so two
+  checkouts can be compared).
 
 Checkpoints, eval records, metrics, tables, plots and every other file compare byte for byte.
 Exits 1 listing each difference (the first differing line of a text file), 0 when the trees
@@ -52,8 +54,17 @@ def mask_table_columns(text: str, header_cells: tuple) -> str:
     return "\n".join(out)
 
 
+def mask_cwd(text: str) -> str:
+    meta = json.loads(text)
+    if isinstance(meta, dict) and "cwd" in meta:
+        meta["cwd"] = "*"
+    return json.dumps(meta, sort_keys=True)
+
+
 def masked(rel: str, data: bytes):
     name = rel.rsplit("/", 1)[-1]
+    if name == "meta.json":
+        return mask_cwd(data.decode())
     if name == "metrics.jsonl":
         return mask_metrics(data.decode())
     if name == "out.log":
