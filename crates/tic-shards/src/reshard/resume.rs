@@ -286,6 +286,12 @@ impl Job<'_> {
                 );
             }
             summary.already_complete = true;
+            // A kill between writing meta.json and removing the plan leaves the plan behind:
+            // the finished output of an uninterrupted run has none.
+            let plan = output.join(PLAN_FILE);
+            if plan.exists()? {
+                plan.remove()?;
+            }
             return Ok(None);
         }
         for (o, why) in &damaged {
