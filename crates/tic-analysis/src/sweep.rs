@@ -2,12 +2,17 @@
 //! gap between a reference method (the oracle) and a method (cumulative-all) on one task
 //! family's ID metric, and the two methods' compute ratio, against the budget (`tic-sweep`).
 
-use crate::report::{pooled_std, Stat};
+use crate::report::{
+    pooled_std, read_compute_mean, read_family_id, read_method, read_verdict, stat_json, Stat,
+};
 use crate::tables::{human_count, percent};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// The first task family of a report (its main table's first family).
+pub use crate::report::read_first_family as first_family;
 
 /// Method compared against the reference by default.
 pub const DEFAULT_METHOD: &str = "cumulative-all";
@@ -48,36 +53,12 @@ impl SweepPoint {
     }
 }
 
-fn values(v: &Value) -> Stat {
-    let values = v
-        .get("values")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().map(Value::as_f64).collect())
-        .unwrap_or_default();
-    Stat { values }
-}
-
 fn method<'a>(report: &'a Value, name: &str, path: &Path) -> Result<&'a Value> {
-    report
-        .get("methods")
-        .and_then(Value::as_array)
-        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
-        .with_context(|| format!("{}: no method {name:?}", path.display()))
+    read_method(report, name).with_context(|| format!("{}: no method {name:?}", path.display()))
 }
 
 fn family_id(m: &Value, family: &str, path: &Path) -> Result<Stat> {
-    m["families"]
-        .as_array()
-        .and_then(|fs| fs.iter().find(|f| f["family"] == family))
-        .map(|f| values(&f["id"]))
-        .with_context(|| format!("{}: no family {family:?}", path.display()))
-}
-
-/// The first task family of a report (its main table's first family).
-pub fn first_family(report: &Value) -> Option<String> {
-    report["methods"][0]["families"][0]["family"]
-        .as_str()
-        .map(str::to_string)
+    read_family_id(m, family).with_context(|| format!("{}: no family {family:?}", path.display()))
 }
 
 /// Reads one budget's point from a parsed `tic-report --json` document.
@@ -108,18 +89,14 @@ pub fn point_from_json(
             .map(|(r, m)| Some((*r)? - (*m)?))
             .collect(),
     };
-    let verdict_b = report["findings"]
-        .as_array()
-        .and_then(|fs| fs.iter().find(|f| f["id"] == "b"))
-        .and_then(|f| f["verdict"].as_str())
-        .map(str::to_string);
+    let verdict_b = read_verdict(report, "b");
     Ok(SweepPoint {
         budget,
         source: source.to_path_buf(),
         method_id,
         reference_id,
         gap,
-        compute: (m["compute"]["mean"].as_f64(), r["compute"]["mean"].as_f64()),
+        compute: (read_compute_mean(m), read_compute_mean(r)),
         verdict_b,
     })
 }
@@ -193,7 +170,6 @@ pub fn markdown(points: &[SweepPoint], family: &str, method: &str, reference: &s
 
 /// The sweep as JSON (fractions in `[0, 1]`, compute in samples).
 pub fn to_json(points: &[SweepPoint], family: &str, method: &str, reference: &str) -> Value {
-    let stat = |s: &Stat| json!({"values": s.values, "mean": s.mean(), "std": s.std(), "n": s.n()});
     json!({
         "family": family,
         "method": method,
@@ -201,9 +177,9 @@ pub fn to_json(points: &[SweepPoint], family: &str, method: &str, reference: &st
         "points": points.iter().map(|p| json!({
             "budget": p.budget,
             "source": p.source.display().to_string(),
-            "method_id": stat(&p.method_id),
-            "reference_id": stat(&p.reference_id),
-            "gap": stat(&p.gap),
+            "method_id": stat_json(&p.method_id),
+            "reference_id": stat_json(&p.reference_id),
+            "gap": stat_json(&p.gap),
             "pooled_std": p.pooled(),
             "compute": {"method": p.compute.0, "reference": p.compute.1},
             "compute_ratio": p.compute_ratio(),

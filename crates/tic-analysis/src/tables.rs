@@ -351,6 +351,9 @@ fn write_matrix_csv(
     write_csv(path, &header, &labelled_rows(labels, values, csv_cell))
 }
 
+/// The whole [`Report`] as JSON, in a `tic-metrics` output folder (what `tic-report` reads).
+pub const REPORT_FILE: &str = "report.json";
+
 /// Writes every table into `dir`: `summary.md`, `report.json`, `summary.csv`, `steps.csv`, then
 /// each run's `matrix_*.csv` and `raw_*.csv`; returns the paths written.
 pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -359,7 +362,7 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     crate::write_output(&md, markdown(report).as_bytes())?;
     written.push(md);
 
-    let json = dir.join("report.json");
+    let json = dir.join(REPORT_FILE);
     crate::write_output(&json, serde_json::to_string_pretty(report)?.as_bytes())?;
     written.push(json);
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use tic_shards::evalset_layout::{parse_number, shard_file, NSHARDS_FILE, ROOT_FILES};
 use tic_shards::pipe::{self, PipeUrl};
 use tic_shards::storage::{download_tree, Location};
 
@@ -88,29 +89,22 @@ pub fn stage_pipe_set(template: &PipeUrl, rel: &Path, split: &str, dst: &Path) -
     let local = dst.join(rel);
     std::fs::create_dir_all(local.join(split))
         .with_context(|| format!("creating {}", local.display()))?;
-    for name in [
-        "dataset_type.txt",
-        "count.txt",
-        "classnames.txt",
-        "zeroshot_classification_templates.txt",
-    ] {
+    for name in ROOT_FILES {
         let url = template.for_path(&[rel_s.as_str(), name].join("/"))?;
         match pipe::read_raw(&url) {
             Ok(b) => crate::write_output(local.join(name), &b)?,
             Err(e) => tracing::debug!("{name} taken as absent: {e:#}"),
         }
     }
-    let url = template.for_path(&under("nshards.txt"))?;
+    let url = template.for_path(&under(NSHARDS_FILE))?;
     let text = pipe::read_raw(&url)
-        .with_context(|| format!("evaluation set {rel_s}: reading nshards.txt"))?;
-    crate::write_output(local.join(split).join("nshards.txt"), &text)?;
-    let n: usize = String::from_utf8_lossy(&text)
-        .trim()
-        .parse()
+        .with_context(|| format!("evaluation set {rel_s}: reading {NSHARDS_FILE}"))?;
+    crate::write_output(local.join(split).join(NSHARDS_FILE), &text)?;
+    let n = parse_number(&String::from_utf8_lossy(&text))
         .with_context(|| format!("{url}: not a number of shards"))?;
     for i in 0..n {
-        let url = template.for_path(&under(&format!("{i}.tar")))?;
-        let path = local.join(split).join(format!("{i}.tar"));
+        let url = template.for_path(&under(&shard_file(i)))?;
+        let path = local.join(split).join(shard_file(i));
         // Read back by the completeness check: opened for reading too.
         let mut f = std::fs::OpenOptions::new()
             .read(true)

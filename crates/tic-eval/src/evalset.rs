@@ -1,13 +1,6 @@
-//! CLIP_benchmark WebDataset evaluation sets (`build_wds_dataset`), as DataComp and TiC use them.
-//!
-//! ```text
-//! {root}/dataset_type.txt                        retrieval | classification (default) | multilabel
-//! {root}/classnames.txt                          one class name per line (classification)
-//! {root}/zeroshot_classification_templates.txt   one template per line, `{c}` placeholder
-//! {root}/count.txt                               optional: number of samples (DataComp/TiC)
-//! {root}/{split}/nshards.txt                     number of shards N (TiC: split = "")
-//! {root}/{split}/{0..N-1}.tar                    the shards, no zero padding
-//! ```
+//! CLIP_benchmark WebDataset evaluation sets (`build_wds_dataset`), as DataComp and TiC use them:
+//! opened and read in the layout [`tic_shards::evalset_layout`] defines (which
+//! `tic-wds-convert` writes).
 //!
 //! A sample's image is the first of its `webp`, `png`, `jpg`, `jpeg` members (CLIP_benchmark's
 //! `to_tuple(["webp", "png", "jpg", "jpeg"], …)`); its label is `cls` (an integer class id) for
@@ -16,12 +9,16 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use tic_shards::evalset_layout::{
+    parse_number, shard_file, DatasetType, CLASSNAMES_FILE, COUNT_FILE, DATASET_TYPE_FILE,
+    NSHARDS_FILE, TEMPLATES_FILE,
+};
 use tic_shards::wds::{member_bytes, scan_shard, SampleRef};
 
 /// Image member extensions in CLIP_benchmark's order of preference.
 pub const IMAGE_EXTS: [&str; 4] = ["webp", "png", "jpg", "jpeg"];
 
-/// What an evaluation set is for (`dataset_type.txt`).
+/// What an evaluation set is for (`dataset_type.txt`), of the types tic-eval evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetKind {
     /// Zero-shot classification: `cls` labels, class names and templates.
@@ -102,18 +99,20 @@ impl EvalSet {
         } else {
             root.join(split)
         };
-        let type_path = root.join("dataset_type.txt");
+        let type_path = root.join(DATASET_TYPE_FILE);
         let kind = if type_path.exists() {
-            match read_text(&type_path)?.trim() {
-                "classification" => SetKind::Classification,
-                "retrieval" => SetKind::Retrieval,
-                "multilabel" => bail!(
+            let text = read_text(&type_path)?;
+            match DatasetType::from_text(&text) {
+                Some(DatasetType::Classification) => SetKind::Classification,
+                Some(DatasetType::Retrieval) => SetKind::Retrieval,
+                Some(DatasetType::Multilabel) => bail!(
                     "{}: multilabel sets are not supported by tic-eval",
                     type_path.display()
                 ),
-                other => bail!(
-                    "{}: unknown dataset type {other:?} (classification, retrieval)",
-                    type_path.display()
+                None => bail!(
+                    "{}: unknown dataset type {:?} (classification, retrieval)",
+                    type_path.display(),
+                    text.trim()
                 ),
             }
         } else {
@@ -125,16 +124,14 @@ impl EvalSet {
                 root.display()
             );
         }
-        let nshards_path = shard_dir.join("nshards.txt");
-        let nshards: usize = read_text(&nshards_path)?
-            .trim()
-            .parse()
+        let nshards_path = shard_dir.join(NSHARDS_FILE);
+        let nshards = parse_number(&read_text(&nshards_path)?)
             .with_context(|| format!("{}: not a number of shards", nshards_path.display()))?;
         if nshards == 0 {
             bail!("{}: zero shards", nshards_path.display());
         }
         let shards: Vec<PathBuf> = (0..nshards)
-            .map(|i| shard_dir.join(format!("{i}.tar")))
+            .map(|i| shard_dir.join(shard_file(i)))
             .collect();
         if let Some(missing) = shards.iter().find(|p| !p.is_file()) {
             bail!(
@@ -143,12 +140,10 @@ impl EvalSet {
                 missing.display()
             );
         }
-        let count_path = root.join("count.txt");
+        let count_path = root.join(COUNT_FILE);
         let count = if count_path.exists() {
             Some(
-                read_text(&count_path)?
-                    .trim()
-                    .parse()
+                parse_number(&read_text(&count_path)?)
                     .with_context(|| format!("{}: not a sample count", count_path.display()))?,
             )
         } else {
@@ -156,11 +151,8 @@ impl EvalSet {
         };
         let (classnames, templates) = match kind {
             SetKind::Classification => {
-                let c = read_lines_file(&root.join("classnames.txt"), "class names")?;
-                let t = read_lines_file(
-                    &root.join("zeroshot_classification_templates.txt"),
-                    "templates",
-                )?;
+                let c = read_lines_file(&root.join(CLASSNAMES_FILE), "class names")?;
+                let t = read_lines_file(&root.join(TEMPLATES_FILE), "templates")?;
                 (c, t)
             }
             SetKind::Retrieval => (Vec::new(), Vec::new()),
@@ -225,7 +217,7 @@ impl EvalSet {
                     bail!(
                         "{origin}: class id {id} is outside the {} classes of {}",
                         self.classnames.len(),
-                        self.root.join("classnames.txt").display()
+                        self.root.join(CLASSNAMES_FILE).display()
                     );
                 }
                 Label::Class(id as usize)

@@ -15,10 +15,13 @@
 //! * [`tasklist`]: reading DataComp/TiC `tasklist.yml` (the key grammar and the entry schema
 //!   are `tic_splits::taskkey` and `tic_splits::taskspec`).
 //! * [`results`]: DataComp `eval_results.jsonl` records (read, append, resume).
-//! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards).
+//! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards), in the
+//!   layout `tic_shards::evalset_layout` defines.
 //! * [`embed`]: embedding a set through `tic_model::embed` (decode threads + batched forward).
-//! * [`evaluate`]: DataComp `evaluate.py` as a library (model discovery, one task end to end),
-//!   used by the `tic-eval` binary.
+//! * [`run_folder`]: a training run's folder (checkpoint and architecture files), which
+//!   `tic-train` writes and [`evaluate`] finds a run's model in.
+//! * [`evaluate`]: DataComp `evaluate.py` as a library (the model to evaluate, one task end to
+//!   end), used by the `tic-eval` binary.
 //! * [`spread`]: `tic-eval` under `mpirun`: tasks dealt to the ranks, results merged on rank 0
 //!   in single-process order.
 //! * The `tic-eval` binary: its command line ([`args`]), the run ([`run`]), where the sets are
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod output;
 pub mod results;
 pub mod run;
+pub mod run_folder;
 pub mod spread;
 pub mod summary;
 pub mod tasklist;

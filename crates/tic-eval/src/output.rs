@@ -50,11 +50,27 @@ impl OutputFolder {
     }
 }
 
+/// Which model the results in an output folder belong to ([`eval_info`]).
+pub const EVAL_INFO_FILE: &str = "eval_info.json";
+/// The tasks that failed, one JSON line each ([`log_failure`]).
+pub const FAILURES_FILE: &str = "eval_failures.jsonl";
+
+/// The identity `eval_info.json` records: the architecture's name and JSON, and the checkpoint
+/// path.
+pub fn eval_info(model: &ModelSource) -> Value {
+    serde_json::json!({
+        "arch": model.arch,
+        "checkpoint": model.checkpoint.display().to_string(),
+        "model_config": serde_json::from_str::<Value>(&model.config.to_json_string())
+            .unwrap_or(Value::Null),
+    })
+}
+
 /// `eval_info.json`: which model the results in the folder belong to (DataComp's info.pkl
 /// check). Written when absent; results of another model in the same folder are refused.
 pub fn check_eval_info(out: &Path, model: &ModelSource) -> Result<()> {
-    let path = out.join("eval_info.json");
-    let ours = model.info();
+    let path = out.join(EVAL_INFO_FILE);
+    let ours = eval_info(model);
     if path.exists() {
         let theirs: Value = serde_json::from_str(
             &std::fs::read_to_string(&path)
@@ -81,7 +97,7 @@ pub fn check_eval_info(out: &Path, model: &ModelSource) -> Result<()> {
 
 /// Appends a failed task (`key`, dataset `name`, the error) to `out/eval_failures.jsonl`.
 pub fn log_failure(out: &Path, key: &str, name: &str, err: &str) -> Result<()> {
-    let path = out.join("eval_failures.jsonl");
+    let path = out.join(FAILURES_FILE);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -168,7 +168,7 @@ pub fn run(args: &EvalArgs, comm: &dyn Comm) -> Result<bool> {
         if !ok {
             eprintln!(
                 "some tasks failed (see above and {}); the others were recorded",
-                shown_out.join("eval_failures.jsonl").display()
+                shown_out.join(crate::output::FAILURES_FILE).display()
             );
         }
     }

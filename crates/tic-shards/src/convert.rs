@@ -10,32 +10,16 @@
 //!
 //! Reruns are safe: files already renamed are left alone, text files are rewritten atomically.
 
+use crate::evalset_layout::{shard_file, shard_stats_file, SetMetadata};
 use crate::imagenet;
+use crate::reshard::{ReshardMeta, META_FILE};
+use crate::stats::{sizes_json, stats_file_of, SIZES_FILE, STATS_SUFFIX};
 use crate::storage::Location;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-/// The dataset types CLIP_benchmark knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DatasetType {
-    /// Image-text retrieval (`txt` holds the captions).
-    Retrieval,
-    /// Zero-shot classification (`cls` holds the class id).
-    Classification,
-    /// Multi-label classification (`npy` labels).
-    Multilabel,
-}
-
-impl DatasetType {
-    /// The word written to `dataset_type.txt`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetType::Retrieval => "retrieval",
-            DatasetType::Classification => "classification",
-            DatasetType::Multilabel => "multilabel",
-        }
-    }
-}
+/// The dataset type the command line takes (defined with the layout).
+pub use crate::evalset_layout::DatasetType;
 
 /// What [`convert`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -60,14 +44,15 @@ fn unpadded(name: &str, suffix: &str) -> Option<String> {
 
 /// Shard and sample counts from a resharder `meta.json`.
 fn counts_from_meta(meta_loc: &Location) -> Result<(u64, u64)> {
-    let meta: Value = serde_json::from_slice(&meta_loc.read()?)
+    let meta = ReshardMeta::from_slice(&meta_loc.read()?)
         .with_context(|| format!("{meta_loc}: not JSON"))?;
-    let field = |k: &str| -> Result<u64> {
-        meta.get(k)
-            .and_then(Value::as_u64)
-            .with_context(|| format!("{meta_loc}: no integer {k:?}"))
-    };
-    Ok((field("output_shard_count")?, field("output_count")?))
+    let shards = meta
+        .output_shard_count()
+        .with_context(|| format!("{meta_loc}: no integer \"output_shard_count\""))?;
+    let samples = meta
+        .output_count()
+        .with_context(|| format!("{meta_loc}: no integer \"output_count\""))?;
+    Ok((shards, samples))
 }
 
 /// Numbers the shards listed in `dir/sizes.json` `0.tar, 1.tar, …` in name order (their
@@ -75,7 +60,7 @@ fn counts_from_meta(meta_loc: &Location) -> Result<(u64, u64)> {
 /// the shard and sample counts. Shards already numbered keep their number. A crash half-way
 /// leaves the old `sizes.json` and some renamed shards; a rerun finishes the job.
 fn number_from_sizes(dir: &Location, renamed: &mut usize) -> Result<(u64, u64)> {
-    let sizes_loc = dir.join("sizes.json");
+    let sizes_loc = dir.join(SIZES_FILE);
     let sizes: serde_json::Map<String, Value> = serde_json::from_slice(&sizes_loc.read()?)
         .with_context(|| format!("{sizes_loc}: not a JSON object of shard name -> count"))?;
     let mut names: Vec<(&String, u64)> = Vec::with_capacity(sizes.len());
@@ -91,12 +76,12 @@ fn number_from_sizes(dir: &Location, renamed: &mut usize) -> Result<(u64, u64)> 
     let all_numbered = names.iter().all(|(n, _)| unpadded(n, ".tar").is_some());
     if !all_numbered {
         names.sort();
-        let mut new_sizes = serde_json::Map::new();
+        let mut new_sizes = Vec::with_capacity(names.len());
         for (i, (name, n)) in names.iter().enumerate() {
-            let target = dir.join(&format!("{i}.tar"));
+            let target = dir.join(&shard_file(i));
             let source = dir.join(name);
             if source.exists()? {
-                if name.as_str() != format!("{i}.tar") {
+                if name.as_str() != shard_file(i) {
                     if target.exists()? {
                         bail!("{dir}: both {name} and {i}.tar exist; a folder to convert holds either numbered or named shards");
                     }
@@ -106,13 +91,13 @@ fn number_from_sizes(dir: &Location, renamed: &mut usize) -> Result<(u64, u64)> 
             } else if !target.exists()? {
                 bail!("{sizes_loc} lists {name}, which is missing from {dir}");
             }
-            let stats = dir.join(&format!("{}_stats.json", name.trim_end_matches(".tar")));
+            let stats = dir.join(&stats_file_of(name));
             if stats.exists()? {
-                stats.rename_to(&dir.join(&format!("{i}.json")))?;
+                stats.rename_to(&dir.join(&shard_stats_file(i)))?;
             }
-            new_sizes.insert(format!("{i}.tar"), Value::from(*n));
+            new_sizes.push((shard_file(i), *n));
         }
-        sizes_loc.write(crate::pyjson::to_string(&Value::Object(new_sizes)).as_bytes())?;
+        sizes_loc.write(sizes_json(new_sizes).as_bytes())?;
     }
     Ok((names.len() as u64, names.iter().map(|(_, n)| n).sum()))
 }
@@ -120,11 +105,11 @@ fn number_from_sizes(dir: &Location, renamed: &mut usize) -> Result<(u64, u64)> 
 /// Converts `dir` in place: a resharder output folder (counts from `meta.json`) or any folder
 /// of shards listed in a `sizes.json` (see the module docs).
 pub fn convert(dir: &Location, kind: DatasetType) -> Result<ConvertSummary> {
-    let meta_loc = dir.join("meta.json");
+    let meta_loc = dir.join(META_FILE);
     let mut renamed = 0;
     let (nshards, count) = if meta_loc.exists()? {
         counts_from_meta(&meta_loc)?
-    } else if dir.join("sizes.json").exists()? {
+    } else if dir.join(SIZES_FILE).exists()? {
         number_from_sizes(dir, &mut renamed)?
     } else {
         bail!(
@@ -140,14 +125,13 @@ pub fn convert(dir: &Location, kind: DatasetType) -> Result<ConvertSummary> {
     let entries = dir.list()?;
     for e in entries.iter().filter(|e| !e.is_dir) {
         if let Some(n) = unpadded(&e.name, ".tar") {
-            if format!("{n}.tar") != e.name {
-                dir.join(&e.name)
-                    .rename_to(&dir.join(&format!("{n}.tar")))?;
+            if shard_file(&n) != e.name {
+                dir.join(&e.name).rename_to(&dir.join(&shard_file(&n)))?;
                 s.renamed += 1;
             }
-        } else if let Some(n) = unpadded(&e.name, "_stats.json") {
+        } else if let Some(n) = unpadded(&e.name, STATS_SUFFIX) {
             dir.join(&e.name)
-                .rename_to(&dir.join(&format!("{n}.json")))?;
+                .rename_to(&dir.join(&shard_stats_file(&n)))?;
         }
     }
     let tars = dir
@@ -161,17 +145,16 @@ pub fn convert(dir: &Location, kind: DatasetType) -> Result<ConvertSummary> {
             s.nshards
         );
     }
-    dir.join("nshards.txt")
-        .write(format!("{}\n", s.nshards).as_bytes())?;
-    dir.join("count.txt")
-        .write(format!("{}\n", s.count).as_bytes())?;
-    dir.join("dataset_type.txt")
-        .write(format!("{}\n", kind.as_str()).as_bytes())?;
-    if kind == DatasetType::Classification {
-        dir.join("classnames.txt")
-            .write(imagenet::CLASSNAMES.as_bytes())?;
-        dir.join("zeroshot_classification_templates.txt")
-            .write(imagenet::TEMPLATES.as_bytes())?;
+    let classes = (kind == DatasetType::Classification)
+        .then_some((imagenet::CLASSNAMES, imagenet::TEMPLATES));
+    let metadata = SetMetadata {
+        kind,
+        nshards: s.nshards,
+        count: s.count,
+        classes,
+    };
+    for (name, bytes) in metadata.files("") {
+        dir.join(&name).write(&bytes)?;
     }
     Ok(s)
 }

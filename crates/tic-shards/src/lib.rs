@@ -5,8 +5,9 @@
 //! - [`storage`]: local paths, object-store URLs and [`pipe`] (`pipe:CMD`) shard URLs; [`atomic`]: temp + rename writes;
 //!   [`lock`]: one writer per output folder.
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
-//! - [`stats`]: `_stats.json`/`sizes.json`; [`convert`]: CLIP_benchmark layout; [`make_tars`]:
-//!   CSV + images to shards; [`synth`]: the synthetic pool.
+//! - [`stats`]: `_stats.json`/`sizes.json`; [`evalset_layout`]: the CLIP_benchmark evaluation-set
+//!   layout, which [`convert`] writes; [`make_tars`]: CSV + images to shards; [`synth`]: the
+//!   synthetic pool.
 //! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`);
 //!   [`html`]: the HTML character-reference decoder (ftfy's and Python's `html.unescape`).
 //! - [`cli`]: logging and progress bars for the binaries.
@@ -14,6 +15,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod convert;
+pub mod evalset_layout;
 pub mod ftfy;
 pub mod html;
 pub mod lock;

@@ -9,10 +9,10 @@
 //! caption member, a 32-hex `uid` in the json, `_stats.json` files and `sizes.json`).
 
 use crate::wds::TarSampleWriter;
-use crate::{atomic, pyjson};
+use crate::{atomic, pyjson, stats};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ pub fn run(a: &MakeTarsArgs) -> Result<MakeTarsSummary> {
         stem: input.stem,
         summary: MakeTarsSummary::default(),
         current: None,
-        sizes: Map::new(),
+        sizes: Vec::new(),
         added_sources: Vec::new(),
         pb,
     };
@@ -179,8 +179,8 @@ struct Packer<'a> {
     stem: String,
     summary: MakeTarsSummary,
     current: Option<OpenShard>,
-    /// `sizes.json` (`--datacomp-compat`).
-    sizes: Map<String, Value>,
+    /// `sizes.json` (`--datacomp-compat`): shard name and samples, in shard order.
+    sizes: Vec<(String, u64)>,
     /// Source images to delete at the end (`--delete-source`).
     added_sources: Vec<PathBuf>,
     pb: indicatif::ProgressBar,
@@ -254,13 +254,9 @@ impl Packer<'_> {
         }
         if a.datacomp_compat {
             let name = file_name(&path);
-            let stats =
-                path.with_file_name(format!("{}_stats.json", name.trim_end_matches(".tar")));
-            atomic::write_atomic(
-                stats,
-                pyjson::to_string(&json!({"successes": n})).as_bytes(),
-            )?;
-            self.sizes.insert(name, json!(n));
+            let stats = path.with_file_name(stats::stats_file_of(&name));
+            atomic::write_atomic(stats, stats::stats_json(n).as_bytes())?;
+            self.sizes.push((name, n));
         }
         self.summary.shards.push(path);
         Ok(())
@@ -276,8 +272,8 @@ impl Packer<'_> {
         let a = self.a;
         if a.datacomp_compat {
             atomic::write_atomic(
-                a.output_dir.join("sizes.json"),
-                pyjson::to_string(&self.sizes).as_bytes(),
+                a.output_dir.join(stats::SIZES_FILE),
+                stats::sizes_json(self.sizes).as_bytes(),
             )?;
         }
         for p in self.added_sources {

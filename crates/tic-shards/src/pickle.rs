@@ -6,6 +6,13 @@ use crate::uid::Uid;
 use serde_pickle::{DeOptions, HashableValue, SerOptions, Value};
 use std::collections::{BTreeMap, HashMap};
 
+/// File name of TiC-CLIP's retrieval-eval pickle (dict year → list of uids), which
+/// [`write_year_uids`] writes and [`read_year_uids`] reads.
+pub const RETRIEVAL_PKL: &str = "tic-datacomp_retrieval_evals_year2uids.pkl";
+/// File name of TiC-CLIP's DataCompNet pickle (dict year → dict synset → list of uids), which
+/// [`write_year_synset_uids`] writes and [`read_year_synset_uids`] reads.
+pub const DATACOMPNET_PKL: &str = "tic-datacompnet_year2uids.pkl";
+
 /// What went wrong decoding a pickle.
 #[derive(Debug, thiserror::Error)]
 pub enum PickleError {

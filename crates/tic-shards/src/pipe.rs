@@ -72,6 +72,12 @@ pub fn expand_braces(pattern: &str) -> Result<Vec<String>> {
     Ok(vec![pattern.to_string()])
 }
 
+/// The brace group of the inclusive range `first..last` as [`expand_braces`] reads it:
+/// `{first..last}` (the bounds as given, so their zero padding is kept).
+pub fn brace_range(first: &str, last: &str) -> String {
+    format!("{{{first}..{last}}}")
+}
+
 /// The items of `{a..b}`.
 fn range(a: &str, b: &str) -> Result<Vec<String>> {
     let lo: u64 = a
@@ -351,6 +357,14 @@ pub fn shard_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brace_range_expands_back() {
+        assert_eq!(
+            expand_braces(&format!("d/{}.tar", brace_range("008", "010"))).unwrap(),
+            ["d/008.tar", "d/009.tar", "d/010.tar"]
+        );
+    }
 
     #[test]
     fn braces() {

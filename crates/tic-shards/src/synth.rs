@@ -13,10 +13,10 @@
 //! (weak forward transfer), and one trained only on recent years forgets old ones (weak
 //! backward transfer), which is the structure TiC-CLIP's evaluation measures.
 
-use crate::shardfmt::ShardFormat;
+use crate::shardfmt::{ShardFormat, DATACOMP_SHARD_FORMAT};
 use crate::uid::{sort_unique, Uid};
 use crate::wds::TarSampleWriter;
-use crate::{atomic, imagenet, npy, pickle, pyjson};
+use crate::{atomic, evalset_layout, imagenet, npy, pickle, pyjson, stats};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use image::{Rgb, RgbImage};
@@ -286,9 +286,9 @@ pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
             Ok((format!("s{i:07}"), jpg, s.concept))
         })
         .collect::<Result<_>>()?;
-    let test = dir.join("test");
+    let test = dir.join(evalset_layout::DATACOMP_SPLIT);
     std::fs::create_dir_all(&test).with_context(|| format!("creating {}", test.display()))?;
-    let mut f = atomic::AtomicFile::create(test.join("0.tar"))?;
+    let mut f = atomic::AtomicFile::create(test.join(evalset_layout::shard_file(0)))?;
     {
         let mut tw = TarSampleWriter::new(&mut f);
         for (key, jpg, cls) in &samples {
@@ -299,14 +299,15 @@ pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
     }
     f.flush()?;
     f.commit()?;
-    atomic::write_atomic(test.join("nshards.txt"), b"1\n")?;
-    atomic::write_atomic(dir.join("classnames.txt"), classnames.as_bytes())?;
-    atomic::write_atomic(
-        dir.join("zeroshot_classification_templates.txt"),
-        templates.as_bytes(),
-    )?;
-    atomic::write_atomic(dir.join("dataset_type.txt"), b"classification\n")?;
-    atomic::write_atomic(dir.join("count.txt"), format!("{n}\n").as_bytes())?;
+    let metadata = evalset_layout::SetMetadata {
+        kind: evalset_layout::DatasetType::Classification,
+        nshards: 1,
+        count: n as u64,
+        classes: Some((classnames.as_str(), templates.as_str())),
+    };
+    for (name, bytes) in metadata.files(evalset_layout::DATACOMP_SPLIT) {
+        atomic::write_atomic(dir.join(name), &bytes)?;
+    }
     let task = format!(
         "{STATIC_TASK_KEY}:\n  name: Synthetic static ({} concepts, all years)\n  size: {n}\n  num_classes: {}\n  tags:\n  - static\n  - classification\n",
         CONCEPT_CLASSES.len(),
@@ -453,25 +454,23 @@ fn write_pool(a: &SynthArgs, specs: &[SampleSpec], pool: &Path) -> Result<u64> {
             let hi = ((sh + 1) * per_shard).min(a.num_samples);
             let r = write_pool_shard(a, &specs[lo..hi], sh, per_shard, pool, &pb)?;
             let n = hi - lo;
-            let stats = json!({
+            // DataComp's download stats (readers use only `successes`).
+            let download_stats = json!({
                 "count": n, "successes": n, "failed_to_download": 0, "failed_to_resize": 0,
                 "duration": 0.0, "start_time": 0.0, "end_time": 0.0, "status_dict": {"success": n},
             });
             atomic::write_atomic(
-                pool.join(format!("{sh:08}_stats.json")),
-                pyjson::to_string(&stats).as_bytes(),
+                pool.join(stats::stats_file_of(&r.0)),
+                pyjson::to_string(&download_stats).as_bytes(),
             )?;
             Ok(r)
         })
         .collect::<Result<_>>()?;
     pb.finish_and_clear();
-    let sizes: serde_json::Map<String, serde_json::Value> = shard_bytes
-        .iter()
-        .map(|(n, c, _)| (n.clone(), json!(c)))
-        .collect();
+    let sizes = shard_bytes.iter().map(|(n, c, _)| (n.clone(), *c as u64));
     atomic::write_atomic(
-        pool.join("sizes.json"),
-        pyjson::to_string(&sizes).as_bytes(),
+        pool.join(stats::SIZES_FILE),
+        stats::sizes_json(sizes).as_bytes(),
     )?;
     Ok(shard_bytes.iter().map(|x| x.2).sum())
 }
@@ -487,7 +486,7 @@ fn write_pool_shard(
     pb: &indicatif::ProgressBar,
 ) -> Result<(String, usize, u64)> {
     let idx_width = per_shard.saturating_sub(1).to_string().len().max(4);
-    let name = ShardFormat::parse("{:08d}.tar")?.format(sh as u64);
+    let name = ShardFormat::parse(DATACOMP_SHARD_FORMAT)?.format(sh as u64);
     let mut f = atomic::AtomicFile::create(pool.join(&name))?;
     let mut tw = TarSampleWriter::new(&mut f);
     for (j, s) in specs.iter().enumerate() {
@@ -581,11 +580,11 @@ fn write_uid_files(
         )?;
     }
     atomic::write_atomic(
-        uids_dir.join("tic-datacomp_retrieval_evals_year2uids.pkl"),
+        uids_dir.join(pickle::RETRIEVAL_PKL),
         &pickle::write_year_uids(&retrieval),
     )?;
     atomic::write_atomic(
-        uids_dir.join("tic-datacompnet_year2uids.pkl"),
+        uids_dir.join(pickle::DATACOMPNET_PKL),
         &pickle::write_year_synset_uids(&dcnet),
     )?;
     Ok(per_year)
@@ -640,24 +639,101 @@ fn write_bench_subset(a: &SynthArgs, specs: &[SampleSpec], f: f64) -> Result<()>
     Ok(())
 }
 
-/// `synth.json`: the settings, the concepts and the per-year counts.
+/// The pool's manifest, `OUT/synth.json`.
+pub const MANIFEST_FILE: &str = "synth.json";
+
+/// `synth.json`: a pool's settings, its concepts and its per-year counts, as `tic-synth` writes
+/// it (pretty-printed, fields in this order) and `tic-report` reads it (its "Data" section).
+/// When read, only `seed`, `num_samples`, `first_year` and `num_years` are required (older
+/// manifests lack some of the others).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SynthManifest {
+    /// Random seed.
+    pub seed: u64,
+    /// Samples in the pool.
+    pub num_samples: u64,
+    /// Shards of the pool.
+    #[serde(default)]
+    pub num_shards: Option<u64>,
+    /// First year.
+    pub first_year: u32,
+    /// Number of years.
+    pub num_years: u32,
+    /// Image side in pixels.
+    #[serde(default)]
+    pub image_size: Option<u32>,
+    /// Fraction of each year held out for evaluation.
+    #[serde(default)]
+    pub eval_fraction: Option<f64>,
+    /// Samples of the static classification set (`--static-samples`).
+    #[serde(default)]
+    pub static_samples: Option<u64>,
+    /// The concepts drawn, one ImageNet class each.
+    #[serde(default)]
+    pub concepts: Vec<SynthConcept>,
+    /// Samples per year (all splits), keyed by year.
+    #[serde(default)]
+    pub samples_per_year: BTreeMap<u32, u64>,
+    /// Bytes of shard data written.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+}
+
+/// One concept of the pool (an entry of [`SynthManifest::concepts`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SynthConcept {
+    /// ImageNet class id.
+    pub class_id: usize,
+    /// Its WordNet id.
+    pub synset: String,
+    /// Its CLIP class name.
+    pub name: String,
+}
+
+impl SynthManifest {
+    /// The manifest of the pool `a` generated, with `summary`'s counts.
+    pub fn of_pool(a: &SynthArgs, summary: &SynthSummary) -> Self {
+        let synsets = imagenet::synsets();
+        let names = imagenet::classnames();
+        SynthManifest {
+            seed: a.seed,
+            num_samples: a.num_samples as u64,
+            num_shards: Some(a.num_shards as u64),
+            first_year: a.first_year,
+            num_years: a.num_years,
+            image_size: Some(a.image_size),
+            eval_fraction: Some(a.eval_fraction),
+            static_samples: Some(a.static_samples as u64),
+            concepts: CONCEPT_CLASSES
+                .iter()
+                .map(|&c| SynthConcept {
+                    class_id: c,
+                    synset: synsets[c].to_string(),
+                    name: names[c].to_string(),
+                })
+                .collect(),
+            samples_per_year: summary
+                .per_year
+                .iter()
+                .map(|(&y, &n)| (y, n as u64))
+                .collect(),
+            bytes: Some(summary.bytes),
+        }
+    }
+
+    /// Reads a `synth.json`.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Writes `synth.json` ([`SynthManifest`]).
 fn write_manifest(a: &SynthArgs, summary: &SynthSummary) -> Result<()> {
-    let synsets = imagenet::synsets();
-    let manifest = json!({
-        "seed": a.seed,
-        "num_samples": a.num_samples,
-        "num_shards": a.num_shards,
-        "first_year": a.first_year,
-        "num_years": a.num_years,
-        "image_size": a.image_size,
-        "eval_fraction": a.eval_fraction,
-        "static_samples": a.static_samples,
-        "concepts": CONCEPT_CLASSES.iter().map(|&c| json!({"class_id": c, "synset": synsets[c], "name": imagenet::classnames()[c]})).collect::<Vec<_>>(),
-        "samples_per_year": summary.per_year,
-        "bytes": summary.bytes,
-    });
+    let manifest = SynthManifest::of_pool(a, summary);
     atomic::write_atomic(
-        a.out.join("synth.json"),
+        a.out.join(MANIFEST_FILE),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
     Ok(())

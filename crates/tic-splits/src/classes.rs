@@ -7,6 +7,7 @@
 use crate::imagenet;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
+use tic_shards::evalset_layout::CLASSNAMES_FILE;
 use tic_shards::pickle::YearSynsetUids;
 use tic_shards::storage::Location;
 use tic_shards::uid::Uid;
@@ -59,7 +60,7 @@ pub fn write_outputs(mapping: &Mapping, output: &Location) -> Result<()> {
             .write(&tic_shards::pickle::write_uid_classes(m.iter()))?;
     }
     output
-        .join("classnames.txt")
+        .join(CLASSNAMES_FILE)
         .write(imagenet::CLASSNAMES.as_bytes())?;
     Ok(())
 }

@@ -10,10 +10,6 @@ use tic_shards::pickle::{read_year_synset_uids, read_year_uids};
 use tic_shards::storage::Location;
 use tic_shards::uid::{sort_unique, Uid};
 
-/// File name of the retrieval-eval pickle (dict year → list of uids).
-pub const RETRIEVAL_PKL: &str = "tic-datacomp_retrieval_evals_year2uids.pkl";
-/// File name of the DataCompNet pickle (dict year → dict synset → list of uids).
-pub const DATACOMPNET_PKL: &str = "tic-datacompnet_year2uids.pkl";
 /// Where TiC-CLIP publishes both pickles.
 pub const DEFAULT_BASE_URL: &str =
     "https://docs-assets.developer.apple.com/ml-research/datasets/tic-clip/";

@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use tic_shards::evalset_layout::DATACOMP_SPLIT;
 
 /// The TiC evaluation families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -199,7 +200,7 @@ impl TaskKey {
             TaskKey::Tic(t) => (t.data_path(data_dir), ""),
             TaskKey::Static(k) => (
                 data_dir.join(format!("wds_{}_test", k.replace('/', "-"))),
-                "test",
+                DATACOMP_SPLIT,
             ),
         }
     }

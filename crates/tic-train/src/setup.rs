@@ -11,6 +11,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use tic_dist::{Comm, HostComm};
+use tic_eval::run_folder::{
+    CHECKPOINTS_DIR, INFO_FILE, LATEST_CHECKPOINT, MODEL_CONFIG_FILE, PARAMS_FILE,
+};
 use tic_model::checkpoint::{load_clip, load_state_dict, StateDict};
 use tic_model::device::DeviceSpec;
 use tic_model::{Clip, ClipConfig};
@@ -163,7 +166,8 @@ impl DataSetup {
                 Some(
                     args.output_dir
                         .join(format!("{}_{}", s.name(), split_name(last_prev)))
-                        .join("checkpoints/epoch_latest.safetensors"),
+                        .join(CHECKPOINTS_DIR)
+                        .join(LATEST_CHECKPOINT),
                 )
             }
             _ => None,
@@ -577,7 +581,7 @@ fn write_summary(
         "strategy": args.strategy,
         "model": model_name,
     });
-    run_dir.write("info.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
+    run_dir.write(INFO_FILE, serde_json::to_string_pretty(&info)?.as_bytes())?;
     // Training compute of this model (what `tic-metrics` reads as `{time}/compute.json`):
     // global samples, whatever the number of ranks.
     let compute = ComputeRecord::of_run(summary.steps, summary.batch, summary.finished);
@@ -630,7 +634,7 @@ fn write_params(
             format!("{k}: {s}\n")
         })
         .collect();
-    run.write("params.txt", txt.as_bytes())?;
+    run.write(PARAMS_FILE, txt.as_bytes())?;
     run.write("params.yaml", serde_yaml::to_string(&v)?.as_bytes())?;
-    run.write("model_config.json", opts.model.to_json_string().as_bytes())
+    run.write(MODEL_CONFIG_FILE, opts.model.to_json_string().as_bytes())
 }

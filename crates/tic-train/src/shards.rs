@@ -30,8 +30,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use tic_shards::pipe::{self, PipeUrl};
+use tic_shards::reshard::{ReshardMeta, META_FILE};
 use tic_shards::shardfmt::ShardFormat;
-use tic_shards::stats::shard_sizes;
+use tic_shards::stats::{shard_sizes, SIZES_FILE};
 use tic_shards::storage::Location;
 
 /// One shard to train on.
@@ -59,15 +60,18 @@ pub struct ShardPattern {
 }
 
 impl ShardPattern {
-    /// The pattern in DataComp's brace notation, e.g. `dir/{00000000..00000011}.tar`.
+    /// The pattern in DataComp's brace notation (webdataset's, [`pipe::brace_range`]), e.g.
+    /// `dir/{00000000..00000011}.tar`.
     pub fn brace_string(&self) -> String {
         match self.names.as_slice() {
             [one] => self.dir.join(one).to_string(),
             [first, .., last] => format!(
-                "{}/{{{}..{}}}.tar",
+                "{}/{}.tar",
                 self.dir,
-                first.trim_end_matches(".tar"),
-                last.trim_end_matches(".tar")
+                pipe::brace_range(
+                    first.trim_end_matches(".tar"),
+                    last.trim_end_matches(".tar")
+                )
             ),
             [] => format!("{}/(no shards)", self.dir),
         }
@@ -92,7 +96,7 @@ fn expand_one(loc: &Location, input: usize, out: &mut Vec<ShardPattern>) -> Resu
         });
         return Ok(());
     }
-    let meta = loc.join("meta.json");
+    let meta = loc.join(META_FILE);
     if meta.exists()? {
         out.push(meta_pattern(loc, input)?);
         return Ok(());
@@ -104,7 +108,7 @@ fn expand_one(loc: &Location, input: usize, out: &mut Vec<ShardPattern>) -> Resu
     for e in &entries {
         if e.is_dir {
             let sub = loc.join(&e.name);
-            if sub.join("meta.json").exists()? {
+            if sub.join(META_FILE).exists()? {
                 out.push(meta_pattern(&sub, input)?);
             } else {
                 expand_one(&sub, input, out)?;
@@ -143,16 +147,14 @@ fn expand_one(loc: &Location, input: usize, out: &mut Vec<ShardPattern>) -> Resu
 }
 
 fn meta_pattern(dir: &Location, input: usize) -> Result<ShardPattern> {
-    let meta = dir.join("meta.json");
-    let v: serde_json::Value =
-        serde_json::from_slice(&meta.read()?).with_context(|| format!("{meta}: not valid JSON"))?;
+    let meta = dir.join(META_FILE);
+    let v = ReshardMeta::from_slice(&meta.read()?)
+        .with_context(|| format!("{meta}: not valid JSON"))?;
     let count = v
-        .get("output_shard_count")
-        .and_then(|x| x.as_u64())
+        .output_shard_count()
         .with_context(|| format!("{meta}: missing integer key `output_shard_count`"))?;
     let fmt = v
-        .get("output_shard_format")
-        .and_then(|x| x.as_str())
+        .output_shard_format()
         .with_context(|| format!("{meta}: missing string key `output_shard_format`"))?;
     let fmt = ShardFormat::parse(fmt).with_context(|| format!("{meta}: output_shard_format"))?;
     Ok(ShardPattern {
@@ -283,7 +285,7 @@ fn push_patterns(
             let n = *sizes.get(name).with_context(|| {
                 format!(
                     "{}: no sample count for shard {name} (run tic-sizes / tic-stats on the folder)",
-                    p.dir.join("sizes.json")
+                    p.dir.join(SIZES_FILE)
                 )
             })?;
             out.push(Shard {

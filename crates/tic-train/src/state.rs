@@ -11,7 +11,9 @@
 //! - `metrics.jsonl`: one JSON line per optimizer step;
 //! - `out.log`, `params.txt`, `params.yaml`, `model_config.json`, `info.json`, `compute.json`.
 //!
-//! `train_state.json`, `metrics.jsonl` and `compute.json` are typed in [`crate::records`].
+//! `train_state.json`, `metrics.jsonl` and `compute.json` are typed in [`crate::records`]; the
+//! names of the checkpoints and of the architecture files that `tic-eval` reads back are
+//! `tic_eval::run_folder`'s.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
+use tic_eval::run_folder::{epoch_checkpoint, CHECKPOINTS_DIR, LATEST_CHECKPOINT};
 use tic_model::checkpoint::save_varmap_safetensors;
 use tic_model::ClipConfig;
 
@@ -49,14 +52,14 @@ impl RunDir {
         let root = root.into();
         let writer = rank == 0;
         if writer {
-            std::fs::create_dir_all(root.join("checkpoints"))
-                .with_context(|| format!("creating {}", root.join("checkpoints").display()))?;
+            std::fs::create_dir_all(root.join(CHECKPOINTS_DIR))
+                .with_context(|| format!("creating {}", root.join(CHECKPOINTS_DIR).display()))?;
         }
         Ok(Self { root, writer })
     }
     /// `checkpoints/`.
     pub fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoints")
+        self.root.join(CHECKPOINTS_DIR)
     }
     /// `checkpoints/train_state.json`.
     pub fn state_json(&self) -> PathBuf {
@@ -64,7 +67,7 @@ impl RunDir {
     }
     /// `checkpoints/epoch_latest.safetensors`.
     pub fn latest(&self) -> PathBuf {
-        self.checkpoints().join("epoch_latest.safetensors")
+        self.checkpoints().join(LATEST_CHECKPOINT)
     }
     /// `metrics.jsonl`.
     pub fn metrics(&self) -> PathBuf {
@@ -191,7 +194,7 @@ impl Checkpoint<'_> {
         if self.keep_epoch {
             tic_shards::atomic::copy_file(
                 &run.latest(),
-                &ck.join(format!("epoch_{}.safetensors", self.state.epoch)),
+                &ck.join(epoch_checkpoint(self.state.epoch)),
             )?;
         }
         // 2. The resumable state: tensors, then the JSON naming them.

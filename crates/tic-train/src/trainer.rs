@@ -600,7 +600,7 @@ impl StepContext<'_> {
             if let (Some(val), true) = (&opts.imagenet_val, run.writer) {
                 let model = build_model(&opts.model, &s.vars, Precision::Fp32, self.device)?;
                 let r = self.pb.suspend(|| val.evaluate(model, self.device))?;
-                run.append_checkpoint_line("results.jsonl", &r.record(epoch, step))?;
+                run.append_checkpoint_line(crate::zeroshot::RESULTS_FILE, &r.record(epoch, step))?;
                 run.log(&r.log_line(epoch));
             }
         }

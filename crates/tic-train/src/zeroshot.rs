@@ -16,6 +16,7 @@ use tic_eval::evalset::{EvalSet, SetKind};
 use tic_eval::evaluate::{evaluate_set, TaskOptions};
 use tic_model::embed::{ClipEncoder, EmbedOptions};
 use tic_model::Clip;
+use tic_shards::evalset_layout::{DATACOMP_SPLIT, NSHARDS_FILE};
 
 /// A classification set to evaluate on during training.
 #[derive(Debug, Clone)]
@@ -43,9 +44,9 @@ impl ZeroShotVal {
     /// The set at `dir`: its shards in `dir/test/` (DataComp layout) or in `dir/` (TiC layout).
     /// Opens it once to fail before training when it is missing or not a classification set.
     pub fn open(dir: &Path, batch_size: usize, workers: usize) -> Result<Self> {
-        let split = if dir.join("test").join("nshards.txt").is_file() {
-            "test"
-        } else if dir.join("nshards.txt").is_file() {
+        let split = if dir.join(DATACOMP_SPLIT).join(NSHARDS_FILE).is_file() {
+            DATACOMP_SPLIT
+        } else if dir.join(NSHARDS_FILE).is_file() {
             ""
         } else {
             bail!(
@@ -91,6 +92,9 @@ impl ZeroShotVal {
         })
     }
 }
+
+/// Where the records go, in the run's `checkpoints/` (OpenCLIP's name).
+pub const RESULTS_FILE: &str = "results.jsonl";
 
 impl ZeroShotResult {
     /// The `results.jsonl` record (OpenCLIP's keys, plus where in training it was taken).

@@ -3,6 +3,7 @@
 //! The report itself is [`crate::report`]; see `docs/eval.md`.
 
 use crate::report::{self, shell_quote, Options, Verdict};
+use crate::tables::REPORT_FILE;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -175,7 +176,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
     let mut failed = false;
     if args.check && !outcome.problems.is_empty() {
         let source = match args.metrics.as_slice() {
-            [one] => one.join("report.json").display().to_string(),
+            [one] => one.join(REPORT_FILE).display().to_string(),
             many => format!("{} reports", many.len()),
         };
         eprintln!(

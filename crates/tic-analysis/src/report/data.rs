@@ -1,45 +1,9 @@
-//! The "Data" section: the parts of `tic-synth`'s `synth.json` the report shows.
+//! The "Data" section: the parts of `tic-synth`'s `synth.json` ([`SynthManifest`]) the report
+//! shows.
 
 use crate::tables::{markdown_table, Align};
-use anyhow::{Context, Result};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
-
-/// The parts of `tic-synth`'s `synth.json` the report shows.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SynthInfo {
-    /// Random seed.
-    pub seed: u64,
-    /// Samples in the pool.
-    pub num_samples: u64,
-    /// Shards of the pool.
-    #[serde(default)]
-    pub num_shards: Option<u64>,
-    /// First year.
-    pub first_year: u32,
-    /// Number of years.
-    pub num_years: u32,
-    /// Image side in pixels.
-    #[serde(default)]
-    pub image_size: Option<u32>,
-    /// Fraction of each year held out for evaluation.
-    #[serde(default)]
-    pub eval_fraction: Option<f64>,
-    /// Samples per year (all splits), keyed by year.
-    #[serde(default)]
-    pub samples_per_year: BTreeMap<String, u64>,
-}
-
-impl SynthInfo {
-    /// Reads a `synth.json`.
-    pub fn from_path(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-}
+use tic_shards::synth::SynthManifest;
 
 /// `1234567` → `1,234,567`.
 pub(super) fn thousands(n: u64) -> String {
@@ -54,7 +18,7 @@ pub(super) fn thousands(n: u64) -> String {
     out
 }
 
-pub(super) fn data_section(synth: &SynthInfo) -> String {
+pub(super) fn data_section(synth: &SynthManifest) -> String {
     let mut s = String::from("## Data\n\n");
     let last = synth.first_year + synth.num_years.saturating_sub(1);
     let _ = write!(
@@ -83,7 +47,7 @@ pub(super) fn data_section(synth: &SynthInfo) -> String {
         let rows: Vec<Vec<String>> = synth
             .samples_per_year
             .iter()
-            .map(|(y, n)| vec![y.clone(), thousands(*n)])
+            .map(|(y, n)| vec![y.to_string(), thousands(*n)])
             .collect();
         s.push_str(&markdown_table(
             &["Year", "Samples (train + eval)"],

@@ -38,12 +38,14 @@ mod tests;
 mod training;
 
 pub use checks::check;
-pub use data::SynthInfo;
 pub use findings::{
     findings, findings_with, findings_with_gap, seed_findings, Evidence, Finding, Verdict, CLAIM_A,
     CLAIM_B, CLAIM_C, DEFAULT_MIN_GAP, DEFAULT_MIN_SIGNAL, DEFAULT_ORACLE_TOLERANCE,
 };
-pub use json::report_json;
+pub use json::{
+    read_compute_mean, read_family_id, read_first_family, read_method, read_stat, read_verdict,
+    report_json, stat_json,
+};
 pub use lookup::{
     family_matrix, final_compute, method, SummaryField, CUMULATIVE_ALL, CUMULATIVE_EQUAL,
     CUMULATIVE_EXP, ORACLE, RESTART, SEQUENTIAL,
@@ -54,15 +56,17 @@ pub use seeds::{decide, pooled_std, Seeds, Stat};
 pub use training::{summarize_training_run, training_runs, TrainingRun};
 
 use crate::dynamic::Report;
+use crate::tables::REPORT_FILE;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use tic_shards::synth::SynthManifest;
 
 /// The default `--title`.
 pub const DEFAULT_TITLE: &str = "TiC-CLIP report";
 
 /// Reads `dir/report.json` as written by `tic-metrics`.
 pub fn load_report(metrics_dir: &Path) -> Result<Report> {
-    let path = metrics_dir.join("report.json");
+    let path = metrics_dir.join(REPORT_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "reading {} (run tic-metrics --output-dir {} first)",
@@ -136,7 +140,7 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
     let synth = opts
         .synth
         .as_deref()
-        .map(SynthInfo::from_path)
+        .map(SynthManifest::from_path)
         .transpose()?;
     let training = opts.runs_dir.as_deref().map(training_runs).transpose()?;
     let report_dir = match opts.output.parent() {

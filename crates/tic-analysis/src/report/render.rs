@@ -1,7 +1,6 @@
 //! Rendering: the main tables, the Markdown report and what `tic-report` prints.
 
 use super::data::data_section;
-use super::data::SynthInfo;
 use super::findings::Finding;
 use super::lookup::{family_matrix, family_title, least_compute, summary, R};
 use super::plots::plots_section;
@@ -13,6 +12,7 @@ use crate::dynamic::Report;
 use crate::tables::{self, markdown_table, percent, Align};
 use std::fmt::Write as _;
 use std::path::Path;
+use tic_shards::synth::SynthManifest;
 
 /// Quotes `arg` for a POSIX shell when needed.
 pub fn shell_quote(arg: &str) -> String {
@@ -120,7 +120,7 @@ pub struct RenderInput<'a> {
     /// The `--metrics` folders as given, one per seed (shown in the text).
     pub metrics: &'a [String],
     /// The pool description, if given.
-    pub synth: Option<&'a SynthInfo>,
+    pub synth: Option<&'a SynthManifest>,
     /// `--runs-dir` as given and its runs, if given.
     pub training: Option<(&'a str, &'a [TrainingRun])>,
     /// Plots to link.

@@ -3,7 +3,7 @@
 //! that is renamed when complete), its stats file after its tar.
 
 use super::input::{map_location, Mapped};
-use super::meta::{crc_hex, stats_bytes, ShardRecord};
+use super::meta::{crc_hex, ShardRecord};
 use super::resume::{check_kept_shard, KeptRecords};
 use super::scan::{sample_uid, InputShard};
 use super::{Job, ReshardSummary};
@@ -293,7 +293,7 @@ impl Job<'_> {
                 self.classes.as_ref(),
                 &tar_name,
             )?;
-            stats.write(&stats_bytes(n))?;
+            stats.write(crate::stats::stats_json(n).as_bytes())?;
             record = Some(r);
         }
         if let Some(r) = record {

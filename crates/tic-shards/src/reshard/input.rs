@@ -199,8 +199,10 @@ pub(super) fn load_shard_table(
         return Ok(None);
     }
     let text = loc.read()?;
-    let map: HashMap<String, u64> = serde_json::from_slice(&text)
-        .with_context(|| format!("{loc}: expected a JSON object of shard name -> sample count"))?;
+    let map: HashMap<String, u64> = crate::stats::parse_sizes(&text)
+        .with_context(|| format!("{loc}: expected a JSON object of shard name -> sample count"))?
+        .into_iter()
+        .collect();
     info!("loaded shard table {loc} with {} shards", map.len());
     Ok(Some(map))
 }

@@ -1,6 +1,7 @@
 //! What a reshard records: `meta.json` (the completion marker: every argument, the counts, each
-//! shard's size and CRC-32), the plan fingerprint, the per-shard stats files, the optional
-//! output size table; and the check other tools make of `meta.json`'s `complete`.
+//! shard's size and CRC-32), the plan fingerprint and the optional output size table (the stats
+//! files and the table are `crate::stats`' formats); and how `meta.json` is read back, by a rerun
+//! and by other tools ([`ReshardMeta`], [`check_complete`]).
 
 use super::scan::InputShard;
 use super::{input::Subset, Job, ReshardArgs, ReshardSummary, PLAN_FILE};
@@ -23,6 +24,83 @@ pub struct ShardRecord {
     pub bytes: u64,
     /// CRC-32 (IEEE, as zlib's `crc32`) of the tar, 8 lowercase hex digits.
     pub crc32: String,
+}
+
+/// The completion marker of a reshard's output folder.
+pub const META_FILE: &str = "meta.json";
+
+// The keys of `meta.json` that other tools and reruns read back ([`ReshardMeta`]).
+const OUTPUT_COUNT: &str = "output_count";
+const OUTPUT_SHARD_COUNT: &str = "output_shard_count";
+const OUTPUT_SHARD_FORMAT: &str = "output_shard_format";
+const COMPLETE: &str = "complete";
+const DAMAGED_INPUTS: &str = "damaged_inputs";
+/// Also the key of the plan file's fingerprint.
+pub(super) const PLAN_FINGERPRINT: &str = "plan_fingerprint";
+const SHARDS: &str = "shards";
+
+/// A `meta.json` read back (by a rerun, `tic-wds-convert`, `tic-stats` / `tic-sizes` and
+/// tic-train): the JSON object, with the fields they use. Each field is `None` when absent or
+/// of another type (older or hand-made files); each reader words its own error for that.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReshardMeta(Value);
+
+impl ReshardMeta {
+    /// Parses the bytes of a `meta.json` (any JSON value parses; its fields may be missing).
+    pub fn from_slice(bytes: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(bytes).map(Self)
+    }
+
+    fn u64_field(&self, key: &str) -> Option<u64> {
+        self.0.get(key).and_then(Value::as_u64)
+    }
+
+    /// Samples written (`output_count`).
+    pub fn output_count(&self) -> Option<u64> {
+        self.u64_field(OUTPUT_COUNT)
+    }
+
+    /// Shards written (`output_shard_count`).
+    pub fn output_shard_count(&self) -> Option<u64> {
+        self.u64_field(OUTPUT_SHARD_COUNT)
+    }
+
+    /// The shard name pattern (`output_shard_format`, e.g. `{:08d}.tar`).
+    pub fn output_shard_format(&self) -> Option<&str> {
+        self.0.get(OUTPUT_SHARD_FORMAT).and_then(Value::as_str)
+    }
+
+    /// The inputs whose loss made the output incomplete, when `complete` is `false` (joined
+    /// with `, `); `None` when the output is complete or the file predates the field.
+    pub fn lost_inputs(&self) -> Option<String> {
+        if self.0.get(COMPLETE) != Some(&Value::Bool(false)) {
+            return None;
+        }
+        Some(
+            self.0
+                .get(DAMAGED_INPUTS)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The fingerprint of the plan that wrote it.
+    pub fn plan_fingerprint(&self) -> Option<&str> {
+        self.0.get(PLAN_FINGERPRINT).and_then(Value::as_str)
+    }
+
+    /// Each finished shard's record (`shards`), if present and well-formed.
+    pub fn shard_records(&self) -> Option<Vec<ShardRecord>> {
+        self.0
+            .get(SHARDS)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
 }
 
 /// Formats a CRC-32 as `meta.json` records it.
@@ -51,11 +129,6 @@ pub(super) fn fingerprint(
         "shuffle_seed": args.shuffle_seed,
     });
     hex::encode(Sha256::digest(v.to_string().as_bytes()))
-}
-
-/// The bytes of a shard's stats file (`{"successes": n}`).
-pub(super) fn stats_bytes(n: u64) -> Vec<u8> {
-    pyjson::to_string(&json!({ "successes": n })).into_bytes()
 }
 
 /// Python's `str()` of an optional value (`None` when absent), as resharder.py's meta.json.
@@ -90,7 +163,7 @@ fn meta_json(
     put("num_workers", workers.to_string());
     put("shard_size", args.shard_size.to_string());
     put("shard_format", args.shard_format.clone());
-    put("output_shard_format", args.output_shard_format.clone());
+    put(OUTPUT_SHARD_FORMAT, args.output_shard_format.clone());
     put("shard_stats_format", args.shard_stats_format.clone());
     put(
         "output_shard_stats_format",
@@ -106,22 +179,22 @@ fn meta_json(
     put("quiet", args.quiet.to_string());
     let num = |v: u64| Value::from(v);
     m.insert("processed_count".into(), num(s.processed_count));
-    m.insert("output_count".into(), num(s.output_count));
+    m.insert(OUTPUT_COUNT.into(), num(s.output_count));
     m.insert("blur_count".into(), num(0));
     m.insert("blur_time".into(), Value::from(0.0));
-    m.insert("output_shard_count".into(), num(s.output_shard_count));
+    m.insert(OUTPUT_SHARD_COUNT.into(), num(s.output_shard_count));
     m.insert("worker_success".into(), num(workers as u64));
     m.insert("dropped_count".into(), num(s.dropped_count));
     m.insert("error_count".into(), num(s.error_count));
     m.insert("not_found_count".into(), num(s.not_found_count));
     m.insert("skipped_count".into(), num(s.skipped_count));
-    m.insert("complete".into(), Value::Bool(s.complete()));
-    m.insert("damaged_inputs".into(), json!(s.damaged_inputs));
+    m.insert(COMPLETE.into(), Value::Bool(s.complete()));
+    m.insert(DAMAGED_INPUTS.into(), json!(s.damaged_inputs));
     m.insert(
         "errors".into(),
         json!(errors.iter().take(1000).collect::<Vec<_>>()),
     );
-    m.insert("plan_fingerprint".into(), Value::String(fp.to_string()));
+    m.insert(PLAN_FINGERPRINT.into(), Value::String(fp.to_string()));
     m.insert(
         "tool".into(),
         Value::String(format!("tic-reshard {}", env!("CARGO_PKG_VERSION"))),
@@ -134,7 +207,7 @@ fn meta_json(
                 .unwrap_or_default(),
         ),
     );
-    m.insert("shards".into(), json!(records));
+    m.insert(SHARDS.into(), json!(records));
     Value::Object(m)
 }
 
@@ -142,25 +215,15 @@ fn meta_json(
 /// the damaged inputs and `flag`, the option that accepts the loss; with `accept` it only warns.
 /// Folders without `meta.json`, or whose `meta.json` predates the `complete` field, pass.
 pub fn check_complete(dir: &Location, accept: bool, flag: &str) -> Result<()> {
-    let meta = dir.join("meta.json");
+    let meta = dir.join(META_FILE);
     if !meta.exists()? {
         return Ok(());
     }
-    let v: Value =
-        serde_json::from_slice(&meta.read()?).with_context(|| format!("{meta}: not valid JSON"))?;
-    if v.get("complete") != Some(&Value::Bool(false)) {
+    let v = ReshardMeta::from_slice(&meta.read()?)
+        .with_context(|| format!("{meta}: not valid JSON"))?;
+    let Some(damaged) = v.lost_inputs() else {
         return Ok(());
-    }
-    let damaged = v
-        .get("damaged_inputs")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    };
     if accept {
         warn!("{dir} is an incomplete reshard (input lost in {damaged}); using it anyway ({flag})");
         return Ok(());
@@ -188,18 +251,15 @@ impl Job<'_> {
                 .map(|r| (r.name.as_str(), r.samples))
                 .collect();
             w.sort();
-            let table: Map<String, Value> = w
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), Value::from(v)))
-                .collect();
+            let table = w.into_iter().map(|(k, v)| (k.to_string(), v));
             output
                 .join(&args.shard_table)
-                .write(pyjson::to_string(&table).as_bytes())?;
+                .write(crate::stats::sizes_json(table).as_bytes())?;
         }
         // The completion marker, last; then the plan goes.
         let meta = meta_json(args, summary, self.workers, fp, errors, records);
         output
-            .join("meta.json")
+            .join(META_FILE)
             .write(pyjson::to_string(&meta).as_bytes())?;
         output.join(PLAN_FILE).remove()
     }

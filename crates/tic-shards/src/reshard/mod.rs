@@ -52,7 +52,7 @@ mod resume;
 mod scan;
 
 use crate::lock::DirLock;
-use crate::shardfmt::ShardFormat;
+use crate::shardfmt::{ShardFormat, DATACOMP_SHARD_FORMAT, DATACOMP_STATS_FORMAT};
 use crate::storage::{Location, STDIO};
 use crate::uid::Uid;
 use anyhow::{bail, Result};
@@ -64,7 +64,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 use tracing::info;
 
-pub use meta::{check_complete, ShardRecord};
+pub use meta::{check_complete, ReshardMeta, ShardRecord, META_FILE};
 
 /// Name of the in-progress plan file in the output folder.
 pub const PLAN_FILE: &str = ".tic-reshard-plan.json";
@@ -114,19 +114,19 @@ pub struct ReshardArgs {
     #[arg(long, default_value_t = 10000)]
     pub shard_size: usize,
     /// Input shard names, in Python str.format syntax.
-    #[arg(long, default_value = "{:08d}.tar")]
+    #[arg(long, default_value = DATACOMP_SHARD_FORMAT)]
     pub shard_format: String,
     /// Output shard names, in Python str.format syntax.
-    #[arg(long, default_value = "{:08d}.tar")]
+    #[arg(long, default_value = DATACOMP_SHARD_FORMAT)]
     pub output_shard_format: String,
     /// Input shard stats files, in Python str.format syntax.
-    #[arg(long, default_value = "{:08d}_stats.json")]
+    #[arg(long, default_value = DATACOMP_STATS_FORMAT)]
     pub shard_stats_format: String,
     /// Output shard stats files, in Python str.format syntax.
-    #[arg(long, default_value = "{:08d}_stats.json")]
+    #[arg(long, default_value = DATACOMP_STATS_FORMAT)]
     pub output_shard_stats_format: String,
     /// JSON table of input shard sizes, relative to the input folder.
-    #[arg(long, default_value = "sizes.json")]
+    #[arg(long, default_value = crate::stats::SIZES_FILE)]
     pub shard_table: String,
     /// Also write the output shards' size table (this name) into the output folder.
     #[arg(long)]
@@ -305,7 +305,7 @@ impl<'a> Job<'a> {
         if !args.dry_run {
             if let OutputState::Foreign(n) = resume::output_state(output, "")? {
                 // A folder holding neither our plan nor our meta.json is never reused silently.
-                let ours = output.join(PLAN_FILE).exists()? || output.join("meta.json").exists()?;
+                let ours = output.join(PLAN_FILE).exists()? || output.join(META_FILE).exists()?;
                 if !ours && !args.overwrite {
                     bail!(
                         "output folder {output} is not empty ({n} entries); pass --overwrite to replace its contents"
@@ -335,7 +335,7 @@ pub fn run(args: &ReshardArgs) -> Result<ReshardSummary> {
         return Ok(summary);
     }
     let plan_bytes = crate::pyjson::to_string(
-        &json!({"plan_fingerprint": fp, "output_count": summary.output_count}),
+        &json!({(meta::PLAN_FINGERPRINT): fp, "output_count": summary.output_count}),
     );
     let Some(kept) = job.prepare_output(&mut summary, &fp, &plan_bytes)? else {
         return Ok(summary);

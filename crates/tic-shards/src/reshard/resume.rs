@@ -3,11 +3,12 @@
 //! checks a kept shard must pass, and getting the folder ready for pass 2.
 
 use super::input::map_location;
-use super::meta::{crc_hex, stats_bytes, ShardRecord};
+use super::meta::{crc_hex, ReshardMeta, ShardRecord, META_FILE, PLAN_FINGERPRINT};
 use super::{Job, ReshardSummary, PLAN_FILE};
 use crate::atomic;
 use crate::lock::LOCK_FILE;
 use crate::shardfmt::ShardFormat;
+use crate::stats::stats_json;
 use crate::storage::Location;
 use crate::wds::scan_shard;
 use anyhow::{bail, Result};
@@ -22,7 +23,7 @@ pub(super) enum OutputState {
     /// An interrupted run of the same plan (its plan file).
     Resumable,
     /// This reshard, finished: its `meta.json`.
-    Complete(Value),
+    Complete(ReshardMeta),
     /// Something else, with this many entries.
     Foreign(usize),
 }
@@ -43,17 +44,18 @@ pub(super) fn output_state(out: &Location, fp: &str) -> Result<OutputState> {
     if entries.is_empty() {
         return Ok(OutputState::Empty);
     }
-    let meta = out.join("meta.json");
+    let meta = out.join(META_FILE);
     if meta.exists()? {
-        let v: Value = serde_json::from_slice(&meta.read()?).unwrap_or(Value::Null);
-        if v.get("plan_fingerprint").and_then(Value::as_str) == Some(fp) {
-            return Ok(OutputState::Complete(v));
+        if let Ok(v) = ReshardMeta::from_slice(&meta.read()?) {
+            if v.plan_fingerprint() == Some(fp) {
+                return Ok(OutputState::Complete(v));
+            }
         }
     }
     let plan = out.join(PLAN_FILE);
     if plan.exists()? {
         let v: Value = serde_json::from_slice(&plan.read()?).unwrap_or(Value::Null);
-        if v.get("plan_fingerprint").and_then(Value::as_str) == Some(fp) {
+        if v.get(PLAN_FINGERPRINT).and_then(Value::as_str) == Some(fp) {
             return Ok(OutputState::Resumable);
         }
     }
@@ -99,7 +101,7 @@ pub(super) fn check_kept_shard(
     n: u64,
 ) -> Result<ShardRecord, String> {
     let st = stats.read().map_err(|e| format!("{e:#}"))?;
-    if st != stats_bytes(n) {
+    if st != stats_json(n).as_bytes() {
         return Err(format!(
             "{stats} says {:?}, expected {{\"successes\": {n}}}",
             String::from_utf8_lossy(&st)
@@ -136,22 +138,19 @@ pub(super) fn check_kept_shard(
 /// of the intact shards (by index) and the damaged shards with the reason.
 fn check_finished(
     out: &Location,
-    meta: &Value,
+    meta: &ReshardMeta,
     count: u64,
     out_fmt: &ShardFormat,
     out_stats_fmt: &ShardFormat,
     verify: bool,
     pool: &rayon::ThreadPool,
 ) -> Result<(KeptRecords, Vec<(u64, String)>)> {
-    let records: Option<Vec<ShardRecord>> = meta
-        .get("shards")
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
-    let records = match records {
+    let records = match meta.shard_records() {
         Some(r) if r.len() as u64 == count => Some(r),
         _ => {
             warn!(
                 "{}: no shard records (written by an older tic-reshard?): checking only that the shards exist",
-                out.join("meta.json")
+                out.join(META_FILE)
             );
             None
         }
@@ -225,7 +224,7 @@ impl Job<'_> {
         plan_bytes: &str,
     ) -> Result<Option<KeptRecords>> {
         let (args, output) = (self.args, &self.output);
-        let meta_loc = output.join("meta.json");
+        let meta_loc = output.join(META_FILE);
         match output_state(output, fp)? {
             OutputState::Complete(meta) => {
                 return self.recheck_finished(summary, &meta, plan_bytes)
@@ -260,7 +259,7 @@ impl Job<'_> {
     fn recheck_finished(
         &self,
         summary: &mut ReshardSummary,
-        meta: &Value,
+        meta: &ReshardMeta,
         plan_bytes: &str,
     ) -> Result<Option<KeptRecords>> {
         let (args, output, out_fmt) = (self.args, &self.output, &self.out_fmt);
@@ -303,7 +302,7 @@ impl Job<'_> {
         // The plan first (a kill from here on resumes), then the completion marker goes,
         // before any shard is touched; a damaged shard's stats file goes before its tar.
         output.join(PLAN_FILE).write(plan_bytes.as_bytes())?;
-        output.join("meta.json").remove()?;
+        output.join(META_FILE).remove()?;
         for (o, _) in &damaged {
             output.join(&self.out_stats_fmt.format(*o)).remove()?;
             output.join(&out_fmt.format(*o)).remove()?;

@@ -19,6 +19,46 @@ use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
+/// A folder's table of sample counts per shard, `{"00000000.tar": n, …}` (TiC's `add_sizes.py`).
+pub const SIZES_FILE: &str = "sizes.json";
+
+/// What follows a shard's stem in the name of its stats file: `{stem}_stats.json` counts the
+/// samples of `{stem}.tar`.
+pub const STATS_SUFFIX: &str = "_stats.json";
+
+/// The stats file of the shard `tar_name` (`00000012.tar` → `00000012_stats.json`).
+pub fn stats_file_of(tar_name: &str) -> String {
+    format!("{}{STATS_SUFFIX}", tar_name.trim_end_matches(".tar"))
+}
+
+/// The shard a stats file counts (`00000012_stats.json` → `00000012.tar`).
+pub fn tar_of_stats_file(stats_name: &str) -> String {
+    format!("{}.tar", stats_name.trim_end_matches(STATS_SUFFIX))
+}
+
+/// A stats file as `tic-stats`, `tic-reshard` and `tic-make-tars` write it: `{"successes": n}`
+/// (DataComp's download stats carry more fields; readers use only this one).
+pub fn stats_json(n: u64) -> String {
+    pyjson::to_string(&json!({ "successes": n }))
+}
+
+/// The sample count a stats file records (its `successes`), if it has one.
+pub fn stats_successes(stats: &Value) -> Option<u64> {
+    stats.get("successes").and_then(Value::as_u64)
+}
+
+/// A `sizes.json` table with `entries` in the order given, as Python's `json.dump` writes it
+/// (every writer gives them sorted by name).
+pub fn sizes_json(entries: impl IntoIterator<Item = (String, u64)>) -> String {
+    let m: Map<String, Value> = entries.into_iter().map(|(k, n)| (k, json!(n))).collect();
+    pyjson::to_string(&m)
+}
+
+/// The shard name → sample count table of a `sizes.json`.
+pub fn parse_sizes(bytes: &[u8]) -> serde_json::Result<BTreeMap<String, u64>> {
+    serde_json::from_slice(bytes)
+}
+
 /// The split folders under `root`: its sub-folders, each replaced by its own sub-folders when
 /// it holds no `.tar` file.
 pub fn list_timesplit_paths(root: &Location) -> Result<Vec<Location>> {
@@ -112,7 +152,7 @@ pub fn generate_stats(
             .filter(|e| !e.is_dir && e.name.ends_with(".tar"))
         {
             let stem = e.name.trim_end_matches(".tar");
-            if names.contains(format!("{stem}_stats.json").as_str()) {
+            if names.contains(stats_file_of(&e.name).as_str()) {
                 summary.skipped += 1;
             } else {
                 todo.push((split.clone(), stem.to_string()));
@@ -129,8 +169,8 @@ pub fn generate_stats(
                 let r = count_json_samples(&split.join(&format!("{stem}.tar")))
                     .and_then(|n| {
                         split
-                            .join(&format!("{stem}_stats.json"))
-                            .write(pyjson::to_string(&json!({ "successes": n })).as_bytes())?;
+                            .join(&stats_file_of(stem))
+                            .write(stats_json(n).as_bytes())?;
                         Ok(n)
                     })
                     .map_err(|e| format!("{e:#}"));
@@ -187,33 +227,24 @@ pub fn write_sizes(
                 let missing: Vec<String> = entries
                     .iter()
                     .filter(|e| !e.is_dir && e.name.ends_with(".tar"))
-                    .filter(|e| {
-                        let stem = e.name.trim_end_matches(".tar");
-                        !names.contains(format!("{stem}_stats.json").as_str())
-                    })
+                    .filter(|e| !names.contains(stats_file_of(&e.name).as_str()))
                     .map(|e| split.join(&e.name).to_string())
                     .collect();
                 for e in entries
                     .iter()
-                    .filter(|e| !e.is_dir && e.name.ends_with("_stats.json"))
+                    .filter(|e| !e.is_dir && e.name.ends_with(STATS_SUFFIX))
                 {
                     let loc = split.join(&e.name);
                     let v: Value = serde_json::from_slice(&loc.read()?)
                         .with_context(|| format!("{loc}: not JSON"))?;
-                    let n = v
-                        .get("successes")
-                        .and_then(Value::as_u64)
+                    let n = stats_successes(&v)
                         .with_context(|| format!("{loc}: no integer \"successes\" field"))?;
                     // The original keeps the name up to its first `_`, which merges shards
                     // named like tic-make-tars' `train_batch_0__00000000.tar`.
-                    let tar = format!("{}.tar", e.name.trim_end_matches("_stats.json"));
-                    table.insert(tar, n);
+                    table.insert(tar_of_stats_file(&e.name), n);
                 }
                 let total = table.values().sum();
-                let m: Map<String, Value> = table.into_iter().map(|(k, v)| (k, json!(v))).collect();
-                split
-                    .join("sizes.json")
-                    .write(pyjson::to_string(&m).as_bytes())?;
+                split.join(SIZES_FILE).write(sizes_json(table).as_bytes())?;
                 Ok((total, missing))
             })
             .collect::<Result<_>>()
@@ -247,14 +278,12 @@ impl PipeCounts {
     /// The counts as a `sizes.json` table (`{"00000000.tar": n, …}`, sorted by name, written
     /// as Python's `json.dump` writes it).
     pub fn sizes_json(&self) -> String {
-        let m: Map<String, Value> = self
+        let table: BTreeMap<String, u64> = self
             .shards
             .iter()
-            .map(|(_, name, n)| (name.clone(), json!(n)))
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
+            .map(|(_, name, n)| (name.clone(), *n))
             .collect();
-        pyjson::to_string(&m)
+        sizes_json(table)
     }
 }
 
@@ -291,22 +320,22 @@ pub fn count_pipe_shards(pattern: &str, threads: usize, quiet: bool) -> Result<P
 
 /// Reads a folder's sample count per shard: `sizes.json` if present, else the stats files.
 pub fn shard_sizes(dir: &Location) -> Result<BTreeMap<String, u64>> {
-    let sizes = dir.join("sizes.json");
+    let sizes = dir.join(SIZES_FILE);
     if sizes.exists()? {
-        return serde_json::from_slice(&sizes.read()?)
+        return parse_sizes(&sizes.read()?)
             .with_context(|| format!("{sizes}: expected a JSON object of shard name -> count"));
     }
     let mut out = BTreeMap::new();
     for e in dir
         .list()?
         .into_iter()
-        .filter(|e| e.name.ends_with("_stats.json"))
+        .filter(|e| e.name.ends_with(STATS_SUFFIX))
     {
         let loc = dir.join(&e.name);
         let v: Value =
             serde_json::from_slice(&loc.read()?).with_context(|| format!("{loc}: not JSON"))?;
-        if let Some(n) = v.get("successes").and_then(Value::as_u64) {
-            out.insert(format!("{}.tar", e.name.trim_end_matches("_stats.json")), n);
+        if let Some(n) = stats_successes(&v) {
+            out.insert(tar_of_stats_file(&e.name), n);
         }
     }
     Ok(out)

@@ -2,8 +2,9 @@
 //! `dataset_creation/tic-datacomp/generate_datacompnet_uid2classid.py`.
 use anyhow::Result;
 use clap::Parser;
+use tic_shards::pickle::DATACOMPNET_PKL;
 use tic_splits::classes;
-use tic_splits::evaluids::{UidSourceArgs, DATACOMPNET_PKL};
+use tic_splits::evaluids::UidSourceArgs;
 
 /// Map DataCompNet eval uids to ImageNet class ids (TiC's generate_datacompnet_uid2classid.py).
 ///

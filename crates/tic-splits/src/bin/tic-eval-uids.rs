@@ -1,7 +1,8 @@
 //! `tic-eval-uids`: drop-in for TiC-CLIP's `dataset_creation/tic-datacomp/generate_eval_uids.py`.
 use anyhow::Result;
 use clap::Parser;
-use tic_splits::evaluids::{self, UidSourceArgs, DATACOMPNET_PKL, RETRIEVAL_PKL};
+use tic_shards::pickle::{DATACOMPNET_PKL, RETRIEVAL_PKL};
+use tic_splits::evaluids::{self, UidSourceArgs};
 
 /// Turn TiC's eval uid pickles into per-year uid arrays (TiC's generate_eval_uids.py).
 ///
