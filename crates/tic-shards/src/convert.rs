@@ -10,10 +10,10 @@
 //!
 //! Reruns are safe: files already renamed are left alone, text files are rewritten atomically.
 
+use crate::counts::{sizes_json, stats_file_of, SIZES_FILE, STATS_SUFFIX};
 use crate::evalset_layout::{shard_file, shard_stats_file, SetMetadata};
 use crate::imagenet;
 use crate::reshard::{ReshardMeta, META_FILE};
-use crate::stats::{sizes_json, stats_file_of, SIZES_FILE, STATS_SUFFIX};
 use crate::storage::Location;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;

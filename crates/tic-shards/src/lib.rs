@@ -5,7 +5,8 @@
 //! - [`storage`]: local paths, object-store URLs and [`pipe`] (`pipe:CMD`) shard URLs; [`atomic`]: temp + rename writes;
 //!   [`lock`]: one writer per output folder.
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
-//! - [`stats`]: `_stats.json`/`sizes.json`; [`evalset_layout`]: the CLIP_benchmark evaluation-set
+//! - [`counts`]: the `_stats.json`/`sizes.json` sample-count files; [`stats`]: `tic-stats` and
+//!   `tic-sizes`, which write them; [`evalset_layout`]: the CLIP_benchmark evaluation-set
 //!   layout, which [`convert`] writes; [`make_tars`]: CSV + images to shards; [`synth`]: the
 //!   synthetic pool.
 //! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`);
@@ -15,6 +16,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod convert;
+pub mod counts;
 pub mod evalset_layout;
 pub mod ftfy;
 pub mod html;

@@ -9,7 +9,7 @@
 //! caption member, a 32-hex `uid` in the json, `_stats.json` files and `sizes.json`).
 
 use crate::wds::TarSampleWriter;
-use crate::{atomic, pyjson, stats};
+use crate::{atomic, counts, pyjson};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
@@ -254,8 +254,8 @@ impl Packer<'_> {
         }
         if a.datacomp_compat {
             let name = file_name(&path);
-            let stats = path.with_file_name(stats::stats_file_of(&name));
-            atomic::write_atomic(stats, stats::stats_json(n).as_bytes())?;
+            let stats = path.with_file_name(counts::stats_file_of(&name));
+            atomic::write_atomic(stats, counts::stats_json(n).as_bytes())?;
             self.sizes.push((name, n));
         }
         self.summary.shards.push(path);
@@ -272,8 +272,8 @@ impl Packer<'_> {
         let a = self.a;
         if a.datacomp_compat {
             atomic::write_atomic(
-                a.output_dir.join(stats::SIZES_FILE),
-                stats::sizes_json(self.sizes).as_bytes(),
+                a.output_dir.join(counts::SIZES_FILE),
+                counts::sizes_json(self.sizes).as_bytes(),
             )?;
         }
         for p in self.added_sources {

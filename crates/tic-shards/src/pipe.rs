@@ -206,6 +206,11 @@ impl PipeUrl {
         &self.cmd
     }
 
+    /// The command, owned (what a [`crate::storage::Location::Pipe`] holds).
+    pub fn into_command(self) -> String {
+        self.cmd
+    }
+
     /// True when the command holds the `{}` placeholder (a folder template).
     pub fn is_template(&self) -> bool {
         self.cmd.contains(PATH_PLACEHOLDER)
@@ -245,12 +250,6 @@ impl PipeUrl {
 impl std::fmt::Display for PipeUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{PREFIX}{}", self.cmd)
-    }
-}
-
-impl From<PipeUrl> for crate::storage::Location {
-    fn from(url: PipeUrl) -> Self {
-        crate::storage::Location::Pipe(url.cmd)
     }
 }
 

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 /// DataComp's shard names, `00000000.tar`, … (the pool, resharder input and output).
 pub const DATACOMP_SHARD_FORMAT: &str = "{:08d}.tar";
 /// The stats files next to DataComp's shards, `00000000_stats.json`, …
-/// ([`crate::stats::stats_file_of`] of [`DATACOMP_SHARD_FORMAT`]).
+/// ([`crate::counts::stats_file_of`] of [`DATACOMP_SHARD_FORMAT`]).
 pub const DATACOMP_STATS_FORMAT: &str = "{:08d}_stats.json";
 
 /// A name pattern with one integer field: `prefix{:0Wd}suffix` (also `{}`, `{:d}`, `{:Wd}`).

@@ -539,6 +539,12 @@ impl Location {
     }
 }
 
+impl From<crate::pipe::PipeUrl> for Location {
+    fn from(url: crate::pipe::PipeUrl) -> Self {
+        Location::Pipe(url.into_command())
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

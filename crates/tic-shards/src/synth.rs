@@ -16,7 +16,7 @@
 use crate::shardfmt::{ShardFormat, DATACOMP_SHARD_FORMAT};
 use crate::uid::{sort_unique, Uid};
 use crate::wds::TarSampleWriter;
-use crate::{atomic, evalset_layout, imagenet, npy, pickle, pyjson, stats};
+use crate::{atomic, counts, evalset_layout, imagenet, npy, pickle, pyjson};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use image::{Rgb, RgbImage};
@@ -460,7 +460,7 @@ fn write_pool(a: &SynthArgs, specs: &[SampleSpec], pool: &Path) -> Result<u64> {
                 "duration": 0.0, "start_time": 0.0, "end_time": 0.0, "status_dict": {"success": n},
             });
             atomic::write_atomic(
-                pool.join(stats::stats_file_of(&r.0)),
+                pool.join(counts::stats_file_of(&r.0)),
                 pyjson::to_string(&download_stats).as_bytes(),
             )?;
             Ok(r)
@@ -469,8 +469,8 @@ fn write_pool(a: &SynthArgs, specs: &[SampleSpec], pool: &Path) -> Result<u64> {
     pb.finish_and_clear();
     let sizes = shard_bytes.iter().map(|(n, c, _)| (n.clone(), *c as u64));
     atomic::write_atomic(
-        pool.join(stats::SIZES_FILE),
-        stats::sizes_json(sizes).as_bytes(),
+        pool.join(counts::SIZES_FILE),
+        counts::sizes_json(sizes).as_bytes(),
     )?;
     Ok(shard_bytes.iter().map(|x| x.2).sum())
 }

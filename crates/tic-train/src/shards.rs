@@ -29,10 +29,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+use tic_shards::counts::{shard_sizes, SIZES_FILE};
 use tic_shards::pipe::{self, PipeUrl};
 use tic_shards::reshard::{ReshardMeta, META_FILE};
 use tic_shards::shardfmt::ShardFormat;
-use tic_shards::stats::{shard_sizes, SIZES_FILE};
 use tic_shards::storage::Location;
 
 /// One shard to train on.

@@ -293,7 +293,7 @@ impl Job<'_> {
                 self.classes.as_ref(),
                 &tar_name,
             )?;
-            stats.write(crate::stats::stats_json(n).as_bytes())?;
+            stats.write(crate::counts::stats_json(n).as_bytes())?;
             record = Some(r);
         }
         if let Some(r) = record {

@@ -199,7 +199,7 @@ pub(super) fn load_shard_table(
         return Ok(None);
     }
     let text = loc.read()?;
-    let map: HashMap<String, u64> = crate::stats::parse_sizes(&text)
+    let map: HashMap<String, u64> = crate::counts::parse_sizes(&text)
         .with_context(|| format!("{loc}: expected a JSON object of shard name -> sample count"))?
         .into_iter()
         .collect();

@@ -254,7 +254,7 @@ impl Job<'_> {
             let table = w.into_iter().map(|(k, v)| (k.to_string(), v));
             output
                 .join(&args.shard_table)
-                .write(crate::stats::sizes_json(table).as_bytes())?;
+                .write(crate::counts::sizes_json(table).as_bytes())?;
         }
         // The completion marker, last; then the plan goes.
         let meta = meta_json(args, summary, self.workers, fp, errors, records);

@@ -126,7 +126,7 @@ pub struct ReshardArgs {
     #[arg(long, default_value = DATACOMP_STATS_FORMAT)]
     pub output_shard_stats_format: String,
     /// JSON table of input shard sizes, relative to the input folder.
-    #[arg(long, default_value = crate::stats::SIZES_FILE)]
+    #[arg(long, default_value = crate::counts::SIZES_FILE)]
     pub shard_table: String,
     /// Also write the output shards' size table (this name) into the output folder.
     #[arg(long)]
