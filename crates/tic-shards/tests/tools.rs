@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{npy, Uid};
 use tic_testkit::shards::{pool_uids, read_samples, reshard_args, write_subset};
-use tic_testkit::{fixture_dir, ok, run};
+use tic_testkit::{failed_stderr, fixture_dir, ok, run};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

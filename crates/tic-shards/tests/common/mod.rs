@@ -111,12 +111,6 @@ pub fn assert_no_stdout(o: &Output) {
     );
 }
 
-/// Asserts that a process failed; returns its standard error.
-pub fn failed_stderr(o: &Output) -> String {
-    assert!(!o.status.success());
-    stderr(o)
-}
-
 /// The `meta.json` a `tic-reshard` run wrote into `out`.
 pub fn read_meta(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap()
