@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{npy, pickle, Uid};
 use tic_testkit::shards::{pool_uids, read_samples, synth_pool, write_subset};
@@ -576,16 +576,46 @@ fn overwrite_invalidates_meta_json_before_any_shard() {
     );
 }
 
+/// A finished reshard to lock, damage or rerun: every uid of a fresh synthetic pool (subset
+/// file `s.npy`) resharded into `out` (quietly, with `extra`).
+struct Finished {
+    /// The temporary folder holding everything (removed when dropped).
+    dir: tempfile::TempDir,
+    pool: PathBuf,
+    sub: PathBuf,
+    out: PathBuf,
+    /// The arguments that made `out`.
+    args: Vec<String>,
+}
+
+/// Makes a [`Finished`] reshard of a pool of `samples` samples in `shards` shards.
+fn finished_reshard(samples: usize, shards: usize, extra: &[&str]) -> Finished {
+    let (dir, pool) = temp_pool(samples, shards);
+    let sub = dir.path().join("s.npy");
+    all_uids_subset(&pool, &sub);
+    let out = dir.path().join("out");
+    let args = reshard_cmd(&pool, &out, &sub, extra);
+    reshard_ok(&args);
+    Finished {
+        dir,
+        pool,
+        sub,
+        out,
+        args,
+    }
+}
+
 /// Issue 15 item 2: a second writer on a locked folder fails at once, naming the holder, and
 /// touches nothing.
 #[test]
 fn second_writer_fails_naming_the_lock() {
-    let (d, pool) = temp_pool(200, 2);
-    let sub = d.path().join("s.npy");
-    all_uids_subset(&pool, &sub);
-    let out = d.path().join("out");
-    let args = reshard_cmd(&pool, &out, &sub, &["--shard-size", "30"]);
-    reshard_ok(&args);
+    let Finished {
+        dir: d,
+        pool,
+        sub,
+        out,
+        args,
+    } = finished_reshard(200, 2, &["--shard-size", "30"]);
     let before = tree(&out, &[]);
     assert!(!out.join(tic_shards::lock::LOCK_FILE).exists());
 
@@ -646,17 +676,13 @@ fn second_writer_fails_naming_the_lock() {
 /// named and written again.
 #[test]
 fn damaged_finished_shards_are_named_and_redone() {
-    let (d, pool) = temp_pool(300, 3);
-    let sub = d.path().join("s.npy");
-    all_uids_subset(&pool, &sub);
-    let out = d.path().join("out");
-    let args = reshard_cmd(
-        &pool,
-        &out,
-        &sub,
-        &["--shard-size", "50", "--write-shard-table"],
-    );
-    reshard_ok(&args);
+    let extra = ["--shard-size", "50", "--write-shard-table"];
+    let Finished {
+        dir: _dir,
+        out,
+        args,
+        ..
+    } = finished_reshard(300, 3, &extra);
     let want = tree(&out, &["meta.json"]);
     let want_meta = meta_stable(&out);
     // meta.json records every shard's size and CRC-32.
@@ -711,12 +737,12 @@ fn damaged_finished_shards_are_named_and_redone() {
 /// is written again.
 #[test]
 fn resume_checks_the_shards_it_keeps() {
-    let (d, pool) = temp_pool(200, 2);
-    let sub = d.path().join("s.npy");
-    all_uids_subset(&pool, &sub);
-    let out = d.path().join("out");
-    let args = reshard_cmd(&pool, &out, &sub, &["--shard-size", "40"]);
-    reshard_ok(&args);
+    let Finished {
+        dir: _dir,
+        out,
+        args,
+        ..
+    } = finished_reshard(200, 2, &["--shard-size", "40"]);
     let want = tree(&out, &["meta.json"]);
     let want_meta = meta_stable(&out);
     // The state of a run killed before meta.json: the plan file, no meta.json ...
