@@ -9,9 +9,7 @@
 # ViT: 8), OUT (bench/out/dist). Each run uses all cores: 1 process with RAYON_NUM_THREADS=cores,
 # W ranks with cores/W threads each (tic-train's default under mpirun). The step time is the
 # median of metrics.jsonl's step_s after the first 3 steps (warm-up).
-set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
+. "$(dirname "$0")/lib.sh"
 MODELS=${MODELS:-"tiny ViT-B-32"}
 WORLD=${WORLD:-2}
 BATCH=${BATCH:-32}
@@ -20,14 +18,6 @@ cores=$(nproc)
 cargo build -q --release -p tic-train -p tic-shards --bins --features tic-train/mpi
 bin=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
-
-median_step() { # metrics.jsonl -> median step_s after warm-up
-  python3 - "$1" <<'EOF'
-import json, statistics, sys
-s = [json.loads(l)["step_s"] for l in open(sys.argv[1])][3:]
-print(f"{statistics.median(s):.4f}")
-EOF
-}
 
 echo "| model | image | global batch | steps | 1 process (s/step) | $WORLD ranks (s/step) | ratio |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -42,7 +32,7 @@ for model in $MODELS; do
   rm -rf "$OUT/runs/$model-w1" "$OUT/runs/$model-w$WORLD"
   RAYON_NUM_THREADS=$cores "$bin/tic-train" "${common[@]}" --exp_name "$model-w1"
   mpirun -np "$WORLD" "$bin/tic-train" "${common[@]}" --exp_name "$model-w$WORLD" 2>/dev/null
-  a=$(median_step "$OUT/runs/$model-w1/metrics.jsonl")
-  b=$(median_step "$OUT/runs/$model-w$WORLD/metrics.jsonl")
+  a=$(median_step "$OUT/runs/$model-w1/metrics.jsonl" 3 4)
+  b=$(median_step "$OUT/runs/$model-w$WORLD/metrics.jsonl" 3 4)
   echo "| $model | $size | $BATCH | $steps | $a | $b | $(python3 -c "print(f'{$b/$a:.2f}x')") |"
 done

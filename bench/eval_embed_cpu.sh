@@ -8,8 +8,7 @@
 #
 # Needs a Python with torch, open_clip_torch==2.24.0, clip_benchmark==1.4.0, webdataset,
 # safetensors. Prints images/s and texts/s for both; see docs/benchmarks.md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 N=${N:-128}
 THREADS=${THREADS:-2}
 BS=${BS:-64}

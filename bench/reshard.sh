@@ -5,8 +5,7 @@
 #
 #   bash bench/reshard.sh                 # N=100000 SHARDS=40 by default
 #   N=20000 SHARDS=8 bash bench/reshard.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 N=${N:-100000}
 SHARDS=${SHARDS:-40}
 IMG=${IMG:-160}

@@ -18,9 +18,7 @@
 # OUT (bench/out/train_step). tic-train trains on a synthetic 224-px pool (2 loader workers),
 # PyTorch on random tensors (no data loading). Speed: median s/step after the first step
 # (tic-train: metrics.jsonl's step_s). Memory: whole-process peak RSS (/usr/bin/time -f %M).
-set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
+. "$(dirname "$0")/lib.sh"
 CASES=${CASES:-"ViT-B-32:32 ViT-B-16:16"}
 STEPS=${STEPS:-4}
 THREADS=${THREADS:-2}
@@ -42,14 +40,6 @@ if [ ! -f "$OUT/pool/.samples-$samples" ]; then
     --image-size 224 >/dev/null
   touch "$OUT/pool/.samples-$samples"
 fi
-
-median_step() { # metrics.jsonl -> median step_s after the first step
-  python3 - "$1" <<'PY'
-import json, statistics, sys
-s = [json.loads(l)["step_s"] for l in open(sys.argv[1])][1:]
-print(f"{statistics.median(s):.2f}")
-PY
-}
 
 median_example_step() { # step_memory output -> median whole-step seconds after the first step
   python3 - "$1" <<'PY'
@@ -76,7 +66,7 @@ for c in $CASES; do
       "$bin/tic-train" --scale tiny --model "$model" --data_dir "$OUT/pool/pool" \
       --batch_size "$batch" --train_num_samples $(( batch * (STEPS + 1) )) --num_checkpoints 1 \
       --workers 2 --device cpu -q --output_dir "$run" --exp_name r "${flag[@]}" >/dev/null
-    tic_s=$(median_step "$run/r/metrics.jsonl")
+    tic_s=$(median_step "$run/r/metrics.jsonl" 1 2)
     tic_mem=$(peak_mib "$OUT/tic-$model-$batch-$ckpt.mem")
     same=(); [ "$ckpt" = 1 ] && same=(ckpt)
     [ "$CLIP" = 1 ] && same+=(clip)

@@ -216,6 +216,28 @@ try_kill() {
     return 1
 }
 
+# kill_point TOOL SETUP CMD_VAR LABEL_PREFIX CHECK DESC COND...: kills the command held in the
+# array named CMD_VAR when COND holds (try_kill with SETUP, the kill point named LABEL_PREFIX DESC),
+# then runs CHECK DESC on what the kill left. Always returns 0 (a missed point is a failure).
+kill_point() {
+    local tool=$1 setup=$2 prefix=$4 check=$5 desc=$6
+    local -n kill_point_cmd=$3
+    shift 6
+    try_kill "$tool" "$prefix$desc" "$setup" "${kill_point_cmd[@]}" -- "$@" || return 0
+    $check "$desc"
+}
+
+# kill_state DIR: what a kill left in DIR, for the notes ("N tars, M temp files").
+kill_state() {
+    local n=("$1"/*.tar)
+    echo "${#n[@]} tars, $(temps "$1" | wc -l) temp files"
+}
+
+# line_count FILE: the lines of FILE (0 when it does not exist).
+line_count() {
+    if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
+}
+
 LOG=$W/soak.log
 note() { echo "  $*" | tee -a "$LOG"; }
 
@@ -248,17 +270,16 @@ fresh() { rm -rf $OUT; }
 old_output() { rm -rf $OUT && cp -a ref_old $OUT; }
 
 echo "crash soak: tic-reshard, normal run ($NSHARDS output shards, $NEW_MS ms uninterrupted)" | tee -a "$LOG"
-reshard_point() {
-    local desc=$1
-    shift
-    try_kill tic-reshard "$desc" fresh "${NEW[@]}" -- "$@" || return 0
-    local n=("$OUT"/*.tar) t
-    t=$(temps $OUT | wc -l)
+# reshard_checks DESC: after a kill of the normal run.
+reshard_checks() {
+    local state
+    state=$(kill_state $OUT)
     marker_check tic-reshard meta.json $OUT "$LEFT_BY_KILL" ref_new
     rerun_check tic-reshard ref_new $OUT '^$' "${NEW[@]}" &&
-        note "killed at '$desc' (${#n[@]} tars, $t temp files): rerun identical"
+        note "killed at '$1' ($state): rerun identical"
     return 0
 }
+reshard_point() { kill_point tic-reshard fresh NEW "" reshard_checks "$@"; }
 reshard_point "pass 1 (lock taken)" has $OUT .tic-lock
 reshard_point "plan file written" has $OUT $PLAN
 reshard_point "first shard being written" has $OUT '.tic-tmp-*'
@@ -282,12 +303,10 @@ if try_kill tic-reshard "10 shards done" fresh "${NEW[@]}" -- stats_ge 10; then
 fi || true
 
 echo "crash soak: tic-reshard --overwrite of a finished output ($OLD_TARS old shards, $OVER_MS ms uninterrupted)" | tee -a "$LOG"
-overwrite_point() {
-    local desc=$1
-    shift
-    try_kill tic-reshard "--overwrite: $desc" old_output "${OVER[@]}" -- "$@" || return 0
-    local n=("$OUT"/*.tar) t
-    t=$(temps $OUT | wc -l)
+# overwrite_checks DESC: after a kill of the --overwrite run.
+overwrite_checks() {
+    local desc=$1 state
+    state=$(kill_state $OUT)
     marker_check tic-reshard meta.json $OUT "$LEFT_BY_KILL" ref_old ref_over
     # The old command must either find its finished output intact or refuse the folder.
     local rc=0
@@ -300,9 +319,10 @@ overwrite_point() {
             fail "tic-reshard, kill at '$KILL_DESC': the old command exited 0 on a folder that is not its finished output:"$'\n'"$(tree_diff ref_old $OUT "$LEFT_BY_KILL")"
     fi
     rerun_check tic-reshard ref_over $OUT '^$' "${OVER[@]}" &&
-        note "killed at '$desc' (${#n[@]} tars, $t temp files): old command $how; --overwrite rerun identical"
+        note "killed at '$desc' ($state): old command $how; --overwrite rerun identical"
     return 0
 }
+overwrite_point() { kill_point tic-reshard old_output OVER "--overwrite: " overwrite_checks "$@"; }
 overwrite_point "pass 1 (lock taken)" has $OUT .tic-lock
 overwrite_point "old meta.json removed" lacks $OUT meta.json
 overwrite_point "old shards being deleted" emptying
@@ -338,13 +358,11 @@ saving_after() { metrics_ge "$1" && has $CK '.tic-tmp-*'; }
 fresh_run() { rm -rf $RUN; }
 
 echo "crash soak: tic-train ($STEPS steps, $TRAIN_MS ms uninterrupted)" | tee -a "$LOG"
-train_point() {
-    local desc=$1
-    shift
-    try_kill tic-train "$desc" fresh_run "${TRAIN[@]}" -- "$@" || return 0
-    local t m=0
+# train_checks DESC: after a kill of the training run.
+train_checks() {
+    local desc=$1 t m
     t=$(temps $RUN | wc -l)
-    [[ -f $RUN/metrics.jsonl ]] && m=$(wc -l <$RUN/metrics.jsonl)
+    m=$(line_count $RUN/metrics.jsonl)
     marker_check tic-train compute.json $RUN "$TRAIN_EXCLUDE" ref_train
     if rerun_check tic-train ref_train $RUN "$TRAIN_EXCLUDE" "${TRAIN[@]}"; then
         if cmp -s <(strip_timing ref_train/metrics.jsonl) <(strip_timing $RUN/metrics.jsonl); then
@@ -353,7 +371,9 @@ train_point() {
             fail "tic-train, kill at '$desc': metrics.jsonl (without timings) differs from the uninterrupted run's:"$'\n'"$(diff <(strip_timing ref_train/metrics.jsonl) <(strip_timing $RUN/metrics.jsonl) | head -n 6)"
         fi
     fi
+    return 0
 }
+train_point() { kill_point tic-train fresh_run TRAIN "" train_checks "$@"; }
 train_point "started, before step 1" started_no_step
 train_point "during the first state save" saving_after 2
 train_point "mid-epoch 1" metrics_ge 5
@@ -377,16 +397,15 @@ eval_started() { has $EV eval_info.json && ! results_ge 1; }
 fresh_eval() { rm -rf $EV; }
 
 echo "crash soak: tic-eval ($NTASKS tasks, $EVAL_MS ms uninterrupted)" | tee -a "$LOG"
-eval_point() {
-    local desc=$1
-    shift
-    try_kill tic-eval "$desc" fresh_eval "${EVAL[@]}" -- "$@" || return 0
-    local m=0
-    [[ -f $EV/eval_results.jsonl ]] && m=$(wc -l <$EV/eval_results.jsonl)
+# eval_checks DESC: after a kill of the evaluation.
+eval_checks() {
+    local m
+    m=$(line_count $EV/eval_results.jsonl)
     rerun_check tic-eval ref_eval $EV '^$' "${EVAL[@]}" &&
-        note "killed at '$desc' ($m results recorded): rerun identical"
+        note "killed at '$1' ($m results recorded): rerun identical"
     return 0
 }
+eval_point() { kill_point tic-eval fresh_eval EVAL "" eval_checks "$@"; }
 eval_point "started, no result yet" eval_started
 eval_point "1 task recorded" results_ge 1
 eval_point "2 tasks recorded" results_ge 2

@@ -171,8 +171,7 @@ fn tic_metrics_reports_a_missing_results_file() {
         .arg(tmp.path().join("o"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = tic_testkit::failed_stderr(&out);
     assert!(
         err.contains("2016") && err.contains("eval_results.jsonl"),
         "{err}"

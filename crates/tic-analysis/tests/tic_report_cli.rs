@@ -71,26 +71,27 @@ fn write_methods(r: &Path, adjust: impl Fn([[f64; 3]; 3]) -> [[f64; 3]; 3]) {
     }
 }
 
-fn tic_metrics(root: &Path, runs: &[&str], out: &str, extra: &[&str]) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tic-metrics"));
-    cmd.current_dir(root).arg("--runs");
-    for r in runs {
-        cmd.arg(format!("{r}=results/{r}"));
-    }
-    let o = cmd
-        .args(["--output-dir", out])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn tic_report(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tic-report"))
+/// Runs binary `bin` with `args` in the folder `root`.
+fn run_in(root: &Path, bin: &str, args: &[&str]) -> Output {
+    Command::new(bin)
         .current_dir(root)
         .args(args)
         .output()
         .unwrap()
+}
+
+fn tic_metrics(root: &Path, runs: &[&str], out: &str, extra: &[&str]) {
+    let runs: Vec<String> = runs.iter().map(|r| format!("{r}=results/{r}")).collect();
+    let mut args = vec!["--runs"];
+    args.extend(runs.iter().map(String::as_str));
+    args.extend(["--output-dir", out]);
+    args.extend_from_slice(extra);
+    let o = run_in(root, env!("CARGO_BIN_EXE_tic-metrics"), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn tic_report(root: &Path, args: &[&str]) -> Output {
+    run_in(root, env!("CARGO_BIN_EXE_tic-report"), args)
 }
 
 /// Runs `tic-report` with `args` in `root`, which must succeed; returns the Markdown it wrote
@@ -117,15 +118,33 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn write_training_runs(root: &Path) {
-    let runs = root.join("runs");
-    let init = runs.join("init_2014");
-    std::fs::create_dir_all(&init).unwrap();
+/// Every one of `wants` is in `text` (which a failure shows).
+fn assert_contains_all(text: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(text.contains(want), "{text}");
+    }
+}
+
+/// Creates the training run folder `run` with a `compute.json` of a finished run of 20 steps
+/// of 256 samples.
+fn write_finished_compute(run: &Path) {
+    std::fs::create_dir_all(run).unwrap();
     std::fs::write(
-        init.join("compute.json"),
+        run.join("compute.json"),
         r#"{"samples_seen": 5120, "steps": 20, "batch_size": 256, "finished": true}"#,
     )
     .unwrap();
+}
+
+/// Runs `tic-sweep` with `args` in `root`.
+fn tic_sweep(root: &Path, args: &[&str]) -> Output {
+    run_in(root, env!("CARGO_BIN_EXE_tic-sweep"), args)
+}
+
+fn write_training_runs(root: &Path) {
+    let runs = root.join("runs");
+    let init = runs.join("init_2014");
+    write_finished_compute(&init);
     // Losses 4.0, 3.9, ..., 2.1: first 10 mean 3.55, last 10 mean 2.55; 20 × 0.25 s; 1024/s.
     let lines: String = (0..20)
         .map(|k| {
@@ -138,13 +157,7 @@ fn write_training_runs(root: &Path) {
         .collect();
     std::fs::write(init.join("metrics.jsonl"), lines).unwrap();
     std::os::unix::fs::symlink("init_2014", runs.join("sequential_2014")).unwrap();
-    let s = runs.join("sequential_2015");
-    std::fs::create_dir_all(&s).unwrap();
-    std::fs::write(
-        s.join("compute.json"),
-        r#"{"samples_seen": 5120, "steps": 20, "batch_size": 256, "finished": true}"#,
-    )
-    .unwrap();
+    write_finished_compute(&runs.join("sequential_2015"));
 }
 
 #[test]
@@ -315,15 +328,14 @@ fn tic_report_end_to_end() {
         text(&o.stderr)
     );
     let strict = std::fs::read_to_string(root.join("strict.md")).unwrap();
-    assert!(
-        strict.contains("of its compute: **not reproduced** — datacomp-retrieval-yearly:"),
-        "{strict}"
+    assert_contains_all(
+        &strict,
+        &[
+            "of its compute: **not reproduced** — datacomp-retrieval-yearly:",
+            "ID cumulative-all 61.3 < oracle 62.0 − 0.5",
+            "--oracle-tolerance 0.005",
+        ],
     );
-    assert!(
-        strict.contains("ID cumulative-all 61.3 < oracle 62.0 − 0.5"),
-        "{strict}"
-    );
-    assert!(strict.contains("--oracle-tolerance 0.005"), "{strict}");
     assert!(!strict.contains("## Training runs") && !strict.contains("## Data"));
     // Without --require-findings the same report exits 0.
     let o = tic_report(root, &strict_args);
@@ -445,12 +457,17 @@ fn tic_report_over_seeds() {
 
     // tic-sweep over two "budgets" (the same report twice): points sorted by budget, the
     // oracle − cumulative-all ID gap paired by seed (62.0 − 61.3 on both seeds), plots written.
-    let o = Command::new(env!("CARGO_BIN_EXE_tic-sweep"))
-        .current_dir(root)
-        .args(["--budget", "100=seeds.json", "--budget", "50=seeds.json"])
-        .args(["--output-dir", "sweep"])
-        .output()
-        .unwrap();
+    let o = tic_sweep(
+        root,
+        &[
+            "--budget",
+            "100=seeds.json",
+            "--budget",
+            "50=seeds.json",
+            "--output-dir",
+            "sweep",
+        ],
+    );
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
     let sweep = std::fs::read_to_string(root.join("sweep/sweep.md")).unwrap();
     let row = "| 2 | 61.3 ± 0.0 | 62.0 ± 0.0 | 0.7 ± 0.0 |";
@@ -462,12 +479,17 @@ fn tic_report_over_seeds() {
     for f in ["sweep.json", "sweep.png", "sweep.svg"] {
         assert!(root.join("sweep").join(f).is_file(), "{f}");
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_tic-sweep"))
-        .current_dir(root)
-        .args(["--budget", "50=seeds.json", "--method", "lwf"])
-        .args(["--output-dir", "sweep2"])
-        .output()
-        .unwrap();
+    let o = tic_sweep(
+        root,
+        &[
+            "--budget",
+            "50=seeds.json",
+            "--method",
+            "lwf",
+            "--output-dir",
+            "sweep2",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains("no method \"lwf\""),

@@ -26,6 +26,34 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// Runs `tic-eval MODEL_FLAG MODEL [--output_dir OUT] --data_dir DATA --tasklist TASKLIST`
+/// (the fixture's task list), then `extra`.
+fn eval(f: &Fixture, model: [&str; 2], out: Option<&Path>, data: &str, extra: &[&str]) -> Output {
+    let mut args = model.to_vec();
+    if let Some(out) = out {
+        args.extend(["--output_dir", s(out)]);
+    }
+    args.extend(["--data_dir", data, "--tasklist", s(&f.tasklist)]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// [`eval`] of the fixture's training run (`--train_output_dir`) on the fixture's data.
+fn eval_run(f: &Fixture, out: Option<&Path>, extra: &[&str]) -> Output {
+    eval(
+        f,
+        ["--train_output_dir", s(&f.run_dir)],
+        out,
+        s(&f.data),
+        extra,
+    )
+}
+
+/// The JSON file at `path`.
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// Samples of a converted set in CLIP_benchmark order: shard 0.., tar order.
 fn set_samples(dir: &Path) -> Vec<Members> {
     let n: usize = std::fs::read_to_string(dir.join("nshards.txt"))
@@ -111,13 +139,7 @@ fn assert_close(a: &[f32], b: &[f32], what: &str) {
 fn evaluates_records_resumes_and_reports_failures() {
     let f = fixture(true);
     let dump = f.root.join("dump");
-    let o = run(&[
-        "--train_output_dir",
-        s(&f.run_dir),
-        "--data_dir",
-        s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
+    let extra = [
         "--batch_size",
         "4",
         "--num_workers",
@@ -125,7 +147,8 @@ fn evaluates_records_resumes_and_reports_failures() {
         "--dump-embeddings",
         s(&dump),
         "-q",
-    ]);
+    ];
+    let o = eval_run(&f, None, &extra);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     // The 2017 set does not exist: that task fails, the others are recorded, exit status 1.
@@ -167,8 +190,7 @@ fn evaluates_records_resumes_and_reports_failures() {
     let tic = f.data.join("tic/datacomp/yearly/eval");
     // DataCompNet: targets are the classes of the pickled uid -> class map, in set order.
     let dcn = dump.join("tic_datacomp_datacompnet_yearly_2016");
-    let labels: Value =
-        serde_json::from_slice(&std::fs::read(dcn.join("labels.json")).unwrap()).unwrap();
+    let labels = read_json(&dcn.join("labels.json"));
     let samples = set_samples(&tic.join("datacompnet/2016"));
     assert_eq!(samples.len(), 20);
     let want: Vec<i64> = samples
@@ -221,8 +243,7 @@ fn evaluates_records_resumes_and_reports_failures() {
 
     // Static retrieval: png preferred over jpg; captions split like str.splitlines.
     let tiny = dump.join("retrieval_tiny");
-    let labels: Value =
-        serde_json::from_slice(&std::fs::read(tiny.join("labels.json")).unwrap()).unwrap();
+    let labels = read_json(&tiny.join("labels.json"));
     assert_eq!(
         labels["captions"],
         serde_json::json!(["a red cat", "", "blue square", "x", "y", "last one"])
@@ -246,8 +267,7 @@ fn evaluates_records_resumes_and_reports_failures() {
 
     // TiC retrieval: one caption per sample, the sample's txt.
     let ret = dump.join("tic_datacomp_retrieval_yearly_2016");
-    let labels: Value =
-        serde_json::from_slice(&std::fs::read(ret.join("labels.json")).unwrap()).unwrap();
+    let labels = read_json(&ret.join("labels.json"));
     let samples = set_samples(&tic.join("retrieval/2016"));
     let caps: Vec<String> = samples
         .iter()
@@ -264,17 +284,11 @@ fn evaluates_records_resumes_and_reports_failures() {
     // --- CLIP_benchmark on the same data and embeddings (fixture written by
     // tests/fixtures/check_tic_eval_dump.py from this test's output): it read the same
     // labels / captions in the same order and computed the same metrics. ---
-    let fx: Value = serde_json::from_slice(
-        &std::fs::read(fixture_dir("tic-eval").join("e2e_clip_benchmark.json")).unwrap(),
-    )
-    .unwrap();
+    let fx = read_json(&fixture_dir("tic-eval").join("e2e_clip_benchmark.json"));
     for rec in &recs {
         let key = rec["key"].as_str().unwrap();
         let want = &fx[key];
-        let labels: Value = serde_json::from_slice(
-            &std::fs::read(dump.join(key.replace('/', "_")).join("labels.json")).unwrap(),
-        )
-        .unwrap();
+        let labels = read_json(&dump.join(key.replace('/', "_")).join("labels.json"));
         for field in ["targets", "captions", "text_image_index"] {
             if !want[field].is_null() {
                 assert_eq!(labels[field], want[field], "{key} {field}");
@@ -296,18 +310,13 @@ fn evaluates_records_resumes_and_reports_failures() {
 
     // --- Resume: a rerun skips every recorded task and appends nothing. ---
     let before = std::fs::read(&results).unwrap();
-    let o = run(&[
-        "--train_output_dir",
-        s(&f.run_dir),
-        "--data_dir",
-        s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
+    let extra = [
         "--tasks",
         "tic/datacomp/retrieval/yearly/2016",
         "retrieval/tiny",
         "-q",
-    ]);
+    ];
+    let o = eval_run(&f, None, &extra);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("skipped"));
     assert_eq!(std::fs::read(&results).unwrap(), before);
@@ -321,16 +330,7 @@ fn evaluates_records_resumes_and_reports_failures() {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
             .collect()
     };
-    let o = run(&[
-        "--train_output_dir",
-        s(&f.run_dir),
-        "--data_dir",
-        s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
-        "--json",
-        "-q",
-    ]);
+    let o = eval_run(&f, None, &["--json", "-q"]);
     assert_eq!(o.status.code(), Some(1));
     let v = lines(&o);
     let status: Vec<(&str, &str)> = v
@@ -352,20 +352,11 @@ fn evaluates_records_resumes_and_reports_failures() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("results: "));
     // A task done now: its metrics are those recorded in the (new) results folder.
     let fresh = f.root.join("fresh");
-    let o = run(&[
-        "--train_output_dir",
-        s(&f.run_dir),
-        "--output_dir",
-        s(&fresh),
-        "--data_dir",
-        s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
-        "--tasks",
-        "retrieval/tiny",
-        "--json",
-        "-q",
-    ]);
+    let o = eval_run(
+        &f,
+        Some(&fresh),
+        &["--tasks", "retrieval/tiny", "--json", "-q"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = lines(&o);
     assert_eq!((v.len(), v[0]["status"].as_str()), (1, Some("done")));
@@ -378,15 +369,7 @@ fn evaluates_records_resumes_and_reports_failures() {
     // records as reading the folder; a failing command and a truncated shard fail the tasks,
     // naming the command.
     let eval_with = |data: &str, out: &Path| {
-        run(&[
-            "--train_output_dir",
-            s(&f.run_dir),
-            "--output_dir",
-            s(out),
-            "--data_dir",
-            data,
-            "--tasklist",
-            s(&f.tasklist),
+        let extra = [
             "--tasks",
             "tic/datacomp/retrieval/yearly/2016",
             "tic/datacomp/datacompnet/yearly/2016",
@@ -396,7 +379,14 @@ fn evaluates_records_resumes_and_reports_failures() {
             "--num_workers",
             "2",
             "-q",
-        ])
+        ];
+        eval(
+            &f,
+            ["--train_output_dir", s(&f.run_dir)],
+            Some(out),
+            data,
+            &extra,
+        )
     };
     let piped = f.root.join("piped");
     let o = eval_with(&format!("pipe:cat {}/{{}}", s(&f.data)), &piped);
@@ -416,20 +406,17 @@ fn evaluates_records_resumes_and_reports_failures() {
     }
 
     // Results of another model in the same folder are refused.
-    let o = run(&[
-        "--use_model",
-        &format!(
-            "tiny-test {}",
-            s(&f.run_dir.join("checkpoints/epoch_1.safetensors"))
-        ),
-        "--output_dir",
-        s(&f.run_dir),
-        "--data_dir",
+    let model = format!(
+        "tiny-test {}",
+        s(&f.run_dir.join("checkpoints/epoch_1.safetensors"))
+    );
+    let o = eval(
+        &f,
+        ["--use_model", &model],
+        Some(&f.run_dir),
         s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
-        "-q",
-    ]);
+        &["-q"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("another model"));
 
@@ -482,17 +469,7 @@ fn bad_inputs_name_task_file_and_sample() {
     .unwrap();
 
     let out = f.root.join("out");
-    let o = run(&[
-        "--train_output_dir",
-        s(&f.run_dir),
-        "--output_dir",
-        s(&out),
-        "--data_dir",
-        s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
-        "-q",
-    ]);
+    let o = eval_run(&f, Some(&out), &["-q"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -512,19 +489,12 @@ fn bad_inputs_name_task_file_and_sample() {
     assert_eq!(failures.lines().count(), 4);
 
     // A checkpoint of another architecture: a clear error naming the tensor and shapes.
-    let o = run(&[
-        "--use_model",
-        &format!(
-            "ViT-B-32 {}",
-            s(&f.run_dir.join("checkpoints/epoch_latest.safetensors"))
-        ),
-        "--output_dir",
-        s(&f.root.join("out2")),
-        "--data_dir",
-        s(&f.data),
-        "--tasklist",
-        s(&f.tasklist),
-    ]);
+    let model = format!(
+        "ViT-B-32 {}",
+        s(&f.run_dir.join("checkpoints/epoch_latest.safetensors"))
+    );
+    let out2 = f.root.join("out2");
+    let o = eval(&f, ["--use_model", &model], Some(&out2), s(&f.data), &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -369,19 +369,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, gelu: bool) ->
 mod tests {
     use super::*;
     use candle_core::Device;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use tic_testkit::tensors::max_abs_diff as max_diff;
 
     #[test]
     fn fused_linear_matches_matmul_bias_gelu() {

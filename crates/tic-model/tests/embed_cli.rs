@@ -18,6 +18,18 @@ fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
     (shape, npy.into_vec::<f32>().unwrap())
 }
 
+/// `tic-embed --model MODEL --weights WEIGHTS`, to which a test adds its inputs and output.
+fn tic_embed(model: &str, weights: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tic-embed"));
+    c.args(["--model", model, "--weights"]).arg(weights);
+    c
+}
+
+/// The elements of `t`, flattened.
+fn flat(t: candle_core::Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
 fn setup(dir: &Path) -> PathBuf {
     let gz = std::fs::read(fixtures().join("weights.safetensors.gz")).unwrap();
     let mut raw = Vec::new();
@@ -43,9 +55,7 @@ fn embeds_folder_shards_and_texts() {
     let texts = tmp.path().join("texts.txt");
     std::fs::write(&texts, "a photo of a cat\n\nA DIAGRAM &amp; more\n").unwrap();
     let out = tmp.path().join("out");
-    let st = Command::new(env!("CARGO_BIN_EXE_tic-embed"))
-        .args(["--model", "tiny-test", "--weights"])
-        .arg(&weights)
+    let st = tic_embed("tiny-test", &weights)
         .arg("--images")
         .arg(&imgs)
         .arg("--texts")
@@ -73,13 +83,7 @@ fn embeds_folder_shards_and_texts() {
         .map(|n| std::fs::read(fixtures().join("images").join(n)).unwrap())
         .collect();
     let px = preprocess::eval_batch(&bytes, 32, &Device::Cpu).unwrap();
-    let want: Vec<f32> = model
-        .encode_image_normalized(&px)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let want: Vec<f32> = flat(model.encode_image_normalized(&px).unwrap());
     for (a, b) in img.iter().zip(&want) {
         assert!((a - b).abs() < 1e-5);
     }
@@ -93,13 +97,7 @@ fn embeds_folder_shards_and_texts() {
             &Device::Cpu,
         )
         .unwrap();
-    let want_t: Vec<f32> = model
-        .encode_text_normalized(&ids)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let want_t: Vec<f32> = flat(model.encode_text_normalized(&ids).unwrap());
     for (a, b) in txt.iter().zip(&want_t) {
         assert!((a - b).abs() < 1e-5);
     }
@@ -123,9 +121,7 @@ fn embeds_folder_shards_and_texts() {
         b.finish().unwrap();
     }
     let out2 = tmp.path().join("out2");
-    let st = Command::new(env!("CARGO_BIN_EXE_tic-embed"))
-        .args(["--model", "tiny-test", "--weights"])
-        .arg(&weights)
+    let st = tic_embed("tiny-test", &weights)
         .arg("--images")
         .arg(&shard)
         .arg("--output")
@@ -146,9 +142,7 @@ fn embeds_folder_shards_and_texts() {
     // features, byte for byte; a failing command and a truncated stream are named errors.
     let out3 = tmp.path().join("out3");
     let embed = |images: &str, out: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_tic-embed"))
-            .args(["--model", "tiny-test", "--weights"])
-            .arg(&weights)
+        tic_embed("tiny-test", &weights)
             .args(["--images", images, "--output"])
             .arg(out)
             .output()
@@ -186,17 +180,14 @@ fn bad_weights_error_names_file_and_key() {
     let weights = setup(tmp.path());
     let texts = tmp.path().join("t.txt");
     std::fs::write(&texts, "x\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tic-embed"))
-        .args(["--model", "ViT-B-32", "--weights"])
-        .arg(&weights)
+    let out = tic_embed("ViT-B-32", &weights)
         .arg("--texts")
         .arg(&texts)
         .arg("--output")
         .arg(tmp.path().join("o"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = tic_testkit::failed_stderr(&out);
     assert!(
         err.contains("tiny.safetensors") && err.contains("expected shape"),
         "{err}"

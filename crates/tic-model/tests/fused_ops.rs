@@ -4,12 +4,7 @@
 
 use candle_core::{Device, Result, Tensor, Var, D};
 use tic_kernels::{cpu_kernels, fused};
-
-/// Largest |a − b|.
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-    d.max(0).unwrap().to_scalar::<f32>().unwrap()
-}
+use tic_testkit::tensors::max_abs_diff as max_diff;
 
 /// Largest |a − b| relative to the largest |b| (1 when b is all zero).
 fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -76,6 +71,16 @@ fn causal(l: usize) -> Tensor {
     Tensor::from_vec(m, (l, l), &Device::Cpu).unwrap()
 }
 
+/// The gradients of `Σ y·r` (`r` a fixed random weighting of the output `y`).
+fn grads_of_weighted_sum(y: Tensor, r: &Var) -> candle_core::backprop::GradStore {
+    (y * r.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
+}
+
 /// Forward outputs and the gradients of `Σ out·r` for every var, fused against composed.
 fn check_against_composed(
     vars: &[&Var],
@@ -90,18 +95,8 @@ fn check_against_composed(
         rel_diff(&yf, &yc)
     );
     let r = var(yf.dims(), 1.0, 99);
-    let gf = (yf * r.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let gc = (yc * r.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let gf = grads_of_weighted_sum(yf, &r);
+    let gc = grads_of_weighted_sum(yc, &r);
     for (i, v) in vars.iter().enumerate() {
         let (a, b) = (
             gf.get(v.as_tensor()).unwrap(),
@@ -125,12 +120,7 @@ fn check_finite_differences(vars: &[&Var], op: impl Fn() -> Result<Tensor>, what
         let (y, r) = (y.to_vec1::<f32>().unwrap(), r.to_vec1::<f32>().unwrap());
         y.iter().zip(&r).map(|(a, b)| *a as f64 * *b as f64).sum()
     };
-    let grads = (y * r.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = grads_of_weighted_sum(y, &r);
     for (i, v) in vars.iter().enumerate() {
         let g = grads.get(v.as_tensor()).unwrap().flatten_all().unwrap();
         let g = g.to_vec1::<f32>().unwrap();

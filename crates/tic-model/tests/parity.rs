@@ -58,6 +58,21 @@ fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()
 }
 
+/// [`rel_err`] of tensor `t` against the values of the `.npy` file `want`.
+fn rel_err_to(t: &Tensor, want: &Path) -> f32 {
+    rel_err(&flat(t), &read_npy(want).1)
+}
+
+/// The feature fixtures' inputs: the 32 px pixels (`pixels_32.npy`) and the texts
+/// (`feature_texts.json`).
+fn feature_inputs() -> (Tensor, Vec<String>) {
+    let (pshape, pixels) = read_npy(&fixtures().join("pixels_32.npy"));
+    let pixels = Tensor::from_vec(pixels, pshape, &Device::Cpu).unwrap();
+    let texts: Vec<String> =
+        serde_json::from_value(read_json(&fixtures().join("feature_texts.json"))).unwrap();
+    (pixels, texts)
+}
+
 fn tokens(texts: &[String]) -> Tensor {
     Tokenizer::shared()
         .tokenize_tensor(texts, &Device::Cpu)
@@ -210,40 +225,22 @@ fn eval_batch_from_files_matches_openclip_pixels() {
 #[test]
 fn features_and_logits_match_openclip() {
     let model = tiny_model();
-    let (pshape, pixels) = read_npy(&fixtures().join("pixels_32.npy"));
-    let pixels = Tensor::from_vec(pixels, pshape, &Device::Cpu).unwrap();
-    let texts: Vec<String> =
-        serde_json::from_value(read_json(&fixtures().join("feature_texts.json"))).unwrap();
+    let (pixels, texts) = feature_inputs();
     let ids = tokens(&texts);
 
     let img = model.encode_image(&pixels).unwrap();
     let txt = model.encode_text(&ids).unwrap();
-    let e_img = rel_err(
-        &flat(&img),
-        &read_npy(&fixtures().join("image_features.npy")).1,
-    );
-    let e_txt = rel_err(
-        &flat(&txt),
-        &read_npy(&fixtures().join("text_features.npy")).1,
-    );
+    let e_img = rel_err_to(&img, &fixtures().join("image_features.npy"));
+    let e_txt = rel_err_to(&txt, &fixtures().join("text_features.npy"));
     let (img_n, txt_n, scale) = model.forward(&pixels, &ids).unwrap();
-    let e_img_n = rel_err(
-        &flat(&img_n),
-        &read_npy(&fixtures().join("image_features_norm.npy")).1,
-    );
-    let e_txt_n = rel_err(
-        &flat(&txt_n),
-        &read_npy(&fixtures().join("text_features_norm.npy")).1,
-    );
+    let e_img_n = rel_err_to(&img_n, &fixtures().join("image_features_norm.npy"));
+    let e_txt_n = rel_err_to(&txt_n, &fixtures().join("text_features_norm.npy"));
     let logits = img_n
         .matmul(&txt_n.t().unwrap())
         .unwrap()
         .broadcast_mul(&scale)
         .unwrap();
-    let e_logits = rel_err(
-        &flat(&logits),
-        &read_npy(&fixtures().join("logits_per_image.npy")).1,
-    );
+    let e_logits = rel_err_to(&logits, &fixtures().join("logits_per_image.npy"));
     let want_scale = read_json(&fixtures().join("logit_scale.json"))["logit_scale_exp"]
         .as_f64()
         .unwrap();
@@ -412,13 +409,13 @@ fn openclip_epoch_checkpoint_loads_and_matches() {
         &Device::Cpu,
     )
     .unwrap();
-    let e_img = rel_err(
-        &flat(&model.encode_image(&pixels).unwrap()),
-        &read_npy(&dir.join("image_features.npy")).1,
+    let e_img = rel_err_to(
+        &model.encode_image(&pixels).unwrap(),
+        &dir.join("image_features.npy"),
     );
-    let e_txt = rel_err(
-        &flat(&model.encode_text(&ids).unwrap()),
-        &read_npy(&dir.join("text_features.npy")).1,
+    let e_txt = rel_err_to(
+        &model.encode_text(&ids).unwrap(),
+        &dir.join("text_features.npy"),
     );
     eprintln!("epoch_1.pt relative errors: image {e_img:.2e} text {e_txt:.2e}");
     assert!(e_img < 1e-4 && e_txt < 1e-4);
@@ -458,24 +455,15 @@ fn trainable_model_matches_openclip_too() {
         vm.all_vars().len(),
         tic_model::init::param_specs(&tiny_config()).len()
     );
-    let (pshape, pixels) = read_npy(&fixtures().join("pixels_32.npy"));
-    let pixels = Tensor::from_vec(pixels, pshape, &Device::Cpu).unwrap();
-    let texts: Vec<String> =
-        serde_json::from_value(read_json(&fixtures().join("feature_texts.json"))).unwrap();
+    let (pixels, texts) = feature_inputs();
     let img = model.encode_image(&pixels).unwrap();
     let txt = model.encode_text(&tokens(&texts)).unwrap();
     assert!(
         img.track_op() && txt.track_op(),
         "outputs must be part of the autograd graph"
     );
-    let e_img = rel_err(
-        &flat(&img),
-        &read_npy(&fixtures().join("image_features.npy")).1,
-    );
-    let e_txt = rel_err(
-        &flat(&txt),
-        &read_npy(&fixtures().join("text_features.npy")).1,
-    );
+    let e_img = rel_err_to(&img, &fixtures().join("image_features.npy"));
+    let e_txt = rel_err_to(&txt, &fixtures().join("text_features.npy"));
     eprintln!("trainable graph relative errors: image {e_img:.2e} text {e_txt:.2e}");
     assert!(e_img < 1e-4 && e_txt < 1e-4);
 }

@@ -4,13 +4,10 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{npy, pickle, Uid};
-use tic_testkit::shards::{pool_uids, read_samples, synth_pool};
-use tic_testkit::{ok, run};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tic-reshard");
+use tic_testkit::shards::{pool_uids, read_samples, synth_pool, write_subset};
 
 fn p(x: &Path) -> &str {
     x.to_str().unwrap()
@@ -27,8 +24,7 @@ fn make_subset(uids: &[Uid]) -> Vec<Uid> {
 
 #[test]
 fn selects_copies_and_is_independent_of_workers() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 300, 4, 16);
+    let (d, pool) = temp_pool(300, 4);
     let all = pool_uids(&pool);
     let uids: Vec<Uid> = all.iter().map(|x| x.0).collect();
     let subset = make_subset(&uids);
@@ -38,24 +34,8 @@ fn selects_copies_and_is_independent_of_workers() {
     let out1 = d.path().join("out1/nested"); // missing parents are created
     let out3 = d.path().join("out3");
     for (out, j) in [(&out1, "1"), (&out3, "3")] {
-        let o = run(
-            BIN,
-            &[
-                "-i",
-                p(&pool),
-                "-o",
-                p(out),
-                "-s",
-                p(&sub),
-                "-j",
-                j,
-                "--shard-size",
-                "17",
-                "-q",
-                "--write-shard-table",
-            ],
-        );
-        ok(&o);
+        let extra = ["-j", j, "--shard-size", "17", "--write-shard-table"];
+        reshard_ok(&reshard_cmd(&pool, out, &sub, &extra));
     }
     // Same bytes whatever -j is.
     assert_eq!(tree(&out1, &["meta.json"]), tree(&out3, &["meta.json"]));
@@ -75,8 +55,7 @@ fn selects_copies_and_is_independent_of_workers() {
     }
     assert!(got.contains_key(&format!("{}-1", uids[3])));
 
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out1.join("meta.json")).unwrap()).unwrap();
+    let meta = read_meta(&out1);
     assert_eq!(meta["output_count"], expected);
     assert_eq!(meta["processed_count"], 300);
     assert_eq!(meta["not_found_count"], 1);
@@ -110,33 +89,17 @@ fn selects_copies_and_is_independent_of_workers() {
 
     // A rerun of the same command finds the work done and changes nothing.
     let before = tree(&out1, &[]);
-    ok(&run(
-        BIN,
-        &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out1),
-            "-s",
-            p(&sub),
-            "--shard-size",
-            "17",
-            "-q",
-            "--write-shard-table",
-        ],
-    ));
+    let extra = ["--shard-size", "17", "--write-shard-table"];
+    reshard_ok(&reshard_cmd(&pool, &out1, &sub, &extra));
     assert_eq!(before, tree(&out1, &[]));
 }
 
 #[test]
 fn cls_member_and_missing_class() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 120, 2, 16);
+    let (d, pool) = temp_pool(120, 2);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    let mut subset: Vec<Uid> = uids[..40].to_vec();
-    subset.sort();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&subset)).unwrap();
+    let subset = write_subset(&sub, &uids[..40]);
     let classes: HashMap<Uid, i64> = subset
         .iter()
         .enumerate()
@@ -145,20 +108,7 @@ fn cls_member_and_missing_class() {
     let cls = d.path().join("c.pkl");
     std::fs::write(&cls, pickle::write_uid_classes(classes.iter())).unwrap();
     let out = d.path().join("out");
-    ok(&run(
-        BIN,
-        &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out),
-            "-s",
-            p(&sub),
-            "-c",
-            p(&cls),
-            "-q",
-        ],
-    ));
+    reshard_ok(&reshard_cmd(&pool, &out, &sub, &["-c", p(&cls)]));
     let got = read_samples(&out);
     assert_eq!(got.len(), 40);
     for (key, m) in &got {
@@ -184,20 +134,7 @@ fn cls_member_and_missing_class() {
         .collect();
     std::fs::write(&cls, pickle::write_uid_classes(partial.iter())).unwrap();
     let out2 = d.path().join("out2");
-    let o = run(
-        BIN,
-        &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out2),
-            "-s",
-            p(&sub),
-            "-c",
-            p(&cls),
-            "-q",
-        ],
-    );
+    let o = run_reshard(&reshard_cmd(&pool, &out2, &sub, &["-c", p(&cls)]));
     assert_eq!(o.status.code(), Some(1));
     let meta = std::fs::read_to_string(out2.join("meta.json")).unwrap();
     assert!(meta.contains(&subset[5].to_hex()), "{meta}");
@@ -209,8 +146,7 @@ fn cls_member_and_missing_class() {
 /// another name are a raw memmap, as in resharder.py.
 #[test]
 fn npy_named_subset_without_magic_is_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 20, 1, 16);
+    let (d, pool) = temp_pool(20, 1);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let raw: Vec<u8> = uids[..4]
         .iter()
@@ -223,9 +159,9 @@ fn npy_named_subset_without_magic_is_refused() {
     let sub = d.path().join("raw_uids.npy");
     std::fs::write(&sub, &raw).unwrap();
     let out = d.path().join("out");
-    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    let o = run_reshard(&reshard_cmd(&pool, &out, &sub, &[]));
     assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(
         err.contains("raw_uids.npy") && err.contains("not a numpy file"),
         "{err}"
@@ -233,15 +169,13 @@ fn npy_named_subset_without_magic_is_refused() {
     assert!(!out.exists());
     let sub = d.path().join("raw_uids.bin");
     std::fs::write(&sub, &raw).unwrap();
-    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
-    ok(&o);
+    reshard_ok(&reshard_cmd(&pool, &out, &sub, &[]));
     assert_eq!(read_samples(&out).len(), 4);
 }
 
 #[test]
 fn bad_subset_fails_before_writing() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 20, 1, 16);
+    let (d, pool) = temp_pool(20, 1);
     // An npy of the wrong dtype (a 2-D float array header).
     let mut bad = b"\x93NUMPY\x01\x00".to_vec();
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
@@ -256,9 +190,9 @@ fn bad_subset_fails_before_writing() {
     let sub = d.path().join("bad.npy");
     std::fs::write(&sub, bad).unwrap();
     let out = d.path().join("out");
-    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    let o = run_reshard(&reshard_cmd(&pool, &out, &sub, &[]));
     assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(err.contains("bad.npy") && err.contains("u8,u8"), "{err}");
     assert!(!out.exists());
     // An unreadable class pickle also fails before writing.
@@ -266,20 +200,7 @@ fn bad_subset_fails_before_writing() {
     std::fs::write(&good, npy::write_uids(&[Uid(1)])).unwrap();
     let cls = d.path().join("c.pkl");
     std::fs::write(&cls, b"not a pickle").unwrap();
-    let o = run(
-        BIN,
-        &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out),
-            "-s",
-            p(&good),
-            "-c",
-            p(&cls),
-            "-q",
-        ],
-    );
+    let o = run_reshard(&reshard_cmd(&pool, &out, &good, &["-c", p(&cls)]));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("c.pkl"));
     assert!(!out.exists());
@@ -287,8 +208,7 @@ fn bad_subset_fails_before_writing() {
 
 #[test]
 fn unsorted_subset_gives_the_sorted_answer() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 90, 2, 16);
+    let (d, pool) = temp_pool(90, 2);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let mut subset: Vec<Uid> = uids.iter().step_by(2).copied().collect();
     subset.sort();
@@ -298,12 +218,8 @@ fn unsorted_subset_gives_the_sorted_answer() {
     let unsorted = d.path().join("unsorted.npy");
     std::fs::write(&unsorted, npy::write_uids(&subset)).unwrap();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
-    ok(&run(
-        BIN,
-        &["-i", p(&pool), "-o", p(&a), "-s", p(&sorted), "-q"],
-    ));
-    let o = run(BIN, &["-i", p(&pool), "-o", p(&b), "-s", p(&unsorted)]);
-    ok(&o);
+    reshard_ok(&reshard_cmd(&pool, &a, &sorted, &[]));
+    let o = reshard_ok(&reshard_cmd_loud(&pool, &b, &unsorted, &[]));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not sorted"));
     assert_eq!(read_samples(&a), read_samples(&b));
     assert_eq!(read_samples(&a).len(), 45);
@@ -324,8 +240,7 @@ fn write_shard(path: &Path, samples: &[HandSample]) {
 
 #[test]
 fn bad_samples_are_reported_and_others_complete() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 60, 3, 16);
+    let (d, pool) = temp_pool(60, 3);
     let all = pool_uids(&pool);
     let dup = all[0].0;
     let json = |u: &str| format!("{{\"uid\": \"{u}\"}}").into_bytes();
@@ -348,33 +263,12 @@ fn bad_samples_are_reported_and_others_complete() {
     std::fs::write(pool.join("00000004.tar"), &full[..full.len() / 2 + 100]).unwrap();
     std::fs::remove_file(pool.join("sizes.json")).unwrap();
 
-    let mut subset: Vec<Uid> = all.iter().map(|x| x.0).collect();
-    subset.sort();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&subset)).unwrap();
+    write_subset(&sub, &all.iter().map(|x| x.0).collect::<Vec<Uid>>());
     let out = d.path().join("out");
-    let o = run(
-        BIN,
-        &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out),
-            "-s",
-            p(&sub),
-            "-q",
-            "-j",
-            "2",
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    let o = run_reshard(&reshard_cmd(&pool, &out, &sub, &["-j", "2"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let meta = read_meta(&out);
     let errors: Vec<String> = meta["errors"]
         .as_array()
         .unwrap()
@@ -409,70 +303,43 @@ fn bad_samples_are_reported_and_others_complete() {
 
 #[test]
 fn refuses_foreign_output_unless_overwrite() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 30, 1, 16);
+    let (d, pool) = temp_pool(30, 1);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    let mut s = uids[..10].to_vec();
-    s.sort();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&s)).unwrap();
+    let s = write_subset(&sub, &uids[..10]);
     let out = d.path().join("out");
     std::fs::create_dir_all(out.join("old_dir")).unwrap();
     std::fs::write(out.join("00000099.tar"), b"old").unwrap();
-    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    let o = run_reshard(&reshard_cmd(&pool, &out, &sub, &[]));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
     assert_eq!(std::fs::read(out.join("00000099.tar")).unwrap(), b"old");
-    ok(&run(
-        BIN,
-        &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out),
-            "-s",
-            p(&sub),
-            "-q",
-            "--overwrite",
-        ],
-    ));
+    reshard_ok(&reshard_cmd(&pool, &out, &sub, &["--overwrite"]));
     assert!(!out.join("00000099.tar").exists() && !out.join("old_dir").exists());
     assert_eq!(read_samples(&out).len(), 10);
     // A different subset into the same folder is refused too.
     std::fs::write(&sub, npy::write_uids(&s[..5])).unwrap();
-    let o = run(BIN, &["-i", p(&pool), "-o", p(&out), "-s", p(&sub), "-q"]);
+    let o = run_reshard(&reshard_cmd(&pool, &out, &sub, &[]));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("different reshard"));
 }
 
 #[test]
 fn shuffle_is_seeded_and_a_permutation() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 80, 2, 16);
-    let mut s: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    s.sort();
+    let (d, pool) = temp_pool(80, 2);
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&s)).unwrap();
+    all_uids_subset(&pool, &sub);
     let outs: Vec<_> = ["a", "b", "c"].iter().map(|n| d.path().join(n)).collect();
     for (o, seed) in outs.iter().zip(["1", "1", "2"]) {
-        ok(&run(
-            BIN,
-            &[
-                "-i",
-                p(&pool),
-                "-o",
-                p(o),
-                "-s",
-                p(&sub),
-                "-q",
-                "--shuffle-bufsize",
-                "20",
-                "--shuffle-seed",
-                seed,
-                "--shard-size",
-                "40",
-            ],
-        ));
+        let extra = [
+            "--shuffle-bufsize",
+            "20",
+            "--shuffle-seed",
+            seed,
+            "--shard-size",
+            "40",
+        ];
+        reshard_ok(&reshard_cmd(&pool, o, &sub, &extra));
     }
     assert_eq!(
         tree(&outs[0], &["meta.json"]),
@@ -489,34 +356,13 @@ fn shuffle_is_seeded_and_a_permutation() {
 fn kill_at_any_moment_then_rerun_gives_identical_output() {
     let d = tempfile::tempdir().unwrap();
     let pool = synth_pool(&d.path().join("syn"), 4000, 8, 96);
-    let mut s: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).step_by(2).collect();
-    s.sort();
+    let half: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).step_by(2).collect();
     let sub = d.path().join("s.npy");
-    std::fs::write(&sub, npy::write_uids(&s)).unwrap();
+    write_subset(&sub, &half);
     let reference = d.path().join("ref");
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "-i",
-            p(&pool),
-            "-o",
-            p(out),
-            "-s",
-            p(&sub),
-            "-q",
-            "--shard-size",
-            "50",
-            "-j",
-            "2",
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect()
-    };
+    let args = |out: &Path| reshard_cmd(&pool, out, &sub, &["--shard-size", "50", "-j", "2"]);
     let t0 = std::time::Instant::now();
-    ok(&std::process::Command::new(BIN)
-        .args(args(&reference))
-        .output()
-        .unwrap());
+    reshard_ok(&args(&reference));
     let full = t0.elapsed();
     let want = tree(&reference, &["meta.json"]);
     let want_meta = meta_stable(&reference);
@@ -528,7 +374,7 @@ fn kill_at_any_moment_then_rerun_gives_identical_output() {
     {
         let delay = full.mul_f64(frac);
         let out = d.path().join(format!("run{i}"));
-        let mut child = std::process::Command::new(BIN)
+        let mut child = std::process::Command::new(RESHARD)
             .args(args(&out))
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -540,10 +386,7 @@ fn kill_at_any_moment_then_rerun_gives_identical_output() {
         if !status.success() {
             interrupted += 1;
         }
-        ok(&std::process::Command::new(BIN)
-            .args(args(&out))
-            .output()
-            .unwrap());
+        reshard_ok(&args(&out));
         assert_eq!(
             tree(&out, &["meta.json"]),
             want,
@@ -559,8 +402,7 @@ fn kill_at_any_moment_then_rerun_gives_identical_output() {
 
 #[test]
 fn input_range_output_names_and_dry_run() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 120, 4, 16);
+    let (d, pool) = temp_pool(120, 4);
     // Every uid of the pool, so the selection is decided by the input shard range alone.
     let sub = d.path().join("all.npy");
     let all = all_uids_subset(&pool, &sub);
@@ -575,12 +417,8 @@ fn input_range_output_names_and_dry_run() {
 
     // --dry-run counts and writes nothing.
     let dry = d.path().join("dry");
-    let o = run(
-        BIN,
-        &["-i", p(&pool), "-o", p(&dry), "-s", p(&sub), "--dry-run"],
-    );
-    ok(&o);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let o = reshard_ok(&reshard_cmd_loud(&pool, &dry, &sub, &["--dry-run"]));
+    let err = stderr(&o);
     assert!(
         err.contains(&format!("{} would be written", all.len())),
         "{err}"
@@ -590,15 +428,11 @@ fn input_range_output_names_and_dry_run() {
     // --first-shard 1 -n 2 reads input shards 1 and 2 only; output and stats names follow the
     // --output-* formats; a missing --shard-table means counting by reading.
     let out = d.path().join("out");
-    ok(&run(
-        BIN,
+    reshard_ok(&reshard_cmd_loud(
+        &pool,
+        &out,
+        &sub,
         &[
-            "-i",
-            p(&pool),
-            "-o",
-            p(&out),
-            "-s",
-            p(&sub),
             "--first-shard",
             "1",
             "-n",
@@ -629,32 +463,9 @@ fn input_range_output_names_and_dry_run() {
     let mut got: Vec<Uid> = pool_uids(&out).iter().map(|x| x.0).collect();
     got.sort();
     assert_eq!(got, want);
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    let meta = read_meta(&out);
     assert_eq!(meta["output_count"], want.len() as u64);
     assert_eq!(meta["output_shard_format"], "part-{}.tar");
-}
-
-/// `tic-reshard` arguments as owned strings.
-fn cmd(pool: &Path, out: &Path, sub: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["-i", p(pool), "-o", p(out), "-s", p(sub), "-q"]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
-    v.extend(extra.iter().map(|x| x.to_string()));
-    v
-}
-
-fn run_args(args: &[String]) -> std::process::Output {
-    std::process::Command::new(BIN).args(args).output().unwrap()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn read_meta(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap()
 }
 
 /// Issue 15 item 1: a kill during `--overwrite` of a finished output must never leave the old
@@ -662,27 +473,26 @@ fn read_meta(out: &Path) -> serde_json::Value {
 /// "nothing to do" with shards missing).
 #[test]
 fn overwrite_invalidates_meta_json_before_any_shard() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 400, 2, 16);
+    let (d, pool) = temp_pool(400, 2);
     let old_sub = d.path().join("old.npy");
     let all = all_uids_subset(&pool, &old_sub);
     let half: Vec<Uid> = all.iter().step_by(2).copied().collect();
     let new_sub = d.path().join("new.npy");
-    std::fs::write(&new_sub, npy::write_uids(&half)).unwrap();
+    write_subset(&new_sub, &half);
     // Many small shards: clearing the old output takes long enough to be caught in the middle.
-    let old_cmd = |out: &Path| cmd(&pool, out, &old_sub, &["--shard-size", "1", "-j", "2"]);
+    let old_cmd = |out: &Path| reshard_cmd(&pool, out, &old_sub, &["--shard-size", "1", "-j", "2"]);
     let reference = d.path().join("ref");
-    ok(&run_args(&old_cmd(&reference)));
+    reshard_ok(&old_cmd(&reference));
     let want = tree(&reference, &["meta.json"]);
     let n_old = want.keys().filter(|k| k.ends_with(".tar")).count();
     assert_eq!(n_old, 400);
     let new_ref = d.path().join("newref");
-    ok(&run_args(&cmd(
+    reshard_ok(&reshard_cmd(
         &pool,
         &new_ref,
         &new_sub,
         &["--shard-size", "1"],
-    )));
+    ));
     let want_new = tree(&new_ref, &["meta.json"]);
 
     let mut caught_mid_clear = 0;
@@ -691,9 +501,9 @@ fn overwrite_invalidates_meta_json_before_any_shard() {
             break;
         }
         let out = d.path().join(format!("out{attempt}"));
-        ok(&run_args(&old_cmd(&out)));
-        let mut child = std::process::Command::new(BIN)
-            .args(cmd(
+        reshard_ok(&old_cmd(&out));
+        let mut child = std::process::Command::new(RESHARD)
+            .args(reshard_cmd(
                 &pool,
                 &out,
                 &new_sub,
@@ -744,19 +554,19 @@ fn overwrite_invalidates_meta_json_before_any_shard() {
             }
         }
         // Rerunning the old command never exits 0 on an incomplete folder.
-        let o = run_args(&old_cmd(&out));
+        let o = run_reshard(&old_cmd(&out));
         if o.status.success() {
             assert_eq!(tree(&out, &["meta.json"]), want, "{}", stderr(&o));
         } else {
             assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
         }
         // And the interrupted --overwrite command, rerun, finishes the new output.
-        ok(&run_args(&cmd(
+        reshard_ok(&reshard_cmd(
             &pool,
             &out,
             &new_sub,
             &["--shard-size", "1", "--overwrite"],
-        )));
+        ));
         assert_eq!(tree(&out, &["meta.json"]), want_new);
         assert_eq!(meta_stable(&out)["output_count"], 200);
     }
@@ -766,17 +576,46 @@ fn overwrite_invalidates_meta_json_before_any_shard() {
     );
 }
 
+/// A finished reshard to lock, damage or rerun: every uid of a fresh synthetic pool (subset
+/// file `s.npy`) resharded into `out` (quietly, with `extra`).
+struct Finished {
+    /// The temporary folder holding everything (removed when dropped).
+    dir: tempfile::TempDir,
+    pool: PathBuf,
+    sub: PathBuf,
+    out: PathBuf,
+    /// The arguments that made `out`.
+    args: Vec<String>,
+}
+
+/// Makes a [`Finished`] reshard of a pool of `samples` samples in `shards` shards.
+fn finished_reshard(samples: usize, shards: usize, extra: &[&str]) -> Finished {
+    let (dir, pool) = temp_pool(samples, shards);
+    let sub = dir.path().join("s.npy");
+    all_uids_subset(&pool, &sub);
+    let out = dir.path().join("out");
+    let args = reshard_cmd(&pool, &out, &sub, extra);
+    reshard_ok(&args);
+    Finished {
+        dir,
+        pool,
+        sub,
+        out,
+        args,
+    }
+}
+
 /// Issue 15 item 2: a second writer on a locked folder fails at once, naming the holder, and
 /// touches nothing.
 #[test]
 fn second_writer_fails_naming_the_lock() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 200, 2, 16);
-    let sub = d.path().join("s.npy");
-    all_uids_subset(&pool, &sub);
-    let out = d.path().join("out");
-    let args = cmd(&pool, &out, &sub, &["--shard-size", "30"]);
-    ok(&run_args(&args));
+    let Finished {
+        dir: d,
+        pool,
+        sub,
+        out,
+        args,
+    } = finished_reshard(200, 2, &["--shard-size", "30"]);
     let before = tree(&out, &[]);
     assert!(!out.join(tic_shards::lock::LOCK_FILE).exists());
 
@@ -786,7 +625,7 @@ fn second_writer_fails_naming_the_lock() {
         let mut a = args.clone();
         a.extend(extra.iter().map(|x| x.to_string()));
         let t0 = std::time::Instant::now();
-        let o = run_args(&a);
+        let o = run_reshard(&a);
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         let want = format!(
             "{} is being written by another tic-reshard (pid {}, host {})",
@@ -807,10 +646,10 @@ fn second_writer_fails_naming_the_lock() {
     // Two writers started together: every one that fails names the lock, at least one
     // succeeds, and the output is whole.
     let out2 = d.path().join("out2");
-    let args2 = cmd(&pool, &out2, &sub, &["--shard-size", "30", "--overwrite"]);
+    let args2 = reshard_cmd(&pool, &out2, &sub, &["--shard-size", "30", "--overwrite"]);
     let kids: Vec<_> = (0..2)
         .map(|_| {
-            std::process::Command::new(BIN)
+            std::process::Command::new(RESHARD)
                 .args(&args2)
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -837,18 +676,13 @@ fn second_writer_fails_naming_the_lock() {
 /// named and written again.
 #[test]
 fn damaged_finished_shards_are_named_and_redone() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 300, 3, 16);
-    let sub = d.path().join("s.npy");
-    all_uids_subset(&pool, &sub);
-    let out = d.path().join("out");
-    let args = cmd(
-        &pool,
-        &out,
-        &sub,
-        &["--shard-size", "50", "--write-shard-table"],
-    );
-    ok(&run_args(&args));
+    let extra = ["--shard-size", "50", "--write-shard-table"];
+    let Finished {
+        dir: _dir,
+        out,
+        args,
+        ..
+    } = finished_reshard(300, 3, &extra);
     let want = tree(&out, &["meta.json"]);
     let want_meta = meta_stable(&out);
     // meta.json records every shard's size and CRC-32.
@@ -868,8 +702,7 @@ fn damaged_finished_shards_are_named_and_redone() {
     std::fs::remove_file(out.join("00000002.tar")).unwrap();
     let t = std::fs::read(out.join("00000004.tar")).unwrap();
     std::fs::write(out.join("00000004.tar"), &t[..t.len() - 1024]).unwrap();
-    let o = run(BIN, &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    ok(&o);
+    let o = reshard_ok(&args);
     let err = stderr(&o);
     assert!(
         err.contains("00000002.tar") && err.contains("00000004.tar"),
@@ -883,14 +716,12 @@ fn damaged_finished_shards_are_named_and_redone() {
     let mut c = std::fs::read(out.join("00000001.tar")).unwrap();
     c[700] ^= 0xff;
     std::fs::write(out.join("00000001.tar"), &c).unwrap();
-    let o = run_args(&args);
-    ok(&o);
+    let o = reshard_ok(&args);
     assert!(!stderr(&o).contains("00000001.tar"), "{}", stderr(&o));
     // ... --verify checks the CRC-32, names the shard and writes it again.
     let mut v = args.clone();
     v.push("--verify".into());
-    let o = run_args(&v);
-    ok(&o);
+    let o = reshard_ok(&v);
     assert!(
         stderr(&o).contains("00000001.tar") && stderr(&o).contains("CRC-32"),
         "{}",
@@ -898,8 +729,7 @@ fn damaged_finished_shards_are_named_and_redone() {
     );
     assert_eq!(tree(&out, &["meta.json"]), want);
     assert_eq!(meta_stable(&out), want_meta);
-    let o = run_args(&v);
-    ok(&o);
+    let o = reshard_ok(&v);
     assert!(!stderr(&o).contains("again"), "{}", stderr(&o));
 }
 
@@ -907,13 +737,12 @@ fn damaged_finished_shards_are_named_and_redone() {
 /// is written again.
 #[test]
 fn resume_checks_the_shards_it_keeps() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 200, 2, 16);
-    let sub = d.path().join("s.npy");
-    all_uids_subset(&pool, &sub);
-    let out = d.path().join("out");
-    let args = cmd(&pool, &out, &sub, &["--shard-size", "40"]);
-    ok(&run_args(&args));
+    let Finished {
+        dir: _dir,
+        out,
+        args,
+        ..
+    } = finished_reshard(200, 2, &["--shard-size", "40"]);
     let want = tree(&out, &["meta.json"]);
     let want_meta = meta_stable(&out);
     // The state of a run killed before meta.json: the plan file, no meta.json ...
@@ -936,8 +765,7 @@ fn resume_checks_the_shards_it_keeps() {
     let data = std::fs::read(out.join("00000003.tar")).unwrap();
     std::fs::write(out.join("00000003.tar"), &data[..data.len() - 1024]).unwrap();
     std::fs::write(out.join("00000004_stats.json"), b"{\"successes\": 39}").unwrap();
-    let o = run_args(&args);
-    ok(&o);
+    let o = reshard_ok(&args);
     let err = stderr(&o);
     for n in ["00000001.tar", "00000003.tar", "00000004.tar"] {
         assert!(err.contains(n), "{n}: {err}");
@@ -951,8 +779,7 @@ fn resume_checks_the_shards_it_keeps() {
 /// damaged input, on every rerun too.
 #[test]
 fn skips_exit_zero_and_lost_input_is_incomplete() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 60, 3, 16);
+    let (d, pool) = temp_pool(60, 3);
     let mut all: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     all.sort();
     let json = |u: &str| format!("{{\"uid\": \"{u}\"}}").into_bytes();
@@ -969,8 +796,7 @@ fn skips_exit_zero_and_lost_input_is_incomplete() {
     let sub = d.path().join("s.npy");
     std::fs::write(&sub, npy::write_uids(&all)).unwrap();
     let out = d.path().join("out");
-    let o = run_args(&cmd(&pool, &out, &sub, &[]));
-    ok(&o);
+    let o = reshard_ok(&reshard_cmd(&pool, &out, &sub, &[]));
     assert!(
         stderr(&o).contains("skipped 4 input samples"),
         "{}",
@@ -988,7 +814,7 @@ fn skips_exit_zero_and_lost_input_is_incomplete() {
     std::fs::write(pool.join("00000004.tar"), &full[..full.len() / 2 + 100]).unwrap();
     let out2 = d.path().join("out2");
     for attempt in 0..2 {
-        let o = run_args(&cmd(&pool, &out2, &sub, &[]));
+        let o = run_reshard(&reshard_cmd(&pool, &out2, &sub, &[]));
         assert_eq!(
             o.status.code(),
             Some(1),
@@ -1011,22 +837,19 @@ fn skips_exit_zero_and_lost_input_is_incomplete() {
 /// it (logs stay on stderr); a rerun of a finished output reports the same counts.
 #[test]
 fn json_counts_equal_meta_json() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 120, 3, 16);
+    let (d, pool) = temp_pool(120, 3);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let sub = d.path().join("subset.npy");
     std::fs::write(&sub, npy::write_uids(&make_subset(&uids))).unwrap();
 
     let plain = d.path().join("plain");
-    let o = run_args(&cmd(&pool, &plain, &sub, &["--shard-size", "9"]));
-    ok(&o);
+    let o = reshard_ok(&reshard_cmd(&pool, &plain, &sub, &["--shard-size", "9"]));
     assert!(o.stdout.is_empty(), "stdout without --json: {:?}", o.stdout);
 
     let out = d.path().join("out");
-    let args = cmd(&pool, &out, &sub, &["--shard-size", "9", "--json"]);
+    let args = reshard_cmd(&pool, &out, &sub, &["--shard-size", "9", "--json"]);
     for rerun in [false, true] {
-        let o = run_args(&args);
-        ok(&o);
+        let o = reshard_ok(&args);
         let text = String::from_utf8(o.stdout).unwrap();
         assert_eq!(text.lines().count(), 1, "one JSON line: {text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -1051,15 +874,6 @@ fn json_counts_equal_meta_json() {
     }
 }
 
-/// Runs tic-reshard with `args` and the file `stdin` on standard input.
-fn run_stdin(args: &[String], stdin: &Path) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .args(args)
-        .stdin(std::fs::File::open(stdin).unwrap())
-        .output()
-        .unwrap()
-}
-
 /// meta.json without the keys that name where the arguments came from.
 fn meta_counts(out: &Path) -> serde_json::Value {
     let mut v = meta_stable(out);
@@ -1073,8 +887,7 @@ fn meta_counts(out: &Path) -> serde_json::Value {
 /// bytes as the files; nothing goes to stdout; both on stdin at once is refused.
 #[test]
 fn subset_and_class_file_from_stdin() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 120, 2, 16);
+    let (d, pool) = temp_pool(120, 2);
     let uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
     let subset = make_subset(&uids);
     let sub = d.path().join("subset.npy");
@@ -1092,22 +905,18 @@ fn subset_and_class_file_from_stdin() {
     let dash = Path::new("-");
 
     let from_file = d.path().join("file");
-    ok(&run_args(&cmd(
+    reshard_ok(&reshard_cmd(
         &pool,
         &from_file,
         &sub,
         &["--shard-size", "7"],
-    )));
-    let o = run_stdin(
-        &cmd(&pool, &d.path().join("npy"), dash, &["--shard-size", "7"]),
+    ));
+    let o = stdin_ok(
+        RESHARD,
+        &reshard_cmd(&pool, &d.path().join("npy"), dash, &["--shard-size", "7"]),
         &sub,
     );
-    ok(&o);
-    assert!(
-        o.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_no_stdout(&o);
     assert_eq!(
         tree(&from_file, &["meta.json"]),
         tree(&d.path().join("npy"), &["meta.json"])
@@ -1116,17 +925,17 @@ fn subset_and_class_file_from_stdin() {
     assert_eq!(read_meta(&d.path().join("npy"))["subset_file"], "-");
 
     // Raw records on stdin: no magic, so raw (a raw *file* named .npy would be refused).
-    ok(&run_args(&cmd(
+    reshard_ok(&reshard_cmd(
         &pool,
         &d.path().join("rawf"),
         &raw,
         &["--shard-size", "7"],
-    )));
-    let o = run_stdin(
-        &cmd(&pool, &d.path().join("raw"), dash, &["--shard-size", "7"]),
+    ));
+    stdin_ok(
+        RESHARD,
+        &reshard_cmd(&pool, &d.path().join("raw"), dash, &["--shard-size", "7"]),
         &raw,
     );
-    ok(&o);
     assert_eq!(
         tree(&d.path().join("rawf"), &["meta.json"]),
         tree(&d.path().join("raw"), &["meta.json"])
@@ -1138,18 +947,22 @@ fn subset_and_class_file_from_stdin() {
     // Raw records of a wrong length on stdin are refused, naming standard input.
     let bad = d.path().join("bad.raw");
     std::fs::write(&bad, [0u8; 17]).unwrap();
-    let o = run_stdin(&cmd(&pool, &d.path().join("bad"), dash, &[]), &bad);
+    let o = run_stdin(
+        RESHARD,
+        &reshard_cmd(&pool, &d.path().join("bad"), dash, &[]),
+        &bad,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("standard input"), "{}", stderr(&o));
 
     // -c -: the class pickle on stdin.
     let cls_file = d.path().join("clsf");
-    ok(&run_args(&cmd(&pool, &cls_file, &sub, &["-c", p(&cls)])));
-    let o = run_stdin(
-        &cmd(&pool, &d.path().join("clss"), &sub, &["-c", "-"]),
+    reshard_ok(&reshard_cmd(&pool, &cls_file, &sub, &["-c", p(&cls)]));
+    stdin_ok(
+        RESHARD,
+        &reshard_cmd(&pool, &d.path().join("clss"), &sub, &["-c", "-"]),
         &cls,
     );
-    ok(&o);
     assert_eq!(
         tree(&cls_file, &["meta.json"]),
         tree(&d.path().join("clss"), &["meta.json"])
@@ -1157,7 +970,8 @@ fn subset_and_class_file_from_stdin() {
     assert_eq!(meta_counts(&cls_file), meta_counts(&d.path().join("clss")));
 
     let o = run_stdin(
-        &cmd(&pool, &d.path().join("both"), dash, &["-c", "-"]),
+        RESHARD,
+        &reshard_cmd(&pool, &d.path().join("both"), dash, &["-c", "-"]),
         &sub,
     );
     assert_eq!(o.status.code(), Some(2));

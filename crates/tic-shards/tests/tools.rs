@@ -3,14 +3,55 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{npy, Uid};
-use tic_testkit::shards::{pool_uids, read_samples, reshard_args, synth_pool, write_subset};
-use tic_testkit::{fixture_dir, ok, run};
+use tic_testkit::shards::{pool_uids, read_samples, reshard_args, write_subset};
+use tic_testkit::{failed_stderr, fixture_dir, ok, run};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// A temporary folder with a synthetic pool of `samples` samples in 2 shards and, under
+/// `splits/2014`, its first 30 samples resharded 8 to a shard; returns the folder, the pool and
+/// the `splits` root.
+fn pool_and_2014_split(samples: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (d, pool) = temp_pool(samples, 2);
+    let root = d.path().join("splits");
+    reshard_into(&pool, &root.join("2014"), 30, 8);
+    (d, pool, root)
+}
+
+/// `tic-make-tars`' arguments packing the images under `imgs` that the TSV `input` lists into
+/// `out` (`--input INPUT --image-dir IMGS --output-dir OUT`), then `extra`.
+fn make_tars_args(input: &str, imgs: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--input",
+        input,
+        "--image-dir",
+        s(imgs),
+        "--output-dir",
+        s(out),
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    v.extend(extra.iter().map(|x| x.to_string()));
+    v
+}
+
+/// Runs `bin` with owned `args`; returns its output.
+fn run_strings(bin: &str, args: &[String]) -> std::process::Output {
+    run(bin, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Asserts that each file `rel` below `root` holds exactly the text `want`, for each
+/// `(rel, want)` of `files`.
+fn assert_file_texts(root: &Path, files: &[(&str, &str)]) {
+    for (rel, want) in files {
+        assert_eq!(std::fs::read_to_string(root.join(rel)).unwrap(), *want);
+    }
 }
 
 /// Reshards the first `n` pool samples into `out`.
@@ -18,17 +59,15 @@ fn reshard_into(pool: &Path, out: &Path, n: usize, shard_size: usize) {
     let uids: Vec<Uid> = pool_uids(pool).iter().map(|x| x.0).take(n).collect();
     let sub = pool.join(format!("subset-{n}-{shard_size}.npy"));
     write_subset(&sub, &uids);
-    let args = reshard_args(pool, out, &sub, shard_size);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&run(env!("CARGO_BIN_EXE_tic-reshard"), &args));
+    ok(&run_strings(
+        RESHARD,
+        &reshard_args(pool, out, &sub, shard_size),
+    ));
 }
 
 #[test]
 fn stats_and_sizes_over_both_layouts() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 100, 2, 16);
-    let root = d.path().join("splits");
-    reshard_into(&pool, &root.join("2014"), 30, 8);
+    let (_d, pool, root) = pool_and_2014_split(100);
     reshard_into(&pool, &root.join("2015/0"), 20, 8);
     // A shard with one sample lacking json: it is not counted.
     let mut w = TarSampleWriter::new(Vec::new());
@@ -51,27 +90,30 @@ fn stats_and_sizes_over_both_layouts() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("6 shards counted"), "{err}"); // 4 in 2014, 00000001 and 00000099 in 2015/0
     assert!(err.contains("2 already had stats"), "{err}");
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
-    assert_eq!(
-        read(&root.join("2014/00000003_stats.json")),
-        "{\"successes\": 6}"
-    );
-    assert_eq!(
-        read(&root.join("2015/0/00000099_stats.json")),
-        "{\"successes\": 1}"
+    assert_file_texts(
+        &root,
+        &[
+            ("2014/00000003_stats.json", "{\"successes\": 6}"),
+            ("2015/0/00000099_stats.json", "{\"successes\": 1}"),
+        ],
     );
     // Rerun: nothing left to do.
     let o = run(env!("CARGO_BIN_EXE_tic-stats"), &["--url", s(&root), "-q"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("0 shards counted"));
 
     ok(&run(env!("CARGO_BIN_EXE_tic-sizes"), &["--url", s(&root)]));
-    assert_eq!(
-        read(&root.join("2014/sizes.json")),
-        "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 8, \"00000003.tar\": 6}"
-    );
-    assert_eq!(
-        read(&root.join("2015/0/sizes.json")),
-        "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 4, \"00000099.tar\": 1}"
+    assert_file_texts(
+        &root,
+        &[
+            (
+                "2014/sizes.json",
+                "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 8, \"00000003.tar\": 6}",
+            ),
+            (
+                "2015/0/sizes.json",
+                "{\"00000000.tar\": 8, \"00000001.tar\": 8, \"00000002.tar\": 4, \"00000099.tar\": 1}",
+            ),
+        ],
     );
 }
 
@@ -79,10 +121,7 @@ fn stats_and_sizes_over_both_layouts() {
 /// on stderr and written in the stats / sizes files; nothing on stdout without it.
 #[test]
 fn stats_and_sizes_json_equal_the_counts() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 60, 2, 16);
-    let root = d.path().join("splits");
-    reshard_into(&pool, &root.join("2014"), 30, 8);
+    let (_d, pool, root) = pool_and_2014_split(60);
     reshard_into(&pool, &root.join("2015"), 20, 8);
     std::fs::remove_file(root.join("2014/00000001_stats.json")).unwrap();
     std::fs::remove_file(root.join("2015/00000002_stats.json")).unwrap();
@@ -134,11 +173,7 @@ fn stats_and_sizes_json_equal_the_counts() {
         run(sizes, &["--url", s(&root)]),
     ] {
         ok(&o);
-        assert!(
-            o.stdout.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&o.stdout)
-        );
+        assert_no_stdout(&o);
     }
 }
 
@@ -146,10 +181,7 @@ fn stats_and_sizes_json_equal_the_counts() {
 /// as the files' sizes.json, nothing written; a failing or truncated stream is a named error.
 #[test]
 fn stats_and_sizes_count_pipe_streams() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 60, 2, 16);
-    let root = d.path().join("splits");
-    reshard_into(&pool, &root.join("2014"), 30, 8);
+    let (_d, _pool, root) = pool_and_2014_split(60);
     ok(&run(env!("CARGO_BIN_EXE_tic-sizes"), &["--url", s(&root)]));
     let want = std::fs::read_to_string(root.join("2014/sizes.json")).unwrap();
     let before: Vec<_> = std::fs::read_dir(root.join("2014")).unwrap().collect();
@@ -217,60 +249,30 @@ fn make_tars_reads_the_tsv_from_stdin() {
     std::fs::write(&csv, &tsv).unwrap();
     let bin = env!("CARGO_BIN_EXE_tic-make-tars");
     let args = |input: &str, out: &Path| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "--input",
-            input,
-            "--image-dir",
-            s(&imgs),
-            "--output-dir",
-            s(out),
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
-        v.extend(["-z", "2", "--datacomp-compat", "-q"].map(String::from));
-        v
+        make_tars_args(input, &imgs, out, &["-z", "2", "--datacomp-compat", "-q"])
     };
-    let with_stdin = |argv: &[String]| {
-        std::process::Command::new(bin)
-            .args(argv)
-            .stdin(std::fs::File::open(&csv).unwrap())
-            .output()
-            .unwrap()
-    };
+    let with_stdin = |argv: &[String]| run_stdin(bin, argv, &csv);
     let from_file = d.path().join("file");
-    ok(&run(
-        bin,
-        &args(s(&csv), &from_file)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    ok(&run_strings(bin, &args(s(&csv), &from_file)));
     let from_stdin = d.path().join("stdin");
     let mut argv = args("-", &from_stdin);
     argv.extend(["--name", "train_batch_1"].map(String::from));
     let o = with_stdin(&argv);
     ok(&o);
-    assert!(
-        o.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_no_stdout(&o);
     assert!(from_stdin.join("train_batch_1__00000002.tar").exists());
     assert_eq!(tree(&from_file, &[]), tree(&from_stdin, &[]));
 
     // Without --name there is no file stem to name the shards after.
     let o = with_stdin(&args("-", &d.path().join("noname")));
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed_stderr(&o);
     assert!(err.contains("--input -") && err.contains("--name"), "{err}");
     // A bad header is named as standard input.
     std::fs::write(&csv, "file\tcaption\n0.jpg\tx\n").unwrap();
     let mut argv = args("-", &d.path().join("badhdr"));
     argv.extend(["--name", "x"].map(String::from));
     let o = with_stdin(&argv);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed_stderr(&o);
     assert!(
         err.contains("standard input") && err.contains("no \"path\" column"),
         "{err}"
@@ -279,8 +281,7 @@ fn make_tars_reads_the_tsv_from_stdin() {
 
 #[test]
 fn wds_convert_retrieval_and_classification() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 60, 1, 16);
+    let (d, pool) = temp_pool(60, 1);
     let out = d.path().join("ret");
     reshard_into(&pool, &out, 25, 10);
     let bin = env!("CARGO_BIN_EXE_tic-wds-convert");
@@ -324,19 +325,7 @@ fn make_tars_packs_and_keeps_sources_unless_asked() {
     .unwrap();
     let out = d.path().join("tars");
     let bin = env!("CARGO_BIN_EXE_tic-make-tars");
-    let o = run(
-        bin,
-        &[
-            "--input",
-            s(&csv),
-            "--image-dir",
-            s(&imgs),
-            "--output-dir",
-            s(&out),
-            "-z",
-            "2",
-        ],
-    );
+    let o = run_strings(bin, &make_tars_args(s(&csv), &imgs, &out, &["-z", "2"]));
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("skipped 1 annotations"));
     let got = read_samples(&out);
@@ -360,19 +349,10 @@ fn make_tars_packs_and_keeps_sources_unless_asked() {
     );
 
     let out2 = d.path().join("tars2");
-    ok(&run(
+    let extra = ["--datacomp-compat", "--delete-source", "-q"];
+    ok(&run_strings(
         bin,
-        &[
-            "--input",
-            s(&csv),
-            "--image-dir",
-            s(&imgs),
-            "--output-dir",
-            s(&out2),
-            "--datacomp-compat",
-            "--delete-source",
-            "-q",
-        ],
+        &make_tars_args(s(&csv), &imgs, &out2, &extra),
     ));
     let got = read_samples(&out2);
     assert_eq!(got["3"]["txt"], b"c2");
@@ -415,19 +395,8 @@ fn make_tars_packs_and_keeps_sources_unless_asked() {
 
     // A CSV without a caption column is an error that names the file.
     std::fs::write(&csv, "path\ttext\nsub/0.jpg\tx\n").unwrap();
-    let o = run(
-        bin,
-        &[
-            "--input",
-            s(&csv),
-            "--image-dir",
-            s(&imgs),
-            "--output-dir",
-            s(&out),
-        ],
-    );
-    assert!(!o.status.success());
-    let e = String::from_utf8_lossy(&o.stderr);
+    let o = run_strings(bin, &make_tars_args(s(&csv), &imgs, &out, &[]));
+    let e = failed_stderr(&o);
     assert!(
         e.contains("train_batch_0.csv") && e.contains("caption"),
         "{e}"
@@ -504,12 +473,9 @@ fn pickle_decoder_panics_become_errors() {
 /// --accept-incomplete), and tic-sizes names the shards it leaves out for lack of stats.
 #[test]
 fn stats_and_sizes_refuse_incomplete_reshards() {
-    let d = tempfile::tempdir().unwrap();
-    let pool = synth_pool(&d.path().join("syn"), 60, 2, 16);
-    let mut uids: Vec<Uid> = pool_uids(&pool).iter().map(|x| x.0).collect();
-    uids.sort();
+    let (d, pool) = temp_pool(60, 2);
     let sub = d.path().join("all.npy");
-    std::fs::write(&sub, npy::write_uids(&uids)).unwrap();
+    all_uids_subset(&pool, &sub);
     let root = d.path().join("splits");
     // A healthy split with one tar that has no stats file.
     reshard_into(&pool, &root.join("2015"), 10, 4);
@@ -517,18 +483,7 @@ fn stats_and_sizes_refuse_incomplete_reshards() {
     // A truncated input shard: the reshard is incomplete (exit 1, "complete": false).
     let full = std::fs::read(pool.join("00000001.tar")).unwrap();
     std::fs::write(pool.join("00000002.tar"), &full[..full.len() / 2 + 100]).unwrap();
-    let o = run(
-        env!("CARGO_BIN_EXE_tic-reshard"),
-        &[
-            "-i",
-            s(&pool),
-            "-o",
-            s(&root.join("2014")),
-            "-s",
-            s(&sub),
-            "-q",
-        ],
-    );
+    let o = run_reshard(&reshard_cmd(&pool, &root.join("2014"), &sub, &[]));
     assert_eq!(o.status.code(), Some(1));
 
     for bin in [

@@ -9,6 +9,85 @@ const YFCC: &str = env!("CARGO_BIN_EXE_tic-yfcc-splits");
 const REDCAPS: &str = env!("CARGO_BIN_EXE_tic-redcaps-splits");
 const SYNTH: &str = env!("CARGO_BIN_EXE_tic-synth-captions");
 
+/// A splitter's arguments: `INPUT_FLAG INPUT --output-dir OUT`, then `extra`.
+fn splitter_args<'a>(
+    input_flag: &'a str,
+    input: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        input_flag,
+        input.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// tic-yfcc-splits' arguments: `--input CSV --output-dir OUT`, then `extra`.
+fn yfcc_args<'a>(csv: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    splitter_args("--input", csv, out, extra)
+}
+
+/// tic-redcaps-splits' arguments: `--annotations-dir ANN --output-dir OUT`, then `extra`.
+fn redcaps_args<'a>(ann: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    splitter_args("--annotations-dir", ann, out, extra)
+}
+
+/// Runs `tic-synth-captions KIND --out OUT --rows ROWS --seed SEED`, then `extra`, and asserts
+/// it succeeded.
+fn synth_captions(kind: &str, out: &Path, rows: &str, seed: &str, extra: &[&str]) {
+    let mut args = vec![
+        kind,
+        "--out",
+        out.to_str().unwrap(),
+        "--rows",
+        rows,
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(extra);
+    run_ok(SYNTH, &args);
+}
+
+/// The JSON fixture `crates/tic-splits/tests/fixtures/<rel>`.
+fn json_fixture(rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixture(rel)).unwrap()).unwrap()
+}
+
+/// Asserts that every record of the split files under `splits` names an image that exists
+/// under `root/images`; returns how many records they hold.
+fn rows_with_images(splits: &Path, root: &Path) -> usize {
+    let mut rows = 0;
+    for f in files_under(splits) {
+        let recs = raw_records(&splits.join(&f));
+        for rec in &recs[1..] {
+            let path = String::from_utf8_lossy(rec)
+                .split('\t')
+                .next()
+                .unwrap()
+                .to_string();
+            assert!(
+                root.join("images").join(&path).is_file(),
+                "no image at {path}"
+            );
+        }
+        rows += recs.len() - 1;
+    }
+    rows
+}
+
+/// Asserts that nothing is left under `out`.
+fn assert_nothing_left(out: &Path) {
+    assert!(
+        files_under(out).is_empty(),
+        "left behind: {:?}",
+        files_under(out)
+    );
+}
+
 #[test]
 fn captions_match_ftfy_and_urllib() {
     let cases: Vec<serde_json::Value> =
@@ -59,18 +138,8 @@ fn yfcc_splits_match_original() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("splits");
     let input = fixture("yfcc/yfcc15m.csv");
-    let stdout = run_ok(
-        YFCC,
-        &[
-            "--input",
-            input.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-    );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("yfcc/summary.json")).unwrap()).unwrap();
+    let stdout = run_ok(YFCC, &yfcc_args(&input, &out, &["-q"]));
+    let summary = json_fixture("yfcc/summary.json");
     assert!(
         stdout.contains(&format!("{} not mapped paths", summary["unmapped"])),
         "{stdout}"
@@ -89,36 +158,13 @@ fn yfcc_splits_match_original() {
     let out2 = d.path().join("again");
     let out3 = d.path().join("seed7");
     for (o, seed) in [(&out2, "0"), (&out3, "7")] {
-        run_ok(
-            YFCC,
-            &[
-                "--input",
-                input.to_str().unwrap(),
-                "--output-dir",
-                o.to_str().unwrap(),
-                "--seed",
-                seed,
-                "-q",
-            ],
-        );
+        run_ok(YFCC, &yfcc_args(&input, o, &["--seed", seed, "-q"]));
     }
     let out4 = d.path().join("big");
     let out5 = d.path().join("big7");
     for (o, seed) in [(&out4, "0"), (&out5, "7")] {
-        run_ok(
-            YFCC,
-            &[
-                "--input",
-                input.to_str().unwrap(),
-                "--output-dir",
-                o.to_str().unwrap(),
-                "--seed",
-                seed,
-                "--test-size",
-                "0.3",
-                "-q",
-            ],
-        );
+        let extra = ["--seed", seed, "--test-size", "0.3", "-q"];
+        run_ok(YFCC, &yfcc_args(&input, o, &extra));
     }
     for g in 0..4 {
         let f = format!("test_batch_{g}.csv");
@@ -153,31 +199,13 @@ fn yfcc_bad_input_is_named_and_leaves_nothing() {
         &csv,
         "key,dateuploaded,title,description\nabc123,1200000000,t,d\n",
     );
-    let e = run_err(
-        YFCC,
-        &[
-            "--input",
-            csv.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let e = run_err(YFCC, &yfcc_args(&csv, &out, &["-q"]));
     assert!(e.contains("y.csv") && e.contains("usertags"), "{e}");
     write(
         &csv,
         "key,dateuploaded,title,description,usertags\nabc123,1200000000,t,d,u\nabd456,yesterday,t,d,u\n",
     );
-    let e = run_err(
-        YFCC,
-        &[
-            "--input",
-            csv.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let e = run_err(YFCC, &yfcc_args(&csv, &out, &["-q"]));
     assert!(
         e.contains("y.csv") && e.contains("line 3") && e.contains("yesterday"),
         "{e}"
@@ -186,31 +214,10 @@ fn yfcc_bad_input_is_named_and_leaves_nothing() {
         &csv,
         "key,dateuploaded,title,description,usertags\n,1200000000,t,d,u\n",
     );
-    let e = run_err(
-        YFCC,
-        &[
-            "--input",
-            csv.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let e = run_err(YFCC, &yfcc_args(&csv, &out, &["-q"]));
     assert!(e.contains("line 2") && e.contains("key"), "{e}");
-    assert!(
-        files_under(&out).is_empty(),
-        "left behind: {:?}",
-        files_under(&out)
-    );
-    let e = run_err(
-        YFCC,
-        &[
-            "--input",
-            d.path().join("none.csv").to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-        ],
-    );
+    assert_nothing_left(&out);
+    let e = run_err(YFCC, &yfcc_args(&d.path().join("none.csv"), &out, &[]));
     assert!(e.contains("none.csv"), "{e}");
 }
 
@@ -236,20 +243,9 @@ fn redcaps_splits_match_original() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("splits");
     let ann = fixture("redcaps/annotations");
-    let stdout = run_ok(
-        REDCAPS,
-        &[
-            "--annotations-dir",
-            ann.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-    );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("redcaps/summary.json")).unwrap()).unwrap();
-    let records: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("redcaps/records.json")).unwrap()).unwrap();
+    let stdout = run_ok(REDCAPS, &redcaps_args(&ann, &out, &["-q"]));
+    let summary = json_fixture("redcaps/summary.json");
+    let records = json_fixture("redcaps/records.json");
     for y in ["2017", "2018", "2019", "2020"] {
         let train = out.join(format!("train_batch_{y}.csv"));
         let test = out.join(format!("test_batch_{y}.csv"));
@@ -293,48 +289,20 @@ fn redcaps_bad_annotation_is_named() {
     let out = d.path().join("splits");
     let e = run_err(
         REDCAPS,
-        &[
-            "--annotations-dir",
-            ann.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--years",
-            "2017",
-            "-q",
-        ],
+        &redcaps_args(&ann, &out, &["--years", "2017", "-q"]),
     );
     assert!(e.contains("b_2017.json") && e.contains("caption"), "{e}");
-    assert!(
-        files_under(&out).is_empty(),
-        "left behind: {:?}",
-        files_under(&out)
-    );
+    assert_nothing_left(&out);
     write(&ann.join("b_2017.json"), r#"{"items": []}"#);
     let e = run_err(
         REDCAPS,
-        &[
-            "--annotations-dir",
-            ann.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--years",
-            "2017",
-            "-q",
-        ],
+        &redcaps_args(&ann, &out, &["--years", "2017", "-q"]),
     );
     assert!(
         e.contains("b_2017.json") && e.contains("annotations"),
         "{e}"
     );
-    let e = run_err(
-        REDCAPS,
-        &[
-            "--annotations-dir",
-            d.path().join("missing").to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-        ],
-    );
+    let e = run_err(REDCAPS, &redcaps_args(&d.path().join("missing"), &out, &[]));
     assert!(e.contains("missing"), "{e}");
 }
 
@@ -342,103 +310,25 @@ fn redcaps_bad_annotation_is_named() {
 fn synthetic_inputs_run_through_the_splitters() {
     let d = tempfile::tempdir().unwrap();
     let y = d.path().join("yfcc");
-    run_ok(
-        SYNTH,
-        &[
-            "yfcc",
-            "--out",
-            y.to_str().unwrap(),
-            "--rows",
-            "300",
-            "--seed",
-            "3",
-            "--images",
-            "-q",
-        ],
-    );
+    synth_captions("yfcc", &y, "300", "3", &["--images", "-q"]);
     let out = y.join("splits");
-    let stdout = run_ok(
-        YFCC,
-        &[
-            "--input",
-            y.join("yfcc15m.csv").to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let stdout = run_ok(YFCC, &yfcc_args(&y.join("yfcc15m.csv"), &out, &["-q"]));
     let unmapped: usize = stdout.split_whitespace().next().unwrap().parse().unwrap();
-    let mut rows = 0;
-    for f in files_under(&out) {
-        let r = raw_records(&out.join(&f));
-        for rec in &r[1..] {
-            let path = String::from_utf8_lossy(rec)
-                .split('\t')
-                .next()
-                .unwrap()
-                .to_string();
-            assert!(y.join("images").join(&path).is_file(), "no image at {path}");
-        }
-        rows += r.len() - 1;
-    }
+    let rows = rows_with_images(&out, &y);
     assert_eq!(rows + unmapped, 300);
     assert!(unmapped > 0 && unmapped < 150, "{unmapped}");
 
     let r = d.path().join("redcaps");
-    run_ok(
-        SYNTH,
-        &[
-            "redcaps",
-            "--out",
-            r.to_str().unwrap(),
-            "--rows",
-            "200",
-            "--seed",
-            "4",
-            "--images",
-            "-q",
-        ],
-    );
+    synth_captions("redcaps", &r, "200", "4", &["--images", "-q"]);
     let out = r.join("splits");
     run_ok(
         REDCAPS,
-        &[
-            "--annotations-dir",
-            r.join("annotations").to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-q",
-        ],
+        &redcaps_args(&r.join("annotations"), &out, &["-q"]),
     );
-    let mut rows = 0;
-    for f in files_under(&out) {
-        let recs = raw_records(&out.join(&f));
-        for rec in &recs[1..] {
-            let path = String::from_utf8_lossy(rec)
-                .split('\t')
-                .next()
-                .unwrap()
-                .to_string();
-            assert!(r.join("images").join(&path).is_file(), "no image at {path}");
-        }
-        rows += recs.len() - 1;
-    }
-    assert_eq!(rows, 200);
+    assert_eq!(rows_with_images(&out, &r), 200);
     // Same seed, same files.
     let r2 = d.path().join("redcaps2");
-    run_ok(
-        SYNTH,
-        &[
-            "redcaps",
-            "--out",
-            r2.to_str().unwrap(),
-            "--rows",
-            "200",
-            "--seed",
-            "4",
-            "-q",
-        ],
-    );
+    synth_captions("redcaps", &r2, "200", "4", &["-q"]);
     assert_eq!(
         std::fs::read(r.join("annotations/cats_2018.json")).unwrap(),
         std::fs::read(r2.join("annotations/cats_2018.json")).unwrap()

@@ -11,21 +11,24 @@ const EVAL: &str = env!("CARGO_BIN_EXE_tic-eval-uids");
 const CLASSES: &str = env!("CARGO_BIN_EXE_tic-datacompnet-classes");
 const TASKLIST: &str = env!("CARGO_BIN_EXE_tic-tasklist");
 
+/// `--output-path OUT --input-dir INPUT --no-download`: tic-eval-uids and tic-datacompnet-classes
+/// on local input files.
+fn local_input_args<'a>(out: &'a Path, input: &'a Path) -> [&'a str; 5] {
+    [
+        "--output-path",
+        out.to_str().unwrap(),
+        "--input-dir",
+        input.to_str().unwrap(),
+        "--no-download",
+    ]
+}
+
 #[test]
 fn eval_uids_byte_identical_to_numpy() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
     let input = fixture("eval_uids/input");
-    let stdout = run_ok(
-        EVAL,
-        &[
-            "--output-path",
-            out.to_str().unwrap(),
-            "--input-dir",
-            input.to_str().unwrap(),
-            "--no-download",
-        ],
-    );
+    let stdout = run_ok(EVAL, &local_input_args(&out, &input));
     let expected = fixture("eval_uids/expected");
     let want = files_under(&expected);
     assert_eq!(files_under(&out), want);
@@ -113,16 +116,7 @@ fn check_bad_pickle(retrieval: Value, dcnet: Value, must: &[&str]) {
     )
     .unwrap();
     let out = d.path().join("out");
-    let e = run_err(
-        EVAL,
-        &[
-            "--output-path",
-            out.to_str().unwrap(),
-            "--input-dir",
-            d.path().to_str().unwrap(),
-            "--no-download",
-        ],
-    );
+    let e = run_err(EVAL, &local_input_args(&out, d.path()));
     for m in must {
         assert!(e.contains(m), "error lacks {m:?}: {e}");
     }
@@ -184,16 +178,7 @@ fn eval_uids_bad_pickles_are_named() {
         pickle(&ok_dcn),
     )
     .unwrap();
-    let e = run_err(
-        EVAL,
-        &[
-            "--output-path",
-            d.path().join("o").to_str().unwrap(),
-            "--input-dir",
-            d.path().to_str().unwrap(),
-            "--no-download",
-        ],
-    );
+    let e = run_err(EVAL, &local_input_args(&d.path().join("o"), d.path()));
     assert!(
         e.contains("retrieval_evals_year2uids.pkl") && e.contains("pickle"),
         "{e}"
@@ -210,16 +195,7 @@ fn datacompnet_classes_match_python() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
     let input = fixture("eval_uids/input");
-    let stdout = run_ok(
-        CLASSES,
-        &[
-            "--output-path",
-            out.to_str().unwrap(),
-            "--input-dir",
-            input.to_str().unwrap(),
-            "--no-download",
-        ],
-    );
+    let stdout = run_ok(CLASSES, &local_input_args(&out, &input));
     let expected = fixture("datacompnet_classes/expected/uid2classid");
     let years: Vec<String> = files_under(&expected);
     assert_eq!(years, ["2014.pkl", "2015.pkl", "2017.pkl"]);
@@ -278,16 +254,7 @@ fn datacompnet_unknown_synset_is_named() {
     )
     .unwrap();
     let out = d.path().join("out");
-    let e = run_err(
-        CLASSES,
-        &[
-            "--output-path",
-            out.to_str().unwrap(),
-            "--input-dir",
-            d.path().to_str().unwrap(),
-            "--no-download",
-        ],
-    );
+    let e = run_err(CLASSES, &local_input_args(&out, d.path()));
     assert!(
         e.contains("n99999999")
             && e.contains("2014")

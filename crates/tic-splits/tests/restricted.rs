@@ -2,9 +2,22 @@
 //! Needs Debian's `wordnet-base` (apt-get install wordnet-base): fails, not skips, without it.
 mod common;
 use common::*;
+use std::path::Path;
 use tic_splits::wordnet::{WordNet, DEFAULT_DIR, POS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-restricted-classes");
+
+/// tic-restricted-classes' arguments: `--output-path OUT --wordnet-dir WORDNET`, then `extra`.
+fn restricted_args<'a>(out: &'a Path, wordnet: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--output-path",
+        out.to_str().unwrap(),
+        "--wordnet-dir",
+        wordnet,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
 
 fn wordnet_dir() -> String {
     let dir = std::env::var("TIC_WORDNET_DIR").unwrap_or_else(|_| DEFAULT_DIR.to_string());
@@ -26,15 +39,7 @@ fn load(rel: &str) -> Groups {
 fn default_groups_match_nltk() {
     let dir = wordnet_dir();
     let d = tempfile::tempdir().unwrap();
-    let stdout = run_ok(
-        BIN,
-        &[
-            "--output-path",
-            d.path().to_str().unwrap(),
-            "--wordnet-dir",
-            &dir,
-        ],
-    );
+    let stdout = run_ok(BIN, &restricted_args(d.path(), &dir, &[]));
     let want = load("restricted/default.json");
     let got: Groups =
         serde_json::from_slice(&std::fs::read(d.path().join("restricted_classes.json")).unwrap())
@@ -67,17 +72,8 @@ fn morphology_and_other_parts_of_speech_match_nltk() {
     let d = tempfile::tempdir().unwrap();
     let want = load("restricted/extra.json");
     let roots: Vec<&str> = want.keys().map(String::as_str).collect();
-    run_ok(
-        BIN,
-        &[
-            "--output-path",
-            d.path().to_str().unwrap(),
-            "--wordnet-dir",
-            &dir,
-            "--roots",
-            &roots.join(","),
-        ],
-    );
+    let roots = roots.join(",");
+    run_ok(BIN, &restricted_args(d.path(), &dir, &["--roots", &roots]));
     let got: Groups =
         serde_json::from_slice(&std::fs::read(d.path().join("restricted_classes.json")).unwrap())
             .unwrap();
@@ -108,14 +104,10 @@ fn morphology_and_other_parts_of_speech_match_nltk() {
 #[test]
 fn missing_database_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
+    let nowhere = d.path().join("nowhere");
     let e = run_err(
         BIN,
-        &[
-            "--output-path",
-            d.path().to_str().unwrap(),
-            "--wordnet-dir",
-            d.path().join("nowhere").to_str().unwrap(),
-        ],
+        &restricted_args(d.path(), nowhere.to_str().unwrap(), &[]),
     );
     assert!(e.contains("nowhere") && e.contains("wordnet-base"), "{e}");
     assert!(files_under(d.path()).is_empty());

@@ -9,14 +9,17 @@
 //! - [`process`]: running a binary, asserting success or failure;
 //! - [`help`]: the check that every binary's `-h` / `--help` opens with its own job;
 //! - [`files`]: the files below a folder;
-//! - [`shards`]: samples of tar shards, synthetic pools, resharder subsets.
+//! - [`shards`]: samples of tar shards, synthetic pools, resharder subsets;
+//! - `tensors` (feature `tensors`): how far apart two Candle tensors are.
 
 pub mod files;
 pub mod fixtures;
 pub mod help;
 pub mod process;
 pub mod shards;
+#[cfg(feature = "tensors")]
+pub mod tensors;
 
 pub use files::files_under;
 pub use fixtures::{fixture_dir, workspace_root};
-pub use process::{ok, run, Runner};
+pub use process::{failed_stderr, ok, run, Runner};

@@ -52,6 +52,12 @@ pub fn run(bin: &str, args: &[&str]) -> Output {
     Runner::INHERIT.run(bin, args)
 }
 
+/// Asserts that a command failed (exit status other than 0); returns its standard error.
+pub fn failed_stderr(o: &Output) -> String {
+    assert!(!o.status.success());
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Asserts that a command succeeded; otherwise fails with its exit code, stdout and stderr.
 pub fn ok(o: &Output) {
     assert!(

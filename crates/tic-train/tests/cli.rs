@@ -1,8 +1,8 @@
 //! `tic-train` end to end: DataComp's output layout, strategy chaining across time steps
 //! (warm starts found by name), LwF and patching, resume of a finished run, clear errors.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 mod common;
 
@@ -10,54 +10,48 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tic-train"))
 }
 
-/// A synthetic pool split into two "years" of 4 shards each (renumbered, with sizes.json).
-fn years(root: &Path) {
-    common::yearly_pool(root, 1, 480, 2, 0.1);
+/// A temporary folder holding a synthetic pool split into two "years" of 4 shards each
+/// (renumbered, with sizes.json) under `yearly/`; returns the folder (removed when dropped),
+/// `yearly/` and `runs/` (for the runs' output).
+fn years() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    common::yearly_pool(d.path(), 1, 480, 2, 0.1);
+    let (yearly, runs) = (d.path().join("yearly"), d.path().join("runs"));
+    (d, yearly, runs)
 }
 
-fn train(args: &[&str]) -> std::process::Output {
-    let out = bin()
-        .args([
-            "--scale",
-            "tiny",
-            "--batch_size",
-            "32",
-            "--train_num_samples",
-            "128",
-            "--num_checkpoints",
-            "2",
-            "--workers",
-            "1",
-            "--device",
-            "cpu",
-            "-q",
-        ])
+fn train(args: &[&str]) -> Output {
+    bin()
+        .args(common::tiny_cpu_args("32", "128", "2"))
         .args(args)
         .output()
-        .unwrap();
-    out
+        .unwrap()
+}
+
+/// [`train`] with `--strategy STRATEGY --data_dir DATA --output_dir OUT`, then `extra`.
+fn train_strategy(strategy: &str, data: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--strategy",
+        strategy,
+        "--data_dir",
+        data,
+        "--output_dir",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    train(&args)
 }
 
 #[test]
 fn layout_strategies_and_resume() {
-    let d = tempfile::tempdir().unwrap();
-    years(d.path());
-    let y = d.path().join("yearly");
-    let o = d.path().join("runs");
+    let (_d, y, o) = years();
     let (y14, y15) = (y.join("2014"), y.join("2015"));
     let dd1 = y14.to_str().unwrap().to_string();
     let dd2 = format!("{}::{}", y14.display(), y15.display());
     let o_s = o.to_str().unwrap();
 
     // Time step 0.
-    let r = train(&[
-        "--strategy",
-        "cumulative-exp",
-        "--data_dir",
-        &dd1,
-        "--output_dir",
-        o_s,
-    ]);
+    let r = train_strategy("cumulative-exp", &dd1, o_s, &[]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let run = o.join("cumulative-exp_2014");
     for f in [
@@ -91,14 +85,7 @@ fn layout_strategies_and_resume() {
     .unwrap();
 
     // Time step 1 warm-starts from step 0's run, found by name.
-    let r = train(&[
-        "--strategy",
-        "cumulative-exp",
-        "--data_dir",
-        &dd2,
-        "--output_dir",
-        o_s,
-    ]);
+    let r = train_strategy("cumulative-exp", &dd2, o_s, &[]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let run2 = o.join("cumulative-exp_2015");
     let log = std::fs::read_to_string(run2.join("out.log")).unwrap();
@@ -107,27 +94,13 @@ fn layout_strategies_and_resume() {
         "{log}"
     );
     // Running it again resumes the finished run: nothing more is trained.
-    let r = train(&[
-        "--strategy",
-        "cumulative-exp",
-        "--data_dir",
-        &dd2,
-        "--output_dir",
-        o_s,
-    ]);
+    let r = train_strategy("cumulative-exp", &dd2, o_s, &[]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let metrics = std::fs::read_to_string(run2.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 4);
 
     // A warm start without the previous step is a clear error.
-    let r = train(&[
-        "--strategy",
-        "sequential",
-        "--data_dir",
-        &dd2,
-        "--output_dir",
-        o_s,
-    ]);
+    let r = train_strategy("sequential", &dd2, o_s, &[]);
     assert!(!r.status.success());
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(
@@ -138,16 +111,7 @@ fn layout_strategies_and_resume() {
     // LwF and patching with an explicit previous model.
     let prev = run.join("checkpoints/epoch_latest.safetensors");
     for s in ["lwf", "patching"] {
-        let r = train(&[
-            "--strategy",
-            s,
-            "--data_dir",
-            &dd2,
-            "--output_dir",
-            o_s,
-            "--prev_checkpoint",
-            prev.to_str().unwrap(),
-        ]);
+        let r = train_strategy(s, &dd2, o_s, &["--prev_checkpoint", prev.to_str().unwrap()]);
         assert!(
             r.status.success(),
             "{s}: {}",
@@ -196,23 +160,7 @@ fn layout_strategies_and_resume() {
     }
     // Diverging runs are not silently continued: skipped steps are counted, then it stops.
     let r = bin()
-        .args([
-            "--scale",
-            "tiny",
-            "--batch_size",
-            "16",
-            "--train_num_samples",
-            "320",
-        ])
-        .args([
-            "--num_checkpoints",
-            "1",
-            "--workers",
-            "1",
-            "--device",
-            "cpu",
-            "-q",
-        ])
+        .args(common::tiny_cpu_args("16", "320", "1"))
         .args([
             "--data_dir",
             &dd1,
@@ -242,28 +190,15 @@ fn layout_strategies_and_resume() {
 
 #[test]
 fn imagenet_val_is_evaluated_at_every_epoch_end() {
-    let d = tempfile::tempdir().unwrap();
-    years(d.path());
+    let (d, _, o) = years();
     // A small classification set in DataComp's layout (shards under test/), from tic-synth.
     tic_shards::synth::run(&tic_shards::synth::SynthArgs {
-        out: d.path().join("val"),
-        seed: 2,
-        num_samples: 20,
-        num_shards: 1,
-        first_year: 2014,
-        num_years: 1,
-        image_size: 32,
-        eval_fraction: 0.1,
-        noise: 12,
-        jpeg_quality: 90,
-        bench_subset: None,
         static_samples: 40,
-        quiet: true,
+        ..common::synth_args(&d.path().join("val"), 2, 20, 1, 1, 32, 0.1)
     })
     .unwrap();
     let val = d.path().join("val/static");
     let y14 = d.path().join("yearly/2014");
-    let o = d.path().join("runs");
     let train_with_val = |exp: &str, val: &Path| {
         train(&[
             "--data_dir",
@@ -312,10 +247,8 @@ fn imagenet_val_is_evaluated_at_every_epoch_end() {
 /// clear error; a failing command and a truncated stream are errors naming the shard's command.
 #[test]
 fn pipe_data_dir_trains_like_the_files() {
-    let d = tempfile::tempdir().unwrap();
-    years(d.path());
-    let y14 = d.path().join("yearly/2014");
-    let o = d.path().join("runs");
+    let (_d, y, o) = years();
+    let y14 = y.join("2014");
     let o_s = o.to_str().unwrap();
     let files = y14.to_str().unwrap().to_string();
     let piped = format!("pipe:cat {}/{{00000000..00000003}}.tar", y14.display());

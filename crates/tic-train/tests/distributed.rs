@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 
 mod common;
 
@@ -33,30 +33,28 @@ fn pool(root: &Path, years: u32) -> Vec<PathBuf> {
 
 /// `tic-train` arguments of a tiny run of `STEPS` steps at global batch 32.
 fn args(data: &str, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "--scale",
-        "tiny",
-        "--data_dir",
-        data,
-        "--batch_size",
-        "32",
-        "--train_num_samples",
-        &(32 * STEPS).to_string(),
-        "--num_checkpoints",
-        "1",
-        "--workers",
-        "1",
-        "--device",
-        "cpu",
-        "-q",
-        "--output_dir",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut v = common::tiny_cpu_args("32", &(32 * STEPS).to_string(), "1");
+    v.extend(["--data_dir", data, "--output_dir", out.to_str().unwrap()].map(String::from));
     v.extend(extra.iter().map(|s| s.to_string()));
     v
+}
+
+/// A temporary folder holding a synthetic pool of one year (4 shards, under `yearly/`);
+/// returns the folder (removed when dropped) and the year's folder, as the `--data_dir`.
+fn one_year_pool() -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    let data = pool(d.path(), 1)[0].to_str().unwrap().to_string();
+    (d, data)
+}
+
+/// Σ x² over every element of `t`, in f64.
+fn sum_of_squares(t: &Tensor) -> f64 {
+    t.sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 /// `tic-train ARGS` as one process, or under `mpirun -np W`.
@@ -121,21 +119,8 @@ fn weight_gap(a: &Path, b: &Path) -> f64 {
     for (k, ta) in &wa {
         let x = ta.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
         let y = wb[k].to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-        diff += (&x - &y)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        norm += x
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        diff += sum_of_squares(&(&x - &y).unwrap());
+        norm += sum_of_squares(&x);
     }
     (diff / norm).sqrt()
 }
@@ -159,8 +144,7 @@ fn compare(root: &Path, data: &str, world: usize, extra: &[&str], name: &str) ->
 #[test]
 fn ranks_train_like_one_process_and_the_check_has_teeth() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = tempfile::tempdir().unwrap();
-    let data = pool(d.path(), 1)[0].to_str().unwrap().to_string();
+    let (d, data) = one_year_pool();
     for (world, extra, name) in [
         (2, vec![], "plain"),
         (2, vec!["--accum_freq", "2"], "accum2"),
@@ -247,8 +231,7 @@ fn rank_pid(out: &Path, rank: usize) -> Option<u32> {
 #[test]
 fn a_rank_killed_mid_run_resumes_bit_identically() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = tempfile::tempdir().unwrap();
-    let data = pool(d.path(), 1)[0].to_str().unwrap().to_string();
+    let (d, data) = one_year_pool();
     // Without replacement (one global stream cut into rank slices) and resampled (each rank
     // draws its own stream: the state keeps every rank's position).
     for (mode, flags) in [

@@ -18,18 +18,10 @@ fn load(name: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(fixtures().join(name), &Device::Cpu).unwrap()
 }
 
+/// The largest |a − b| of two tensors of the same dimensions (asserted first).
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
+    tic_testkit::tensors::max_abs_diff(a, b)
 }
 
 #[test]

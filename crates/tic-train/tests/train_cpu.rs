@@ -10,12 +10,13 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use tic_model::checkpoint::{load_clip, load_state_dict};
+use tic_testkit::tensors::max_abs_diff;
 use tic_train::eval::retrieval;
 use tic_train::loader::{Loader, LoaderOptions, ShardStore};
 use tic_train::optim::AdamWConfig;
 use tic_train::plan::{Plan, PlanShard, Position, SampleId, Sampling};
 use tic_train::shards::input_shards;
-use tic_train::trainer::{train, Init, Precision, RunDir, TrainOptions};
+use tic_train::trainer::{train, Init, Precision, RunDir, TrainOptions, TrainSummary};
 
 fn synth(dir: &Path, samples: usize, years: u32) {
     tic_shards::synth::run(&common::synth_args(dir, 0, samples, 8, years, 32, 0.1)).unwrap();
@@ -35,6 +36,27 @@ fn setup(pool: &Path, seed: u64, sampling: Sampling) -> (Arc<Plan>, ShardStore) 
     let plan = Arc::new(Plan::new(ps, sampling, seed, 4).unwrap());
     let store = ShardStore::new(shards.iter().map(|s| s.location.clone()).collect());
     (plan, store)
+}
+
+/// Trains `run` on the CPU with `opts` over `plan` / `store`, starting as `init` says (no
+/// teacher, no patching).
+fn train_on_cpu(
+    opts: &TrainOptions,
+    plan: &Arc<Plan>,
+    store: &ShardStore,
+    run: &RunDir,
+    init: &Init,
+) -> anyhow::Result<TrainSummary> {
+    train(
+        opts,
+        plan.clone(),
+        store.clone(),
+        run,
+        init,
+        None,
+        None,
+        &Device::Cpu,
+    )
 }
 
 fn options(steps: u64, batch: u64) -> TrainOptions {
@@ -105,17 +127,7 @@ fn tiny_clip_learns_on_the_synthetic_pool() {
     let opts = options(steps, 32);
     let run = RunDir::new(d.path().join("out/tiny")).unwrap();
     let t0 = Instant::now();
-    let s = train(
-        &opts,
-        plan.clone(),
-        store.clone(),
-        &run,
-        &Init::Scratch,
-        None,
-        None,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let s = train_on_cpu(&opts, &plan, &store, &run, &Init::Scratch).unwrap();
     let secs = t0.elapsed().as_secs_f64();
     eprintln!(
         "{steps} steps in {secs:.1}s ({:.0} samples/s): loss {:?} -> {:?}",
@@ -182,77 +194,27 @@ fn killed_and_resumed_equals_uninterrupted() {
         opts.grad_clip_norm = Some(1.0);
         opts.workers = 2;
         let a = RunDir::new(d.path().join(format!("a{sampling:?}"))).unwrap();
-        train(
-            &opts,
-            plan.clone(),
-            store.clone(),
-            &a,
-            &Init::Scratch,
-            None,
-            None,
-            &Device::Cpu,
-        )
-        .unwrap();
+        train_on_cpu(&opts, &plan, &store, &a, &Init::Scratch).unwrap();
         // "Kill" after 7 steps: the last saved state is from step 6 (mid-epoch, --checkpoint_every).
         let b = RunDir::new(d.path().join(format!("b{sampling:?}"))).unwrap();
         let mut killed = opts.clone();
         killed.stop_after_steps = Some(7);
-        let s = train(
-            &killed,
-            plan.clone(),
-            store.clone(),
-            &b,
-            &Init::Scratch,
-            None,
-            None,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let s = train_on_cpu(&killed, &plan, &store, &b, &Init::Scratch).unwrap();
         assert!(!s.finished);
         let st: serde_json::Value =
             serde_json::from_slice(&std::fs::read(b.state_json()).unwrap()).unwrap();
         assert_eq!(st["step"], 6);
-        let s = train(
-            &opts,
-            plan.clone(),
-            store.clone(),
-            &b,
-            &Init::Resume(b.state_json()),
-            None,
-            None,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let s = train_on_cpu(&opts, &plan, &store, &b, &Init::Resume(b.state_json())).unwrap();
         assert!(s.finished && s.steps == 8);
         let (wa, wb) = (weights(&a.latest()), weights(&b.latest()));
         for ((na, ta), (nb, tb)) in wa.iter().zip(&wb) {
             assert_eq!(na, nb);
-            let diff: f32 = (ta - tb)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_diff(ta, tb);
             assert!(diff <= 1e-6, "{sampling:?} {na}: {diff}");
         }
         // Epoch files as OpenCLIP names them, and the metrics of both runs agree.
         assert!(b.checkpoints().join("epoch_2.safetensors").exists());
-        let la = std::fs::read_to_string(a.metrics()).unwrap();
-        let lb = std::fs::read_to_string(b.metrics()).unwrap();
-        let loss = |s: &str| -> Vec<f64> {
-            s.lines()
-                .map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                        .as_f64()
-                        .unwrap()
-                })
-                .collect()
-        };
-        assert_eq!(loss(&la), loss(&lb));
+        assert_eq!(metric_losses(&a), metric_losses(&b));
     }
 }
 
@@ -286,17 +248,7 @@ fn checkpointing_is_exact(model: &str, image: u32, steps: u64, batch: u64, accum
     for ckpt in [false, true] {
         opts.grad_checkpointing = ckpt;
         let run = RunDir::new(d.path().join(format!("ckpt{ckpt}"))).unwrap();
-        let s = train(
-            &opts,
-            plan.clone(),
-            store.clone(),
-            &run,
-            &Init::Scratch,
-            None,
-            None,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let s = train_on_cpu(&opts, &plan, &store, &run, &Init::Scratch).unwrap();
         assert!(s.finished);
         runs.push(run);
     }
@@ -335,16 +287,7 @@ fn fused_ops_agree(model: &str, image: u32, steps: u64, batch: u64, ckpt: bool) 
     for mode in [tic_kernels::fused::Mode::On, tic_kernels::fused::Mode::Off] {
         let run = RunDir::new(d.path().join(format!("{mode:?}"))).unwrap();
         let s = tic_kernels::fused::with_mode(mode, || {
-            train(
-                &opts,
-                plan.clone(),
-                store.clone(),
-                &run,
-                &Init::Scratch,
-                None,
-                None,
-                &Device::Cpu,
-            )
+            train_on_cpu(&opts, &plan, &store, &run, &Init::Scratch)
         })
         .unwrap();
         assert!(s.finished);

@@ -80,6 +80,13 @@ fn good() -> Report {
     ])
 }
 
+/// Every one of `wants` is in `text` (which a failure shows).
+fn assert_contains_all(text: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(text.contains(want), "{text}");
+    }
+}
+
 fn get<'a>(fs: &'a [Finding], id: &str) -> &'a Finding {
     fs.iter().find(|f| f.id == id).unwrap()
 }
@@ -233,17 +240,12 @@ fn findings_not_applicable_and_informational() {
     r.runs.push(run(RESTART, full(M_SEQ), Some(15360.0)));
     let c = get(&findings(&r, 0.02), "c").clone();
     assert_eq!(c.verdict, Verdict::Informational);
-    assert!(
-        c.line().contains(
-            "datacomp-retrieval-yearly: ID 62.0 vs 62.0, backward 38.3 vs 59.0, forward 18.3 vs 19.0"
-        ),
-        "{}",
-        c.line()
-    );
-    assert!(
-        c.line().contains("compute 15.4k vs 30.7k (0.50×)"),
-        "{}",
-        c.line()
+    assert_contains_all(
+        &c.line(),
+        &[
+            "datacomp-retrieval-yearly: ID 62.0 vs 62.0, backward 38.3 vs 59.0, forward 18.3 vs 19.0",
+            "compute 15.4k vs 30.7k (0.50×)",
+        ],
     );
 }
 
@@ -293,16 +295,15 @@ fn check_flags_nan_out_of_range_and_incomplete() {
     r.runs[2].per_step[0].cumulative_samples = None;
     r.steps.truncate(1);
     let p = check(&r).join("\n");
-    assert!(
-        p.contains("sequential / static: x = 1.5 is outside [0, 1]"),
-        "{p}"
+    assert_contains_all(
+        &p,
+        &[
+            "sequential / static: x = 1.5 is outside [0, 1]",
+            "cumulative-all / static: average is missing",
+            "oracle: no compute figure",
+            "report.json has 1 training step(s)",
+        ],
     );
-    assert!(
-        p.contains("cumulative-all / static: average is missing"),
-        "{p}"
-    );
-    assert!(p.contains("oracle: no compute figure"), "{p}");
-    assert!(p.contains("report.json has 1 training step(s)"), "{p}");
 }
 
 #[test]
@@ -546,17 +547,12 @@ fn three_seeds_gap_within_the_spread_is_undecided() {
     let a = get(&fs, "a");
     assert_eq!(a.verdict, Verdict::Undecided, "{a:?}");
     assert!(a.evidence.iter().all(|e| e.undecided && e.holds.is_none()));
-    assert!(
-        a.line().contains(
-            "backward sequential 38.3 ± 10.0 ≈ cumulative-all 41.0 ± 10.0 (gap 2.7 within pooled std 10.0)"
-        ),
-        "{}",
-        a.line()
-    );
-    assert!(
-        a.line().contains("by the margin and the seed spread"),
-        "{}",
-        a.line()
+    assert_contains_all(
+        &a.line(),
+        &[
+            "backward sequential 38.3 ± 10.0 ≈ cumulative-all 41.0 ± 10.0 (gap 2.7 within pooled std 10.0)",
+            "by the margin and the seed spread",
+        ],
     );
     // (b): cumulative-all's backward 41.0 is 18 points below the oracle's, far beyond the
     // spread: not reproduced.
@@ -613,17 +609,11 @@ fn three_seeds_oracle_gap_within_the_spread_leaves_b_undecided() {
     let seeds = three_seeds([0.0; 3], [0.05, -0.01, -0.07]);
     let b = get(&judge(&seeds), "b").clone();
     assert_eq!(b.verdict, Verdict::Undecided, "{b:?}");
-    assert!(
-        b.line().contains(
-            "backward cumulative-all 57.0 ± 6.0 ≈ oracle 59.0 ± 0.0 − 2.0 (oracle − cumulative-all 2.0, pooled std 4.2)"
-        ),
-        "{}",
-        b.line()
-    );
-    assert!(
-        b.line()
-            .contains("compute cumulative-all 15.4k = 0.50× oracle's 30.7k"),
-        "{}",
-        b.line()
+    assert_contains_all(
+        &b.line(),
+        &[
+            "backward cumulative-all 57.0 ± 6.0 ≈ oracle 59.0 ± 0.0 − 2.0 (oracle − cumulative-all 2.0, pooled std 4.2)",
+            "compute cumulative-all 15.4k = 0.50× oracle's 30.7k",
+        ],
     );
 }

@@ -88,3 +88,26 @@ pub fn metrics_losses(metrics_jsonl: &std::path::Path) -> Vec<f64> {
         })
         .collect()
 }
+
+/// `tic-train`'s arguments of a tiny run on the CPU with one loader worker, quietly:
+/// `--scale tiny --batch_size BATCH --train_num_samples SAMPLES --num_checkpoints CHECKPOINTS
+/// --workers 1 --device cpu -q`.
+pub fn tiny_cpu_args(batch: &str, samples: &str, checkpoints: &str) -> Vec<String> {
+    [
+        "--scale",
+        "tiny",
+        "--batch_size",
+        batch,
+        "--train_num_samples",
+        samples,
+        "--num_checkpoints",
+        checkpoints,
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec()
+}
