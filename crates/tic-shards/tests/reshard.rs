@@ -774,6 +774,33 @@ fn resume_checks_the_shards_it_keeps() {
     assert_eq!(meta_stable(&out), want_meta);
 }
 
+/// A kill after `meta.json` was written but before the plan file was removed: the rerun finds
+/// the reshard finished and removes the leftover plan, so the folder is exactly an uninterrupted
+/// run's (the crash soak's "every shard done, meta.json not yet" kill can land there).
+#[test]
+fn rerun_after_a_kill_between_meta_and_plan_removal_drops_the_plan() {
+    let Finished {
+        dir: _dir,
+        out,
+        args,
+        ..
+    } = finished_reshard(120, 2, &["--shard-size", "40"]);
+    let want = tree(&out, &[]);
+    let m = read_meta(&out);
+    let plan = out.join(tic_shards::reshard::PLAN_FILE);
+    std::fs::write(
+        &plan,
+        format!(
+            "{{\"plan_fingerprint\": \"{}\", \"output_count\": 120}}",
+            m["plan_fingerprint"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    reshard_ok(&args);
+    assert!(!plan.exists(), "the leftover plan file is still there");
+    assert_eq!(tree(&out, &[]), want);
+}
+
 /// Issue 15 item 5: per-sample skips that resharder.py also makes exit 0 and are counted; lost
 /// input (a truncated tar) makes the output incomplete: exit 1, `"complete": false` naming the
 /// damaged input, on every rerun too.
