@@ -105,7 +105,8 @@ DS_TRAIN := $(DS_DIR)/yearly/train
 
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
-  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report tic-sweep
+  tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report tic-sweep \
+  tic-aggregate
 
 .PHONY: house-rules thin-bins gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-seeds demo-paper demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \

@@ -24,12 +24,16 @@
 //! Static tasks (keys not starting with `tic/`) are reported for each run's **last** model:
 //! ImageNet (`imagenet1k`), the mean over ImageNet and its distribution shifts (those present
 //! of `imagenet_sketch`, `imagenetv2`, `imagenet-a`, `imagenet-o`, `imagenet-r`,
-//! `objectnet`), and the mean main metric over all static tasks.
+//! `objectnet`), and the mean main metric over all static tasks (a `null` main metric is not
+//! averaged; [`StaticSummary::averaged_tasks`] counts those that are). When the static tasks
+//! are DataComp's suite, [`StaticSummary::datacomp`] gives DataComp's five aggregates
+//! ([`crate::aggregate`]).
 //!
 //! Compute: every model has a number of samples seen (its training budget); a run's
 //! cumulative compute at step `i` is the sum over its models up to `i`, and MACs are samples ×
 //! a per-sample MAC figure.
 
+use crate::aggregate::SuiteMetrics;
 use crate::runs;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -38,17 +42,7 @@ use std::path::{Path, PathBuf};
 use tic_eval::results::{EvalRecord, ResultsFile, RESULTS_FILE_NAME};
 use tic_splits::taskkey::{TaskKey, TicFamily, TicTask, TimeLabel, Timescale};
 
-/// Static task key of ImageNet-1k in DataComp's task list.
-pub const IMAGENET_KEY: &str = "imagenet1k";
-/// DataComp task keys of ImageNet's distribution shifts.
-pub const IMAGENET_SHIFT_KEYS: [&str; 6] = [
-    "imagenet_sketch",
-    "imagenetv2",
-    "imagenet-a",
-    "imagenet-o",
-    "imagenet-r",
-    "objectnet",
-];
+pub use crate::aggregate::{IMAGENET_KEY, IMAGENET_SHIFT_KEYS};
 
 /// The evaluation results of one model (one train time of a run).
 #[derive(Debug, Clone, PartialEq)]
@@ -340,6 +334,22 @@ pub struct StaticSummary {
     pub average: Option<f64>,
     /// Per task: name → main metric.
     pub tasks: BTreeMap<String, Option<f64>>,
+}
+
+impl StaticSummary {
+    /// How many static tasks entered [`StaticSummary::average`]: those with a main metric
+    /// (a `null` one is not averaged).
+    pub fn averaged_tasks(&self) -> usize {
+        self.tasks.values().flatten().count()
+    }
+
+    /// DataComp's aggregates of these tasks ([`crate::aggregate`]), when they are DataComp's
+    /// suite: a record of each of its 38 main-metric tasks, even a `null` one.
+    pub fn datacomp(&self) -> Option<SuiteMetrics> {
+        let suite =
+            SuiteMetrics::from_main_metrics(self.tasks.iter().map(|(n, v)| (n.as_str(), *v)));
+        suite.covers_suite().then_some(suite)
+    }
 }
 
 /// Compute and summary numbers of one model of a run.

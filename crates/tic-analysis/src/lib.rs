@@ -4,6 +4,8 @@
 //! several runs (methods) and turns them into the paper's dynamic evaluation, tables, plots
 //! and the experiment's report. Built bottom up (a module only uses those listed before it):
 //!
+//! * [`aggregate`]: DataComp's aggregate scores (`aggregate_scores.py`): its 38 main-metric
+//!   tasks and their groups, each mean with the number of tasks that entered it.
 //! * [`runs`]: reading `tic-train`'s run files (`compute.json`, `metrics.jsonl`) through its
 //!   record types (`tic_train::records`).
 //! * [`dynamic`]: the paper's dynamic evaluation (T×T matrices, ID / backward / forward
@@ -13,11 +15,13 @@
 //!   the paper's findings checked against the numbers, matrices, plots, training runs.
 //! * [`sweep`]: a budget sweep over several multi-seed reports (`tic-sweep`).
 //! * [`plots`]: heatmaps, accuracy-versus-compute and sweep plots (PNG + SVG) with `plotters`.
-//! * [`cli`]: the command lines of `tic-metrics`, `tic-report` and `tic-sweep`.
+//! * [`cli`]: the command lines of `tic-aggregate`, `tic-metrics`, `tic-report` and
+//!   `tic-sweep`.
 //!
 //! Task keys are parsed with `tic_splits::taskkey`, records read with `tic_eval::results`.
 //! See `docs/eval.md` for the definitions and the `tic-metrics` input layout.
 
+pub mod aggregate;
 pub mod cli;
 pub mod dynamic;
 pub mod plots;

@@ -1,7 +1,8 @@
 //! Markdown, CSV and JSON renderings of a [`Report`].
 //!
 //! * `summary.md`: per family, one row per run: ID, backward, forward, cells, then the
-//!   static tasks and compute; followed by every run's T×T matrix.
+//!   static tasks (with how many entered the static average) and compute; DataComp's
+//!   aggregates where a run's static tasks are DataComp's suite; then every run's T×T matrix.
 //! * `summary.csv`: one row per (run, family) with the same columns (long format).
 //! * `matrix_{family}_{run}.csv`: the T×T matrix (rows: train step, columns: eval step);
 //!   `raw_{family}_{run}.csv`: rows: the run's train times, columns: every eval time.
@@ -11,7 +12,8 @@
 //! The Markdown helpers ([`markdown_table`], [`matrix_markdown`], [`percent`],
 //! [`human_count`]) are shared with `tic-report` ([`crate::report`]).
 
-use crate::dynamic::{FamilyMatrix, Report, RunReport};
+use crate::aggregate::{Aggregate, AggregateScore};
+use crate::dynamic::{FamilyMatrix, Report, RunReport, StaticSummary};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -156,7 +158,7 @@ pub fn markdown(report: &Report) -> String {
                 fixed4(st.imagenet),
                 fixed4(st.imagenet_and_shifts),
                 fixed4(st.average),
-                st.tasks.len().to_string(),
+                static_task_count(st),
                 sci(last.and_then(|p| p.cumulative_samples)),
                 sci(last.and_then(|p| p.cumulative_macs)),
             ]
@@ -187,6 +189,7 @@ pub fn markdown(report: &Report) -> String {
             "`*` incomplete matrix: means are over the cells present (e.g. a run trained once, or missing evaluations).\n"
         );
     }
+    s.push_str(&datacomp_markdown(report));
     let _ = writeln!(s, "## Matrices\n");
     let _ = writeln!(s, "Rows: training step; columns: evaluation step.\n");
     for run in &report.runs {
@@ -196,6 +199,64 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(s);
         }
     }
+    s
+}
+
+/// How many static tasks entered the static average: `38`, or `38/40` when some static tasks
+/// have a `null` main metric (they are not averaged).
+pub fn static_task_count(st: &StaticSummary) -> String {
+    let (n, total) = (st.averaged_tasks(), st.tasks.len());
+    if n == total {
+        n.to_string()
+    } else {
+        format!("{n}/{total}")
+    }
+}
+
+/// A DataComp aggregate's cell: the mean as `value` formats it, then how many of the
+/// aggregate's tasks entered it, `0.5123 (12/13)`.
+pub fn with_task_count(value: String, score: &AggregateScore) -> String {
+    format!("{value} ({}/{})", score.tasks, score.of)
+}
+
+/// The header of a DataComp aggregates table: `Method`, then the five aggregates.
+pub fn datacomp_header() -> Vec<&'static str> {
+    std::iter::once("Method")
+        .chain(Aggregate::ALL.iter().map(|a| a.label()))
+        .collect()
+}
+
+/// What the task counts of a DataComp aggregates table mean.
+pub const DATACOMP_NOTE: &str = "DataComp's aggregates (`aggregate_scores.py`, as \
+    `tic-aggregate` prints them) of the last model's static tasks, for each method evaluated on \
+    DataComp's suite; `(n/m)`: n of the aggregate's m main metrics entered the mean (the others \
+    are `null` in the results).";
+
+/// DataComp's aggregates of each run whose static tasks are DataComp's suite, as a Markdown
+/// section (empty when no run's are).
+fn datacomp_markdown(report: &Report) -> String {
+    let rows: Vec<Vec<String>> = report
+        .runs
+        .iter()
+        .filter_map(|run| {
+            let suite = run.static_tasks.datacomp()?;
+            let cells = suite
+                .scores()
+                .into_iter()
+                .map(|sc| with_task_count(fixed4(sc.mean), &sc));
+            Some(std::iter::once(run.name.clone()).chain(cells).collect())
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("## DataComp aggregates (last model)\n\n");
+    s.push_str(&markdown_table(
+        &datacomp_header(),
+        &[Align::Left, R, R, R, R, R],
+        &rows,
+    ));
+    let _ = writeln!(s, "\n{DATACOMP_NOTE}\n");
     s
 }
 

@@ -4,6 +4,7 @@
 #[test]
 fn help_opens_with_each_binarys_job() {
     tic_testkit::check_help!(
+        ("tic-aggregate", "aggregate_scores.py"),
         ("tic-metrics", "no original script"),
         ("tic-report", "no original script"),
         ("tic-sweep", "no original script"),

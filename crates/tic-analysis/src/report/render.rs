@@ -5,9 +5,10 @@ use super::findings::Finding;
 use super::lookup::{family_matrix, family_title, least_compute, summary, R};
 use super::plots::plots_section;
 use super::plots::Plot;
-use super::seeds::Seeds;
+use super::seeds::{Seeds, Stat};
 use super::training::training_section;
 use super::training::TrainingRun;
+use crate::aggregate::Aggregate;
 use crate::dynamic::Report;
 use crate::tables::{self, markdown_table, percent, Align};
 use std::fmt::Write as _;
@@ -76,7 +77,7 @@ pub fn seed_tables(seeds: &Seeds) -> String {
                     seeds.summary(&run.name, fam, |s| s.id).percent(),
                     seeds.summary(&run.name, fam, |s| s.backward).percent(),
                     seeds.summary(&run.name, fam, |s| s.forward).percent(),
-                    seeds.static_average(&run.name).percent(),
+                    static_cell(seeds, &run.name),
                     compute.count(),
                     ratio,
                 ]
@@ -107,6 +108,74 @@ pub fn seed_tables(seeds: &Seeds) -> String {
             t
         );
     }
+    s.push_str(&datacomp_table(seeds, &over));
+    s
+}
+
+/// `n/m`, or `lo–hi/m` where the seeds differ, from per-seed `(entered, of)` counts; `None`
+/// when no seed has them.
+pub(super) fn count_label(counts: &[Option<(usize, usize)>]) -> Option<String> {
+    let present: Vec<(usize, usize)> = counts.iter().flatten().copied().collect();
+    let lo = present.iter().map(|c| c.0).min()?;
+    let hi = present.iter().map(|c| c.0).max()?;
+    let of = present.iter().map(|c| c.1).max()?;
+    Some(if lo == hi {
+        format!("{lo}/{of}")
+    } else {
+        format!("{lo}–{hi}/{of}")
+    })
+}
+
+/// The Static cell: the static average in percent, followed by `(n/m)` when some static task
+/// of the method's last model has a `null` main metric (n of its m tasks were averaged).
+fn static_cell(seeds: &Seeds, method_name: &str) -> String {
+    let value = seeds.static_average(method_name).percent();
+    let counts = seeds.static_counts(method_name);
+    let partial = counts.iter().flatten().any(|(n, total)| n < total);
+    match count_label(&counts) {
+        Some(label) if partial => format!("{value} ({label})"),
+        _ => value,
+    }
+}
+
+/// DataComp's aggregates (percent, `± std` over the seeds, `(n/m)` task counts) of each method
+/// whose last model's static tasks are DataComp's suite; empty when no method's are.
+fn datacomp_table(seeds: &Seeds, over: &str) -> String {
+    let report = &seeds.mean;
+    let rows: Vec<Vec<String>> = report
+        .runs
+        .iter()
+        .filter_map(|run| {
+            let per_seed = seeds.datacomp(&run.name);
+            per_seed.iter().any(Option::is_some).then(|| {
+                let cells = (0..Aggregate::ALL.len()).map(|i| {
+                    let stat = Stat {
+                        values: per_seed
+                            .iter()
+                            .map(|s| s.as_ref().and_then(|s| s[i].mean))
+                            .collect(),
+                    };
+                    let counts: Vec<Option<(usize, usize)>> = per_seed
+                        .iter()
+                        .map(|s| s.as_ref().map(|s| (s[i].tasks, s[i].of)))
+                        .collect();
+                    let label = count_label(&counts).unwrap_or_default();
+                    format!("{} ({label})", stat.percent())
+                });
+                std::iter::once(run.name.clone()).chain(cells).collect()
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("### DataComp aggregates (static tasks, %{over})\n\n");
+    s.push_str(&markdown_table(
+        &tables::datacomp_header(),
+        &[Align::Left, R, R, R, R, R],
+        &rows,
+    ));
+    let _ = writeln!(s, "\n{}\n", tables::DATACOMP_NOTE);
     s
 }
 

@@ -2,6 +2,7 @@
 //! values, mean and spread, and the rule that decides a comparison beyond the seed spread.
 
 use super::lookup::{family_matrix, final_compute, method, summary, SummaryField};
+use crate::aggregate::AggregateScore;
 use crate::dynamic::{FamilyKey, Report};
 use crate::tables::{human_count, percent};
 use anyhow::{bail, Result};
@@ -150,6 +151,27 @@ impl Seeds {
     /// The static average of `method`'s last model, over the seeds.
     pub fn static_average(&self, method_name: &str) -> Stat {
         self.over(|r| method(r, method_name).and_then(|run| run.static_tasks.average))
+    }
+
+    /// How many static tasks of `method`'s last model entered its static average, and how
+    /// many it has, per seed (`None` where a seed lacks the method).
+    pub fn static_counts(&self, method_name: &str) -> Vec<Option<(usize, usize)>> {
+        self.reports
+            .iter()
+            .map(|r| {
+                let st = &method(r, method_name)?.static_tasks;
+                Some((st.averaged_tasks(), st.tasks.len()))
+            })
+            .collect()
+    }
+
+    /// DataComp's aggregates of `method`'s last model in each seed whose static tasks are
+    /// DataComp's suite (`None` for the others).
+    pub fn datacomp(&self, method_name: &str) -> Vec<Option<Vec<AggregateScore>>> {
+        self.reports
+            .iter()
+            .map(|r| Some(method(r, method_name)?.static_tasks.datacomp()?.scores()))
+            .collect()
     }
 
     /// The compute (cumulative samples seen by the last model) of `method`, over the seeds.

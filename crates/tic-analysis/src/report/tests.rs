@@ -617,3 +617,23 @@ fn three_seeds_oracle_gap_within_the_spread_leaves_b_undecided() {
         ],
     );
 }
+
+#[test]
+fn the_static_cell_counts_its_tasks_when_some_main_metric_is_null() {
+    let plain = main_tables(&report(vec![run("sequential", full([[0.5; 3]; 3]), None)]));
+    assert!(plain.contains("| 30.0 |"), "{plain}");
+    let mut with_null = run("sequential", full([[0.5; 3]; 3]), None);
+    with_null.static_tasks.tasks.insert("FairFace".into(), None);
+    let tables = main_tables(&report(vec![with_null]));
+    assert!(tables.contains("| 30.0 (1/2) |"), "{tables}");
+    assert!(!tables.contains("DataComp aggregates"), "{tables}");
+    assert_eq!(
+        render::count_label(&[Some((3, 4)), None]),
+        Some("3/4".into())
+    );
+    assert_eq!(
+        render::count_label(&[Some((3, 4)), Some((4, 4))]),
+        Some("3–4/4".into())
+    );
+    assert_eq!(render::count_label(&[None]), None);
+}
