@@ -14,6 +14,9 @@ pub struct ImageEmbeddings {
     pub features: Matrix,
     /// The label of each sample.
     pub labels: Vec<Label>,
+    /// The `npy` metadata vector of each sample, where it has one (DataComp's WILDS and
+    /// fairness sets).
+    pub metadata: Vec<Option<Vec<i64>>>,
     /// `shard: sample key` of each sample.
     pub origins: Vec<String>,
 }
@@ -23,13 +26,16 @@ fn to_matrix(f: Features) -> Result<Matrix> {
 }
 
 /// Hands every sample of `set` to `sink`, shard by shard in order, until it refuses one.
-fn read_set(set: &EvalSet, sink: &mut dyn FnMut(ImageItem<Label>) -> bool) -> Result<()> {
+/// What travels with each image through the pipeline: its label and metadata vector.
+type SampleMeta = (Label, Option<Vec<i64>>);
+
+fn read_set(set: &EvalSet, sink: &mut dyn FnMut(ImageItem<SampleMeta>) -> bool) -> Result<()> {
     for i in 0..set.shards.len() {
         for s in set.read_shard(i)? {
             let item = ImageItem {
                 origin: s.origin,
                 bytes: s.image,
-                meta: s.label,
+                meta: (s.label, s.metadata),
             };
             if !sink(item) {
                 return Ok(());
@@ -48,11 +54,13 @@ pub fn embed_images(
     opts: EmbedOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<ImageEmbeddings> {
-    let read = |sink: &mut dyn FnMut(ImageItem<Label>) -> bool| read_set(set, sink);
+    let read = |sink: &mut dyn FnMut(ImageItem<SampleMeta>) -> bool| read_set(set, sink);
     let out = embed::embed_images(enc, opts, read, progress).map_err(|e| e.into_anyhow())?;
+    let (labels, metadata) = out.metas.into_iter().unzip();
     Ok(ImageEmbeddings {
         features: to_matrix(out.features)?,
-        labels: out.metas,
+        labels,
+        metadata,
         origins: out.origins,
     })
 }

@@ -5,6 +5,9 @@
 //! A sample's image is the first of its `webp`, `png`, `jpg`, `jpeg` members (CLIP_benchmark's
 //! `to_tuple(["webp", "png", "jpg", "jpeg"], …)`); its label is `cls` (an integer class id) for
 //! classification and `txt` (captions, split with Python's `str.splitlines`) for retrieval.
+//! DataComp's WILDS and fairness sets also carry an `npy` member per sample: a vector of
+//! integer metadata fields (location, region, income group, …) that their evaluators group by;
+//! it is read into [`EvalSample::metadata`].
 //! Samples come in shard order, then tar order, exactly as a single-worker WebDataset reads them.
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +16,7 @@ use tic_shards::evalset_layout::{
     parse_number, shard_file, DatasetType, CLASSNAMES_FILE, COUNT_FILE, DATASET_TYPE_FILE,
     NSHARDS_FILE, TEMPLATES_FILE,
 };
+use tic_shards::npy;
 use tic_shards::wds::{member_bytes, scan_shard, SampleRef};
 
 /// Image member extensions in CLIP_benchmark's order of preference.
@@ -64,6 +68,9 @@ pub struct EvalSample {
     pub image: Vec<u8>,
     /// Its label.
     pub label: Label,
+    /// The `npy` metadata member as integers, when the sample has one (DataComp's WILDS and
+    /// fairness sets; the evaluator's `metadata_fields` name the positions).
+    pub metadata: Option<Vec<i64>>,
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -231,10 +238,15 @@ impl EvalSet {
                 Label::Captions(splitlines(text).into_iter().map(String::from).collect())
             }
         };
+        let metadata = s
+            .member("npy")
+            .map(|m| npy::read_int_vector(member_bytes(data, m), &format!("{origin}: `npy`")))
+            .transpose()?;
         Ok(EvalSample {
             image: member_bytes(data, img).to_vec(),
             origin,
             label,
+            metadata,
         })
     }
 }
@@ -339,6 +351,48 @@ mod tests {
         assert_eq!(s[0].label, Label::Class(1));
         assert_eq!(s[1].image, b"E");
         assert_eq!(s[1].label, Label::Class(0));
+    }
+
+    #[test]
+    fn npy_metadata_member_is_read_as_integers() {
+        let d = tempfile::tempdir().unwrap();
+        let meta = npy_i64(&[4, 0, 2017]);
+        write_set(
+            d.path(),
+            "classification",
+            &[
+                ("a", &[("cls", b"1"), ("jpg", b"J"), ("npy", &meta)]),
+                ("b", &[("cls", b"0"), ("jpg", b"J")]),
+            ],
+        );
+        let set = EvalSet::open(d.path(), "", None).unwrap();
+        let s = set.read_shard(0).unwrap();
+        assert_eq!(s[0].metadata.as_deref(), Some(&[4, 0, 2017][..]));
+        assert_eq!(s[1].metadata, None);
+
+        write_set(
+            d.path(),
+            "classification",
+            &[("a", &[("cls", b"1"), ("jpg", b"J"), ("npy", b"oops")])],
+        );
+        let err = format!("{:#}", set.read_shard(0).unwrap_err());
+        assert!(
+            err.contains("0.tar") && err.contains("\"a\"") && err.contains("`npy`"),
+            "{err}"
+        );
+    }
+
+    /// A 1-D `<i8` npy array, as `np.save` writes it.
+    fn npy_i64(v: &[i64]) -> Vec<u8> {
+        let header = format!(
+            "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}\n",
+            v.len()
+        );
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        out
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! UID arrays in numpy's `.npy` format (structured dtype `u8,u8`) and as raw 16-byte records.
+//! numpy's `.npy` format as tic-rs reads and writes it: UID arrays (structured dtype `u8,u8`,
+//! also as raw 16-byte records), float32 matrices (embedding dumps), and the small integer
+//! vectors DataComp's evaluation sets carry per sample (the `npy` metadata member of the WILDS
+//! and fairness sets, [`read_int_vector`]).
 //!
 //! [`write_uids`] produces the same bytes as `np.save(path, np.array(rows, np.dtype("u8,u8")))`
 //! (format version 1.0, header padded to 64 bytes with numpy's growth-axis spare space).
@@ -27,6 +30,18 @@ pub enum NpyError {
         dtype: String,
         /// The shape found.
         shape: Vec<u64>,
+    },
+    /// A per-sample metadata vector that is not a 0-D or 1-D array of whole numbers.
+    #[error("{file}: expected a 0-D or 1-D numpy array of integers (per-sample metadata), found dtype {dtype} with shape {shape:?}{detail}")]
+    IntVector {
+        /// The member being read.
+        file: String,
+        /// The dtype found.
+        dtype: String,
+        /// The shape found.
+        shape: Vec<u64>,
+        /// What else is wrong (a non-integral value), or empty.
+        detail: String,
     },
     /// The data section is shorter or longer than the header promises.
     #[error("{file}: header declares {expected} records ({expected_bytes} bytes) but the data section has {found_bytes} bytes")]
@@ -272,6 +287,123 @@ pub fn write_uids(uids: &[Uid]) -> Vec<u8> {
     out
 }
 
+/// Reads a 0-D or 1-D numpy array of integers (any width, either byte order), booleans, or
+/// floats holding whole numbers, as `i64`s: a per-sample metadata vector as DataComp's eval sets
+/// store it (webdataset decodes the member with `np.load`; the evaluators group by its fields).
+/// `file` names the source (shard and sample) in errors.
+pub fn read_int_vector(bytes: &[u8], file: &str) -> Result<Vec<i64>, NpyError> {
+    if !is_npy(bytes) {
+        return Err(NpyError::Header {
+            file: file.to_string(),
+            msg: format!(
+                "not a numpy array (no \\x93NUMPY magic; first bytes {:02x?})",
+                &bytes[..bytes.len().min(8)]
+            ),
+        });
+    }
+    let mut cur = Cursor::new(bytes);
+    let header = NpyHeader::from_reader(&mut cur).map_err(|e| NpyError::Header {
+        file: file.to_string(),
+        msg: e.to_string(),
+    })?;
+    let data = &bytes[cur.position() as usize..];
+    let shape = header.shape().to_vec();
+    let dtype = header.dtype();
+    let bad = |detail: String| NpyError::IntVector {
+        file: file.to_string(),
+        dtype: dtype.descr(),
+        shape: shape.clone(),
+        detail,
+    };
+    let scalar = match &dtype {
+        DType::Plain(ts) if shape.len() <= 1 => Scalar::parse(&ts.to_string()),
+        _ => None,
+    };
+    let Some(scalar) = scalar else {
+        return Err(bad(String::new()));
+    };
+    let n: u64 = shape.iter().product();
+    let expected_bytes = n.saturating_mul(scalar.size as u64);
+    if expected_bytes != data.len() as u64 {
+        return Err(NpyError::Length {
+            file: file.to_string(),
+            expected: n,
+            expected_bytes,
+            found_bytes: data.len() as u64,
+        });
+    }
+    data.chunks_exact(scalar.size)
+        .enumerate()
+        .map(|(i, c)| {
+            scalar
+                .decode(c)
+                .ok_or_else(|| bad(format!(" (element {i} is not a whole number in i64 range)")))
+        })
+        .collect()
+}
+
+/// One element type of a plain npy dtype (`<i8`, `|u1`, `|b1`, `>f4`, …).
+struct Scalar {
+    kind: u8,
+    size: usize,
+    big_endian: bool,
+}
+
+impl Scalar {
+    fn parse(descr: &str) -> Option<Self> {
+        let b = descr.as_bytes();
+        if b.len() < 3 {
+            return None;
+        }
+        let big_endian = match b[0] {
+            b'<' | b'|' | b'=' => false,
+            b'>' => true,
+            _ => return None,
+        };
+        let size: usize = descr[2..].parse().ok()?;
+        let ok = match b[1] {
+            b'i' | b'u' => matches!(size, 1 | 2 | 4 | 8),
+            b'b' => size == 1,
+            b'f' => matches!(size, 4 | 8),
+            _ => false,
+        };
+        ok.then_some(Self {
+            kind: b[1],
+            size,
+            big_endian,
+        })
+    }
+
+    /// The element as an `i64`; `None` for a float that is not a whole number in range, or
+    /// an unsigned value above `i64::MAX`.
+    fn decode(&self, c: &[u8]) -> Option<i64> {
+        let mut raw = [0u8; 8];
+        if self.big_endian {
+            raw[8 - self.size..].copy_from_slice(c);
+            raw.reverse();
+        } else {
+            raw[..self.size].copy_from_slice(c);
+        }
+        let bits = u64::from_le_bytes(raw);
+        match self.kind {
+            b'u' | b'b' => i64::try_from(bits).ok(),
+            b'i' => {
+                let shift = 64 - 8 * self.size as u32;
+                Some(((bits << shift) as i64) >> shift)
+            }
+            _ => {
+                let x = if self.size == 4 {
+                    f64::from(f32::from_bits(bits as u32))
+                } else {
+                    f64::from_bits(bits)
+                };
+                let whole = x.fract() == 0.0 && x.abs() < 9.2e18;
+                whole.then_some(x as i64)
+            }
+        }
+    }
+}
+
 /// True when the uids are sorted ascending (duplicates allowed).
 pub fn is_sorted(uids: &[Uid]) -> bool {
     uids.windows(2).all(|w| w[0] <= w[1])
@@ -280,6 +412,58 @@ pub fn is_sorted(uids: &[Uid]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn npy_with(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn int_vectors_of_every_integer_width_and_order() {
+        let le: Vec<u8> = [3i64, -2, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(
+            read_int_vector(&npy_with("<i8", "(3,)", &le), "m").unwrap(),
+            [3, -2, 7]
+        );
+        let be: Vec<u8> = [3i32, -2].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(
+            read_int_vector(&npy_with(">i4", "(2,)", &be), "m").unwrap(),
+            [3, -2]
+        );
+        assert_eq!(
+            read_int_vector(&npy_with("|u1", "(2,)", &[255, 1]), "m").unwrap(),
+            [255, 1]
+        );
+        assert_eq!(
+            read_int_vector(&npy_with("|b1", "()", &[1]), "m").unwrap(),
+            [1]
+        );
+        let f: Vec<u8> = [2.0f64, 5.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(
+            read_int_vector(&npy_with("<f8", "(2,)", &f), "m").unwrap(),
+            [2, 5]
+        );
+    }
+
+    #[test]
+    fn int_vector_errors_name_the_member() {
+        let f: Vec<u8> = 2.5f32.to_le_bytes().to_vec();
+        let e = read_int_vector(&npy_with("<f4", "(1,)", &f), "s.tar: sample \"k\"").unwrap_err();
+        assert!(e.to_string().contains("s.tar: sample \"k\""), "{e}");
+        assert!(e.to_string().contains("element 0"), "{e}");
+        let e = read_int_vector(&npy_with("<i8", "(2,)", &[0; 8]), "m").unwrap_err();
+        assert!(matches!(e, NpyError::Length { .. }), "{e}");
+        let e = read_int_vector(&npy_with("<i8", "(1, 1)", &[0; 8]), "m").unwrap_err();
+        assert!(matches!(e, NpyError::IntVector { .. }), "{e}");
+        let e = read_int_vector(b"not npy", "m").unwrap_err();
+        assert!(matches!(e, NpyError::Header { .. }), "{e}");
+    }
 
     #[test]
     fn roundtrip() {
