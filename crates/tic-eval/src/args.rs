@@ -14,7 +14,7 @@ use clap::Parser;
 ///
 /// Task keys tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}
 /// read DATA_DIR/tic/{ds}/{timescale}/eval/{retrieval|datacompnet}/{split}/; any other key K
-/// reads DATA_DIR/wds_{K with / -> -}_test/test/ (DataComp). Each set is a CLIP_benchmark
+/// reads DATA_DIR/wds_{K with / -> -}_test/test/ (DataComp; fairness/X reads wds_X_test). Each set is a CLIP_benchmark
 /// WebDataset (nshards.txt, 0.tar.., dataset_type.txt, classnames.txt,
 /// zeroshot_classification_templates.txt, count.txt), as tic-wds-convert writes it.
 ///

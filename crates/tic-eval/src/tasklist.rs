@@ -4,7 +4,7 @@
 //! key grammar [`tic_splits::taskkey`]. TiC keys `tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}`
 //! resolve to `{data_dir}/tic/{ds}/{timescale}/eval/{retrieval|datacompnet}/{split}` with an
 //! empty WebDataset split (TiC's `datacomp.patch`); any other key `k` resolves to DataComp's
-//! `{data_dir}/wds_{k with '/' → '-'}_test` with split `test`.
+//! `{data_dir}/wds_{k with '/' → '-'}_test` with split `test` (`fairness/X`: `wds_X_test`).
 //!
 //! Parsing is strict, so a typo cannot silently turn into `main_metric: null` in the results:
 //! a field other than the seven of [`TASK_FIELDS`] is an error naming it and the task, and so

@@ -194,14 +194,20 @@ impl TaskKey {
     }
 
     /// Where the task's WebDataset lives and its split: TiC keys as in TiC's `datacomp.patch`
-    /// (`split` empty), others as DataComp's `wds_eval.create_webdataset` (`split` = `test`).
+    /// (`split` empty), others as DataComp's `wds_eval.create_webdataset` (`split` = `test`):
+    /// `wds_{key with / → -}_test`, except that DataComp's fairness evaluators pass the key
+    /// without its `fairness/` prefix (`fairness/geode` → `wds_geode_test`), as
+    /// `download_evalsets.py` names those folders.
     pub fn data_location(&self, data_dir: &Path) -> (PathBuf, &'static str) {
         match self {
             TaskKey::Tic(t) => (t.data_path(data_dir), ""),
-            TaskKey::Static(k) => (
-                data_dir.join(format!("wds_{}_test", k.replace('/', "-"))),
-                DATACOMP_SPLIT,
-            ),
+            TaskKey::Static(k) => {
+                let k = k.strip_prefix("fairness/").unwrap_or(k);
+                (
+                    data_dir.join(format!("wds_{}_test", k.replace('/', "-"))),
+                    DATACOMP_SPLIT,
+                )
+            }
         }
     }
 
@@ -327,6 +333,17 @@ mod tests {
         assert_eq!(
             k.data_location(Path::new("d")),
             (PathBuf::from("d/wds_vtab-cifar100_test"), "test")
+        );
+        // download_evalsets.py names the fairness sets without their prefix.
+        let k = TaskKey::parse("fairness/dollar_street").unwrap();
+        assert_eq!(
+            k.data_location(Path::new("d")).0,
+            PathBuf::from("d/wds_dollar_street_test")
+        );
+        let k = TaskKey::parse("wilds/iwildcam").unwrap();
+        assert_eq!(
+            k.data_location(Path::new("d")).0,
+            PathBuf::from("d/wds_wilds-iwildcam_test")
         );
         for bad in [
             "tic/datacomp/retrieval/yearly",
