@@ -9,7 +9,7 @@ use common::{fixture, s};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
-use tic_testkit::hub_cache::put_file;
+use tic_testkit::hub_cache::{put_file, put_open_clip_repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-eval");
 
@@ -44,19 +44,7 @@ fn hub_names_evaluate_like_the_weights_file() {
     let hf_home = f.root.join("hf");
     let cache = hf_home.join("hub");
     let config = std::fs::read_to_string(f.run_dir.join("model_config.json")).unwrap();
-    let repo_cfg = format!(r#"{{"model_cfg": {config}, "preprocess_cfg": {{}}}}"#);
-    put_file(
-        &cache,
-        "tic-test/tiny-clip",
-        "open_clip_config.json",
-        repo_cfg.as_bytes(),
-    );
-    let snap = put_file(
-        &cache,
-        "tic-test/tiny-clip",
-        "open_clip_model.safetensors",
-        &bytes,
-    );
+    let snap = put_open_clip_repo(&cache, "tic-test/tiny-clip", &config, &bytes);
     put_file(
         &cache,
         "tic-rs/tiny-test-clip",

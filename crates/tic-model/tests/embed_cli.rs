@@ -1,6 +1,8 @@
 //! `tic-embed` end to end on the tiny fixture: image folder, WebDataset shard, text file.
 
-use std::io::Read;
+mod common;
+
+use common::tiny_openclip_safetensors;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,13 +33,8 @@ fn flat(t: candle_core::Tensor) -> Vec<f32> {
 }
 
 fn setup(dir: &Path) -> PathBuf {
-    let gz = std::fs::read(fixtures().join("weights.safetensors.gz")).unwrap();
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_end(&mut raw)
-        .unwrap();
     let w = dir.join("tiny.safetensors");
-    std::fs::write(&w, raw).unwrap();
+    std::fs::write(&w, tiny_openclip_safetensors()).unwrap();
     w
 }
 
@@ -198,25 +195,13 @@ fn bad_weights_error_names_file_and_key() {
 /// (`HF_HOME`, offline) as `--weights FILE`: identical features.
 #[test]
 fn hub_names_embed_like_the_weights_file() {
-    use tic_testkit::hub_cache::put_file;
+    use tic_testkit::hub_cache::{put_file, put_open_clip_repo};
     let tmp = tempfile::tempdir().unwrap();
     let weights = setup(tmp.path());
     let bytes = std::fs::read(&weights).unwrap();
     let cache = tmp.path().join("hf/hub");
     let cfg = std::fs::read_to_string(fixtures().join("config.json")).unwrap();
-    let repo_cfg = format!(r#"{{"model_cfg": {cfg}}}"#);
-    put_file(
-        &cache,
-        "tic-test/tiny",
-        "open_clip_config.json",
-        repo_cfg.as_bytes(),
-    );
-    put_file(
-        &cache,
-        "tic-test/tiny",
-        "open_clip_model.safetensors",
-        &bytes,
-    );
+    put_open_clip_repo(&cache, "tic-test/tiny", &cfg, &bytes);
     put_file(
         &cache,
         "tic-rs/tiny-test-clip",

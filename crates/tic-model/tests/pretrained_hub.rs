@@ -2,18 +2,17 @@
 //! `ARCH hf-hub:ORG/REPO/FILE`) resolved from Hugging Face cache folders laid out as
 //! `huggingface_hub` lays them out (`tic_testkit::hub_cache`), with the network off.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use tic_model::checkpoint::{self, StateDict};
 use tic_model::pretrained::{self, HubCache, ResolvedModel};
 use tic_model::{init, ClipConfig};
-use tic_testkit::hub_cache::{put_file, TEST_COMMIT};
+use tic_testkit::hub_cache::{open_clip_config_json, put_file, put_open_clip_repo, TEST_COMMIT};
 
-fn fixtures() -> PathBuf {
-    tic_testkit::fixture_dir("tic-model").join("tiny")
-}
+mod common;
+
+use common::{tiny_fixtures as fixtures, tiny_openclip_safetensors};
 
 fn offline(cache: &Path) -> HubCache {
     HubCache {
@@ -23,23 +22,14 @@ fn offline(cache: &Path) -> HubCache {
     }
 }
 
-/// The tiny model OpenCLIP initialised (`weights.safetensors.gz`), as safetensors bytes.
-fn tiny_openclip_safetensors() -> Vec<u8> {
-    let gz = std::fs::read(fixtures().join("weights.safetensors.gz")).unwrap();
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-/// `open_clip_config.json` as OpenCLIP's Hub repositories hold it.
-fn open_clip_config(model_cfg: &str) -> String {
-    format!(
-        r#"{{"model_cfg": {model_cfg}, "preprocess_cfg": {{"mean": [0.48145466, 0.4578275, 0.40821073],
-        "std": [0.26862954, 0.26130258, 0.27577711], "interpolation": "bicubic",
-        "resize_mode": "shortest"}}}}"#
-    )
+/// The elements of `t` as f32, flattened.
+fn f32s(t: &candle_core::Tensor) -> Vec<f32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// Every tensor of `a` equals (bit for bit) the same-named tensor of `b`, and no key is missing.
@@ -48,21 +38,7 @@ fn assert_same_weights(a: &StateDict, b: &StateDict) {
     for (k, t) in a {
         let u = b.get(k).unwrap_or_else(|| panic!("{k} missing"));
         assert_eq!(t.dims(), u.dims(), "{k}");
-        let x: Vec<f32> = t
-            .to_dtype(DType::F32)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let y: Vec<f32> = u
-            .to_dtype(DType::F32)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(x, y, "{k}");
+        assert_eq!(f32s(t), f32s(u), "{k}");
     }
 }
 
@@ -78,13 +54,7 @@ fn hf_hub_repo_with_safetensors_loads_the_repo_weights() {
     let repo = "tic-test/tiny-openclip";
     let bytes = tiny_openclip_safetensors();
     let cfg_json = std::fs::read_to_string(fixtures().join("config.json")).unwrap();
-    put_file(
-        d.path(),
-        repo,
-        "open_clip_config.json",
-        open_clip_config(&cfg_json).as_bytes(),
-    );
-    let snap = put_file(d.path(), repo, "open_clip_model.safetensors", &bytes);
+    let snap = put_open_clip_repo(d.path(), repo, &cfg_json, &bytes);
     // A .bin beside it is not used: OpenCLIP prefers the safetensors file.
     put_file(d.path(), repo, "open_clip_pytorch_model.bin", b"not read");
 
@@ -108,7 +78,7 @@ fn hf_hub_repo_with_torch_bin_loads_the_repo_weights() {
         d.path(),
         repo,
         "open_clip_config.json",
-        open_clip_config(&cfg_json).as_bytes(),
+        open_clip_config_json(&cfg_json).as_bytes(),
     );
     let bin = std::fs::read(micro.join("epoch_1.pt")).unwrap();
     let snap = put_file(d.path(), repo, "open_clip_pytorch_model.bin", &bin);
@@ -236,7 +206,8 @@ fn missing_file_names_repo_file_and_cache() {
         d.path(),
         "org/config-only",
         "open_clip_config.json",
-        open_clip_config(&ClipConfig::builtin("tiny-test").unwrap().to_json_string()).as_bytes(),
+        open_clip_config_json(&ClipConfig::builtin("tiny-test").unwrap().to_json_string())
+            .as_bytes(),
     );
     let e = format!("{:#}", resolve("hf-hub:org/config-only", &hub).unwrap_err());
     assert!(
@@ -292,7 +263,7 @@ fn unsupported_hub_configs_are_errors() {
         d.path(),
         "org/timm",
         "open_clip_config.json",
-        open_clip_config(timm).as_bytes(),
+        open_clip_config_json(timm).as_bytes(),
     );
     let e = format!("{:#}", resolve("hf-hub:org/timm", &hub).unwrap_err());
     assert!(e.contains("plain ViT") && e.contains("timm"), "{e}");
@@ -321,18 +292,7 @@ fn write_cache_for_python_check() {
     let out = dir.join("hub");
     let cfg_json = std::fs::read_to_string(fixtures().join("config.json")).unwrap();
     let repo = "tic-test/tiny-openclip";
-    put_file(
-        &out,
-        repo,
-        "open_clip_config.json",
-        open_clip_config(&cfg_json).as_bytes(),
-    );
-    put_file(
-        &out,
-        repo,
-        "open_clip_model.safetensors",
-        &tiny_openclip_safetensors(),
-    );
+    put_open_clip_repo(&out, repo, &cfg_json, &tiny_openclip_safetensors());
     put_file(
         &out,
         "apple/TiC-CLIP-basic-cumulative",

@@ -36,3 +36,26 @@ pub fn put_file(cache: &Path, repo: &str, file: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(root.join("refs/main"), TEST_COMMIT).unwrap();
     snapshot
 }
+
+/// An OpenCLIP Hub repository's `open_clip_config.json` with the given `model_cfg` (JSON text)
+/// and OpenCLIP's default (OpenAI) `preprocess_cfg`.
+pub fn open_clip_config_json(model_cfg: &str) -> String {
+    format!(
+        r#"{{"model_cfg": {model_cfg}, "preprocess_cfg": {{"mean": [0.48145466, 0.4578275, 0.40821073],
+        "std": [0.26862954, 0.26130258, 0.27577711], "interpolation": "bicubic",
+        "resize_mode": "shortest"}}}}"#
+    )
+}
+
+/// An OpenCLIP Hub repository `repo` in `cache`: `open_clip_config.json` (see
+/// [`open_clip_config_json`]) and `open_clip_model.safetensors`; returns the weights' snapshot path.
+pub fn put_open_clip_repo(
+    cache: &Path,
+    repo: &str,
+    model_cfg: &str,
+    safetensors: &[u8],
+) -> PathBuf {
+    let cfg = open_clip_config_json(model_cfg);
+    put_file(cache, repo, "open_clip_config.json", cfg.as_bytes());
+    put_file(cache, repo, "open_clip_model.safetensors", safetensors)
+}
