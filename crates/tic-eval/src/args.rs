@@ -10,7 +10,8 @@ use clap::Parser;
 /// The model is either a training run (--train_output_dir DIR: the checkpoint is
 /// DIR/checkpoints/epoch_latest.safetensors, else the highest DIR/checkpoints/epoch_N.{safetensors,pt};
 /// the architecture is DIR/model_config.json, DIR/info.json {"model": NAME} or DIR/params.txt)
-/// or --use_model "ARCH PATH".
+/// or --use_model "ARCH PATH" (also OpenCLIP's "ARCH TAG", e.g. "ViT-B-16 openai", and
+/// "hf-hub:ORG/REPO").
 ///
 /// Task keys tic/{datacomp,yfcc15m,redcaps}/{retrieval,datacompnet}/{yearly,monthly}/{YYYY|YYYYMM}
 /// read DATA_DIR/tic/{ds}/{timescale}/eval/{retrieval|datacompnet}/{split}/; any other key K
@@ -33,6 +34,7 @@ use clap::Parser;
 ///
 ///   tic-eval --train_output_dir runs/tic_medium/2016 --data_dir data --tasklist tasklist.yml
 ///   tic-eval --use_model "ViT-B-16 epoch_8.pt" --output_dir results/2016 --batch_size 128
+///   tic-eval --use_model "ViT-B-16 openai" --output_dir results/openai
 #[derive(Debug, Parser)]
 #[command(name = "tic-eval", version, verbatim_doc_comment)]
 pub struct EvalArgs {
@@ -44,11 +46,23 @@ pub struct EvalArgs {
     )]
     pub train_output_dir: Option<PathBuf>,
 
-    /// "ARCH PATH": a built-in architecture (ViT-B-16, ViT-B-32, ViT-L-14, a -quickgelu variant
-    /// for OpenAI weights, tiny-test) and a weights file (safetensors, OpenCLIP epoch_N.pt, or
-    /// OpenAI weights in the Hugging Face layout), local or an object-store URL. Overrides
-    /// --train_output_dir's checkpoint.
-    #[arg(long = "use_model", alias = "use-model", value_name = "\"ARCH PATH\"")]
+    /// The model, as DataComp's evaluate.py / OpenCLIP name it: "ARCH PATH", "ARCH TAG",
+    /// "ARCH hf-hub:ORG/REPO/FILE" or "hf-hub:ORG/REPO". ARCH: a built-in architecture
+    /// (ViT-B-16, ViT-B-32, ViT-L-14, a -quickgelu variant, tiny-test). PATH: a weights file
+    /// (safetensors, OpenCLIP epoch_N.pt / .bin, or OpenAI weights in the Hugging Face layout),
+    /// local or an object-store URL. TAG: an OpenCLIP pretrained tag of ARCH (openai,
+    /// datacomp_xl_s13b_b90k, laion2b_s34b_b88k, ...; a wrong one lists them), read from the
+    /// tag's Hub repository (QuickGELU when the tag's weights use it). hf-hub:ORG/REPO: the
+    /// repository's open_clip_config.json and weights; hf-hub:ORG/REPO/FILE: one file (e.g.
+    /// a TiC-CLIP checkpoints/2016.pt). Hub files come from the Hugging Face cache (HF_HUB_CACHE,
+    /// else HF_HOME/hub, else ~/.cache/huggingface/hub), else are downloaded into it
+    /// (HF_ENDPOINT); HF_HUB_OFFLINE=1 never downloads. Overrides --train_output_dir's
+    /// checkpoint.
+    #[arg(
+        long = "use_model",
+        alias = "use-model",
+        value_name = "\"ARCH PATH|TAG\""
+    )]
     pub use_model: Option<String>,
 
     /// OpenCLIP model-config JSON for a custom architecture (replaces ARCH / the run's config).

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tic_model::embed::{EmbedOptions, Encoder};
+use tic_model::pretrained::{self, HubCache};
 use tic_model::ClipConfig;
 use tic_shards::atomic::write_file;
 use tic_shards::npy;
@@ -25,37 +26,36 @@ pub struct ModelSource {
     pub arch: String,
     /// The architecture.
     pub config: ClipConfig,
-    /// The weights (safetensors, OpenCLIP `.pt`, or HF-layout OpenAI weights).
+    /// The weights (safetensors, OpenCLIP `.pt` / `.bin`, or HF-layout OpenAI weights): a local
+    /// file (a Hub file is its path in the Hugging Face cache) or an object-store URL.
     pub checkpoint: PathBuf,
 }
 
 impl ModelSource {
-    /// `--use_model "ARCH PATH"`: a built-in architecture name (or, with `config`, any label)
-    /// and a weights file (local, or an object-store URL).
+    /// `--use_model` as DataComp's `evaluate.py` takes it (OpenCLIP's names, resolved by
+    /// [`tic_model::pretrained`]): `"ARCH PATH"` (a weights file, local or an object-store URL),
+    /// `"ARCH TAG"` (an OpenCLIP pretrained tag, e.g. `ViT-B-16 openai`),
+    /// `"ARCH hf-hub:ORG/REPO/FILE"` or `"hf-hub:ORG/REPO"` (config and weights of a Hub
+    /// repository); Hub files come from the Hugging Face cache, else the Hub. ARCH is a
+    /// built-in architecture, or with `config` (`--model-config`) any label.
     pub fn from_use_model(spec: &str, config: Option<&Path>) -> Result<Self> {
-        let (arch, path) = spec
-            .trim()
-            .split_once(char::is_whitespace)
-            .with_context(|| {
-                format!(
-                    "--use_model {spec:?}: expected \"ARCH PATH\", e.g. \"ViT-B-16 epoch_5.pt\""
-                )
-            })?;
-        let path = PathBuf::from(path.trim());
-        let config = match config {
-            Some(c) => ClipConfig::from_json_file(c)?,
-            None => ClipConfig::builtin(arch).with_context(|| {
-                format!("--use_model {spec:?} (use --model-config for other architectures)")
-            })?,
+        let spec_trimmed = spec.trim();
+        let (arch, weights) = match spec_trimmed.split_once(char::is_whitespace) {
+            Some((a, w)) => (a, Some(w.trim())),
+            None => (spec_trimmed, None),
         };
-        // A local file must exist now; an object-store URL is fetched (and checked) at load.
-        if !path.to_string_lossy().contains("://") && !path.is_file() {
-            bail!("--use_model {spec:?}: {} is not a file", path.display());
+        if arch.is_empty() {
+            bail!(
+                "--use_model {spec:?}: expected \"ARCH PATH\", \"ARCH TAG\" or \"hf-hub:ORG/REPO\""
+            );
         }
+        let config = config.map(ClipConfig::from_json_file).transpose()?;
+        let m = pretrained::resolve(arch, weights, config, &HubCache::from_env())
+            .with_context(|| format!("--use_model {spec:?}"))?;
         Ok(Self {
-            arch: arch.to_string(),
-            config,
-            checkpoint: path,
+            arch: m.name,
+            config: m.config,
+            checkpoint: m.weights,
         })
     }
 
@@ -348,9 +348,25 @@ mod tests {
         let m = ModelSource::from_use_model(&format!("ViT-B-32 {}", w.display()), None).unwrap();
         assert_eq!(m.arch, "ViT-B-32");
         assert!(ModelSource::from_use_model("ViT-B-32", None).is_err());
-        let err = ModelSource::from_use_model(&format!("NoSuch {}", w.display()), None)
-            .unwrap_err()
-            .to_string();
+        let err = format!(
+            "{:#}",
+            ModelSource::from_use_model(&format!("NoSuch {}", w.display()), None).unwrap_err()
+        );
         assert!(err.contains("--model-config"), "{err}");
+        // A path with spaces stays one PATH.
+        let spaced = d.path().join("my weights.safetensors");
+        std::fs::write(&spaced, b"").unwrap();
+        let m = ModelSource::from_use_model(&format!(" ViT-B-16  {} ", spaced.display()), None)
+            .unwrap();
+        assert_eq!(m.checkpoint, spaced);
+        // Neither a file nor a tag: the error lists the architecture's tags.
+        let err = format!(
+            "{:#}",
+            ModelSource::from_use_model("ViT-B-32 no_such_tag", None).unwrap_err()
+        );
+        assert!(
+            err.contains("--use_model") && err.contains("datacomp_xl_s13b_b90k"),
+            "{err}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use tic_shards::wds;
 
 use crate::device::DeviceSpec;
 use crate::embed::{self, ClipEncoder, EmbedError, EmbedOptions, Features, ImageItem};
-use crate::{checkpoint, ClipConfig};
+use crate::{checkpoint, pretrained, ClipConfig};
 
 /// Embed images and/or texts with a CLIP model (no original script: OpenCLIP's encode_image/_text).
 ///
@@ -26,7 +26,8 @@ use crate::{checkpoint, ClipConfig};
 #[command(version)]
 pub struct EmbedArgs {
     /// Built-in architecture: ViT-B-16, ViT-B-32, ViT-L-14 (add -quickgelu for OpenAI weights),
-    /// tiny-test.
+    /// tiny-test; or `hf-hub:ORG/REPO`, an OpenCLIP Hub repository (its open_clip_config.json
+    /// and weights; no --weights).
     #[arg(
         long,
         conflicts_with = "model_config",
@@ -36,10 +37,13 @@ pub struct EmbedArgs {
     /// OpenCLIP model-config JSON file instead of --model.
     #[arg(long)]
     pub model_config: Option<PathBuf>,
-    /// Weights: OpenCLIP safetensors, OpenCLIP epoch_N.pt checkpoint, or OpenAI CLIP in the
-    /// Hugging Face layout (model.safetensors / pytorch_model.bin).
-    #[arg(long)]
-    pub weights: PathBuf,
+    /// Weights: OpenCLIP safetensors, OpenCLIP epoch_N.pt checkpoint or .bin state dict, or
+    /// OpenAI CLIP in the Hugging Face layout (model.safetensors / pytorch_model.bin); or an
+    /// OpenCLIP pretrained tag of --model (e.g. `openai`, `datacomp_xl_s13b_b90k`), or
+    /// `hf-hub:ORG/REPO/FILE`. Hub files come from the Hugging Face cache, else the Hub
+    /// (HF_HUB_OFFLINE=1: the cache only), as for tic-eval --use_model.
+    #[arg(long, value_name = "FILE|TAG")]
+    pub weights: Option<String>,
     /// A folder of images (.jpg/.jpeg/.png/.webp), or WebDataset shards: .tar files, a folder of
     /// .tar files, or a brace pattern such as `shards/{00000..00009}.tar`; a shard may be a
     /// webdataset `pipe:CMD` URL, e.g. `pipe:aws s3 cp s3://bucket/{00000..00009}.tar -` (run
@@ -265,15 +269,28 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
-    let cfg = match (&args.model, &args.model_config) {
-        (_, Some(p)) => ClipConfig::from_json_file(p)?,
-        (Some(m), None) => ClipConfig::builtin(m)?,
+    let config = args
+        .model_config
+        .as_deref()
+        .map(ClipConfig::from_json_file)
+        .transpose()?;
+    let label = match (&args.model, &args.model_config) {
+        (Some(m), _) => m.clone(),
+        (None, Some(p)) => p.display().to_string(),
         (None, None) => unreachable!("clap requires one"),
     };
+    let resolved = pretrained::resolve(
+        &label,
+        args.weights.as_deref(),
+        config,
+        &pretrained::HubCache::from_env(),
+    )
+    .context("--model / --weights")?;
+    let cfg = resolved.config;
     // One process: a bare `cuda` / `auto` is GPU 0.
     let device = args.device.parse::<DeviceSpec>()?.open(0)?;
     let dtype = parse_dtype(&args.dtype)?;
-    let model = checkpoint::load_clip(&cfg, &args.weights, dtype, &device)?;
+    let model = checkpoint::load_clip(&cfg, &resolved.weights, dtype, &device)?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let dim = cfg.embed_dim;

@@ -10,6 +10,8 @@
 //! - [`device`]: the `--device` value of every binary (`cpu | cuda | cuda:N | auto`).
 //! - [`checkpoint`]: loading OpenCLIP safetensors / `epoch_N.pt` / OpenAI HF weights, saving
 //!   OpenCLIP-compatible safetensors.
+//! - [`pretrained`]: OpenCLIP's pretrained names (`ARCH TAG`, `hf-hub:ORG/REPO`) resolved
+//!   through the Hugging Face cache (and Hub).
 //! - [`recompute`]: the segmented backward pass and gradient checkpointing.
 //!
 //! All model code is differentiable: LayerNorm and softmax switch to composed ops whenever their
@@ -27,6 +29,7 @@ pub mod init;
 pub mod model;
 pub mod nn;
 pub mod preprocess;
+pub mod pretrained;
 pub mod recompute;
 pub mod tokenizer;
 

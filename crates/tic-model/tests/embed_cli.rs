@@ -1,6 +1,8 @@
 //! `tic-embed` end to end on the tiny fixture: image folder, WebDataset shard, text file.
 
-use std::io::Read;
+mod common;
+
+use common::tiny_openclip_safetensors;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,13 +33,8 @@ fn flat(t: candle_core::Tensor) -> Vec<f32> {
 }
 
 fn setup(dir: &Path) -> PathBuf {
-    let gz = std::fs::read(fixtures().join("weights.safetensors.gz")).unwrap();
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_end(&mut raw)
-        .unwrap();
     let w = dir.join("tiny.safetensors");
-    std::fs::write(&w, raw).unwrap();
+    std::fs::write(&w, tiny_openclip_safetensors()).unwrap();
     w
 }
 
@@ -190,6 +187,76 @@ fn bad_weights_error_names_file_and_key() {
     let err = tic_testkit::failed_stderr(&out);
     assert!(
         err.contains("tiny.safetensors") && err.contains("expected shape"),
+        "{err}"
+    );
+}
+
+/// `--model hf-hub:ORG/REPO` and `--weights TAG` read the same weights from a Hugging Face cache
+/// (`HF_HOME`, offline) as `--weights FILE`: identical features.
+#[test]
+fn hub_names_embed_like_the_weights_file() {
+    use tic_testkit::hub_cache::{put_file, put_open_clip_repo};
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = setup(tmp.path());
+    let bytes = std::fs::read(&weights).unwrap();
+    let cache = tmp.path().join("hf/hub");
+    let cfg = std::fs::read_to_string(fixtures().join("config.json")).unwrap();
+    put_open_clip_repo(&cache, "tic-test/tiny", &cfg, &bytes);
+    put_file(
+        &cache,
+        "tic-rs/tiny-test-clip",
+        "open_clip_model.safetensors",
+        &bytes,
+    );
+    let texts = tmp.path().join("t.txt");
+    std::fs::write(&texts, "a photo of a cat\na diagram\n").unwrap();
+    let embed = |args: &[&str], out: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tic-embed"));
+        c.args(args)
+            .arg("--texts")
+            .arg(&texts)
+            .arg("--output")
+            .arg(tmp.path().join(out))
+            .env("HF_HOME", tmp.path().join("hf"))
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HUGGINGFACE_HUB_CACHE");
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        read_npy(&tmp.path().join(out).join("text_features.npy")).1
+    };
+    let file = embed(
+        &[
+            "--model",
+            "tiny-test",
+            "--weights",
+            weights.to_str().unwrap(),
+        ],
+        "f",
+    );
+    assert_eq!(embed(&["--model", "hf-hub:tic-test/tiny"], "repo"), file);
+    assert_eq!(
+        embed(&["--model", "tiny-test", "--weights", "hubtest"], "tag"),
+        file
+    );
+    // A tag missing from the cache, offline: the error names the repository and the cache.
+    let o = tic_embed("ViT-B-32", Path::new("openai"))
+        .arg("--texts")
+        .arg(&texts)
+        .arg("--output")
+        .arg(tmp.path().join("o"))
+        .env("HF_HOME", tmp.path().join("hf"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let err = tic_testkit::failed_stderr(&o);
+    assert!(
+        err.contains("timm/vit_base_patch32_clip_224.openai")
+            && err.contains("hf/hub/models--timm"),
         "{err}"
     );
 }

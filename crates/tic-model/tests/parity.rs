@@ -1,6 +1,8 @@
 //! Parity with OpenCLIP 2.24.0 on fixtures made by `tests/fixtures/make_clip_fixtures.py`.
 
-use std::io::Read;
+mod common;
+
+use common::tiny_openclip_safetensors;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -22,21 +24,13 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn tiny_weights_bytes() -> Vec<u8> {
-    let gz = std::fs::read(fixtures().join("weights.safetensors.gz")).unwrap();
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
 fn tiny_config() -> ClipConfig {
     ClipConfig::from_json_file(&fixtures().join("config.json")).unwrap()
 }
 
 fn tiny_model() -> Clip {
-    let sd = candle_core::safetensors::load_buffer(&tiny_weights_bytes(), &Device::Cpu).unwrap();
+    let sd =
+        candle_core::safetensors::load_buffer(&tiny_openclip_safetensors(), &Device::Cpu).unwrap();
     let cfg = tiny_config();
     checkpoint::validate(&cfg, &sd).unwrap();
     Clip::new(&cfg, VarBuilder::from_tensors(sd, DType::F32, &Device::Cpu)).unwrap()
@@ -261,7 +255,8 @@ fn save_then_load_roundtrip_keeps_openclip_names() {
     let sd = checkpoint::load_state_dict(&path).unwrap();
     let cfg = tiny_config();
     checkpoint::validate(&cfg, &sd).unwrap();
-    let orig = candle_core::safetensors::load_buffer(&tiny_weights_bytes(), &Device::Cpu).unwrap();
+    let orig =
+        candle_core::safetensors::load_buffer(&tiny_openclip_safetensors(), &Device::Cpu).unwrap();
     assert_eq!(sd.len(), orig.len());
     for (k, v) in &orig {
         assert_eq!(flat(v), flat(&sd[k]), "{k}");
@@ -278,7 +273,7 @@ fn save_then_load_roundtrip_keeps_openclip_names() {
 fn bad_checkpoints_name_the_key_and_shapes() {
     let cfg = tiny_config();
     let mut sd =
-        candle_core::safetensors::load_buffer(&tiny_weights_bytes(), &Device::Cpu).unwrap();
+        candle_core::safetensors::load_buffer(&tiny_openclip_safetensors(), &Device::Cpu).unwrap();
     sd.insert(
         "visual.proj".into(),
         Tensor::zeros((64, 31), DType::F32, &Device::Cpu).unwrap(),
@@ -315,7 +310,8 @@ fn bad_checkpoints_name_the_key_and_shapes() {
 #[test]
 fn hf_layout_maps_to_openclip() {
     // Build an HF-layout dict from the fixture by the documented name map, then map it back.
-    let orig = candle_core::safetensors::load_buffer(&tiny_weights_bytes(), &Device::Cpu).unwrap();
+    let orig =
+        candle_core::safetensors::load_buffer(&tiny_openclip_safetensors(), &Device::Cpu).unwrap();
     let cfg = tiny_config();
     let mut hf = checkpoint::StateDict::new();
     for (k, v) in &orig {
@@ -448,7 +444,7 @@ fn write_rust_files_for_python_check() {
 fn trainable_model_matches_openclip_too() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("tiny.safetensors");
-    std::fs::write(&p, tiny_weights_bytes()).unwrap();
+    std::fs::write(&p, tiny_openclip_safetensors()).unwrap();
     let (vm, model) =
         checkpoint::load_trainable(&tiny_config(), &p, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(

@@ -9,12 +9,14 @@
 //! - [`process`]: running a binary, asserting success or failure;
 //! - [`help`]: the check that every binary's `-h` / `--help` opens with its own job;
 //! - [`files`]: the files below a folder;
+//! - [`hub_cache`]: Hugging Face hub cache folders (`models--ORG--REPO`) holding given files;
 //! - [`shards`]: samples of tar shards, synthetic pools, resharder subsets;
 //! - `tensors` (feature `tensors`): how far apart two Candle tensors are.
 
 pub mod files;
 pub mod fixtures;
 pub mod help;
+pub mod hub_cache;
 pub mod process;
 pub mod shards;
 #[cfg(feature = "tensors")]
