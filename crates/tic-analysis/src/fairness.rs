@@ -201,18 +201,15 @@ pub fn script_output(key: &str, metrics: Option<&Map<String, Value>>) -> Result<
     Ok(parts.join("\n"))
 }
 
+/// A model's FairFace / UTKFace records: task key → metrics (`StaticSummary::fairness`).
+pub type FairnessRecords = std::collections::BTreeMap<String, Map<String, Value>>;
+
 /// The report's fairness section: for each method whose last model has FairFace / UTKFace
 /// records (`runs`: method name and its `StaticSummary::fairness`), the three tables of each
 /// set as Markdown, in percent as the script prints them; empty when no method has one. A
 /// record the tables cannot be made of is shown with the reason. `seeds` > 1 says the tables
 /// are the first seed's.
-pub fn report_section(
-    runs: &[(
-        &str,
-        &std::collections::BTreeMap<String, Map<String, Value>>,
-    )],
-    seeds: usize,
-) -> String {
+pub fn report_section(runs: &[(&str, &FairnessRecords)], seeds: usize) -> String {
     use std::fmt::Write as _;
     if runs.iter().all(|(_, f)| f.is_empty()) {
         return String::new();
