@@ -112,21 +112,10 @@ fn empty_groups_are_nan_with_count_zero() {
     );
 }
 
+/// A JSON array of rows as a matrix (numbers read as f64, then f32, as numpy does).
 fn matrix(v: &Value) -> Matrix {
-    let rows: Vec<Vec<f32>> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect()
-        })
-        .collect();
-    let cols = rows.first().map_or(0, Vec::len);
-    Matrix::from_rows(&rows, cols).unwrap()
+    let rows: Vec<Vec<f32>> = serde_json::from_value(v.clone()).unwrap();
+    Matrix::from_rows(&rows, rows.first().map_or(0, Vec::len)).unwrap()
 }
 
 fn strings(v: &Value) -> Vec<String> {
