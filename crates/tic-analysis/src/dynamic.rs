@@ -39,6 +39,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use tic_eval::metrics::fairface::FAIRFACE_TASKS;
 use tic_eval::results::{EvalRecord, ResultsFile, RESULTS_FILE_NAME};
 use tic_splits::taskkey::{TaskKey, TicFamily, TicTask, TimeLabel, Timescale};
 
@@ -334,6 +335,11 @@ pub struct StaticSummary {
     pub average: Option<f64>,
     /// Per task: name → main metric.
     pub tasks: BTreeMap<String, Option<f64>>,
+    /// The whole metrics of the model's FairFace / UTKFace records (task key → metrics, `NaN`
+    /// read as `null`), which have no main metric: the report's fairness tables
+    /// (`crate::fairness`). Absent from older `report.json` files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fairness: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl StaticSummary {
@@ -430,6 +436,10 @@ fn static_summary(model: &ModelResults) -> StaticSummary {
         imagenet_and_shifts_tasks: shift_vals.len(),
         average: mean(tasks.values().flatten().copied()),
         tasks,
+        fairness: FAIRFACE_TASKS
+            .iter()
+            .filter_map(|&k| record(&model.records, k).map(|r| (k.to_string(), r.metrics.clone())))
+            .collect(),
     }
 }
 

@@ -11,6 +11,8 @@
 //! * [`dynamic`]: the paper's dynamic evaluation (T×T matrices, ID / backward / forward
 //!   transfer, static tasks, compute) over several runs.
 //! * [`tables`]: Markdown, CSV and JSON renderings of a [`dynamic::Report`].
+//! * [`fairness`]: DataComp's fairness tables (`fairness_tables.py`, Tables 3–6) of a
+//!   FairFace / UTKFace record, as the script prints them and as Markdown.
 //! * [`report`]: the human-facing Markdown report of an experiment (`tic-report`): tables,
 //!   the paper's findings checked against the numbers, matrices, plots, training runs.
 //! * [`sweep`]: a budget sweep over several multi-seed reports (`tic-sweep`).
@@ -24,6 +26,7 @@
 pub mod aggregate;
 pub mod cli;
 pub mod dynamic;
+pub mod fairness;
 pub mod plots;
 pub mod report;
 pub mod runs;

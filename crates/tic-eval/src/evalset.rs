@@ -5,6 +5,8 @@
 //! A sample's image is the first of its `webp`, `png`, `jpg`, `jpeg` members (CLIP_benchmark's
 //! `to_tuple(["webp", "png", "jpg", "jpeg"], …)`); its label is `cls` (an integer class id) for
 //! classification and `txt` (captions, split with Python's `str.splitlines`) for retrieval.
+//! Multilabel sets (DataComp's FairFace and UTKFace) label a sample by its `npy` metadata alone,
+//! as `to_tuple(…, "npy")` reads them.
 //! DataComp's WILDS and fairness sets also carry an `npy` member per sample: a vector of
 //! integer metadata fields (location, region, income group, …) that their evaluators group by;
 //! it is read into [`EvalSample::metadata`].
@@ -29,6 +31,10 @@ pub enum SetKind {
     Classification,
     /// Image-text retrieval: `txt` captions.
     Retrieval,
+    /// Multi-label (DataComp's FairFace / UTKFace): the `npy` metadata is the label; class
+    /// names and templates are `objective:text` lines. A `dataset_type.txt` saying
+    /// `classification` is read the same way for such a task (DataComp reads `npy` either way).
+    Multilabel,
 }
 
 /// An opened evaluation set: its metadata, not yet its samples.
@@ -57,6 +63,8 @@ pub enum Label {
     Class(usize),
     /// The captions of a retrieval sample (possibly none).
     Captions(Vec<String>),
+    /// A multilabel sample: its label is its `npy` metadata ([`EvalSample::metadata`]).
+    Metadata,
 }
 
 /// One sample, with the bytes of its image.
@@ -112,10 +120,7 @@ impl EvalSet {
             match DatasetType::from_text(&text) {
                 Some(DatasetType::Classification) => SetKind::Classification,
                 Some(DatasetType::Retrieval) => SetKind::Retrieval,
-                Some(DatasetType::Multilabel) => bail!(
-                    "{}: multilabel sets are not supported by tic-eval",
-                    type_path.display()
-                ),
+                Some(DatasetType::Multilabel) => SetKind::Multilabel,
                 None => bail!(
                     "{}: unknown dataset type {:?} (classification, retrieval)",
                     type_path.display(),
@@ -124,6 +129,11 @@ impl EvalSet {
             }
         } else {
             expected.unwrap_or(SetKind::Classification)
+        };
+        // DataComp reads a FairFace-style set's `npy` labels whatever its dataset type says.
+        let kind = match (expected, kind) {
+            (Some(SetKind::Multilabel), SetKind::Classification) => SetKind::Multilabel,
+            _ => kind,
         };
         if let Some(e) = expected.filter(|&e| e != kind) {
             bail!(
@@ -157,7 +167,7 @@ impl EvalSet {
             None
         };
         let (classnames, templates) = match kind {
-            SetKind::Classification => {
+            SetKind::Classification | SetKind::Multilabel => {
                 let c = read_lines_file(&root.join(CLASSNAMES_FILE), "class names")?;
                 let t = read_lines_file(&root.join(TEMPLATES_FILE), "templates")?;
                 (c, t)
@@ -236,6 +246,12 @@ impl EvalSet {
                 let text = std::str::from_utf8(member_bytes(data, m))
                     .with_context(|| format!("{origin}: `txt` is not UTF-8"))?;
                 Label::Captions(splitlines(text).into_iter().map(String::from).collect())
+            }
+            SetKind::Multilabel => {
+                if s.member("npy").is_none() {
+                    bail!("{origin}: no `npy` member (the labels of a multilabel set)");
+                }
+                Label::Metadata
             }
         };
         let metadata = s
@@ -393,6 +409,42 @@ mod tests {
         out.extend_from_slice(header.as_bytes());
         out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
         out
+    }
+
+    #[test]
+    fn multilabel_samples_are_labelled_by_their_npy_member() {
+        let d = tempfile::tempdir().unwrap();
+        let meta = npy_i64(&[3, 1, 2, 1]);
+        write_set(
+            d.path(),
+            "multilabel",
+            &[("a", &[("jpg", b"J"), ("npy", &meta)])],
+        );
+        let set = EvalSet::open(d.path(), "", None).unwrap();
+        assert_eq!(set.kind, SetKind::Multilabel);
+        let s = set.read_shard(0).unwrap();
+        assert_eq!(s[0].label, Label::Metadata);
+        assert_eq!(s[0].metadata.as_deref(), Some(&[3, 1, 2, 1][..]));
+        // A classification-typed set read for a multilabel task: `npy`, no `cls` needed.
+        write_set(
+            d.path(),
+            "classification",
+            &[
+                ("a", &[("jpg", b"J"), ("npy", &meta)]),
+                ("b", &[("jpg", b"J")]),
+            ],
+        );
+        let set = EvalSet::open(d.path(), "", Some(SetKind::Multilabel)).unwrap();
+        assert_eq!(set.kind, SetKind::Multilabel);
+        let err = format!("{:#}", set.read_shard(0).unwrap_err());
+        assert!(err.contains("\"b\"") && err.contains("no `npy`"), "{err}");
+        // Not the other way round: a multilabel set is no classification set.
+        write_set(
+            d.path(),
+            "multilabel",
+            &[("a", &[("jpg", b"J"), ("npy", &meta)])],
+        );
+        assert!(EvalSet::open(d.path(), "", Some(SetKind::Classification)).is_err());
     }
 
     #[test]

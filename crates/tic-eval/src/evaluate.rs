@@ -5,6 +5,7 @@
 use crate::embed::{embed_images, embed_texts, ImageEmbeddings};
 use crate::evalset::{EvalSet, Label, SetKind};
 use crate::matrix::Matrix;
+use crate::metrics::fairface::{self, LabelPrompts};
 use crate::metrics::{restricted, retrieval, ClassGroups, RestrictedAccuracy, ZeroShotClassifier};
 use crate::run_folder::{find_checkpoint, find_model_config};
 use crate::tasklist::Task;
@@ -169,6 +170,8 @@ pub fn evaluate_task(
     let (root, split) = key.data_location(data_dir);
     let expected = if key.is_retrieval() {
         SetKind::Retrieval
+    } else if fairface::is_fairface_task(&task.key) {
+        SetKind::Multilabel
     } else {
         SetKind::Classification
     };
@@ -208,6 +211,7 @@ pub fn evaluate_set(
     let result = match set.kind {
         SetKind::Classification => classify(enc, set, &imgs, opts, eo, dump.as_deref(), progress),
         SetKind::Retrieval => retrieve(enc, &imgs, eo, dump.as_deref(), progress),
+        SetKind::Multilabel => fairface_labels(enc, set, &imgs, eo, progress),
     }
     .with_context(|| format!("task {name} ({})", set.root.display()))?;
     // Text time includes the (small) metric computation.
@@ -251,7 +255,9 @@ fn classify(
         .iter()
         .map(|l| match l {
             Label::Class(c) => *c,
-            Label::Captions(_) => unreachable!("classification sets carry class labels"),
+            Label::Captions(_) | Label::Metadata => {
+                unreachable!("classification sets carry class labels")
+            }
         })
         .collect();
     if let Some(d) = dump {
@@ -271,6 +277,33 @@ fn classify(
         }
     }
     Ok((metrics, prompts.len()))
+}
+
+/// DataComp's FairFace / UTKFace evaluation (`metrics::fairface`): each of the four labels'
+/// prompts embedded and turned into a zero-shot classifier, every image's argmax per label,
+/// the grouped fairness metrics. No `acc1`: the record's main metric is `null`.
+fn fairface_labels(
+    enc: &dyn Encoder,
+    set: &EvalSet,
+    imgs: &ImageEmbeddings,
+    eo: EmbedOptions,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> Result<(Map<String, Value>, usize)> {
+    let source = set.root.display().to_string();
+    let labels = LabelPrompts::from_set(&set.classnames, &set.templates, &source)?;
+    let meta = fairface::metadata_rows(&imgs.metadata, &imgs.origins)?;
+    let mut preds = vec![[0i64; 4]; meta.len()];
+    let mut texts = 0;
+    for (l, label) in labels.iter().enumerate() {
+        let prompts = label.prompts();
+        let text = embed_texts(enc, &prompts, eo.batch_size, &|n| progress("prompts", n))?;
+        texts += prompts.len();
+        let clf = ZeroShotClassifier::from_flat(&text, label.templates.len())?;
+        for (row, c) in preds.iter_mut().zip(clf.argmax(&imgs.features)?) {
+            row[l] = c as i64;
+        }
+    }
+    Ok((fairface::evaluate(&preds, &meta)?, texts))
 }
 
 fn retrieve(

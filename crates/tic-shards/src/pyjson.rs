@@ -1,9 +1,55 @@
 //! JSON written the way Python's `json.dumps` (and simdjson's `dump`) writes it: `", "` and
 //! `": "` separators, non-ASCII escaped as `\uXXXX`. Downstream shell tools (TiC's
 //! `convert_wds.sh` reads `meta.json` with a `sed` regex) depend on that exact spacing.
+//!
+//! Floats are spelled as Python's `repr` spells them (`1e-05`, `1e+16`, `0.0001`, `12.0`), and
+//! the non-finite values that Python's `json` writes as bare `NaN` / `Infinity` / `-Infinity`
+//! (DataComp's eval records hold `NaN` for empty groups) can be carried in a
+//! `serde_json::Value`, whose numbers cannot hold them, through [`float`].
 
 use serde::Serialize;
+use serde_json::Value;
 use std::io;
+
+/// The strings [`float`] puts in a `Value` for the non-finite floats, and the bare tokens
+/// [`to_string`] writes for them. The leading NUL keeps them apart from any real string.
+const NON_FINITE: [(&str, &str); 3] = [
+    ("\u{0}py:NaN", "NaN"),
+    ("\u{0}py:Infinity", "Infinity"),
+    ("\u{0}py:-Infinity", "-Infinity"),
+];
+
+/// A float as a JSON value for [`to_string`]: a number when finite, else a stand-in that
+/// [`to_string`] writes as Python's bare `NaN`, `Infinity` or `-Infinity` (read back by
+/// Python's `json` as the same float; `tic_eval::results` reads them as `null`).
+pub fn float(x: f64) -> Value {
+    match serde_json::Number::from_f64(x) {
+        Some(n) => Value::Number(n),
+        None if x.is_nan() => Value::String(NON_FINITE[0].0.into()),
+        None if x > 0.0 => Value::String(NON_FINITE[1].0.into()),
+        None => Value::String(NON_FINITE[2].0.into()),
+    }
+}
+
+/// Writes `x` as Python's `repr(float)`: the shortest digits that round-trip, in positional
+/// notation when the decimal exponent is in `-4..16` (with `.0` for integral values), else as
+/// `d.ddde±XX` (at least two exponent digits).
+fn write_python_float<W: ?Sized + io::Write>(w: &mut W, x: f64) -> io::Result<()> {
+    let sci = format!("{x:e}"); // shortest round-trip digits, e.g. "-4.218875e-5"
+    let (mantissa, exp) = sci.split_once('e').expect("LowerExp writes an exponent");
+    let exp: i32 = exp.parse().expect("LowerExp writes an integer exponent");
+    if (-4..16).contains(&exp) {
+        let text = x.to_string(); // positional, shortest round-trip digits
+        if text.contains('.') {
+            w.write_all(text.as_bytes())
+        } else {
+            write!(w, "{text}.0")
+        }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        write!(w, "{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
 
 struct PyFormatter;
 
@@ -17,6 +63,9 @@ fn item_separator<W: ?Sized + io::Write>(w: &mut W, first: bool) -> io::Result<(
 }
 
 impl serde_json::ser::Formatter for PyFormatter {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        write_python_float(w, value)
+    }
     fn begin_array_value<W: ?Sized + io::Write>(
         &mut self,
         w: &mut W,
@@ -56,14 +105,22 @@ impl serde_json::ser::Formatter for PyFormatter {
     }
 }
 
-/// Serialises `value` as Python's `json.dumps(value)` would.
+/// Serialises `value` as Python's `json.dumps(value)` would (the stand-ins of [`float`] as
+/// bare `NaN` / `Infinity` / `-Infinity`).
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
     value
         .serialize(&mut ser)
         .expect("serialising to memory cannot fail");
-    String::from_utf8(out).expect("JSON output is ASCII")
+    let mut text = String::from_utf8(out).expect("JSON output is ASCII");
+    if text.contains("\\u0000py:") {
+        for (stand_in, token) in NON_FINITE {
+            let quoted = format!("\"\\u0000{}\"", &stand_in[1..]);
+            text = text.replace(&quoted, token);
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -77,6 +134,35 @@ mod tests {
         assert_eq!(
             to_string(&v),
             r#"{"successes": 3, "a": [1, 2], "s": "\u00e9\u2603\ud83d\ude00"}"#
+        );
+    }
+
+    #[test]
+    fn floats_as_python_repr_and_bare_non_finite() {
+        // Expected strings from CPython 3.11 `json.dumps`.
+        let cases = [
+            (0.5, "0.5"),
+            (12.0, "12.0"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (0.0001, "0.0001"),
+            (1e-5, "1e-05"),
+            (4.218875e-5, "4.218875e-05"),
+            (0.6666666865348816, "0.6666666865348816"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (1e16, "1e+16"),
+            (1.5e300, "1.5e+300"),
+            (-2.5e-7, "-2.5e-07"),
+            (5e-324, "5e-324"),
+        ];
+        for (x, py) in cases {
+            assert_eq!(to_string(&x), py, "{x:e}");
+        }
+        let v = json!({"a": float(f64::NAN), "b": [float(f64::INFINITY), float(f64::NEG_INFINITY)],
+            "c": float(0.25), "s": "NaN"});
+        assert_eq!(
+            to_string(&v),
+            r#"{"a": NaN, "b": [Infinity, -Infinity], "c": 0.25, "s": "NaN"}"#
         );
     }
 }

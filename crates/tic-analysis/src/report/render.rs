@@ -263,6 +263,12 @@ pub fn render(inp: &RenderInput) -> String {
     }
     s.push_str("## Results\n\n");
     s.push_str(&seed_tables(inp.seeds));
+    let fairness: Vec<_> = report
+        .runs
+        .iter()
+        .map(|r| (r.name.as_str(), &r.static_tasks.fairness))
+        .collect();
+    s.push_str(&crate::fairness::report_section(&fairness, inp.seeds.len()));
     s.push_str("## Findings\n\n");
     let _ = writeln!(s, "{}\n", seeds_note(inp.seeds.len()));
     for f in inp.findings {

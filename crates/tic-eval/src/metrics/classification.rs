@@ -151,6 +151,15 @@ impl ZeroShotClassifier {
         Ok(Predictions::from_parts(targets, ranked, self.num_classes()))
     }
 
+    /// The argmax class of each image (first maximal index, `torch.argmax`), computed in
+    /// blocks without keeping the logits; for sets without class targets (FairFace's labels).
+    pub fn argmax(&self, image_features: &Matrix) -> Result<Vec<usize>, MetricsError> {
+        let x = self.prepare_images(image_features)?;
+        for_each_score_row(&x, &self.weights, DEFAULT_BLOCK_ELEMS, |_, row| {
+            top1_and_rank(row, 0).0
+        })
+    }
+
     /// Convenience: [`Self::predict`] followed by [`Predictions::metrics`].
     pub fn evaluate(
         &self,

@@ -7,6 +7,8 @@
 //!   (an image counts as found when *any* of its captions is in its top k) and DataComp's
 //!   `mean_recall@1`.
 //! * [`restricted`]: accuracy restricted to groups of classes (TiC's restricted ImageNet).
+//! * [`fairface`]: DataComp's FairFace / UTKFace multi-label fairness evaluation (race, gender,
+//!   age and toxic predictions, grouped accuracies by race and gender).
 //!
 //! Their errors are [`crate::error::MetricsError`]s.
 //!
@@ -23,6 +25,7 @@
 //! not occur with real float embeddings; the `cls_ties` / `ret_ties` fixtures pin the rule.
 
 pub mod classification;
+pub mod fairface;
 pub mod restricted;
 pub mod retrieval;
 
