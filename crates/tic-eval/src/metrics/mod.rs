@@ -7,6 +7,9 @@
 //!   (an image counts as found when *any* of its captions is in its top k) and DataComp's
 //!   `mean_recall@1`.
 //! * [`restricted`]: accuracy restricted to groups of classes (TiC's restricted ImageNet).
+//! * [`wilds`]: DataComp's group evaluators of iWildCam, Camelyon17, FMoW, Dollar Street and
+//!   GeoDE (WILDS' grouped accuracy, macro recall / F1, worst group), over the predictions
+//!   and each sample's `npy` metadata.
 //!
 //! Their errors are [`crate::error::MetricsError`]s.
 //!
@@ -25,7 +28,9 @@
 pub mod classification;
 pub mod restricted;
 pub mod retrieval;
+pub mod wilds;
 
 pub use classification::{ClassificationMetrics, Predictions, ZeroShotClassifier};
 pub use restricted::{ClassGroups, RestrictedAccuracy};
 pub use retrieval::{RetrievalMetrics, RetrievalRanks};
+pub use wilds::{GroupEvaluator, GroupMetrics};
