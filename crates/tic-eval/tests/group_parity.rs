@@ -28,29 +28,17 @@ const CASES: [&str; 10] = [
     "geode_one_region",
 ];
 
+/// The case `groups/{name}.json`.
 fn fixture(name: &str) -> Value {
-    let path = tic_testkit::fixture_dir("tic-eval")
-        .join("groups")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    let dir = tic_testkit::fixture_dir("tic-eval").join("groups");
+    let bytes = std::fs::read(dir.join(format!("{name}.json"))).expect(name);
+    serde_json::from_slice(&bytes).expect(name)
 }
 
+/// Rows of numbers as a matrix (f32, as the fixture's float32 inputs).
 fn matrix(v: &Value) -> Matrix {
-    let rows: Vec<Vec<f32>> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect()
-        })
-        .collect();
-    let cols = rows.first().map_or(0, Vec::len);
-    Matrix::from_rows(&rows, cols).unwrap()
+    let rows: Vec<Vec<f32>> = serde_json::from_value(v.clone()).unwrap();
+    Matrix::from_rows(&rows, rows.first().map_or(0, Vec::len)).unwrap()
 }
 
 fn usize_of(v: &Value) -> usize {
