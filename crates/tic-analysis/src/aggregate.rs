@@ -177,35 +177,10 @@ pub const DATACOMP_UNSCORED_TASKS: [(&str, &str); 2] = [
     ("fairness/utkface", "UTKFace"),
 ];
 
-/// numpy's float64 sum (`np.add.reduce` over a contiguous array): below 8 values one running
-/// sum; up to 128, eight running sums over the whole blocks of 8, combined pairwise, then the
-/// rest added one by one; above, the two halves (the first a multiple of 8 long) recursively.
-fn numpy_sum(values: &[f64]) -> f64 {
-    let n = values.len();
-    if n < 8 {
-        return values.iter().fold(0.0, |s, v| s + v);
-    }
-    if n <= 128 {
-        let mut r = [0.0; 8];
-        r.copy_from_slice(&values[..8]);
-        let whole = n - n % 8;
-        for block in values[8..whole].chunks_exact(8) {
-            for (acc, v) in r.iter_mut().zip(block) {
-                *acc += v;
-            }
-        }
-        let head = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        return values[whole..].iter().fold(head, |s, v| s + v);
-    }
-    let half = n / 2 - (n / 2) % 8;
-    numpy_sum(&values[..half]) + numpy_sum(&values[half..])
-}
-
-/// `np.mean` of float64 values, bit for bit: numpy's pairwise sum (from its identity, 0.0),
-/// divided by the count; `None` for no value (numpy: `nan` and a warning).
-pub fn numpy_mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| (0.0 + numpy_sum(values)) / values.len() as f64)
-}
+/// `np.mean` of float64 values, bit for bit (defined with the metrics that also need it).
+pub use tic_eval::metrics::classification::numpy_mean;
+#[cfg(test)]
+use tic_eval::metrics::classification::numpy_sum;
 
 /// What the results say of one of the 38 main-metric tasks.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -30,6 +30,15 @@ pub enum MetricsError {
         /// The exclusive upper bound.
         limit: usize,
     },
+    /// A sample's `npy` metadata that a group evaluator cannot use (missing, too short,
+    /// a negative group value).
+    #[error("sample {index}: {reason}")]
+    Metadata {
+        /// Position of the sample in the set.
+        index: usize,
+        /// What is wrong with its metadata.
+        reason: String,
+    },
     /// An input that must not be empty.
     #[error("empty input: {0}")]
     Empty(String),

@@ -3,10 +3,14 @@
 //! (embed its WebDataset, compute CLIP_benchmark metrics), embeddings dumped.
 
 use crate::embed::{embed_images, embed_texts, ImageEmbeddings};
+use crate::error::MetricsError;
 use crate::evalset::{EvalSet, Label, SetKind};
 use crate::matrix::Matrix;
 use crate::metrics::fairface::{self, LabelPrompts};
-use crate::metrics::{restricted, retrieval, ClassGroups, RestrictedAccuracy, ZeroShotClassifier};
+use crate::metrics::{
+    restricted, retrieval, ClassGroups, GroupEvaluator, Predictions, RestrictedAccuracy,
+    ZeroShotClassifier,
+};
 use crate::run_folder::{find_checkpoint, find_model_config};
 use crate::tasklist::Task;
 use anyhow::{bail, Context, Result};
@@ -180,7 +184,10 @@ pub fn evaluate_task(
 }
 
 /// Evaluates `enc` on an opened evaluation set: zero-shot classification (`acc1`, `acc5`,
-/// `mean_per_class_recall`, …) or retrieval, by the set's type. `name` labels dumps and logs.
+/// `mean_per_class_recall`, …) or retrieval, by the set's type. `name` labels dumps and logs;
+/// when it is the key of a task with a DataComp group evaluator (`wilds/iwildcam`,
+/// `wilds/camelyon17`, `wilds/fmow`, `fairness/dollar_street`, `fairness/geode`), that
+/// evaluator's fields follow the classification metrics (`metrics::wilds`).
 pub fn evaluate_set(
     enc: &dyn Encoder,
     set: &EvalSet,
@@ -209,7 +216,11 @@ pub fn evaluate_set(
     let n = imgs.labels.len();
     let t1 = std::time::Instant::now();
     let result = match set.kind {
-        SetKind::Classification => classify(enc, set, &imgs, opts, eo, dump.as_deref(), progress),
+        SetKind::Classification => classify(enc, set, &imgs, opts, eo, dump.as_deref(), progress)
+            .and_then(|(mut metrics, texts, preds)| {
+                metrics.extend(group_metrics(name, &preds, &imgs)?);
+                Ok((metrics, texts))
+            }),
         SetKind::Retrieval => retrieve(enc, &imgs, eo, dump.as_deref(), progress),
         SetKind::Multilabel => fairface_labels(enc, set, &imgs, eo, progress),
     }
@@ -231,6 +242,27 @@ pub fn evaluate_set(
     })
 }
 
+/// DataComp's extra metrics for the five tasks with a group evaluator (WILDS, Dollar Street,
+/// GeoDE: `metrics.update(evaluator.eval(...))` after the plain classification metrics);
+/// nothing for other tasks. A sample whose metadata the evaluator cannot use is an error
+/// naming its shard and key.
+fn group_metrics(
+    task_key: &str,
+    preds: &Predictions,
+    imgs: &ImageEmbeddings,
+) -> Result<Map<String, Value>> {
+    let Some(evaluator) = GroupEvaluator::for_task(task_key) else {
+        return Ok(Map::new());
+    };
+    match evaluator.evaluate(preds, &imgs.metadata) {
+        Ok(m) => Ok(m.to_json()),
+        Err(MetricsError::Metadata { index, reason }) => {
+            bail!("{}: {reason}", imgs.origins[index])
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn classify(
     enc: &dyn Encoder,
     set: &EvalSet,
@@ -239,7 +271,7 @@ fn classify(
     eo: EmbedOptions,
     dump: Option<&Path>,
     progress: &(dyn Fn(&str, usize) + Sync),
-) -> Result<(Map<String, Value>, usize)> {
+) -> Result<(Map<String, Value>, usize, Predictions)> {
     let prompts = set.prompts();
     let (text, cached) = opts.prompt_cache.get_or_embed(&prompts, || {
         embed_texts(enc, &prompts, eo.batch_size, &|n| progress("prompts", n))
@@ -269,14 +301,15 @@ fn classify(
         )?;
     }
     let clf = ZeroShotClassifier::from_flat(&text, set.templates.len())?;
-    let mut metrics = clf.evaluate(&imgs.features, &targets)?.to_json();
+    let preds = clf.predict(&imgs.features, &targets)?;
+    let mut metrics = preds.metrics()?.to_json();
     if let Some(g) = &opts.class_groups {
         if g.check_num_classes(clf.num_classes()).is_ok() {
             let r = restricted::evaluate(&clf, &imgs.features, &targets, g)?;
             metrics.extend(RestrictedAccuracy::to_json(&r));
         }
     }
-    Ok((metrics, prompts.len()))
+    Ok((metrics, prompts.len(), preds))
 }
 
 /// DataComp's FairFace / UTKFace evaluation (`metrics::fairface`): each of the four labels'

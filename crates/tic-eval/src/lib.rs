@@ -11,7 +11,8 @@
 //! * [`error`]: the error of matrices and metrics (bad shapes, labels or values).
 //! * [`matrix`]: a small row-major `f32` matrix and the blocked, parallel `A·Bᵀ`.
 //! * [`metrics`]: CLIP_benchmark 1.4.0-exact zero-shot classification and retrieval metrics,
-//!   and restricted (class-group) accuracy.
+//!   restricted (class-group) accuracy, and DataComp's WILDS / Dollar Street / GeoDE group
+//!   evaluators.
 //! * [`tasklist`]: reading DataComp/TiC `tasklist.yml` (the key grammar and the entry schema
 //!   are `tic_splits::taskkey` and `tic_splits::taskspec`).
 //! * [`results`]: DataComp `eval_results.jsonl` records (read, append, resume).

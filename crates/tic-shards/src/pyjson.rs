@@ -31,6 +31,20 @@ pub fn float(x: f64) -> Value {
     }
 }
 
+/// Reads a float back from a `Value` built with [`float`]: numbers, and the non-finite
+/// stand-ins as NaN / ±infinity; `None` for anything else.
+pub fn as_float(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| {
+        let s = v.as_str()?;
+        let (_, token) = NON_FINITE.iter().find(|(stand_in, _)| *stand_in == s)?;
+        Some(match *token {
+            "NaN" => f64::NAN,
+            "Infinity" => f64::INFINITY,
+            _ => f64::NEG_INFINITY,
+        })
+    })
+}
+
 /// Writes `x` as Python's `repr(float)`: the shortest digits that round-trip, in positional
 /// notation when the decimal exponent is in `-4..16` (with `.0` for integral values), else as
 /// `d.ddde±XX` (at least two exponent digits).
@@ -154,6 +168,11 @@ mod tests {
             (1.5e300, "1.5e+300"),
             (-2.5e-7, "-2.5e-07"),
             (5e-324, "5e-324"),
+            (1e15, "1000000000000000.0"),
+            (123456789012345.6, "123456789012345.6"),
+            (-2.5e-300, "-2.5e-300"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (1.52587890625e-05, "1.52587890625e-05"),
         ];
         for (x, py) in cases {
             assert_eq!(to_string(&x), py, "{x:e}");
@@ -164,5 +183,9 @@ mod tests {
             to_string(&v),
             r#"{"a": NaN, "b": [Infinity, -Infinity], "c": 0.25, "s": "NaN"}"#
         );
+        assert!(as_float(&v["a"]).unwrap().is_nan());
+        assert_eq!(as_float(&v["b"][1]), Some(f64::NEG_INFINITY));
+        assert_eq!(as_float(&v["c"]), Some(0.25));
+        assert_eq!(as_float(&v["s"]), None);
     }
 }

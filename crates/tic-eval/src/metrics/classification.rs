@@ -286,7 +286,8 @@ impl Predictions {
 /// `sklearn.metrics.balanced_accuracy_score(y_true, y_pred)` (not adjusted, no weights): the
 /// mean over the classes present in `y_true` of the fraction of their samples predicted
 /// correctly. Classes that occur only in `y_pred` have an undefined recall (0/0); scikit-learn
-/// warns and drops them, and so do we. Returns NaN for empty input.
+/// warns and drops them, and so do we. The mean is numpy's ([`numpy_mean`]). Returns NaN for
+/// empty input.
 pub fn balanced_accuracy(y_true: &[usize], y_pred: &[usize]) -> f64 {
     assert_eq!(y_true.len(), y_pred.len(), "y_true and y_pred lengths");
     let n_labels = y_true.iter().copied().max().map_or(0, |m| m + 1);
@@ -304,10 +305,37 @@ pub fn balanced_accuracy(y_true: &[usize], y_pred: &[usize]) -> f64 {
         .filter(|(&s, _)| s > 0)
         .map(|(&s, &c)| c as f64 / s as f64)
         .collect();
-    if recalls.is_empty() {
-        return f64::NAN;
+    numpy_mean(&recalls).unwrap_or(f64::NAN)
+}
+
+/// numpy's float64 sum (`np.add.reduce` over a contiguous array): below 8 values one running
+/// sum; up to 128, eight running sums over the whole blocks of 8, combined pairwise, then the
+/// rest added one by one; above, the two halves (the first a multiple of 8 long) recursively.
+pub fn numpy_sum(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(0.0, |s, v| s + v);
     }
-    recalls.iter().sum::<f64>() / recalls.len() as f64
+    if n <= 128 {
+        let mut r = [0.0; 8];
+        r.copy_from_slice(&values[..8]);
+        let whole = n - n % 8;
+        for block in values[8..whole].chunks_exact(8) {
+            for (acc, v) in r.iter_mut().zip(block) {
+                *acc += v;
+            }
+        }
+        let head = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        return values[whole..].iter().fold(head, |s, v| s + v);
+    }
+    let half = n / 2 - (n / 2) % 8;
+    numpy_sum(&values[..half]) + numpy_sum(&values[half..])
+}
+
+/// `np.mean` of float64 values, bit for bit: numpy's pairwise sum (from its identity, 0.0),
+/// divided by the count; `None` for no value (numpy: `nan` and a warning).
+pub fn numpy_mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| (0.0 + numpy_sum(values)) / values.len() as f64)
 }
 
 /// DataComp's classification metrics for one task.

@@ -9,6 +9,9 @@
 //! * [`restricted`]: accuracy restricted to groups of classes (TiC's restricted ImageNet).
 //! * [`fairface`]: DataComp's FairFace / UTKFace multi-label fairness evaluation (race, gender,
 //!   age and toxic predictions, grouped accuracies by race and gender).
+//! * [`wilds`]: DataComp's group evaluators of iWildCam, Camelyon17, FMoW, Dollar Street and
+//!   GeoDE (WILDS' grouped accuracy, macro recall / F1, worst group), over the predictions
+//!   and each sample's `npy` metadata.
 //!
 //! Their errors are [`crate::error::MetricsError`]s.
 //!
@@ -28,7 +31,9 @@ pub mod classification;
 pub mod fairface;
 pub mod restricted;
 pub mod retrieval;
+pub mod wilds;
 
 pub use classification::{ClassificationMetrics, Predictions, ZeroShotClassifier};
 pub use restricted::{ClassGroups, RestrictedAccuracy};
 pub use retrieval::{RetrievalMetrics, RetrievalRanks};
+pub use wilds::{GroupEvaluator, GroupMetrics};
