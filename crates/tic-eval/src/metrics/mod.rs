@@ -7,6 +7,9 @@
 //!   (an image counts as found when *any* of its captions is in its top k) and DataComp's
 //!   `mean_recall@1`.
 //! * [`restricted`]: accuracy restricted to groups of classes (TiC's restricted ImageNet).
+//! * [`winogavil`]: DataComp's WinoGAViL scores (top-k associations, Jaccard index per
+//!   instance, means by number of candidates); its ties follow numpy's `argsort`, not the rule
+//!   below.
 //!
 //! Their errors are [`crate::error::MetricsError`]s.
 //!
@@ -25,6 +28,7 @@
 pub mod classification;
 pub mod restricted;
 pub mod retrieval;
+pub mod winogavil;
 
 pub use classification::{ClassificationMetrics, Predictions, ZeroShotClassifier};
 pub use restricted::{ClassGroups, RestrictedAccuracy};
