@@ -399,6 +399,31 @@ fn check_count(set: &CachedSet, rows: usize) -> Result<()> {
     }
 }
 
+/// Streams the rows of `set`, each parsed by `parse(batch, file, row in batch, origin)`, to
+/// `visit` in `datasets`' order until it returns `false`; then checks the row count (if all
+/// were read). Returns the number of rows read.
+fn for_each_row<R>(
+    set: &CachedSet,
+    parse: &dyn Fn(&RecordBatch, &Path, usize, String) -> Result<R>,
+    visit: &mut dyn FnMut(R) -> bool,
+) -> Result<usize> {
+    let mut complete = true;
+    let rows = for_each_batch(&set.files, &mut |batch, file, first| {
+        for r in 0..batch.num_rows() {
+            let origin = format!("{}:row {}", file.display(), first + r);
+            if !visit(parse(batch, file, r, origin)?) {
+                complete = false;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+    if complete {
+        check_count(set, rows)?;
+    }
+    Ok(rows)
+}
+
 /// One row of Flickr / MSCOCO: the encoded image and its captions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrievalRow {
@@ -416,33 +441,22 @@ pub fn for_each_retrieval_row(
     set: &CachedSet,
     visit: &mut dyn FnMut(RetrievalRow) -> bool,
 ) -> Result<usize> {
-    let mut complete = true;
-    let rows = for_each_batch(&set.files, &mut |batch, file, first| {
+    let parse = |batch: &RecordBatch, file: &Path, r: usize, origin: String| {
+        let what = |c: &str| format!("{origin}: column {c:?}");
         let image = column(batch, "image", file)?;
         let caption = column(batch, "caption", file)?;
-        for r in 0..batch.num_rows() {
-            let origin = format!("{}:row {}", file.display(), first + r);
-            let what = |c: &str| format!("{origin}: column {c:?}");
-            let img = images(&image.slice(r, 1), &|| what("image"))?
-                .pop()
-                .expect("one row");
-            let items = list_items(caption.as_ref(), r, &|| what("caption"))?;
-            let captions = strings(items.as_ref(), &|| what("caption"))?;
-            if !visit(RetrievalRow {
-                origin,
-                image: img,
-                captions,
-            }) {
-                complete = false;
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })?;
-    if complete {
-        check_count(set, rows)?;
-    }
-    Ok(rows)
+        let image = images(&image.slice(r, 1), &|| what("image"))?
+            .pop()
+            .expect("one row");
+        let items = list_items(caption.as_ref(), r, &|| what("caption"))?;
+        let captions = strings(items.as_ref(), &|| what("caption"))?;
+        Ok(RetrievalRow {
+            origin,
+            image,
+            captions,
+        })
+    };
+    for_each_row(set, &parse, visit)
 }
 
 /// One WinoGAViL instance.
@@ -476,52 +490,31 @@ pub fn for_each_winogavil_row(
     set: &CachedSet,
     visit: &mut dyn FnMut(WinogavilRow) -> bool,
 ) -> Result<usize> {
-    let mut complete = true;
-    let rows = for_each_batch(&set.files, &mut |batch, file, first| {
+    let parse = |batch: &RecordBatch, file: &Path, r: usize, origin: String| {
+        let what = |c: &str| format!("{origin}: column {c:?}");
+        let list = |c: &str| list_items(column(batch, c, file)?.as_ref(), r, &|| what(c));
         let cue = column(batch, "cue", file)?;
-        let cands = column(batch, "candidates", file)?;
-        let assoc = column(batch, "associations", file)?;
-        let imgs = column(batch, "candidate_images", file)?;
-        for r in 0..batch.num_rows() {
-            let origin = format!("{}:row {}", file.display(), first + r);
-            let what = |c: &str| format!("{origin}: column {c:?}");
-            let row = WinogavilRow {
-                cue: strings(&cue.slice(r, 1), &|| what("cue"))?
-                    .pop()
-                    .expect("one row"),
-                candidates: strings(
-                    list_items(cands.as_ref(), r, &|| what("candidates"))?.as_ref(),
-                    &|| what("candidates"),
-                )?,
-                associations: strings(
-                    list_items(assoc.as_ref(), r, &|| what("associations"))?.as_ref(),
-                    &|| what("associations"),
-                )?,
-                images: images(
-                    list_items(imgs.as_ref(), r, &|| what("candidate_images"))?.as_ref(),
-                    &|| what("candidate_images"),
-                )?,
-                origin,
-            };
-            if row.images.len() != row.candidates.len() {
-                bail!(
-                    "{}: {} candidates but {} candidate_images",
-                    row.origin,
-                    row.candidates.len(),
-                    row.images.len()
-                );
-            }
-            if !visit(row) {
-                complete = false;
-                return Ok(false);
-            }
+        let row = WinogavilRow {
+            cue: strings(&cue.slice(r, 1), &|| what("cue"))?
+                .pop()
+                .expect("one row"),
+            candidates: strings(list("candidates")?.as_ref(), &|| what("candidates"))?,
+            associations: strings(list("associations")?.as_ref(), &|| what("associations"))?,
+            images: images(list("candidate_images")?.as_ref(), &|| {
+                what("candidate_images")
+            })?,
+            origin: origin.clone(),
+        };
+        if row.images.len() != row.candidates.len() {
+            bail!(
+                "{origin}: {} candidates but {} candidate_images",
+                row.candidates.len(),
+                row.images.len()
+            );
         }
-        Ok(true)
-    })?;
-    if complete {
-        check_count(set, rows)?;
-    }
-    Ok(rows)
+        Ok(row)
+    };
+    for_each_row(set, &parse, visit)
 }
 
 #[cfg(test)]

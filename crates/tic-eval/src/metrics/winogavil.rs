@@ -89,8 +89,11 @@ pub struct WinogavilMetrics {
     pub fields: Vec<(&'static str, Option<f64>)>,
 }
 
+/// Whether an instance with this many candidates belongs to a group.
+type GroupMember = fn(usize) -> bool;
+
 /// The record fields and which instances each averages (by number of candidates).
-const GROUPS: [(&str, fn(usize) -> bool); 7] = [
+const GROUPS: [(&str, GroupMember); 7] = [
     ("avg_jaccard_score", |_| true),
     ("jaccard_score_5", |n| n == 5),
     ("jaccard_score_6", |n| n == 6),
