@@ -55,14 +55,26 @@ pub fn embed_images(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<ImageEmbeddings> {
     let read = |sink: &mut dyn FnMut(ImageItem<SampleMeta>) -> bool| read_set(set, sink);
-    let out = embed::embed_images(enc, opts, read, progress).map_err(|e| e.into_anyhow())?;
-    let (labels, metadata) = out.metas.into_iter().unzip();
+    let (features, metas, origins) = embed_image_items(enc, opts, read, progress)?;
+    let (labels, metadata) = metas.into_iter().unzip();
     Ok(ImageEmbeddings {
-        features: to_matrix(out.features)?,
+        features,
         labels,
         metadata,
-        origins: out.origins,
+        origins,
     })
+}
+
+/// Embeds the images that `read` hands to its sink (until the sink refuses one), in order, as
+/// [`embed_images`] does for a WebDataset set: the features, each image's `meta` and origin.
+pub fn embed_image_items<M: Send>(
+    enc: &dyn Encoder,
+    opts: EmbedOptions,
+    read: impl FnOnce(&mut dyn FnMut(ImageItem<M>) -> bool) -> Result<()> + Send,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Matrix, Vec<M>, Vec<String>)> {
+    let out = embed::embed_images(enc, opts, read, progress).map_err(|e| e.into_anyhow())?;
+    Ok((to_matrix(out.features)?, out.metas, out.origins))
 }
 
 /// Embeds `texts` in batches of `batch_size`, in order. `progress` gets the number done.

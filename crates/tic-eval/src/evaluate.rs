@@ -5,6 +5,8 @@
 use crate::embed::{embed_images, embed_texts, ImageEmbeddings};
 use crate::error::MetricsError;
 use crate::evalset::{EvalSet, Label, SetKind};
+use crate::hf_cache::{cache_root, find_cached, HfSet};
+use crate::hf_eval;
 use crate::matrix::Matrix;
 use crate::metrics::fairface::{self, LabelPrompts};
 use crate::metrics::{
@@ -172,6 +174,12 @@ pub fn evaluate_task(
 ) -> Result<TaskResult> {
     let key = task.parsed_key()?;
     let (root, split) = key.data_location(data_dir);
+    if let Some(hf) = HfSet::for_key(&task.key) {
+        // DataComp reads these from `hf_cache`; a WebDataset copy is read only without one.
+        if cache_root(data_dir).is_dir() || !hf.is_retrieval() || !root.is_dir() {
+            return evaluate_hf(enc, hf, data_dir, &task.key, opts, progress);
+        }
+    }
     let expected = if key.is_retrieval() {
         SetKind::Retrieval
     } else if fairface::is_fairface_task(&task.key) {
@@ -195,10 +203,7 @@ pub fn evaluate_set(
     opts: &TaskOptions,
     progress: &(dyn Fn(&str, usize) + Sync),
 ) -> Result<TaskResult> {
-    let eo = opts.embed.unwrap_or(EmbedOptions {
-        batch_size: 64,
-        num_workers: 4,
-    });
+    let eo = embed_options(opts);
     let t0 = std::time::Instant::now();
     let imgs = embed_images(enc, set, eo, &|n| progress("images", n))?;
     let image_secs = t0.elapsed().as_secs_f64();
@@ -261,6 +266,57 @@ fn group_metrics(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Evaluates one of DataComp's Hugging Face sets from `data_dir/hf_cache` ([`crate::hf_cache`],
+/// [`crate::hf_eval`]): Flickr / MSCOCO as any retrieval set, WinoGAViL as `wino_eval.py`.
+fn evaluate_hf(
+    enc: &dyn Encoder,
+    hf: HfSet,
+    data_dir: &Path,
+    name: &str,
+    opts: &TaskOptions,
+    progress: &(dyn Fn(&str, usize) + Sync),
+) -> Result<TaskResult> {
+    let set = find_cached(data_dir, hf)?;
+    tracing::info!("{name}: reading {}", set.dir.display());
+    let eo = embed_options(opts);
+    let t0 = std::time::Instant::now();
+    if !hf.is_retrieval() {
+        let r = hf_eval::evaluate_winogavil(enc, &set, eo, progress)
+            .with_context(|| format!("task {name} ({})", set.dir.display()))?;
+        return Ok(TaskResult {
+            metrics: r.metrics.to_json(),
+            num_samples: r.images,
+            num_texts: r.prompts,
+            image_secs: r.image_secs,
+            text_secs: r.text_secs,
+        });
+    }
+    let imgs = hf_eval::embed_retrieval_images(enc, &set, eo, &|n| progress("images", n))?;
+    let image_secs = t0.elapsed().as_secs_f64();
+    let dump = opts.dump_dir.as_ref().map(|d| d.join(dump_name(name)));
+    if let Some(d) = &dump {
+        write_npy(&d.join("image_features.npy"), &imgs.features)?;
+    }
+    let t1 = std::time::Instant::now();
+    let (metrics, num_texts) = retrieve(enc, &imgs, eo, dump.as_deref(), progress)
+        .with_context(|| format!("task {name} ({})", set.dir.display()))?;
+    Ok(TaskResult {
+        metrics,
+        num_samples: imgs.labels.len(),
+        num_texts,
+        image_secs,
+        text_secs: t1.elapsed().as_secs_f64(),
+    })
+}
+
+/// The embedding options of a run (DataComp's defaults: batch 64, 4 workers).
+fn embed_options(opts: &TaskOptions) -> EmbedOptions {
+    opts.embed.unwrap_or(EmbedOptions {
+        batch_size: 64,
+        num_workers: 4,
+    })
 }
 
 fn classify(

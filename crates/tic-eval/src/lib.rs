@@ -18,7 +18,10 @@
 //! * [`results`]: DataComp `eval_results.jsonl` records (read, append, resume).
 //! * [`evalset`]: CLIP_benchmark WebDataset evaluation sets (labels, captions, shards), in the
 //!   layout `tic_shards::evalset_layout` defines.
+//! * [`hf_cache`]: DataComp's Hugging Face sets (Flickr, MSCOCO, WinoGAViL) read from the
+//!   Arrow files `datasets` cached under `DATA_DIR/hf_cache`, in both of its layouts.
 //! * [`embed`]: embedding a set through `tic_model::embed` (decode threads + batched forward).
+//! * [`hf_eval`]: those sets embedded (streamed from the Arrow files) and WinoGAViL scored.
 //! * [`run_folder`]: a training run's folder (checkpoint and architecture files), which
 //!   `tic-train` writes and [`evaluate`] finds a run's model in.
 //! * [`evaluate`]: DataComp `evaluate.py` as a library (the model to evaluate, one task end to
@@ -37,6 +40,8 @@ pub mod embed;
 pub mod error;
 pub mod evalset;
 pub mod evaluate;
+pub mod hf_cache;
+pub mod hf_eval;
 pub mod matrix;
 pub mod metrics;
 pub mod output;

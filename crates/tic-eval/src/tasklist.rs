@@ -17,9 +17,10 @@ use tic_splits::taskkey::TaskKey;
 use tic_splits::taskspec::{TaskSpec, TASK_FIELDS};
 
 /// DataComp's special main metrics (WinoGAViL, iWildCam, FMoW, Dollar Street, GeoDE), named
-/// in its `tasklist.yml` but not computed by tic-eval: a classification task naming one parses
-/// (DataComp's own task list keeps working) and records `main_metric: null`.
-pub const DATACOMP_UNIMPLEMENTED_METRICS: [&str; 5] = [
+/// in its `tasklist.yml` and computed by their tasks' special evaluators (`metrics::wilds`,
+/// `metrics::winogavil`): a non-TiC classification task naming one parses (DataComp's own task
+/// list keeps working); a task whose evaluator does not produce it records `main_metric: null`.
+pub const DATACOMP_SPECIAL_METRICS: [&str; 5] = [
     "jaccard_score_10-12",
     "F1-macro_all",
     "acc_worst_region",
@@ -186,7 +187,7 @@ pub trait TaskMetrics {
 
     /// Whether `metric` can be this task's `main_metric`: one of [`Self::metric_names`]; for
     /// classification also `restricted_acc1/GROUP`, and for a non-TiC classification task one
-    /// of [`DATACOMP_UNIMPLEMENTED_METRICS`] (recorded as `null`).
+    /// of [`DATACOMP_SPECIAL_METRICS`] (`null` where the task's evaluator does not produce it).
     fn produces_metric(&self, metric: &str) -> bool;
 }
 
@@ -224,7 +225,7 @@ impl TaskMetrics for TaskKey {
         {
             return true;
         }
-        matches!(self, TaskKey::Static(_)) && DATACOMP_UNIMPLEMENTED_METRICS.contains(&metric)
+        matches!(self, TaskKey::Static(_)) && DATACOMP_SPECIAL_METRICS.contains(&metric)
     }
 }
 

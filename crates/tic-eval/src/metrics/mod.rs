@@ -12,6 +12,9 @@
 //! * [`wilds`]: DataComp's group evaluators of iWildCam, Camelyon17, FMoW, Dollar Street and
 //!   GeoDE (WILDS' grouped accuracy, macro recall / F1, worst group), over the predictions
 //!   and each sample's `npy` metadata.
+//! * [`winogavil`]: DataComp's WinoGAViL scores (top-k associations, Jaccard index per
+//!   instance, means by number of candidates); its ties follow numpy's `argsort`, not the rule
+//!   below.
 //!
 //! Their errors are [`crate::error::MetricsError`]s.
 //!
@@ -32,6 +35,7 @@ pub mod fairface;
 pub mod restricted;
 pub mod retrieval;
 pub mod wilds;
+pub mod winogavil;
 
 pub use classification::{ClassificationMetrics, Predictions, ZeroShotClassifier};
 pub use restricted::{ClassGroups, RestrictedAccuracy};
