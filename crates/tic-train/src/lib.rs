@@ -14,7 +14,9 @@
 //!   exact resume; [`records`]: the typed `metrics.jsonl`, `compute.json` and
 //!   `train_state.json`; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
-//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end.
+//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end;
+//! - [`report`]: `--report_to tensorboard`, OpenCLIP's training curves as TensorBoard event
+//!   files ([`tensorboard`]: the event-file format).
 
 pub mod args;
 pub mod eval;
@@ -23,6 +25,7 @@ pub mod loss;
 pub mod optim;
 pub mod plan;
 pub mod records;
+pub mod report;
 pub mod scale;
 pub mod schedule;
 pub mod setup;
@@ -30,5 +33,6 @@ pub mod shards;
 pub mod state;
 pub mod step;
 pub mod strategy;
+pub mod tensorboard;
 pub mod trainer;
 pub mod zeroshot;

@@ -23,6 +23,7 @@ use crate::loader::{Loader, LoaderOptions, ShardStore};
 use crate::optim::AdamWConfig;
 use crate::plan::{Plan, PlanShard, Position, Sampling};
 use crate::records::{self, ComputeRecord};
+use crate::report::Report;
 use crate::scale::{scale, ScaleConfig as Scale};
 use crate::shards::{input_shards_accepting, Shard};
 use crate::strategy::{allocation, keep_subset, Strategy};
@@ -420,6 +421,11 @@ fn options(args: &TrainArgs, sc: &Scale, cfg: &ClipConfig, budget: u64) -> Resul
             .transpose()?,
         gather_with_grad: args.gather_with_grad,
         grad_checkpointing: args.grad_checkpointing,
+        report: Report::parse(
+            &args.report_to,
+            args.report_to_wandb,
+            args.log_every_n_steps,
+        )?,
     })
 }
 
