@@ -120,6 +120,12 @@ pub struct TrainArgs {
     /// DataComp's flag: the same as adding `wandb` to --report_to.
     #[arg(long)]
     pub report_to_wandb: bool,
+    /// The W&B project of --report_to wandb (DataComp's default).
+    #[arg(long, default_value = "datanet")]
+    pub wandb_project_name: String,
+    /// Notes of the W&B run.
+    #[arg(long, default_value = "")]
+    pub wandb_notes: String,
     /// Continual-learning strategy; --data_dir then lists every time split so far, oldest first.
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,

@@ -15,8 +15,9 @@
 //!   `train_state.json`; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
 //! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end;
-//! - [`report`]: `--report_to tensorboard`, OpenCLIP's training curves as TensorBoard event
-//!   files ([`tensorboard`]: the event-file format).
+//! - [`report`]: `--report_to tensorboard,wandb`, OpenCLIP's training curves as TensorBoard
+//!   event files ([`tensorboard`]: the event-file format) and W&B offline runs ([`wandb`]: the
+//!   `.wandb` transaction log).
 
 pub mod args;
 pub mod eval;
@@ -35,4 +36,5 @@ pub mod step;
 pub mod strategy;
 pub mod tensorboard;
 pub mod trainer;
+pub mod wandb;
 pub mod zeroshot;

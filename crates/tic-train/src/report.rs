@@ -1,6 +1,6 @@
 //! `--report_to`: the training curves a run reports besides `metrics.jsonl`, under OpenCLIP's
-//! names, so that a run can be watched with `tensorboard --logdir RUN/tensorboard` as an
-//! OpenCLIP run is.
+//! names, so that a run can be watched with `tensorboard --logdir RUN/tensorboard`, or uploaded
+//! with `wandb sync RUN/wandb`, as an OpenCLIP run is.
 //!
 //! What OpenCLIP's `train_one_epoch` / `evaluate` log (v2.24.0), and what each is here:
 //! - at every `--log_every_n_steps`-th step of an epoch (its first step included) and at its
@@ -9,37 +9,61 @@
 //!   `exp(logit_scale)`), `train/samples_per_second` (`samples_per_s`),
 //!   `train/samples_per_second_per_gpu` (`samples_per_s` / ranks), `train/data_time`
 //!   (`data_wait_s`), `train/batch_time` (`step_s`);
-//! - after each epoch with `--imagenet_val`, at step = epochs completed:
+//! - after each epoch with `--imagenet_val`, at step = epochs completed (TensorBoard) or the
+//!   global step `epochs × steps per epoch` (W&B, with `epoch`):
 //!   `val/imagenet-zeroshot-val-top1` and `-top5` (as in `checkpoints/results.jsonl`).
+//!
+//! W&B rows also carry OpenCLIP's `step`; the W&B run's config is the run's parameters.
 //!
 //! Only the writer (rank 0) reports. Each invocation writes a new event file (the format is
 //! [`crate::tensorboard`]'s) that starts with a `SessionLog.START` at the step it resumes from:
 //! TensorBoard then drops what a killed invocation logged after its last checkpoint, so each
-//! step appears once, with the value of the run that was kept.
+//! step appears once, with the value of the run that was kept. Each invocation also writes a
+//! new W&B offline run ([`crate::wandb`]) with the same run id (`wandb sync` uploads them one
+//! after the other into one run); it logs only the steps after the one it resumes from.
 
 use anyhow::{bail, Result};
 
+use crate::args::TrainArgs;
 use crate::records::MetricsRecord;
 use crate::state::RunDir;
 use crate::tensorboard::EventWriter;
+use crate::wandb::{retain_rows, unsynced_runs, OfflineRun, RunInfo};
 use crate::zeroshot::{ZeroShotResult, RESULTS_FILE};
 
 /// The TensorBoard folder in the run folder (OpenCLIP's `{logs}/{name}/tensorboard`).
 pub const TENSORBOARD_DIR: &str = "tensorboard";
+/// The W&B folder in the run folder (its offline runs, as `wandb.init(dir=RUN)` would make).
+pub const WANDB_DIR: &str = "wandb";
 
 /// Where a run reports its training curves (`--report_to`, `--report_to_wandb`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Report {
     /// TensorBoard event files in `{run}/tensorboard/`.
     pub tensorboard: bool,
+    /// A W&B offline run in `{run}/wandb/`.
+    pub wandb: Option<WandbSettings>,
     /// Report every this many steps of an epoch (and at its first and last step), as
     /// OpenCLIP's `--log-every-n-steps` (0 counts as 1).
     pub log_every_n_steps: u64,
 }
 
+/// The W&B run's settings (OpenCLIP's `wandb.init` arguments).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WandbSettings {
+    /// `--wandb_project_name`.
+    pub project: String,
+    /// `--wandb_notes`.
+    pub notes: String,
+    /// The run's config: its parameters (`params.yaml`), as OpenCLIP's `config=vars(args)`
+    /// (set by [`crate::setup`] once they are resolved).
+    pub config: serde_json::Value,
+}
+
 impl Report {
     /// From `--report_to` (OpenCLIP's `--report-to` values: `tensorboard`, `wandb`, `all`, or
-    /// several joined by commas; empty or `none`: nothing) and DataComp's `--report_to_wandb`.
+    /// several joined by commas; empty or `none`: nothing) and DataComp's `--report_to_wandb`;
+    /// a W&B run gets default [`WandbSettings`].
     pub fn parse(report_to: &str, report_to_wandb: bool, log_every_n_steps: u64) -> Result<Self> {
         let mut report = Self {
             log_every_n_steps,
@@ -57,11 +81,23 @@ impl Report {
                 ),
             }
         }
-        if wandb {
-            bail!(
-                "--report_to wandb / --report_to_wandb: W&B reporting is not implemented; use \
-                 --report_to tensorboard (docs/train.md, \"Watching a run\")"
-            );
+        report.wandb = wandb.then(WandbSettings::default);
+        Ok(report)
+    }
+
+    /// The report a command line asks for (the W&B run's config still empty).
+    pub fn from_args(args: &TrainArgs) -> Result<Self> {
+        let mut report = Self::parse(
+            &args.report_to,
+            args.report_to_wandb,
+            args.log_every_n_steps,
+        )?;
+        if let Some(w) = report.wandb.as_mut() {
+            *w = WandbSettings {
+                project: args.wandb_project_name.clone(),
+                notes: args.wandb_notes.clone(),
+                config: serde_json::Value::Null,
+            };
         }
         Ok(report)
     }
@@ -100,22 +136,78 @@ pub fn zero_shot_scalars(r: &ZeroShotResult) -> [(&'static str, f64); 2] {
     ]
 }
 
-/// A run's TensorBoard log for one invocation (the writer's).
+/// A W&B row: `(key, JSON number)` pairs (non-finite values become `null`, left out).
+type Row = Vec<(&'static str, serde_json::Value)>;
+
+fn row(values: &[(&'static str, f64)], extra: (&'static str, u64)) -> Row {
+    let mut out: Row = values.iter().map(|&(k, v)| (k, v.into())).collect();
+    out.push((extra.0, extra.1.into()));
+    out
+}
+
+/// This invocation's W&B offline run. A zero-shot row waits for the train row of its step
+/// (the first step of the next epoch) and goes into the same history row, as the SDK merges
+/// OpenCLIP's two `wandb.log` calls at one step (`wandb sync` numbers a second row at the same
+/// step as the next step).
 #[derive(Debug)]
-pub struct Board {
-    events: EventWriter,
-    report: Report,
+struct WandbLog {
+    run: OfflineRun,
+    pending: Option<(u64, Row)>,
+}
+
+impl WandbLog {
+    /// Writes the row at `step`, with the waiting zero-shot row when it has the same step.
+    fn row(&mut self, step: u64, mut values: Row) -> Result<()> {
+        match self.pending.take() {
+            Some((s, mut val)) if s == step => {
+                val.append(&mut values);
+                values = val;
+            }
+            Some((s, val)) => self.run.log(s, &val)?,
+            None => {}
+        }
+        self.run.log(step, &values)
+    }
+
+    /// Keeps `values` for the row at `step` (see [`WandbLog::row`]).
+    fn defer(&mut self, step: u64, values: Row) -> Result<()> {
+        if let Some((s, val)) = self.pending.take() {
+            self.run.log(s, &val)?;
+        }
+        self.pending = Some((step, values));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some((s, val)) = self.pending.take() {
+            self.run.log(s, &val)?;
+        }
+        self.run.finish()
+    }
+}
+
+/// A run's reports for one invocation (the writer's): a TensorBoard event file and a W&B
+/// offline run, as asked.
+#[derive(Debug)]
+pub struct Reporter {
+    events: Option<EventWriter>,
+    wandb: Option<WandbLog>,
+    log_every_n_steps: u64,
     steps_per_epoch: u64,
     world: usize,
 }
 
-impl Board {
-    /// Opens a new event file in `{run}/tensorboard/` for a run resuming after `steps_done`
-    /// steps (0: a fresh start) on `world` ranks, when `report` asks for TensorBoard and this
-    /// process is the writer. Its `SessionLog.START` at step `steps_done` makes TensorBoard drop
-    /// any step a killed invocation logged after that; a zero-shot result of `results.jsonl`
-    /// that the START hides (its epoch number is `steps_done` or more, with one step per
-    /// epoch) is written again.
+impl Reporter {
+    /// Opens this invocation's reports for a run resuming after `steps_done` steps (0: a fresh
+    /// start) on `world` ranks, when `report` asks for any and this process is the writer.
+    ///
+    /// TensorBoard: a new event file in `{run}/tensorboard/` whose `SessionLog.START` at step
+    /// `steps_done` makes TensorBoard drop any step a killed invocation logged after that; a
+    /// zero-shot result of `results.jsonl` that the START hides (its epoch number is
+    /// `steps_done` or more, with one step per epoch) is written again. W&B: a new offline run
+    /// in `{run}/wandb/` with the run folder's name as id and name (`wandb sync` joins the
+    /// invocations); earlier invocations' offline runs not yet uploaded lose their rows at or
+    /// after `steps_done`, and the zero-shot result at step `steps_done` is logged again.
     pub fn open(
         run: &RunDir,
         report: &Report,
@@ -123,45 +215,134 @@ impl Board {
         steps_per_epoch: u64,
         world: usize,
     ) -> Result<Option<Self>> {
-        if !(report.tensorboard && run.writer) {
+        if !(run.writer && (report.tensorboard || report.wandb.is_some())) {
             return Ok(None);
         }
-        let mut events = EventWriter::create(&run.root.join(TENSORBOARD_DIR))?;
-        let start = steps_done as i64;
-        events.session_start(start, &format!("tic-train from step {steps_done}"))?;
-        for (epoch, step, r) in ZeroShotResult::read_records(&run.checkpoints().join(RESULTS_FILE))?
-        {
-            if step <= steps_done && epoch >= steps_done {
-                events.scalars(epoch as i64, &zero_shot_scalars(&r))?;
+        let results = ZeroShotResult::read_records(&run.checkpoints().join(RESULTS_FILE))?;
+        let mut events = None;
+        if report.tensorboard {
+            let mut e = open_events(run, steps_done)?;
+            for (epoch, step, r) in &results {
+                if *step <= steps_done && *epoch >= steps_done {
+                    e.scalars(*epoch as i64, &zero_shot_scalars(r))?;
+                }
             }
+            events = Some(e);
         }
-        run.log(&format!(
-            "TensorBoard: {} (tensorboard --logdir {})",
-            events.path().display(),
-            run.root.join(TENSORBOARD_DIR).display()
-        ));
+        let mut wandb = None;
+        if let Some(w) = &report.wandb {
+            let mut log = WandbLog {
+                run: open_wandb(run, w, steps_done)?,
+                pending: None,
+            };
+            for (epoch, step, r) in &results {
+                if *step <= steps_done && epoch * steps_per_epoch >= steps_done {
+                    let values = row(&zero_shot_scalars(r), ("epoch", *epoch));
+                    log.defer(epoch * steps_per_epoch, values)?;
+                }
+            }
+            wandb = Some(log);
+        }
         Ok(Some(Self {
             events,
-            report: *report,
+            wandb,
+            log_every_n_steps: report.log_every_n_steps,
             steps_per_epoch,
             world,
         }))
     }
 
     /// Logs a step's `train/` scalars when OpenCLIP would ([`Report::logs_step`]), at its
-    /// global step counted from 0; flushed.
+    /// global step counted from 0 (W&B rows also get OpenCLIP's `step`); flushed.
     pub fn train_step(&mut self, r: &MetricsRecord) -> Result<()> {
-        if !self.report.logs_step(r.step, self.steps_per_epoch) {
+        let when = Report {
+            log_every_n_steps: self.log_every_n_steps,
+            ..Report::default()
+        };
+        if !when.logs_step(r.step, self.steps_per_epoch) {
             return Ok(());
         }
-        let step = r.step.saturating_sub(1) as i64;
-        self.events.scalars(step, &train_scalars(r, self.world))
+        let step = r.step.saturating_sub(1);
+        let values = train_scalars(r, self.world);
+        if let Some(e) = self.events.as_mut() {
+            e.scalars(step as i64, &values)?;
+        }
+        if let Some(w) = self.wandb.as_mut() {
+            w.row(step, row(&values, ("step", step)))?;
+        }
+        Ok(())
     }
 
-    /// Logs a zero-shot evaluation after `epoch` epochs (at step `epoch`, as OpenCLIP).
+    /// Logs a zero-shot evaluation after `epoch` epochs: in TensorBoard at step `epoch`, in
+    /// W&B at the global step `epoch × steps per epoch` with OpenCLIP's `epoch` (as OpenCLIP).
     pub fn zero_shot(&mut self, epoch: u64, r: &ZeroShotResult) -> Result<()> {
-        self.events.scalars(epoch as i64, &zero_shot_scalars(r))
+        let values = zero_shot_scalars(r);
+        if let Some(e) = self.events.as_mut() {
+            e.scalars(epoch as i64, &values)?;
+        }
+        if let Some(w) = self.wandb.as_mut() {
+            w.defer(epoch * self.steps_per_epoch, row(&values, ("epoch", epoch)))?;
+        }
+        Ok(())
     }
+
+    /// Ends the invocation's reports (the W&B run's last row and exit record: a run without
+    /// one was cut).
+    pub fn finish(self) -> Result<()> {
+        match self.wandb {
+            Some(w) => w.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// This invocation's TensorBoard event file, started at `steps_done`.
+fn open_events(run: &RunDir, steps_done: u64) -> Result<EventWriter> {
+    let mut events = EventWriter::create(&run.root.join(TENSORBOARD_DIR))?;
+    events.session_start(
+        steps_done as i64,
+        &format!("tic-train from step {steps_done}"),
+    )?;
+    run.log(&format!(
+        "TensorBoard: {} (tensorboard --logdir {})",
+        events.path().display(),
+        run.root.join(TENSORBOARD_DIR).display()
+    ));
+    Ok(events)
+}
+
+/// This invocation's W&B offline run. Earlier invocations' offline runs not yet uploaded lose
+/// their rows at or after `steps_done` (logged by a killed invocation after its last
+/// checkpoint; this one logs them again).
+fn open_wandb(run: &RunDir, w: &WandbSettings, steps_done: u64) -> Result<OfflineRun> {
+    let name = run
+        .root
+        .file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+    let info = RunInfo {
+        id: crate::wandb::run_id(&name),
+        project: w.project.clone(),
+        name,
+        notes: w.notes.clone(),
+        config: w.config.clone(),
+    };
+    let dir = run.root.join(WANDB_DIR);
+    for f in unsynced_runs(&dir, &info.id)? {
+        let dropped = retain_rows(&f, |step, _| step < steps_done as i64)?;
+        if dropped > 0 {
+            run.log(&format!(
+                "W&B: dropped {dropped} record(s) at or after step {steps_done} from {}",
+                f.display()
+            ));
+        }
+    }
+    let offline = OfflineRun::create(&dir, &info)?;
+    run.log(&format!(
+        "W&B offline run: {} (upload: wandb sync {})",
+        offline.path().display(),
+        dir.display()
+    ));
+    Ok(offline)
 }
 
 #[cfg(test)]
@@ -178,14 +359,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("\"tensorbored\""), "{e}");
-        for (spec, flag) in [
-            ("wandb", false),
-            ("all", false),
-            ("tensorboard,wandb", false),
-            ("", true),
+        for (spec, flag, tb) in [
+            ("wandb", false, false),
+            ("all", false, true),
+            ("tensorboard, wandb", false, true),
+            ("", true, false),
         ] {
-            let e = Report::parse(spec, flag, 1).unwrap_err().to_string();
-            assert!(e.contains("W&B"), "{spec}: {e}");
+            let r = Report::parse(spec, flag, 1).unwrap();
+            assert_eq!((r.tensorboard, r.wandb.is_some()), (tb, true), "{spec}");
         }
     }
 
@@ -195,12 +376,13 @@ mod tests {
         let r = Report {
             tensorboard: true,
             log_every_n_steps: 4,
+            ..Report::default()
         };
         let logged: Vec<u64> = (1..=20).filter(|&s| r.logs_step(s, 10)).collect();
         assert_eq!(logged, vec![1, 5, 9, 10, 11, 15, 19, 20]);
         let every = Report {
             log_every_n_steps: 0,
-            ..r
+            ..r.clone()
         };
         assert!((1..=20).all(|s| every.logs_step(s, 10)));
     }

@@ -27,7 +27,7 @@ use crate::optim::{clamp_logit_scale, clip_grad_norm, grad_norm, AdamW, AdamWCon
 use crate::plan::{Plan, Position, Sampling};
 use crate::records::MetricsRecord;
 pub use crate::records::TrainState;
-use crate::report::{Board, Report};
+use crate::report::{Report, Reporter};
 use crate::schedule::{cosine_lr, StepCounts};
 use crate::state::Checkpoint;
 pub use crate::state::{read_state, RunDir};
@@ -439,7 +439,7 @@ pub fn train_distributed(
     let mut s = Session::start(comm, opts, plan.sampling(), run, init, device)?;
     let mut logs = Logs {
         metrics: run.open_metrics(s.step)?,
-        board: Board::open(
+        reports: Reporter::open(
             run,
             &opts.report,
             s.step,
@@ -511,6 +511,9 @@ pub fn train_distributed(
     if let Some(f) = logs.metrics.as_mut() {
         f.flush()?;
     }
+    if let Some(r) = logs.reports.take() {
+        r.finish()?;
+    }
     tally.summary(comm, &s, total)
 }
 
@@ -544,11 +547,11 @@ struct StepOutcome {
     data_s: f64,
 }
 
-/// The writer's per-step logs: `metrics.jsonl` and the `--report_to` TensorBoard log (both
-/// `None` on other ranks).
+/// The writer's per-step logs: `metrics.jsonl` and the `--report_to` reports (both `None` on
+/// other ranks).
 struct Logs {
     metrics: Option<std::fs::File>,
-    board: Option<Board>,
+    reports: Option<Reporter>,
 }
 
 impl Logs {
@@ -557,8 +560,8 @@ impl Logs {
         if let Some(f) = self.metrics.as_mut() {
             writeln!(f, "{}", record.to_line())?;
         }
-        if let Some(b) = self.board.as_mut() {
-            b.train_step(record)?;
+        if let Some(r) = self.reports.as_mut() {
+            r.train_step(record)?;
         }
         Ok(())
     }
@@ -634,8 +637,8 @@ impl StepContext<'_> {
                 let r = self.pb.suspend(|| val.evaluate(model, self.device))?;
                 run.append_checkpoint_line(crate::zeroshot::RESULTS_FILE, &r.record(epoch, step))?;
                 run.log(&r.log_line(epoch));
-                if let Some(b) = logs.board.as_mut() {
-                    b.zero_shot(epoch, &r)?;
+                if let Some(reports) = logs.reports.as_mut() {
+                    reports.zero_shot(epoch, &r)?;
                 }
             }
         }
