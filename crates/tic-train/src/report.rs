@@ -20,7 +20,8 @@
 //! TensorBoard then drops what a killed invocation logged after its last checkpoint, so each
 //! step appears once, with the value of the run that was kept. Each invocation also writes a
 //! new W&B offline run ([`crate::wandb`]) with the same run id (`wandb sync` uploads them one
-//! after the other into one run); it logs only the steps after the one it resumes from.
+//! after the other into one run); it removes the steps it does again from the earlier
+//! invocations' offline runs that are not uploaded yet.
 
 use anyhow::{bail, Result};
 
