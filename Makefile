@@ -133,7 +133,7 @@ install-bin: build ## Copy the binaries into bin/
 
 WORDNET_DIR ?= /usr/share/wordnet
 
-deps: ## Install what the tests need (Rust components, a C compiler, MPICH + libclang, moto S3 server, WordNet 3.0)
+deps: ## Install what the tests need (Rust components, a C compiler, MPICH + libclang, moto S3 server, tensorboard + wandb, WordNet 3.0)
 	@command -v rustfmt >/dev/null && command -v cargo-clippy >/dev/null || rustup component add rustfmt clippy
 	@command -v cc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
 	@# MPI for data-parallel tic-train (the `mpi` feature: rsmpi needs mpicc and libclang to build).
@@ -141,6 +141,10 @@ deps: ## Install what the tests need (Rust components, a C compiler, MPICH + lib
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mpich libmpich-dev libclang-dev; }
 	@$(PYTHON) -c 'import moto.server, flask, flask_cors' 2>/dev/null || \
 	  { $(PYTHON) -m pip install --quiet 'moto[server]' && (pyenv rehash 2>/dev/null || true); }
+	@# tic-train's --report_to tests read the event files back with the real tensorboard package
+	@# and upload the W&B offline runs with the real `wandb sync` (to a local stand-in server).
+	@$(PYTHON) -c 'import tensorboard, wandb, yaml' 2>/dev/null || \
+	  { $(PYTHON) -m pip install --quiet tensorboard wandb pyyaml && (pyenv rehash 2>/dev/null || true); }
 	@[ -f $(WORDNET_DIR)/data.noun ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; }
 
 fmt-check:

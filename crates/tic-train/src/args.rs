@@ -108,9 +108,24 @@ pub struct TrainArgs {
     /// Loader worker threads (OpenCLIP also rounds the batches per epoch to a multiple of it).
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
-    /// Write a line to out.log every this many steps (metrics.jsonl gets every step).
+    /// Report the training curves (--report_to) every this many steps of an epoch, and at its
+    /// last step, as OpenCLIP (metrics.jsonl gets every step).
     #[arg(long, default_value_t = 100)]
     pub log_every_n_steps: u64,
+    /// Where to report the training curves besides metrics.jsonl (OpenCLIP's `--report-to`):
+    /// `tensorboard` (event files in RUN/tensorboard/, OpenCLIP's scalar names), `wandb`,
+    /// `all`, or several joined by commas; empty or `none`: nowhere.
+    #[arg(long, default_value = "", value_name = "NAMES")]
+    pub report_to: String,
+    /// DataComp's flag: the same as adding `wandb` to --report_to.
+    #[arg(long)]
+    pub report_to_wandb: bool,
+    /// The W&B project of --report_to wandb (DataComp's default).
+    #[arg(long, default_value = "datanet")]
+    pub wandb_project_name: String,
+    /// Notes of the W&B run.
+    #[arg(long, default_value = "")]
+    pub wandb_notes: String,
     /// Continual-learning strategy; --data_dir then lists every time split so far, oldest first.
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,

@@ -14,7 +14,10 @@
 //!   exact resume; [`records`]: the typed `metrics.jsonl`, `compute.json` and
 //!   `train_state.json`; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
-//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end.
+//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end;
+//! - [`report`]: `--report_to tensorboard,wandb`, OpenCLIP's training curves as TensorBoard
+//!   event files ([`tensorboard`]: the event-file format) and W&B offline runs ([`wandb`]: the
+//!   `.wandb` transaction log).
 
 pub mod args;
 pub mod eval;
@@ -23,6 +26,7 @@ pub mod loss;
 pub mod optim;
 pub mod plan;
 pub mod records;
+pub mod report;
 pub mod scale;
 pub mod schedule;
 pub mod setup;
@@ -30,5 +34,7 @@ pub mod shards;
 pub mod state;
 pub mod step;
 pub mod strategy;
+pub mod tensorboard;
 pub mod trainer;
+pub mod wandb;
 pub mod zeroshot;

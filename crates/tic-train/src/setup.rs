@@ -23,6 +23,7 @@ use crate::loader::{Loader, LoaderOptions, ShardStore};
 use crate::optim::AdamWConfig;
 use crate::plan::{Plan, PlanShard, Position, Sampling};
 use crate::records::{self, ComputeRecord};
+use crate::report::Report;
 use crate::scale::{scale, ScaleConfig as Scale};
 use crate::shards::{input_shards_accepting, Shard};
 use crate::strategy::{allocation, keep_subset, Strategy};
@@ -420,6 +421,7 @@ fn options(args: &TrainArgs, sc: &Scale, cfg: &ClipConfig, budget: u64) -> Resul
             .transpose()?,
         gather_with_grad: args.gather_with_grad,
         grad_checkpointing: args.grad_checkpointing,
+        report: Report::from_args(args)?,
     })
 }
 
@@ -465,7 +467,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         }
     }
     let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
-    let opts = options(args, sc, &cfg, data.budget)?;
+    let mut opts = options(args, sc, &cfg, data.budget)?;
     check_batch_split(&opts, world, rank);
     if rank == 0 && data.plan.counts_known() && opts.global_batch > data.plan.pass_len() {
         tracing::warn!(
@@ -474,7 +476,11 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
             data.plan.pass_len()
         );
     }
-    write_params(&run_dir, args, &opts, &model_name, &exp_name, world)?;
+    let params = params(args, &opts, &model_name, &exp_name, world)?;
+    write_params(&run_dir, &params, &opts)?;
+    if let Some(w) = opts.report.wandb.as_mut() {
+        w.config = params;
+    }
     let teacher: Option<Clip> = match (args.strategy, &prev) {
         (Some(Strategy::Lwf), Some(p)) if data.t > 0 => Some(load_clip(&cfg, p, DType::F32, dev)?),
         _ => None,
@@ -588,17 +594,15 @@ fn write_summary(
     run_dir.write(records::COMPUTE_FILE, compute.to_json().as_bytes())
 }
 
-fn write_params(
-    run: &RunDir,
+/// The run's parameters: the command line with the values the run resolved (`params.txt`,
+/// `params.yaml`, the W&B run's config).
+fn params(
     args: &TrainArgs,
     opts: &TrainOptions,
     model_name: &str,
     exp_name: &str,
     world: usize,
-) -> Result<()> {
-    if !run.writer {
-        return Ok(());
-    }
+) -> Result<serde_json::Value> {
     let counts = opts.counts_for(world);
     let mut v = serde_json::to_value(args)?;
     let m = v.as_object_mut().expect("struct");
@@ -620,6 +624,15 @@ fn write_params(
         "batch_size_per_rank".into(),
         (counts.loader_batch / world as u64).into(),
     );
+    Ok(v)
+}
+
+/// Writes `params.txt`, `params.yaml` and `model_config.json` (the writer only).
+fn write_params(run: &RunDir, v: &serde_json::Value, opts: &TrainOptions) -> Result<()> {
+    if !run.writer {
+        return Ok(());
+    }
+    let m = v.as_object().expect("params are an object");
     let mut keys: Vec<_> = m.keys().cloned().collect();
     keys.sort();
     let txt: String = keys
@@ -635,6 +648,6 @@ fn write_params(
         })
         .collect();
     run.write(PARAMS_FILE, txt.as_bytes())?;
-    run.write("params.yaml", serde_yaml::to_string(&v)?.as_bytes())?;
+    run.write("params.yaml", serde_yaml::to_string(v)?.as_bytes())?;
     run.write(MODEL_CONFIG_FILE, opts.model.to_json_string().as_bytes())
 }

@@ -27,6 +27,7 @@ use crate::optim::{clamp_logit_scale, clip_grad_norm, grad_norm, AdamW, AdamWCon
 use crate::plan::{Plan, Position, Sampling};
 use crate::records::MetricsRecord;
 pub use crate::records::TrainState;
+use crate::report::{Report, Reporter};
 use crate::schedule::{cosine_lr, StepCounts};
 use crate::state::Checkpoint;
 pub use crate::state::{read_state, RunDir};
@@ -96,6 +97,8 @@ pub struct TrainOptions {
     /// Gradient checkpointing: keep only each residual block's input during the forward pass
     /// and recompute the block during the backward pass (DataComp's `--grad-checkpointing`).
     pub grad_checkpointing: bool,
+    /// Where the training curves are reported besides `metrics.jsonl` (`--report_to`).
+    pub report: Report,
 }
 
 impl TrainOptions {
@@ -434,7 +437,16 @@ pub fn train_distributed(
     let total = counts.total_steps;
     run.remove_stale_temps()?;
     let mut s = Session::start(comm, opts, plan.sampling(), run, init, device)?;
-    let mut metrics = run.open_metrics(s.step)?;
+    let mut logs = Logs {
+        metrics: run.open_metrics(s.step)?,
+        reports: Reporter::open(
+            run,
+            &opts.report,
+            s.step,
+            counts.steps_per_epoch,
+            comm.size(),
+        )?,
+    };
     let mut model = build_model(&opts.model, &s.vars, opts.precision, device)?;
     let logit_var = s
         .vars
@@ -493,11 +505,14 @@ pub fn train_distributed(
             started: ts,
             data_s,
         };
-        ctx.after_step(&mut s, &step, &mut tally, metrics.as_mut())?;
+        ctx.after_step(&mut s, &step, &mut tally, &mut logs)?;
     }
     ctx.pb.finish_and_clear();
-    if let Some(f) = metrics.as_mut() {
+    if let Some(f) = logs.metrics.as_mut() {
         f.flush()?;
+    }
+    if let Some(r) = logs.reports.take() {
+        r.finish()?;
     }
     tally.summary(comm, &s, total)
 }
@@ -532,6 +547,26 @@ struct StepOutcome {
     data_s: f64,
 }
 
+/// The writer's per-step logs: `metrics.jsonl` and the `--report_to` reports (both `None` on
+/// other ranks).
+struct Logs {
+    metrics: Option<std::fs::File>,
+    reports: Option<Reporter>,
+}
+
+impl Logs {
+    /// Appends the step's record to `metrics.jsonl` and reports it.
+    fn step(&mut self, record: &MetricsRecord) -> Result<()> {
+        if let Some(f) = self.metrics.as_mut() {
+            writeln!(f, "{}", record.to_line())?;
+        }
+        if let Some(r) = self.reports.as_mut() {
+            r.train_step(record)?;
+        }
+        Ok(())
+    }
+}
+
 /// What the loop needs after every step besides the session.
 struct StepContext<'a> {
     comm: &'a dyn Comm,
@@ -545,19 +580,19 @@ struct StepContext<'a> {
 }
 
 impl StepContext<'_> {
-    /// After step `s.step`: its `metrics.jsonl` line (the writer), progress, weight patching at
+    /// After step `s.step`: its `metrics.jsonl` line and report (the writer), progress, weight patching at
     /// the last step, checkpoints, and at an epoch end the log line and `--imagenet_val`.
     fn after_step(
         &self,
         s: &mut Session,
         out: &StepOutcome,
         tally: &mut Tally,
-        metrics: Option<&mut std::fs::File>,
+        logs: &mut Logs,
     ) -> Result<()> {
         let (opts, counts, run) = (self.opts, &self.counts, self.run);
         let (step, total) = (s.step, counts.total_steps);
         let ls: f32 = self.logit_var.as_tensor().to_scalar()?;
-        if let Some(f) = metrics {
+        if run.writer {
             let dt = out.started.elapsed().as_secs_f64();
             let record = MetricsRecord {
                 step,
@@ -572,7 +607,7 @@ impl StepContext<'_> {
                 step_s: Some(dt),
                 skipped: !out.applied,
             };
-            writeln!(f, "{}", record.to_line())?;
+            logs.step(&record)?;
         }
         tally.record(out.loss);
         self.pb.set_position(step);
@@ -602,6 +637,9 @@ impl StepContext<'_> {
                 let r = self.pb.suspend(|| val.evaluate(model, self.device))?;
                 run.append_checkpoint_line(crate::zeroshot::RESULTS_FILE, &r.record(epoch, step))?;
                 run.log(&r.log_line(epoch));
+                if let Some(reports) = logs.reports.as_mut() {
+                    reports.zero_shot(epoch, &r)?;
+                }
             }
         }
         Ok(())

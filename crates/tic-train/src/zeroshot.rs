@@ -108,6 +108,27 @@ impl ZeroShotResult {
         })
     }
 
+    /// Reads back the records of a `results.jsonl` written by [`ZeroShotResult::record`], as
+    /// `(epoch, step, result)`; lines that are not such records (a torn last line, another
+    /// tool's keys) are left out. A missing file has none.
+    pub fn read_records(path: &Path) -> Result<Vec<(u64, u64, Self)>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let parse = |line: &str| -> Option<(u64, u64, Self)> {
+            let v: Value = serde_json::from_str(line).ok()?;
+            let result = Self {
+                top1: v["imagenet-zeroshot-val-top1"].as_f64()?,
+                top5: v["imagenet-zeroshot-val-top5"].as_f64()?,
+                num_samples: v["num_samples"].as_u64()? as usize,
+            };
+            Some((v["epoch"].as_u64()?, v["step"].as_u64()?, result))
+        };
+        Ok(text.lines().filter_map(parse).collect())
+    }
+
     /// The `out.log` line (OpenCLIP's `Eval Epoch:` format).
     pub fn log_line(&self, epoch: u64) -> String {
         format!(

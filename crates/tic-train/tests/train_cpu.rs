@@ -85,6 +85,7 @@ fn options(steps: u64, batch: u64) -> TrainOptions {
         imagenet_val: None,
         gather_with_grad: true,
         grad_checkpointing: false,
+        report: tic_train::report::Report::default(),
     }
 }
 
