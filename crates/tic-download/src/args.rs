@@ -1,6 +1,6 @@
 //! The command line of `tic-download`: DataComp's `download_upstream.py` flags under the same
 //! names, the img2dataset settings that script fixes (as defaults), and tic-rs' own additions
-//! (`--subset`, `--retry_failed`, connection limits). Kept apart from the run so the flags can
+//! (`--subset`, connection limits, timeouts). Kept apart from the run so the flags can
 //! be documented and tested on their own.
 
 use clap::{Parser, ValueEnum};
@@ -131,10 +131,6 @@ pub struct DownloadArgs {
     /// `YEAR.npy`, eval uid lists). Rows of all parquets are then cut into shards in order.
     #[arg(long, value_name = "UIDS.npy")]
     pub subset: Vec<PathBuf>,
-    /// In finished shards, fetch again the rows that failed with a transient error (timeout,
-    /// connection error, 5xx/429), rewriting those shards.
-    #[arg(long)]
-    pub retry_failed: bool,
     /// Socket timeout in seconds (connect, and each read), img2dataset's `timeout`.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,

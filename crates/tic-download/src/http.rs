@@ -47,7 +47,8 @@ impl FetchError {
     }
 }
 
-/// Whether an `error_message` of a finished row is one a retry may fix (`--retry_failed`).
+/// Whether an `error_message` of a finished row is one a retry may fix (the errors [`Fetcher`]
+/// retries; for tools that re-fetch failed rows).
 pub fn is_transient_message(msg: &str) -> bool {
     msg == "timed out"
         || msg.starts_with("<urlopen error")

@@ -3,7 +3,7 @@
 //! async client, decoded, resized and face-blurred on a CPU pool and written as img2dataset's
 //! WebDataset shards (`{:08d}.tar`, `.parquet`, `_stats.json`), so that `tic-reshard` and every
 //! later stage take the pool unchanged. Beyond the original: `--subset` uid arrays (only the TiC
-//! years you train on), resume after any kill, `--retry_failed`.
+//! years you train on) and a checked resume after any kill.
 //!
 //! Modules, bottom up (each uses only those before it): `args` (the flags), `resize` (OpenCV's
 //! area and Lanczos-4 resize), `blur` (img2dataset's face blurrer), `pixels` (decode → resize →

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -312,9 +312,4 @@ async fn process_row(ctx: &Arc<Ctx>, url: Option<String>, boxes: Option<Vec<BBox
             image: Some(p.bytes),
         },
     }
-}
-
-/// The shard folder of a data folder (`{data_dir}/shards`, as `download_upstream.py`).
-pub fn shards_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("shards")
 }
