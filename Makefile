@@ -106,11 +106,11 @@ DS_TRAIN := $(DS_DIR)/yearly/train
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report tic-sweep \
-  tic-aggregate
+  tic-aggregate tic-download
 
 .PHONY: house-rules thin-bins gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-seeds demo-paper demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
-        report bench-reshard fuzz clean help
+        report bench-reshard fuzz clean help pool
 
 all: build
 
@@ -130,6 +130,15 @@ build-mpi: build ## As build, with tic-train and tic-eval able to run as MPI job
 install-bin: build ## Copy the binaries into bin/
 	@mkdir -p bin
 	@for b in $(BINARIES); do cp -f $(BIN)/$$b bin/; done
+
+# ---- the real pool (network) ----------------------------------------------------------------
+# DataComp's download_upstream.py + img2dataset in Rust: `make pool SCALE=medium DATA=/data/pool
+# SUBSET="uids/2014.npy uids/2015.npy"` (SUBSET optional: only those TiC years' rows).
+SCALE ?= small
+POOL_FLAGS ?=
+pool: build ## Download a DataComp pool (SCALE=, DATA=, SUBSET= uid .npy files, POOL_FLAGS=)
+	@[ -n "$(DATA)" ] || { echo "make pool: set DATA=folder (metadata/ and shards/ go there)"; exit 2; }
+	$(BIN)/tic-download --scale $(SCALE) --data_dir $(DATA) $(foreach s,$(SUBSET),--subset $(s)) $(POOL_FLAGS)
 
 WORDNET_DIR ?= /usr/share/wordnet
 

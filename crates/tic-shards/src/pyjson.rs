@@ -119,6 +119,54 @@ impl serde_json::ser::Formatter for PyFormatter {
     }
 }
 
+/// Python's `json.dumps(value, indent=4)`: [`PyFormatter`]'s floats and escapes inside
+/// serde_json's pretty layout (which is Python's: `",\n"` + indent, `": "`, `[]` / `{}` empty).
+struct PyIndentFormatter<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $t:ty),*)),* $(,)?) => {$(
+        fn $name<W: ?Sized + io::Write>(&mut self, w: &mut W $(, $arg: $t)*) -> io::Result<()> {
+            self.0.$name(w $(, $arg)*)
+        }
+    )*};
+}
+
+impl serde_json::ser::Formatter for PyIndentFormatter<'_> {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        write_python_float(w, value)
+    }
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        PyFormatter.write_string_fragment(w, fragment)
+    }
+    delegate!(
+        begin_array(),
+        end_array(),
+        begin_array_value(first: bool),
+        end_array_value(),
+        begin_object(),
+        end_object(),
+        begin_object_key(first: bool),
+        begin_object_value(),
+        end_object_value(),
+    );
+}
+
+/// Serialises `value` as Python's `json.dumps(value, indent=4)` (img2dataset's sample `.json`
+/// and `_stats.json`), non-finite stand-ins as in [`to_string`].
+pub fn to_string_indent4<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::new();
+    let fmt = PyIndentFormatter(serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    value
+        .serialize(&mut ser)
+        .expect("serialising to memory cannot fail");
+    bare_non_finite(out)
+}
+
 /// Serialises `value` as Python's `json.dumps(value)` would (the stand-ins of [`float`] as
 /// bare `NaN` / `Infinity` / `-Infinity`).
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
@@ -127,6 +175,11 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
     value
         .serialize(&mut ser)
         .expect("serialising to memory cannot fail");
+    bare_non_finite(out)
+}
+
+/// The serialised bytes as text, the non-finite stand-ins written bare.
+fn bare_non_finite(out: Vec<u8>) -> String {
     let mut text = String::from_utf8(out).expect("JSON output is ASCII");
     if text.contains("\\u0000py:") {
         for (stand_in, token) in NON_FINITE {
@@ -141,6 +194,16 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn indent4_as_python() {
+        // json.dumps({"a": [[0.1, 1e-05]], "b": [], "c": None, "d": "\u00e9"}, indent=4)
+        let v = json!({"a": [[0.1, 1e-05]], "b": [], "c": null, "d": "\u{e9}"});
+        assert_eq!(
+            to_string_indent4(&v),
+            "{\n    \"a\": [\n        [\n            0.1,\n            1e-05\n        ]\n    ],\n    \"b\": [],\n    \"c\": null,\n    \"d\": \"\\u00e9\"\n}"
+        );
+    }
 
     #[test]
     fn python_style() {

@@ -1,0 +1,198 @@
+//! Face blurring as img2dataset 1.40's `blurrer.py` (`BoundingBoxBlurrer`), which DataComp runs
+//! on every image with its `face_bboxes`: each relative box `[x0, y0, x1, y1]` is scaled to the
+//! (resized) image with `int()`, grown by 10 % of its larger side, clipped; the mask of the boxes
+//! and the image (as `float32 / 255`) are blurred with a Gaussian of `sigma = 0.1 × the largest
+//! box side` and `ksize = 2·ceil(4·sigma) + 1` (OpenCV's `GaussianBlur`, reflect-101 borders);
+//! the result `img·(1 − m) + blurred·m` goes back to `uint8` by truncation.
+//!
+//! The blur is separable and computed only where the blurred mask can be non-zero (the boxes
+//! grown by the kernel radius); elsewhere the pixel is the float round trip of the input,
+//! exactly as the whole-image computation gives it.
+
+use crate::resize::Image;
+
+/// A face box in relative coordinates `[x_min, y_min, x_max, y_max]`.
+pub type BBox = [f64; 4];
+
+/// OpenCV's `borderInterpolate` for `BORDER_REFLECT_101`.
+fn reflect101(mut p: i64, len: usize) -> usize {
+    let len = len as i64;
+    if len == 1 {
+        return 0;
+    }
+    while p < 0 || p >= len {
+        p = if p < 0 { -p } else { 2 * (len - 1) - p };
+    }
+    p as usize
+}
+
+/// `cv::getGaussianKernel(ksize, sigma, CV_32F)`.
+fn gaussian_kernel(ksize: usize, sigma: f64) -> Vec<f32> {
+    let scale2x = -0.5 / (sigma * sigma);
+    let mut k: Vec<f32> = (0..ksize)
+        .map(|i| {
+            let x = i as f64 - (ksize as f64 - 1.0) * 0.5;
+            (scale2x * x * x).exp() as f32
+        })
+        .collect();
+    let sum: f64 = k.iter().map(|&v| v as f64).sum();
+    let inv = 1.0 / sum;
+    for v in &mut k {
+        *v = (*v as f64 * inv) as f32;
+    }
+    k
+}
+
+/// The mask rectangles (pixel, end-exclusive) and the largest box side, as blurrer.py computes
+/// them on a `width × height` image.
+fn mask_rects(boxes: &[BBox], width: usize, height: usize) -> (Vec<[usize; 4]>, i64) {
+    let (w, h) = (width as f64, height as f64);
+    let mut max_diag = 0i64;
+    let mut rects = Vec::with_capacity(boxes.len());
+    for b in boxes {
+        let a = [
+            (b[0] * w) as i64,
+            (b[1] * h) as i64,
+            (b[2] * w) as i64,
+            (b[3] * h) as i64,
+        ];
+        let diag = (a[2] - a[0]).max(a[3] - a[1]);
+        max_diag = max_diag.max(diag);
+        let grow = 0.1 * diag as f64;
+        let clip = |v: f64, n: usize| (v as i64).clamp(0, n as i64 - 1) as usize;
+        rects.push([
+            clip(a[0] as f64 - grow, width),
+            clip(a[1] as f64 - grow, height),
+            clip(a[2] as f64 + grow, width),
+            clip(a[3] as f64 + grow, height),
+        ]);
+    }
+    (rects, max_diag)
+}
+
+/// Blurs the face boxes of `img` in place (blurrer.py's `__call__`); no boxes, no change.
+pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
+    if boxes.is_empty() {
+        return;
+    }
+    let (w, h, cn) = (img.width, img.height, img.channels);
+    let (rects, max_diag) = mask_rects(boxes, w, h);
+    let sigma = 0.1 * max_diag as f64;
+    let ksize = 2 * (4.0 * sigma).ceil() as usize + 1;
+    // OpenCV derives sigma from ksize when it is 0 (a kernel of one tap: no blur).
+    let kernel = if sigma > 0.0 {
+        gaussian_kernel(ksize, sigma)
+    } else {
+        vec![1.0]
+    };
+    let r = kernel.len() / 2;
+    let mut mask = vec![0f32; w * h];
+    for &[x0, y0, x1, y1] in &rects {
+        for y in y0..y1 {
+            mask[y * w + x0..y * w + x1].fill(1.0);
+        }
+    }
+    let to_f = |v: u8| v as f32 / 255.0;
+    let back = |v: f32| (v * 255.0).clamp(0.0, 255.0) as u8;
+    // Region where the blurred mask may be non-zero.
+    let rx0 = rects
+        .iter()
+        .map(|r| r[0])
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(r);
+    let ry0 = rects
+        .iter()
+        .map(|r| r[1])
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(r);
+    let rx1 = (rects.iter().map(|r| r[2]).max().unwrap_or(0) + r).min(w);
+    let ry1 = (rects.iter().map(|r| r[3]).max().unwrap_or(0) + r).min(h);
+    let planes = cn + 1; // the image's channels, then the mask
+    let sample = |y: usize, x: usize, p: usize| -> f32 {
+        if p == cn {
+            mask[y * w + x]
+        } else {
+            to_f(img.data[(y * w + x) * cn + p])
+        }
+    };
+    // Row pass over every row, columns of the region only.
+    let rw = rx1.saturating_sub(rx0);
+    let mut rows = vec![0f32; h * rw * planes];
+    for y in 0..h {
+        for x in rx0..rx1 {
+            for p in 0..planes {
+                let mut s = 0f32;
+                for (k, kv) in kernel.iter().enumerate() {
+                    s += sample(y, reflect101(x as i64 + k as i64 - r as i64, w), p) * kv;
+                }
+                rows[(y * rw + (x - rx0)) * planes + p] = s;
+            }
+        }
+    }
+    let mut out = img.data.iter().map(|&v| back(to_f(v))).collect::<Vec<u8>>();
+    for y in ry0..ry1 {
+        for x in rx0..rx1 {
+            let mut acc = vec![0f32; planes];
+            for (k, kv) in kernel.iter().enumerate() {
+                let yy = reflect101(y as i64 + k as i64 - r as i64, h);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a += rows[(yy * rw + (x - rx0)) * planes + p] * kv;
+                }
+            }
+            let m = acc[cn];
+            for (c, blurred) in acc[..cn].iter().enumerate() {
+                let i = (y * w + x) * cn + c;
+                out[i] = back(to_f(img.data[i]) * (1.0 - m) + blurred * m);
+            }
+        }
+    }
+    img.data = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflect101_matches_opencv() {
+        assert_eq!(reflect101(-1, 5), 1);
+        assert_eq!(reflect101(-2, 5), 2);
+        assert_eq!(reflect101(5, 5), 3);
+        assert_eq!(reflect101(6, 5), 2);
+        assert_eq!(reflect101(-7, 3), 1);
+        assert_eq!(reflect101(3, 1), 0);
+    }
+
+    #[test]
+    fn kernel_is_normalised_and_symmetric() {
+        let k = gaussian_kernel(9, 1.0);
+        let s: f32 = k.iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert_eq!(k[0], k[8]);
+        assert!(k[4] > k[3]);
+    }
+
+    #[test]
+    fn blur_changes_only_near_the_box() {
+        let (w, h) = (64, 48);
+        let data = (0..w * h * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let mut img = Image {
+            width: w,
+            height: h,
+            channels: 3,
+            data,
+        };
+        let orig = img.clone();
+        blur_boxes(&mut img, &[[0.25, 0.25, 0.5, 0.5]]);
+        // box 16..32 x 12..24, side 16, sigma 1.6, ksize 15, radius 7; grown by 1.6
+        let changed = |x: usize, y: usize| {
+            (0..3).any(|c| img.data[(y * w + x) * 3 + c] != orig.data[(y * w + x) * 3 + c])
+        };
+        assert!(changed(24, 18));
+        assert!(!changed(60, 45));
+        assert!(!changed(2, 2));
+        blur_boxes(&mut img, &[]);
+    }
+}
