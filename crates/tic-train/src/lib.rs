@@ -14,7 +14,9 @@
 //!   exact resume; [`records`]: the typed `metrics.jsonl`, `compute.json` and
 //!   `train_state.json`; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
-//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end.
+//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end;
+//! - [`preempt`]: SIGTERM / SIGINT → save and exit 75, agreed by every rank; [`scratch`]: the
+//!   bounded scratch folder of streamed shards (`--scratch_limit`).
 
 pub mod args;
 pub mod eval;
@@ -22,9 +24,11 @@ pub mod loader;
 pub mod loss;
 pub mod optim;
 pub mod plan;
+pub mod preempt;
 pub mod records;
 pub mod scale;
 pub mod schedule;
+pub mod scratch;
 pub mod setup;
 pub mod shards;
 pub mod state;

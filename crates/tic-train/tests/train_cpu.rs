@@ -85,6 +85,7 @@ fn options(steps: u64, batch: u64) -> TrainOptions {
         imagenet_val: None,
         gather_with_grad: true,
         grad_checkpointing: false,
+        stop: tic_train::preempt::StopSignal::never(),
     }
 }
 
