@@ -83,14 +83,7 @@ fn ok(mut c: Command) -> Output {
 }
 
 fn losses(run: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
-        })
-        .collect()
+    common::steps_and_losses(run)
 }
 
 /// The largest relative difference of the per-step losses of two runs (same steps required).

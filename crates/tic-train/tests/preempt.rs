@@ -55,18 +55,6 @@ fn metrics_lines(run: &Path) -> usize {
     std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |s| s.lines().count())
 }
 
-/// (step, loss) of every metrics line, in order.
-fn steps_and_losses(run: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
-        })
-        .collect()
-}
-
 fn state_step(run: &Path) -> u64 {
     let t = std::fs::read_to_string(run.join("checkpoints/train_state.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&t).unwrap()["step"]
@@ -116,10 +104,10 @@ fn rerun_equals(args: &[String], run: &Path, clean: &Path, what: &str) {
             "{what}: {f} differs from the uninterrupted run"
         );
     }
-    let got = steps_and_losses(run);
+    let got = common::steps_and_losses(run);
     let steps: Vec<u64> = got.iter().map(|x| x.0).collect();
     assert_eq!(steps, (1..=STEPS as u64).collect::<Vec<_>>(), "{what}");
-    assert_eq!(got, steps_and_losses(clean), "{what}: losses");
+    assert_eq!(got, common::steps_and_losses(clean), "{what}: losses");
 }
 
 /// SIGTERM and SIGINT: the step in flight finishes, the state is saved there (at most the step
