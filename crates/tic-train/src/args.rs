@@ -147,6 +147,12 @@ pub struct TrainArgs {
     /// Batches prepared ahead.
     #[arg(long, default_value_t = 4)]
     pub prefetch: usize,
+    /// Most disk space the copies of streamed shards (`pipe:` and object-store URLs) take on
+    /// each rank, in the scratch folder under TMPDIR: bytes with an optional K/M/G/T suffix
+    /// (powers of 1024), or `auto` = 2 x --shards_per_block + 2 shards of the largest size
+    /// seen. Staging waits at the limit; each copy is deleted once the rank is done with it.
+    #[arg(long, default_value = "auto", value_parser = scratch_limit, value_name = "SIZE")]
+    pub scratch_limit: String,
     /// cpu, cuda, or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -170,4 +176,11 @@ pub struct TrainArgs {
     /// Quieter (no progress bar).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Checks `--scratch_limit` (`auto` or a size) when the command line is parsed.
+fn scratch_limit(s: &str) -> Result<String, String> {
+    s.parse::<crate::scratch::ScratchLimit>()
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{e:#}"))
 }

@@ -18,6 +18,8 @@
 //! - [`report`]: `--report_to tensorboard,wandb`, OpenCLIP's training curves as TensorBoard
 //!   event files ([`tensorboard`]: the event-file format) and W&B offline runs ([`wandb`]: the
 //!   `.wandb` transaction log).
+//! - [`preempt`]: SIGTERM / SIGINT → save and exit 75, agreed by every rank; [`scratch`]: the
+//!   bounded scratch folder of streamed shards (`--scratch_limit`).
 
 pub mod args;
 pub mod eval;
@@ -25,10 +27,12 @@ pub mod loader;
 pub mod loss;
 pub mod optim;
 pub mod plan;
+pub mod preempt;
 pub mod records;
 pub mod report;
 pub mod scale;
 pub mod schedule;
+pub mod scratch;
 pub mod setup;
 pub mod shards;
 pub mod state;

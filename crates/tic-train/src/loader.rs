@@ -13,9 +13,14 @@
 //! contiguous slice of each step and hands it out as `micro_batches` batches. The samples, their
 //! augmentation and the positions are those of one process reading the same global step, so W
 //! ranks together see exactly the images one process would.
+//!
+//! Streamed shards (`pipe:` and object-store URLs) go through a bounded [`ShardScratch`]: a
+//! stager thread copies the shards of the coming sampling blocks ahead of the loader, within
+//! `--scratch_limit`, and the loader evicts a block's shards once it has loaded its last step
+//! in that block. Local shards are mapped where they are.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -29,13 +34,30 @@ use tic_shards::storage::{LocalCopy, Location};
 use tic_shards::wds::{member_bytes, scan_shard, SampleRef};
 
 use crate::plan::{mix, Plan, Position, SampleId};
+use crate::preempt::StopSignal;
+use crate::scratch::{Scratch, ScratchFile, ScratchLimit};
+
+/// The scratch folder of streamed shards, holding opened shards.
+pub type ShardScratch = Scratch<OpenShard>;
+
+/// Sampling blocks the stager may stage ahead of the loader's (more only while the loader
+/// waits for a shard).
+const STAGE_AHEAD_BLOCKS: u64 = 1;
+
+/// What keeps an opened shard's bytes on disk.
+enum Hold {
+    /// The file itself, or an unbounded temporary copy (deleted on drop).
+    Copy(#[allow(dead_code)] LocalCopy),
+    /// A copy in the bounded scratch folder (deleted, its bytes given back, on drop).
+    Scratch(#[allow(dead_code)] ScratchFile),
+}
 
 /// Image member extensions, in OpenCLIP's order of preference (`jpg;png;jpeg;webp`).
 pub const IMAGE_EXTS: [&str; 4] = ["jpg", "png", "jpeg", "webp"];
 
 /// An opened shard: its bytes (memory-mapped) and samples.
 pub struct OpenShard {
-    _copy: LocalCopy,
+    _hold: Hold,
     map: memmap2::Mmap,
     samples: Vec<SampleRef>,
     name: String,
@@ -45,7 +67,19 @@ impl OpenShard {
     /// Opens (downloading if remote) and scans a shard; a corrupt tar is an error naming it.
     pub fn open(loc: &Location) -> Result<Self> {
         let copy = loc.fetch()?;
-        let f = std::fs::File::open(copy.path()).with_context(|| format!("opening {loc}"))?;
+        let path = copy.path().to_path_buf();
+        Self::map(loc, &path, Hold::Copy(copy))
+    }
+
+    /// Copies a streamed shard into `scratch` (within its limit) and scans it there.
+    pub fn staged(loc: &Location, scratch: &ShardScratch) -> Result<Self> {
+        let file = scratch.stage_file(loc)?;
+        let path = file.path().to_path_buf();
+        Self::map(loc, &path, Hold::Scratch(file))
+    }
+
+    fn map(loc: &Location, path: &std::path::Path, hold: Hold) -> Result<Self> {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {loc}"))?;
         // SAFETY: shards are read-only inputs; they are not modified while training.
         let map = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {loc}"))?;
         let scan = scan_shard(&map, &loc.to_string());
@@ -53,7 +87,7 @@ impl OpenShard {
             bail!("{e}");
         }
         Ok(Self {
-            _copy: copy,
+            _hold: hold,
             map,
             samples: scan.samples,
             name: loc.to_string(),
@@ -124,11 +158,15 @@ impl OpenShard {
     }
 }
 
-/// Opened shards, shared by the workers (opened once, kept while the loader lives).
+/// Opened shards, shared by the workers. Local shards are opened once and kept while the
+/// loader lives; with a scratch folder ([`ShardStore::with_scratch`]) streamed shards are
+/// staged ahead by the loader's stager and evicted after use, else opened once into unbounded
+/// temporary copies.
 #[derive(Clone)]
 pub struct ShardStore {
     locations: Arc<Vec<Location>>,
     open: Arc<Mutex<HashMap<u32, Arc<OpenShard>>>>,
+    scratch: Option<Arc<ShardScratch>>,
 }
 
 impl ShardStore {
@@ -137,18 +175,44 @@ impl ShardStore {
         Self {
             locations: Arc::new(locations),
             open: Arc::default(),
+            scratch: None,
         }
     }
 
-    /// Shard `i`, opened on first use.
+    /// A store whose streamed shards (if any) go through a scratch folder of at most `limit`.
+    pub fn with_scratch(locations: Vec<Location>, limit: ScratchLimit) -> Result<Self> {
+        let streamed = locations.iter().any(Self::streamed);
+        let mut s = Self::new(locations);
+        if streamed {
+            s.scratch = Some(Arc::new(Scratch::new(limit)?));
+        }
+        Ok(s)
+    }
+
+    fn streamed(loc: &Location) -> bool {
+        loc.is_pipe() || loc.is_remote()
+    }
+
+    /// The scratch folder of the streamed shards, if the store has one.
+    pub fn scratch(&self) -> Option<Arc<ShardScratch>> {
+        self.scratch.clone()
+    }
+
+    fn location(&self, i: u32) -> Result<&Location> {
+        self.locations
+            .get(i as usize)
+            .with_context(|| format!("shard index {i} out of range"))
+    }
+
+    /// Shard `i`, opened on first use (a streamed shard with a scratch folder: when staged).
     pub fn get(&self, i: u32) -> Result<Arc<OpenShard>> {
+        let loc = self.location(i)?;
+        if let Some(sc) = self.scratch.as_ref().filter(|_| Self::streamed(loc)) {
+            return sc.get(i, &|| loc.to_string());
+        }
         if let Some(s) = self.open.lock().expect("store lock").get(&i) {
             return Ok(s.clone());
         }
-        let loc = self
-            .locations
-            .get(i as usize)
-            .with_context(|| format!("shard index {i} out of range"))?;
         let s = Arc::new(OpenShard::open(loc)?);
         self.open
             .lock()
@@ -241,6 +305,47 @@ pub fn load_eval_sample(
 pub struct Loader {
     rx: Receiver<Result<Batch>>,
     handle: Option<JoinHandle<()>>,
+    stager: Option<(Arc<ShardScratch>, JoinHandle<()>)>,
+}
+
+/// The stager of a store with a scratch folder: copies the streamed shards of blocks
+/// `from`, `from + 1`, … in order (each pinned by every block that draws it), at most
+/// [`STAGE_AHEAD_BLOCKS`] ahead of the loader, within the scratch limit.
+fn start_stager(
+    plan: Arc<Plan>,
+    store: &ShardStore,
+    from: u64,
+) -> Result<Option<(Arc<ShardScratch>, JoinHandle<()>)>> {
+    let Some(scratch) = store.scratch() else {
+        return Ok(None);
+    };
+    scratch.restart(from);
+    let (sc, st) = (scratch.clone(), store.clone());
+    let handle = std::thread::Builder::new()
+        .name("tic-train-stager".into())
+        .spawn(move || {
+            for k in from.. {
+                if !sc.wait_to_stage(k, STAGE_AHEAD_BLOCKS) {
+                    return;
+                }
+                let mut shards = plan.block_shards(k);
+                shards.sort_unstable();
+                shards.dedup();
+                for i in shards {
+                    let Ok(loc) = st.location(i) else { continue };
+                    if !ShardStore::streamed(loc) || sc.pin(i, k) {
+                        continue;
+                    }
+                    match OpenShard::staged(loc, &sc) {
+                        Ok(s) => sc.insert(i, Arc::new(s), k),
+                        Err(_) if sc.is_closed() => return,
+                        Err(e) => return sc.fail(format!("staging {loc}: {e:#}")),
+                    }
+                }
+            }
+        })
+        .context("starting the shard stager thread")?;
+    Ok(Some((scratch, handle)))
 }
 
 impl Loader {
@@ -267,6 +372,7 @@ impl Loader {
             .build()
             .context("starting loader threads")?;
         let (tx, rx) = sync_channel(opts.prefetch.max(1));
+        let stager = start_stager(plan.clone(), &store, start.block)?;
         let handle = std::thread::Builder::new()
             .name("tic-train-loader".into())
             .spawn(move || {
@@ -327,12 +433,17 @@ impl Loader {
                             break 'steps;
                         }
                     }
+                    // This rank is done with the blocks before the step's end.
+                    if let Some(sc) = &store.scratch {
+                        sc.release_before(end.block);
+                    }
                 }
             })
             .context("starting the loader thread")?;
         Ok(Self {
             rx,
             handle: Some(handle),
+            stager,
         })
     }
 
@@ -342,10 +453,30 @@ impl Loader {
             .recv()
             .context("the loader thread stopped unexpectedly")?
     }
+
+    /// The next batch, or `None` as soon as `stop` is requested while waiting for it.
+    pub fn next_batch_unless(&mut self, stop: &StopSignal) -> Result<Option<Batch>> {
+        loop {
+            if stop.requested() {
+                return Ok(None);
+            }
+            match self.rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(b) => return b.map(Some),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("the loader thread stopped unexpectedly")
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Loader {
     fn drop(&mut self) {
+        // Waits on the scratch folder end; the staged copies go with the store.
+        if let Some((sc, _)) = &self.stager {
+            sc.close();
+        }
         // Dropping the receiver makes the thread's next send fail; drain so it is not blocked.
         while self.rx.try_recv().is_ok() {}
         if let Some(h) = self.handle.take() {
@@ -353,6 +484,9 @@ impl Drop for Loader {
             let (_, dead) = sync_channel::<Result<Batch>>(0);
             let rx = std::mem::replace(&mut self.rx, dead);
             drop(rx);
+            let _ = h.join();
+        }
+        if let Some((_, h)) = self.stager.take() {
             let _ = h.join();
         }
     }

@@ -22,9 +22,11 @@ use crate::args::TrainArgs;
 use crate::loader::{Loader, LoaderOptions, ShardStore};
 use crate::optim::AdamWConfig;
 use crate::plan::{Plan, PlanShard, Position, Sampling};
+use crate::preempt::{Outcome, StopSignal};
 use crate::records::{self, ComputeRecord};
 use crate::report::Report;
 use crate::scale::{scale, ScaleConfig as Scale};
+use crate::scratch::ScratchLimit;
 use crate::shards::{input_shards_accepting, Shard};
 use crate::strategy::{allocation, keep_subset, Strategy};
 use crate::trainer::{train_distributed, Init, Precision, RunDir, TrainOptions, TrainSummary};
@@ -33,12 +35,17 @@ use crate::zeroshot::ZeroShotVal;
 /// Runs `tic-train` as one rank of the job `host` (MPI, or one process): picks the device
 /// (`cuda:local_rank`) and the collectives, then trains. With several ranks, a failure on any
 /// rank is reported naming it and ends every rank.
-pub fn run(args: &TrainArgs, host: HostComm) -> Result<()> {
+///
+/// SIGTERM and SIGINT stop the run after the step in flight with its state saved
+/// ([`Outcome::Preempted`], exit status [`crate::preempt::EXIT_PREEMPTED`]); see
+/// [`crate::preempt`].
+pub fn run(args: &TrainArgs, host: HostComm) -> Result<Outcome> {
+    let stop = StopSignal::install()?;
     tic_dist::spread_cpu_threads(host.local_size());
     let dev = device(&args.device, host.local_rank())?;
     let comm = collectives(&args.dist_backend, host, &dev)?;
     let comm = comm.as_ref();
-    tic_dist::or_abort(comm, "tic-train", || run_rank(args, comm, &dev))
+    tic_dist::or_abort(comm, "tic-train", || run_rank(args, comm, &dev, &stop))
 }
 
 /// The device of `--device name` ([`DeviceSpec`]): a bare `cuda` and `auto` are
@@ -130,7 +137,11 @@ impl DataSetup {
                 "--data_weights need sampling with replacement (--dataset_resampled), as in OpenCLIP"
             );
         }
-        let store = ShardStore::new(shards.iter().map(|s| s.location.clone()).collect());
+        let limit: ScratchLimit = args.scratch_limit.parse()?;
+        let store = ShardStore::with_scratch(
+            shards.iter().map(|s| s.location.clone()).collect(),
+            limit.auto(args.shards_per_block),
+        )?;
         let plan = Arc::new(sampling_plan(args, &shards, plan_shards, &store, rank)?);
         Ok(Self {
             entries,
@@ -388,7 +399,13 @@ fn precision(name: &str) -> Result<Precision> {
     })
 }
 
-fn options(args: &TrainArgs, sc: &Scale, cfg: &ClipConfig, budget: u64) -> Result<TrainOptions> {
+fn options(
+    args: &TrainArgs,
+    sc: &Scale,
+    cfg: &ClipConfig,
+    budget: u64,
+    stop: &StopSignal,
+) -> Result<TrainOptions> {
     Ok(TrainOptions {
         model: cfg.clone(),
         global_batch: args.batch_size.unwrap_or(sc.batch_size),
@@ -422,11 +439,12 @@ fn options(args: &TrainArgs, sc: &Scale, cfg: &ClipConfig, budget: u64) -> Resul
         gather_with_grad: args.gather_with_grad,
         grad_checkpointing: args.grad_checkpointing,
         report: Report::from_args(args)?,
+        stop: stop.clone(),
     })
 }
 
 /// One rank's whole run: setup, training, summary files.
-fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
+fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) -> Result<Outcome> {
     let (rank, world) = (comm.rank(), comm.size());
     let sc: &Scale = scale(&args.scale)?;
     let model_name = args.model.clone().unwrap_or_else(|| sc.model.to_string());
@@ -440,7 +458,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
     }
     let data = DataSetup::resolve(args, sc, rank)?;
     if let Some(n) = args.loader_benchmark {
-        return loader_benchmark(args, sc, &cfg, data, n);
+        return loader_benchmark(args, sc, &cfg, data, n).map(|()| Outcome::Finished);
     }
     let exp_name = data.exp_name(args, sc);
     let run_dir = RunDir::for_rank(args.output_dir.join(&exp_name), rank)?;
@@ -467,7 +485,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         }
     }
     let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
-    let mut opts = options(args, sc, &cfg, data.budget)?;
+    let mut opts = options(args, sc, &cfg, data.budget, stop)?;
     check_batch_split(&opts, world, rank);
     if rank == 0 && data.plan.counts_known() && opts.global_batch > data.plan.pass_len() {
         tracing::warn!(
@@ -519,7 +537,12 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         patch.as_ref(),
         dev,
     )?;
-    write_summary(&run_dir, args, sc, &model_name, &summary)
+    if let Some(p) = summary.preempted {
+        // Not finished: no info.json / compute.json (the completion markers) yet.
+        return Ok(Outcome::Preempted(p));
+    }
+    write_summary(&run_dir, args, sc, &model_name, &summary)?;
+    Ok(Outcome::Finished)
 }
 
 /// With several ranks: each rank says which process it is (stderr), and rank 0 records every

@@ -25,6 +25,7 @@ use tic_model::{Clip, ClipConfig};
 use crate::loader::{Batch, Loader, LoaderOptions, ShardStore};
 use crate::optim::{clamp_logit_scale, clip_grad_norm, grad_norm, AdamW, AdamWConfig};
 use crate::plan::{Plan, Position, Sampling};
+use crate::preempt::{Preempted, StopSignal};
 use crate::records::MetricsRecord;
 pub use crate::records::TrainState;
 use crate::report::{Report, Reporter};
@@ -94,6 +95,9 @@ pub struct TrainOptions {
     /// Backpropagate through the feature all-gather (OpenCLIP `--gather-with-grad`; always
     /// on in DataComp). Only matters with several ranks.
     pub gather_with_grad: bool,
+    /// SIGTERM / SIGINT: when any rank has it set before a step, every rank saves the
+    /// resumable state and the run stops ([`crate::preempt`]).
+    pub stop: StopSignal,
     /// Gradient checkpointing: keep only each residual block's input during the forward pass
     /// and recompute the block during the backward pass (DataComp's `--grad-checkpointing`).
     pub grad_checkpointing: bool,
@@ -164,6 +168,8 @@ pub struct TrainSummary {
     pub skipped_steps: u64,
     /// Samples per optimizer step (global batch as run).
     pub batch: u64,
+    /// Set when a signal stopped the run before its last step (its state is saved).
+    pub preempted: Option<Preempted>,
 }
 
 fn named_vars(cfg: &ClipConfig, vm: &VarMap) -> Result<Vec<(String, Var)>> {
@@ -213,6 +219,8 @@ struct Session {
     step: u64,
     position: Position,
     skipped: u64,
+    /// The step of the resumable state on disk (`None`: none saved by this run yet).
+    saved_step: Option<u64>,
 }
 
 impl Session {
@@ -245,6 +253,7 @@ impl Session {
             step: 0,
             position: Position::default(),
             skipped: 0,
+            saved_step: None,
         };
         if let Init::Resume(json) = init {
             s.resume(comm, opts, sampling, run, json, device)?;
@@ -279,6 +288,7 @@ impl Session {
         }
         self.opt.load_state(&t, &json.display().to_string())?;
         self.step = st.step;
+        self.saved_step = Some(st.step);
         self.skipped = st.skipped_steps;
         let world = comm.size();
         self.position = if st.data_positions.len() == world {
@@ -355,7 +365,7 @@ impl Session {
     /// position is gathered; rank 0 writes). `epoch_N` is kept at the last step and every
     /// `save_frequency` epochs.
     fn save(
-        &self,
+        &mut self,
         comm: &dyn Comm,
         opts: &TrainOptions,
         counts: &StepCounts,
@@ -382,7 +392,37 @@ impl Session {
             keep_epoch: end_of_epoch
                 && (step == total || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0)),
         }
-        .save(run)
+        .save(run)?;
+        self.saved_step = Some(step);
+        Ok(())
+    }
+
+    /// Stops at a signal: saves the state of the last finished step unless it is already on
+    /// disk (a collective), and says so in `out.log`.
+    fn preempt(
+        &mut self,
+        comm: &dyn Comm,
+        opts: &TrainOptions,
+        counts: &StepCounts,
+        run: &RunDir,
+    ) -> Result<Preempted> {
+        if self.saved_step != Some(self.step) {
+            self.save(comm, opts, counts, run)?;
+        }
+        let signal = opts.stop.received();
+        run.log(&format!(
+            "preempted at step {}/{} ({}): resumable state saved in {}; rerun the same command to resume (exit status {})",
+            self.step,
+            counts.total_steps,
+            signal.unwrap_or("a stop request"),
+            run.state_json().display(),
+            crate::preempt::EXIT_PREEMPTED
+        ));
+        Ok(Preempted {
+            step: self.step,
+            total_steps: counts.total_steps,
+            signal,
+        })
     }
 
     /// Every rank's loader position, in rank order (a collective).
@@ -454,6 +494,7 @@ pub fn train_distributed(
         .find(|(n, _)| n == "logit_scale")
         .map(|(_, v)| v.clone())
         .context("no logit_scale parameter")?;
+    let store_scratch = store.scratch();
     let mut loader = start_loader(comm, opts, &counts, plan.clone(), store, s.position)?;
     let objective = Objective {
         comm,
@@ -474,16 +515,22 @@ pub fn train_distributed(
         patch_from,
         logit_var,
         pb,
+        scratch: store_scratch.clone(),
     };
+    let mut preempted = None;
     while s.step < total {
         if opts.stop_after_steps.is_some_and(|n| tally.steps >= n) {
             break;
         }
         let ts = Instant::now();
         let lr = cosine_lr(opts.lr, opts.warmup, total, s.step);
-        let batches = (0..opts.accum_freq.max(1))
-            .map(|_| loader.next_batch())
-            .collect::<Result<Vec<_>>>()?;
+        let fetched = next_batches(&mut loader, opts)?;
+        // Every rank votes before each step; all stop at the same step when any was signalled.
+        if opts.stop.agreed(comm)? {
+            preempted = Some(s.preempt(comm, opts, &ctx.counts, run)?);
+            break;
+        }
+        let batches = fetched.context("no batch although no stop was agreed")?;
         tally.count_inputs(&batches);
         let data_s = ts.elapsed().as_secs_f64();
         s.position = batches.last().expect("accum >= 1").end;
@@ -514,7 +561,48 @@ pub fn train_distributed(
     if let Some(r) = logs.reports.take() {
         r.finish()?;
     }
-    tally.summary(comm, &s, total)
+    drop(loader);
+    log_scratch(comm, &store_scratch, run)?;
+    let mut summary = tally.summary(comm, &s, total)?;
+    summary.preempted = preempted;
+    Ok(summary)
+}
+
+/// The batches of the next step, or `None` when this process was asked to stop while waiting
+/// for them (or their loading failed after the request: a signal to the process group also
+/// ends a `pipe:` command).
+fn next_batches(loader: &mut Loader, opts: &TrainOptions) -> Result<Option<Vec<Batch>>> {
+    let mut out = Vec::with_capacity(opts.accum_freq.max(1) as usize);
+    for _ in 0..opts.accum_freq.max(1) {
+        match loader.next_batch_unless(&opts.stop) {
+            Ok(Some(b)) => out.push(b),
+            Ok(None) => return Ok(None),
+            Err(e) if opts.stop.requested() => {
+                tracing::debug!("loading stopped by the stop request: {e:#}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// With streamed shards: every rank's scratch high-water mark in `out.log` (a collective).
+fn log_scratch(
+    comm: &dyn Comm,
+    scratch: &Option<Arc<crate::loader::ShardScratch>>,
+    run: &RunDir,
+) -> Result<()> {
+    let Some(sc) = scratch else {
+        return Ok(());
+    };
+    let marks = comm.all_gather_u64(&[sc.high_water()])?;
+    run.log(&format!(
+        "{} {marks:?}; limit {}",
+        crate::scratch::HIGH_WATER_LOG,
+        sc.limit_description()
+    ));
+    Ok(())
 }
 
 /// Refuses a run without a single optimizer step.
@@ -577,6 +665,7 @@ struct StepContext<'a> {
     patch_from: Option<&'a StateDict>,
     logit_var: Var,
     pb: indicatif::ProgressBar,
+    scratch: Option<Arc<crate::loader::ShardScratch>>,
 }
 
 impl StepContext<'_> {
@@ -611,7 +700,10 @@ impl StepContext<'_> {
         }
         tally.record(out.loss);
         self.pb.set_position(step);
-        self.pb.set_message(format!("loss {:.4}", out.loss));
+        self.pb.set_message(match &self.scratch {
+            Some(sc) => format!("loss {:.4} · scratch {}", out.loss, sc.use_description()),
+            None => format!("loss {:.4}", out.loss),
+        });
         if step == total {
             if let Some(prev) = self.patch_from {
                 patch_weights(&s.vars, prev, opts.patch_alpha)?;
@@ -737,6 +829,7 @@ impl Tally {
             samples_per_input: sum_over_ranks(comm, &self.per_input)?,
             skipped_steps: s.skipped,
             batch: self.batch,
+            preempted: None,
         })
     }
 }

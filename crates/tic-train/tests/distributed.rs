@@ -83,14 +83,7 @@ fn ok(mut c: Command) -> Output {
 }
 
 fn losses(run: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
-        })
-        .collect()
+    common::steps_and_losses(run)
 }
 
 /// The largest relative difference of the per-step losses of two runs (same steps required).
@@ -312,4 +305,84 @@ fn kill_and_resume(root: &Path, data: &str, mode: &str, extra: &[&str]) {
         "{mode}"
     );
     eprintln!("{mode}: killed rank 1 after {done} logged steps; the rerun resumed and matched bit for bit");
+}
+
+/// Issue 29 item 2 under `mpirun -np 2`: SIGTERM to one rank, SIGINT to one rank and SIGTERM to
+/// the launcher each stop every rank at the same step with the state saved there (the ranks
+/// agree on a stop flag before every step), the job exits 75, and the same command again ends
+/// bit-identical to the uninterrupted job with every metrics step once.
+#[test]
+fn a_signal_to_one_rank_or_the_launcher_stops_every_rank_resumably() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (d, data) = one_year_pool();
+    let extra = ["--exp_name", "r"];
+    let clean = d.path().join("clean");
+    ok(command(2, &args(&data, &clean, &extra)));
+    for (case, sig, target) in [
+        ("rank1_term", "TERM", Some(1)),
+        ("rank0_int", "INT", Some(0)),
+        ("launcher_term", "TERM", None),
+    ] {
+        let out = d.path().join(case);
+        let a = args(&data, &out, &extra);
+        let job = command(2, &a)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let metrics = out.join("r/metrics.jsonl");
+        let t0 = Instant::now();
+        let seen = loop {
+            let n = std::fs::read_to_string(&metrics).map_or(0, |s| s.lines().count());
+            if n >= 10 {
+                break n;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "{case}: no progress"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let pid = match target {
+            Some(r) => rank_pid(&out, r).expect("the rank's process"),
+            None => job.id(),
+        };
+        Command::new("kill")
+            .args(["-s", sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        let o = job.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(75),
+            "{case}: exit status; stderr:\n{err}"
+        );
+        let st: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join("r/checkpoints/train_state.json")).unwrap(),
+        )
+        .unwrap();
+        let saved = st["step"].as_u64().unwrap() as usize;
+        assert!(
+            (seen..=seen + 2).contains(&saved),
+            "{case}: {seen} steps logged when signalled, state at step {saved}"
+        );
+        assert_eq!(st["data_positions"].as_array().unwrap().len(), 2, "{case}");
+        ok(command(2, &a));
+        for f in ["epoch_latest.safetensors", "epoch_1.safetensors"] {
+            assert_eq!(
+                std::fs::read(clean.join("r/checkpoints").join(f)).unwrap(),
+                std::fs::read(out.join("r/checkpoints").join(f)).unwrap(),
+                "{case}: {f} differs from the uninterrupted job"
+            );
+        }
+        let steps: Vec<u64> = losses(&out.join("r")).iter().map(|x| x.0).collect();
+        assert_eq!(
+            steps,
+            (1..=STEPS).collect::<Vec<_>>(),
+            "{case}: metrics lines"
+        );
+        assert_eq!(losses(&out.join("r")), losses(&clean.join("r")), "{case}");
+        eprintln!("{case}: SIG{sig} after {seen} logged steps: every rank stopped at {saved}, exit 75, rerun exact");
+    }
 }

@@ -86,6 +86,7 @@ fn options(steps: u64, batch: u64) -> TrainOptions {
         gather_with_grad: true,
         grad_checkpointing: false,
         report: tic_train::report::Report::default(),
+        stop: tic_train::preempt::StopSignal::never(),
     }
 }
 

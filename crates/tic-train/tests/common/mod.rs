@@ -76,6 +76,18 @@ pub fn yearly_pool(
         .collect()
 }
 
+/// (step, loss) of every line of the `metrics.jsonl` in the run folder `run`, in order.
+pub fn steps_and_losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
+        })
+        .collect()
+}
+
 /// The `loss` of every line of a run's `metrics.jsonl`, in order.
 pub fn metrics_losses(metrics_jsonl: &std::path::Path) -> Vec<f64> {
     std::fs::read_to_string(metrics_jsonl)
