@@ -443,18 +443,13 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         return loader_benchmark(args, sc, &cfg, data, n);
     }
     let exp_name = data.exp_name(args, sc);
-    let run_dir = RunDir::for_rank(args.output_dir.join(&exp_name), rank)?;
-    // One writer per run folder: a second tic-train on it fails at once, naming the holder.
-    let _lock = if run_dir.writer {
-        Some(tic_shards::lock::DirLock::acquire(
-            &run_dir.root,
-            "tic-train",
-        )?)
-    } else {
-        None
-    };
-    announce_ranks(comm, &run_dir)?;
+    // Locked (one writer per run), local or in an object store (`crate::remote`).
+    let folder = crate::remote::RunFolder::open(args, &exp_name, rank)?;
+    let run_dir = &folder.run;
+    announce_ranks(comm, run_dir)?;
     let prev = data.previous_checkpoint(args);
+    let prev_copy = crate::remote::fetch_if_remote(prev.as_deref())?;
+    let prev = prev_copy.as_ref().map(|c| c.path().to_path_buf()).or(prev);
     let uses_prev = args.strategy.is_some_and(|s| s.warm_start()) && data.t > 0;
     if uses_prev {
         let p = prev.as_ref().expect("set above");
@@ -466,7 +461,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
             );
         }
     }
-    let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
+    let init = resolve_init(args, comm, run_dir, prev.as_ref().filter(|_| uses_prev))?;
     let mut opts = options(args, sc, &cfg, data.budget)?;
     check_batch_split(&opts, world, rank);
     if rank == 0 && data.plan.counts_known() && opts.global_batch > data.plan.pass_len() {
@@ -477,7 +472,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         );
     }
     let params = params(args, &opts, &model_name, &exp_name, world)?;
-    write_params(&run_dir, &params, &opts)?;
+    write_params(run_dir, &params, &opts)?;
     if let Some(w) = opts.report.wandb.as_mut() {
         w.config = params;
     }
@@ -513,13 +508,15 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device) -> Result<()> {
         &opts,
         data.plan.clone(),
         data.store.clone(),
-        &run_dir,
+        run_dir,
         &init,
         teacher.as_ref(),
         patch.as_ref(),
         dev,
     )?;
-    write_summary(&run_dir, args, sc, &model_name, &summary)
+    let latest = folder.latest_checkpoint();
+    write_summary(run_dir, args, sc, &model_name, &summary, &latest)?;
+    folder.finish()
 }
 
 /// With several ranks: each rank says which process it is (stderr), and rank 0 records every
@@ -568,6 +565,7 @@ fn write_summary(
     sc: &Scale,
     model_name: &str,
     summary: &TrainSummary,
+    latest: &str,
 ) -> Result<()> {
     run_dir.log(&format!(
         "done: {}/{} steps, loss {:?} -> {:?}, {:.1} samples/s, samples per input {:?}, skipped steps {}",
@@ -581,7 +579,7 @@ fn write_summary(
     ));
     let info = serde_json::json!({
         "scale": sc.name,
-        "checkpoint": run_dir.latest(),
+        "checkpoint": latest,
         "scale_config": sc,
         "data_dir": args.data_dir,
         "strategy": args.strategy,
