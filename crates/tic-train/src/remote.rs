@@ -563,3 +563,73 @@ fn upload_loop(control: &Shared, syncer: &Mutex<Syncer>, every: Duration, beat: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_folders_are_emptied_only_when_marked_for_the_run() {
+        let d = tempfile::tempdir().unwrap();
+        let url = Location::local("/store/run");
+        let dir = d.path().join("stage");
+        std::fs::create_dir_all(dir.join(CHECKPOINTS_DIR)).unwrap();
+        std::fs::write(dir.join("mine.txt"), b"x").unwrap();
+        let e = format!("{:#}", prepare_staging(&dir, &url).unwrap_err());
+        assert!(e.contains("not the staging folder of /store/run"), "{e}");
+        assert!(
+            dir.join("mine.txt").exists(),
+            "a foreign folder was emptied"
+        );
+
+        std::fs::remove_file(dir.join("mine.txt")).unwrap();
+        prepare_staging(&dir, &url).unwrap(); // empty: taken and marked
+        std::fs::write(dir.join("out.log"), b"old").unwrap();
+        std::fs::write(dir.join(CHECKPOINTS_DIR).join("x.safetensors"), b"old").unwrap();
+        std::fs::write(dir.join(LOCK_FILE), b"held").unwrap();
+        prepare_staging(&dir, &url).unwrap();
+        let mut left = Vec::new();
+        list_local(&dir, "", &mut left).unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(
+            dir.join(LOCK_FILE).exists(),
+            "the held lock file was removed"
+        );
+        assert!(dir.join(CHECKPOINTS_DIR).is_dir());
+
+        let other = Location::local("/store/other");
+        std::fs::write(dir.join("out.log"), b"old").unwrap();
+        assert!(prepare_staging(&dir, &other).is_err());
+    }
+
+    #[cfg(feature = "remote")]
+    #[test]
+    fn remote_sync_needs_a_local_output_dir_and_a_store() {
+        use clap::Parser;
+        let args = |extra: &[&str]| {
+            let mut v = vec!["tic-train", "--scale", "tiny", "--data_dir", "d"];
+            v.extend_from_slice(extra);
+            TrainArgs::parse_from(v)
+        };
+        let both = args(&["--output_dir", "s3://b/p", "--remote_sync", "s3://b/q"]);
+        let e = format!("{:#}", remote_target(&both, "r").err().unwrap());
+        assert!(e.contains("already an object store"), "{e}");
+        let local = args(&["--output_dir", "runs", "--remote_sync", "/mnt/copy"]);
+        let e = format!("{:#}", remote_target(&local, "r").err().unwrap());
+        assert!(e.contains("not an object-store URL"), "{e}");
+        let (url, primary) = remote_target(&args(&["--output_dir", "s3://b/p/"]), "r")
+            .unwrap()
+            .unwrap();
+        assert_eq!((url.to_string().as_str(), primary), ("s3://b/p/r", true));
+        let (url, primary) = remote_target(
+            &args(&["--output_dir", "runs", "--remote_sync", "s3://b/q"]),
+            "r",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((url.to_string().as_str(), primary), ("s3://b/q/r", false));
+        assert!(remote_target(&args(&["--output_dir", "runs"]), "r")
+            .unwrap()
+            .is_none());
+    }
+}
