@@ -33,6 +33,7 @@ pub mod s3test;
 pub mod shardfmt;
 pub mod stats;
 pub mod storage;
+pub mod store_lock;
 pub mod synth;
 pub mod uid;
 pub mod wds;

@@ -5,8 +5,9 @@
 //! once with "DIR is being written by another TOOL (pid N, host H)". The kernel releases the lock
 //! when its holder exits, even by `kill -9`, so a stale lock file never blocks a rerun; a holder
 //! that finishes removes the file. `flock` works on local filesystems and on NFS (where Linux
-//! emulates it with POSIX byte-range locks). Object-store outputs have no lock (see
-//! `docs/formats.md`).
+//! emulates it with POSIX byte-range locks). Object-store folders have no `flock`: tic-train's
+//! runs there are locked by [`crate::store_lock`] (a conditional PUT with a heartbeat); the
+//! resharder's object-store outputs are not locked (see `docs/formats.md`).
 
 use anyhow::{bail, Context, Result};
 use std::fs::{self, File, OpenOptions};

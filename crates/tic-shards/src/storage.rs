@@ -51,7 +51,10 @@ mod remote {
     use anyhow::{anyhow, bail, Context, Result};
     use futures::StreamExt;
     use object_store::path::Path as ObjPath;
-    use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+    use object_store::{
+        BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+        UpdateVersion,
+    };
     use std::collections::HashMap;
     use std::io::Read;
     use std::path::Path;
@@ -168,8 +171,12 @@ mod remote {
     }
 
     pub fn put_file(r: &Remote, local: &Path) -> Result<()> {
-        let mut f =
+        let f =
             std::fs::File::open(local).with_context(|| format!("opening {}", local.display()))?;
+        put_open(r, f)
+    }
+
+    pub fn put_open(r: &Remote, mut f: std::fs::File) -> Result<()> {
         block_on(async {
             let mut w = object_store::buffered::BufWriter::new(r.store.clone(), obj_path(r));
             let mut buf = vec![0u8; 8 << 20];
@@ -241,6 +248,54 @@ mod remote {
     pub fn rename(a: &Remote, b: &Remote) -> Result<()> {
         Ok(block_on(a.store.rename(&obj_path(a), &obj_path(b)))?)
     }
+
+    pub fn read_versioned(r: &Remote) -> Result<Option<(Vec<u8>, String)>> {
+        let got = block_on(async {
+            let got = r.store.get(&obj_path(r)).await?;
+            let tag = got.meta.e_tag.clone();
+            Ok::<_, object_store::Error>((got.bytes().await?.to_vec(), tag))
+        });
+        match got {
+            Ok((bytes, Some(tag))) => Ok(Some((bytes, tag))),
+            Ok((_, None)) => bail!("the store returned no ETag (conditional writes need one)"),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(anyhow!(e)),
+        }
+    }
+
+    /// A conditional PUT: `Ok(Some(etag))` when written, `Ok(None)` when the condition failed.
+    pub fn put_conditional(
+        r: &Remote,
+        bytes: &[u8],
+        expect: Option<&str>,
+    ) -> Result<Option<String>> {
+        let mode = match expect {
+            None => PutMode::Create,
+            Some(tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(tag.to_string()),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        let put = block_on(
+            r.store
+                .put_opts(&obj_path(r), PutPayload::from(bytes.to_vec()), opts),
+        );
+        match put {
+            Ok(res) => Ok(Some(res.e_tag.context(
+                "the store returned no ETag (conditional writes need one)",
+            )?)),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e @ object_store::Error::NotImplemented { .. }) => Err(anyhow!(e).context(
+                "this store does not support conditional writes (S3: AWS_CONDITIONAL_PUT=etag, the default)",
+            )),
+            Err(e) => Err(anyhow!(e)),
+        }
+    }
 }
 
 /// Built without the `remote` feature: no store can be configured, so no [`Remote`] exists
@@ -287,6 +342,9 @@ mod remote {
     pub fn copy_to(r: &Remote, _: &mut dyn std::io::Write) -> Result<u64> {
         none(r)
     }
+    pub fn put_open(r: &Remote, _: std::fs::File) -> Result<()> {
+        none(r)
+    }
     pub fn fetch_to(r: &Remote, _: &tempfile::NamedTempFile) -> Result<()> {
         none(r)
     }
@@ -298,6 +356,12 @@ mod remote {
     }
     pub fn rename(a: &Remote, _: &Remote) -> Result<()> {
         none(a)
+    }
+    pub fn read_versioned(r: &Remote) -> Result<Option<(Vec<u8>, String)>> {
+        none(r)
+    }
+    pub fn put_conditional(r: &Remote, _: &[u8], _: Option<&str>) -> Result<Option<String>> {
+        none(r)
     }
 }
 
@@ -470,6 +534,26 @@ impl Location {
         }
     }
 
+    /// Uploads (remote) or copies atomically (local) the contents of an open file: what the
+    /// file held when opened, even if its name is replaced or removed meanwhile. `what` names
+    /// it in errors.
+    pub fn put_open(&self, file: std::fs::File, what: &Path) -> Result<()> {
+        self.not_pipe("writing")?;
+        match self {
+            Location::Local(p) => {
+                let copy = || -> std::io::Result<()> {
+                    let mut out = crate::atomic::AtomicFile::create(p)?;
+                    std::io::copy(&mut &file, &mut out)?;
+                    out.commit()
+                };
+                copy().with_context(|| format!("copying {} to {}", what.display(), p.display()))
+            }
+            Location::Remote(r) => remote::put_open(r, file)
+                .with_context(|| format!("uploading {} to {self}", what.display())),
+            Location::Pipe(_) => unreachable!("refused above"),
+        }
+    }
+
     /// Makes the file available as a local path: local files as they are, remote files
     /// downloaded (streamed) to a temporary file that lives as long as the returned handle, a
     /// `pipe:` URL's output likewise (checked to be one complete tar stream).
@@ -563,6 +647,29 @@ impl Location {
         }
     }
 
+    /// Reads an object with its version (ETag), or `None` when it does not exist. Object
+    /// stores only: the versions are what [`Location::write_if`] compares.
+    pub fn read_versioned(&self) -> Result<Option<(Vec<u8>, String)>> {
+        match self {
+            Location::Remote(r) => {
+                remote::read_versioned(r).with_context(|| format!("reading {self}"))
+            }
+            _ => bail!("{self}: versioned reads are for object-store URLs"),
+        }
+    }
+
+    /// A conditional write (object stores only): with `expect` `None` the object is created only
+    /// if it does not exist (S3 `If-None-Match: *`); with `Some(etag)` it is replaced only if
+    /// its version is still `etag` (`If-Match`). Returns the new version, or `None` when the
+    /// condition failed (another writer got there first).
+    pub fn write_if(&self, bytes: &[u8], expect: Option<&str>) -> Result<Option<String>> {
+        match self {
+            Location::Remote(r) => remote::put_conditional(r, bytes, expect)
+                .with_context(|| format!("conditionally writing {self}")),
+            _ => bail!("{self}: conditional writes are for object-store URLs"),
+        }
+    }
+
     /// Creates the folder (local only; object stores have no folders).
     pub fn create_dir_all(&self) -> Result<()> {
         self.not_pipe("a folder")?;
@@ -617,7 +724,7 @@ impl LocalCopy {
 
 /// Downloads (a local `src`: copies) one file to `dst`, streamed into a temporary file next to
 /// `dst` and renamed into place.
-fn download_file(src: &Location, dst: &Path) -> Result<()> {
+pub fn download_file(src: &Location, dst: &Path) -> Result<()> {
     match src {
         Location::Local(p) => crate::atomic::copy_file(p, dst),
         Location::Remote(_) | Location::Pipe(_) => {

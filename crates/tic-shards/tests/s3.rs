@@ -216,3 +216,46 @@ fn synth_and_make_tars_on_s3() {
     assert_eq!(got["3"]["txt"], b"two");
     assert_eq!(got["0"]["jpg"], b"jpeg0");
 }
+
+/// The object-store lock on S3's conditional writes: a second holder is refused naming the
+/// first; a stale record from another host is taken over, after which the old holder's
+/// heartbeat fails; release removes the object, and only its own.
+#[test]
+fn store_lock_on_s3() {
+    use std::time::Duration;
+    use tic_shards::store_lock::{StoreLock, LOCK_OBJECT};
+    let Some(s3) = MotoS3::start() else {
+        return;
+    };
+    s3.create_bucket("locks");
+    let dir = Location::parse("s3://locks/run").unwrap();
+    let stale_after = Duration::from_secs(900);
+    let mut a = StoreLock::acquire(&dir, "tic-train", stale_after).unwrap();
+    a.heartbeat().unwrap();
+    let e = format!(
+        "{:#}",
+        StoreLock::acquire(&dir, "tic-train", stale_after).unwrap_err()
+    );
+    assert!(
+        e.contains(&format!(
+            "s3://locks/run is being written by another tic-train (pid {}",
+            std::process::id()
+        )) && e.contains(&a.record().owner)
+            && e.contains("lock object s3://locks/run/.tic-lock"),
+        "{e}"
+    );
+    // A's record, but from another host and silent for long: taken over.
+    let mut old = a.record().clone();
+    old.host = "elsewhere".into();
+    old.heartbeat = 0;
+    dir.join(LOCK_OBJECT)
+        .write(&serde_json::to_vec(&old).unwrap())
+        .unwrap();
+    let c = StoreLock::acquire(&dir, "tic-train", stale_after).unwrap();
+    let e = format!("{:#}", a.heartbeat().unwrap_err());
+    assert!(e.contains("lost the lock s3://locks/run/.tic-lock"), "{e}");
+    drop(a); // not the holder any more: leaves C's lock alone
+    assert!(dir.join(LOCK_OBJECT).exists().unwrap());
+    c.release().unwrap();
+    assert!(!dir.join(LOCK_OBJECT).exists().unwrap());
+}

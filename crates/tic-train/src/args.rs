@@ -43,9 +43,31 @@ pub struct TrainArgs {
     /// Sampling weight per --data_dir entry, joined by `::` (per shard, with replacement only).
     #[arg(long)]
     pub data_weights: Option<String>,
-    /// Where runs are written.
+    /// Where runs are written: a folder, or an object-store URL (`s3://bucket/prefix`: the run
+    /// is written through a local staging folder and uploaded as it goes; `--resume latest`
+    /// reads it back from the store).
     #[arg(long)]
     pub output_dir: PathBuf,
+    /// Local working folder of a run whose --output_dir is an object store (default: under the
+    /// system's temporary folder). Emptied at start and refilled from the store.
+    #[arg(long, value_name = "DIR")]
+    pub staging_dir: Option<PathBuf>,
+    /// Keep a copy of the local run folder in an object store, OUTPUT_DIR/EXP_NAME copied to
+    /// URL/EXP_NAME (OpenCLIP's --remote-sync); --resume latest reads the run back from there
+    /// when the local folder has no state.
+    #[arg(long, value_name = "URL")]
+    pub remote_sync: Option<String>,
+    /// Seconds between uploads of the run folder to the store (OpenCLIP's default).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub remote_sync_frequency: u64,
+    /// OpenCLIP's --remote-sync-protocol, accepted for its command lines: both go through the
+    /// object_store crate.
+    #[arg(long, default_value = "s3", value_parser = ["s3", "fsspec"])]
+    pub remote_sync_protocol: String,
+    /// An object-store run's lock is taken over when its holder's heartbeat is older than this
+    /// many seconds (or at once when the holder ran on this host and its process is gone).
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub remote_lock_timeout: u64,
     /// Run name (default: SCALE_scale, or STRATEGY_LASTSPLIT with --strategy).
     #[arg(long)]
     pub exp_name: Option<String>,

@@ -17,7 +17,9 @@
 //! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end;
 //! - [`report`]: `--report_to tensorboard,wandb`, OpenCLIP's training curves as TensorBoard
 //!   event files ([`tensorboard`]: the event-file format) and W&B offline runs ([`wandb`]: the
-//!   `.wandb` transaction log).
+//!   `.wandb` transaction log);
+//! - [`remote`]: run folders in object stores (`--output_dir s3://…`, `--remote_sync`), uploaded
+//!   from a local folder, read back by `--resume latest`, locked by a conditional PUT;
 //! - [`preempt`]: SIGTERM / SIGINT → save and exit 75, agreed by every rank; [`scratch`]: the
 //!   bounded scratch folder of streamed shards (`--scratch_limit`).
 
@@ -29,6 +31,7 @@ pub mod optim;
 pub mod plan;
 pub mod preempt;
 pub mod records;
+pub mod remote;
 pub mod report;
 pub mod scale;
 pub mod schedule;

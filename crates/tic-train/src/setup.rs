@@ -461,18 +461,13 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
         return loader_benchmark(args, sc, &cfg, data, n).map(|()| Outcome::Finished);
     }
     let exp_name = data.exp_name(args, sc);
-    let run_dir = RunDir::for_rank(args.output_dir.join(&exp_name), rank)?;
-    // One writer per run folder: a second tic-train on it fails at once, naming the holder.
-    let _lock = if run_dir.writer {
-        Some(tic_shards::lock::DirLock::acquire(
-            &run_dir.root,
-            "tic-train",
-        )?)
-    } else {
-        None
-    };
-    announce_ranks(comm, &run_dir)?;
+    // Locked (one writer per run), local or in an object store (`crate::remote`).
+    let folder = crate::remote::RunFolder::open(args, &exp_name, rank)?;
+    let run_dir = &folder.run;
+    announce_ranks(comm, run_dir)?;
     let prev = data.previous_checkpoint(args);
+    let prev_copy = crate::remote::fetch_if_remote(prev.as_deref())?;
+    let prev = prev_copy.as_ref().map(|c| c.path().to_path_buf()).or(prev);
     let uses_prev = args.strategy.is_some_and(|s| s.warm_start()) && data.t > 0;
     if uses_prev {
         let p = prev.as_ref().expect("set above");
@@ -484,7 +479,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
             );
         }
     }
-    let init = resolve_init(args, comm, &run_dir, prev.as_ref().filter(|_| uses_prev))?;
+    let init = resolve_init(args, comm, run_dir, prev.as_ref().filter(|_| uses_prev))?;
     let mut opts = options(args, sc, &cfg, data.budget, stop)?;
     check_batch_split(&opts, world, rank);
     if rank == 0 && data.plan.counts_known() && opts.global_batch > data.plan.pass_len() {
@@ -495,7 +490,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
         );
     }
     let params = params(args, &opts, &model_name, &exp_name, world)?;
-    write_params(&run_dir, &params, &opts)?;
+    write_params(run_dir, &params, &opts)?;
     if let Some(w) = opts.report.wandb.as_mut() {
         w.config = params;
     }
@@ -531,17 +526,21 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
         &opts,
         data.plan.clone(),
         data.store.clone(),
-        &run_dir,
+        run_dir,
         &init,
         teacher.as_ref(),
         patch.as_ref(),
         dev,
     )?;
     if let Some(p) = summary.preempted {
-        // Not finished: no info.json / compute.json (the completion markers) yet.
+        // Not finished: no info.json / compute.json (the completion markers) yet; the saved
+        // state still goes to the store, so a requeued job elsewhere resumes from it.
+        folder.finish()?;
         return Ok(Outcome::Preempted(p));
     }
-    write_summary(&run_dir, args, sc, &model_name, &summary)?;
+    let latest = folder.latest_checkpoint();
+    write_summary(run_dir, args, sc, &model_name, &summary, &latest)?;
+    folder.finish()?;
     Ok(Outcome::Finished)
 }
 
@@ -591,6 +590,7 @@ fn write_summary(
     sc: &Scale,
     model_name: &str,
     summary: &TrainSummary,
+    latest: &str,
 ) -> Result<()> {
     run_dir.log(&format!(
         "done: {}/{} steps, loss {:?} -> {:?}, {:.1} samples/s, samples per input {:?}, skipped steps {}",
@@ -604,7 +604,7 @@ fn write_summary(
     ));
     let info = serde_json::json!({
         "scale": sc.name,
-        "checkpoint": run_dir.latest(),
+        "checkpoint": latest,
         "scale_config": sc,
         "data_dir": args.data_dir,
         "strategy": args.strategy,

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -39,6 +40,29 @@ pub struct RunDir {
     pub root: PathBuf,
     /// True on the process that writes the run's files (rank 0).
     pub writer: bool,
+    saved: SaveHook,
+}
+
+/// What runs after every checkpoint save (the object-store copy's upload trigger,
+/// `crate::remote`); an error stops the run.
+#[derive(Clone, Default)]
+pub struct SaveHook(Option<Arc<dyn Fn() -> Result<()> + Send + Sync>>);
+
+impl SaveHook {
+    /// A hook calling `f`.
+    pub fn new(f: impl Fn() -> Result<()> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+}
+
+impl std::fmt::Debug for SaveHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SaveHook(set)"
+        } else {
+            "SaveHook(none)"
+        })
+    }
 }
 
 impl RunDir {
@@ -55,7 +79,19 @@ impl RunDir {
             std::fs::create_dir_all(root.join(CHECKPOINTS_DIR))
                 .with_context(|| format!("creating {}", root.join(CHECKPOINTS_DIR).display()))?;
         }
-        Ok(Self { root, writer })
+        Ok(Self {
+            root,
+            writer,
+            saved: SaveHook::default(),
+        })
+    }
+
+    /// This run folder with `hook` called after every checkpoint save.
+    pub fn with_save_hook(self, hook: SaveHook) -> Self {
+        Self {
+            saved: hook,
+            ..self
+        }
     }
     /// `checkpoints/`.
     pub fn checkpoints(&self) -> PathBuf {
@@ -223,6 +259,10 @@ impl Checkpoint<'_> {
                 let _ = std::fs::remove_file(ck.join(name));
             }
         }
-        Ok(())
+        // 4. The run folder's copy in an object store, if any, is told.
+        match &run.saved.0 {
+            Some(hook) => hook(),
+            None => Ok(()),
+        }
     }
 }
