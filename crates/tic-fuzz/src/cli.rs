@@ -22,29 +22,7 @@ pub struct Cli {
 enum Cmd {
     /// Every target (or those named): replay its seeds and fuzz/regressions/<target>/, then
     /// mutated inputs for --seconds; fails naming each failing input, saved under --out.
-    Smoke {
-        /// Targets to run (default: all; `tic-fuzz list` names them).
-        #[arg(long = "target")]
-        targets: Vec<String>,
-        /// Seconds of mutated inputs per target after the replay (0: replay only).
-        #[arg(long, default_value_t = 6.0)]
-        seconds: f64,
-        /// Memory cap per target in MiB: an allocation past it fails the target.
-        #[arg(long, default_value_t = 512)]
-        mem_mb: u64,
-        /// Targets run at once.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// Random seed of the mutators (default: from the clock; printed, to rerun a failure).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Folder for input logs, child logs and failing inputs.
-        #[arg(long, default_value = "target/fuzz-smoke")]
-        out: PathBuf,
-        /// The repository root (fixtures and fuzz/regressions).
-        #[arg(long, default_value = ".")]
-        root: PathBuf,
-    },
+    Smoke(SmokeOpts),
     /// One target in this process (what `smoke` starts for each target).
     Run {
         /// The target.
@@ -97,30 +75,7 @@ pub fn main(cli: Cli) -> Result<()> {
         find(name).with_context(|| format!("no fuzz target {name:?} (see `tic-fuzz list`)"))
     };
     match cli.cmd {
-        Cmd::Smoke {
-            targets,
-            seconds,
-            mem_mb,
-            jobs,
-            seed,
-            out,
-            root,
-        } => {
-            let seed = seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-            });
-            smoke(&SmokeOpts {
-                targets,
-                seconds,
-                mem_mb,
-                jobs,
-                seed,
-                out,
-                root,
-            })
-        }
+        Cmd::Smoke(opts) => smoke(&opts),
         Cmd::Run {
             target: name,
             seconds,

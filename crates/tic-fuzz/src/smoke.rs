@@ -8,21 +8,30 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// What `tic-fuzz smoke` was asked for.
+/// What `tic-fuzz smoke` is asked for: every target (or those named) replays its seeds and
+/// fuzz/regressions/<target>/, then runs mutated inputs for --seconds.
+#[derive(clap::Args, Debug)]
 pub struct SmokeOpts {
-    /// Target names (all when empty).
+    /// Targets to run (default: all; `tic-fuzz list` names them).
+    #[arg(long = "target")]
     pub targets: Vec<String>,
-    /// Seconds of mutated inputs per target, after the replay.
+    /// Seconds of mutated inputs per target after the replay (0: replay only).
+    #[arg(long, default_value_t = 6.0)]
     pub seconds: f64,
-    /// Memory cap per target, MiB.
+    /// Memory cap per target in MiB: an allocation past it fails the target.
+    #[arg(long, default_value_t = 512)]
     pub mem_mb: u64,
-    /// Children at once.
+    /// Targets run at once.
+    #[arg(long, default_value_t = 2)]
     pub jobs: usize,
-    /// The mutators' random seed.
-    pub seed: u64,
-    /// Where input logs, child logs and failing inputs go.
+    /// Random seed of the mutators (default: from the clock; printed, to rerun a failure).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder for input logs, child logs and failing inputs.
+    #[arg(long, default_value = "target/fuzz-smoke")]
     pub out: PathBuf,
-    /// The repository root (fixtures, `fuzz/regressions`).
+    /// The repository root (fixtures and fuzz/regressions).
+    #[arg(long, default_value = ".")]
     pub root: PathBuf,
 }
 
@@ -36,7 +45,7 @@ struct Outcome {
 /// Time a child gets beyond its fuzzing time (start, replay, writing its summary).
 const GRACE: Duration = Duration::from_secs(60);
 
-fn run_one(opts: &SmokeOpts, target: &str) -> Result<Outcome> {
+fn run_one(opts: &SmokeOpts, seed: u64, target: &str) -> Result<Outcome> {
     let input_log = opts.out.join(format!("{target}.input"));
     let child_log = opts.out.join(format!("{target}.log"));
     let log_file = std::fs::File::create(&child_log)?;
@@ -47,7 +56,7 @@ fn run_one(opts: &SmokeOpts, target: &str) -> Result<Outcome> {
             "--mem-mb",
             &opts.mem_mb.to_string(),
             "--seed",
-            &opts.seed.to_string(),
+            &seed.to_string(),
         ])
         .arg("--input-log")
         .arg(&input_log)
@@ -128,6 +137,11 @@ pub fn smoke(opts: &SmokeOpts) -> Result<()> {
         crate::targets::find(n).with_context(|| format!("no fuzz target {n:?}"))?;
     }
     std::fs::create_dir_all(&opts.out)?;
+    let seed = opts.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
     println!(
         "fuzzing {} targets, {} s each after replaying seeds and fuzz/regressions, {} MiB cap, \
          {} at a time, seed {}",
@@ -135,7 +149,7 @@ pub fn smoke(opts: &SmokeOpts) -> Result<()> {
         opts.seconds,
         opts.mem_mb,
         opts.jobs,
-        opts.seed
+        seed
     );
     let queue = Mutex::new(names.into_iter());
     let outcomes = Mutex::new(Vec::new());
@@ -145,7 +159,7 @@ pub fn smoke(opts: &SmokeOpts) -> Result<()> {
                 let Some(name) = queue.lock().expect("queue").next() else {
                     break;
                 };
-                let outcome = run_one(opts, &name);
+                let outcome = run_one(opts, seed, &name);
                 if let Ok(o) = &outcome {
                     print!(
                         "{}",

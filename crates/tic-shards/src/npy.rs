@@ -123,6 +123,20 @@ fn check_header(bytes: &[u8], file: &str) -> Result<(), NpyError> {
     Ok(())
 }
 
+/// The npy header at the start of `cur` (over `bytes`), after [`check_header`]. npyz computes
+/// the element count with an unchecked product, which panics on a crafted shape in builds with
+/// overflow checks (found by tic-fuzz's `npy_uids`): that is reported as a bad header.
+fn read_header(bytes: &[u8], cur: &mut Cursor<&[u8]>, file: &str) -> Result<NpyHeader, NpyError> {
+    check_header(bytes, file)?;
+    let err = |msg: String| NpyError::Header {
+        file: file.to_string(),
+        msg,
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| NpyHeader::from_reader(cur)))
+        .map_err(|_| err("its shape's element count overflows".into()))?
+        .map_err(|e| err(e.to_string()))
+}
+
 /// True when `bytes` starts with the npy magic string.
 pub fn is_npy(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
@@ -207,11 +221,7 @@ fn locate_records<'a>(bytes: &'a [u8], file: &str) -> Result<(&'a [u8], bool), N
         return Ok((bytes, false));
     }
     let mut cur = Cursor::new(bytes);
-    check_header(bytes, file)?;
-    let header = NpyHeader::from_reader(&mut cur).map_err(|e| NpyError::Header {
-        file: file.to_string(),
-        msg: e.to_string(),
-    })?;
+    let header = read_header(bytes, &mut cur, file)?;
     let data = &bytes[cur.position() as usize..];
     let shape = header.shape().to_vec();
     let dtype = header.dtype();
@@ -350,11 +360,7 @@ pub fn read_int_vector(bytes: &[u8], file: &str) -> Result<Vec<i64>, NpyError> {
         });
     }
     let mut cur = Cursor::new(bytes);
-    check_header(bytes, file)?;
-    let header = NpyHeader::from_reader(&mut cur).map_err(|e| NpyError::Header {
-        file: file.to_string(),
-        msg: e.to_string(),
-    })?;
+    let header = read_header(bytes, &mut cur, file)?;
     let data = &bytes[cur.position() as usize..];
     let shape = header.shape().to_vec();
     let dtype = header.dtype();

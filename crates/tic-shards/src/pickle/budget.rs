@@ -198,6 +198,15 @@ impl Machine<'_> {
         }
     }
 
+    /// The memo index of a `PUT`/`GET` opcode: a text line, one byte or four.
+    fn memo_id(&mut self, op: u8) -> Result<u32, BudgetError> {
+        match op {
+            b'p' | b'g' => self.text_memo_id(),
+            b'q' | b'h' => Ok(self.uint(1)? as u32),
+            _ => Ok(self.uint(4)? as u32),
+        }
+    }
+
     fn copy_size(&self, item: Item) -> (u64, u32) {
         match item {
             Item::Node(n) => {
@@ -372,29 +381,13 @@ impl Machine<'_> {
                 let copy = self.copy(top)?;
                 self.stack.push(copy);
             }
-            b'p' => {
-                let id = self.text_memo_id()?;
-                self.memo_put(id)?;
-            }
-            b'q' => {
-                let id = self.uint(1)? as u32;
-                self.memo_put(id)?;
-            }
-            b'r' => {
-                let id = self.uint(4)? as u32;
+            b'p' | b'q' | b'r' => {
+                let id = self.memo_id(op)?;
                 self.memo_put(id)?;
             }
             b'\x94' => self.memo_put(self.memo.len() as u32)?,
-            b'g' => {
-                let id = self.text_memo_id()?;
-                self.memo_get(id)?;
-            }
-            b'h' => {
-                let id = self.uint(1)? as u32;
-                self.memo_get(id)?;
-            }
-            b'j' => {
-                let id = self.uint(4)? as u32;
+            b'g' | b'h' | b'j' => {
+                let id = self.memo_id(op)?;
                 self.memo_get(id)?;
             }
             _ => self.step_value(op)?,
