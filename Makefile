@@ -106,11 +106,11 @@ DS_TRAIN := $(DS_DIR)/yearly/train
 BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-tars \
   tic-eval-uids tic-datacompnet-classes tic-tasklist tic-restricted-classes tic-yfcc-splits \
   tic-redcaps-splits tic-synth-captions tic-embed tic-metrics tic-train tic-eval tic-report tic-sweep \
-  tic-aggregate tic-download
+  tic-aggregate tic-download tic-fuzz
 
 .PHONY: house-rules thin-bins gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-seeds demo-paper demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
-        report bench-reshard fuzz clean help pool
+        report bench-reshard fuzz fuzz-smoke clean help pool
 
 all: build
 
@@ -183,7 +183,7 @@ unit:
 	bash tests/crash_soak.sh
 	$(CARGO) test -p tic-dist -p tic-train -p tic-eval --features tic-train/mpi,tic-eval/mpi
 
-test: deps fmt-check clippy unit examples-check demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)
+test: deps fmt-check clippy unit fuzz-smoke examples-check demo-smoke ## Formatting, lints, every test and a shortened demo (CI's command)
 
 # The example scripts parse, and their Makefile invocations are valid (dry runs on fake paths).
 examples-check:
@@ -612,8 +612,21 @@ bench-mkl: ## ViT-B-16 towers on CPU with MKL GEMMs (docs/model.md)
 bench-reshard: ## Resharder/stats throughput vs cp -r on a 100k-sample pool (docs/benchmarks.md)
 	bash bench/reshard.sh
 
-fuzz: ## Run the cargo-fuzz targets briefly (needs nightly + cargo-fuzz)
+fuzz: ## Run the cargo-fuzz targets briefly (coverage-guided; needs nightly + cargo-fuzz)
 	bash fuzz/run.sh
+
+# Every reader of untrusted input fuzzed on the stable toolchain (docs/fuzzing.md): each target
+# in a child process under a FUZZ_MEM_MB memory cap, replaying its seeds and fuzz/regressions/,
+# then FUZZ_SMOKE_SECONDS of mutated inputs; two targets at a time (9 targets: ~45 s). The seed
+# is fixed so that `make test` is deterministic (a new finding shows up in a fuzzing run, not as
+# a flaky CI); `make fuzz-smoke FUZZ_SEED=$$RANDOM FUZZ_SMOKE_SECONDS=600` explores further.
+FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_MEM_MB ?= 512
+FUZZ_SEED ?= 1
+fuzz-smoke: ## Fuzz every untrusted-input reader briefly on stable, under a memory cap (part of make test)
+	$(CARGO) build -p tic-fuzz --bin tic-fuzz
+	target/debug/tic-fuzz smoke --seconds $(FUZZ_SMOKE_SECONDS) --mem-mb $(FUZZ_MEM_MB) \
+	  --seed $(FUZZ_SEED) --jobs 2 --out target/fuzz-smoke
 
 clean:
 	rm -rf out bench/out

@@ -1,15 +1,16 @@
-//! The npy / raw uid reader must never panic; what it reads must round-trip through the writer.
+//! cargo-fuzz (coverage-guided, nightly) wrapper of tic-fuzz's `npy_uids` target: the readers and
+//! properties are defined once, in `tic_fuzz::targets` (docs/fuzzing.md).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use tic_shards::npy::{read_uids, write_uids, UidView};
+use std::sync::{LazyLock, Once};
+use tic_fuzz::targets::{find, Scratch};
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(uids) = read_uids(data, "fuzz.npy") {
-        let again = read_uids(&write_uids(&uids), "w").expect("our own output reads back");
-        assert_eq!(uids, again);
-        let v = UidView::new(data, "fuzz.npy").unwrap();
-        if let Some(first) = uids.first() {
-            let _ = v.equal_range(*first);
-        }
-    }
+static SCRATCH: LazyLock<Scratch> = LazyLock::new(|| Scratch::new().expect("a scratch folder"));
+static HOOK: Once = Once::new();
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // libfuzzer-sys aborts on every panic, even one the readers catch and report as an error
+    // (serde-pickle's unordered sets, arrow-rs' malformed batches): back to the default hook,
+    // so that only a panic escaping the readers ends the run.
+    HOOK.call_once(|| drop(std::panic::take_hook()));
+    (find("npy_uids").expect("a tic-fuzz target").run)(&SCRATCH, data);
 });

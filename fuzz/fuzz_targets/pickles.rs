@@ -1,18 +1,16 @@
-//! The TiC pickle readers must never panic on arbitrary bytes.
+//! cargo-fuzz (coverage-guided, nightly) wrapper of tic-fuzz's `pickles` target: the readers and
+//! properties are defined once, in `tic_fuzz::targets` (docs/fuzzing.md).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use std::sync::Once;
-use tic_shards::pickle;
+use std::sync::{LazyLock, Once};
+use tic_fuzz::targets::{find, Scratch};
 
+static SCRATCH: LazyLock<Scratch> = LazyLock::new(|| Scratch::new().expect("a scratch folder"));
 static HOOK: Once = Once::new();
 
-fuzz_target!(|data: &[u8]| {
-    // libfuzzer-sys aborts on every panic, even one caught inside the code under test. The
-    // pickle readers catch serde-pickle's known panic (a set it cannot order) and return an
-    // error, which is what is tested here: back to the default hook, so only a panic that
-    // escapes the readers ends the run (libfuzzer-sys aborts on it).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // libfuzzer-sys aborts on every panic, even one the readers catch and report as an error
+    // (serde-pickle's unordered sets, arrow-rs' malformed batches): back to the default hook,
+    // so that only a panic escaping the readers ends the run.
     HOOK.call_once(|| drop(std::panic::take_hook()));
-    let _ = pickle::read_year_uids(data, "fuzz.pkl");
-    let _ = pickle::read_year_synset_uids(data, "fuzz.pkl");
-    let _ = pickle::read_uid_classes(data, "fuzz.pkl");
+    (find("pickles").expect("a tic-fuzz target").run)(&SCRATCH, data);
 });

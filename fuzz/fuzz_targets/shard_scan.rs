@@ -1,15 +1,16 @@
-//! Tar scanning and sample grouping must never panic, and every member it reports must lie
-//! inside the data.
+//! cargo-fuzz (coverage-guided, nightly) wrapper of tic-fuzz's `shard_scan` target: the readers and
+//! properties are defined once, in `tic_fuzz::targets` (docs/fuzzing.md).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use tic_shards::wds::{member_bytes, scan_shard};
+use std::sync::{LazyLock, Once};
+use tic_fuzz::targets::{find, Scratch};
 
-fuzz_target!(|data: &[u8]| {
-    let scan = scan_shard(data, "fuzz.tar");
-    for s in &scan.samples {
-        for m in &s.members {
-            assert!(m.data_offset + m.size <= data.len() as u64);
-            let _ = member_bytes(data, m);
-        }
-    }
+static SCRATCH: LazyLock<Scratch> = LazyLock::new(|| Scratch::new().expect("a scratch folder"));
+static HOOK: Once = Once::new();
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // libfuzzer-sys aborts on every panic, even one the readers catch and report as an error
+    // (serde-pickle's unordered sets, arrow-rs' malformed batches): back to the default hook,
+    // so that only a panic escaping the readers ends the run.
+    HOOK.call_once(|| drop(std::panic::take_hook()));
+    (find("shard_scan").expect("a tic-fuzz target").run)(&SCRATCH, data);
 });

@@ -357,6 +357,72 @@ fn images(arr: &dyn Array, what: &dyn Fn() -> String) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
+/// Walks the framing of the Arrow IPC stream `file` (each message: a length, flatbuffer
+/// metadata, a body whose length the metadata declares) and refuses a message that claims more
+/// bytes than the file holds. Arrow's reader allocates each message at its declared size, so a
+/// damaged or hostile length would otherwise allocate up to gigabytes before failing.
+fn check_framing(file: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let len = f.metadata()?.len();
+    let mut pos = 0u64;
+    let mut word = [0u8; 4];
+    while pos + 4 <= len {
+        f.read_exact(&mut word)?;
+        pos += 4;
+        if word == [0xff; 4] {
+            if pos + 4 > len {
+                break;
+            }
+            f.read_exact(&mut word)?;
+            pos += 4;
+        }
+        let meta_len = i32::from_le_bytes(word);
+        if meta_len == 0 {
+            break;
+        }
+        let at = pos;
+        let what = |n: i64| {
+            format!(
+                "{}: byte {at}: a message of {n} bytes in a file of {len} (not an Arrow IPC \
+                 stream, or a damaged one)",
+                file.display()
+            )
+        };
+        if meta_len < 0 || pos + meta_len as u64 > len {
+            bail!(what(i64::from(meta_len)));
+        }
+        let mut meta = vec![0u8; meta_len as usize];
+        f.read_exact(&mut meta)?;
+        let body = arrow_ipc::root_as_message(&meta)
+            .map(|m| m.bodyLength())
+            .map_err(|e| {
+                anyhow::anyhow!("{}: byte {pos}: not an Arrow message: {e}", file.display())
+            })?;
+        pos += meta_len as u64;
+        if body < 0 || pos.checked_add(body as u64).is_none_or(|end| end > len) {
+            bail!(what(body));
+        }
+        pos += body as u64;
+        f.seek(SeekFrom::Start(pos))?;
+    }
+    Ok(())
+}
+
+/// Runs `f`, turning a panic into an error: arrow-rs' IPC reader panics on some malformed
+/// batches (a validity bitmap shorter than the array, found by tic-fuzz's `hf_cache` target)
+/// instead of returning its error.
+fn unpanic<T>(f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        anyhow::anyhow!("the Arrow reader failed on it: {msg}")
+    })
+}
+
 /// Reads every record batch of the Arrow IPC streams `files`, in order, handing each to
 /// `visit` with its file and the index of its first row in that file; `visit` returns
 /// `Ok(false)` to stop. Errors name the file.
@@ -366,17 +432,21 @@ fn for_each_batch(
 ) -> Result<usize> {
     let mut total = 0;
     for file in files {
+        check_framing(file)?;
         let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-        let reader = StreamReader::try_new(BufReader::new(f), None).with_context(|| {
+        let not_stream = || {
             format!(
                 "{}: not an Arrow IPC stream (as `datasets` writes its cache)",
                 file.display()
             )
-        })?;
+        };
+        let mut reader = unpanic(|| StreamReader::try_new(BufReader::new(f), None))
+            .with_context(not_stream)?
+            .with_context(not_stream)?;
+        let corrupt = || format!("{}: a corrupt record batch", file.display());
         let mut first = 0;
-        for batch in reader {
-            let batch =
-                batch.with_context(|| format!("{}: a corrupt record batch", file.display()))?;
+        while let Some(batch) = unpanic(|| reader.next()).with_context(corrupt)? {
+            let batch = batch.with_context(corrupt)?;
             if !visit(&batch, file, first)? {
                 return Ok(total + first);
             }

@@ -34,22 +34,86 @@ fn is_zip(path: &Path) -> Result<bool> {
     Ok(n == 4 && &magic == b"PK\x03\x04")
 }
 
+/// Longest `data.pkl` read from a torch checkpoint (a ViT-B/16 training checkpoint's is ~60 kB).
+const MAX_TORCH_PICKLE: u64 = 256 << 20;
+
+/// Checks every `data.pkl` of a torch zip against the pickle budget before Candle decodes it:
+/// Candle's unpickler deep-copies every memo reference, so a small hostile pickle would expand
+/// exponentially (`tic_shards::pickle::budget`).
+fn check_torch_pickles(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
+        .with_context(|| format!("{}: not a readable zip", path.display()))?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .filter(|n| n.ends_with("data.pkl"))
+        .collect();
+    for name in names {
+        let mut pkl = Vec::new();
+        zip.by_name(&name)
+            .and_then(|m| Ok(m.take(MAX_TORCH_PICKLE).read_to_end(&mut pkl)?))
+            .with_context(|| format!("{}: reading {name}", path.display()))?;
+        tic_shards::pickle::budget::check(&pkl, tic_shards::pickle::budget::Sharing::Eager)
+            .map_err(|e| {
+                anyhow::anyhow!("{}: {name}: not a readable pickle: {e}", path.display())
+            })?;
+    }
+    Ok(())
+}
+
+/// Checks that every tensor fits in its storage member: Candle allocates a tensor at the shape
+/// the pickle declares before reading it, so a hostile shape would allocate without bound.
+fn check_tensor_sizes(path: &Path, infos: &[candle_core::pickle::TensorInfo]) -> Result<()> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
+        .with_context(|| format!("{}: not a readable zip", path.display()))?;
+    for info in infos {
+        let Ok(member) = zip.by_name(&info.path) else {
+            continue; // Candle names the missing member itself.
+        };
+        let need = (info.layout.start_offset() as u128 + info.layout.shape().elem_count() as u128)
+            * info.dtype.size_in_bytes() as u128;
+        if need > u128::from(member.size()) {
+            bail!(
+                "{}: tensor {:?} of shape {:?} needs {need} bytes, its storage {} holds {}",
+                path.display(),
+                info.name,
+                info.layout.shape().dims(),
+                info.path,
+                member.size()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A torch zip checkpoint's tensors (its `state_dict` entry when it has one), after the checks
+/// above.
+fn load_torch_zip(path: &Path) -> Result<StateDict> {
+    use candle_core::pickle::read_pth_tensor_info;
+    check_torch_pickles(path)?;
+    let context = || format!("reading torch checkpoint {}", path.display());
+    let (key, infos) = match read_pth_tensor_info(path, false, Some("state_dict")) {
+        Ok(infos) => (Some("state_dict"), infos),
+        Err(e) if e.to_string().contains("not found") => (
+            None,
+            read_pth_tensor_info(path, false, None).with_context(context)?,
+        ),
+        Err(e) => return Err(anyhow::Error::new(e)).with_context(context),
+    };
+    check_tensor_sizes(path, &infos)?;
+    let pairs = candle_core::pickle::read_all_with_key(path, key).with_context(context)?;
+    Ok(pairs.into_iter().collect())
+}
+
 /// Reads a state dict from a safetensors file or a torch zip checkpoint, strips `module.`, and
 /// converts Hugging Face CLIP names to OpenCLIP names when the file uses that layout.
 /// Tensors are returned on the CPU in their stored dtype.
 pub fn load_state_dict(path: &Path) -> Result<StateDict> {
     let sd: StateDict = if is_zip(path)? {
-        let with_key = candle_core::pickle::read_all_with_key(path, Some("state_dict"));
-        let pairs = match with_key {
-            Ok(p) => p,
-            Err(e) if e.to_string().contains("not found") => candle_core::pickle::read_all(path)
-                .with_context(|| format!("reading torch checkpoint {}", path.display()))?,
-            Err(e) => {
-                return Err(anyhow::Error::new(e))
-                    .with_context(|| format!("reading torch checkpoint {}", path.display()))
-            }
-        };
-        pairs.into_iter().collect()
+        load_torch_zip(path)?
     } else {
         candle_core::safetensors::load(path, &Device::Cpu).with_context(|| {
             format!(

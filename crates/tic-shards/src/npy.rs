@@ -76,6 +76,67 @@ pub enum NpyError {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Deepest bracket nesting accepted in a header (a structured dtype's header nests 3 deep).
+const MAX_HEADER_NESTING: usize = 8;
+
+/// Refuses a header that claims more bytes than the file holds (the npy reader allocates the
+/// header at its declared length, up to 4 GiB in format 2 and 3, before reading it), or that
+/// nests brackets deeper than [`MAX_HEADER_NESTING`] (the npy reader's header parser takes time
+/// exponential in the nesting: 30 `{` took minutes).
+fn check_header(bytes: &[u8], file: &str) -> Result<(), NpyError> {
+    let field = |at: usize, width: usize| -> Option<u64> {
+        let b = bytes.get(at..at + width)?;
+        Some(b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    let (start, len) = match bytes.get(6) {
+        Some(1) => (10, field(8, 2)),
+        Some(_) => (12, field(8, 4)),
+        None => return Ok(()),
+    };
+    let err = |msg: String| {
+        Err(NpyError::Header {
+            file: file.to_string(),
+            msg,
+        })
+    };
+    let Some(n) = len else { return Ok(()) };
+    if start + n > bytes.len() as u64 {
+        return err(format!(
+            "the header claims {n} bytes, the file holds {}",
+            bytes.len()
+        ));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for &b in &bytes[start as usize..(start + n) as usize] {
+        match b {
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+    }
+    if deepest > MAX_HEADER_NESTING {
+        return err(format!(
+            "the header nests brackets {deepest} deep (at most {MAX_HEADER_NESTING} accepted)"
+        ));
+    }
+    Ok(())
+}
+
+/// The npy header at the start of `cur` (over `bytes`), after [`check_header`]. npyz computes
+/// the element count with an unchecked product, which panics on a crafted shape in builds with
+/// overflow checks (found by tic-fuzz's `npy_uids`): that is reported as a bad header.
+fn read_header(bytes: &[u8], cur: &mut Cursor<&[u8]>, file: &str) -> Result<NpyHeader, NpyError> {
+    check_header(bytes, file)?;
+    let err = |msg: String| NpyError::Header {
+        file: file.to_string(),
+        msg,
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| NpyHeader::from_reader(cur)))
+        .map_err(|_| err("its shape's element count overflows".into()))?
+        .map_err(|e| err(e.to_string()))
+}
+
 /// True when `bytes` starts with the npy magic string.
 pub fn is_npy(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
@@ -160,10 +221,7 @@ fn locate_records<'a>(bytes: &'a [u8], file: &str) -> Result<(&'a [u8], bool), N
         return Ok((bytes, false));
     }
     let mut cur = Cursor::new(bytes);
-    let header = NpyHeader::from_reader(&mut cur).map_err(|e| NpyError::Header {
-        file: file.to_string(),
-        msg: e.to_string(),
-    })?;
+    let header = read_header(bytes, &mut cur, file)?;
     let data = &bytes[cur.position() as usize..];
     let shape = header.shape().to_vec();
     let dtype = header.dtype();
@@ -302,10 +360,7 @@ pub fn read_int_vector(bytes: &[u8], file: &str) -> Result<Vec<i64>, NpyError> {
         });
     }
     let mut cur = Cursor::new(bytes);
-    let header = NpyHeader::from_reader(&mut cur).map_err(|e| NpyError::Header {
-        file: file.to_string(),
-        msg: e.to_string(),
-    })?;
+    let header = read_header(bytes, &mut cur, file)?;
     let data = &bytes[cur.position() as usize..];
     let shape = header.shape().to_vec();
     let dtype = header.dtype();

@@ -1,10 +1,17 @@
 //! The Python pickles TiC-CLIP publishes: year → uids, year → synset → uids, uid → class id.
 //!
-//! Read with `serde-pickle` (protocols 0–5); written as protocol-3 pickles that `pickle.load` reads.
+//! Read with `serde-pickle` (protocols 0–5) after [`budget::check`] has accounted for the whole
+//! opcode stream: serde-pickle decodes every shared reference as a copy, so a small hostile
+//! pickle could otherwise expand exponentially; a pickle that would take more than
+//! [`budget::budget_for`] its length (64 MiB plus 16 bytes per byte) or nest deeper than
+//! [`budget::MAX_DEPTH`] is refused as unreadable. Written as protocol-3 pickles that
+//! `pickle.load` reads.
 
 use crate::uid::Uid;
 use serde_pickle::{DeOptions, HashableValue, SerOptions, Value};
 use std::collections::{BTreeMap, HashMap};
+
+pub mod budget;
 
 /// File name of TiC-CLIP's retrieval-eval pickle (dict year → list of uids), which
 /// [`write_year_uids`] writes and [`read_year_uids`] reads.
@@ -49,6 +56,10 @@ pub enum PickleError {
 }
 
 fn decode(bytes: &[u8], file: &str) -> Result<Value, PickleError> {
+    budget::check(bytes, budget::Sharing::Lazy).map_err(|e| PickleError::Decode {
+        file: file.to_string(),
+        msg: e.to_string(),
+    })?;
     // serde-pickle 1.2 can panic on hostile input: a set holding NaN floats makes its
     // `HashableValue` order non-total, and the standard library's sort then panics (found by
     // fuzz/pickles). Such a file is reported as unreadable instead.
