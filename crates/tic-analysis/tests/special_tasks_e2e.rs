@@ -3,7 +3,7 @@
 //! DataComp's `tasklist.yml` names them (FMoW, Dollar Street, GeoDE, FairFace); then
 //! `tic-aggregate`, `tic-metrics` and `tic-report` read the records as DataComp does: the
 //! FairFace record's `null` main metric enters no mean (not DataComp's Average, not the static
-//! column), its fields fill the fairness tables.
+//! column, `–` in the static tasks table), its fields fill the fairness tables.
 
 use clap::Parser;
 use serde_json::Value;
@@ -147,6 +147,10 @@ fn fairface_has_no_main_metric_downstream() {
         text.contains(&format!("{:.1} (4/5)", 100.0 * average)),
         "{text}"
     );
+    // The static tasks table: each main metric, FairFace's as `–`.
+    assert!(text.contains("| FairFace | – |\n"), "{text}");
+    let fmow = format!("| FMoW | {:.1} |\n", 100.0 * scored[0]);
+    assert!(text.contains(&fmow), "{fmow} in {text}");
     assert!(
         text.contains("### fairness/fairface — sequential"),
         "{text}"
