@@ -292,6 +292,14 @@ fn concept_classnames() -> String {
         .collect()
 }
 
+/// ImageNet's 80 zero-shot templates, one line each (`zeroshot_classification_templates.txt`).
+fn imagenet_templates() -> String {
+    imagenet::templates()
+        .iter()
+        .map(|t| format!("{t}\n"))
+        .collect()
+}
+
 /// One sample of a synthetic evaluation set: its key, JPEG, and label members (`cls`, the
 /// `npy` metadata vector).
 struct SetSample {
@@ -350,10 +358,6 @@ fn write_eval_set(
 /// [`special`], whose sets [`special::write_special_sets`] writes.
 pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
     let n = a.static_samples;
-    let templates: String = imagenet::templates()
-        .iter()
-        .map(|t| format!("{t}\n"))
-        .collect();
     let samples: Vec<SetSample> = (0..n)
         .into_par_iter()
         .map(|i| -> Result<_> {
@@ -370,7 +374,7 @@ pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
         dir,
         &samples,
         evalset_layout::DatasetType::Classification,
-        (&concept_classnames(), &templates),
+        (&concept_classnames(), &imagenet_templates()),
     )?;
     let mut tasks = format!(
         "{STATIC_TASK_KEY}:\n  name: Synthetic static ({} concepts, all years)\n  size: {n}\n  num_classes: {}\n  tags:\n  - static\n  - classification\n",

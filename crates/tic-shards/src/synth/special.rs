@@ -28,8 +28,8 @@
 //! Task names say "Synthetic … (DataComp's X evaluator)" so no one takes them for the real sets.
 
 use super::{
-    balanced_spec, concept_classnames, encode_jpeg, render, write_eval_set, SampleSpec, SetSample,
-    SynthArgs, COLORS, CONCEPT_CLASSES, POSITIONS,
+    balanced_spec, concept_classnames, encode_jpeg, imagenet_templates, render, write_eval_set,
+    SampleSpec, SetSample, SynthArgs, COLORS, CONCEPT_CLASSES, POSITIONS,
 };
 use crate::evalset_layout::DatasetType;
 use crate::imagenet;
@@ -141,6 +141,8 @@ pub fn tasklist_entries(samples: usize) -> String {
 /// Writes every special set, `a.special_samples` samples each, under `dir`
 /// (`dir/{folder}` per [`SPECIAL_TASKS`]).
 pub fn write_special_sets(a: &SynthArgs, dir: &Path) -> Result<()> {
+    let (classnames, templates) = (concept_classnames(), imagenet_templates());
+    let (ff_classnames, ff_templates) = fairface_prompts();
     for t in SPECIAL_TASKS {
         let samples: Vec<SetSample> = (0..a.special_samples)
             .into_par_iter()
@@ -154,27 +156,11 @@ pub fn write_special_sets(a: &SynthArgs, dir: &Path) -> Result<()> {
                 })
             })
             .collect::<Result<_>>()?;
-        let root = dir.join(t.folder);
-        if t.evaluator == Evaluator::FairFace {
-            let (classnames, templates) = fairface_prompts();
-            write_eval_set(
-                &root,
-                &samples,
-                DatasetType::Multilabel,
-                (&classnames, &templates),
-            )?;
-        } else {
-            let templates: String = imagenet::templates()
-                .iter()
-                .map(|t| format!("{t}\n"))
-                .collect();
-            write_eval_set(
-                &root,
-                &samples,
-                DatasetType::Classification,
-                (&concept_classnames(), &templates),
-            )?;
-        }
+        let (kind, classes) = match t.evaluator {
+            Evaluator::FairFace => (DatasetType::Multilabel, (&ff_classnames, &ff_templates)),
+            _ => (DatasetType::Classification, (&classnames, &templates)),
+        };
+        write_eval_set(&dir.join(t.folder), &samples, kind, (classes.0, classes.1))?;
     }
     Ok(())
 }
