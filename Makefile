@@ -37,6 +37,9 @@ FIRST_YEAR ?= 2014
 SYNTH_IMAGE ?= 64
 # Samples of the static (time-independent) classification set, key synth_static; 0: none.
 SYNTH_STATIC ?= 320
+# Samples of each synthetic set for DataComp's special evaluators (FMoW, Dollar Street, GeoDE,
+# FairFace: tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
+SYNTH_SPECIAL ?= 140
 # Share of each year held out for the retrieval and DataCompNet eval sets (half each).
 SYNTH_EVAL_FRACTION ?= 0.2
 YEARS ?= $(shell seq $(FIRST_YEAR) $$(( $(FIRST_YEAR) + $(SYNTH_YEARS) - 1 )))
@@ -206,7 +209,7 @@ demo-smoke: ## The whole pipeline, shortened, with tic-report --check (part of m
 	$(CARGO) build --workspace --bins
 	rm -rf $(SMOKE_DIR)
 	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
-	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 \
+	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 SYNTH_SPECIAL=28 \
 	  DEMO_BUDGET=256 REPORT_FLAGS=--check
 	test -s $(SMOKE_DIR)/report.md
 	for ds in yfcc15m redcaps; do \
@@ -220,6 +223,7 @@ $(SYNTH_DIR)/synth.json:
 	$(BIN)/tic-synth --out $(SYNTH_DIR) --seed $(SEED) --num-samples $(SYNTH_SAMPLES) \
 	  --num-shards $(SYNTH_SHARDS) --first-year $(FIRST_YEAR) --num-years $(SYNTH_YEARS) \
 	  --image-size $(SYNTH_IMAGE) --static-samples $(SYNTH_STATIC) \
+	  $(if $(SPECIAL_FOLDERS),--special-samples $(SYNTH_SPECIAL)) \
 	  --eval-fraction $(SYNTH_EVAL_FRACTION) --quiet
 
 # The synthetic pool is made only when the UID files come from it (real data: UID_SOURCE
@@ -272,6 +276,10 @@ DS_EVAL := $(EVAL_DATA_DIR)/tic/$(DATASET)/yearly/eval/retrieval
 EVAL_Y := $(DATA_Y_PATH)/eval
 EVAL_M := $(DATA_M_PATH)/eval
 STATIC_SET := $(if $(filter-out 0,$(SYNTH_STATIC)),$(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt)
+# tic-synth's sets for DataComp's special evaluators, under DataComp's folder names (with the
+# static set only: the static task list lists them).
+SPECIAL_FOLDERS := $(if $(and $(STATIC_SET),$(filter-out 0,$(SYNTH_SPECIAL))),wds_wilds-fmow_test wds_dollar_street_test wds_geode_test wds_fairface_test)
+SPECIAL_SETS := $(foreach f,$(SPECIAL_FOLDERS),$(EVAL_DATA_DIR)/$(f)/test/nshards.txt)
 
 $(EVAL_Y)/alluids.npy: | $(SYNTH_POOL)
 	$(BIN)/tic-eval-uids --output-path $(DATA_Y_PATH) --input-dir $(UID_SOURCE) --no-download -q
@@ -319,10 +327,20 @@ $(EVAL_DATA_DIR)/wds_synth_static_test/test/nshards.txt: | $(SYNTH_DIR)/synth.js
 	rm -rf $(EVAL_DATA_DIR)/wds_synth_static_test
 	mv $(EVAL_DATA_DIR)/wds_synth_static_test.tmp $(EVAL_DATA_DIR)/wds_synth_static_test
 
-eval-sets: $(EVAL_SETS) $(STATIC_SET) ## Retrieval and DataCompNet eval sets (CLIP_benchmark layout)
+# The special sets tic-synth wrote, copied as DataComp's eval download holds them.
+$(SPECIAL_SETS): $(EVAL_DATA_DIR)/%/test/nshards.txt: | $(SYNTH_DIR)/synth.json
+	@test -d $(SYNTH_DIR)/special/$* || { echo "$(SYNTH_DIR)/special/$* is missing: that pool was made \
+	  without --special-samples; remove $(SYNTH_DIR) (or give SYNTH_SPECIAL=0)" >&2; exit 1; }
+	rm -rf $(EVAL_DATA_DIR)/$*.tmp
+	@mkdir -p $(EVAL_DATA_DIR)
+	cp -r $(SYNTH_DIR)/special/$* $(EVAL_DATA_DIR)/$*.tmp
+	rm -rf $(EVAL_DATA_DIR)/$*
+	mv $(EVAL_DATA_DIR)/$*.tmp $(EVAL_DATA_DIR)/$*
+
+eval-sets: $(EVAL_SETS) $(STATIC_SET) $(SPECIAL_SETS) ## Retrieval, DataCompNet, static and special eval sets (CLIP_benchmark layout)
 
 ifeq ($(DATASET),datacomp)
-TASK_SETS := $(EVAL_SETS) $(STATIC_SET)
+TASK_SETS := $(EVAL_SETS) $(STATIC_SET) $(SPECIAL_SETS)
 TASKLIST_FLAGS := $(if $(STATIC_SET),--base $(SYNTH_DIR)/static/tasklist.yml)
 else
 TASK_SETS := $(foreach l,$(DS_SPLITS),$(DS_EVAL)/$(l)/nshards.txt)
@@ -560,6 +578,7 @@ data-summary: ## Samples per training split and eval set of DATASET
 ifeq ($(DATASET),datacomp)
 	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
 	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
+	@for f in $(if $(STATIC_SET),wds_synth_static_test) $(SPECIAL_FOLDERS); do printf '  static %s: %s\n' $$f $$(cat $(EVAL_DATA_DIR)/$$f/count.txt); done
 else
 	@for l in $(DS_SPLITS); do printf '  %s: train %s, eval (retrieval) %s\n' $$l \
 	  $$(grep -o ': *[0-9]*' $(DS_TRAIN)/$$l/sizes.json | tr -d ': ' | awk '{s += $$1} END {print s + 0}') \

@@ -6,7 +6,6 @@
 //! malformed caches are failed tasks naming the path; `tic-eval` on the three tasks writes
 //! records with DataComp's fields.
 
-use candle_core::{DType, Device};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +13,6 @@ use tic_eval::hf_cache::{
     find_cached, for_each_retrieval_row, for_each_winogavil_row, HfSet, RetrievalRow, WinogavilRow,
 };
 use tic_eval::metrics::winogavil::{clip_prompt, score_instance, WinogavilMetrics};
-use tic_model::{checkpoint, init, ClipConfig};
 use tic_shards::wds::TarSampleWriter;
 use tic_testkit::fixture_dir;
 
@@ -190,12 +188,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// A tiny random model as a training run; returns the run folder.
 fn tiny_run(root: &Path) -> PathBuf {
     let run = root.join("run");
-    let cfg = ClipConfig::builtin("tiny-test").unwrap();
-    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
-    std::fs::write(run.join("model_config.json"), cfg.to_json_string()).unwrap();
-    let sd = init::init_state_dict(&cfg, 3, DType::F32, &Device::Cpu).unwrap();
-    checkpoint::write_safetensors_atomic(&sd, &run.join("checkpoints/epoch_latest.safetensors"))
-        .unwrap();
+    tic_testkit::model::tiny_run(&run, &[("epoch_latest", 3)]);
     run
 }
 

@@ -3,7 +3,8 @@
 //! vectors DataComp's evaluation sets carry per sample (the `npy` metadata member of the WILDS
 //! and fairness sets, [`read_int_vector`]).
 //!
-//! [`write_uids`] produces the same bytes as `np.save(path, np.array(rows, np.dtype("u8,u8")))`
+//! [`write_uids`] produces the same bytes as `np.save(path, np.array(rows, np.dtype("u8,u8")))`,
+//! [`write_i64_vector`] those of `np.save(path, np.array(values, "<i8"))`
 //! (format version 1.0, header padded to 64 bytes with numpy's growth-axis spare space).
 
 use crate::uid::Uid;
@@ -319,13 +320,11 @@ pub fn write_f32_matrix(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
     buf
 }
 
-/// Encodes uids as numpy's `np.save` would for a 1-D `u8,u8` array (byte-identical).
-pub fn write_uids(uids: &[Uid]) -> Vec<u8> {
-    let n = uids.len();
-    let mut header = format!(
-        "{{'descr': [('f0', '<u8'), ('f1', '<u8')], 'fortran_order': False, 'shape': ({n},), }}"
-    );
-    // numpy leaves room for the growth axis to reach 21 digits.
+/// The bytes before the data of a 1-D array of `n` elements of dtype `descr` (a Python literal:
+/// `'<i8'`, `[('f0', '<u8'), ('f1', '<u8')]`), as `np.save` writes them: format version 1.0,
+/// numpy's spare room for the length to grow to 21 digits, padded to a multiple of 64 bytes.
+fn vector_header(descr: &str, n: usize) -> Vec<u8> {
+    let mut header = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': ({n},), }}");
     let digits = n.to_string().len();
     header.push_str(&" ".repeat(21usize.saturating_sub(digits)));
     // magic(6) + version(2) + header_len(2) + header + '\n' is padded to a multiple of 64.
@@ -333,14 +332,33 @@ pub fn write_uids(uids: &[Uid]) -> Vec<u8> {
     let pad = (64 - unpadded % 64) % 64;
     header.push_str(&" ".repeat(pad));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 16 * n);
+    let mut out = Vec::with_capacity(10 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
+    out
+}
+
+/// Encodes uids as numpy's `np.save` would for a 1-D `u8,u8` array (byte-identical).
+pub fn write_uids(uids: &[Uid]) -> Vec<u8> {
+    let mut out = vector_header("[('f0', '<u8'), ('f1', '<u8')]", uids.len());
+    out.reserve(16 * uids.len());
     for u in uids {
         out.extend_from_slice(&u.hi().to_le_bytes());
         out.extend_from_slice(&u.lo().to_le_bytes());
+    }
+    out
+}
+
+/// Encodes a 1-D int64 vector as `np.save(f, np.array(values, "<i8"))` does (byte-identical):
+/// the `npy` metadata member of a DataComp WILDS or fairness evaluation sample, which
+/// [`read_int_vector`] reads back.
+pub fn write_i64_vector(values: &[i64]) -> Vec<u8> {
+    let mut out = vector_header("'<i8'", values.len());
+    out.reserve(8 * values.len());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
     }
     out
 }
@@ -477,6 +495,25 @@ mod tests {
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(data);
         out
+    }
+
+    #[test]
+    fn int64_vectors_are_written_as_np_save_writes_them() {
+        // `np.save(b, np.array([4, 0, 2017], dtype="<i8"))`, numpy 1.23.4 and 2.4.6 alike.
+        let mut want =
+            b"\x93NUMPY\x01\x00v\x00{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"
+                .to_vec();
+        want.extend_from_slice(&[b' '; 60]);
+        want.push(b'\n');
+        for v in [4i64, 0, 2017] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(write_i64_vector(&[4, 0, 2017]), want);
+        for v in [vec![], vec![-3i64], (0..40).collect::<Vec<i64>>()] {
+            let bytes = write_i64_vector(&v);
+            assert_eq!((bytes.len() - 8 * v.len()) % 64, 0);
+            assert_eq!(read_int_vector(&bytes, "m").unwrap(), v);
+        }
     }
 
     #[test]

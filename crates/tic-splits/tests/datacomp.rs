@@ -377,6 +377,7 @@ fn synthetic_tic_pickles_load_in_python() {
         jpeg_quality: 90,
         bench_subset: None,
         static_samples: 0,
+        special_samples: 0,
         quiet: true,
     };
     tic_shards::synth::run(&args).unwrap();

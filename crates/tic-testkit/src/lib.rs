@@ -11,12 +11,15 @@
 //! - [`files`]: the files below a folder;
 //! - [`hub_cache`]: Hugging Face hub cache folders (`models--ORG--REPO`) holding given files;
 //! - [`shards`]: samples of tar shards, synthetic pools, resharder subsets;
-//! - `tensors` (feature `tensors`): how far apart two Candle tensors are.
+//! - `tensors` (feature `tensors`): how far apart two Candle tensors are;
+//! - `model` (feature `model`): a tiny random CLIP saved as a training run.
 
 pub mod files;
 pub mod fixtures;
 pub mod help;
 pub mod hub_cache;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod process;
 pub mod shards;
 #[cfg(feature = "tensors")]

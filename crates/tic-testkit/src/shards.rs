@@ -1,7 +1,8 @@
 //! WebDataset shards as tests see them: the samples of a tar shard or of a folder of shards, a
 //! synthetic pool to start from, and the uid subsets and arguments that reshard part of it.
 //! Several crates' tests build their inputs from a synthetic pool (tic-shards' tools, tic-eval's
-//! evaluation sets) and read what the tools wrote back through these.
+//! evaluation sets, tic-synth's static and special sets) and read what the tools wrote back
+//! through these.
 
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -107,4 +108,34 @@ pub fn reshard_args(pool: &Path, out: &Path, subset: &Path, shard_size: usize) -
         "--shard-size".into(),
         shard_size.to_string(),
     ]
+}
+
+/// tic-synth's static and special evaluation sets as a tic-eval `--data_dir`, under `dir`:
+/// `tic-synth --static-samples S --special-samples N` (16 px images, a token pool), the static
+/// set moved beside the special ones as `wds_synth_static_test`. Returns the data folder
+/// (`dir/special`, DataComp's folder names) and the static task list tic-synth wrote
+/// (`synth_static` and the special tasks), moved to `dir/tasklist.yml`.
+pub fn special_eval_data(dir: &Path, static_samples: usize, special: usize) -> (PathBuf, PathBuf) {
+    let a = SynthArgs::parse_from([
+        "tic-synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--num-samples",
+        "4",
+        "--num-shards",
+        "1",
+        "--image-size",
+        "16",
+        "--static-samples",
+        &static_samples.to_string(),
+        "--special-samples",
+        &special.to_string(),
+        "--quiet",
+    ]);
+    synth::run(&a).unwrap();
+    let data = dir.join(synth::special::SPECIAL_DIR);
+    let tasklist = dir.join("tasklist.yml");
+    std::fs::rename(dir.join("static/tasklist.yml"), &tasklist).unwrap();
+    std::fs::rename(dir.join("static"), data.join("wds_synth_static_test")).unwrap();
+    (data, tasklist)
 }

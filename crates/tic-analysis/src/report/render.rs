@@ -138,6 +138,51 @@ fn static_cell(seeds: &Seeds, method_name: &str) -> String {
     }
 }
 
+/// The static tasks' main metrics, one row per task (every static task name of any method's
+/// last model, in name order), one column per method (percent, `± std` over the seeds); `–`
+/// where a task has no main metric (FairFace's `null`) or no record. Empty without static tasks.
+pub(super) fn static_tasks_table(seeds: &Seeds) -> String {
+    let report = &seeds.mean;
+    let names: std::collections::BTreeSet<&str> = seeds
+        .reports
+        .iter()
+        .flat_map(|r| r.runs.iter())
+        .flat_map(|run| run.static_tasks.tasks.keys().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|task| {
+            std::iter::once(task.to_string())
+                .chain(
+                    report
+                        .runs
+                        .iter()
+                        .map(|run| seeds.static_task(&run.name, task).percent()),
+                )
+                .collect()
+        })
+        .collect();
+    let over = match seeds.len() {
+        1 => String::new(),
+        n => format!(", mean ± std over {n} seeds"),
+    };
+    let header: Vec<&str> = std::iter::once("Task")
+        .chain(report.runs.iter().map(|r| r.name.as_str()))
+        .collect();
+    let mut align = vec![Align::Left];
+    align.resize(header.len(), R);
+    let mut s = format!("### Static tasks (main metric of the last model, %{over})\n\n");
+    s.push_str(&markdown_table(&header, &align, &rows));
+    s.push_str(
+        "\n`–`: no main metric (`null` in the record, e.g. FairFace's, whose fields are in the \
+         fairness tables) or no record; such tasks do not enter the Static column.\n\n",
+    );
+    s
+}
+
 /// DataComp's aggregates (percent, `± std` over the seeds, `(n/m)` task counts) of each method
 /// whose last model's static tasks are DataComp's suite; empty when no method's are.
 fn datacomp_table(seeds: &Seeds, over: &str) -> String {
@@ -263,6 +308,7 @@ pub fn render(inp: &RenderInput) -> String {
     }
     s.push_str("## Results\n\n");
     s.push_str(&seed_tables(inp.seeds));
+    s.push_str(&static_tasks_table(inp.seeds));
     let fairness: Vec<_> = report
         .runs
         .iter()

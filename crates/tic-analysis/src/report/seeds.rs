@@ -153,6 +153,15 @@ impl Seeds {
         self.over(|r| method(r, method_name).and_then(|run| run.static_tasks.average))
     }
 
+    /// The main metric of the static task named `task` of `method`'s last model, over the
+    /// seeds (`None` where it is `null` or the seed has no record of it).
+    pub fn static_task(&self, method_name: &str, task: &str) -> Stat {
+        self.over(|r| {
+            method(r, method_name)
+                .and_then(|run| run.static_tasks.tasks.get(task).copied().flatten())
+        })
+    }
+
     /// How many static tasks of `method`'s last model entered its static average, and how
     /// many it has, per seed (`None` where a seed lacks the method).
     pub fn static_counts(&self, method_name: &str) -> Vec<Option<(usize, usize)>> {

@@ -637,3 +637,34 @@ fn the_static_cell_counts_its_tasks_when_some_main_metric_is_null() {
     );
     assert_eq!(render::count_label(&[None]), None);
 }
+
+#[test]
+fn the_static_tasks_table_lists_each_main_metric_over_the_seeds() {
+    let seed = |v: f64| {
+        let mut r = run("sequential", full([[0.5; 3]; 3]), None);
+        r.static_tasks.tasks.insert("synth_static".into(), Some(v));
+        r.static_tasks.tasks.insert("FairFace".into(), None);
+        report(vec![r])
+    };
+    let one = render::static_tasks_table(&Seeds::single(seed(0.3)));
+    assert!(
+        one.starts_with(
+            "### Static tasks (main metric of the last model, %)\n\n| Task | sequential |\n"
+        ),
+        "{one}"
+    );
+    assert!(
+        one.contains("| FairFace | – |\n| synth_static | 30.0 |\n"),
+        "{one}"
+    );
+    let two = Seeds::new(vec!["a".into(), "b".into()], vec![seed(0.3), seed(0.5)]).unwrap();
+    let table = render::static_tasks_table(&two);
+    assert!(table.contains("mean ± std over 2 seeds"), "{table}");
+    assert!(table.contains("| synth_static | 40.0 ± 14.1 |"), "{table}");
+    let mut none = run("sequential", full([[0.5; 3]; 3]), None);
+    none.static_tasks.tasks.clear();
+    assert_eq!(
+        render::static_tasks_table(&Seeds::single(report(vec![none]))),
+        ""
+    );
+}

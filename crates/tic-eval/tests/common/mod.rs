@@ -4,16 +4,16 @@
 // Each test crate uses a part of it.
 #![allow(dead_code)]
 
-use candle_core::{DType, Device};
 use clap::Parser;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tic_model::{checkpoint, init, preprocess, ClipConfig};
+use tic_model::preprocess;
 use tic_shards::convert::{convert, DatasetType};
 use tic_shards::reshard::{self, ReshardArgs};
 use tic_shards::storage::Location;
 use tic_shards::wds::TarSampleWriter;
 use tic_shards::{pickle, Uid};
+use tic_testkit::model::tiny_run;
 use tic_testkit::shards::{pool_uids, reshard_args, synth_pool, write_subset};
 
 /// A path as the `&str` argument the tools take.
@@ -143,17 +143,7 @@ pub fn fixture(keep: bool) -> Fixture {
 
     // The model: a training run with model_config.json and checkpoints.
     let run_dir = root.join("run/exp");
-    let cfg = ClipConfig::builtin("tiny-test").unwrap();
-    std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
-    std::fs::write(run_dir.join("model_config.json"), cfg.to_json_string()).unwrap();
-    for (epoch, seed) in [("epoch_1", 1), ("epoch_latest", 7)] {
-        let sd = init::init_state_dict(&cfg, seed, DType::F32, &Device::Cpu).unwrap();
-        checkpoint::write_safetensors_atomic(
-            &sd,
-            &run_dir.join(format!("checkpoints/{epoch}.safetensors")),
-        )
-        .unwrap();
-    }
+    tiny_run(&run_dir, &[("epoch_1", 1), ("epoch_latest", 7)]);
 
     let tasklist = root.join("tasklist.yml");
     std::fs::write(

@@ -27,6 +27,7 @@ pub fn synth_args(
         jpeg_quality: 90,
         bench_subset: None,
         static_samples: 0,
+        special_samples: 0,
         quiet: true,
     }
 }

@@ -12,6 +12,12 @@
 //! A model trained on early years therefore meets unseen class names and renderings later
 //! (weak forward transfer), and one trained only on recent years forgets old ones (weak
 //! backward transfer), which is the structure TiC-CLIP's evaluation measures.
+//!
+//! Besides the pool, `--static-samples` writes a static classification set (the paper's
+//! "static" column in miniature) and `--special-samples` small sets for DataComp's special
+//! evaluators (`special`: WILDS FMoW, Dollar Street, GeoDE, FairFace), rendered the same way.
+
+pub mod special;
 
 use crate::shardfmt::{ShardFormat, DATACOMP_SHARD_FORMAT};
 use crate::uid::{sort_unique, Uid};
@@ -91,6 +97,7 @@ Writes, deterministically from --seed, everything the real TiC-DataComp pipeline
   OUT/uids/tic-datacomp_retrieval_evals_year2uids.pkl     (dict year -> [uid])\n\
   OUT/uids/tic-datacompnet_year2uids.pkl                  (dict year -> {synset -> [uid]})\n\
   OUT/static/                     with --static-samples: a static classification set (key synth_static)\n\
+  OUT/special/wds_*_test/         with --special-samples: DataComp's special tasks (FMoW, Dollar Street, GeoDE, FairFace)\n\
   OUT/synth.json                                          (settings and per-year counts)"
 )]
 pub struct SynthArgs {
@@ -134,6 +141,13 @@ pub struct SynthArgs {
     /// ImageNet and the other fixed benchmarks in the paper's "static" column.
     #[arg(long, default_value_t = 0)]
     pub static_samples: usize,
+    /// Also write small synthetic sets, this many samples each, for DataComp's special
+    /// evaluators under DataComp's own folder names in `OUT/special/` (`wds_wilds-fmow_test`,
+    /// `wds_dollar_street_test`, `wds_geode_test`, `wds_fairface_test`: `npy` metadata derived
+    /// from what each image shows), listed in `OUT/static/tasklist.yml` after `synth_static`
+    /// (so it needs `--static-samples`). Copy them into tic-eval's `--data_dir` as they are.
+    #[arg(long, default_value_t = 0)]
+    pub special_samples: usize,
     /// Less logging.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -255,7 +269,13 @@ pub fn sample_spec(a: &SynthArgs, i: usize) -> SampleSpec {
 /// Draws the spec of sample `i` of the static set: concept `i mod 16` (balanced classes), a
 /// uniformly drawn year's style, otherwise as [`sample_spec`].
 pub fn static_spec(a: &SynthArgs, i: usize) -> SampleSpec {
-    let mut rng = sample_rng(a.seed ^ 0x57A7_1C00, i);
+    balanced_spec(a, 0x57A7_1C00, i)
+}
+
+/// Sample `i` of a balanced evaluation set whose random stream is salted with `salt`: concept
+/// `i mod 16`, a uniformly drawn year's style and colour, the rest as [`sample_spec`].
+fn balanced_spec(a: &SynthArgs, salt: u64, i: usize) -> SampleSpec {
+    let mut rng = sample_rng(a.seed ^ salt, i);
     let uid = Uid(rng.random::<u128>());
     let t = rng.random_range(0..a.num_years);
     let concept = i % CONCEPT_CLASSES.len();
@@ -263,57 +283,108 @@ pub fn static_spec(a: &SynthArgs, i: usize) -> SampleSpec {
     finish_spec(&mut rng, a, uid, t, concept, color, 2)
 }
 
-/// Writes the static classification set under `dir` (CLIP_benchmark layout: `classnames.txt`,
-/// `zeroshot_classification_templates.txt`, `dataset_type.txt`, `count.txt`,
-/// `test/nshards.txt`, `test/0.tar` with `jpg` + `cls` members) and a one-task
-/// `tasklist.yml` for it.
-pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
-    let n = a.static_samples;
+/// The 16 concepts' class names, one line each (a classification set's `classnames.txt`).
+fn concept_classnames() -> String {
     let names = imagenet::classnames();
-    let classnames: String = CONCEPT_CLASSES
+    CONCEPT_CLASSES
         .iter()
         .map(|&c| format!("{}\n", names[c]))
-        .collect();
-    let templates: String = imagenet::templates()
+        .collect()
+}
+
+/// ImageNet's 80 zero-shot templates, one line each (`zeroshot_classification_templates.txt`).
+fn imagenet_templates() -> String {
+    imagenet::templates()
         .iter()
         .map(|t| format!("{t}\n"))
-        .collect();
-    let samples: Vec<(String, Vec<u8>, usize)> = (0..n)
-        .into_par_iter()
-        .map(|i| -> Result<_> {
-            let s = static_spec(a, i);
-            let jpg = encode_jpeg(&render(a, &s), a.jpeg_quality)?;
-            Ok((format!("s{i:07}"), jpg, s.concept))
-        })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// One sample of a synthetic evaluation set: its key, JPEG, and label members (`cls`, the
+/// `npy` metadata vector).
+struct SetSample {
+    key: String,
+    jpg: Vec<u8>,
+    cls: Option<usize>,
+    npy: Option<Vec<i64>>,
+}
+
+/// Writes a one-shard evaluation set under `dir` in DataComp's layout (the metadata files of
+/// `evalset_layout`, `test/nshards.txt`, `test/0.tar` with each sample's `jpg`, `cls` and `npy`
+/// members), each file atomically.
+fn write_eval_set(
+    dir: &Path,
+    samples: &[SetSample],
+    kind: evalset_layout::DatasetType,
+    classes: (&str, &str),
+) -> Result<()> {
     let test = dir.join(evalset_layout::DATACOMP_SPLIT);
     std::fs::create_dir_all(&test).with_context(|| format!("creating {}", test.display()))?;
     let mut f = atomic::AtomicFile::create(test.join(evalset_layout::shard_file(0)))?;
     {
         let mut tw = TarSampleWriter::new(&mut f);
-        for (key, jpg, cls) in &samples {
-            let cls = cls.to_string();
-            tw.append_sample(key, &mut [("cls", cls.as_bytes(), 0), ("jpg", jpg, 0)])?;
+        for s in samples {
+            let cls = s.cls.map(|c| c.to_string());
+            let npy = s.npy.as_deref().map(npy::write_i64_vector);
+            let mut members = vec![("jpg", s.jpg.as_slice(), 0)];
+            if let Some(c) = &cls {
+                members.push(("cls", c.as_bytes(), 0));
+            }
+            if let Some(m) = &npy {
+                members.push(("npy", m.as_slice(), 0));
+            }
+            tw.append_sample(&s.key, &mut members)?;
         }
         tw.finish()?;
     }
     f.flush()?;
     f.commit()?;
     let metadata = evalset_layout::SetMetadata {
-        kind: evalset_layout::DatasetType::Classification,
+        kind,
         nshards: 1,
-        count: n as u64,
-        classes: Some((classnames.as_str(), templates.as_str())),
+        count: samples.len() as u64,
+        classes: Some(classes),
     };
     for (name, bytes) in metadata.files(evalset_layout::DATACOMP_SPLIT) {
         atomic::write_atomic(dir.join(name), &bytes)?;
     }
-    let task = format!(
+    Ok(())
+}
+
+/// Writes the static classification set under `dir` (CLIP_benchmark layout: `classnames.txt`,
+/// `zeroshot_classification_templates.txt`, `dataset_type.txt`, `count.txt`,
+/// `test/nshards.txt`, `test/0.tar` with `jpg` + `cls` members) and the static tasks'
+/// `tasklist.yml`: `synth_static`, then (with `--special-samples`) the special tasks of
+/// [`special`], whose sets [`special::write_special_sets`] writes.
+pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
+    let n = a.static_samples;
+    let samples: Vec<SetSample> = (0..n)
+        .into_par_iter()
+        .map(|i| -> Result<_> {
+            let s = static_spec(a, i);
+            Ok(SetSample {
+                key: format!("s{i:07}"),
+                jpg: encode_jpeg(&render(a, &s), a.jpeg_quality)?,
+                cls: Some(s.concept),
+                npy: None,
+            })
+        })
+        .collect::<Result<_>>()?;
+    write_eval_set(
+        dir,
+        &samples,
+        evalset_layout::DatasetType::Classification,
+        (&concept_classnames(), &imagenet_templates()),
+    )?;
+    let mut tasks = format!(
         "{STATIC_TASK_KEY}:\n  name: Synthetic static ({} concepts, all years)\n  size: {n}\n  num_classes: {}\n  tags:\n  - static\n  - classification\n",
         CONCEPT_CLASSES.len(),
         CONCEPT_CLASSES.len()
     );
-    atomic::write_atomic(dir.join("tasklist.yml"), task.as_bytes())?;
+    if a.special_samples > 0 {
+        tasks.push_str(&special::tasklist_entries(a.special_samples));
+    }
+    atomic::write_atomic(dir.join("tasklist.yml"), tasks.as_bytes())?;
     Ok(())
 }
 
@@ -422,6 +493,9 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
     if a.num_shards == 0 || a.num_samples == 0 || a.num_years == 0 {
         bail!("--num-samples, --num-shards and --num-years must be positive");
     }
+    if a.special_samples > 0 && a.static_samples == 0 {
+        bail!("--special-samples needs --static-samples: the special tasks are listed in OUT/static/tasklist.yml");
+    }
     let pool = a.out.join("pool");
     std::fs::create_dir_all(&pool)?;
     let specs: Vec<SampleSpec> = (0..a.num_samples)
@@ -436,6 +510,9 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
     }
     if a.static_samples > 0 {
         write_static_set(a, &a.out.join("static"))?;
+    }
+    if a.special_samples > 0 {
+        special::write_special_sets(a, &a.out.join(special::SPECIAL_DIR))?;
     }
     write_manifest(a, &summary)?;
     Ok(summary)
@@ -668,6 +745,9 @@ pub struct SynthManifest {
     /// Samples of the static classification set (`--static-samples`).
     #[serde(default)]
     pub static_samples: Option<u64>,
+    /// Samples of each special-task set (`--special-samples`; absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub special_samples: Option<u64>,
     /// The concepts drawn, one ImageNet class each.
     #[serde(default)]
     pub concepts: Vec<SynthConcept>,
@@ -704,6 +784,7 @@ impl SynthManifest {
             image_size: Some(a.image_size),
             eval_fraction: Some(a.eval_fraction),
             static_samples: Some(a.static_samples as u64),
+            special_samples: (a.special_samples > 0).then_some(a.special_samples as u64),
             concepts: CONCEPT_CLASSES
                 .iter()
                 .map(|&c| SynthConcept {
