@@ -136,12 +136,14 @@ install-bin: build ## Copy the binaries into bin/
 
 # ---- the real pool (network) ----------------------------------------------------------------
 # DataComp's download_upstream.py + img2dataset in Rust: `make pool SCALE=medium DATA=/data/pool
-# SUBSET="uids/2014.npy uids/2015.npy"` (SUBSET optional: only those TiC years' rows).
-SCALE ?= small
+# SUBSET="uids/2014.npy uids/2015.npy"` (SUBSET optional: only those TiC years' rows). The
+# pool's scale is DataComp's (small, medium, large, xlarge; default small), apart from the
+# training SCALE (tic-train's scales, default tiny) that the rest of this Makefile uses.
+POOL_SCALE = $(if $(filter command line environment,$(origin SCALE)),$(SCALE),small)
 POOL_FLAGS ?=
 pool: build ## Download a DataComp pool (SCALE=, DATA=, SUBSET= uid .npy files, POOL_FLAGS=)
 	@[ -n "$(DATA)" ] || { echo "make pool: set DATA=folder (metadata/ and shards/ go there)"; exit 2; }
-	$(BIN)/tic-download --scale $(SCALE) --data_dir $(DATA) $(foreach s,$(SUBSET),--subset $(s)) $(POOL_FLAGS)
+	$(BIN)/tic-download --scale $(POOL_SCALE) --data_dir $(DATA) $(foreach s,$(SUBSET),--subset $(s)) $(POOL_FLAGS)
 
 WORDNET_DIR ?= /usr/share/wordnet
 
