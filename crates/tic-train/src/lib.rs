@@ -25,6 +25,7 @@
 //!   bounded scratch folder of streamed shards (`--scratch_limit`).
 
 pub mod args;
+pub mod controls;
 pub mod eval;
 pub mod loader;
 pub mod loss;

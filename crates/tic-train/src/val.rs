@@ -27,6 +27,23 @@ use crate::plan::SampleId;
 /// The recall cut-offs of OpenCLIP's `get_clip_metrics`.
 pub const VAL_RECALL_KS: [usize; 3] = [1, 5, 10];
 
+/// OpenCLIP's val metrics in its order: (`results.jsonl` key, reported `val/` tag).
+const METRIC_NAMES: [(&str, &str); 13] = [
+    ("image_to_text_mean_rank", "val/image_to_text_mean_rank"),
+    ("image_to_text_median_rank", "val/image_to_text_median_rank"),
+    ("image_to_text_R@1", "val/image_to_text_R@1"),
+    ("image_to_text_R@5", "val/image_to_text_R@5"),
+    ("image_to_text_R@10", "val/image_to_text_R@10"),
+    ("text_to_image_mean_rank", "val/text_to_image_mean_rank"),
+    ("text_to_image_median_rank", "val/text_to_image_median_rank"),
+    ("text_to_image_R@1", "val/text_to_image_R@1"),
+    ("text_to_image_R@5", "val/text_to_image_R@5"),
+    ("text_to_image_R@10", "val/text_to_image_R@10"),
+    ("clip_val_loss", "val/clip_val_loss"),
+    ("epoch", "val/epoch"),
+    ("num_samples", "val/num_samples"),
+];
+
 /// One direction's ranks summarised as `get_clip_metrics` does (ranks counted from 1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankSummary {
@@ -136,23 +153,35 @@ impl ValMetrics {
         })
     }
 
-    /// OpenCLIP's metric names and values, in its order (`val/` is prefixed for reports).
-    pub fn metrics(&self, epoch: u64) -> Vec<(String, f64)> {
-        let mut out = Vec::new();
-        for (name, r) in [
-            ("image_to_text", &self.image_to_text),
-            ("text_to_image", &self.text_to_image),
-        ] {
-            out.push((format!("{name}_mean_rank"), r.mean_rank));
-            out.push((format!("{name}_median_rank"), r.median_rank));
-            for (k, v) in VAL_RECALL_KS.iter().zip(r.recall) {
-                out.push((format!("{name}_R@{k}"), v));
-            }
-        }
-        out.push(("clip_val_loss".into(), self.clip_val_loss));
-        out.push(("epoch".into(), epoch as f64));
-        out.push(("num_samples".into(), self.num_samples as f64));
-        out
+    /// OpenCLIP's metric names and values, in its order (`results.jsonl`'s keys).
+    pub fn metrics(&self, epoch: u64) -> Vec<(&'static str, f64)> {
+        let dir = |r: &RankSummary| {
+            [
+                r.mean_rank,
+                r.median_rank,
+                r.recall[0],
+                r.recall[1],
+                r.recall[2],
+            ]
+        };
+        let values = dir(&self.image_to_text)
+            .into_iter()
+            .chain(dir(&self.text_to_image))
+            .chain([self.clip_val_loss, epoch as f64, self.num_samples as f64]);
+        METRIC_NAMES
+            .iter()
+            .map(|(name, _)| *name)
+            .zip(values)
+            .collect()
+    }
+
+    /// The same as `val/…` scalars for `--report_to` (OpenCLIP's `log_data`).
+    pub fn scalars(&self, epoch: u64) -> Vec<(&'static str, f64)> {
+        METRIC_NAMES
+            .iter()
+            .map(|(_, tag)| *tag)
+            .zip(self.metrics(epoch).into_iter().map(|(_, v)| v))
+            .collect()
     }
 
     /// The `results.jsonl` record: OpenCLIP's keys, plus the step it was taken after.
@@ -160,7 +189,7 @@ impl ValMetrics {
         let mut m: Map<String, Value> = self
             .metrics(epoch)
             .into_iter()
-            .map(|(k, v)| (k, json!(v)))
+            .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
         m.insert("epoch".into(), json!(epoch));
         m.insert("num_samples".into(), json!(self.num_samples));
