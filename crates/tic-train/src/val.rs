@@ -201,13 +201,7 @@ impl ValMetrics {
     /// `(epoch, step, metrics)`; other lines (zero-shot records, a torn last line) are left
     /// out. A missing file has none.
     pub fn read_records(path: &std::path::Path) -> Result<Vec<(u64, u64, Self)>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let parse = |line: &str| -> Option<(u64, u64, Self)> {
-            let v: Value = serde_json::from_str(line).ok()?;
+        let parse = |v: &Value| -> Option<(u64, u64, Self)> {
             let dir = |name: &str| -> Option<RankSummary> {
                 let g = |k: &str| v[format!("{name}_{k}")].as_f64();
                 Some(RankSummary {
@@ -224,7 +218,10 @@ impl ValMetrics {
             };
             Some((v["epoch"].as_u64()?, v["step"].as_u64()?, m))
         };
-        Ok(text.lines().filter_map(parse).collect())
+        Ok(crate::zeroshot::result_lines(path)?
+            .iter()
+            .filter_map(parse)
+            .collect())
     }
 
     /// The `out.log` line (OpenCLIP's `Eval Epoch:` format).

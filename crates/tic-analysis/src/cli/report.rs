@@ -49,7 +49,8 @@ pub struct ReportArgs {
     pub metrics: Vec<PathBuf>,
 
     /// tic-train runs folder ({strategy}_{step}/ with compute.json, metrics.jsonl): adds a
-    /// training-runs table.
+    /// training-runs table and the runs' training curves (loss, lr, samples/s, zero-shot
+    /// top-1 per step), drawn to training_curves/ next to OUTPUT.
     #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
 

@@ -9,7 +9,8 @@
 //! 3. per task family, one row per method: ID, backward, forward transfer, static average
 //!    and compute (cumulative samples seen, and × of the least-compute method);
 //! 4. the paper's findings, each evaluated from the numbers ([`findings`]);
-//! 5. every T×T matrix; 6. links to the plots; 7. the training runs ([`training_runs`]);
+//! 5. every T×T matrix; 6. links to the plots; 7. the training runs ([`training_runs`]) and
+//!    their training curves ([`training_plots`], drawn by `tic-report`'s command line);
 //! 8. the command that regenerates it.
 //!
 //! [`check`] lists what makes a report unfit to read (too few steps, incomplete matrices,
