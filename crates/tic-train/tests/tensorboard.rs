@@ -198,7 +198,7 @@ fn tensorboard_and_wandb_have_openclips_curves() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("--report_to \"tensorbord\""));
 }
 
-/// Killed (SIGKILL) after the epoch-1 checkpoint and zero-shot evaluation at step 20 and a few
+/// Killed (SIGKILL) after the epoch-1 checkpoint and evaluations (zero-shot, `--val_data`) at step 20 and a few
 /// steps more, then rerun: each step once in TensorBoard and in the uploaded W&B run, with the
 /// kept run's values (W&B's epoch-1 row at step 20, dropped with the orphaned rows, is written
 /// again), and the weights of a run without the flag.
@@ -224,6 +224,10 @@ fn killed_run_resumes_without_duplicated_steps() {
         &val,
         "--zeroshot_frequency",
         "1",
+        "--val_data",
+        years[0].to_str().unwrap(),
+        "--val_num_samples",
+        "40",
     ];
     let mut child = tiny(&years[0], &killed, "640", &extra)
         .stderr(Stdio::null())
@@ -263,6 +267,7 @@ fn killed_run_resumes_without_duplicated_steps() {
             "1",
             "--expect_orphans",
             "--val",
+            "--contrastive",
         ],
     );
     assert_eq!(check_wandb_logs(&run), 2);
@@ -276,6 +281,7 @@ fn killed_run_resumes_without_duplicated_steps() {
             "--invocations",
             "2",
             "--val",
+            "--contrastive",
         ],
     );
 }
