@@ -262,8 +262,8 @@ impl std::fmt::Debug for ContrastiveVal {
 
 impl ContrastiveVal {
     /// The shards of `val_data` (`--data_dir`'s syntax), in order, their first `num_samples`
-    /// samples (all without it); embedded `batch` at a time. Opens every shard now, so that a
-    /// missing or broken one fails before training.
+    /// samples (all without it); embedded `batch` at a time. Opens the shards it needs now (a
+    /// streamed one is copied once), so that a missing or broken one fails before training.
     pub fn open(val_data: &str, num_samples: Option<u64>, batch: usize) -> Result<Self> {
         let shards = crate::shards::input_shards(val_data, None)
             .with_context(|| format!("--val_data {val_data}"))?;
@@ -271,6 +271,9 @@ impl ContrastiveVal {
         let cap = num_samples.unwrap_or(u64::MAX) as usize;
         let mut ids = Vec::new();
         for i in 0..shards.len() as u32 {
+            if ids.len() >= cap {
+                break;
+            }
             let n = store
                 .get(i)
                 .with_context(|| format!("--val_data {val_data}"))?
