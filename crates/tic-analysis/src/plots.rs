@@ -1,6 +1,7 @@
 //! Plots with `plotters`, each written as PNG and SVG: the T×T heatmap of a run and family
-//! (annotated cells), and accuracy versus cumulative compute across runs (the paper's
-//! headline figure).
+//! (annotated cells), accuracy versus cumulative compute across runs (the paper's headline
+//! figure), and the training curves of tic-train's runs (loss, lr, throughput, zero-shot
+//! top-1 per step) for tic-report.
 //!
 //! Text is rendered with `ab_glyph` from an embedded font (`assets/TicPlotSans.ttf`, a subset
 //! of DejaVu Sans, Bitstream Vera licence in `assets/TicPlotSans.LICENSE`), so plots render on
@@ -268,24 +269,36 @@ pub fn compute_plot(report: &Report, dir: &Path, metric: ComputeMetric) -> Resul
     } else {
         "cumulative samples seen"
     };
-    let ctx = ComputeCtx {
+    let ctx = LineChart {
+        title: format!("{y_desc} vs compute"),
         series,
-        x_max: x_max.max(1.0),
+        x_range: (0.0, x_max.max(1.0)),
         y_range: (y_lo - pad, y_hi + pad),
         x_desc: x_desc.to_string(),
         y_desc,
+        scientific: (true, false),
+        markers: true,
+        legend_top: false,
     };
-    render_both!(&dir.join("compute"), (900, 600), |root| draw_compute(
+    render_both!(&dir.join("compute"), (900, 600), |root| draw_lines(
         root, &ctx
     ))
 }
 
-struct ComputeCtx {
+/// A chart of one line per series (the compute plot, the training curves).
+struct LineChart {
+    title: String,
     series: Vec<(String, Vec<(f64, f64)>)>,
-    x_max: f64,
+    x_range: (f64, f64),
     y_range: (f64, f64),
     x_desc: String,
     y_desc: String,
+    /// Tick labels of (x, y) in scientific notation.
+    scientific: (bool, bool),
+    /// A dot at every point.
+    markers: bool,
+    /// The legend top right (else bottom right).
+    legend_top: bool,
 }
 
 /// The series legend, in the plots' one style, at `position`.
@@ -303,21 +316,31 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(err)
 }
 
-fn draw_compute<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &ComputeCtx) -> Result<()> {
+fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &LineChart) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(format!("{} vs compute", ctx.y_desc), (FAMILY, 20))
+        .caption(ctx.title.as_str(), (FAMILY, 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..ctx.x_max, ctx.y_range.0..ctx.y_range.1)
+        .build_cartesian_2d(ctx.x_range.0..ctx.x_range.1, ctx.y_range.0..ctx.y_range.1)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(ctx.x_desc.as_str())
-        .y_desc(ctx.y_desc.as_str())
-        .x_label_formatter(&|x| format!("{x:.2e}"))
-        .label_style((FAMILY, 12))
+    let x_fmt = |v: &f64| format!("{v:.2e}");
+    let y_fmt = |v: &f64| format!("{v:.3e}");
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(ctx.x_desc.as_str()).y_desc(ctx.y_desc.as_str());
+    // x: compute (scientific) or steps (integers); y: plotters' own rounded labels unless
+    // scientific.
+    let step_fmt = |v: &f64| format!("{v:.0}");
+    if ctx.scientific.0 {
+        mesh.x_label_formatter(&x_fmt);
+    } else {
+        mesh.x_label_formatter(&step_fmt);
+    }
+    if ctx.scientific.1 {
+        mesh.y_label_formatter(&y_fmt);
+    }
+    mesh.label_style((FAMILY, 12))
         .axis_desc_style((FAMILY, 14))
         .draw()
         .map_err(err)?;
@@ -328,12 +351,63 @@ fn draw_compute<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, ctx: &Compute
             .map_err(err)?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
-            .map_err(err)?;
+        if ctx.markers {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+        }
     }
-    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    let legend = if ctx.legend_top {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::LowerRight
+    };
+    draw_legend(&mut chart, legend)?;
     Ok(())
+}
+
+/// Writes `{dir}/training_{loss,lr,samples_per_s,zero_shot_top1}.{png,svg}`
+/// ([`crate::runs::CURVES`]): each curve against the optimizer step, one line per run
+/// (`(name, curves)`: a strategy at a time step), as TensorBoard would show them side by side.
+/// A curve no run has is not drawn. Returns the PNG paths written.
+pub fn training_curves(
+    runs: &[(String, &crate::runs::TrainingCurves)],
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (i, (stem, title, y_desc)) in crate::runs::CURVES.into_iter().enumerate() {
+        let series: Vec<(String, Vec<(f64, f64)>)> = runs
+            .iter()
+            .map(|(name, c)| (name.clone(), c.curve(i)))
+            .filter(|(_, pts)| !pts.is_empty())
+            .collect();
+        let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        if all.is_empty() {
+            continue;
+        }
+        let span = |v: &mut dyn Iterator<Item = f64>| {
+            v.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+                (l.min(x), h.max(x))
+            })
+        };
+        let (x_lo, x_hi) = span(&mut all.iter().map(|p| p.0));
+        let (y_lo, y_hi) = span(&mut all.iter().map(|p| p.1));
+        let pad = ((y_hi - y_lo) * 0.05).max(y_hi.abs() * 0.01).max(1e-12);
+        let ctx = LineChart {
+            title: title.to_string(),
+            x_range: (x_lo.min(x_hi - 1.0).max(0.0), x_hi),
+            y_range: (y_lo - pad, y_hi + pad),
+            x_desc: "step".to_string(),
+            y_desc: y_desc.to_string(),
+            scientific: (false, stem == "training_lr"),
+            markers: series.iter().all(|(_, p)| p.len() <= 50),
+            legend_top: true,
+            series,
+        };
+        let files = render_both!(&dir.join(stem), (900, 500), |root| draw_lines(root, &ctx))?;
+        out.push(files[0].clone());
+    }
+    Ok(out)
 }
 
 /// Writes `{stem}.{png,svg}`: a budget sweep (`tic-sweep`) in two panels, one column per

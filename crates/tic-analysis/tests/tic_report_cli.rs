@@ -156,8 +156,46 @@ fn write_training_runs(root: &Path) {
         })
         .collect();
     std::fs::write(init.join("metrics.jsonl"), lines).unwrap();
+    // Zero-shot results after steps 10 and 20, as tic-train --imagenet_val writes them.
+    let zs = |top1: f64| tic_train::zeroshot::ZeroShotResult {
+        top1,
+        top5: 0.9,
+        num_samples: 40,
+    };
+    let results = format!("{}\n{}\n", zs(0.25).record(1, 10), zs(0.5).record(2, 20));
+    std::fs::create_dir_all(init.join("checkpoints")).unwrap();
+    std::fs::write(init.join("checkpoints/results.jsonl"), results).unwrap();
     std::os::unix::fs::symlink("init_2014", runs.join("sequential_2014")).unwrap();
     write_finished_compute(&runs.join("sequential_2015"));
+}
+
+/// The training curves of `write_training_runs`' run: four figures next to the report, as PNG
+/// (900 × 500) and SVG, linked in the "Training runs" section and listed on stdout.
+fn check_training_curves(root: &Path, md: &str, stdout: &str) {
+    let section = &md[md.find("## Training runs").expect("training section")..];
+    for stem in [
+        "training_loss",
+        "training_lr",
+        "training_samples_per_s",
+        "training_zero_shot_top1",
+    ] {
+        let link = format!("(training_curves/{stem}.png)");
+        assert!(section.contains(&link), "{link} not in {section}");
+        let png = root
+            .join("report/training_curves")
+            .join(format!("{stem}.png"));
+        assert!(
+            stdout.contains(&png.display().to_string()) || stdout.contains(&format!("{stem}.png")),
+            "{stdout}"
+        );
+        let img = image::open(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (900, 500));
+        let svg = std::fs::read_to_string(png.with_extension("svg")).unwrap();
+        assert!(
+            svg.contains("init_2014"),
+            "the run's name in the legend of {stem}.svg"
+        );
+    }
 }
 
 #[test]
@@ -194,6 +232,7 @@ fn tic_report_end_to_end() {
         "--require-findings",
     ];
     let (md, stdout) = report_ok(root, &args, "report/report.md");
+    check_training_curves(root, &md, &stdout);
 
     // Main tables: hand-computed from the matrices above; compute 3 × 5120 = 15.4k for the
     // warm starts, 5120 × (1+2+3) = 30.7k (2×) for the oracle; static = synth_static.

@@ -195,6 +195,10 @@ pub struct TrainArgs {
     /// feature, else MPI), `mpi`, or `nccl`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "mpi", "nccl"])]
     pub dist_backend: String,
+    /// OpenCLIP's evaluation, logging and checkpoint controls.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub controls: crate::controls::RunControls,
     /// Quieter (no progress bar).
     #[arg(short, long)]
     pub quiet: bool,

@@ -1,5 +1,6 @@
 //! Image↔text retrieval on a set of samples with a model (eval transform), used to check that
-//! training learned something (`tests/`) and reported by `tic-train --eval_train_samples`.
+//! training learned something (`tests/`); its embedding of samples is also `--val_data`'s
+//! ([`crate::val`]).
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
@@ -26,26 +27,7 @@ pub fn retrieval(
     ids: &[SampleId],
     device: &Device,
 ) -> Result<Retrieval> {
-    let size = model.config().vision_cfg.image_size as u32;
-    let ctx = model.config().text_cfg.context_length;
-    let mut imgs = Vec::new();
-    let mut txts = Vec::new();
-    for chunk in ids.chunks(256) {
-        let rows: Vec<(Vec<f32>, Vec<u32>)> = chunk
-            .iter()
-            .map(|&id| load_eval_sample(store, id, size, ctx))
-            .collect::<Result<_>>()?;
-        let n = rows.len();
-        let s = size as usize;
-        let pix: Vec<f32> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
-        let tok: Vec<u32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
-        let im = Tensor::from_vec(pix, (n, 3, s, s), device)?;
-        let tk = Tensor::from_vec(tok, (n, ctx), device)?;
-        imgs.push(model.encode_image_normalized(&im)?.detach());
-        txts.push(model.encode_text_normalized(&tk)?.detach());
-    }
-    let i = Tensor::cat(&imgs, 0)?;
-    let t = Tensor::cat(&txts, 0)?;
+    let (i, t) = embed_pairs(model, store, ids, device, 256)?;
     let sim = i.matmul(&t.t()?)?;
     let n = ids.len();
     let i2t: Vec<u32> = sim.argmax(1)?.to_vec1()?;
@@ -62,4 +44,34 @@ pub fn retrieval(
         text_to_image_r1: hit(&t2i),
         n,
     })
+}
+
+/// The normalised image and text features (`[n, D]` each, in `ids` order) of the samples,
+/// with the eval transform, `batch` samples per forward pass (also what `--val_data` embeds).
+pub fn embed_pairs(
+    model: &Clip,
+    store: &ShardStore,
+    ids: &[SampleId],
+    device: &Device,
+    batch: usize,
+) -> Result<(Tensor, Tensor)> {
+    let size = model.config().vision_cfg.image_size as u32;
+    let ctx = model.config().text_cfg.context_length;
+    let mut imgs = Vec::new();
+    let mut txts = Vec::new();
+    for chunk in ids.chunks(batch.max(1)) {
+        let rows: Vec<(Vec<f32>, Vec<u32>)> = chunk
+            .iter()
+            .map(|&id| load_eval_sample(store, id, size, ctx))
+            .collect::<Result<_>>()?;
+        let n = rows.len();
+        let s = size as usize;
+        let pix: Vec<f32> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
+        let tok: Vec<u32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+        let im = Tensor::from_vec(pix, (n, 3, s, s), device)?;
+        let tk = Tensor::from_vec(tok, (n, ctx), device)?;
+        imgs.push(model.encode_image_normalized(&im)?.detach());
+        txts.push(model.encode_text_normalized(&tk)?.detach());
+    }
+    Ok((Tensor::cat(&imgs, 0)?, Tensor::cat(&txts, 0)?))
 }

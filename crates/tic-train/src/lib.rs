@@ -14,7 +14,8 @@
 //!   exact resume; [`records`]: the typed `metrics.jsonl`, `compute.json` and
 //!   `train_state.json`; [`setup`]: from the command line to a run (strategies, warm starts);
 //! - [`eval`]: retrieval on a set of samples (training-split sanity check);
-//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification at every epoch end;
+//! - [`zeroshot`]: `--imagenet_val`, zero-shot classification every `--zeroshot_frequency`
+//!   epochs; [`val`]: `--val_data`, OpenCLIP's contrastive validation (loss, retrieval ranks);
 //! - [`report`]: `--report_to tensorboard,wandb`, OpenCLIP's training curves as TensorBoard
 //!   event files ([`tensorboard`]: the event-file format) and W&B offline runs ([`wandb`]: the
 //!   `.wandb` transaction log);
@@ -24,6 +25,7 @@
 //!   bounded scratch folder of streamed shards (`--scratch_limit`).
 
 pub mod args;
+pub mod controls;
 pub mod eval;
 pub mod loader;
 pub mod loss;
@@ -43,5 +45,6 @@ pub mod step;
 pub mod strategy;
 pub mod tensorboard;
 pub mod trainer;
+pub mod val;
 pub mod wandb;
 pub mod zeroshot;

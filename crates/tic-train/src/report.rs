@@ -11,7 +11,8 @@
 //!   (`data_wait_s`), `train/batch_time` (`step_s`);
 //! - after each epoch with `--imagenet_val`, at step = epochs completed (TensorBoard) or the
 //!   global step `epochs × steps per epoch` (W&B, with `epoch`):
-//!   `val/imagenet-zeroshot-val-top1` and `-top5` (as in `checkpoints/results.jsonl`).
+//!   `val/imagenet-zeroshot-val-top1` and `-top5` (as in `checkpoints/results.jsonl`), and
+//!   with `--val_data` OpenCLIP's contrastive `val/…` metrics ([`crate::val`]) at the same step.
 //!
 //! W&B rows also carry OpenCLIP's `step`; the W&B run's config is the run's parameters.
 //!
@@ -29,6 +30,7 @@ use crate::args::TrainArgs;
 use crate::records::MetricsRecord;
 use crate::state::RunDir;
 use crate::tensorboard::EventWriter;
+use crate::val::ValMetrics;
 use crate::wandb::{retain_rows, unsynced_runs, OfflineRun, RunInfo};
 use crate::zeroshot::{ZeroShotResult, RESULTS_FILE};
 
@@ -170,10 +172,18 @@ impl WandbLog {
         self.run.log(step, &values)
     }
 
-    /// Keeps `values` for the row at `step` (see [`WandbLog::row`]).
-    fn defer(&mut self, step: u64, values: Row) -> Result<()> {
-        if let Some((s, val)) = self.pending.take() {
-            self.run.log(s, &val)?;
+    /// Keeps `values` for the row at `step` (see [`WandbLog::row`]); joined to a waiting row
+    /// of the same step (zero-shot and `--val_data` results of one epoch: one `wandb.log` in
+    /// OpenCLIP), keys it already has left out.
+    fn defer(&mut self, step: u64, mut values: Row) -> Result<()> {
+        match self.pending.take() {
+            Some((s, mut val)) if s == step => {
+                values.retain(|(k, _)| !val.iter().any(|(have, _)| have == k));
+                val.append(&mut values);
+                values = val;
+            }
+            Some((s, val)) => self.run.log(s, &val)?,
+            None => {}
         }
         self.pending = Some((step, values));
         Ok(())
@@ -219,13 +229,22 @@ impl Reporter {
         if !(run.writer && (report.tensorboard || report.wandb.is_some())) {
             return Ok(None);
         }
-        let results = ZeroShotResult::read_records(&run.checkpoints().join(RESULTS_FILE))?;
+        let results_file = run.checkpoints().join(RESULTS_FILE);
+        let results = ZeroShotResult::read_records(&results_file)?
+            .into_iter()
+            .map(|(epoch, step, r)| (epoch, step, zero_shot_scalars(&r).to_vec()))
+            .chain(
+                ValMetrics::read_records(&results_file)?
+                    .into_iter()
+                    .map(|(epoch, step, m)| (epoch, step, m.scalars(epoch))),
+            )
+            .collect::<Vec<_>>();
         let mut events = None;
         if report.tensorboard {
             let mut e = open_events(run, steps_done)?;
             for (epoch, step, r) in &results {
                 if *step <= steps_done && *epoch >= steps_done {
-                    e.scalars(*epoch as i64, &zero_shot_scalars(r))?;
+                    e.scalars(*epoch as i64, r)?;
                 }
             }
             events = Some(e);
@@ -238,7 +257,7 @@ impl Reporter {
             };
             for (epoch, step, r) in &results {
                 if *step <= steps_done && epoch * steps_per_epoch >= steps_done {
-                    let values = row(&zero_shot_scalars(r), ("epoch", *epoch));
+                    let values = row(r, ("epoch", *epoch));
                     log.defer(epoch * steps_per_epoch, values)?;
                 }
             }
@@ -278,6 +297,19 @@ impl Reporter {
     /// W&B at the global step `epoch × steps per epoch` with OpenCLIP's `epoch` (as OpenCLIP).
     pub fn zero_shot(&mut self, epoch: u64, r: &ZeroShotResult) -> Result<()> {
         let values = zero_shot_scalars(r);
+        if let Some(e) = self.events.as_mut() {
+            e.scalars(epoch as i64, &values)?;
+        }
+        if let Some(w) = self.wandb.as_mut() {
+            w.defer(epoch * self.steps_per_epoch, row(&values, ("epoch", epoch)))?;
+        }
+        Ok(())
+    }
+
+    /// Logs a `--val_data` evaluation after `epoch` epochs, where [`Reporter::zero_shot`] logs
+    /// (OpenCLIP logs both in one `evaluate`).
+    pub fn val(&mut self, epoch: u64, m: &ValMetrics) -> Result<()> {
+        let values = m.scalars(epoch);
         if let Some(e) = self.events.as_mut() {
             e.scalars(epoch as i64, &values)?;
         }

@@ -436,11 +436,42 @@ fn options(
             .as_deref()
             .map(|d| ZeroShotVal::open(d, args.imagenet_val_batch_size, args.workers))
             .transpose()?,
+        zeroshot_frequency: args.controls.zeroshot_frequency,
+        val: None,
+        val_frequency: args.controls.val_frequency,
+        delete_previous_checkpoint: args.controls.delete_previous_checkpoint,
         gather_with_grad: args.gather_with_grad,
         grad_checkpointing: args.grad_checkpointing,
         report: Report::from_args(args)?,
         stop: stop.clone(),
     })
+}
+
+/// `--val_data` on the writer (rank 0, the only one that evaluates), batched as OpenCLIP's val
+/// loader: by the per-GPU batch size.
+fn open_val(
+    args: &TrainArgs,
+    opts: &TrainOptions,
+    world: usize,
+    rank: usize,
+) -> Result<Option<crate::val::ContrastiveVal>> {
+    let Some(v) = args.controls.val_data.as_deref().filter(|_| rank == 0) else {
+        return Ok(None);
+    };
+    let batch = opts.counts_for(world).loader_batch / world as u64;
+    let n = args.controls.val_num_samples;
+    crate::val::ContrastiveVal::open(v, n, batch as usize).map(Some)
+}
+
+/// Warns (rank 0) when --batch_size overrides the scale's.
+fn warn_batch_override(args: &TrainArgs, sc: &Scale, rank: usize) {
+    if let Some(b) = args.batch_size.filter(|&b| b != sc.batch_size && rank == 0) {
+        tracing::warn!(
+            "--batch_size {b} overrides scale {}'s {}: results are not comparable to the benchmark",
+            sc.name,
+            sc.batch_size
+        );
+    }
 }
 
 /// One rank's whole run: setup, training, summary files.
@@ -449,20 +480,18 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
     let sc: &Scale = scale(&args.scale)?;
     let model_name = args.model.clone().unwrap_or_else(|| sc.model.to_string());
     let cfg = crate::scale::model_config(&model_name)?;
-    if let Some(b) = args.batch_size.filter(|&b| b != sc.batch_size && rank == 0) {
-        tracing::warn!(
-            "--batch_size {b} overrides scale {}'s {}: results are not comparable to the benchmark",
-            sc.name,
-            sc.batch_size
-        );
-    }
+    warn_batch_override(args, sc, rank);
     let data = DataSetup::resolve(args, sc, rank)?;
     if let Some(n) = args.loader_benchmark {
         return loader_benchmark(args, sc, &cfg, data, n).map(|()| Outcome::Finished);
     }
     let exp_name = data.exp_name(args, sc);
     // Locked (one writer per run), local or in an object store (`crate::remote`).
-    let folder = crate::remote::RunFolder::open(args, &exp_name, rank)?;
+    let mut folder = crate::remote::RunFolder::open(args, &exp_name, rank)?;
+    folder.run = folder
+        .run
+        .clone()
+        .with_local_log(args.controls.log_local.then_some(rank));
     let run_dir = &folder.run;
     announce_ranks(comm, run_dir)?;
     let prev = data.previous_checkpoint(args);
@@ -482,6 +511,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
     let init = resolve_init(args, comm, run_dir, prev.as_ref().filter(|_| uses_prev))?;
     let mut opts = options(args, sc, &cfg, data.budget, stop)?;
     check_batch_split(&opts, world, rank);
+    opts.val = open_val(args, &opts, world, rank)?;
     if rank == 0 && data.plan.counts_known() && opts.global_batch > data.plan.pass_len() {
         tracing::warn!(
             "the global batch ({}) is larger than the training data ({} samples per pass): every step repeats samples",

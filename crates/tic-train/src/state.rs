@@ -41,6 +41,8 @@ pub struct RunDir {
     /// True on the process that writes the run's files (rank 0).
     pub writer: bool,
     saved: SaveHook,
+    /// `--log_local`: this rank's own log file (`out-{rank}.log`).
+    local_log: Option<PathBuf>,
 }
 
 /// What runs after every checkpoint save (the object-store copy's upload trigger,
@@ -83,6 +85,7 @@ impl RunDir {
             root,
             writer,
             saved: SaveHook::default(),
+            local_log: None,
         })
     }
 
@@ -90,6 +93,14 @@ impl RunDir {
     pub fn with_save_hook(self, hook: SaveHook) -> Self {
         Self {
             saved: hook,
+            ..self
+        }
+    }
+    /// This run folder where, given `Some(rank)`, the rank also appends its log lines to
+    /// `out-{rank}.log` (`--log_local`).
+    pub fn with_local_log(self, rank: Option<usize>) -> Self {
+        Self {
+            local_log: rank.map(|r| self.root.join(crate::controls::local_log_name(r))),
             ..self
         }
     }
@@ -111,18 +122,15 @@ impl RunDir {
     }
     /// Appends a line to `out.log` and logs it (the writer); other ranks log at debug level.
     pub fn log(&self, line: &str) {
+        if let Some(p) = &self.local_log {
+            append_line(p, line);
+        }
         if !self.writer {
             tracing::debug!("{line}");
             return;
         }
         tracing::info!("{line}");
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.root.join("out.log"))
-        {
-            let _ = writeln!(f, "{line}");
-        }
+        append_line(&self.root.join("out.log"), line);
     }
     /// Writes `bytes` to `name` in the run folder atomically (the writer only).
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
@@ -203,6 +211,21 @@ pub fn read_state(json: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> 
     Ok((st, t))
 }
 
+/// Appends `line` to the log file `path` (its folder created when needed); logging never
+/// stops a run, so a failure is ignored.
+fn append_line(path: &Path, line: &str) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// What one checkpoint save writes.
 pub struct Checkpoint<'a> {
     /// The model's configuration (names and shapes of the weights).
@@ -215,6 +238,9 @@ pub struct Checkpoint<'a> {
     pub state: TrainState,
     /// Also keep `epoch_{epoch}.safetensors`.
     pub keep_epoch: bool,
+    /// With `keep_epoch`: then delete `epoch_{epoch-1}.safetensors` (OpenCLIP's
+    /// `--delete-previous-checkpoint`; a resume never reads it).
+    pub delete_previous: bool,
 }
 
 impl Checkpoint<'_> {
@@ -232,6 +258,15 @@ impl Checkpoint<'_> {
                 &run.latest(),
                 &ck.join(epoch_checkpoint(self.state.epoch)),
             )?;
+            if self.delete_previous && self.state.epoch > 1 {
+                let prev = ck.join(epoch_checkpoint(self.state.epoch - 1));
+                match std::fs::remove_file(&prev) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("deleting {}", prev.display()))
+                    }
+                    _ => {}
+                }
+            }
         }
         // 2. The resumable state: tensors, then the JSON naming them.
         let mut t: HashMap<String, Tensor> = HashMap::new();

@@ -90,8 +90,16 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Give up after this many skipped (non-finite) steps.
     pub max_nonfinite: u64,
-    /// Zero-shot classification set evaluated at every epoch end (`--imagenet_val`).
+    /// Zero-shot classification set evaluated at epoch ends (`--imagenet_val`).
     pub imagenet_val: Option<crate::zeroshot::ZeroShotVal>,
+    /// Evaluate `imagenet_val` every this many epochs and after the last (0: never).
+    pub zeroshot_frequency: u64,
+    /// Held-out shards of OpenCLIP's contrastive validation (`--val_data`).
+    pub val: Option<crate::val::ContrastiveVal>,
+    /// Evaluate `val` every this many epochs and after the last (0: never).
+    pub val_frequency: u64,
+    /// Delete `epoch_{N-1}` after saving `epoch_N` (`--delete_previous_checkpoint`).
+    pub delete_previous_checkpoint: bool,
     /// Backpropagate through the feature all-gather (OpenCLIP `--gather-with-grad`; always
     /// on in DataComp). Only matters with several ranks.
     pub gather_with_grad: bool,
@@ -391,6 +399,7 @@ impl Session {
             },
             keep_epoch: end_of_epoch
                 && (step == total || (opts.save_frequency > 0 && epoch % opts.save_frequency == 0)),
+            delete_previous: opts.delete_previous_checkpoint,
         }
         .save(run)?;
         self.saved_step = Some(step);
@@ -724,14 +733,46 @@ impl StepContext<'_> {
                 "epoch {epoch} done at step {step}/{total}: loss {:.4}, lr {:.3e}, logit_scale {ls:.4}",
                 out.loss, out.lr
             ));
-            if let (Some(val), true) = (&opts.imagenet_val, run.writer) {
-                let model = build_model(&opts.model, &s.vars, Precision::Fp32, self.device)?;
-                let r = self.pb.suspend(|| val.evaluate(model, self.device))?;
-                run.append_checkpoint_line(crate::zeroshot::RESULTS_FILE, &r.record(epoch, step))?;
-                run.log(&r.log_line(epoch));
-                if let Some(reports) = logs.reports.as_mut() {
-                    reports.zero_shot(epoch, &r)?;
-                }
+            if run.writer {
+                self.epoch_evals(s, epoch, step, logs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer's evaluations after `epoch` (at `step`), as OpenCLIP's `evaluate`: the
+    /// `--imagenet_val` zero-shot and the `--val_data` contrastive validation, each when its
+    /// frequency picks the epoch; results in `results.jsonl`, `out.log` and the reports.
+    fn epoch_evals(&self, s: &Session, epoch: u64, step: u64, logs: &mut Logs) -> Result<()> {
+        let (opts, run, epochs) = (self.opts, self.run, self.counts.epochs);
+        let zero_shot = opts
+            .imagenet_val
+            .as_ref()
+            .filter(|_| crate::val::due(opts.zeroshot_frequency, epoch, epochs));
+        let val = opts
+            .val
+            .as_ref()
+            .filter(|_| crate::val::due(opts.val_frequency, epoch, epochs));
+        if zero_shot.is_none() && val.is_none() {
+            return Ok(());
+        }
+        let model = build_model(&opts.model, &s.vars, Precision::Fp32, self.device)?;
+        if let Some(zs) = zero_shot {
+            let r = self
+                .pb
+                .suspend(|| zs.evaluate(model.clone(), self.device))?;
+            run.append_checkpoint_line(crate::zeroshot::RESULTS_FILE, &r.record(epoch, step))?;
+            run.log(&r.log_line(epoch));
+            if let Some(reports) = logs.reports.as_mut() {
+                reports.zero_shot(epoch, &r)?;
+            }
+        }
+        if let Some(v) = val {
+            let m = self.pb.suspend(|| v.evaluate(&model, self.device))?;
+            run.append_checkpoint_line(crate::zeroshot::RESULTS_FILE, &m.record(epoch, step))?;
+            run.log(&m.log_line(epoch));
+            if let Some(reports) = logs.reports.as_mut() {
+                reports.val(epoch, &m)?;
             }
         }
         Ok(())

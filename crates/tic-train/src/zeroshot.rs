@@ -96,6 +96,20 @@ impl ZeroShotVal {
 /// Where the records go, in the run's `checkpoints/` (OpenCLIP's name).
 pub const RESULTS_FILE: &str = "results.jsonl";
 
+/// The lines of a `results.jsonl` that parse as JSON (a torn last line is left out), for each
+/// kind of record to pick its own. A missing file has none.
+pub fn result_lines(path: &Path) -> Result<Vec<Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
 impl ZeroShotResult {
     /// The `results.jsonl` record (OpenCLIP's keys, plus where in training it was taken).
     pub fn record(&self, epoch: u64, step: u64) -> Value {
@@ -112,13 +126,7 @@ impl ZeroShotResult {
     /// `(epoch, step, result)`; lines that are not such records (a torn last line, another
     /// tool's keys) are left out. A missing file has none.
     pub fn read_records(path: &Path) -> Result<Vec<(u64, u64, Self)>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let parse = |line: &str| -> Option<(u64, u64, Self)> {
-            let v: Value = serde_json::from_str(line).ok()?;
+        let parse = |v: &Value| -> Option<(u64, u64, Self)> {
             let result = Self {
                 top1: v["imagenet-zeroshot-val-top1"].as_f64()?,
                 top5: v["imagenet-zeroshot-val-top5"].as_f64()?,
@@ -126,7 +134,7 @@ impl ZeroShotResult {
             };
             Some((v["epoch"].as_u64()?, v["step"].as_u64()?, result))
         };
-        Ok(text.lines().filter_map(parse).collect())
+        Ok(result_lines(path)?.iter().filter_map(parse).collect())
     }
 
     /// The `out.log` line (OpenCLIP's `Eval Epoch:` format).

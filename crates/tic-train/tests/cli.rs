@@ -189,7 +189,7 @@ fn layout_strategies_and_resume() {
 }
 
 #[test]
-fn imagenet_val_is_evaluated_at_every_epoch_end() {
+fn imagenet_val_and_openclip_run_controls() {
     let (d, _, o) = years();
     // A small classification set in DataComp's layout (shards under test/), from tic-synth.
     tic_shards::synth::run(&tic_shards::synth::SynthArgs {
@@ -209,6 +209,8 @@ fn imagenet_val_is_evaluated_at_every_epoch_end() {
             exp,
             "--imagenet_val",
             val.to_str().unwrap(),
+            "--zeroshot_frequency",
+            "1",
         ])
     };
     let r = train_with_val("val", &val);
@@ -234,12 +236,105 @@ fn imagenet_val_is_evaluated_at_every_epoch_end() {
         "{log}"
     );
 
+    // OpenCLIP's run controls: zero-shot at its default frequency (every 2nd epoch and the
+    // last), contrastive validation on held-out shards every epoch, per-rank logs, epoch_1
+    // deleted once epoch_2 is saved; the training itself is unchanged.
+    let held_out = d.path().join("yearly/2015");
+    let r = train(&[
+        "--data_dir",
+        y14.to_str().unwrap(),
+        "--output_dir",
+        o.to_str().unwrap(),
+        "--exp_name",
+        "controls",
+        "--imagenet_val",
+        val.to_str().unwrap(),
+        "--val_data",
+        held_out.to_str().unwrap(),
+        "--val_num_samples",
+        "50",
+        "--save_frequency",
+        "1",
+        "--delete_previous_checkpoint",
+        "--save_most_recent",
+        "--log_local",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    check_run_controls(&o.join("controls"), &o.join("val"));
+
     // A folder that is no classification set fails before any training, naming the flag.
     let r = train_with_val("bad", &y14);
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("--imagenet_val"), "{err}");
     assert!(!o.join("bad/checkpoints/epoch_latest.safetensors").exists());
+}
+
+/// What `imagenet_val_and_openclip_run_controls`'s run with OpenCLIP's run controls
+/// left in `run`, against `plain`, the same training without them.
+fn check_run_controls(run: &Path, plain: &Path) {
+    let text = std::fs::read_to_string(run.join("checkpoints/results.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let zero_shot: Vec<u64> = recs
+        .iter()
+        .filter(|r| r.get("imagenet-zeroshot-val-top1").is_some())
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        zero_shot,
+        [2],
+        "zero-shot every 2nd epoch and the last: {text}"
+    );
+    let val: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r.get("clip_val_loss").is_some())
+        .collect();
+    assert_eq!(val.len(), 2, "val every epoch: {text}");
+    for (i, v) in val.iter().enumerate() {
+        assert_eq!(v["epoch"], i as u64 + 1);
+        assert_eq!(v["num_samples"], 50);
+        let loss = v["clip_val_loss"].as_f64().unwrap();
+        assert!(loss.is_finite() && loss > 0.0, "{v}");
+        for dir in ["image_to_text", "text_to_image"] {
+            let (r1, r10) = (
+                v[format!("{dir}_R@1")].as_f64().unwrap(),
+                v[format!("{dir}_R@10")].as_f64().unwrap(),
+            );
+            assert!((0.0..=1.0).contains(&r1) && r1 <= r10, "{v}");
+            let mean = v[format!("{dir}_mean_rank")].as_f64().unwrap();
+            assert!((1.0..=50.0).contains(&mean), "{v}");
+        }
+    }
+    let log = std::fs::read_to_string(run.join("out.log")).unwrap();
+    assert!(
+        log.contains("Eval Epoch: 1 image_to_text_mean_rank: "),
+        "{log}"
+    );
+    let local = std::fs::read_to_string(run.join("out-0.log")).unwrap();
+    assert!(
+        local.contains("Eval Epoch: 2 ") && local.lines().count() > 3,
+        "{local}"
+    );
+    let ck = run.join("checkpoints");
+    assert!(
+        !ck.join("epoch_1.safetensors").exists(),
+        "epoch_1 deleted after epoch_2"
+    );
+    assert!(ck.join("epoch_2.safetensors").exists());
+    // Bit-identical training: the same losses and the same final weights.
+    let losses = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].to_string())
+            .collect()
+    };
+    assert_eq!(losses(run), losses(plain));
+    let weights = |p: &Path| std::fs::read(p.join("checkpoints/epoch_latest.safetensors")).unwrap();
+    assert!(weights(run) == weights(plain), "final weights differ");
 }
 
 /// Issue 16: `--data_dir 'pipe:cat …/{…}.tar'` with `--dataset_resampled` trains exactly as the

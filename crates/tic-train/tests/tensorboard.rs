@@ -151,7 +151,7 @@ fn val_set(root: &Path) -> String {
 }
 
 /// 2 epochs of 10 steps, logged every 3rd step of an epoch and at its end, with the zero-shot
-/// validation after each epoch, to TensorBoard and W&B.
+/// and contrastive (`--val_data`) validations after each epoch, to TensorBoard and W&B.
 #[test]
 fn tensorboard_and_wandb_have_openclips_curves() {
     let d = tempfile::tempdir().unwrap();
@@ -165,10 +165,27 @@ fn tensorboard_and_wandb_have_openclips_curves() {
         "3",
         "--imagenet_val",
         &val,
+        "--zeroshot_frequency",
+        "1",
     ];
-    ok(tiny(&years[0], &out, "320", &extra));
+    // The held-out shards: the training year's (only the records are checked here).
+    let held_out = years[0].to_str().unwrap();
+    let contrastive = ["--val_data", held_out, "--val_num_samples", "40"];
+    ok(tiny(
+        &years[0],
+        &out,
+        "320",
+        &[&extra[..], &contrastive].concat(),
+    ));
     let run = out.join("r");
-    let args = ["--steps_per_epoch", "10", "--every", "3", "--val"];
+    let args = [
+        "--steps_per_epoch",
+        "10",
+        "--every",
+        "3",
+        "--val",
+        "--contrastive",
+    ];
     assert_eq!(check_frames(&run), 1);
     check_with_tensorboard(&run, &args);
     assert_eq!(check_wandb_logs(&run), 1);
@@ -181,7 +198,7 @@ fn tensorboard_and_wandb_have_openclips_curves() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("--report_to \"tensorbord\""));
 }
 
-/// Killed (SIGKILL) after the epoch-1 checkpoint and zero-shot evaluation at step 20 and a few
+/// Killed (SIGKILL) after the epoch-1 checkpoint and evaluations (zero-shot, `--val_data`) at step 20 and a few
 /// steps more, then rerun: each step once in TensorBoard and in the uploaded W&B run, with the
 /// kept run's values (W&B's epoch-1 row at step 20, dropped with the orphaned rows, is written
 /// again), and the weights of a run without the flag.
@@ -191,7 +208,12 @@ fn killed_run_resumes_without_duplicated_steps() {
     let years = common::yearly_pool(d.path(), 1, 480, 1, 0.1);
     let val = val_set(d.path());
     let (plain, killed) = (d.path().join("plain"), d.path().join("killed"));
-    ok(tiny(&years[0], &plain, "640", &["--imagenet_val", &val]));
+    ok(tiny(
+        &years[0],
+        &plain,
+        "640",
+        &["--imagenet_val", &val, "--zeroshot_frequency", "1"],
+    ));
 
     let extra = [
         "--report_to",
@@ -200,6 +222,12 @@ fn killed_run_resumes_without_duplicated_steps() {
         "1",
         "--imagenet_val",
         &val,
+        "--zeroshot_frequency",
+        "1",
+        "--val_data",
+        years[0].to_str().unwrap(),
+        "--val_num_samples",
+        "40",
     ];
     let mut child = tiny(&years[0], &killed, "640", &extra)
         .stderr(Stdio::null())
@@ -239,6 +267,7 @@ fn killed_run_resumes_without_duplicated_steps() {
             "1",
             "--expect_orphans",
             "--val",
+            "--contrastive",
         ],
     );
     assert_eq!(check_wandb_logs(&run), 2);
@@ -252,6 +281,7 @@ fn killed_run_resumes_without_duplicated_steps() {
             "--invocations",
             "2",
             "--val",
+            "--contrastive",
         ],
     );
 }

@@ -49,7 +49,8 @@ pub struct ReportArgs {
     pub metrics: Vec<PathBuf>,
 
     /// tic-train runs folder ({strategy}_{step}/ with compute.json, metrics.jsonl): adds a
-    /// training-runs table.
+    /// training-runs table and the runs' training curves (loss, lr, samples/s, zero-shot
+    /// top-1 per step), drawn to training_curves/ next to OUTPUT.
     #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
 
@@ -158,10 +159,41 @@ impl ReportArgs {
     }
 }
 
+/// Draws the training curves of `--runs-dir`'s runs into `training_curves/` next to the report
+/// (where [`report::generate`] links them), unless the report goes to standard output. Curves
+/// of an earlier report that no run has now are removed.
+fn draw_training_curves(args: &ReportArgs) -> anyhow::Result<()> {
+    let Some(runs_dir) = args.runs_dir.as_deref() else {
+        return Ok(());
+    };
+    if tic_shards::storage::is_stdio(&args.output) {
+        return Ok(());
+    }
+    let runs = report::training_runs(runs_dir)?;
+    let dir = report::report_dir(&args.output).join(crate::runs::CURVES_DIR);
+    for (stem, _, _) in crate::runs::CURVES {
+        for ext in ["png", "svg"] {
+            let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
+        }
+    }
+    let curves: Vec<(String, &crate::runs::TrainingCurves)> = runs
+        .iter()
+        .filter(|r| !r.curves.is_empty())
+        .map(|r| (r.name.clone(), &r.curves))
+        .collect();
+    if curves.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    crate::plots::training_curves(&curves, &dir).map(drop)
+}
+
 /// Writes the report and prints its summary; the exit status: 0 ok, 1 `--check` found
 /// problems or `--require-findings` a finding not reproduced, 2 error.
 pub fn run(args: &ReportArgs) -> ExitCode {
-    let outcome = match report::generate(&args.options()) {
+    let outcome = match draw_training_curves(args).and_then(|()| report::generate(&args.options()))
+    {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tic-report: error: {e:#}");

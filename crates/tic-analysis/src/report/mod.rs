@@ -9,7 +9,8 @@
 //! 3. per task family, one row per method: ID, backward, forward transfer, static average
 //!    and compute (cumulative samples seen, and × of the least-compute method);
 //! 4. the paper's findings, each evaluated from the numbers ([`findings`]);
-//! 5. every T×T matrix; 6. links to the plots; 7. the training runs ([`training_runs`]);
+//! 5. every T×T matrix; 6. links to the plots; 7. the training runs ([`training_runs`]) and
+//!    their training curves ([`training_plots`], drawn by `tic-report`'s command line);
 //! 8. the command that regenerates it.
 //!
 //! [`check`] lists what makes a report unfit to read (too few steps, incomplete matrices,
@@ -53,7 +54,7 @@ pub use lookup::{
 pub use plots::{find_plots, relative_link, Plot};
 pub use render::{console, main_tables, render, seed_tables, seeds_note, shell_quote, RenderInput};
 pub use seeds::{decide, pooled_std, Seeds, Stat};
-pub use training::{summarize_training_run, training_runs, TrainingRun};
+pub use training::{summarize_training_run, training_plots, training_runs, TrainingRun};
 
 use crate::dynamic::Report;
 use crate::tables::REPORT_FILE;
@@ -117,6 +118,14 @@ pub struct Outcome {
     pub problems: Vec<String>,
 }
 
+/// The folder of the report file `output` (plots are linked relative to it).
+pub fn report_dir(output: &Path) -> PathBuf {
+    match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Reads the inputs, renders the report and writes it atomically to `opts.output` (`-`: to
 /// standard output; plot links are then relative to the working folder).
 pub fn generate(opts: &Options) -> Result<Outcome> {
@@ -143,10 +152,7 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
         .map(SynthManifest::from_path)
         .transpose()?;
     let training = opts.runs_dir.as_deref().map(training_runs).transpose()?;
-    let report_dir = match opts.output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let report_dir = report_dir(&opts.output);
     std::fs::create_dir_all(&report_dir)
         .with_context(|| format!("creating {}", report_dir.display()))?;
     let mut plots = Vec::new();
@@ -164,6 +170,11 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
             opts.min_gap
         );
     }
+    // The training curves go next to the report (none when it goes to standard output).
+    let training_plots = match &training {
+        Some(_) if !tic_shards::storage::is_stdio(&opts.output) => training_plots(&report_dir)?,
+        _ => Vec::new(),
+    };
     let findings = seed_findings(&seeds, opts.oracle_tolerance, opts.min_signal, opts.min_gap);
     let runs_dir = opts.runs_dir.as_ref().map(|p| p.display().to_string());
     let markdown = render(&RenderInput {
@@ -173,6 +184,7 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
         synth: synth.as_ref(),
         training: runs_dir.as_deref().zip(training.as_deref()),
         plots: &plots,
+        training_plots: &training_plots,
         findings: &findings,
         command: &opts.command,
     });
@@ -196,7 +208,12 @@ pub fn generate(opts: &Options) -> Result<Outcome> {
             .collect()
     };
     Ok(Outcome {
-        console: console(&seeds, &findings, &opts.output, &plots),
+        console: console(
+            &seeds,
+            &findings,
+            &opts.output,
+            &[plots, training_plots].concat(),
+        ),
         markdown,
         problems,
         findings,

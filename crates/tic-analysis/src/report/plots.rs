@@ -88,7 +88,7 @@ pub fn find_plots(report: &Report, metrics_dir: &Path, report_dir: &Path) -> Res
     Ok(plots)
 }
 
-fn md_link_target(link: &str) -> String {
+pub(super) fn md_link_target(link: &str) -> String {
     if link.contains([' ', '(', ')', '<', '>']) {
         format!("<{link}>")
     } else {

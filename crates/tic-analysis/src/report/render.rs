@@ -239,6 +239,8 @@ pub struct RenderInput<'a> {
     pub training: Option<(&'a str, &'a [TrainingRun])>,
     /// Plots to link.
     pub plots: &'a [Plot],
+    /// The training curves of the runs, shown in their section.
+    pub training_plots: &'a [Plot],
     /// The evaluated findings.
     pub findings: &'a [Finding],
     /// The command line that regenerates the report.
@@ -346,7 +348,7 @@ pub fn render(inp: &RenderInput) -> String {
     }
     s.push_str(&plots_section(inp.plots, &inp.metrics.join("`, `")));
     if let Some((dir, runs)) = inp.training {
-        s.push_str(&training_section(dir, runs));
+        s.push_str(&training_section(dir, runs, inp.training_plots));
     }
     let _ = writeln!(s, "## Regenerate\n\n```sh\n{}\n```", inp.command);
     s

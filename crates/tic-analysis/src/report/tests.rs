@@ -400,7 +400,15 @@ fn training_runs_summarize_and_share_symlinks() {
     assert_eq!(r.mean_samples_per_s, Some(48.0));
     assert_eq!(got[1].name, "sequential_2015");
     assert_eq!(got[1].first_loss, None);
-    let s = training_section("runs", &got);
+    // Curves: applied steps only for the loss and throughput; the skipped step has no lr.
+    let c = &r.curves;
+    assert_eq!(c.loss.len(), 12);
+    assert_eq!((c.loss[0], c.loss[11]), ((1.0, 12.0), (12.0, 1.0)));
+    assert_eq!(c.lr.len(), 12);
+    assert_eq!(c.samples_per_s.len(), 12);
+    assert!(c.zero_shot_top1.is_empty());
+    assert!(got[1].curves.is_empty());
+    let s = training_section("runs", &got, &[]);
     assert!(
         s.contains("| init_2014 (shared with cumulative-all_2014, sequential_2014) | 12 | 3.8k | 7.500 → 5.500 | 7.0 s | 48.0 |"),
         "{s}"

@@ -1,8 +1,11 @@
 //! The "Training runs" section: summaries of `tic-train`'s run folders (read through
-//! [`crate::runs`]).
+//! [`crate::runs`]) and their training curves (loss, lr, samples/s, zero-shot top-1 per step,
+//! one line per run), drawn next to the report so that a run can be read without TensorBoard.
 
 use super::lookup::R;
+use super::plots::{md_link_target, relative_link, Plot};
 use crate::runs;
+use crate::runs::{CURVES, CURVES_DIR};
 use crate::tables::{human_count, markdown_table, Align};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -30,6 +33,9 @@ pub struct TrainingRun {
     pub train_seconds: Option<f64>,
     /// Mean of the per-step `samples_per_s`.
     pub mean_samples_per_s: Option<f64>,
+    /// Loss, learning rate, throughput and zero-shot top-1 per step (plotted by
+    /// [`crate::plots::training_curves`]).
+    pub curves: runs::TrainingCurves,
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -47,7 +53,9 @@ pub fn summarize_training_run(name: &str, dir: &Path) -> Result<TrainingRun> {
         run.steps = c.steps;
         run.finished = c.finished;
     }
-    if let Some(log) = runs::read_step_log(dir)? {
+    let log = runs::read_step_log(dir)?;
+    run.curves = runs::training_curves(dir, log.as_ref())?;
+    if let Some(log) = log {
         let seconds: Vec<f64> = log.records.iter().filter_map(|r| r.step_s).collect();
         let losses: Vec<f64> = runs::applied_steps(&log)
             .filter_map(|r| runs::finite(r.loss))
@@ -113,6 +121,24 @@ pub fn training_runs(runs_dir: &Path) -> Result<Vec<TrainingRun>> {
     Ok(runs)
 }
 
+/// The training curves in `{report_dir}/training_curves/` (drawn there by tic-report's
+/// command line, [`crate::plots::training_curves`]), in [`CURVES`] order, linked relative to
+/// `report_dir`.
+pub fn training_plots(report_dir: &Path) -> Result<Vec<Plot>> {
+    let mut plots = Vec::new();
+    for (stem, title, _) in CURVES {
+        let path = report_dir.join(CURVES_DIR).join(format!("{stem}.png"));
+        if path.is_file() {
+            plots.push(Plot {
+                label: title.to_string(),
+                link: relative_link(report_dir, &path)?,
+                path,
+            });
+        }
+    }
+    Ok(plots)
+}
+
 fn duration(s: Option<f64>) -> String {
     match s {
         None => "–".to_string(),
@@ -122,7 +148,7 @@ fn duration(s: Option<f64>) -> String {
     }
 }
 
-pub(super) fn training_section(runs_dir: &str, runs: &[TrainingRun]) -> String {
+pub(super) fn training_section(runs_dir: &str, runs: &[TrainingRun], plots: &[Plot]) -> String {
     let mut s = String::from("## Training runs\n\n");
     if runs.is_empty() {
         let _ = writeln!(
@@ -175,5 +201,11 @@ pub(super) fn training_section(runs_dir: &str, runs: &[TrainingRun]) -> String {
         &rows,
     ));
     s.push('\n');
+    if !plots.is_empty() {
+        s.push_str("Training curves (`metrics.jsonl`, zero-shot top-1 from `checkpoints/results.jsonl`), one line per run:\n\n");
+    }
+    for p in plots {
+        let _ = writeln!(s, "![{}]({})\n", p.label, md_link_target(&p.link));
+    }
     s
 }
