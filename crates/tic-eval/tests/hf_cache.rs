@@ -128,14 +128,6 @@ fn both_layouts_give_the_generated_rows() {
     );
 }
 
-fn vector(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
 #[test]
 fn winogavil_equals_datacomps_wino_eval() {
     let exp = expected();
@@ -146,12 +138,14 @@ fn winogavil_equals_datacomps_wino_eval() {
             for (i, row) in rows.iter().enumerate() {
                 let prompt = clip_prompt(&row.cue).unwrap();
                 assert_eq!(prompt, case["prompts"][i].as_str().unwrap());
-                let t = vector(&case["prompt_embeddings"][&prompt]);
+                let t = tic_testkit::fixtures::json_f32s(&case["prompt_embeddings"][&prompt]);
                 let sims: Vec<f32> = row
                     .images
                     .iter()
                     .map(|b| {
-                        let v = vector(&case["image_embeddings"][image_id(b).to_string()]);
+                        let v = tic_testkit::fixtures::json_f32s(
+                            &case["image_embeddings"][image_id(b).to_string()],
+                        );
                         t.iter().zip(&v).map(|(a, b)| a * b).sum()
                     })
                     .collect();

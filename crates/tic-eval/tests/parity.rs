@@ -19,13 +19,7 @@ fn matrix(v: &Value) -> Matrix {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect()
-        })
+        .map(tic_testkit::fixtures::json_f32s)
         .collect();
     let cols = rows.first().map_or(0, Vec::len);
     Matrix::from_rows(&rows, cols).unwrap()

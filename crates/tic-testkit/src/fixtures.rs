@@ -29,3 +29,13 @@ pub fn fixture_dir(krate: &str) -> PathBuf {
     );
     dir
 }
+
+/// A JSON array of numbers from a fixture (as Python's `json` wrote a float32 vector), as `f32`s.
+/// Panics on anything else: a malformed fixture is a broken test.
+pub fn json_f32s(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a JSON number") as f32)
+        .collect()
+}

@@ -9,22 +9,14 @@ fn fixture() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
 #[test]
 fn val_metrics_match_openclip_evaluate() {
     let f = fixture();
     for case in f["cases"].as_array().unwrap() {
         let dim = case["dim"].as_u64().unwrap() as usize;
         let m = ValMetrics::from_features(
-            &floats(&case["image_features"]),
-            &floats(&case["text_features"]),
+            &tic_testkit::fixtures::json_f32s(&case["image_features"]),
+            &tic_testkit::fixtures::json_f32s(&case["text_features"]),
             dim,
             case["logit_scale"].as_f64().unwrap() as f32,
             case["batch_size"].as_u64().unwrap() as usize,
