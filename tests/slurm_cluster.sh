@@ -134,21 +134,10 @@ echo "slurm cluster test: munged, slurmctld, slurmd up in $((SECONDS - START)) s
 
 # ---- inputs: a synthetic pool of 2 years, its yearly eval sets and a task list -----------------
 cd "$W"
-Y0=2014
-Y1=2015
-q "$BIN/tic-synth" --out synth --seed 0 --num-samples 1600 --num-shards 4 --first-year $Y0 \
-    --num-years 2 --image-size 32 --static-samples 32 --eval-fraction 0.2 --quiet
-EVAL_Y=data/tic/datacomp/yearly/eval
-q "$BIN/tic-eval-uids" --output-path data/tic/datacomp/yearly --input-dir synth/uids --no-download -q
-q "$BIN/tic-reshard" -i synth/pool -o train -s synth/uids/tic-datacomp_training_yearly_noeval/$Y0.npy -q
-q "$BIN/tic-reshard" -i synth/pool -o evalall -s $EVAL_Y/alluids.npy -q
-for y in $Y0 $Y1; do
-    q "$BIN/tic-reshard" -i evalall -o $EVAL_Y/retrieval/$y -s $EVAL_Y/retrieval/$y.npy -q
-    q "$BIN/tic-wds-convert" $EVAL_Y/retrieval/$y retrieval
-done
-cp -r synth/static data/wds_synth_static_test
-q "$BIN/tic-tasklist" --yaml-path tasklist.yml --eval-tasks retrieval/yearly \
-    --data-dir data/tic/datacomp --data-depth 4 --base synth/static/tasklist.yml -q
+# shellcheck source=synth_inputs.sh
+source "$ROOT/tests/synth_inputs.sh"
+synth_inputs
+q "$BIN/tic-reshard" -i synth/pool -o train -s $TRAIN_UIDS/$Y0.npy -q
 echo "slurm cluster test: inputs ready in $((SECONDS - START)) s"
 
 # ---- helpers -----------------------------------------------------------------------------------
