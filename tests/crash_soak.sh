@@ -130,26 +130,10 @@ now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
 # elapsed_ge MS: MS milliseconds have passed since the victim started (T0, set by try_kill).
 elapsed_ge() { ((${EPOCHREALTIME/./} / 1000 - T0 >= $1)); }
 
-# ---- inputs: a small synthetic pool, eval sets and a task list (as `make demo` makes them) ----
-# Eval tasks: the static classification set and two yearly retrieval sets. (DataCompNet sets are
-# left out on purpose: their 1000 classes x 80 templates take ~15 s of text embedding per run.)
-Y0=2014
-Y1=2015
-q "$BIN/tic-synth" --out synth --seed 0 --num-samples 1600 --num-shards 4 --first-year $Y0 \
-    --num-years 2 --image-size 32 --static-samples 32 --eval-fraction 0.2 --quiet
-EVAL_Y=data/tic/datacomp/yearly/eval
-q "$BIN/tic-eval-uids" --output-path data/tic/datacomp/yearly --input-dir synth/uids --no-download -q
-q "$BIN/tic-reshard" -i synth/pool -o evalall -s $EVAL_Y/alluids.npy -q
-for y in $Y0 $Y1; do
-    q "$BIN/tic-reshard" -i evalall -o $EVAL_Y/retrieval/$y -s $EVAL_Y/retrieval/$y.npy -q
-    q "$BIN/tic-wds-convert" $EVAL_Y/retrieval/$y retrieval
-done
-cp -r synth/static data/wds_synth_static_test
-q "$BIN/tic-tasklist" --yaml-path tasklist.yml --eval-tasks retrieval/yearly \
-    --data-dir data/tic/datacomp --data-depth 4 --base synth/static/tasklist.yml -q
-NTASKS=$(grep -c '^[a-z]' tasklist.yml)
-[[ $NTASKS == 3 ]] || { echo "crash soak: expected 3 tasks in tasklist.yml, got $NTASKS" >&2; exit 1; }
-TRAIN_UIDS=synth/uids/tic-datacomp_training_yearly_noeval
+# ---- inputs: a small synthetic pool, eval sets and a task list (tests/synth_inputs.sh) -------
+# shellcheck source=synth_inputs.sh
+source "$ROOT/tests/synth_inputs.sh"
+synth_inputs
 echo "crash soak: inputs ready in $((SECONDS - START)) s (work folder $W, seed $SEED)"
 
 # ---- the checks ------------------------------------------------------------------------------

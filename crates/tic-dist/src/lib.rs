@@ -4,15 +4,15 @@
 //! barrier), with three backends:
 //! - [`Solo`]: one process (the default build): every collective is the identity;
 //! - `MpiComm` (feature `mpi`): MPI on host buffers, for CPU tensors; launched with
-//!   `mpirun -np W …` or `srun --mpi=pmix …`;
+//!   `mpirun -np W …` or `srun --mpi=pmi2 …` (MPICH; `--mpi=pmix` for Open MPI with PMIx);
 //! - `NcclComm` (feature `nccl`): NCCL on CUDA tensors, bootstrapped over MPI (the unique id is
 //!   broadcast from rank 0, as nccl-tests does).
 //!
 //! [`init_host`] picks the host backend, reads rank / world size from MPI and the local rank from an MPI
 //! shared-memory split, and cross-checks them against the launcher's environment
-//! ([`check_launch`]): a multi-process launch that MPI does not see (e.g. `srun` without
-//! `--mpi=pmix`, or a build without the `mpi` feature) is an error, not W independent runs
-//! writing one folder.
+//! ([`check_launch`]): a multi-process launch that MPI does not see (e.g. `srun` with a PMI
+//! flavour this MPI does not speak, or a build without the `mpi` feature) is an error, not W
+//! independent runs writing one folder.
 //!
 //! Collectives concatenate / split along dimension 0 in rank order, the layout of
 //! `torch.distributed.all_gather` + `torch.cat` that OpenCLIP's `gather_features` uses.
@@ -237,6 +237,10 @@ pub fn init_host() -> Result<HostComm> {
     let env = LaunchEnv::from_process();
     #[cfg(feature = "mpi")]
     {
+        let env = LaunchEnv {
+            mpi_library: mpi::environment::library_version().ok(),
+            ..env
+        };
         let mpi = MpiComm::init()?;
         check_launch(mpi.rank(), mpi.size(), mpi.local_rank(), &env)?;
         Ok(mpi)
@@ -262,6 +266,10 @@ pub fn init_host() -> Result<HostComm> {
 pub struct LaunchEnv {
     /// `(variable, value)` pairs of the rank / world / local-rank variables that are set.
     pub vars: Vec<(String, String)>,
+    /// `SLURM_MPI_TYPE`: the PMI flavour `srun --mpi=…` (or Slurm's `MpiDefault`) gave the tasks.
+    pub slurm_mpi_type: Option<String>,
+    /// The MPI library's version string (`MPI_Get_library_version`), when MPI is linked.
+    pub mpi_library: Option<String>,
 }
 
 /// Local-rank variables, in OpenCLIP's order (`world_info_from_env`).
@@ -291,7 +299,11 @@ impl LaunchEnv {
             .chain(&RANK_VARS)
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
-        Self { vars }
+        Self {
+            vars,
+            slurm_mpi_type: std::env::var("SLURM_MPI_TYPE").ok(),
+            mpi_library: None,
+        }
     }
 
     fn get(&self, names: &[&str]) -> Option<(String, usize)> {
@@ -307,6 +319,52 @@ impl LaunchEnv {
     pub fn launcher_world(&self) -> Option<(String, usize)> {
         self.get(&WORLD_VARS)
     }
+
+    /// How to launch this build so that its processes form one MPI job: which `srun --mpi=…`
+    /// flavour its MPI speaks (PMI-2 for MPICH and its derivatives, PMIx for Open MPI), and
+    /// which one `srun` used this time (`SLURM_MPI_TYPE`).
+    pub fn launch_advice(&self) -> String {
+        let lib = self.mpi_library.as_deref().unwrap_or("");
+        let first_line = lib
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let flavour = if lib.contains("Open MPI") {
+            Some("pmix")
+        } else if ["MPICH", "Intel(R) MPI", "MVAPICH"]
+            .iter()
+            .any(|m| lib.contains(m))
+        {
+            Some("pmi2")
+        } else {
+            None
+        };
+        let mut s = String::new();
+        match &self.slurm_mpi_type {
+            Some(used) => {
+                s.push_str(&format!("srun ran these tasks with --mpi={used} (SLURM_MPI_TYPE); "))
+            }
+            // srun sets SLURM_MPI_TYPE for every PMI plugin but `none`.
+            None if self.get(&["SLURM_STEP_NUM_TASKS"]).is_some() => s.push_str(
+                "srun ran these tasks without PMI (no --mpi or --mpi=none: SLURM_MPI_TYPE is unset); ",
+            ),
+            None => {}
+        }
+        match flavour {
+            Some(f) => s.push_str(&format!(
+                "this build's MPI ({first_line}) needs `srun --mpi={f}`"
+            )),
+            None => s.push_str("under Slurm use `srun --mpi=pmi2` for MPICH"),
+        }
+        s.push_str(
+            " (MPICH, Intel MPI and MVAPICH speak PMI-2: `--mpi=pmi2`; Open MPI built with PMIx: \
+             `--mpi=pmix`; `srun --mpi=list` shows what this Slurm offers), or launch with mpirun",
+        );
+        s
+    }
 }
 
 /// Cross-checks MPI's view of this process (rank, world size, local rank from the
@@ -318,7 +376,8 @@ pub fn check_launch(rank: usize, size: usize, local_rank: usize, env: &LaunchEnv
         if world != size {
             bail!(
                 "{var}={world} but MPI sees {size} process(es): the launcher started processes that do \
-                 not form one MPI job (under SLURM use `srun --mpi=pmix`, or launch with mpirun)"
+                 not form one MPI job; {}",
+                env.launch_advice()
             );
         }
     }
@@ -403,6 +462,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..LaunchEnv::default()
         }
     }
 
@@ -412,7 +472,25 @@ mod tests {
         check_launch(1, 2, 1, &env(&[("PMI_SIZE", "2"), ("PMI_RANK", "1")])).unwrap();
         // srun without PMI: every process is an MPI singleton.
         let e = check_launch(0, 1, 0, &env(&[("SLURM_STEP_NUM_TASKS", "8")])).unwrap_err();
-        assert!(e.to_string().contains("srun --mpi=pmix"), "{e}");
+        assert!(e.to_string().contains("srun --mpi=pmi2"), "{e}");
+        // The flavour srun used and the one this MPI speaks are both named.
+        let mut mpich = env(&[("SLURM_STEP_NUM_TASKS", "2")]);
+        mpich.slurm_mpi_type = Some("pmix".into());
+        mpich.mpi_library = Some("MPICH Version:      4.0.2\nMPICH Release date: ...".into());
+        let e = check_launch(0, 1, 0, &mpich).unwrap_err().to_string();
+        assert!(e.contains("with --mpi=pmix (SLURM_MPI_TYPE)"), "{e}");
+        assert!(
+            e.contains("(MPICH Version: 4.0.2) needs `srun --mpi=pmi2`"),
+            "{e}"
+        );
+        mpich.slurm_mpi_type = None;
+        let e = check_launch(0, 1, 0, &mpich).unwrap_err().to_string();
+        assert!(e.contains("without PMI (no --mpi or --mpi=none"), "{e}");
+        let mut ompi = mpich.clone();
+        ompi.slurm_mpi_type = Some("pmi2".into());
+        ompi.mpi_library = Some("Open MPI v4.1.4, package: Debian OpenMPI".into());
+        let e = check_launch(0, 1, 0, &ompi).unwrap_err().to_string();
+        assert!(e.contains("needs `srun --mpi=pmix`"), "{e}");
         let e = check_launch(1, 2, 0, &env(&[("SLURM_LOCALID", "1")])).unwrap_err();
         assert!(e.to_string().contains("SLURM_LOCALID=1"), "{e}");
         let e = check_launch(1, 2, 1, &env(&[("OMPI_COMM_WORLD_RANK", "0")])).unwrap_err();

@@ -22,7 +22,7 @@ params.txt, params.yaml, out.log, metrics.jsonl, model_config.json, info.json, c
 Continual learning: pass every time split so far in --data_dir (oldest first, joined by ::) and --strategy; \
 the run is step t = number of splits - first_step_splits, its name defaults to STRATEGY_LASTSPLIT, and warm \
 starts load OUTPUT_DIR/STRATEGY_PREVSPLIT/checkpoints/epoch_latest.safetensors.\n\n\
-Data parallel (a build with --features mpi): `mpirun -np W tic-train ...` or `srun --mpi=pmix tic-train ...`; \
+Data parallel (a build with --features mpi): `mpirun -np W tic-train ...` or `srun --mpi=pmi2 tic-train ...` (MPICH; `--mpi=pmix` for Open MPI); \
 --batch_size stays the global batch (W ranks x accum_freq rounds x per-rank batch), rank 0 writes the run \
 folder, and rerunning the same command resumes. See docs/distributed.md."
 )]

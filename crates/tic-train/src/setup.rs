@@ -493,6 +493,7 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
         .clone()
         .with_local_log(args.controls.log_local.then_some(rank));
     let run_dir = &folder.run;
+    announce_scheduler(run_dir);
     announce_ranks(comm, run_dir)?;
     let prev = data.previous_checkpoint(args);
     let prev_copy = crate::remote::fetch_if_remote(prev.as_deref())?;
@@ -572,6 +573,27 @@ fn run_rank(args: &TrainArgs, comm: &dyn Comm, dev: &Device, stop: &StopSignal) 
     write_summary(run_dir, args, sc, &model_name, &summary, &latest)?;
     folder.finish()?;
     Ok(Outcome::Finished)
+}
+
+/// Under Slurm, records the job in out.log (job id, restart count after a requeue, step and
+/// PMI flavour), so a run folder names the job whose `slurm-JOBID.out` holds its stderr.
+fn announce_scheduler(run_dir: &RunDir) {
+    let var = |k: &str| std::env::var(k).ok();
+    let Some(job) = var("SLURM_JOB_ID") else {
+        return;
+    };
+    // Slurm sets SLURM_RESTART_COUNT only once a job has been requeued.
+    let restarts = var("SLURM_RESTART_COUNT").unwrap_or_else(|| "0".into());
+    let mut line = format!("Slurm job {job}, restart {restarts}");
+    for (k, what) in [
+        ("SLURM_STEP_ID", "step "),
+        ("SLURM_MPI_TYPE", "srun --mpi="),
+    ] {
+        if let Some(v) = var(k) {
+            line.push_str(&format!(", {what}{v}"));
+        }
+    }
+    run_dir.log(&line);
 }
 
 /// With several ranks: each rank says which process it is (stderr), and rank 0 records every
