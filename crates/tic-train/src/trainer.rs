@@ -486,23 +486,9 @@ pub fn train_distributed(
     let total = counts.total_steps;
     run.remove_stale_temps()?;
     let mut s = Session::start(comm, opts, plan.sampling(), run, init, device)?;
-    let mut logs = Logs {
-        metrics: run.open_metrics(s.step)?,
-        reports: Reporter::open(
-            run,
-            &opts.report,
-            s.step,
-            counts.steps_per_epoch,
-            comm.size(),
-        )?,
-    };
+    let mut logs = Logs::open(comm, opts, run, s.step, &counts)?;
     let mut model = build_model(&opts.model, &s.vars, opts.precision, device)?;
-    let logit_var = s
-        .vars
-        .iter()
-        .find(|(n, _)| n == "logit_scale")
-        .map(|(_, v)| v.clone())
-        .context("no logit_scale parameter")?;
+    let logit_var = logit_scale_var(&s.vars)?;
     let store_scratch = store.scratch();
     let mut loader = start_loader(comm, opts, &counts, plan.clone(), store, s.position)?;
     let objective = Objective {
@@ -575,6 +561,14 @@ pub fn train_distributed(
     let mut summary = tally.summary(comm, &s, total)?;
     summary.preempted = preempted;
     Ok(summary)
+}
+
+/// The trainable `logit_scale` among the model's variables.
+fn logit_scale_var(vars: &[(String, Var)]) -> Result<Var> {
+    vars.iter()
+        .find(|(n, _)| n == "logit_scale")
+        .map(|(_, v)| v.clone())
+        .context("no logit_scale parameter")
 }
 
 /// The batches of the next step, or `None` when this process was asked to stop while waiting
@@ -652,6 +646,20 @@ struct Logs {
 }
 
 impl Logs {
+    /// Opens `metrics.jsonl` (from `step` on) and the `--report_to` reporters.
+    fn open(
+        comm: &dyn Comm,
+        opts: &TrainOptions,
+        run: &RunDir,
+        step: u64,
+        counts: &StepCounts,
+    ) -> Result<Self> {
+        Ok(Self {
+            metrics: run.open_metrics(step)?,
+            reports: Reporter::open(run, &opts.report, step, counts.steps_per_epoch, comm.size())?,
+        })
+    }
+
     /// Appends the step's record to `metrics.jsonl` and reports it.
     fn step(&mut self, record: &MetricsRecord) -> Result<()> {
         if let Some(f) = self.metrics.as_mut() {
