@@ -24,7 +24,12 @@
 # 4. checks the NCCL backend (a --features nccl build): a tiny run on one GPU with
 #    --dist_backend nccl (every collective through NCCL) against the same run with MPI on host
 #    buffers: the per-step losses must agree (max relative difference) — plus both runs' speed;
-# 5. ends with a short tiny-scale training run as a smoke test.
+# 5. runs tic-eval on the synthetic static suite of bench/eval_suite_cpu.sh (one small set per
+#    task kind: classification, WILDS, Dollar Street, FairFace, hf_cache Flickr and WinoGAViL;
+#    bundled as eval-suite.tar when bench/out/eval-suite exists at build time, else skipped)
+#    with the first training run's weights, on DEVICE and on the CPU: images/s per task and
+#    the largest metric difference between the two (docs/benchmarks.md, "static suite");
+# 6. ends with a short tiny-scale training run as a smoke test.
 # Before the training rows it checks the CUDA kernels of the fused training ops
 # (tic_kernels::fused, crates/tic-kernels/kernels/fused.cu: LayerNorm, bias + GELU, attention,
 # cross-entropy; forward and backward, f32 and bf16) against their CPU f32 kernels at ViT-B-16
@@ -43,7 +48,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 mode=${1:-build}
-bins="tic-train tic-synth tic-embed"
+bins="tic-train tic-synth tic-embed tic-eval"
+# The synthetic static suite (bench/eval_suite_cpu.sh writes it): bundled when present.
+suite=${EVAL_SUITE_DIR:-$here/bench/out/eval-suite}
 
 bundle() { # bundle DIR BINDIR COMPRESS
   mkdir -p "$1"
@@ -56,6 +63,11 @@ bundle() { # bundle DIR BINDIR COMPRESS
     fi
   done
   cp "$here/bench/gpu/train_throughput.sh" "$here/bench/gpu/torch_baseline.py" "$1/"
+  if [ -f "$suite/tasklist.yml" ]; then
+    tar cf "$1/eval-suite.tar" -C "$suite" tasklist.yml manifest.json data
+  else
+    echo "no $suite/tasklist.yml (run bench/eval_suite_cpu.sh): the eval-suite row is skipped"
+  fi
   printf '#!/usr/bin/env bash\nset -uo pipefail\ncd "$(dirname "$0")"\nbash train_throughput.sh gpu\n' \
     > "$1/run.sh"
 }
@@ -97,7 +109,7 @@ fi
 
 if [ "$mode" = dry-run ]; then
   cd "$here"
-  cargo build --release -q -p tic-train -p tic-shards -p tic-model --bins
+  cargo build --release -q -p tic-train -p tic-shards -p tic-model -p tic-eval --bins
   # Without the cuda feature the check only says it was skipped: this runs the script's path.
   cargo build --release -q -p tic-train --example fused_cuda_check
   dir=$(mktemp -d)
@@ -302,11 +314,42 @@ else
   echo "no weights at $weights: embedding checks skipped" | tee -a "$OUT/embed.log"
 fi
 
+# The synthetic static suite (bench/eval_suite_cpu.sh), tic-eval on DEVICE and on the CPU.
+stable="$OUT/eval_suite.tsv"
+printf 'task\timages\tdevice_s\tdevice_images_per_s\tcpu_s\tcpu_images_per_s\tmax_metric_diff\n' > "$stable"
+if [ -f eval-suite.tar ] && [ -f "$weights" ]; then
+  mkdir -p "$work/suite" && tar xf eval-suite.tar -C "$work/suite"
+  for dev in "$DEVICE" cpu; do
+    timeout 600 ./tic-eval --use_model "$MODEL $weights" --data_dir "$work/suite/data" \
+      --tasklist "$work/suite/tasklist.yml" --output_dir "$work/suite/out_$dev" --device "$dev" \
+      --batch_size 64 --num_workers 8 --json -q > "$work/suite/$dev.jsonl" 2> "$OUT/eval_suite_$dev.log" \
+      || echo "tic-eval suite on $dev failed: $(tail -2 "$OUT/eval_suite_$dev.log")"
+  done
+  "$PY" - "$work/suite" "$DEVICE" >> "$stable" <<'PY' || echo "eval-suite table failed"
+import json, sys
+d, dev = sys.argv[1], sys.argv[2]
+images = json.load(open(f"{d}/manifest.json"))["images"]
+rows = {x: {r["key"]: r for r in map(json.loads, open(f"{d}/{x}.jsonl"))} for x in (dev, "cpu")}
+for key, n in images.items():
+    g, c = rows[dev].get(key, {}), rows["cpu"].get(key, {})
+    gm, cm = g.get("metrics") or {}, c.get("metrics") or {}
+    diffs = [abs(gm[k] - v) for k, v in cm.items() if isinstance(v, (int, float))
+             and isinstance(gm.get(k), (int, float)) and v == v and gm[k] == gm[k]]
+    cell = lambda r: (f"{r['seconds']:.2f}\t{n / r['seconds']:.1f}" if r.get("status") == "done"
+                      else "FAILED\t-")
+    print(f"{key}\t{n}\t{cell(g)}\t{cell(c)}\t{max(diffs) if diffs else '-'}")
+PY
+else
+  echo "eval suite skipped (no eval-suite.tar or no weights)" | tee -a "$OUT/eval_suite.log"
+fi
+
 # Short run with the real data layout (resharded year folders are what the Makefile feeds).
 timeout 300 ./tic-train --scale tiny --data_dir "$work/synth/pool" --output_dir "$work/runs" \
   --exp_name tiny_smoke --device "$DEVICE" --quiet 2>&1 | tail -3 | tee "$OUT/tiny_smoke.log" || true
 echo
 column -t -s $'\t' "$etable"
+echo
+column -t -s $'\t' "$stable"
 echo
 [ -f "$OUT/nccl_check.log" ] && tail -n 12 "$OUT/nccl_check.log" && echo
 [ -f "$OUT/fused_cuda_check.log" ] && tail -n 16 "$OUT/fused_cuda_check.log" && echo
