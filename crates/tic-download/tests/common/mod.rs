@@ -119,6 +119,10 @@ pub async fn serve(mut sock: tokio::net::TcpStream) {
             p if p.starts_with("/flaky/") => response("200 OK", &[], &png(300, 200, 7)),
             p if p.starts_with("/gone/") => response("404 Not Found", &[], b"gone"),
             "/huge" => response("200 OK", &[], fifty_mp()),
+            p if p.starts_with("/bench/") => {
+                let i: usize = p[7..].parse().unwrap_or(0);
+                response("200 OK", &[jpeg()], &bench_images()[i % BENCH_IMAGES])
+            }
             p if p.starts_with("/cmp/") => match cmp_image(&p[5..]) {
                 Some(b) => response("200 OK", &[jpeg()], &b),
                 None => response("404 Not Found", &[], b"no such image"),
@@ -365,6 +369,45 @@ pub fn cmp_rows() -> Vec<Row> {
                 _ => vec![],
             };
             (format!("{:032x}", i + 1), p.to_string(), boxes)
+        })
+        .collect()
+}
+
+/// Distinct images behind the benchmark's URLs.
+const BENCH_IMAGES: usize = 16;
+
+/// The benchmark's JPEGs (made once): web-typical sizes from 480 × 360 to 1230 × 922, so every
+/// row is decoded, area-downscaled to 512 and re-encoded.
+fn bench_images() -> &'static [Vec<u8>] {
+    static IMGS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    IMGS.get_or_init(|| {
+        (0..BENCH_IMAGES as u32)
+            .map(|k| {
+                let (w, h) = (480 + 50 * k, 360 + 37 * k);
+                let img = image::RgbImage::from_fn(w, h, |x, y| {
+                    image::Rgb([0, 1, 2].map(|c| pattern(w, h, c + k, x, y)))
+                });
+                let mut out = Cursor::new(Vec::new());
+                let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+                image::DynamicImage::ImageRgb8(img)
+                    .write_with_encoder(enc)
+                    .unwrap();
+                out.into_inner()
+            })
+            .collect()
+    })
+}
+
+/// `n` benchmark rows (`/bench/i`, every third with a face box).
+pub fn bench_rows(n: usize) -> Vec<Row> {
+    (0..n)
+        .map(|i| {
+            let boxes = if i % 3 == 0 {
+                vec![[0.3, 0.2, 0.6, 0.6]]
+            } else {
+                vec![]
+            };
+            (format!("{:032x}", i + 1), format!("/bench/{i}"), boxes)
         })
         .collect()
 }
