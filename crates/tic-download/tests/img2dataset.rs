@@ -25,22 +25,7 @@ const BOMB_UID: &str = "00000000000000000000000000000011";
 fn read_run(shards: &Path) -> std::collections::BTreeMap<String, (Value, Option<Vec<u8>>)> {
     let rows = statuses(shards);
     let samples = tar_samples(shards);
-    let mut images = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(shards).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "tar") {
-            let mut a = tar::Archive::new(std::fs::File::open(&p).unwrap());
-            for m in a.entries().unwrap() {
-                let mut m = m.unwrap();
-                let name = m.path().unwrap().to_string_lossy().to_string();
-                if let Some(key) = name.strip_suffix(".jpg") {
-                    let mut b = Vec::new();
-                    std::io::Read::read_to_end(&mut m, &mut b).unwrap();
-                    images.insert(key.to_string(), b);
-                }
-            }
-        }
-    }
+    let mut images = tar_members(shards, "jpg");
     let by_uid: std::collections::BTreeMap<String, (String, Value)> = samples
         .into_iter()
         .map(|(k, v)| (v["uid"].as_str().unwrap().to_string(), (k, v)))

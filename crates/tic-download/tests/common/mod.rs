@@ -261,8 +261,8 @@ pub fn statuses(shards: &Path) -> BTreeMap<String, (String, Option<String>)> {
     out
 }
 
-/// Sample keys and json members of every tar.
-pub fn tar_samples(shards: &Path) -> BTreeMap<String, serde_json::Value> {
+/// Sample key → the bytes of its `.EXT` member, over every tar of `shards` (keys unique).
+pub fn tar_members(shards: &Path, ext: &str) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(shards).unwrap() {
         let p = e.unwrap().path();
@@ -271,17 +271,23 @@ pub fn tar_samples(shards: &Path) -> BTreeMap<String, serde_json::Value> {
             for m in a.entries().unwrap() {
                 let mut m = m.unwrap();
                 let name = m.path().unwrap().to_string_lossy().to_string();
-                if let Some(key) = name.strip_suffix(".json") {
-                    let mut s = String::new();
-                    std::io::Read::read_to_string(&mut m, &mut s).unwrap();
-                    assert!(out
-                        .insert(key.to_string(), serde_json::from_str(&s).unwrap())
-                        .is_none());
+                if let Some(key) = name.strip_suffix(&format!(".{ext}")) {
+                    let mut b = Vec::new();
+                    std::io::Read::read_to_end(&mut m, &mut b).unwrap();
+                    assert!(out.insert(key.to_string(), b).is_none(), "duplicate {key}");
                 }
             }
         }
     }
     out
+}
+
+/// Sample keys and json members of every tar.
+pub fn tar_samples(shards: &Path) -> BTreeMap<String, serde_json::Value> {
+    tar_members(shards, "json")
+        .into_iter()
+        .map(|(k, b)| (k, serde_json::from_slice(&b).unwrap()))
+        .collect()
 }
 
 /// A textured test pattern (smooth waves and a fine ramp: resampling differences show).
