@@ -23,7 +23,9 @@ PER_SHARD=${PER_SHARD:-500}
 PY=${PY:-python3}
 OUT=${BENCH_DIR:-bench/out}/download
 TARGET=${CARGO_TARGET_DIR:-target}
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p tic-download --bin tic-download --example fixture_server
+# FEATURES=simd: libjpeg-turbo's SIMD (needs nasm), docs/download.md.
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p tic-download --bin tic-download --example fixture_server \
+  --features "${FEATURES:-}"
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$TARGET/${PROFILE:-release}/examples/fixture_server" "$OUT/metadata" --bench "$N" > "$OUT/server.url" &
 server=$!
