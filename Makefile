@@ -113,7 +113,7 @@ BINARIES := tic-synth tic-reshard tic-stats tic-sizes tic-wds-convert tic-make-t
 
 .PHONY: house-rules thin-bins gpu-bundle gpu-dry-run bench-mkl all build build-mpi demo-build report-print install-bin deps test fmt-check clippy unit demo demo-seeds demo-paper demo-data demo-smoke data-year \
         data-month stats eval-sets tasklist yfcc redcaps data data-summary examples-check model-fixtures test-vit-b-32 train train-all eval eval-all metrics \
-        report bench-reshard fuzz fuzz-smoke clean help pool
+        report bench-reshard bench-download fuzz fuzz-smoke clean help pool
 
 all: build
 
@@ -640,6 +640,12 @@ bench-mkl: ## ViT-B-16 towers on CPU with MKL GEMMs (docs/model.md)
 
 bench-reshard: ## Resharder/stats throughput vs cp -r on a 100k-sample pool (docs/benchmarks.md)
 	bash bench/reshard.sh
+
+# A Python with img2dataset 1.40.0 for the comparison (without it only tic-download runs).
+I2D_PY ?= $(PYTHON)
+
+bench-download: ## tic-download vs img2dataset 1.40 on a loopback server: samples/s, CPU s (docs/benchmarks.md)
+	PY=$(I2D_PY) bash bench/download.sh
 
 fuzz: ## Run the cargo-fuzz targets briefly (coverage-guided; needs nightly + cargo-fuzz)
 	bash fuzz/run.sh

@@ -131,6 +131,11 @@ pub struct DownloadArgs {
     /// `YEAR.npy`, eval uid lists). Rows of all parquets are then cut into shards in order.
     #[arg(long, value_name = "UIDS.npy")]
     pub subset: Vec<PathBuf>,
+    /// Re-fetch, in finished shards, only the rows whose error is retryable (timeouts,
+    /// connection errors, HTTP 5xx and 429, cut bodies: `http::is_transient_message`), rewriting
+    /// just the shards that have such rows (atomically; other rows and shards are kept).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Socket timeout in seconds (connect, and each read), img2dataset's `timeout`.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,

@@ -110,39 +110,49 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
     let rx1 = (rects.iter().map(|r| r[2]).max().unwrap_or(0) + r).min(w);
     let ry1 = (rects.iter().map(|r| r[3]).max().unwrap_or(0) + r).min(h);
     let planes = cn + 1; // the image's channels, then the mask
-    let sample = |y: usize, x: usize, p: usize| -> f32 {
-        if p == cn {
-            mask[y * w + x]
-        } else {
-            to_f(img.data[(y * w + x) * cn + p])
-        }
-    };
-    // Row pass over every row, columns of the region only.
+    let kl = kernel.len();
     let rw = rx1.saturating_sub(rx0);
+    // Horizontal pass over the rows the vertical pass reads (reflect-101 keeps them within
+    // [ry0 - r, ry1 + r)); tap indices precomputed. Sums run over the taps in order, as before.
+    let xs: Vec<usize> = (rx0..rx1)
+        .flat_map(|x| (0..kl).map(move |k| reflect101(x as i64 + k as i64 - r as i64, w)))
+        .collect();
+    let (ya, yb) = (ry0.saturating_sub(r), (ry1 + r).min(h));
     let mut rows = vec![0f32; h * rw * planes];
-    for y in 0..h {
-        for x in rx0..rx1 {
+    let mut src = vec![0f32; w * planes];
+    for y in ya..yb {
+        for x in 0..w {
+            for p in 0..cn {
+                src[x * planes + p] = to_f(img.data[(y * w + x) * cn + p]);
+            }
+            src[x * planes + cn] = mask[y * w + x];
+        }
+        for xi in 0..rw {
+            let taps = &xs[xi * kl..(xi + 1) * kl];
             for p in 0..planes {
                 let mut s = 0f32;
-                for (k, kv) in kernel.iter().enumerate() {
-                    s += sample(y, reflect101(x as i64 + k as i64 - r as i64, w), p) * kv;
+                for (&sx, kv) in taps.iter().zip(&kernel) {
+                    s += src[sx * planes + p] * kv;
                 }
-                rows[(y * rw + (x - rx0)) * planes + p] = s;
+                rows[(y * rw + xi) * planes + p] = s;
             }
         }
     }
     let mut out = img.data.iter().map(|&v| back(to_f(v))).collect::<Vec<u8>>();
+    let mut acc = vec![0f32; rw * planes];
     for y in ry0..ry1 {
-        for x in rx0..rx1 {
-            let mut acc = vec![0f32; planes];
-            for (k, kv) in kernel.iter().enumerate() {
-                let yy = reflect101(y as i64 + k as i64 - r as i64, h);
-                for (p, a) in acc.iter_mut().enumerate() {
-                    *a += rows[(yy * rw + (x - rx0)) * planes + p] * kv;
-                }
+        acc.fill(0.0);
+        for (k, kv) in kernel.iter().enumerate() {
+            let yy = reflect101(y as i64 + k as i64 - r as i64, h);
+            let row = &rows[yy * rw * planes..(yy + 1) * rw * planes];
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v * kv;
             }
-            let m = acc[cn];
-            for (c, blurred) in acc[..cn].iter().enumerate() {
+        }
+        for (xi, x) in (rx0..rx1).enumerate() {
+            let px = &acc[xi * planes..(xi + 1) * planes];
+            let m = px[cn];
+            for (c, blurred) in px[..cn].iter().enumerate() {
                 let i = (y * w + x) * cn + c;
                 out[i] = back(to_f(img.data[i]) * (1.0 - m) + blurred * m);
             }

@@ -56,6 +56,8 @@ pub fn is_transient_message(msg: &str) -> bool {
         || msg.starts_with("HTTP Error 429")
         || msg.starts_with("HTTP Error 5")
         || msg.starts_with("error sending request")
+        || msg == "Remote end closed connection without response"
+        || msg.starts_with("[Errno 104]")
 }
 
 /// img2dataset's `is_disallowed` over the `X-Robots-Tag` values of a response.

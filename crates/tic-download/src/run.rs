@@ -6,7 +6,7 @@
 
 use crate::args::DownloadArgs;
 use crate::blur::BBox;
-use crate::http::{FetchOpts, Fetcher};
+use crate::http::{is_transient_message, FetchOpts, Fetcher};
 use crate::metadata::{self, ShardPlan, ShardRows};
 use crate::pixels::{self, ResizeOpts};
 use crate::writer::{self, RowOutcome, ShardWriter, Status};
@@ -28,7 +28,9 @@ pub struct Summary {
     pub shards_kept: u64,
     /// Shards that failed (rerun to redo them).
     pub failed_shards: u64,
-    /// Rows processed by this run.
+    /// Finished shards rewritten by `--retry_failed` (they had rows with a retryable error).
+    pub shards_retried: u64,
+    /// Rows fetched by this run.
     pub rows: u64,
     /// Of which successes.
     pub successes: u64,
@@ -52,6 +54,7 @@ struct Ctx {
     dir: PathBuf,
     per_shard: usize,
     thread_count: usize,
+    retry_failed: bool,
     counters: Counters,
     pb: ProgressBar,
     started: Instant,
@@ -105,9 +108,10 @@ pub fn run(args: &DownloadArgs) -> Result<Summary> {
     let summary = runtime.block_on(drive(ctx.clone(), plan, args.processes_count.max(1)))?;
     ctx.pb.finish_and_clear();
     tracing::info!(
-        "{} shards downloaded, {} kept from a previous run, {} failed; {} rows, {} successes in {:.1}s",
+        "{} shards downloaded, {} kept from a previous run ({} of them rewritten by --retry_failed), {} failed; {} rows fetched, {} successes in {:.1}s",
         summary.shards_done,
         summary.shards_kept,
+        summary.shards_retried,
         summary.failed_shards,
         summary.rows,
         summary.successes,
@@ -150,6 +154,7 @@ fn make_ctx(args: &DownloadArgs, dir: PathBuf) -> Result<Ctx> {
         dir,
         per_shard: args.number_sample_per_shard,
         thread_count: args.thread_count.max(1),
+        retry_failed: args.retry_failed,
         counters: Counters::default(),
         pb,
         started: Instant::now(),
@@ -163,39 +168,94 @@ async fn drive(ctx: Arc<Ctx>, mut plan: ShardPlan, parallel: usize) -> Result<Su
     while let Some(shards) = tokio::task::block_in_place(|| plan.next_shards())? {
         for s in shards {
             ctx.pb.inc_length(s.rows.num_rows() as u64);
+            let mut previous = None;
             if writer::shard_is_complete(&ctx.dir, s.id, s.rows.num_rows()) {
                 summary.shards_kept += 1;
-                ctx.pb.inc(s.rows.num_rows() as u64);
-                continue;
+                previous = match ctx.retry_failed {
+                    true => tokio::task::block_in_place(|| retry_plan(&ctx, s.id)),
+                    false => None,
+                };
+                if previous.is_none() {
+                    ctx.pb.inc(s.rows.num_rows() as u64);
+                    continue;
+                }
+                summary.shards_retried += 1;
             }
-            // A stats file that does not check out is removed first: the shard is redone.
+            // A stats file that does not check out, or of a shard --retry_failed rewrites, is
+            // removed first: until its new stats file the shard is unfinished (a kill redoes it).
             let [_, _, stats] = writer::shard_files(&ctx.dir, s.id);
             if stats.exists() {
                 std::fs::remove_file(&stats)
                     .with_context(|| format!("removing {}", stats.display()))?;
             }
             while set.len() >= parallel {
-                join_one(&mut set, &mut summary).await;
+                join_one(&mut set, &mut summary).await?;
             }
             let id = s.id;
             let c = ctx.clone();
-            set.spawn(async move { (id, download_shard(c, s).await) });
+            set.spawn(async move { (id, download_shard(c, s, previous).await) });
         }
     }
     while !set.is_empty() {
-        join_one(&mut set, &mut summary).await;
+        join_one(&mut set, &mut summary).await?;
     }
     Ok(summary)
 }
 
+/// `--retry_failed` on a finished shard: its previous outcomes with `None` for the rows whose
+/// error is retryable ([`is_transient_message`]), or `None` when it has none (kept as is). A shard
+/// that cannot be read back is redone whole.
+fn retry_plan(ctx: &Ctx, id: u64) -> Option<Vec<Option<RowOutcome>>> {
+    let ext = ctx.opts.format.ext();
+    let prev = match writer::read_outcomes(&ctx.dir, id, ctx.per_shard, ext) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("shard {id:08}: {e:#}; redoing it");
+            return Some(Vec::new());
+        }
+    };
+    let retry = |o: &RowOutcome| {
+        o.status == Status::FailedToDownload
+            && o.error_message.as_deref().is_some_and(is_transient_message)
+    };
+    prev.iter().any(retry).then(|| {
+        prev.into_iter()
+            .map(|o| (!retry(&o)).then_some(o))
+            .collect()
+    })
+}
+
+/// Whether a shard error is the output running out of room (ENOSPC, EFBIG, EDQUOT): then every
+/// other shard fails too, so the run stops instead of going on.
+fn is_out_of_space(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    e.chain().any(|c| {
+        let io = c.downcast_ref::<std::io::Error>();
+        io.is_some_and(|io| matches!(io.kind(), StorageFull | FileTooLarge | QuotaExceeded))
+            // Errors of other crates (parquet, tar) that carry the OS message only.
+            || ["(os error 27)", "(os error 28)", "(os error 122)"]
+                .iter()
+                .any(|m| c.to_string().contains(m))
+    })
+}
+
 type ShardResult = (u64, Result<(u64, u64)>);
 
-async fn join_one(set: &mut tokio::task::JoinSet<ShardResult>, summary: &mut Summary) {
+/// Waits for one shard; a full disk stops the run (the error names the shard and file).
+async fn join_one(
+    set: &mut tokio::task::JoinSet<ShardResult>,
+    summary: &mut Summary,
+) -> Result<()> {
     match set.join_next().await {
         Some(Ok((_, Ok((rows, ok))))) => {
             summary.shards_done += 1;
             summary.rows += rows;
             summary.successes += ok;
+        }
+        Some(Ok((id, Err(e)))) if is_out_of_space(&e) => {
+            return Err(e.context(format!(
+                "shard {id:08}: out of space; stopping (free space and rerun the same command: finished shards are kept)"
+            )));
         }
         Some(Ok((id, Err(e)))) => {
             tracing::error!("shard {id:08} failed: {e:#}");
@@ -207,12 +267,22 @@ async fn join_one(set: &mut tokio::task::JoinSet<ShardResult>, summary: &mut Sum
         }
         None => {}
     }
+    Ok(())
 }
 
-/// Downloads one shard; returns (rows, successes).
-async fn download_shard(ctx: Arc<Ctx>, s: ShardRows) -> Result<(u64, u64)> {
+/// Downloads one shard, or with `previous` (`--retry_failed`) only its rows that are `None`
+/// there, the others kept; returns (rows fetched, successes among them).
+async fn download_shard(
+    ctx: Arc<Ctx>,
+    s: ShardRows,
+    previous: Option<Vec<Option<RowOutcome>>>,
+) -> Result<(u64, u64)> {
     let rows = s.rows.clone();
     let n = rows.num_rows();
+    let mut previous = previous.filter(|p| p.len() == n).unwrap_or_default();
+    let todo: Vec<usize> = (0..n)
+        .filter(|&i| previous.get(i).is_none_or(Option::is_none))
+        .collect();
     let schema = rows.schema();
     let url_col = rows.column(schema.index_of("url")?).clone();
     let bbox_col = schema
@@ -220,10 +290,18 @@ async fn download_shard(ctx: Arc<Ctx>, s: ShardRows) -> Result<(u64, u64)> {
         .ok()
         .map(|i| rows.column(i).clone());
     let ext = ctx.opts.format.ext();
-    let mut w = tokio::task::block_in_place(|| {
-        ShardWriter::create(&ctx.dir, s.id, rows, ctx.per_shard, ext)
+    let mut w = tokio::task::block_in_place(|| -> Result<ShardWriter> {
+        let mut w = ShardWriter::create(&ctx.dir, s.id, rows, ctx.per_shard, ext)?;
+        for (i, o) in previous.iter_mut().enumerate() {
+            if let Some(o) = o.take() {
+                ctx.pb.inc(1);
+                w.add(i, o)?;
+            }
+        }
+        Ok(w)
     })?;
-    let mut results = futures::stream::iter(0..n)
+    let fetched = todo.len() as u64;
+    let mut results = futures::stream::iter(todo)
         .map(|i| {
             let ctx = ctx.clone();
             let url = metadata::string_at(url_col.as_ref(), i);
@@ -240,7 +318,7 @@ async fn download_shard(ctx: Arc<Ctx>, s: ShardRows) -> Result<(u64, u64)> {
         tokio::task::block_in_place(|| w.add(i, o))?;
     }
     tokio::task::block_in_place(|| w.finish())?;
-    Ok((n as u64, ok))
+    Ok((fetched, ok))
 }
 
 fn count(ctx: &Ctx, o: &RowOutcome) {

@@ -328,6 +328,95 @@ pub fn shard_is_complete(dir: &Path, id: u64, expected_rows: usize) -> bool {
     check().unwrap_or(false)
 }
 
+/// Reads back the outcomes of finished shard `id` (its parquet's status columns, each success's
+/// image from its tar), so `--retry_failed` can rewrite the shard keeping every row it does not
+/// refetch. Rows in row order; an unreadable file or a success missing from the tar is an error
+/// naming the file and key.
+pub fn read_outcomes(
+    dir: &Path,
+    id: u64,
+    rows_per_shard: usize,
+    ext: &str,
+) -> Result<Vec<RowOutcome>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    let [tar, parquet, _] = shard_files(dir, id);
+    let ctx = || format!("reading {}", parquet.display());
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        fs::File::open(&parquet).with_context(ctx)?,
+    )
+    .with_context(ctx)?
+    .build()
+    .with_context(ctx)?;
+    let data = fs::read(&tar).with_context(|| format!("reading {}", tar.display()))?;
+    let scan = tic_shards::wds::scan_shard(&data, &tar.display().to_string());
+    let images: std::collections::HashMap<&str, &[u8]> = scan
+        .samples
+        .iter()
+        .filter_map(|s| {
+            let m = s.member(ext)?;
+            Some((s.key.as_str(), tic_shards::wds::member_bytes(&data, m)))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.with_context(ctx)?;
+        let col = |n: &str| -> Result<ArrayRef> {
+            let i = b
+                .schema()
+                .index_of(n)
+                .with_context(|| format!("{}: no column {n}", parquet.display()))?;
+            Ok(b.column(i).clone())
+        };
+        let (st, err, exif, sha) = (
+            col("status")?,
+            col("error_message")?,
+            col("exif")?,
+            col("sha256")?,
+        );
+        let sizes = ["width", "height", "original_width", "original_height"].map(col);
+        let sizes = sizes.into_iter().collect::<Result<Vec<_>>>()?;
+        let s = |a: &ArrayRef, i: usize| crate::metadata::string_at(a.as_ref(), i);
+        for i in 0..b.num_rows() {
+            let row = out.len();
+            let status = match s(&st, i).as_deref() {
+                Some("success") => Status::Success,
+                Some("failed_to_resize") => Status::FailedToResize,
+                _ => Status::FailedToDownload,
+            };
+            let dims = sizes
+                .iter()
+                .map(|a| {
+                    a.as_primitive_opt::<arrow_array::types::Int32Type>()
+                        .filter(|a| !a.is_null(i))
+                        .map(|a| a.value(i) as u32)
+                })
+                .collect::<Option<Vec<u32>>>();
+            let image = if status == Status::Success {
+                let key = sample_key(id, row, rows_per_shard);
+                let img = images.get(key.as_str()).with_context(|| {
+                    format!(
+                        "{}: sample {key} is a success in the parquet but not in the tar",
+                        tar.display()
+                    )
+                })?;
+                Some(img.to_vec())
+            } else {
+                None
+            };
+            out.push(RowOutcome {
+                status,
+                error_message: s(&err, i),
+                sizes: dims.map(|d| [d[0], d[1], d[2], d[3]]),
+                exif: s(&exif, i),
+                sha256: s(&sha, i),
+                image,
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,139 +1,21 @@
 //! tic-download against a loopback HTTP server started in the test (nothing leaves the machine):
 //! generated images and every fault of issue 26 — 404, a body that stalls, HTML served as
 //! `image/jpeg`, a decompression bomb, a redirect loop, `X-Robots-Tag` opt-outs — checked per
-//! row (status and img2dataset's message), in the tars, and across a `kill -9` and a rerun.
+//! row (status and img2dataset's message), in the tars, and across a `kill -9` and a rerun;
+//! a dead host (a closed port), a 50-megapixel image, `--retry_failed` against a flaky path, and
+//! a write failure (a file-size limit: the run stops, a rerun finishes identically).
 
-use arrow_array::builder::{Float64Builder, ListBuilder};
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
-use std::collections::BTreeMap;
-use std::io::Cursor;
+mod common;
+
+use common::*;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-download");
 
-fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x * 3) as u8 ^ seed,
-            (y * 5) as u8,
-            ((x + y) as u8).wrapping_mul(seed),
-        ])
-    });
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
-/// A PNG whose header claims 40000 × 40000 pixels (1.6 gigapixels) over a 1-pixel body.
-fn bomb() -> Vec<u8> {
-    let mut b = png(1, 1, 1);
-    // IHDR data starts at byte 16 (8 signature + 4 length + 4 type).
-    b[16..20].copy_from_slice(&40000u32.to_be_bytes());
-    b[20..24].copy_from_slice(&40000u32.to_be_bytes());
-    let crc = crc32fast::hash(&b[12..29]);
-    b[29..33].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
-fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        r += &format!("{k}: {v}\r\n");
-    }
-    r += "\r\n";
-    let mut r = r.into_bytes();
-    r.extend_from_slice(body);
-    r
-}
-
-async fn serve(mut sock: tokio::net::TcpStream) {
-    loop {
-        let mut req = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            match sock.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => req.extend_from_slice(&buf[..n]),
-            }
-        }
-        let line = String::from_utf8_lossy(&req)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        let path = line.split(' ').nth(1).unwrap_or("/").to_string();
-        let jpeg = || ("Content-Type", "image/jpeg".to_string());
-        let out = match path.as_str() {
-            p if p.starts_with("/img/") => {
-                let n: u8 = p[5..].parse().unwrap_or(1);
-                response(
-                    "200 OK",
-                    &[("Content-Type", "image/png".into())],
-                    &png(600 + n as u32, 300, n),
-                )
-            }
-            "/small" => response("200 OK", &[], &png(40, 30, 9)),
-            "/404" => response("404 Not Found", &[], b"nope"),
-            "/html" => response(
-                "200 OK",
-                &[jpeg()],
-                b"<html><body>not an image</body></html>",
-            ),
-            "/bomb" => response("200 OK", &[], &bomb()),
-            "/loop" => response("302 Found", &[("Location", "/loop".into())], b""),
-            "/noai" => response(
-                "200 OK",
-                &[("X-Robots-Tag", "noindex, nofollow".into())],
-                &png(50, 50, 3),
-            ),
-            "/otherbot" => response(
-                "200 OK",
-                &[("X-Robots-Tag", "otherbot: noai".into())],
-                &png(50, 50, 4),
-            ),
-            "/stall" => {
-                let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
-                head.extend_from_slice(&[0xFF; 1000]);
-                let _ = sock.write_all(&head).await;
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                return;
-            }
-            _ => response("500 Internal Server Error", &[], b""),
-        };
-        if sock.write_all(&out).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Starts the server on a loopback port (its own thread and runtime); returns the base URL.
-fn start_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                tokio::spawn(serve(s));
-            }
-        });
-    });
-    format!("http://{addr}")
-}
-
 /// (uid, path, boxes) rows of the metadata.
-fn rows() -> Vec<(String, &'static str, Vec<[f64; 4]>)> {
+fn rows() -> Vec<Row> {
     let paths = [
         "/img/1",
         "/404",
@@ -147,6 +29,7 @@ fn rows() -> Vec<(String, &'static str, Vec<[f64; 4]>)> {
         "/stall",
         "/small",
         "/img/4",
+        "DEAD",
     ];
     paths
         .iter()
@@ -157,108 +40,13 @@ fn rows() -> Vec<(String, &'static str, Vec<[f64; 4]>)> {
             } else {
                 vec![]
             };
-            (format!("{:032x}", i as u128 + 1), *p, boxes)
+            (format!("{:032x}", i as u128 + 1), p.to_string(), boxes)
         })
         .collect()
 }
 
 fn write_metadata(dir: &Path, base: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let rows = rows();
-    let mut boxes = ListBuilder::new(ListBuilder::new(Float64Builder::new()));
-    for (_, _, bs) in &rows {
-        for b in bs {
-            boxes.values().values().append_slice(b);
-            boxes.values().append(true);
-        }
-        boxes.append(true);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(
-            rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| format!("{base}{}", r.1))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| format!("caption of {}", r.1))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(boxes.finish()),
-    ];
-    let list = |inner: DataType| DataType::List(Arc::new(Field::new("item", inner, true)));
-    let schema = Schema::new(vec![
-        Field::new("uid", DataType::Utf8, true),
-        Field::new("url", DataType::Utf8, true),
-        Field::new("text", DataType::Utf8, true),
-        Field::new("face_bboxes", list(list(DataType::Float64)), true),
-    ]);
-    let batch = RecordBatch::try_new(Arc::new(schema), cols).unwrap();
-    let f = std::fs::File::create(dir.join("part0.parquet")).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-}
-
-/// uid → (status, error_message) over every shard parquet of `shards`.
-fn statuses(shards: &Path) -> BTreeMap<String, (String, Option<String>)> {
-    use arrow_array::cast::AsArray;
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(shards).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "parquet") {
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&p).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-            for b in r {
-                let b = b.unwrap();
-                let col = |n: &str| {
-                    b.column(b.schema().index_of(n).unwrap())
-                        .as_string::<i32>()
-                        .clone()
-                };
-                let (uid, st, err) = (col("uid"), col("status"), col("error_message"));
-                for i in 0..b.num_rows() {
-                    let e = (!err.is_null(i)).then(|| err.value(i).to_string());
-                    assert!(
-                        out.insert(uid.value(i).to_string(), (st.value(i).to_string(), e))
-                            .is_none(),
-                        "duplicate uid"
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Sample keys and json members of every tar.
-fn tar_samples(shards: &Path) -> BTreeMap<String, serde_json::Value> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(shards).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "tar") {
-            let mut a = tar::Archive::new(std::fs::File::open(&p).unwrap());
-            for m in a.entries().unwrap() {
-                let mut m = m.unwrap();
-                let name = m.path().unwrap().to_string_lossy().to_string();
-                if let Some(key) = name.strip_suffix(".json") {
-                    let mut s = String::new();
-                    std::io::Read::read_to_string(&mut m, &mut s).unwrap();
-                    assert!(out
-                        .insert(key.to_string(), serde_json::from_str(&s).unwrap())
-                        .is_none());
-                }
-            }
-        }
-    }
-    out
+    write_rows(dir, base, &rows());
 }
 
 fn args(data: &str) -> Vec<&str> {
@@ -324,7 +112,12 @@ fn every_fault_has_its_status_and_a_kill_resumes() {
     expect(7, "success", None);
     expect(9, "failed_to_download", Some("timed out"));
     expect(10, "success", None);
-    assert_eq!(st.len(), 12);
+    expect(
+        12,
+        "failed_to_download",
+        Some("<urlopen error [Errno 111] Connection refused>"),
+    );
+    assert_eq!(st.len(), 13);
     // Tars: one sample per success, keys {shard:08}{row:01} (4 rows per shard: oom 1), img2dataset's json fields.
     let samples = tar_samples(&full.join("shards"));
     let ok: Vec<_> = st
@@ -451,4 +244,170 @@ fn subset_keeps_only_listed_uids_in_full_shards() {
     // 5 rows, 4 per shard: 00000000 (4) and 00000001 (1).
     assert!(data.join("shards/00000001_stats.json").exists());
     assert!(!data.join("shards/00000002.tar").exists());
+}
+
+fn run_ok(a: &[&str]) {
+    let out = Command::new(BIN).args(a).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn retry_failed_refetches_only_retryable_rows_of_affected_shards() {
+    let base = start_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let t = tmp.path().to_string_lossy().replace('/', "_");
+    let (flaky_a, flaky_b, gone) = (
+        format!("/flaky/a{t}"),
+        format!("/flaky/b{t}"),
+        format!("/gone/{t}"),
+    );
+    let paths = [
+        "/img/1", &flaky_a, &gone, "/img/2", // shard 0: a 503 (retryable) and a 404 (not)
+        "/img/3", "/html", "/img/4", "/small", // shard 1: nothing retryable
+        &flaky_b,
+    ];
+    let rows: Vec<_> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("{:032x}", i + 1), p.to_string(), vec![]))
+        .collect();
+    write_rows(&data.join("metadata"), &base, &rows);
+    let d = data.to_str().unwrap();
+    run_ok(&args(d));
+    let st = statuses(&data.join("shards"));
+    let busy = (
+        "failed_to_download".to_string(),
+        Some("HTTP Error 503: Service Unavailable".to_string()),
+    );
+    assert_eq!(st[&format!("{:032x}", 2)], busy);
+    assert_eq!(st[&format!("{:032x}", 9)], busy);
+    let shard1 = mtime(&data.join("shards/00000001.tar"));
+
+    let mut a = args(d);
+    a.push("--retry_failed");
+    run_ok(&a);
+    let after = statuses(&data.join("shards"));
+    for (uid, before) in &st {
+        let want = if before == &busy {
+            ("success".to_string(), None)
+        } else {
+            before.clone()
+        };
+        assert_eq!(after[uid], want, "{uid}");
+    }
+    // The 404 was not asked again; the flaky paths once more each (2 tries, then the retry).
+    let h = hits().lock().unwrap().clone();
+    assert_eq!(h[&gone], 1);
+    assert_eq!((h[&flaky_a], h[&flaky_b]), (3, 3));
+    // Shard 1 untouched; shard 0 rewritten with its old samples and the new one.
+    assert_eq!(mtime(&data.join("shards/00000001.tar")), shard1);
+    let samples = tar_samples(&data.join("shards"));
+    let keys: Vec<_> = samples.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "000000000",
+            "000000001",
+            "000000003",
+            "000000010",
+            "000000012",
+            "000000013",
+            "000000020"
+        ]
+    );
+    assert_eq!(samples["000000001"]["status"], "success");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("shards/00000000_stats.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (stats["successes"].as_u64(), stats["count"].as_u64()),
+        (Some(3), Some(4))
+    );
+    // Nothing left to retry: a second --retry_failed changes nothing.
+    let shard0 = mtime(&data.join("shards/00000000.tar"));
+    run_ok(&a);
+    assert_eq!(mtime(&data.join("shards/00000000.tar")), shard0);
+}
+
+#[test]
+fn a_write_failure_stops_the_run_and_a_rerun_finishes_identically() {
+    let base = start_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = [
+        "/img/1", "/img/2", "/404", "/img/3", "/img/4", "/small", "/img/5",
+    ];
+    let rows: Vec<_> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("{:032x}", i + 1), p.to_string(), vec![]))
+        .collect();
+    let (clean, full) = (tmp.path().join("clean"), tmp.path().join("full"));
+    write_rows(&clean.join("metadata"), &base, &rows);
+    write_rows(&full.join("metadata"), &base, &rows);
+    run_ok(&args(clean.to_str().unwrap()));
+    // A 48 KiB file-size limit (SIGXFSZ ignored, so writes fail with EFBIG as on a full disk):
+    // the first tar to grow past it fails, and the run stops.
+    let script = format!("ulimit -f 48; trap '' XFSZ; exec \"{BIN}\" \"$@\"");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .arg("tic-download")
+        .args(args(full.to_str().unwrap()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("out of space") && err.contains(".tar"),
+        "{err}"
+    );
+    run_ok(&args(full.to_str().unwrap()));
+    let (a, b) = (clean.join("shards"), full.join("shards"));
+    assert_eq!(statuses(&b), statuses(&a));
+    assert_eq!(tar_samples(&b), tar_samples(&a));
+}
+
+#[test]
+fn a_fifty_megapixel_image_succeeds_as_in_img2dataset_unless_capped() {
+    let base = start_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = vec![(format!("{:032x}", 1), "/huge".to_string(), vec![])];
+    for (name, cap) in [("default", None), ("capped", Some("40000000"))] {
+        let data = tmp.path().join(name);
+        write_rows(&data.join("metadata"), &base, &rows);
+        let mut a = args(data.to_str().unwrap());
+        if let Some(c) = cap {
+            a.extend(["--max_image_pixels", c]);
+        }
+        run_ok(&a);
+        let st = statuses(&data.join("shards"));
+        let got = &st[&rows[0].0];
+        match cap {
+            None => {
+                assert_eq!(got, &("success".to_string(), None));
+                let s = &tar_samples(&data.join("shards"))["000000000"];
+                assert_eq!(
+                    (s["width"].as_u64(), s["height"].as_u64()),
+                    (Some(512), Some(400))
+                );
+                assert_eq!(s["original_width"], 8000);
+            }
+            Some(_) => {
+                assert_eq!(got.0, "failed_to_resize");
+                assert_eq!(
+                    got.1.as_deref(),
+                    Some("image too large: 8000x6250 pixels is over --max_image_pixels 40000000")
+                );
+            }
+        }
+    }
 }
