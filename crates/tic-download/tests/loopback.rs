@@ -75,15 +75,7 @@ fn every_fault_has_its_status_and_a_kill_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     write_metadata(&full.join("metadata"), &base);
-    let out = Command::new(BIN)
-        .args(args(full.to_str().unwrap()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&args(full.to_str().unwrap()));
     let st = statuses(&full.join("shards"));
     let uid = |i: usize| format!("{:032x}", i + 1);
     let expect = |i: usize, status: &str, err: Option<&str>| {
@@ -192,15 +184,7 @@ fn every_fault_has_its_status_and_a_kill_resumes() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = Command::new(BIN)
-        .args(args(killed.to_str().unwrap()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&args(killed.to_str().unwrap()));
     assert_eq!(statuses(&killed.join("shards")), st);
     assert_eq!(
         tar_samples(&killed.join("shards"))
@@ -231,12 +215,7 @@ fn subset_keeps_only_listed_uids_in_full_shards() {
     std::fs::write(&npy, tic_shards::npy::write_uids(&keep)).unwrap();
     let mut a = args(data.to_str().unwrap());
     a.extend(["--subset", npy.to_str().unwrap()]);
-    let out = Command::new(BIN).args(&a).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&a);
     let st = statuses(&data.join("shards"));
     let want: Vec<String> = keep.iter().map(|u| u.to_hex()).collect();
     assert_eq!(st.keys().cloned().collect::<Vec<_>>(), want);
