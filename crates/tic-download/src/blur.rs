@@ -9,6 +9,7 @@
 //! grown by the kernel radius); elsewhere the pixel is the float round trip of the input,
 //! exactly as the whole-image computation gives it.
 
+use crate::kernels::{correlate_column, correlate_row, CHUNK};
 use crate::resize::Image;
 
 /// A face box in relative coordinates `[x_min, y_min, x_max, y_max]`.
@@ -70,6 +71,72 @@ fn mask_rects(boxes: &[BBox], width: usize, height: usize) -> (Vec<[usize; 4]>, 
     (rects, max_diag)
 }
 
+/// The rectangle `[x0, x1) × [y0, y1)` where the blurred mask can be non-zero: the mask's
+/// rectangles grown by the kernel radius `r`, clipped to the image.
+fn blur_region(rects: &[[usize; 4]], r: usize, w: usize, h: usize) -> [usize; 4] {
+    let min = |i: usize| {
+        rects
+            .iter()
+            .map(|b| b[i])
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(r)
+    };
+    let max = |i: usize, n: usize| (rects.iter().map(|b| b[i]).max().unwrap_or(0) + r).min(n);
+    [min(0), max(2, w), min(1), max(3, h)]
+}
+
+/// `v / 255` as `f32` for every byte (blurrer.py's `img.astype(np.float32) / 255`).
+fn unit_floats() -> [f32; 256] {
+    std::array::from_fn(|v| v as f32 / 255.0)
+}
+
+/// blurrer.py's way back to bytes: `(v * 255).astype(np.uint8)` after the clip (truncation).
+fn to_byte(v: f32) -> u8 {
+    (v * 255.0).clamp(0.0, 255.0) as u8
+}
+
+/// The horizontal pass: for every row the vertical pass reads (`ya..yb`), each plane (the
+/// image's channels, then the mask) correlated with `kernel` over the region's columns, with
+/// reflect-101 borders. Returns `(yb − ya) × planes` rows of `pw` floats (`pw` a multiple of
+/// [`CHUNK`]; the columns past the region's are computed and ignored).
+fn horizontal_pass(
+    img: &Image,
+    rects: &[[usize; 4]],
+    kernel: &[f32],
+    (rx0, pw): (usize, usize),
+    (ya, yb): (usize, usize),
+) -> Vec<f32> {
+    let (w, cn, planes) = (img.width, img.channels, img.channels + 1);
+    let r = kernel.len() / 2;
+    let floats = unit_floats();
+    // Source column of each padded position: reflect-101 of `rx0 + j − r`.
+    let cols: Vec<usize> = (0..pw + kernel.len() - 1)
+        .map(|j| reflect101(rx0 as i64 + j as i64 - r as i64, w))
+        .collect();
+    let mut rows = vec![0f32; (yb - ya) * planes * pw];
+    let mut pad = vec![0f32; cols.len()];
+    for (y, out) in (ya..yb).zip(rows.chunks_exact_mut(planes * pw)) {
+        let src = &img.data[y * w * cn..(y + 1) * w * cn];
+        for (p, out) in out.chunks_exact_mut(pw).enumerate() {
+            if p < cn {
+                for (d, &x) in pad.iter_mut().zip(&cols) {
+                    *d = floats[src[x * cn + p] as usize];
+                }
+            } else {
+                for (d, &x) in pad.iter_mut().zip(&cols) {
+                    let inside = rects
+                        .iter()
+                        .any(|b| (b[1]..b[3]).contains(&y) && (b[0]..b[2]).contains(&x));
+                    *d = if inside { 1.0 } else { 0.0 };
+                }
+            }
+            correlate_row(&pad, kernel, out);
+        }
+    }
+    rows
+}
+
 /// Blurs the face boxes of `img` in place (blurrer.py's `__call__`); no boxes, no change.
 pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
     if boxes.is_empty() {
@@ -86,75 +153,36 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
         vec![1.0]
     };
     let r = kernel.len() / 2;
-    let mut mask = vec![0f32; w * h];
-    for &[x0, y0, x1, y1] in &rects {
-        for y in y0..y1 {
-            mask[y * w + x0..y * w + x1].fill(1.0);
-        }
-    }
-    let to_f = |v: u8| v as f32 / 255.0;
-    let back = |v: f32| (v * 255.0).clamp(0.0, 255.0) as u8;
-    // Region where the blurred mask may be non-zero.
-    let rx0 = rects
-        .iter()
-        .map(|r| r[0])
-        .min()
-        .unwrap_or(0)
-        .saturating_sub(r);
-    let ry0 = rects
-        .iter()
-        .map(|r| r[1])
-        .min()
-        .unwrap_or(0)
-        .saturating_sub(r);
-    let rx1 = (rects.iter().map(|r| r[2]).max().unwrap_or(0) + r).min(w);
-    let ry1 = (rects.iter().map(|r| r[3]).max().unwrap_or(0) + r).min(h);
-    let planes = cn + 1; // the image's channels, then the mask
-    let kl = kernel.len();
-    let rw = rx1.saturating_sub(rx0);
-    // Horizontal pass over the rows the vertical pass reads (reflect-101 keeps them within
-    // [ry0 - r, ry1 + r)); tap indices precomputed. Sums run over the taps in order, as before.
-    let xs: Vec<usize> = (rx0..rx1)
-        .flat_map(|x| (0..kl).map(move |k| reflect101(x as i64 + k as i64 - r as i64, w)))
-        .collect();
+    let [rx0, rx1, ry0, ry1] = blur_region(&rects, r, w, h);
+    let planes = cn + 1;
+    let pw = (rx1 - rx0).div_ceil(CHUNK) * CHUNK;
+    // Reflect-101 keeps the rows the vertical pass reads within [ry0 − r, ry1 + r).
     let (ya, yb) = (ry0.saturating_sub(r), (ry1 + r).min(h));
-    let mut rows = vec![0f32; h * rw * planes];
-    let mut src = vec![0f32; w * planes];
-    for y in ya..yb {
-        for x in 0..w {
-            for p in 0..cn {
-                src[x * planes + p] = to_f(img.data[(y * w + x) * cn + p]);
-            }
-            src[x * planes + cn] = mask[y * w + x];
-        }
-        for xi in 0..rw {
-            let taps = &xs[xi * kl..(xi + 1) * kl];
-            for p in 0..planes {
-                let mut s = 0f32;
-                for (&sx, kv) in taps.iter().zip(&kernel) {
-                    s += src[sx * planes + p] * kv;
-                }
-                rows[(y * rw + xi) * planes + p] = s;
-            }
-        }
-    }
-    let mut out = img.data.iter().map(|&v| back(to_f(v))).collect::<Vec<u8>>();
-    let mut acc = vec![0f32; rw * planes];
+    let rows = horizontal_pass(img, &rects, &kernel, (rx0, pw), (ya, yb));
+    let floats = unit_floats();
+    let mut out: Vec<u8> = img
+        .data
+        .iter()
+        .map(|&v| to_byte(floats[v as usize]))
+        .collect();
+    let mut blurred = vec![0f32; planes * pw];
+    let mut taps: Vec<&[f32]> = Vec::with_capacity(kernel.len());
     for y in ry0..ry1 {
-        acc.fill(0.0);
-        for (k, kv) in kernel.iter().enumerate() {
-            let yy = reflect101(y as i64 + k as i64 - r as i64, h);
-            let row = &rows[yy * rw * planes..(yy + 1) * rw * planes];
-            for (a, v) in acc.iter_mut().zip(row) {
-                *a += v * kv;
-            }
+        for (p, acc) in blurred.chunks_exact_mut(pw).enumerate() {
+            taps.clear();
+            taps.extend((0..kernel.len()).map(|k| {
+                let row = reflect101(y as i64 + k as i64 - r as i64, h) - ya;
+                &rows[(row * planes + p) * pw..(row * planes + p + 1) * pw]
+            }));
+            correlate_column(&taps, &kernel, acc);
         }
+        let mask = &blurred[cn * pw..];
         for (xi, x) in (rx0..rx1).enumerate() {
-            let px = &acc[xi * planes..(xi + 1) * planes];
-            let m = px[cn];
-            for (c, blurred) in px[..cn].iter().enumerate() {
+            let m = mask[xi];
+            for c in 0..cn {
                 let i = (y * w + x) * cn + c;
-                out[i] = back(to_f(img.data[i]) * (1.0 - m) + blurred * m);
+                out[i] =
+                    to_byte(floats[img.data[i] as usize] * (1.0 - m) + blurred[c * pw + xi] * m);
             }
         }
     }
@@ -164,6 +192,97 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scalar definition the vectorised [`blur_boxes`] must equal byte for byte.
+    fn reference_blur(img: &mut Image, boxes: &[BBox]) {
+        if boxes.is_empty() {
+            return;
+        }
+        let (w, h, cn) = (img.width, img.height, img.channels);
+        let (rects, max_diag) = mask_rects(boxes, w, h);
+        let sigma = 0.1 * max_diag as f64;
+        let ksize = 2 * (4.0 * sigma).ceil() as usize + 1;
+        // OpenCV derives sigma from ksize when it is 0 (a kernel of one tap: no blur).
+        let kernel = if sigma > 0.0 {
+            gaussian_kernel(ksize, sigma)
+        } else {
+            vec![1.0]
+        };
+        let r = kernel.len() / 2;
+        let mut mask = vec![0f32; w * h];
+        for &[x0, y0, x1, y1] in &rects {
+            for y in y0..y1 {
+                mask[y * w + x0..y * w + x1].fill(1.0);
+            }
+        }
+        let to_f = |v: u8| v as f32 / 255.0;
+        let back = |v: f32| (v * 255.0).clamp(0.0, 255.0) as u8;
+        // Region where the blurred mask may be non-zero.
+        let rx0 = rects
+            .iter()
+            .map(|r| r[0])
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(r);
+        let ry0 = rects
+            .iter()
+            .map(|r| r[1])
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(r);
+        let rx1 = (rects.iter().map(|r| r[2]).max().unwrap_or(0) + r).min(w);
+        let ry1 = (rects.iter().map(|r| r[3]).max().unwrap_or(0) + r).min(h);
+        let planes = cn + 1; // the image's channels, then the mask
+        let kl = kernel.len();
+        let rw = rx1.saturating_sub(rx0);
+        // Horizontal pass over the rows the vertical pass reads (reflect-101 keeps them within
+        // [ry0 - r, ry1 + r)); tap indices precomputed. Sums run over the taps in order, as before.
+        let xs: Vec<usize> = (rx0..rx1)
+            .flat_map(|x| (0..kl).map(move |k| reflect101(x as i64 + k as i64 - r as i64, w)))
+            .collect();
+        let (ya, yb) = (ry0.saturating_sub(r), (ry1 + r).min(h));
+        let mut rows = vec![0f32; h * rw * planes];
+        let mut src = vec![0f32; w * planes];
+        for y in ya..yb {
+            for x in 0..w {
+                for p in 0..cn {
+                    src[x * planes + p] = to_f(img.data[(y * w + x) * cn + p]);
+                }
+                src[x * planes + cn] = mask[y * w + x];
+            }
+            for xi in 0..rw {
+                let taps = &xs[xi * kl..(xi + 1) * kl];
+                for p in 0..planes {
+                    let mut s = 0f32;
+                    for (&sx, kv) in taps.iter().zip(&kernel) {
+                        s += src[sx * planes + p] * kv;
+                    }
+                    rows[(y * rw + xi) * planes + p] = s;
+                }
+            }
+        }
+        let mut out = img.data.iter().map(|&v| back(to_f(v))).collect::<Vec<u8>>();
+        let mut acc = vec![0f32; rw * planes];
+        for y in ry0..ry1 {
+            acc.fill(0.0);
+            for (k, kv) in kernel.iter().enumerate() {
+                let yy = reflect101(y as i64 + k as i64 - r as i64, h);
+                let row = &rows[yy * rw * planes..(yy + 1) * rw * planes];
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += v * kv;
+                }
+            }
+            for (xi, x) in (rx0..rx1).enumerate() {
+                let px = &acc[xi * planes..(xi + 1) * planes];
+                let m = px[cn];
+                for (c, blurred) in px[..cn].iter().enumerate() {
+                    let i = (y * w + x) * cn + c;
+                    out[i] = back(to_f(img.data[i]) * (1.0 - m) + blurred * m);
+                }
+            }
+        }
+        img.data = out;
+    }
 
     #[test]
     fn reflect101_matches_opencv() {
@@ -204,5 +323,45 @@ mod tests {
         assert!(!changed(60, 45));
         assert!(!changed(2, 2));
         blur_boxes(&mut img, &[]);
+    }
+
+    /// A deterministic pseudo-random image.
+    fn noise(w: usize, h: usize, cn: usize, seed: u64) -> Image {
+        let mut s = seed;
+        let data = (0..w * h * cn)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 56) as u8
+            })
+            .collect();
+        Image {
+            width: w,
+            height: h,
+            channels: cn,
+            data,
+        }
+    }
+
+    #[test]
+    fn vectorised_blur_equals_the_scalar_definition() {
+        let cases: &[(usize, usize, usize, &[BBox])] = &[
+            (64, 48, 3, &[[0.25, 0.25, 0.5, 0.5]]),
+            (512, 384, 3, &[[0.3, 0.2, 0.6, 0.6]]),
+            (300, 512, 3, &[[0.0, 0.0, 0.2, 0.1], [0.7, 0.8, 1.0, 1.0]]),
+            (97, 33, 1, &[[0.1, 0.1, 0.9, 0.95]]),
+            (5, 7, 3, &[[0.0, 0.0, 1.0, 1.0]]),
+            (1, 9, 3, &[[0.0, 0.2, 1.0, 0.6]]),
+            (200, 150, 3, &[[0.45, 0.45, 0.46, 0.46]]),
+        ];
+        for (i, &(w, h, cn, boxes)) in cases.iter().enumerate() {
+            let img = noise(w, h, cn, i as u64 + 1);
+            let mut fast = img.clone();
+            blur_boxes(&mut fast, boxes);
+            let mut slow = img.clone();
+            reference_blur(&mut slow, boxes);
+            assert!(fast == slow, "case {i}: {w}x{h}x{cn} {boxes:?}");
+        }
     }
 }

@@ -14,6 +14,7 @@
 pub mod args;
 pub mod blur;
 pub mod http;
+mod kernels;
 pub mod metadata;
 pub mod pixels;
 pub mod resize;
