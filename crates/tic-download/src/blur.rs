@@ -116,6 +116,7 @@ fn horizontal_pass(
         .collect();
     let mut rows = vec![0f32; (yb - ya) * planes * pw];
     let mut pad = vec![0f32; cols.len()];
+    let mut mask = vec![0f32; w];
     for (y, out) in (ya..yb).zip(rows.chunks_exact_mut(planes * pw)) {
         let src = &img.data[y * w * cn..(y + 1) * w * cn];
         for (p, out) in out.chunks_exact_mut(pw).enumerate() {
@@ -124,11 +125,12 @@ fn horizontal_pass(
                     *d = floats[src[x * cn + p] as usize];
                 }
             } else {
+                mask.fill(0.0);
+                for b in rects.iter().filter(|b| (b[1]..b[3]).contains(&y)) {
+                    mask[b[0]..b[2]].fill(1.0);
+                }
                 for (d, &x) in pad.iter_mut().zip(&cols) {
-                    let inside = rects
-                        .iter()
-                        .any(|b| (b[1]..b[3]).contains(&y) && (b[0]..b[2]).contains(&x));
-                    *d = if inside { 1.0 } else { 0.0 };
+                    *d = mask[x];
                 }
             }
             correlate_row(&pad, kernel, out);
@@ -160,11 +162,8 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
     let (ya, yb) = (ry0.saturating_sub(r), (ry1 + r).min(h));
     let rows = horizontal_pass(img, &rects, &kernel, (rx0, pw), (ya, yb));
     let floats = unit_floats();
-    let mut out: Vec<u8> = img
-        .data
-        .iter()
-        .map(|&v| to_byte(floats[v as usize]))
-        .collect();
+    let round_trip: [u8; 256] = std::array::from_fn(|v| to_byte(floats[v]));
+    let mut out: Vec<u8> = img.data.iter().map(|&v| round_trip[v as usize]).collect();
     let mut blurred = vec![0f32; planes * pw];
     let mut taps: Vec<&[f32]> = Vec::with_capacity(kernel.len());
     for y in ry0..ry1 {

@@ -79,6 +79,25 @@ pub fn scale_add(sum: &mut [f32], buf: &[f32], beta: f32, first: bool) {
     }
 }
 
+/// OpenCV's `saturate_cast<uchar>(float)`: round half to even, clamp to `0..=255`.
+#[inline(always)]
+pub fn sat_u8(v: f32) -> u8 {
+    v.round_ties_even().clamp(0.0, 255.0) as u8
+}
+
+/// `dst[i] = sat_u8(src[i])` (with SSE4.1 and later the rounding is one instruction, not a
+/// call into libm).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn round_to_bytes(src: &[f32], dst: &mut [u8]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = sat_u8(s);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! rounded half to even). Lanczos-4 follows OpenCV's fixed-point `resizeGeneric` (11-bit
 //! coefficients, replicated borders); upscaling happens only with `--no_resize_only_if_bigger`.
 
-use crate::kernels::scale_add;
+use crate::kernels::{round_to_bytes, sat_u8, scale_add};
 
 /// An 8-bit image, channels interleaved (1 = grey, 3 = colour), rows packed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,14 +93,14 @@ pub fn resize_area(img: &Image, w: usize, h: usize) -> Image {
             buf_row = Some(sy);
         }
         if dy != prev_dy {
-            store_row(&mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn], &sum);
+            round_to_bytes(&sum, &mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn]);
             prev_dy = dy;
             scale_add(&mut sum, &buf, beta, true);
         } else {
             scale_add(&mut sum, &buf, beta, false);
         }
     }
-    store_row(&mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn], &sum);
+    round_to_bytes(&sum, &mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn]);
     Image {
         width: w,
         height: h,
@@ -150,17 +150,6 @@ fn area_row_any(src: &[u8], cn: usize, tab: &[(usize, usize, f32)], buf: &mut [f
         for c in 0..cn {
             buf[dx * cn + c] += src[sx * cn + c] as f32 * alpha;
         }
-    }
-}
-
-/// `saturate_cast<uchar>(float)`: round half to even, clamp.
-fn sat_u8(v: f32) -> u8 {
-    v.round_ties_even().clamp(0.0, 255.0) as u8
-}
-
-fn store_row(dst: &mut [u8], sum: &[f32]) {
-    for (d, s) in dst.iter_mut().zip(sum) {
-        *d = sat_u8(*s);
     }
 }
 
@@ -402,7 +391,7 @@ mod tests {
                 }
             }
             if dy != prev_dy {
-                store_row(&mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn], &sum);
+                round_to_bytes(&sum, &mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn]);
                 for (s, b) in sum.iter_mut().zip(&buf) {
                     *s = beta * b;
                 }
@@ -413,7 +402,7 @@ mod tests {
                 }
             }
         }
-        store_row(&mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn], &sum);
+        round_to_bytes(&sum, &mut out[prev_dy * w * cn..(prev_dy + 1) * w * cn]);
         Image {
             width: w,
             height: h,
