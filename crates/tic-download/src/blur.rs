@@ -116,27 +116,55 @@ fn horizontal_pass(
         .collect();
     let mut rows = vec![0f32; (yb - ya) * planes * pw];
     let mut pad = vec![0f32; cols.len()];
-    let mut mask = vec![0f32; w];
+    let mut mask = MaskRows::default();
     for (y, out) in (ya..yb).zip(rows.chunks_exact_mut(planes * pw)) {
         let src = &img.data[y * w * cn..(y + 1) * w * cn];
-        for (p, out) in out.chunks_exact_mut(pw).enumerate() {
-            if p < cn {
-                for (d, &x) in pad.iter_mut().zip(&cols) {
-                    *d = floats[src[x * cn + p] as usize];
-                }
-            } else {
-                mask.fill(0.0);
-                for b in rects.iter().filter(|b| (b[1]..b[3]).contains(&y)) {
-                    mask[b[0]..b[2]].fill(1.0);
-                }
-                for (d, &x) in pad.iter_mut().zip(&cols) {
-                    *d = mask[x];
-                }
+        let (channels, mask_out) = out.split_at_mut(cn * pw);
+        for (p, out) in channels.chunks_exact_mut(pw).enumerate() {
+            for (d, &x) in pad.iter_mut().zip(&cols) {
+                *d = floats[src[x * cn + p] as usize];
             }
             correlate_row(&pad, kernel, out);
         }
+        mask_out.copy_from_slice(mask.row(y, rects, (w, &cols), kernel, pw));
     }
     rows
+}
+
+/// The horizontal pass of the mask plane, computed once per set of rectangles covering a row
+/// (the mask rows in between are equal, and so are their sums) and reused while it repeats.
+#[derive(Default)]
+struct MaskRows {
+    /// The rectangles covering the row last computed, and its correlated row.
+    last: Option<(Vec<usize>, Vec<f32>)>,
+}
+
+impl MaskRows {
+    /// The correlated mask row `y` (`pw` floats) over the padded columns `cols` of a `w`-wide
+    /// image.
+    fn row(
+        &mut self,
+        y: usize,
+        rects: &[[usize; 4]],
+        (w, cols): (usize, &[usize]),
+        kernel: &[f32],
+        pw: usize,
+    ) -> &[f32] {
+        let cover: Vec<usize> = (0..rects.len())
+            .filter(|&i| (rects[i][1]..rects[i][3]).contains(&y))
+            .collect();
+        if self.last.as_ref().is_none_or(|(c, _)| *c != cover) {
+            let mut mask = vec![0f32; w];
+            for &i in &cover {
+                mask[rects[i][0]..rects[i][2]].fill(1.0);
+            }
+            let pad: Vec<f32> = cols.iter().map(|&x| mask[x]).collect();
+            let mut out = vec![0f32; pw];
+            correlate_row(&pad, kernel, &mut out);
+            self.last = Some((cover, out));
+        }
+        &self.last.as_ref().expect("computed above").1
+    }
 }
 
 /// Blurs the face boxes of `img` in place (blurrer.py's `__call__`); no boxes, no change.

@@ -79,14 +79,20 @@ pub fn scale_add(sum: &mut [f32], buf: &[f32], beta: f32, first: bool) {
     }
 }
 
-/// OpenCV's `saturate_cast<uchar>(float)`: round half to even, clamp to `0..=255`.
+/// OpenCV's `saturate_cast<uchar>(float)`: round half to even, clamp to `0..=255` (NaN → 0).
+///
+/// Clamping first and rounding after gives the same result (the bounds are integers). The
+/// rounding adds 1.5·2²³, which in the default rounding mode rounds a float in `[0, 255]` to the
+/// nearest integer, ties to even, held in the low mantissa bits: branch-free integer and float
+/// operations that vectorise (`round_ties_even` is a libm call before SSE4.1).
 #[inline(always)]
 pub fn sat_u8(v: f32) -> u8 {
-    v.round_ties_even().clamp(0.0, 255.0) as u8
+    const ROUND: f32 = 12_582_912.0;
+    let clamped = if v > 0.0 { v.min(255.0) } else { 0.0 };
+    (clamped + ROUND).to_bits() as u8
 }
 
-/// `dst[i] = sat_u8(src[i])` (with SSE4.1 and later the rounding is one instruction, not a
-/// call into libm).
+/// `dst[i] = sat_u8(src[i])`.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma",
@@ -110,6 +116,33 @@ mod tests {
                 (s >> 8) as f32 / (1u32 << 24) as f32
             })
             .collect()
+    }
+
+    #[test]
+    fn sat_u8_rounds_half_to_even_and_saturates() {
+        for (v, want) in [
+            (-3.0, 0),
+            (-0.4, 0),
+            (0.5, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (2.500_001, 3),
+            (254.5, 254),
+            (255.49, 255),
+            (300.0, 255),
+            (f32::NAN, 0),
+            (f32::INFINITY, 255),
+        ] {
+            assert_eq!(sat_u8(v), want, "{v}");
+        }
+        for i in 0..=4000 {
+            let v = i as f32 * 0.0703;
+            assert_eq!(
+                sat_u8(v),
+                v.round_ties_even().clamp(0.0, 255.0) as u8,
+                "{v}"
+            );
+        }
     }
 
     #[test]

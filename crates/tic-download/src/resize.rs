@@ -80,15 +80,19 @@ pub fn resize_area(img: &Image, w: usize, h: usize) -> Image {
     let mut prev_dy = ytab[0].0;
     let mut buf_row = None;
     let row = img.width * cn;
+    // The source row as floats (the conversion is exact; done once, not once per tap).
+    let mut src = vec![0f32; row];
     for &(dy, sy, beta) in &ytab {
         // A source row on a cell border serves two output rows: its sums are computed once.
         if buf_row != Some(sy) {
-            let src = &img.data[sy * row..(sy + 1) * row];
+            for (f, &v) in src.iter_mut().zip(&img.data[sy * row..(sy + 1) * row]) {
+                *f = v as f32;
+            }
             match cn {
-                1 => area_row::<1>(src, &xtab, &spans, &mut buf),
-                3 => area_row::<3>(src, &xtab, &spans, &mut buf),
-                4 => area_row::<4>(src, &xtab, &spans, &mut buf),
-                _ => area_row_any(src, cn, &xtab, &mut buf),
+                1 => area_row::<1>(&src, &xtab, &spans, &mut buf),
+                3 => area_row::<3>(&src, &xtab, &spans, &mut buf),
+                4 => area_row::<4>(&src, &xtab, &spans, &mut buf),
+                _ => area_row_any(&src, cn, &xtab, &mut buf),
             }
             buf_row = Some(sy);
         }
@@ -126,7 +130,7 @@ fn tab_spans(tab: &[(usize, usize, f32)], dsize: usize) -> Vec<(usize, usize)> {
 /// `dx`'s table entries in order, from `0.0` (OpenCV's `buf[dxn] += S[sxn]*alpha`), with the
 /// channel count known at compile time.
 fn area_row<const CN: usize>(
-    src: &[u8],
+    src: &[f32],
     tab: &[(usize, usize, f32)],
     spans: &[(usize, usize)],
     buf: &mut [f32],
@@ -134,9 +138,9 @@ fn area_row<const CN: usize>(
     for (out, &(a, b)) in buf.chunks_exact_mut(CN).zip(spans) {
         let mut acc = [0f32; CN];
         for &(_, sx, alpha) in &tab[a..b] {
-            let px: &[u8; CN] = src[sx * CN..sx * CN + CN].try_into().unwrap();
+            let px: &[f32; CN] = src[sx * CN..sx * CN + CN].try_into().unwrap();
             for (s, &v) in acc.iter_mut().zip(px) {
-                *s += v as f32 * alpha;
+                *s += v * alpha;
             }
         }
         out.copy_from_slice(&acc);
@@ -144,11 +148,11 @@ fn area_row<const CN: usize>(
 }
 
 /// [`area_row`] for any channel count.
-fn area_row_any(src: &[u8], cn: usize, tab: &[(usize, usize, f32)], buf: &mut [f32]) {
+fn area_row_any(src: &[f32], cn: usize, tab: &[(usize, usize, f32)], buf: &mut [f32]) {
     buf.fill(0.0);
     for &(dx, sx, alpha) in tab {
         for c in 0..cn {
-            buf[dx * cn + c] += src[sx * cn + c] as f32 * alpha;
+            buf[dx * cn + c] += src[sx * cn + c] * alpha;
         }
     }
 }
