@@ -319,19 +319,22 @@ stable="$OUT/eval_suite.tsv"
 printf 'task\timages\tdevice_s\tdevice_images_per_s\tcpu_s\tcpu_images_per_s\tmax_metric_diff\n' > "$stable"
 if [ -f eval-suite.tar ] && [ -f "$weights" ]; then
   mkdir -p "$work/suite" && tar xf eval-suite.tar -C "$work/suite"
-  for dev in "$DEVICE" cpu; do
+  # One output folder per run, named by the run, not the device: in the dry run both are the
+  # CPU, and a shared folder would make the second run skip every task as already done.
+  for run in device cpu; do
+    dev=$([ "$run" = device ] && echo "$DEVICE" || echo cpu)
     timeout 600 ./tic-eval --use_model "$MODEL $weights" --data_dir "$work/suite/data" \
-      --tasklist "$work/suite/tasklist.yml" --output_dir "$work/suite/out_$dev" --device "$dev" \
-      --batch_size 64 --num_workers 8 --json -q > "$work/suite/$dev.jsonl" 2> "$OUT/eval_suite_$dev.log" \
-      || echo "tic-eval suite on $dev failed: $(tail -2 "$OUT/eval_suite_$dev.log")"
+      --tasklist "$work/suite/tasklist.yml" --output_dir "$work/suite/out_$run" --device "$dev" \
+      --batch_size 64 --num_workers 8 --json -q > "$work/suite/$run.jsonl" 2> "$OUT/eval_suite_$run.log" \
+      || echo "tic-eval suite on $dev failed: $(tail -2 "$OUT/eval_suite_$run.log")"
   done
-  "$PY" - "$work/suite" "$DEVICE" >> "$stable" <<'PY' || echo "eval-suite table failed"
+  "$PY" - "$work/suite" >> "$stable" <<'PY' || echo "eval-suite table failed"
 import json, sys
-d, dev = sys.argv[1], sys.argv[2]
+d = sys.argv[1]
 images = json.load(open(f"{d}/manifest.json"))["images"]
-rows = {x: {r["key"]: r for r in map(json.loads, open(f"{d}/{x}.jsonl"))} for x in (dev, "cpu")}
+rows = {x: {r["key"]: r for r in map(json.loads, open(f"{d}/{x}.jsonl"))} for x in ("device", "cpu")}
 for key, n in images.items():
-    g, c = rows[dev].get(key, {}), rows["cpu"].get(key, {})
+    g, c = rows["device"].get(key, {}), rows["cpu"].get(key, {})
     gm, cm = g.get("metrics") or {}, c.get("metrics") or {}
     diffs = [abs(gm[k] - v) for k, v in cm.items() if isinstance(v, (int, float))
              and isinstance(gm.get(k), (int, float)) and v == v and gm[k] == gm[k]]
