@@ -199,6 +199,19 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Image, String> {
     })
 }
 
+/// OpenCV's CMYK → BGR for JPEGs (`icvCvt_CMYK2BGR_8u_C4C3R`, on the values libjpeg gives,
+/// which Adobe's CMYK JPEGs store inverted): each of C, M, Y becomes `k − ((255 − v)·k >> 8)`;
+/// returned in RGB order.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    cmyk.chunks_exact(4)
+        .flat_map(|p| {
+            let k = p[3] as i32;
+            let f = |v: u8| (k - (((255 - v as i32) * k) >> 8)) as u8;
+            [f(p[0]), f(p[1]), f(p[2])]
+        })
+        .collect()
+}
+
 /// libjpeg-turbo decoding; `Ok(None)` when libjpeg cannot give grey or RGB (the `image` crate
 /// then tries). Corrupt-data warnings are tolerated, as OpenCV does.
 fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Option<Image>, String> {
@@ -207,13 +220,22 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Option<Image>, String> {
         if let Err(e) = too_large(d.width() as u64, d.height() as u64, max_pixels) {
             return Ok(Err(e));
         }
-        let grey = d.color_space() == mozjpeg::ColorSpace::JCS_GRAYSCALE;
-        let (data, w, h, channels) = if grey {
+        let space = d.color_space();
+        let (data, w, h, channels) = if space == mozjpeg::ColorSpace::JCS_GRAYSCALE {
             let mut s = d.grayscale()?;
             let (w, h) = (s.width(), s.height());
             let px = s.read_scanlines::<u8>()?;
             s.finish()?;
             (px, w, h, 1)
+        } else if matches!(
+            space,
+            mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK
+        ) {
+            let mut s = d.to_colorspace(mozjpeg::ColorSpace::JCS_CMYK)?;
+            let (w, h) = (s.width(), s.height());
+            let px = s.read_scanlines::<u8>()?;
+            s.finish()?;
+            (cmyk_to_rgb(&px), w, h, 3)
         } else {
             let mut s = d.rgb()?;
             let (w, h) = (s.width(), s.height());

@@ -1,5 +1,5 @@
 //! Decoding parity with img2dataset 1.40 beyond JPEG: WebP (lossy, lossless, alpha), BMP, TIFF,
-//! palette / grey / grey+alpha PNG, and GIF (which OpenCV 4.10 cannot decode, so img2dataset
+//! palette / grey / grey+alpha PNG, CMYK JPEG, and GIF (which OpenCV 4.10 cannot decode, so img2dataset
 //! fails it: so must we). The reference is img2dataset's own `Resizer` (resize mode "no", PNG
 //! output: lossless, so its pixels are exactly the decode + alpha matting), recorded by
 //! `tests/fixtures/formats/gen_formats.py`; here each file goes through `pixels::process` with
@@ -53,5 +53,5 @@ fn non_jpeg_formats_decode_to_img2dataset_pixels() {
         }
         checked += 1;
     }
-    assert!(checked >= 12, "only {checked} cases in expected.json");
+    assert!(checked >= 13, "only {checked} cases in expected.json");
 }
