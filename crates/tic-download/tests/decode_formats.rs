@@ -1,6 +1,6 @@
-//! Decoding parity with img2dataset 1.40 beyond JPEG: WebP (lossy, lossless, alpha), BMP, TIFF,
-//! palette / grey / grey+alpha PNG, CMYK JPEG, and GIF (which OpenCV 4.10 cannot decode, so img2dataset
-//! fails it: so must we). The reference is img2dataset's own `Resizer` (resize mode "no", PNG
+//! Decoding parity with img2dataset 1.40 beyond RGB JPEG: WebP (lossy, lossless, alpha), BMP,
+//! TIFF, palette / grey / grey+alpha PNG, CMYK JPEG, and GIF (which OpenCV 4.10 cannot decode,
+//! so img2dataset fails it: so must we). The reference is img2dataset's own `Resizer` (resize mode "no", PNG
 //! output: lossless, so its pixels are exactly the decode + alpha matting), recorded by
 //! `tests/fixtures/formats/gen_formats.py`; here each file goes through `pixels::process` with
 //! the same settings and the decoded pixels' SHA-256 must match.
