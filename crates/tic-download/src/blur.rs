@@ -9,7 +9,7 @@
 //! grown by the kernel radius); elsewhere the pixel is the float round trip of the input,
 //! exactly as the whole-image computation gives it.
 
-use crate::kernels::{correlate_column, correlate_row, CHUNK};
+use crate::kernels::{correlate, CHUNK};
 use crate::resize::Image;
 
 /// A face box in relative coordinates `[x_min, y_min, x_max, y_max]`.
@@ -42,6 +42,18 @@ fn gaussian_kernel(ksize: usize, sigma: f64) -> Vec<f32> {
         *v = (*v as f64 * inv) as f32;
     }
     k
+}
+
+/// blurrer.py's kernel for a largest box side of `max_diag` pixels: `sigma = 0.1 · max_diag`,
+/// `ksize = 2·ceil(4·sigma) + 1`; a box of side 0 gives one tap (OpenCV derives sigma from
+/// ksize when it is 0: no blur).
+fn blur_kernel(max_diag: i64) -> Vec<f32> {
+    let sigma = 0.1 * max_diag as f64;
+    if sigma > 0.0 {
+        gaussian_kernel(2 * (4.0 * sigma).ceil() as usize + 1, sigma)
+    } else {
+        vec![1.0]
+    }
 }
 
 /// The mask rectangles (pixel, end-exclusive) and the largest box side, as blurrer.py computes
@@ -96,6 +108,12 @@ fn to_byte(v: f32) -> u8 {
     (v * 255.0).clamp(0.0, 255.0) as u8
 }
 
+/// A padded row seen through each tap: `taps[k][i] = pad[i + k]`, so a horizontal correlation
+/// is [`correlate`] over these views.
+fn shifted(pad: &[f32], taps: usize) -> Vec<&[f32]> {
+    (0..taps).map(|k| &pad[k..]).collect()
+}
+
 /// The horizontal pass: for every row the vertical pass reads (`ya..yb`), each plane (the
 /// image's channels, then the mask) correlated with `kernel` over the region's columns, with
 /// reflect-101 borders. Returns `(yb − ya) × planes` rows of `pw` floats (`pw` a multiple of
@@ -124,7 +142,7 @@ fn horizontal_pass(
             for (d, &x) in pad.iter_mut().zip(&cols) {
                 *d = floats[src[x * cn + p] as usize];
             }
-            correlate_row(&pad, kernel, out);
+            correlate(&shifted(&pad, kernel.len()), kernel, out);
         }
         mask_out.copy_from_slice(mask.row(y, rects, (w, &cols), kernel, pw));
     }
@@ -160,7 +178,7 @@ impl MaskRows {
             }
             let pad: Vec<f32> = cols.iter().map(|&x| mask[x]).collect();
             let mut out = vec![0f32; pw];
-            correlate_row(&pad, kernel, &mut out);
+            correlate(&shifted(&pad, kernel.len()), kernel, &mut out);
             self.last = Some((cover, out));
         }
         &self.last.as_ref().expect("computed above").1
@@ -174,14 +192,7 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
     }
     let (w, h, cn) = (img.width, img.height, img.channels);
     let (rects, max_diag) = mask_rects(boxes, w, h);
-    let sigma = 0.1 * max_diag as f64;
-    let ksize = 2 * (4.0 * sigma).ceil() as usize + 1;
-    // OpenCV derives sigma from ksize when it is 0 (a kernel of one tap: no blur).
-    let kernel = if sigma > 0.0 {
-        gaussian_kernel(ksize, sigma)
-    } else {
-        vec![1.0]
-    };
+    let kernel = blur_kernel(max_diag);
     let r = kernel.len() / 2;
     let [rx0, rx1, ry0, ry1] = blur_region(&rects, r, w, h);
     let planes = cn + 1;
@@ -201,7 +212,7 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
                 let row = reflect101(y as i64 + k as i64 - r as i64, h) - ya;
                 &rows[(row * planes + p) * pw..(row * planes + p + 1) * pw]
             }));
-            correlate_column(&taps, &kernel, acc);
+            correlate(&taps, &kernel, acc);
         }
         let mask = &blurred[cn * pw..];
         for (xi, x) in (rx0..rx1).enumerate() {
@@ -227,14 +238,7 @@ mod tests {
         }
         let (w, h, cn) = (img.width, img.height, img.channels);
         let (rects, max_diag) = mask_rects(boxes, w, h);
-        let sigma = 0.1 * max_diag as f64;
-        let ksize = 2 * (4.0 * sigma).ceil() as usize + 1;
-        // OpenCV derives sigma from ksize when it is 0 (a kernel of one tap: no blur).
-        let kernel = if sigma > 0.0 {
-            gaussian_kernel(ksize, sigma)
-        } else {
-            vec![1.0]
-        };
+        let kernel = blur_kernel(max_diag);
         let r = kernel.len() / 2;
         let mut mask = vec![0f32; w * h];
         for &[x0, y0, x1, y1] in &rects {
@@ -352,25 +356,6 @@ mod tests {
         blur_boxes(&mut img, &[]);
     }
 
-    /// A deterministic pseudo-random image.
-    fn noise(w: usize, h: usize, cn: usize, seed: u64) -> Image {
-        let mut s = seed;
-        let data = (0..w * h * cn)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (s >> 56) as u8
-            })
-            .collect();
-        Image {
-            width: w,
-            height: h,
-            channels: cn,
-            data,
-        }
-    }
-
     #[test]
     fn vectorised_blur_equals_the_scalar_definition() {
         let cases: &[(usize, usize, usize, &[BBox])] = &[
@@ -383,7 +368,7 @@ mod tests {
             (200, 150, 3, &[[0.45, 0.45, 0.46, 0.46]]),
         ];
         for (i, &(w, h, cn, boxes)) in cases.iter().enumerate() {
-            let img = noise(w, h, cn, i as u64 + 1);
+            let img = Image::noise(w, h, cn, i as u64 + 1);
             let mut fast = img.clone();
             blur_boxes(&mut fast, boxes);
             let mut slow = img.clone();

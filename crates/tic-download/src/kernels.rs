@@ -14,38 +14,16 @@ use multiversion::multiversion;
 /// accumulators stay in registers across the taps.
 pub const CHUNK: usize = 32;
 
-/// `out[i] = Σ_k src[i + k]·kernel[k]` (summed in `k` order from `0.0`) for every `i`:
-/// a 1-D correlation of an already padded row. `out.len()` must be a multiple of [`CHUNK`] and
-/// `src.len() ≥ out.len() + kernel.len() − 1`.
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-pub fn correlate_row(src: &[f32], kernel: &[f32], out: &mut [f32]) {
-    assert!(out.len() % CHUNK == 0 && src.len() + 1 >= out.len() + kernel.len());
-    for (ci, chunk) in out.chunks_exact_mut(CHUNK).enumerate() {
-        let base = ci * CHUNK;
-        let mut acc = [0f32; CHUNK];
-        for (k, &kv) in kernel.iter().enumerate() {
-            let s: &[f32; CHUNK] = src[base + k..base + k + CHUNK].try_into().unwrap();
-            for (a, &v) in acc.iter_mut().zip(s) {
-                *a += v * kv;
-            }
-        }
-        chunk.copy_from_slice(&acc);
-    }
-}
-
-/// `out[i] = Σ_k rows[k][i]·kernel[k]` (summed in `k` order from `0.0`): the vertical pass of a
-/// separable filter over the rows it reads. `out.len()` must be a multiple of [`CHUNK`] and
+/// `out[i] = Σ_k rows[k][i]·kernel[k]` (summed in `k` order from `0.0`): one pass of a
+/// separable filter — vertical with `rows` the source rows each tap reads, horizontal with
+/// `rows[k]` the padded row shifted by `k`. `out.len()` must be a multiple of [`CHUNK`] and
 /// every row at least as long.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
-pub fn correlate_column(rows: &[&[f32]], kernel: &[f32], out: &mut [f32]) {
+pub fn correlate(rows: &[&[f32]], kernel: &[f32], out: &mut [f32]) {
     assert!(out.len() % CHUNK == 0 && rows.len() == kernel.len());
     for (ci, chunk) in out.chunks_exact_mut(CHUNK).enumerate() {
         let base = ci * CHUNK;
@@ -146,27 +124,12 @@ mod tests {
     }
 
     #[test]
-    fn correlate_row_equals_the_scalar_sum_bit_for_bit() {
-        let kernel = pseudo(37, 1);
-        let src = pseudo(2 * CHUNK + kernel.len() - 1, 2);
-        let mut out = vec![0f32; 2 * CHUNK];
-        correlate_row(&src, &kernel, &mut out);
-        for (i, o) in out.iter().enumerate() {
-            let mut s = 0f32;
-            for (k, kv) in kernel.iter().enumerate() {
-                s += src[i + k] * kv;
-            }
-            assert_eq!(o.to_bits(), s.to_bits(), "output {i}");
-        }
-    }
-
-    #[test]
-    fn correlate_column_equals_the_scalar_sum_bit_for_bit() {
+    fn correlate_equals_the_scalar_sum_bit_for_bit() {
         let kernel = pseudo(9, 3);
         let data: Vec<Vec<f32>> = (0..9).map(|k| pseudo(CHUNK, 10 + k)).collect();
         let rows: Vec<&[f32]> = data.iter().map(|r| r.as_slice()).collect();
         let mut out = vec![0f32; CHUNK];
-        correlate_column(&rows, &kernel, &mut out);
+        correlate(&rows, &kernel, &mut out);
         for (i, o) in out.iter().enumerate() {
             let mut s = 0f32;
             for (k, kv) in kernel.iter().enumerate() {

@@ -25,6 +25,28 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
+#[cfg(test)]
+impl Image {
+    /// A deterministic pseudo-random image (the tests' input for comparing two implementations).
+    pub(crate) fn noise(width: usize, height: usize, channels: usize, seed: u64) -> Self {
+        let mut s = seed;
+        let data = (0..width * height * channels)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 56) as u8
+            })
+            .collect();
+        Image {
+            width,
+            height,
+            channels,
+            data,
+        }
+    }
+}
+
 /// Python 3's `round` (half to even) of a non-negative float, as albumentations' `py3round`.
 fn py3round(x: f64) -> usize {
     x.round_ties_even() as usize
@@ -415,24 +437,6 @@ mod tests {
         }
     }
 
-    fn noise(width: usize, height: usize, channels: usize, seed: u64) -> Image {
-        let mut s = seed;
-        let data = (0..width * height * channels)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (s >> 56) as u8
-            })
-            .collect();
-        Image {
-            width,
-            height,
-            channels,
-            data,
-        }
-    }
-
     #[test]
     fn area_equals_the_scalar_definition() {
         let cases = [
@@ -445,7 +449,7 @@ mod tests {
             (31, 3, 3, 30, 1),
         ];
         for (i, &(sw, sh, cn, w, h)) in cases.iter().enumerate() {
-            let img = noise(sw, sh, cn, i as u64 + 7);
+            let img = Image::noise(sw, sh, cn, i as u64 + 7);
             let (w, h) = (w.min(sw), h.min(sh));
             assert!(
                 resize_area(&img, w, h) == reference_area(&img, w, h),
