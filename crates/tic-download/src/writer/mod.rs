@@ -128,6 +128,15 @@ impl Sink {
             Sink::Dummy => Ok(()),
         }
     }
+
+    /// Moves the samples into place (after the table is written: the spill feeds it).
+    fn commit(self) -> Result<()> {
+        match self {
+            Sink::Webdataset(t) => t.commit(),
+            Sink::Files(f) => f.commit(),
+            Sink::Parquet(_) | Sink::Dummy => Ok(()),
+        }
+    }
 }
 
 /// Why `--output_format tfrecord` is refused.
@@ -257,21 +266,15 @@ impl ShardWriter {
             .collect::<Result<_>>()?;
         let table = table_file(&self.dir, self.id);
         let keys = |i: usize| sample_key(self.id, i, self.rows_per_shard);
-        match self.sink {
-            Sink::Webdataset(t) => {
-                table::write(&table, &self.rows, &outcomes, &keys, None)?;
-                t.commit()?;
-            }
-            Sink::Files(f) => {
-                table::write(&table, &self.rows, &outcomes, &keys, None)?;
-                f.commit()?;
-            }
-            Sink::Parquet(mut spill) => {
-                let images = Some((self.ext, &mut spill));
-                table::write(&table, &self.rows, &outcomes, &keys, images)?;
-            }
-            Sink::Dummy => {}
+        let mut sink = self.sink;
+        if !matches!(sink, Sink::Dummy) {
+            let images = match &mut sink {
+                Sink::Parquet(spill) => Some((self.ext, spill)),
+                _ => None,
+            };
+            table::write(&table, &self.rows, &outcomes, &keys, images)?;
         }
+        sink.commit()?;
         let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
         let end = now();
         let v = json!({
