@@ -75,6 +75,24 @@ impl EncodeFormat {
     }
 }
 
+/// img2dataset 1.40's `--output_format` choices (its `writer.py` sample writers). Every format
+/// but `dummy` writes the `{id:08d}.parquet` table; all write `{id:08d}_stats.json`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "lower")]
+pub enum OutputFormat {
+    /// `{id:08d}.tar` of `KEY.jpg`/`KEY.txt`/`KEY.json` (DataComp's choice; what `tic-reshard`
+    /// and every later stage read).
+    Webdataset,
+    /// A folder `{id:08d}/` holding `KEY.jpg`, `KEY.txt`, `KEY.json` per success.
+    Files,
+    /// The images inside `{id:08d}.parquet`, in a binary column named after the encoding.
+    Parquet,
+    /// TensorFlow's TFRecord: not supported (refused with the reason; see docs/download.md).
+    Tfrecord,
+    /// Only `{id:08d}_stats.json` (a download benchmark: no samples, no table).
+    Dummy,
+}
+
 /// DataComp's `download_upstream.py`: metadata parquets from the Hugging Face hub, then every
 /// image URL fetched, resized, face-blurred and written as WebDataset shards, as img2dataset
 /// 1.40 does (same layout, statuses and per-shard files) — resumable, and with `--subset` only
@@ -121,9 +139,10 @@ pub struct DownloadArgs {
     /// Output image encoding.
     #[arg(long, value_enum, default_value = "jpg")]
     pub encode_format: EncodeFormat,
-    /// Output format: only `webdataset` (what DataComp's later stages read).
-    #[arg(long, default_value = "webdataset", value_parser = ["webdataset"])]
-    pub output_format: String,
+    /// Output format, as img2dataset 1.40 writes it (later tic-rs stages read webdataset only;
+    /// tfrecord is refused).
+    #[arg(long, value_enum, default_value = "webdataset")]
+    pub output_format: OutputFormat,
     /// Retries of a failed download (transient errors only; see docs/download.md).
     #[arg(long, default_value_t = 2)]
     pub retries: u32,

@@ -2,13 +2,14 @@
 //! Rust — the metadata parquets from the Hugging Face hub, then every image URL fetched on one
 //! async client, decoded, resized and face-blurred on a CPU pool and written as img2dataset's
 //! WebDataset shards (`{:08d}.tar`, `.parquet`, `_stats.json`), so that `tic-reshard` and every
-//! later stage take the pool unchanged. Beyond the original: `--subset` uid arrays (only the TiC
+//! later stage take the pool unchanged (or as img2dataset's `files`, `parquet` or `dummy`
+//! output). Beyond the original: `--subset` uid arrays (only the TiC
 //! years you train on) and a checked resume after any kill.
 //!
 //! Modules, bottom up (each uses only those before it): `args` (the flags), `resize` (OpenCV's
 //! area and Lanczos-4 resize), `blur` (img2dataset's face blurrer), `pixels` (decode → resize →
 //! blur → encode), `http` (fetching as urllib does, with limits and retries), `metadata` (hub
-//! fetch, parquet rows, subsets, shard plan), `writer` (a shard's files and completion), `run`
+//! fetch, parquet rows, subsets, shard plan), `writer` (a shard's files per output format, and completion), `run`
 //! (the whole command).
 
 pub mod args;

@@ -1,10 +1,11 @@
 //! The whole `tic-download` command: metadata (hub fetch unless present), then the shards —
 //! `--processes_count` shards at a time on one tokio runtime, `--thread_count` rows in flight per
 //! shard, decoding and resizing on a rayon pool sized to the machine — skipping shards a previous
-//! run finished (checked: stats, parquet rows and tar samples agree) and redoing the others.
+//! run finished (checked: stats, table rows and samples agree, per `--output_format`) and
+//! redoing the others.
 //! A shard that fails (disk full, unreadable metadata) is reported and counted; the others go on.
 
-use crate::args::DownloadArgs;
+use crate::args::{DownloadArgs, OutputFormat};
 use crate::blur::BBox;
 use crate::http::{is_transient_message, FetchOpts, Fetcher};
 use crate::metadata::{self, ShardPlan, ShardRows};
@@ -52,6 +53,7 @@ struct Ctx {
     pool: rayon::ThreadPool,
     opts: ResizeOpts,
     dir: PathBuf,
+    format: OutputFormat,
     per_shard: usize,
     thread_count: usize,
     retry_failed: bool,
@@ -62,6 +64,9 @@ struct Ctx {
 
 /// Runs `tic-download` with `args`.
 pub fn run(args: &DownloadArgs) -> Result<Summary> {
+    if args.output_format == OutputFormat::Tfrecord {
+        anyhow::bail!("{}", writer::unsupported_tfrecord());
+    }
     let metadata_dir = args
         .metadata_dir
         .clone()
@@ -152,6 +157,7 @@ fn make_ctx(args: &DownloadArgs, dir: PathBuf) -> Result<Ctx> {
             max_pixels: args.max_image_pixels,
         },
         dir,
+        format: args.output_format,
         per_shard: args.number_sample_per_shard,
         thread_count: args.thread_count.max(1),
         retry_failed: args.retry_failed,
@@ -169,7 +175,8 @@ async fn drive(ctx: Arc<Ctx>, mut plan: ShardPlan, parallel: usize) -> Result<Su
         for s in shards {
             ctx.pb.inc_length(s.rows.num_rows() as u64);
             let mut previous = None;
-            if writer::shard_is_complete(&ctx.dir, s.id, s.rows.num_rows()) {
+            let ext = ctx.opts.format.ext();
+            if writer::shard_is_complete(&ctx.dir, s.id, s.rows.num_rows(), ctx.format, ext) {
                 summary.shards_kept += 1;
                 previous = match ctx.retry_failed {
                     true => tokio::task::block_in_place(|| retry_plan(&ctx, s.id)),
@@ -183,7 +190,7 @@ async fn drive(ctx: Arc<Ctx>, mut plan: ShardPlan, parallel: usize) -> Result<Su
             }
             // A stats file that does not check out, or of a shard --retry_failed rewrites, is
             // removed first: until its new stats file the shard is unfinished (a kill redoes it).
-            let [_, _, stats] = writer::shard_files(&ctx.dir, s.id);
+            let stats = writer::stats_file(&ctx.dir, s.id);
             if stats.exists() {
                 std::fs::remove_file(&stats)
                     .with_context(|| format!("removing {}", stats.display()))?;
@@ -204,10 +211,19 @@ async fn drive(ctx: Arc<Ctx>, mut plan: ShardPlan, parallel: usize) -> Result<Su
 
 /// `--retry_failed` on a finished shard: its previous outcomes with `None` for the rows whose
 /// error is retryable ([`is_transient_message`]), or `None` when it has none (kept as is). A shard
-/// that cannot be read back is redone whole.
+/// that cannot be read back is redone whole, and so is a `dummy` shard (no per-row record) whose
+/// stats count a retryable error.
 fn retry_plan(ctx: &Ctx, id: u64) -> Option<Vec<Option<RowOutcome>>> {
     let ext = ctx.opts.format.ext();
-    let prev = match writer::read_outcomes(&ctx.dir, id, ctx.per_shard, ext) {
+    if ctx.format == OutputFormat::Dummy {
+        let stats = writer::read_stats(&ctx.dir, id).ok()?;
+        let errors = stats.get("status_dict")?.as_object()?;
+        return errors
+            .keys()
+            .any(|m| is_transient_message(m))
+            .then(Vec::new);
+    }
+    let prev = match writer::read_outcomes(&ctx.dir, id, ctx.per_shard, ctx.format, ext) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("shard {id:08}: {e:#}; redoing it");
@@ -291,7 +307,7 @@ async fn download_shard(
         .map(|i| rows.column(i).clone());
     let ext = ctx.opts.format.ext();
     let mut w = tokio::task::block_in_place(|| -> Result<ShardWriter> {
-        let mut w = ShardWriter::create(&ctx.dir, s.id, rows, ctx.per_shard, ext)?;
+        let mut w = ShardWriter::create(&ctx.dir, s.id, rows, ctx.per_shard, ctx.format, ext)?;
         for (i, o) in previous.iter_mut().enumerate() {
             if let Some(o) = o.take() {
                 ctx.pb.inc(1);

@@ -7,10 +7,10 @@
 
 mod common;
 
+use common::loopback_args as args;
 use common::*;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-download");
 
@@ -49,33 +49,13 @@ fn write_metadata(dir: &Path, base: &str) {
     write_rows(dir, base, &rows());
 }
 
-fn args(data: &str) -> Vec<&str> {
-    vec![
-        "--data_dir",
-        data,
-        "--timeout",
-        "1",
-        "--retries",
-        "1",
-        "--number_sample_per_shard",
-        "4",
-        "--processes_count",
-        "2",
-        "--thread_count",
-        "4",
-        "--max_per_host",
-        "4",
-        "--quiet",
-    ]
-}
-
 #[test]
 fn every_fault_has_its_status_and_a_kill_resumes() {
     let base = start_server();
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     write_metadata(&full.join("metadata"), &base);
-    run_ok(&args(full.to_str().unwrap()));
+    run_ok(BIN, &args(full.to_str().unwrap()));
     let st = statuses(&full.join("shards"));
     let uid = |i: usize| format!("{:032x}", i + 1);
     let expect = |i: usize, status: &str, err: Option<&str>| {
@@ -166,25 +146,8 @@ fn every_fault_has_its_status_and_a_kill_resumes() {
     // kill -9 once a shard is finished, rerun, compare with the uninterrupted run.
     let killed = tmp.path().join("killed");
     write_metadata(&killed.join("metadata"), &base);
-    let mut child = Command::new(BIN)
-        .args(args(killed.to_str().unwrap()))
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let first_stats = |d: &Path| {
-        std::fs::read_dir(d.join("shards"))
-            .map(|r| {
-                r.filter_map(|e| e.ok())
-                    .any(|e| e.file_name().to_string_lossy().ends_with("_stats.json"))
-            })
-            .unwrap_or(false)
-    };
-    while !first_stats(&killed) && t0.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    run_ok(&args(killed.to_str().unwrap()));
+    kill_after_first_shard(BIN, &args(killed.to_str().unwrap()), &killed);
+    run_ok(BIN, &args(killed.to_str().unwrap()));
     assert_eq!(statuses(&killed.join("shards")), st);
     assert_eq!(
         tar_samples(&killed.join("shards"))
@@ -215,7 +178,7 @@ fn subset_keeps_only_listed_uids_in_full_shards() {
     std::fs::write(&npy, tic_shards::npy::write_uids(&keep)).unwrap();
     let mut a = args(data.to_str().unwrap());
     a.extend(["--subset", npy.to_str().unwrap()]);
-    run_ok(&a);
+    run_ok(BIN, &a);
     let st = statuses(&data.join("shards"));
     let want: Vec<String> = keep.iter().map(|u| u.to_hex()).collect();
     assert_eq!(st.keys().cloned().collect::<Vec<_>>(), want);
@@ -223,15 +186,6 @@ fn subset_keeps_only_listed_uids_in_full_shards() {
     // 5 rows, 4 per shard: 00000000 (4) and 00000001 (1).
     assert!(data.join("shards/00000001_stats.json").exists());
     assert!(!data.join("shards/00000002.tar").exists());
-}
-
-fn run_ok(a: &[&str]) {
-    let out = Command::new(BIN).args(a).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn mtime(p: &Path) -> std::time::SystemTime {
@@ -254,14 +208,10 @@ fn retry_failed_refetches_only_retryable_rows_of_affected_shards() {
         "/img/3", "/html", "/img/4", "/small", // shard 1: nothing retryable
         &flaky_b,
     ];
-    let rows: Vec<_> = paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("{:032x}", i + 1), p.to_string(), vec![]))
-        .collect();
+    let rows = path_rows(&paths);
     write_rows(&data.join("metadata"), &base, &rows);
     let d = data.to_str().unwrap();
-    run_ok(&args(d));
+    run_ok(BIN, &args(d));
     let st = statuses(&data.join("shards"));
     let busy = (
         "failed_to_download".to_string(),
@@ -273,7 +223,7 @@ fn retry_failed_refetches_only_retryable_rows_of_affected_shards() {
 
     let mut a = args(d);
     a.push("--retry_failed");
-    run_ok(&a);
+    run_ok(BIN, &a);
     let after = statuses(&data.join("shards"));
     for (uid, before) in &st {
         let want = if before == &busy {
@@ -313,7 +263,7 @@ fn retry_failed_refetches_only_retryable_rows_of_affected_shards() {
     );
     // Nothing left to retry: a second --retry_failed changes nothing.
     let shard0 = mtime(&data.join("shards/00000000.tar"));
-    run_ok(&a);
+    run_ok(BIN, &a);
     assert_eq!(mtime(&data.join("shards/00000000.tar")), shard0);
 }
 
@@ -324,32 +274,21 @@ fn a_write_failure_stops_the_run_and_a_rerun_finishes_identically() {
     let paths = [
         "/img/1", "/img/2", "/404", "/img/3", "/img/4", "/small", "/img/5",
     ];
-    let rows: Vec<_> = paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("{:032x}", i + 1), p.to_string(), vec![]))
-        .collect();
+    let rows = path_rows(&paths);
     let (clean, full) = (tmp.path().join("clean"), tmp.path().join("full"));
     write_rows(&clean.join("metadata"), &base, &rows);
     write_rows(&full.join("metadata"), &base, &rows);
-    run_ok(&args(clean.to_str().unwrap()));
+    run_ok(BIN, &args(clean.to_str().unwrap()));
     // A 48 KiB file-size limit (SIGXFSZ ignored, so writes fail with EFBIG as on a full disk):
     // the first tar to grow past it fails, and the run stops.
-    let script = format!("ulimit -f 48; trap '' XFSZ; exec \"{BIN}\" \"$@\"");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .arg("tic-download")
-        .args(args(full.to_str().unwrap()))
-        .output()
-        .unwrap();
+    let out = run_with_file_limit(BIN, &args(full.to_str().unwrap()));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("out of space") && err.contains(".tar"),
         "{err}"
     );
-    run_ok(&args(full.to_str().unwrap()));
+    run_ok(BIN, &args(full.to_str().unwrap()));
     let (a, b) = (clean.join("shards"), full.join("shards"));
     assert_eq!(statuses(&b), statuses(&a));
     assert_eq!(tar_samples(&b), tar_samples(&a));
@@ -367,7 +306,7 @@ fn a_fifty_megapixel_image_succeeds_as_in_img2dataset_unless_capped() {
         if let Some(c) = cap {
             a.extend(["--max_image_pixels", c]);
         }
-        run_ok(&a);
+        run_ok(BIN, &a);
         let st = statuses(&data.join("shards"));
         let got = &st[&rows[0].0];
         match cap {

@@ -230,6 +230,57 @@ pub fn write_rows(dir: &Path, base: &str, rows: &[Row]) {
 pub fn statuses(shards: &Path) -> BTreeMap<String, (String, Option<String>)> {
     use arrow_array::cast::AsArray;
     let mut out = BTreeMap::new();
+    for b in table_batches(shards) {
+        let col = |n: &str| {
+            b.column(b.schema().index_of(n).unwrap())
+                .as_string::<i32>()
+                .clone()
+        };
+        let (uid, st, err) = (col("uid"), col("status"), col("error_message"));
+        for i in 0..b.num_rows() {
+            let e = (!err.is_null(i)).then(|| err.value(i).to_string());
+            assert!(
+                out.insert(uid.value(i).to_string(), (st.value(i).to_string(), e))
+                    .is_none(),
+                "duplicate uid"
+            );
+        }
+    }
+    out
+}
+
+/// Metadata rows for `paths` (uids 1, 2, …; no face boxes).
+pub fn path_rows(paths: &[&str]) -> Vec<Row> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("{:032x}", i + 1), p.to_string(), vec![]))
+        .collect()
+}
+
+/// Every file under `dir`, relative (`00000000/KEY.jpg`), sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if e.path().is_dir() {
+            out.extend(
+                listing(&e.path())
+                    .into_iter()
+                    .map(|n| format!("{name}/{n}")),
+            );
+        } else {
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every record batch of every `*.parquet` table in `shards`.
+pub fn table_batches(shards: &Path) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir(shards).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "parquet") {
@@ -239,26 +290,72 @@ pub fn statuses(shards: &Path) -> BTreeMap<String, (String, Option<String>)> {
             .unwrap()
             .build()
             .unwrap();
-            for b in r {
-                let b = b.unwrap();
-                let col = |n: &str| {
-                    b.column(b.schema().index_of(n).unwrap())
-                        .as_string::<i32>()
-                        .clone()
-                };
-                let (uid, st, err) = (col("uid"), col("status"), col("error_message"));
-                for i in 0..b.num_rows() {
-                    let e = (!err.is_null(i)).then(|| err.value(i).to_string());
-                    assert!(
-                        out.insert(uid.value(i).to_string(), (st.value(i).to_string(), e))
-                            .is_none(),
-                        "duplicate uid"
-                    );
-                }
-            }
+            out.extend(r.map(Result::unwrap));
         }
     }
     out
+}
+
+/// tic-download's arguments in the loopback tests: a 1 s timeout, one retry, 4 rows per shard,
+/// 2 shards and 4 requests at once, no progress bar.
+pub fn loopback_args(data: &str) -> Vec<&str> {
+    vec![
+        "--data_dir",
+        data,
+        "--timeout",
+        "1",
+        "--retries",
+        "1",
+        "--number_sample_per_shard",
+        "4",
+        "--processes_count",
+        "2",
+        "--thread_count",
+        "4",
+        "--max_per_host",
+        "4",
+        "--quiet",
+    ]
+}
+
+/// Runs `bin` with `args`; fails the test with its stderr unless it succeeds.
+pub fn run_ok(bin: &str, args: &[&str]) {
+    let out = std::process::Command::new(bin).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `bin` with `args` and `kill -9`s it once a first `_stats.json` is in `data/shards`.
+pub fn kill_after_first_shard(bin: &str, args: &[&str], data: &Path) {
+    let mut child = std::process::Command::new(bin).args(args).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let stats = |d: &Path| {
+        std::fs::read_dir(d.join("shards")).is_ok_and(|r| {
+            r.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().ends_with("_stats.json"))
+        })
+    };
+    while !stats(data) && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Runs `bin` with `args` under a 48 KiB file-size limit (SIGXFSZ ignored, so writes fail with
+/// EFBIG as on a full disk).
+pub fn run_with_file_limit(bin: &str, args: &[&str]) -> std::process::Output {
+    let script = format!("ulimit -f 48; trap '' XFSZ; exec \"{bin}\" \"$@\"");
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .arg("tic-download")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Sample key → the bytes of its `.EXT` member, over every tar of `shards` (keys unique).
@@ -278,6 +375,57 @@ pub fn tar_members(shards: &Path, ext: &str) -> BTreeMap<String, Vec<u8>> {
                 }
             }
         }
+    }
+    out
+}
+
+/// Sample key → its members (extension → bytes) as `--output_format FORMAT` wrote them under
+/// `shards`: the tars' members (`webdataset`), the `{id:08d}/` folders' files (`files`), the
+/// tables' image column `jpg` (`parquet`, successes only), nothing (`dummy`).
+pub fn format_samples(shards: &Path, format: &str) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+    use arrow_array::cast::AsArray;
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut put = |name: &str, data: Vec<u8>| {
+        let (key, ext) = name.split_once('.').unwrap();
+        let prev = out
+            .entry(key.to_string())
+            .or_default()
+            .insert(ext.to_string(), data);
+        assert!(prev.is_none(), "duplicate {name}");
+    };
+    match format {
+        "webdataset" => {
+            for ext in ["jpg", "txt", "json"] {
+                for (k, b) in tar_members(shards, ext) {
+                    put(&format!("{k}.{ext}"), b);
+                }
+            }
+        }
+        "files" => {
+            for e in std::fs::read_dir(shards).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    for f in std::fs::read_dir(&p).unwrap() {
+                        let f = f.unwrap().path();
+                        let name = f.file_name().unwrap().to_string_lossy().to_string();
+                        put(&name, std::fs::read(&f).unwrap());
+                    }
+                }
+            }
+        }
+        "parquet" => {
+            for b in table_batches(shards) {
+                let col = |n: &str| b.column(b.schema().index_of(n).unwrap()).clone();
+                let (keys, imgs) = (col("key"), col("jpg"));
+                let (keys, imgs) = (keys.as_string::<i32>(), imgs.as_binary::<i32>());
+                for i in 0..b.num_rows() {
+                    if !imgs.is_null(i) {
+                        put(&format!("{}.jpg", keys.value(i)), imgs.value(i).to_vec());
+                    }
+                }
+            }
+        }
+        _ => {}
     }
     out
 }
