@@ -38,7 +38,8 @@ SYNTH_IMAGE ?= 64
 # Samples of the static (time-independent) classification set, key synth_static; 0: none.
 SYNTH_STATIC ?= 320
 # Samples of each synthetic set for DataComp's special evaluators (FMoW, Dollar Street, GeoDE,
-# FairFace: tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
+# FairFace; and, in hf_cache, Flickr-style retrieval images and ⌈N/8⌉ WinoGAViL instances:
+# tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
 SYNTH_SPECIAL ?= 140
 # Share of each year held out for the retrieval and DataCompNet eval sets (half each).
 SYNTH_EVAL_FRACTION ?= 0.2
