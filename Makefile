@@ -38,7 +38,8 @@ SYNTH_IMAGE ?= 64
 # Samples of the static (time-independent) classification set, key synth_static; 0: none.
 SYNTH_STATIC ?= 320
 # Samples of each synthetic set for DataComp's special evaluators (FMoW, Dollar Street, GeoDE,
-# FairFace: tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
+# FairFace; and, in hf_cache, Flickr-style retrieval images and ⌈N/8⌉ WinoGAViL instances:
+# tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
 SYNTH_SPECIAL ?= 140
 # Share of each year held out for the retrieval and DataCompNet eval sets (half each).
 SYNTH_EVAL_FRACTION ?= 0.2
@@ -293,6 +294,9 @@ STATIC_SET := $(if $(filter-out 0,$(SYNTH_STATIC)),$(EVAL_DATA_DIR)/wds_synth_st
 # static set only: the static task list lists them).
 SPECIAL_FOLDERS := $(if $(and $(STATIC_SET),$(filter-out 0,$(SYNTH_SPECIAL))),wds_wilds-fmow_test wds_dollar_street_test wds_geode_test wds_fairface_test)
 SPECIAL_SETS := $(foreach f,$(SPECIAL_FOLDERS),$(EVAL_DATA_DIR)/$(f)/test/nshards.txt)
+# tic-synth's stand-ins for DataComp's Hugging Face sets (Flickr-style retrieval, WinoGAViL), in
+# the hf_cache layout of DataComp's pinned `datasets` 2.8 (written with the special sets).
+HF_CACHE_SET := $(if $(SPECIAL_FOLDERS),$(EVAL_DATA_DIR)/hf_cache/nlphuji___parquet)
 
 $(EVAL_Y)/alluids.npy: | $(SYNTH_POOL)
 	$(BIN)/tic-eval-uids --output-path $(DATA_Y_PATH) --input-dir $(UID_SOURCE) --no-download -q
@@ -350,10 +354,20 @@ $(SPECIAL_SETS): $(EVAL_DATA_DIR)/%/test/nshards.txt: | $(SYNTH_DIR)/synth.json
 	rm -rf $(EVAL_DATA_DIR)/$*
 	mv $(EVAL_DATA_DIR)/$*.tmp $(EVAL_DATA_DIR)/$*
 
-eval-sets: $(EVAL_SETS) $(STATIC_SET) $(SPECIAL_SETS) ## Retrieval, DataCompNet, static and special eval sets (CLIP_benchmark layout)
+# The hf_cache tic-synth wrote, copied where DataComp's download_evalsets.py leaves it.
+$(EVAL_DATA_DIR)/hf_cache/nlphuji___parquet: | $(SYNTH_DIR)/synth.json
+	@test -d $(SYNTH_DIR)/special/hf_cache || { echo "$(SYNTH_DIR)/special/hf_cache is missing: that pool \
+	  was made by an older tic-synth; remove $(SYNTH_DIR) (or give SYNTH_SPECIAL=0)" >&2; exit 1; }
+	rm -rf $(EVAL_DATA_DIR)/hf_cache.tmp
+	@mkdir -p $(EVAL_DATA_DIR)
+	cp -r $(SYNTH_DIR)/special/hf_cache $(EVAL_DATA_DIR)/hf_cache.tmp
+	rm -rf $(EVAL_DATA_DIR)/hf_cache
+	mv $(EVAL_DATA_DIR)/hf_cache.tmp $(EVAL_DATA_DIR)/hf_cache
+
+eval-sets: $(EVAL_SETS) $(STATIC_SET) $(SPECIAL_SETS) $(HF_CACHE_SET) ## Retrieval, DataCompNet, static and special eval sets (CLIP_benchmark layout)
 
 ifeq ($(DATASET),datacomp)
-TASK_SETS := $(EVAL_SETS) $(STATIC_SET) $(SPECIAL_SETS)
+TASK_SETS := $(EVAL_SETS) $(STATIC_SET) $(SPECIAL_SETS) $(HF_CACHE_SET)
 TASKLIST_FLAGS := $(if $(STATIC_SET),--base $(SYNTH_DIR)/static/tasklist.yml)
 else
 TASK_SETS := $(foreach l,$(DS_SPLITS),$(DS_EVAL)/$(l)/nshards.txt)
@@ -593,6 +607,9 @@ ifeq ($(DATASET),datacomp)
 	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
 	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
 	@for f in $(if $(STATIC_SET),wds_synth_static_test) $(SPECIAL_FOLDERS); do printf '  static %s: %s\n' $$f $$(cat $(EVAL_DATA_DIR)/$$f/count.txt); done
+	@for f in $(if $(HF_CACHE_SET),$(wildcard $(EVAL_DATA_DIR)/hf_cache/nlphuji___parquet/*/*/*/dataset_info.json)); do \
+	  printf '  static hf_cache %s: %s\n' $$(echo $$f | sed 's|.*/nlphuji--\([a-z0-9_]*\)-.*|\1|') \
+	  $$(grep -o '"num_examples": [0-9]*' $$f | tr -dc 0-9); done
 else
 	@for l in $(DS_SPLITS); do printf '  %s: train %s, eval (retrieval) %s\n' $$l \
 	  $$(grep -o ': *[0-9]*' $(DS_TRAIN)/$$l/sizes.json | tr -d ': ' | awk '{s += $$1} END {print s + 0}') \

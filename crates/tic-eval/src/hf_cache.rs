@@ -6,15 +6,10 @@
 //! `retrieval/mscoco_2014_5k_test_image_text_retrieval` and `misc/winogavil` with
 //! `datasets.load_dataset("nlphuji/NAME", split="test", cache_dir=DATA_DIR/hf_cache)`; `datasets`
 //! keeps each set there as Arrow IPC *streams* (one record batch after another, uncompressed),
-//! in one of two layouts depending on its version ([`find_cached`]):
-//!
-//! * `datasets` 2.x, DataComp's pinned 2.8.0 (a script-less hub repository is built by the
-//!   packaged `parquet` builder):
-//!   `hf_cache/nlphuji___parquet/nlphuji--NAME-<config hash>/0.0.0/<module hash>/parquet-test.arrow`;
-//! * current `datasets` (checked with 5.2):
-//!   `hf_cache/nlphuji___NAME/default/0.0.0/<commit>/NAME-test.arrow`, or sharded
-//!   `NAME-test-00000-of-00002.arrow`, … (a script-based set has its own config and version
-//!   folders in the same places).
+//! in one of two layouts depending on its version ([`find_cached`]); both layouts — folder and
+//! file names, columns, the Arrow schema — are defined in `tic_shards::hf_cache_layout`, which
+//! tic-synth also writes with (a script-based set has its own config and version folders in the
+//! same places as the current layout's `default/0.0.0`).
 //!
 //! A build folder counts only when it holds `dataset_info.json` (written last, after the Arrow
 //! files; unfinished builds live in `*.incomplete` folders, which are skipped). When several
@@ -35,57 +30,13 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_ipc::reader::StreamReader;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-
-/// The cache folder under `--data_dir` (`os.path.join(data_root, "hf_cache")`).
-pub const HF_CACHE_DIR: &str = "hf_cache";
-/// The hub namespace of DataComp's three sets.
-pub const HUB_NAMESPACE: &str = "nlphuji";
-/// The split DataComp loads.
-pub const SPLIT: &str = "test";
-/// The file a finished build leaves beside its Arrow files.
-pub const DATASET_INFO_FILE: &str = "dataset_info.json";
-
-/// One of DataComp's Hugging Face evaluation sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HfSet {
-    /// `retrieval/flickr_1k_test_image_text_retrieval` (Flickr30k 1k test).
-    Flickr,
-    /// `retrieval/mscoco_2014_5k_test_image_text_retrieval` (MSCOCO 5k test).
-    Mscoco,
-    /// `misc/winogavil`.
-    Winogavil,
-}
-
-impl HfSet {
-    /// The set a DataComp task key is read from, if it is one of the three.
-    pub fn for_key(key: &str) -> Option<Self> {
-        match key {
-            "retrieval/flickr_1k_test_image_text_retrieval" => Some(Self::Flickr),
-            "retrieval/mscoco_2014_5k_test_image_text_retrieval" => Some(Self::Mscoco),
-            "misc/winogavil" => Some(Self::Winogavil),
-            _ => None,
-        }
-    }
-
-    /// The hub dataset name (`nlphuji/NAME`): the key without its `retrieval/` / `misc/`.
-    pub fn dataset_name(self) -> &'static str {
-        match self {
-            Self::Flickr => "flickr_1k_test_image_text_retrieval",
-            Self::Mscoco => "mscoco_2014_5k_test_image_text_retrieval",
-            Self::Winogavil => "winogavil",
-        }
-    }
-
-    /// Whether the set is an image-text retrieval set (else WinoGAViL).
-    pub fn is_retrieval(self) -> bool {
-        self != Self::Winogavil
-    }
-}
-
-/// `--data_dir`'s `hf_cache` folder.
-pub fn cache_root(data_dir: &Path) -> PathBuf {
-    data_dir.join(HF_CACHE_DIR)
-}
+pub use tic_shards::hf_cache_layout::{
+    cache_root, HfSet, DATASET_INFO_FILE, HF_CACHE_DIR, HUB_NAMESPACE, SPLIT,
+};
+use tic_shards::hf_cache_layout::{
+    columns, dataset_dir, file_prefix, is_parquet_config_dir, parquet_builder_dir, shard_index,
+    split_file,
+};
 
 /// A cached build of a set's test split: its Arrow files in row order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,33 +63,28 @@ fn sub_dirs(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The build folders that may hold `name`: `(folder, Arrow file prefix)`, both layouts.
-fn build_dirs(cache: &Path, name: &str) -> Vec<(PathBuf, String)> {
+/// The build folders that may hold `set`: `(folder, Arrow file prefix)`, both layouts.
+fn build_dirs(cache: &Path, set: HfSet) -> Vec<(PathBuf, &'static str)> {
     let mut out = Vec::new();
     // Current layout (and script-based sets): nlphuji___NAME/<config>/<version>/<hash>.
-    for config in sub_dirs(&cache.join(format!("{HUB_NAMESPACE}___{name}"))) {
+    for config in sub_dirs(&dataset_dir(cache, set)) {
         for version in sub_dirs(&config) {
             out.extend(
                 sub_dirs(&version)
                     .into_iter()
-                    .map(|h| (h, name.to_string())),
+                    .map(|h| (h, file_prefix(set, false))),
             );
         }
     }
     // datasets 2.x parquet builder: nlphuji___parquet/nlphuji--NAME-<hash>/<version>/<hash>.
-    let config_name = format!("{HUB_NAMESPACE}--{name}");
-    for config in sub_dirs(&cache.join(format!("{HUB_NAMESPACE}___parquet"))) {
-        let file_name = config.file_name().unwrap_or_default().to_string_lossy();
-        let ours = file_name == config_name
-            || file_name
-                .strip_prefix(&format!("{config_name}-"))
-                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
-        if ours {
+    for config in sub_dirs(&parquet_builder_dir(cache)) {
+        let folder = config.file_name().unwrap_or_default().to_string_lossy();
+        if is_parquet_config_dir(&folder, set) {
             for version in sub_dirs(&config) {
                 out.extend(
                     sub_dirs(&version)
                         .into_iter()
-                        .map(|h| (h, "parquet".to_string())),
+                        .map(|h| (h, file_prefix(set, true))),
                 );
             }
         }
@@ -146,19 +92,9 @@ fn build_dirs(cache: &Path, name: &str) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// `PREFIX-test-IIIII-of-NNNNN.arrow` → `(i, n)`.
-fn shard_index(file_name: &str, prefix: &str) -> Option<(usize, usize)> {
-    let rest = file_name
-        .strip_prefix(&format!("{prefix}-{SPLIT}-"))?
-        .strip_suffix(".arrow")?;
-    let (i, n) = rest.split_once("-of-")?;
-    let digits = |s: &str| s.len() == 5 && s.chars().all(|c| c.is_ascii_digit());
-    (digits(i) && digits(n)).then(|| Some((i.parse().ok()?, n.parse().ok()?)))?
-}
-
 /// The test split's Arrow files in `dir`, in row order; `Ok(None)` if it has none.
 fn test_files(dir: &Path, prefix: &str) -> Result<Option<Vec<PathBuf>>> {
-    let single = dir.join(format!("{prefix}-{SPLIT}.arrow"));
+    let single = dir.join(split_file(prefix));
     if single.is_file() {
         return Ok(Some(vec![single]));
     }
@@ -221,9 +157,9 @@ pub fn find_cached(data_dir: &Path, set: HfSet) -> Result<CachedSet> {
         );
     }
     let mut found = Vec::new();
-    for (dir, prefix) in build_dirs(&cache, name) {
+    for (dir, prefix) in build_dirs(&cache, set) {
         let info = dir.join(DATASET_INFO_FILE);
-        let Some(files) = test_files(&dir, &prefix)? else {
+        let Some(files) = test_files(&dir, prefix)? else {
             continue;
         };
         if !info.is_file() {
@@ -326,9 +262,9 @@ fn images(arr: &dyn Array, what: &dyn Fn() -> String) -> Result<Vec<Vec<u8>>> {
         )
     })?;
     let bytes = s
-        .column_by_name("bytes")
+        .column_by_name(columns::IMAGE_BYTES)
         .with_context(|| format!("{}: an Image() struct without `bytes`", what()))?;
-    let paths = s.column_by_name("path");
+    let paths = s.column_by_name(columns::IMAGE_PATH);
     (0..s.len())
         .map(|i| {
             if s.is_null(i) {
@@ -513,13 +449,14 @@ pub fn for_each_retrieval_row(
 ) -> Result<usize> {
     let parse = |batch: &RecordBatch, file: &Path, r: usize, origin: String| {
         let what = |c: &str| format!("{origin}: column {c:?}");
-        let image = column(batch, "image", file)?;
-        let caption = column(batch, "caption", file)?;
-        let image = images(&image.slice(r, 1), &|| what("image"))?
+        let (image, caption) = (columns::IMAGE, columns::CAPTION);
+        let image_col = column(batch, image, file)?;
+        let caption_col = column(batch, caption, file)?;
+        let image = images(&image_col.slice(r, 1), &|| what(image))?
             .pop()
             .expect("one row");
-        let items = list_items(caption.as_ref(), r, &|| what("caption"))?;
-        let captions = strings(items.as_ref(), &|| what("caption"))?;
+        let items = list_items(caption_col.as_ref(), r, &|| what(caption))?;
+        let captions = strings(items.as_ref(), &|| what(caption))?;
         Ok(RetrievalRow {
             origin,
             image,
@@ -563,16 +500,15 @@ pub fn for_each_winogavil_row(
     let parse = |batch: &RecordBatch, file: &Path, r: usize, origin: String| {
         let what = |c: &str| format!("{origin}: column {c:?}");
         let list = |c: &str| list_items(column(batch, c, file)?.as_ref(), r, &|| what(c));
-        let cue = column(batch, "cue", file)?;
+        use columns::{ASSOCIATIONS, CANDIDATES, CANDIDATE_IMAGES, CUE};
+        let cue = column(batch, CUE, file)?;
         let row = WinogavilRow {
-            cue: strings(&cue.slice(r, 1), &|| what("cue"))?
+            cue: strings(&cue.slice(r, 1), &|| what(CUE))?
                 .pop()
                 .expect("one row"),
-            candidates: strings(list("candidates")?.as_ref(), &|| what("candidates"))?,
-            associations: strings(list("associations")?.as_ref(), &|| what("associations"))?,
-            images: images(list("candidate_images")?.as_ref(), &|| {
-                what("candidate_images")
-            })?,
+            candidates: strings(list(CANDIDATES)?.as_ref(), &|| what(CANDIDATES))?,
+            associations: strings(list(ASSOCIATIONS)?.as_ref(), &|| what(ASSOCIATIONS))?,
+            images: images(list(CANDIDATE_IMAGES)?.as_ref(), &|| what(CANDIDATE_IMAGES))?,
             origin: origin.clone(),
         };
         if row.images.len() != row.candidates.len() {
@@ -590,29 +526,6 @@ pub fn for_each_winogavil_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_and_names() {
-        assert_eq!(HfSet::for_key("misc/winogavil"), Some(HfSet::Winogavil));
-        assert_eq!(
-            HfSet::for_key("retrieval/flickr_1k_test_image_text_retrieval")
-                .map(HfSet::dataset_name),
-            Some("flickr_1k_test_image_text_retrieval")
-        );
-        assert_eq!(HfSet::for_key("retrieval/flickr30k"), None);
-        assert!(HfSet::Mscoco.is_retrieval() && !HfSet::Winogavil.is_retrieval());
-    }
-
-    #[test]
-    fn shard_names() {
-        assert_eq!(
-            shard_index("x-test-00001-of-00002.arrow", "x"),
-            Some((1, 2))
-        );
-        assert_eq!(shard_index("x-test.arrow", "x"), None);
-        assert_eq!(shard_index("x-train-00001-of-00002.arrow", "x"), None);
-        assert_eq!(shard_index("x-test-1-of-2.arrow", "x"), None);
-    }
 
     #[test]
     fn missing_cache_and_missing_set_name_the_path() {

@@ -3,7 +3,8 @@
 //! multi-label WebDataset (`npy` members `[age, gender, race, race_binary]`, `objective:text`
 //! class names and templates, no `cls`): its record holds DataComp's fairness fields and
 //! `main_metric: null`, no `acc1`. The FMoW-, Dollar Street- and GeoDE-style sets get their
-//! evaluators' group fields and a main metric.
+//! evaluators' group fields and a main metric; the Flickr- and WinoGAViL-style sets of the
+//! synthetic `hf_cache` (`synth::hf_sets`) DataComp's retrieval and WinoGAViL fields.
 
 use serde_json::Value;
 use std::process::Command;
@@ -46,9 +47,30 @@ fn synthetic_special_tasks_get_datacomps_records() {
             "wilds/fmow",
             "fairness/dollar_street",
             "fairness/geode",
-            "fairness/fairface"
+            "fairness/fairface",
+            "retrieval/flickr_1k_test_image_text_retrieval",
+            "misc/winogavil"
         ]
     );
+    // The hf_cache stand-ins (`synth::hf_sets`), read by the hf_cache reader: DataComp's fields.
+    for (r, main) in records[5..]
+        .iter()
+        .zip(["mean_recall@1", "jaccard_score_10-12"])
+    {
+        let m = &r["metrics"];
+        let v = m["main_metric"].as_f64().unwrap();
+        assert_eq!(m[main].as_f64(), Some(v), "{r}");
+        assert!((0.0..=1.0).contains(&v), "{r}");
+        assert!(r["dataset"].as_str().unwrap().starts_with("Synthetic "));
+    }
+    for f in [
+        "jaccard_score_5",
+        "jaccard_score_6",
+        "jaccard_score_10",
+        "jaccard_score_12",
+    ] {
+        assert!(records[6]["metrics"][f].is_number(), "{f}: {}", records[6]);
+    }
 
     // The group evaluators' main metrics, and their groups from the rendered attributes.
     for (r, main) in records[1..4]

@@ -376,3 +376,48 @@ fn several_builds_newest_wins_and_incomplete_shards_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn tic_synths_cache_round_trips_through_the_reader() {
+    use clap::Parser;
+    use tic_shards::hf_cache_layout::SetRows;
+    use tic_shards::synth::{hf_sets, SynthArgs};
+    let out = tempfile::tempdir().unwrap();
+    let special = out.path().join("special");
+    let a = SynthArgs::parse_from([
+        "tic-synth",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--special-samples",
+        "10",
+        "--image-size",
+        "16",
+    ]);
+    let dirs = hf_sets::write_hf_sets(&a, &special).unwrap();
+    for ((set, rows), dir) in hf_sets::hf_rows(&a).unwrap().into_iter().zip(dirs) {
+        assert_eq!(find_cached(&special, set).unwrap().dir, dir, "{set:?}");
+        match rows {
+            SetRows::Retrieval(want) => {
+                let got = retrieval_rows(&special, set);
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!((&g.image, &g.captions), (&w.image.bytes, &w.captions));
+                }
+            }
+            SetRows::Winogavil(want) => {
+                let got = wino_rows(&special);
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    let images: Vec<&Vec<u8>> =
+                        w.candidate_images.iter().map(|c| &c.bytes).collect();
+                    assert_eq!(
+                        (&g.cue, &g.candidates, &g.associations),
+                        (&w.cue, &w.candidates, &w.associations)
+                    );
+                    assert_eq!(g.images.iter().collect::<Vec<_>>(), images);
+                    assert!(g.truth().iter().any(|&t| t) && !g.truth().iter().all(|&t| t));
+                }
+            }
+        }
+    }
+}

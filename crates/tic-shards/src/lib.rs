@@ -7,7 +7,8 @@
 //! - [`reshard`]: the TiC resharder (`tic-reshard`); [`pyjson`]: JSON as Python writes it.
 //! - [`counts`]: the `_stats.json`/`sizes.json` sample-count files; [`stats`]: `tic-stats` and
 //!   `tic-sizes`, which write them; [`evalset_layout`]: the CLIP_benchmark evaluation-set
-//!   layout, which [`convert`] writes; [`make_tars`]: CSV + images to shards; [`synth`]: the
+//!   layout, which [`convert`] writes; [`hf_cache_layout`]: DataComp's Hugging Face cache
+//!   (`hf_cache`), which tic-eval reads; [`make_tars`]: CSV + images to shards; [`synth`]: the
 //!   synthetic pool.
 //! - [`ftfy`]: ftfy's `fix_text` (caption cleaning and the CLIP tokenizer's `basic_clean`);
 //!   [`html`]: the HTML character-reference decoder (ftfy's and Python's `html.unescape`).
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod counts;
 pub mod evalset_layout;
 pub mod ftfy;
+pub mod hf_cache_layout;
 pub mod html;
 pub mod lock;
 pub mod make_tars;

@@ -68,3 +68,15 @@ pub fn ok(o: &Output) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Whether the python `py` runs and imports `modules` (a comma-separated list, as in an
+/// `import` statement); run from the temp folder, so no module of the caller's folder shadows
+/// the installed one. Tests that need a Python package use it to skip with a message.
+pub fn python_imports(py: &str, modules: &str) -> bool {
+    Command::new(py)
+        .args(["-c", &format!("import {modules}")])
+        .current_dir(std::env::temp_dir())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -27,12 +27,7 @@ fn bin() -> Command {
 /// reason printed).
 fn python_with(module: &str, var: &str) -> Option<String> {
     let py = std::env::var(var).unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .current_dir(std::env::temp_dir())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = tic_testkit::process::python_imports(&py, module);
     if !ok {
         eprintln!(
             "SKIPPED the {module} check: {py} cannot import {module} (run `make deps`, or set \

@@ -15,8 +15,10 @@
 //!
 //! Besides the pool, `--static-samples` writes a static classification set (the paper's
 //! "static" column in miniature) and `--special-samples` small sets for DataComp's special
-//! evaluators (`special`: WILDS FMoW, Dollar Street, GeoDE, FairFace), rendered the same way.
+//! evaluators (`special`: WILDS FMoW, Dollar Street, GeoDE, FairFace; `hf_sets`: Flickr-style
+//! retrieval and WinoGAViL in DataComp's `hf_cache`), rendered the same way.
 
+pub mod hf_sets;
 pub mod special;
 
 use crate::shardfmt::{ShardFormat, DATACOMP_SHARD_FORMAT};
@@ -98,6 +100,7 @@ Writes, deterministically from --seed, everything the real TiC-DataComp pipeline
   OUT/uids/tic-datacompnet_year2uids.pkl                  (dict year -> {synset -> [uid]})\n\
   OUT/static/                     with --static-samples: a static classification set (key synth_static)\n\
   OUT/special/wds_*_test/         with --special-samples: DataComp's special tasks (FMoW, Dollar Street, GeoDE, FairFace)\n\
+  OUT/special/hf_cache/           with --special-samples: Flickr-style retrieval and WinoGAViL, as `datasets` 2.8 caches them\n\
   OUT/synth.json                                          (settings and per-year counts)"
 )]
 pub struct SynthArgs {
@@ -145,7 +148,10 @@ pub struct SynthArgs {
     /// evaluators under DataComp's own folder names in `OUT/special/` (`wds_wilds-fmow_test`,
     /// `wds_dollar_street_test`, `wds_geode_test`, `wds_fairface_test`: `npy` metadata derived
     /// from what each image shows), listed in `OUT/static/tasklist.yml` after `synth_static`
-    /// (so it needs `--static-samples`). Copy them into tic-eval's `--data_dir` as they are.
+    /// (so it needs `--static-samples`), and `OUT/special/hf_cache/` with stand-ins for
+    /// `nlphuji/flickr_1k_test_image_text_retrieval` (this many images, 5 captions each) and
+    /// `nlphuji/winogavil` (⌈N/8⌉ instances, at least 4), as DataComp's pinned `datasets` 2.8
+    /// caches them. Copy them into tic-eval's `--data_dir` as they are.
     #[arg(long, default_value_t = 0)]
     pub special_samples: usize,
     /// Less logging.
@@ -383,6 +389,7 @@ pub fn write_static_set(a: &SynthArgs, dir: &Path) -> Result<()> {
     );
     if a.special_samples > 0 {
         tasks.push_str(&special::tasklist_entries(a.special_samples));
+        tasks.push_str(&hf_sets::tasklist_entries(a.special_samples));
     }
     atomic::write_atomic(dir.join("tasklist.yml"), tasks.as_bytes())?;
     Ok(())
@@ -513,6 +520,7 @@ pub fn run(a: &SynthArgs) -> Result<SynthSummary> {
     }
     if a.special_samples > 0 {
         special::write_special_sets(a, &a.out.join(special::SPECIAL_DIR))?;
+        hf_sets::write_hf_sets(a, &a.out.join(special::SPECIAL_DIR))?;
     }
     write_manifest(a, &summary)?;
     Ok(summary)
