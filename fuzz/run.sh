@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-"shard_scan npy_uids npy_int_vector pickles torch_pickle count_json tasklist checkpoint hf_cache"}
+TARGETS=${FUZZ_TARGETS:-"shard_scan npy_uids npy_int_vector pickles torch_pickle count_json tasklist checkpoint hf_cache exif download_metadata"}
 export RUSTC_BOOTSTRAP=1
 # Seeds: a real synthetic shard, a uid npy and the TiC pickles.
 if [ ! -f corpus/.seeded ]; then

@@ -6,7 +6,8 @@
 //! output). Beyond the original: `--subset` uid arrays (only the TiC
 //! years you train on) and a checked resume after any kill.
 //!
-//! Modules, bottom up (each uses only those before it): `args` (the flags), `resize` (OpenCV's
+//! Modules, bottom up (each uses only those before it): `args` (the flags), `exif` (the `exif`
+//! field: exifread's tags as img2dataset prints them), `resize` (OpenCV's
 //! area and Lanczos-4 resize), `blur` (img2dataset's face blurrer), `pixels` (decode → resize →
 //! blur → encode), `http` (fetching as urllib does, with limits and retries), `metadata` (hub
 //! fetch, parquet rows, subsets, shard plan), `writer` (a shard's files per output format, and completion), `run`
@@ -14,6 +15,7 @@
 
 pub mod args;
 pub mod blur;
+pub mod exif;
 pub mod http;
 mod kernels;
 pub mod metadata;

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,11 +74,30 @@ pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads the shard columns of one metadata parquet: `uid`, `face_bboxes` (when `bbox`),
-/// `caption` (from `text`), `url`, in img2dataset's `column_list` order.
+/// `caption` (from `text`), `url`, in img2dataset's `column_list` order. Errors name the file.
 pub fn read_rows(path: &Path, bbox: bool) -> Result<RecordBatch> {
+    // The parquet decoders assert on some corrupt pages (an RLE bit width over 32, found by
+    // tic-fuzz's `download_metadata` target) instead of returning their error.
+    std::panic::catch_unwind(|| read_rows_unchecked(path, bbox)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        bail!("{}: the parquet reader failed on it: {msg}", path.display())
+    })
+}
+
+fn read_rows_unchecked(path: &Path, bbox: bool) -> Result<RecordBatch> {
     let ctx = || format!("reading metadata {}", path.display());
     let file = std::fs::File::open(path).with_context(ctx)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).with_context(ctx)?;
+    let len = file.metadata().with_context(ctx)?.len();
+    // The schema from the parquet types alone: the Arrow schema that pyarrow embeds is not
+    // needed (strings and lists map the same) and arrow-ipc panics on a corrupt one.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).with_context(ctx)?;
+    check_chunks(path, builder.metadata(), len)?;
     let schema = builder.schema().clone();
     let mut names = vec!["uid"];
     if bbox {
@@ -124,6 +143,35 @@ pub fn read_rows(path: &Path, bbox: bool) -> Result<RecordBatch> {
         cols.push(all.column(i).clone());
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).with_context(ctx)
+}
+
+/// Every column chunk's byte range lies inside the file: the parquet reader asserts (panics)
+/// on negative offsets or sizes in a corrupt footer, so they are refused here first.
+fn check_chunks(
+    path: &Path,
+    meta: &parquet::file::metadata::ParquetMetaData,
+    len: u64,
+) -> Result<()> {
+    for (g, group) in meta.row_groups().iter().enumerate() {
+        for (c, col) in group.columns().iter().enumerate() {
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or(col.data_page_offset());
+            let size = col.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .is_some_and(|(s, n)| s.checked_add(n).is_some_and(|end| end <= len));
+            if !inside || col.data_page_offset() < 0 {
+                bail!(
+                    "{}: row group {g}, column {c}: chunk at byte {start}, {size} bytes, lies \
+                     outside the file ({len} bytes): corrupt parquet footer",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_type(path: &Path, name: &str, t: &DataType) -> Result<()> {

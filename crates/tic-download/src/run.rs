@@ -368,14 +368,6 @@ fn failed(status: Status, msg: String) -> RowOutcome {
     }
 }
 
-/// EXIF as img2dataset records it: exifread's tags as JSON. Images without an EXIF block give
-/// `"{}"` as there; for images with one the tags are not decoded here (`null`; docs/download.md).
-fn exif_json(bytes: &[u8]) -> Option<String> {
-    let head = &bytes[..bytes.len().min(1 << 16)];
-    let has_exif = head.windows(6).any(|w| w == b"Exif\0\0");
-    (!has_exif).then(|| "{}".to_string())
-}
-
 /// Fetches, then decodes / resizes / encodes on the pixel pool.
 async fn process_row(ctx: &Arc<Ctx>, url: Option<String>, boxes: Option<Vec<BBox>>) -> RowOutcome {
     let Some(url) = url else {
@@ -401,7 +393,7 @@ async fn process_row(ctx: &Arc<Ctx>, url: Option<String>, boxes: Option<Vec<BBox
             status: Status::Success,
             error_message: None,
             sizes: Some([p.width, p.height, p.original_width, p.original_height]),
-            exif: exif_json(&body),
+            exif: crate::exif::img2dataset_exif(&body),
             sha256: Some(hex::encode(Sha256::digest(&body))),
             image: Some(p.bytes),
         },

@@ -3,7 +3,8 @@
 //! `tests/fixtures/img2dataset/gen_img2dataset.py` ran img2dataset on, with the same settings,
 //! for `resize_only_if_bigger` on (INTER_AREA downscales, re-encode only, blur) and off
 //! (LANCZOS4 upscales). Checked: the same successful uids, the same status and message per row
-//! (one documented exception), the same sizes and input digests, and the pixels: every output
+//! (one documented exception), the same sizes, `exif` strings (two images carry EXIF blocks)
+//! and input digests, and the pixels: every output
 //! JPEG byte-identical to img2dataset's (SHA-256 and length against the committed digests).
 //! And the other writers (`files`, `parquet`, `dummy`) on the "default" case: the same file
 //! listing, table schema (types included), stats keys and counts, and per sample the same
@@ -91,6 +92,7 @@ fn run_case(case: &str, expected: &Value, base: &str) {
             "height",
             "original_width",
             "original_height",
+            "exif",
             "sha256",
         ] {
             assert_eq!(s[k], w[k], "{case} {uid} {k}");
@@ -106,7 +108,7 @@ fn run_case(case: &str, expected: &Value, base: &str) {
             "{case} {uid}: the output JPEG differs from img2dataset's"
         );
     }
-    assert_eq!(images, 9, "{case}: all nine images succeed");
+    assert_eq!(images, 11, "{case}: all eleven images succeed");
 }
 
 #[test]

@@ -254,7 +254,98 @@ pub const TARGETS: &[Target] = &[
             let _ = for_each_winogavil_row(&set, &mut |_| true);
         },
     },
+    Target {
+        name: "exif",
+        about:
+            "EXIF blocks of downloaded JPEG / WebP / TIFF bytes, read as img2dataset's exifread \
+                reads them (tic_download::exif)",
+        max_len: 1 << 14,
+        dict: &[
+            b"\xff\xe1",
+            b"Exif\0\0",
+            b"II*\0\x08\0\0\0",
+            b"MM\0*\0\0\0\x08",
+            b"\x87\x69",
+            b"\x69\x87",
+            b"\x88\x25",
+            b"\xa0\x05",
+            b"\xff\xff",
+            b"\xe8\x03\0\0",
+            b"VP8X",
+            b"EXIF",
+        ],
+        seeds: |root| {
+            let dir = root.join("crates/tic-download/tests/fixtures/exif/cases");
+            ["jpg", "webp", "tif"]
+                .iter()
+                .flat_map(|ext| files_in(&dir, ext))
+                .collect()
+        },
+        fixup: None,
+        run: |_, data| match tic_download::exif::read_tags(data, "fuzz.jpg") {
+            Ok(tags) => {
+                let text = tic_download::exif::img2dataset_exif(data).expect("read_tags was Ok");
+                let v: serde_json::Value = serde_json::from_str(&text).expect("the field is JSON");
+                assert_eq!(v.as_object().map(|m| m.len()), Some(tags.len()));
+            }
+            Err(e) => assert!(e.to_string().starts_with("fuzz.jpg: EXIF at byte "), "{e}"),
+        },
+    },
+    Target {
+        name: "download_metadata",
+        about: "DataComp metadata parquets as tic-download reads them (tic_download::metadata)",
+        max_len: 1 << 15,
+        dict: &[
+            b"PAR1",
+            b"uid",
+            b"url",
+            b"text",
+            b"face_bboxes",
+            b"large_string",
+            b"\x15\x04",
+            b"\x15\x00",
+            b"\x19\x1c",
+            b"\xff\xff\xff\x7f",
+        ],
+        seeds: |root| {
+            files_in(
+                &root.join("crates/tic-download/tests/fixtures/metadata"),
+                "parquet",
+            )
+        },
+        fixup: None,
+        run: |scratch, data| {
+            let path = scratch.file("fuzz.parquet", data);
+            for bbox in [true, false] {
+                check_metadata(&path, bbox);
+            }
+        },
+    },
 ];
+
+/// Reads `path` as tic-download does and every cell of what it returns; an error must name the
+/// file.
+fn check_metadata(path: &Path, bbox: bool) {
+    use tic_download::metadata::{boxes_at, filter_subset, read_rows, string_at};
+    let names = |e: &anyhow::Error| format!("{e:#}").contains("fuzz.parquet");
+    match read_rows(path, bbox) {
+        Ok(batch) => {
+            for row in 0..batch.num_rows() {
+                for (i, col) in batch.columns().iter().enumerate() {
+                    if bbox && i == 1 {
+                        let _ = boxes_at(col.as_ref(), row);
+                    } else {
+                        let _ = string_at(col.as_ref(), row);
+                    }
+                }
+            }
+            if let Err(e) = filter_subset(&batch, &[Uid(1)], path) {
+                assert!(names(&e), "{e:#}");
+            }
+        }
+        Err(e) => assert!(names(&e), "{e:#}"),
+    }
+}
 
 /// The committed torch checkpoint the checkpoint seeds come from.
 const PT_FIXTURE: &str = "crates/tic-model/tests/fixtures/tiny/micro/epoch_1.pt";

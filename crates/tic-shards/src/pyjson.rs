@@ -65,6 +65,20 @@ fn write_python_float<W: ?Sized + io::Write>(w: &mut W, x: f64) -> io::Result<()
     }
 }
 
+/// Python's `repr(x)` for any float: [`write_python_float`]'s spelling for finite values, and
+/// `nan`, `inf`, `-inf` (what exifread's printed float values hold, `tic_download::exif`).
+pub fn float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let mut out = Vec::new();
+    write_python_float(&mut out, x).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("a float is ASCII")
+}
+
 struct PyFormatter;
 
 /// Python's item separator: `", "` before every array value and object key but the first.
@@ -102,12 +116,14 @@ impl serde_json::ser::Formatter for PyFormatter {
         w: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        if fragment.is_ascii() {
+        // Python escapes everything outside ' '..='~' (serde_json already escapes the controls
+        // below 0x20, `"` and `\\`): DEL and all non-ASCII, the latter as UTF-16 units.
+        if fragment.is_ascii() && !fragment.contains('\x7f') {
             return w.write_all(fragment.as_bytes());
         }
         let mut buf = [0u16; 2];
         for c in fragment.chars() {
-            if c.is_ascii() {
+            if c.is_ascii() && c != '\x7f' {
                 w.write_all(&[c as u8])?;
             } else {
                 for unit in c.encode_utf16(&mut buf) {
@@ -211,6 +227,15 @@ mod tests {
         assert_eq!(
             to_string(&v),
             r#"{"successes": 3, "a": [1, 2], "s": "\u00e9\u2603\ud83d\ude00"}"#
+        );
+    }
+
+    #[test]
+    fn del_and_controls_escaped_as_python() {
+        // json.dumps("a\x7fb\x05\n") == '"a\\u007fb\\u0005\\n"'
+        assert_eq!(
+            to_string(&json!("a\u{7f}b\u{5}\n")),
+            r#""a\u007fb\u0005\n""#
         );
     }
 

@@ -454,6 +454,11 @@ fn pattern(w: u32, h: u32, c: u32, x: u32, y: u32) -> u8 {
 /// (RGB, RGBA) of sizes that take `INTER_AREA`'s integer and fractional paths at
 /// `--image_size 64`, no resize, and Lanczos-4 upscaling without `resize_only_if_bigger`.
 pub fn cmp_image(name: &str) -> Option<Vec<u8>> {
+    match name {
+        "exif_camera.jpg" => return Some(with_app1(&cmp_image("area_frac.jpg")?, EXIF_CAMERA)),
+        "exif_types.jpg" => return Some(with_app1(&cmp_image("small.jpg")?, EXIF_TYPES)),
+        _ => {}
+    }
     let (w, h) = match name.split('.').next()? {
         "area_int" => (256, 192),
         "area_frac" => (200, 150),
@@ -491,6 +496,27 @@ pub fn cmp_image(name: &str) -> Option<Vec<u8>> {
     Some(out.into_inner())
 }
 
+/// EXIF-bearing fixtures of `tests/exif.rs` whose `APP1 Exif` segments the comparison's EXIF
+/// images carry (a camera-like block with GPS and Orientation 6; every field type, big-endian).
+const EXIF_CAMERA: &[u8] = include_bytes!("../fixtures/exif/cases/camera_le.jpg");
+const EXIF_TYPES: &[u8] = include_bytes!("../fixtures/exif/cases/types_be.jpg");
+
+/// `jpeg` with the first `APP1` segment of `donor` inserted after its SOI and APP0.
+fn with_app1(jpeg: &[u8], donor: &[u8]) -> Vec<u8> {
+    let seg_len = |d: &[u8], at: usize| 2 + usize::from(u16::from_be_bytes([d[at + 2], d[at + 3]]));
+    let at = donor
+        .windows(2)
+        .position(|w| w == b"\xff\xe1")
+        .expect("an APP1");
+    let app1 = &donor[at..at + seg_len(donor, at)];
+    let cut = if jpeg[2..4] == *b"\xff\xe0" {
+        2 + seg_len(jpeg, 2)
+    } else {
+        2
+    };
+    [&jpeg[..cut], app1, &jpeg[cut..]].concat()
+}
+
 /// The rows of the img2dataset comparison: every `/cmp/` image (two with face boxes) and
 /// every fault, uids `{i+1:032x}`.
 pub fn cmp_rows() -> Vec<Row> {
@@ -512,6 +538,8 @@ pub fn cmp_rows() -> Vec<Row> {
         "/stall",
         "DEAD",
         "/bomb",
+        "/cmp/exif_camera.jpg",
+        "/cmp/exif_types.jpg",
     ];
     paths
         .iter()
