@@ -216,8 +216,8 @@ fn check_format(format: &str, want: &Value, base: &str) {
         checked += 1;
     }
     let expect = match format {
-        "files" => 9,
-        "parquet" => 17,
+        "files" => 11,
+        "parquet" => 19,
         _ => 0,
     };
     assert_eq!(checked, expect, "{format}: samples compared");
