@@ -309,7 +309,8 @@ fn kill_and_resume(root: &Path, data: &str, mode: &str, extra: &[&str]) {
 
 /// Issue 29 item 2 under `mpirun -np 2`: SIGTERM to one rank, SIGINT to one rank and SIGTERM to
 /// the launcher each stop every rank at the same step with the state saved there (the ranks
-/// agree on a stop flag before every step), the job exits 75, and the same command again ends
+/// agree on a stop flag before every step), each rank exits 75 (the job too, but for the
+/// launcher's own racy status when it was the one signalled), and the same command again ends
 /// bit-identical to the uninterrupted job with every metrics step once.
 #[test]
 fn a_signal_to_one_rank_or_the_launcher_stops_every_rank_resumably() {
@@ -354,9 +355,18 @@ fn a_signal_to_one_rank_or_the_launcher_stops_every_rank_resumably() {
         let o = job.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(
-            o.status.code(),
-            Some(75),
-            "{case}: exit status; stderr:\n{err}"
+            err.matches("preempted at step").count(),
+            2,
+            "{case}: every rank stops through the preemption path; stderr:\n{err}"
+        );
+        // A signal to a rank: mpirun reports the ranks' 75. A signal to MPICH 4.0's mpirun itself:
+        // it forwards it and every rank still saves and exits 75, but hydra's own status is racy
+        // (75 or 0 when the ranks take a while to exit: docs/distributed.md, "Preemption").
+        let code = o.status.code();
+        let expected: &[i32] = if target.is_some() { &[75] } else { &[75, 0] };
+        assert!(
+            code.is_some_and(|c| expected.contains(&c)),
+            "{case}: exit status {code:?}, expected one of {expected:?}; stderr:\n{err}"
         );
         let st: serde_json::Value = serde_json::from_slice(
             &std::fs::read(out.join("r/checkpoints/train_state.json")).unwrap(),
@@ -383,6 +393,6 @@ fn a_signal_to_one_rank_or_the_launcher_stops_every_rank_resumably() {
             "{case}: metrics lines"
         );
         assert_eq!(losses(&out.join("r")), losses(&clean.join("r")), "{case}");
-        eprintln!("{case}: SIG{sig} after {seen} logged steps: every rank stopped at {saved}, exit 75, rerun exact");
+        eprintln!("{case}: SIG{sig} after {seen} logged steps: every rank stopped at {saved}, exit {code:?}, rerun exact");
     }
 }
