@@ -120,6 +120,7 @@ fn shifted(pad: &[f32], taps: usize) -> Vec<&[f32]> {
 /// [`CHUNK`]; the columns past the region's are computed and ignored).
 fn horizontal_pass(
     img: &Image,
+    floats: &[f32; 256],
     rects: &[[usize; 4]],
     kernel: &[f32],
     (rx0, pw): (usize, usize),
@@ -127,7 +128,6 @@ fn horizontal_pass(
 ) -> Vec<f32> {
     let (w, cn, planes) = (img.width, img.channels, img.channels + 1);
     let r = kernel.len() / 2;
-    let floats = unit_floats();
     // Source column of each padded position: reflect-101 of `rx0 + j − r`.
     let cols: Vec<usize> = (0..pw + kernel.len() - 1)
         .map(|j| reflect101(rx0 as i64 + j as i64 - r as i64, w))
@@ -199,8 +199,8 @@ pub fn blur_boxes(img: &mut Image, boxes: &[BBox]) {
     let pw = (rx1 - rx0).div_ceil(CHUNK) * CHUNK;
     // Reflect-101 keeps the rows the vertical pass reads within [ry0 − r, ry1 + r).
     let (ya, yb) = (ry0.saturating_sub(r), (ry1 + r).min(h));
-    let rows = horizontal_pass(img, &rects, &kernel, (rx0, pw), (ya, yb));
     let floats = unit_floats();
+    let rows = horizontal_pass(img, &floats, &rects, &kernel, (rx0, pw), (ya, yb));
     let round_trip: [u8; 256] = std::array::from_fn(|v| to_byte(floats[v]));
     let mut out: Vec<u8> = img.data.iter().map(|&v| round_trip[v as usize]).collect();
     let mut blurred = vec![0f32; planes * pw];

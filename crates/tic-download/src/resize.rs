@@ -113,7 +113,6 @@ pub fn resize_area(img: &Image, w: usize, h: usize) -> Image {
             match cn {
                 1 => area_row::<1>(&src, &xtab, &spans, &mut buf),
                 3 => area_row::<3>(&src, &xtab, &spans, &mut buf),
-                4 => area_row::<4>(&src, &xtab, &spans, &mut buf),
                 _ => area_row_any(&src, cn, &xtab, &mut buf),
             }
             buf_row = Some(sy);
