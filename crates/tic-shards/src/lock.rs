@@ -93,7 +93,13 @@ fn same_file(_: &File, path: &Path) -> bool {
 /// not written it yet.
 pub fn read_holder(path: &Path) -> Option<Holder> {
     for _ in 0..50 {
-        if let Ok(bytes) = fs::read(path) {
+        let bytes = match fs::read(path) {
+            Ok(b) => Some(b),
+            // Removed: its holder has finished.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(_) => None,
+        };
+        if let Some(bytes) = bytes {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                 let get = |k: &str| match &v[k] {
                     serde_json::Value::String(s) => s.clone(),
@@ -129,7 +135,12 @@ impl DirLock {
                 .open(&path)
                 .with_context(|| format!("opening lock file {}", path.display()))?;
             if !try_lock(&file).with_context(|| format!("locking {}", path.display()))? {
-                let h = read_holder(&path).unwrap_or(Holder {
+                let h = read_holder(&path);
+                if !same_file(&file, &path) {
+                    // The holder finished (and removed its file) while we looked: try again.
+                    continue;
+                }
+                let h = h.unwrap_or(Holder {
                     tool: "process".into(),
                     pid: "?".into(),
                     host: "?".into(),
@@ -203,6 +214,48 @@ mod tests {
         );
         let b = DirLock::acquire(&dir, "tic-reshard").unwrap();
         drop(b);
+    }
+
+    /// A writer that fails while another one finishes names a real holder, never "pid ?":
+    /// a lock file removed between our open and our look means "try again".
+    #[test]
+    fn holder_finishing_while_we_look_is_not_reported_as_unknown() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("out");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match DirLock::acquire(&dir, "tic-reshard") {
+                        // Hold it a moment so that the other side is refused now and then.
+                        Ok(_held) => std::thread::sleep(std::time::Duration::from_micros(50)),
+                        Err(e) => assert!(!format!("{e:#}").contains("pid ?"), "{e:#}"),
+                    }
+                }
+            })
+        };
+        let (mut won, mut refused) = (0, 0);
+        let t0 = std::time::Instant::now();
+        while (won < 200 || refused < 200) && t0.elapsed().as_secs() < 10 {
+            match DirLock::acquire(&dir, "tic-reshard") {
+                Ok(l) => {
+                    won += 1;
+                    drop(l)
+                }
+                Err(e) => {
+                    refused += 1;
+                    let e = format!("{e:#}");
+                    assert!(
+                        e.contains(&format!("(pid {}, host ", std::process::id())),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        assert!(won > 0 && refused > 0, "won {won}, refused {refused}");
     }
 
     #[test]
