@@ -23,8 +23,10 @@ PROFILE ?= release
 # is ~20 % of a cold build, which on 2 cores decides whether the demo fits in 10 minutes.
 DEMO_BUILD ?= demo-build
 DEMO_PROFILE ?= demo
-DEMO_BIN ?= $(CURDIR)/target/$(DEMO_PROFILE)
-BIN ?= $(CURDIR)/target/$(PROFILE)
+# Cargo's output folder: CARGO_TARGET_DIR when set (as cargo itself reads it), else target/.
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
+DEMO_BIN ?= $(TARGET_DIR)/$(DEMO_PROFILE)
+BIN ?= $(TARGET_DIR)/$(PROFILE)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # ---- the embedded synthetic default -------------------------------------------------------
@@ -222,12 +224,12 @@ SMOKE_DIR ?= target/demo-smoke
 demo-smoke: ## The whole pipeline, shortened, with tic-report --check (part of make test)
 	$(CARGO) build --workspace --bins
 	rm -rf $(SMOKE_DIR)
-	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
+	$(MAKE) --no-print-directory demo DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(TARGET_DIR)/debug DEMO_BUILD= \
 	  SYNTH_SAMPLES=1500 SYNTH_SHARDS=4 SYNTH_YEARS=3 SYNTH_STATIC=48 SYNTH_SPECIAL=28 \
 	  DEMO_BUDGET=256 REPORT_FLAGS=--check
 	test -s $(SMOKE_DIR)/report.md
 	for ds in yfcc15m redcaps; do \
-	  $(MAKE) --no-print-directory demo DATASET=$$ds DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(CURDIR)/target/debug DEMO_BUILD= \
+	  $(MAKE) --no-print-directory demo DATASET=$$ds DEMO_DIR=$(SMOKE_DIR) DEMO_BIN=$(TARGET_DIR)/debug DEMO_BUILD= \
 	    YFCC_ROWS=1500 REDCAPS_ROWS=1500 STRATEGIES="sequential cumulative-all oracle" \
 	    DEMO_BUDGET=256 REPORT_FLAGS=--check && \
 	  test -s $(SMOKE_DIR)/$$ds/report.md; done
@@ -681,7 +683,7 @@ FUZZ_MEM_MB ?= 512
 FUZZ_SEED ?= 1
 fuzz-smoke: ## Fuzz every untrusted-input reader briefly on stable, under a memory cap (part of make test)
 	$(CARGO) build -p tic-fuzz --bin tic-fuzz
-	target/debug/tic-fuzz smoke --seconds $(FUZZ_SMOKE_SECONDS) --mem-mb $(FUZZ_MEM_MB) \
+	$(TARGET_DIR)/debug/tic-fuzz smoke --seconds $(FUZZ_SMOKE_SECONDS) --mem-mb $(FUZZ_MEM_MB) \
 	  --seed $(FUZZ_SEED) --jobs 2 --out target/fuzz-smoke
 
 clean:

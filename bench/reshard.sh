@@ -13,7 +13,7 @@ NOISE=${NOISE:-13}
 QUALITY=${QUALITY:-88}
 J=${J:-2}
 OUT=${BENCH_DIR:-bench/out}
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 cargo build --release -p tic-shards --bins -q
 POOL=$OUT/pool-$N
 if [ ! -f "$POOL/synth.json" ]; then

@@ -36,7 +36,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 echo "crash soak: building target/debug (cargo build --workspace --bins)"
 cargo build --workspace --bins -q
-BIN=$ROOT/target/debug
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/tic-crash-soak.XXXXXX")
 cleanup() {
