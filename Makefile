@@ -40,8 +40,8 @@ SYNTH_IMAGE ?= 64
 # Samples of the static (time-independent) classification set, key synth_static; 0: none.
 SYNTH_STATIC ?= 320
 # Samples of each synthetic set for DataComp's special evaluators (FMoW, Dollar Street, GeoDE,
-# FairFace; and, in hf_cache, Flickr-style retrieval images and ⌈N/8⌉ WinoGAViL instances:
-# tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
+# FairFace; and, in hf_cache, Flickr- and MSCOCO-style retrieval images and ⌈N/8⌉ WinoGAViL
+# instances: tic-synth --special-samples), evaluated with the static set; 0 (or SYNTH_STATIC=0): none.
 SYNTH_SPECIAL ?= 140
 # Share of each year held out for the retrieval and DataCompNet eval sets (half each).
 SYNTH_EVAL_FRACTION ?= 0.2
@@ -296,8 +296,9 @@ STATIC_SET := $(if $(filter-out 0,$(SYNTH_STATIC)),$(EVAL_DATA_DIR)/wds_synth_st
 # static set only: the static task list lists them).
 SPECIAL_FOLDERS := $(if $(and $(STATIC_SET),$(filter-out 0,$(SYNTH_SPECIAL))),wds_wilds-fmow_test wds_dollar_street_test wds_geode_test wds_fairface_test)
 SPECIAL_SETS := $(foreach f,$(SPECIAL_FOLDERS),$(EVAL_DATA_DIR)/$(f)/test/nshards.txt)
-# tic-synth's stand-ins for DataComp's Hugging Face sets (Flickr-style retrieval, WinoGAViL), in
-# the hf_cache layout of DataComp's pinned `datasets` 2.8 (written with the special sets).
+# tic-synth's stand-ins for DataComp's Hugging Face sets (Flickr and WinoGAViL in the hf_cache
+# layout of DataComp's pinned `datasets` 2.8, MSCOCO in the current `datasets` layout, sharded),
+# written with the special sets; the target is the 2.8 folder, the whole hf_cache is copied.
 HF_CACHE_SET := $(if $(SPECIAL_FOLDERS),$(EVAL_DATA_DIR)/hf_cache/nlphuji___parquet)
 
 $(EVAL_Y)/alluids.npy: | $(SYNTH_POOL)
@@ -609,8 +610,10 @@ ifeq ($(DATASET),datacomp)
 	@for y in $(YEARS); do printf '  train %s: ' $$y; grep -o '"output_count": [0-9]*' $(TIC_DATACOMP_Y_PATH)/train/$$y/meta.json; done
 	@for y in $(YEARS); do printf '  eval %s: retrieval %s, datacompnet %s\n' $$y $$(cat $(EVAL_Y)/retrieval/$$y/count.txt) $$(cat $(EVAL_Y)/datacompnet/$$y/count.txt); done
 	@for f in $(if $(STATIC_SET),wds_synth_static_test) $(SPECIAL_FOLDERS); do printf '  static %s: %s\n' $$f $$(cat $(EVAL_DATA_DIR)/$$f/count.txt); done
-	@for f in $(if $(HF_CACHE_SET),$(wildcard $(EVAL_DATA_DIR)/hf_cache/nlphuji___parquet/*/*/*/dataset_info.json)); do \
-	  printf '  static hf_cache %s: %s\n' $$(echo $$f | sed 's|.*/nlphuji--\([a-z0-9_]*\)-.*|\1|') \
+	@for f in $(if $(HF_CACHE_SET),$(wildcard $(EVAL_DATA_DIR)/hf_cache/nlphuji___parquet/*/*/*/dataset_info.json \
+	  $(EVAL_DATA_DIR)/hf_cache/nlphuji___*/default/*/*/dataset_info.json)); do \
+	  printf '  static hf_cache %s: %s\n' $$(echo $$f | sed -e 's|.*/nlphuji--\([a-z0-9_]*\)-.*|\1|' \
+	    -e 's|.*/nlphuji___\([a-z0-9_]*\)/default/.*|\1|') \
 	  $$(grep -o '"num_examples": [0-9]*' $$f | tr -dc 0-9); done
 else
 	@for l in $(DS_SPLITS); do printf '  %s: train %s, eval (retrieval) %s\n' $$l \

@@ -1,7 +1,7 @@
 //! End to end, from images to the report: tic-eval (its library run, what the binary's `main`
 //! calls) scores tic-synth's synthetic special sets with a tiny random model, named as
 //! DataComp's `tasklist.yml` names them (FMoW, Dollar Street, GeoDE, FairFace, and Flickr and
-//! WinoGAViL from the synthetic `hf_cache`); then
+//! MSCOCO and WinoGAViL from the synthetic `hf_cache`); then
 //! `tic-aggregate`, `tic-metrics` and `tic-report` read the records as DataComp does: the
 //! FairFace record's `null` main metric enters no mean (not DataComp's Average, not the static
 //! column, `–` in the static tasks table), its fields fill the fairness tables.
@@ -16,7 +16,7 @@ use tic_testkit::model::tiny_run;
 use tic_testkit::shards::special_eval_data;
 
 /// DataComp's names for the special tasks (its `tasklist.yml`), in place of tic-synth's.
-const DATACOMP_NAMES: [(&str, &str); 6] = [
+const DATACOMP_NAMES: [(&str, &str); 7] = [
     ("Synthetic FMoW (DataComp's wilds/fmow evaluator)", "FMoW"),
     (
         "Synthetic Dollar Street (DataComp's fairness/dollar_street evaluator)",
@@ -33,6 +33,10 @@ const DATACOMP_NAMES: [(&str, &str); 6] = [
     (
         "Synthetic Flickr (DataComp's retrieval/flickr_1k_test_image_text_retrieval evaluator)",
         "Flickr",
+    ),
+    (
+        "Synthetic MSCOCO (DataComp's retrieval/mscoco_2014_5k_test_image_text_retrieval evaluator)",
+        "MSCOCO",
     ),
     (
         "Synthetic WinoGAViL (DataComp's misc/winogavil evaluator)",
@@ -88,22 +92,29 @@ fn fairface_has_no_main_metric_downstream() {
             .main_metric()
     };
     assert_eq!(main("FairFace"), None);
-    let scored: Vec<f64> = ["FMoW", "Dollar Street", "GeoDE", "Flickr", "WinoGAViL"]
-        .iter()
-        .map(|n| main(n).unwrap())
-        .collect();
+    let scored: Vec<f64> = [
+        "FMoW",
+        "Dollar Street",
+        "GeoDE",
+        "Flickr",
+        "MSCOCO",
+        "WinoGAViL",
+    ]
+    .iter()
+    .map(|n| main(n).unwrap())
+    .collect();
     let static_v = main("Synthetic static (16 concepts, all years)").unwrap();
 
-    // tic-aggregate: the five enter DataComp's Average (of 38: partial), FairFace nothing,
+    // tic-aggregate: the six enter DataComp's Average (of 38: partial), FairFace nothing,
     // synth_static is outside DataComp's suite.
     let (code, out, err) = run(
         env!("CARGO_BIN_EXE_tic-aggregate"),
         &["--input", s(&file), "--allow-missing"],
     );
     assert_eq!(code, 0, "{err}");
-    let mean = scored.iter().sum::<f64>() / 5.0;
+    let mean = scored.iter().sum::<f64>() / 6.0;
     assert!(
-        out.contains(&format!("Average: {mean:.3} (partial: 5 of 38 tasks)\n")),
+        out.contains(&format!("Average: {mean:.3} (partial: 6 of 38 tasks)\n")),
         "{out}"
     );
     assert!(out.contains("ImageNet: n/a"), "{out}");
@@ -116,14 +127,14 @@ fn fairface_has_no_main_metric_downstream() {
         "FairFace is not a missing task: {err}"
     );
     let (code, _, err) = run(env!("CARGO_BIN_EXE_tic-aggregate"), &["--input", s(&file)]);
-    assert_eq!(code, 1, "33 main metrics missing: {err}");
+    assert_eq!(code, 1, "32 main metrics missing: {err}");
 
     // A TiC task's record, so that the report has a family table with its Static column.
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str("{\"key\": \"tic/datacomp/retrieval/yearly/2016\", \"dataset\": \"TiC-DataComp-Retrieval-Yearly-2016\", \"metrics\": {\"mean_recall@1\": 0.5, \"main_metric\": 0.5}}\n");
     std::fs::write(&file, text).unwrap();
 
-    // tic-metrics: the static average is over the 6 tasks with a main metric, of 7.
+    // tic-metrics: the static average is over the 7 tasks with a main metric, of 8.
     let metrics = d.path().join("metrics");
     let runs = format!("sequential={}", s(&d.path().join("results/sequential")));
     let (code, _, err) = run(
@@ -135,16 +146,16 @@ fn fairface_has_no_main_metric_downstream() {
         serde_json::from_str(&std::fs::read_to_string(metrics.join("report.json")).unwrap())
             .unwrap();
     let st = &report["runs"][0]["static_tasks"];
-    assert_eq!(st["tasks"].as_object().unwrap().len(), 7, "{st}");
+    assert_eq!(st["tasks"].as_object().unwrap().len(), 8, "{st}");
     assert_eq!(st["tasks"]["FairFace"], Value::Null);
-    let average = (scored.iter().sum::<f64>() + static_v) / 6.0;
+    let average = (scored.iter().sum::<f64>() + static_v) / 7.0;
     assert!(
         (st["average"].as_f64().unwrap() - average).abs() < 1e-12,
         "{st}"
     );
     assert!(st["fairness"]["fairness/fairface"]["acc_race_avg"].is_number());
 
-    // tic-report: the Static cell says 6 of 7 were averaged; the fairness tables are there.
+    // tic-report: the Static cell says 7 of 8 were averaged; the fairness tables are there.
     let md = d.path().join("report.md");
     let (code, _, err) = run(
         env!("CARGO_BIN_EXE_tic-report"),
@@ -153,7 +164,7 @@ fn fairface_has_no_main_metric_downstream() {
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(
-        text.contains(&format!("{:.1} (6/7)", 100.0 * average)),
+        text.contains(&format!("{:.1} (7/8)", 100.0 * average)),
         "{text}"
     );
     // The static tasks table: each main metric, FairFace's as `–`.

@@ -31,11 +31,10 @@ use arrow_ipc::reader::StreamReader;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 pub use tic_shards::hf_cache_layout::{
-    cache_root, HfSet, DATASET_INFO_FILE, HF_CACHE_DIR, HUB_NAMESPACE, SPLIT,
+    cache_root, CacheLayout, HfSet, DATASET_INFO_FILE, HF_CACHE_DIR, HUB_NAMESPACE, SPLIT,
 };
 use tic_shards::hf_cache_layout::{
-    columns, dataset_dir, file_prefix, is_parquet_config_dir, parquet_builder_dir, shard_index,
-    split_file,
+    columns, dataset_dir, is_parquet_config_dir, parquet_builder_dir, shard_index, split_file,
 };
 
 /// A cached build of a set's test split: its Arrow files in row order.
@@ -72,7 +71,7 @@ fn build_dirs(cache: &Path, set: HfSet) -> Vec<(PathBuf, &'static str)> {
             out.extend(
                 sub_dirs(&version)
                     .into_iter()
-                    .map(|h| (h, file_prefix(set, false))),
+                    .map(|h| (h, CacheLayout::Current.file_prefix(set))),
             );
         }
     }
@@ -84,7 +83,7 @@ fn build_dirs(cache: &Path, set: HfSet) -> Vec<(PathBuf, &'static str)> {
                 out.extend(
                     sub_dirs(&version)
                         .into_iter()
-                        .map(|h| (h, file_prefix(set, true))),
+                        .map(|h| (h, CacheLayout::Datasets28.file_prefix(set))),
                 );
             }
         }

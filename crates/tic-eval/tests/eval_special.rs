@@ -3,8 +3,9 @@
 //! multi-label WebDataset (`npy` members `[age, gender, race, race_binary]`, `objective:text`
 //! class names and templates, no `cls`): its record holds DataComp's fairness fields and
 //! `main_metric: null`, no `acc1`. The FMoW-, Dollar Street- and GeoDE-style sets get their
-//! evaluators' group fields and a main metric; the Flickr- and WinoGAViL-style sets of the
-//! synthetic `hf_cache` (`synth::hf_sets`) DataComp's retrieval and WinoGAViL fields.
+//! evaluators' group fields and a main metric; the Flickr-, MSCOCO- and WinoGAViL-style sets of
+//! the synthetic `hf_cache` (`synth::hf_sets`: two `datasets` layouts, a sharded split)
+//! DataComp's retrieval and WinoGAViL fields.
 
 use serde_json::Value;
 use std::process::Command;
@@ -49,13 +50,15 @@ fn synthetic_special_tasks_get_datacomps_records() {
             "fairness/geode",
             "fairness/fairface",
             "retrieval/flickr_1k_test_image_text_retrieval",
+            "retrieval/mscoco_2014_5k_test_image_text_retrieval",
             "misc/winogavil"
         ]
     );
     // The hf_cache stand-ins (`synth::hf_sets`), read by the hf_cache reader: DataComp's fields.
-    for (r, main) in records[5..]
-        .iter()
-        .zip(["mean_recall@1", "jaccard_score_10-12"])
+    for (r, main) in
+        records[5..]
+            .iter()
+            .zip(["mean_recall@1", "mean_recall@1", "jaccard_score_10-12"])
     {
         let m = &r["metrics"];
         let v = m["main_metric"].as_f64().unwrap();
@@ -69,7 +72,7 @@ fn synthetic_special_tasks_get_datacomps_records() {
         "jaccard_score_10",
         "jaccard_score_12",
     ] {
-        assert!(records[6]["metrics"][f].is_number(), "{f}: {}", records[6]);
+        assert!(records[7]["metrics"][f].is_number(), "{f}: {}", records[7]);
     }
 
     // The group evaluators' main metrics, and their groups from the rendered attributes.

@@ -3,26 +3,34 @@
 //! tic-eval's `hf_cache` reader and its retrieval and WinoGAViL evaluators end to end.
 //!
 //! Why synthetic: the real sets are downloaded from the Hugging Face hub by DataComp's
-//! `download_evalsets.py`; the demo runs offline in minutes. The sets are written in the
-//! layout DataComp's pinned `datasets` 2.8 leaves (`crate::hf_cache_layout`, the one
-//! definition of it), with the real sets' columns; their content is derived from what the
+//! `download_evalsets.py`; the demo runs offline in minutes. Flickr and WinoGAViL are written
+//! in the layout DataComp's pinned `datasets` 2.8 leaves, MSCOCO in the current `datasets`
+//! layout (`crate::hf_cache_layout`, the one definition of both), with the real sets' columns;
+//! their content is derived from what the
 //! images show (rendered as the pool's samples), so the metrics mean something:
 //!
 //! * `nlphuji/flickr_1k_test_image_text_retrieval` (task `retrieval/flickr_1k_test_image_text_retrieval`):
 //!   N images, each with 5 captions that name what it shows (the pool's caption; size, colour
 //!   and concept; concept and position; colour, concept and background; the concept alone);
+//! * `nlphuji/mscoco_2014_5k_test_image_text_retrieval` (task
+//!   `retrieval/mscoco_2014_5k_test_image_text_retrieval`): the same kind of rows from other
+//!   images, cached in the *current* `datasets` layout (`nlphuji___NAME/default/0.0.0/<revision>`)
+//!   and split over two Arrow files (as `datasets` shards a split larger than its shard size),
+//!   so that the demo reads both layouts and a sharded split;
 //! * `nlphuji/winogavil` (task `misc/winogavil`): ⌈N/8⌉ (at least 4) instances whose cue is a
 //!   concept's name and whose 5, 6, 10 or 12 candidates (cycling, so every `jaccard_score_*`
 //!   field is filled) are images: the associations show the cue's concept, the other
 //!   candidates other concepts. A candidate's name says its colour and concept.
 //!
 //! Task names say "Synthetic … (DataComp's X evaluator)" so no one takes them for the real
-//! sets; the config-hash folder is derived from the set's name and the seed.
+//! sets; the hash folder (config hash or hub revision) is derived from the set's name and the
+//! seed.
 
 use super::{balanced_spec, caption, encode_jpeg, render, SampleSpec, SynthArgs};
 use super::{COLORS, CONCEPT_CLASSES, POSITIONS};
 use crate::hf_cache_layout::{
-    write_v28_build, HfSet, ImageCell, RetrievalRecord, SetRows, WinogavilRecord, HF_CACHE_DIR,
+    write_build, CacheLayout, HfSet, ImageCell, RetrievalRecord, SetRows, WinogavilRecord,
+    HF_CACHE_DIR,
 };
 use crate::imagenet;
 use anyhow::Result;
@@ -31,24 +39,52 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The sets written, with their task names (`tasklist.yml`) and main metrics (DataComp's).
-pub const HF_TASKS: [(HfSet, &str, &str); 2] = [
-    (
-        HfSet::Flickr,
-        "Synthetic Flickr (DataComp's retrieval/flickr_1k_test_image_text_retrieval evaluator)",
-        "mean_recall@1",
-    ),
-    (
-        HfSet::Winogavil,
-        "Synthetic WinoGAViL (DataComp's misc/winogavil evaluator)",
-        "jaccard_score_10-12",
-    ),
+/// One synthetic set: its task (`tasklist.yml` name, DataComp's main metric) and how it is
+/// cached.
+#[derive(Debug, Clone, Copy)]
+pub struct HfTask {
+    /// The set.
+    pub set: HfSet,
+    /// The task's name in the task list.
+    pub name: &'static str,
+    /// DataComp's main metric of the task.
+    pub main_metric: &'static str,
+    /// The cache layout it is written in.
+    pub layout: CacheLayout,
+    /// The Arrow files its test split is written in (at most one per row).
+    pub shards: usize,
+}
+
+/// The sets written, in task-key order.
+pub const HF_TASKS: [HfTask; 3] = [
+    HfTask {
+        set: HfSet::Flickr,
+        name: "Synthetic Flickr (DataComp's retrieval/flickr_1k_test_image_text_retrieval evaluator)",
+        main_metric: "mean_recall@1",
+        layout: CacheLayout::Datasets28,
+        shards: 1,
+    },
+    HfTask {
+        set: HfSet::Mscoco,
+        name: "Synthetic MSCOCO (DataComp's retrieval/mscoco_2014_5k_test_image_text_retrieval evaluator)",
+        main_metric: "mean_recall@1",
+        layout: CacheLayout::Current,
+        shards: 2,
+    },
+    HfTask {
+        set: HfSet::Winogavil,
+        name: "Synthetic WinoGAViL (DataComp's misc/winogavil evaluator)",
+        main_metric: "jaccard_score_10-12",
+        layout: CacheLayout::Datasets28,
+        shards: 1,
+    },
 ];
 
 /// Candidates per WinoGAViL instance, cycled (the sizes DataComp's fields are named after).
 const WINO_SIZES: [usize; 4] = [5, 6, 10, 12];
-/// Salts of the two sets' random streams.
+/// Salts of the sets' random streams.
 const FLICKR_SALT: u64 = 0xF11C_0005;
+const MSCOCO_SALT: u64 = 0xC0C0_0007;
 const WINO_SALT: u64 = 0x3A10_0006;
 
 /// The number of WinoGAViL instances for `--special-samples n`.
@@ -56,10 +92,16 @@ pub fn winogavil_instances(n: usize) -> usize {
     n.div_ceil(8).max(4)
 }
 
-/// `tasklist.yml` entries of the two tasks (`samples`: `--special-samples`).
+/// `tasklist.yml` entries of the tasks (`samples`: `--special-samples`).
 pub fn tasklist_entries(samples: usize) -> String {
     let mut s = String::new();
-    for (set, name, metric) in HF_TASKS {
+    for HfTask {
+        set,
+        name,
+        main_metric: metric,
+        ..
+    } in HF_TASKS
+    {
         let size = match set {
             HfSet::Winogavil => winogavil_instances(samples),
             _ => samples,
@@ -98,13 +140,18 @@ fn jpeg(a: &SynthArgs, s: &SampleSpec, path: Option<String>) -> Result<ImageCell
     })
 }
 
-/// The Flickr-style rows: `a.special_samples` images, balanced over the concepts.
-fn flickr_rows(a: &SynthArgs) -> Result<Vec<RetrievalRecord>> {
+/// Retrieval rows: `a.special_samples` images, balanced over the concepts, from the random
+/// stream `salt`; image `i` is named `file_name(i)`.
+fn retrieval_rows(
+    a: &SynthArgs,
+    salt: u64,
+    file_name: fn(usize) -> String,
+) -> Result<Vec<RetrievalRecord>> {
     (0..a.special_samples)
         .into_par_iter()
         .map(|i| {
-            let s = balanced_spec(a, FLICKR_SALT, i);
-            let filename = format!("synthetic_{i:07}.jpg");
+            let s = balanced_spec(a, salt, i);
+            let filename = file_name(i);
             let captions = captions(a, &s);
             Ok(RetrievalRecord {
                 image: jpeg(a, &s, Some(filename.clone()))?,
@@ -158,31 +205,58 @@ fn winogavil_row(a: &SynthArgs, i: usize) -> Result<WinogavilRecord> {
     })
 }
 
-/// The 16-hex-digit config-hash folder suffix of `set` (from its name and the seed).
-fn config_hash(a: &SynthArgs, set: HfSet) -> String {
-    let d = Sha256::digest(format!("tic-synth {} seed {}", set.dataset_name(), a.seed));
-    hex::encode(&d[..8])
+/// The hash folder of a task's build (from the set's name and the seed): a 16-hex-digit
+/// config hash (2.8 layout) or a 40-hex-digit hub revision (current layout).
+fn build_hash(a: &SynthArgs, t: &HfTask) -> String {
+    let d = Sha256::digest(format!(
+        "tic-synth {} seed {}",
+        t.set.dataset_name(),
+        a.seed
+    ));
+    let n = match t.layout {
+        CacheLayout::Datasets28 => 8,
+        CacheLayout::Current => 20,
+    };
+    hex::encode(&d[..n])
 }
 
-/// The rows of both sets, in [`HF_TASKS`] order.
+/// The rows of a set.
+fn set_rows(a: &SynthArgs, set: HfSet) -> Result<SetRows> {
+    Ok(match set {
+        HfSet::Flickr => SetRows::Retrieval(retrieval_rows(a, FLICKR_SALT, |i| {
+            format!("synthetic_{i:07}.jpg")
+        })?),
+        HfSet::Mscoco => SetRows::Retrieval(retrieval_rows(a, MSCOCO_SALT, |i| {
+            format!("COCO_val2014_synthetic_{i:06}.jpg")
+        })?),
+        HfSet::Winogavil => SetRows::Winogavil(
+            (0..winogavil_instances(a.special_samples))
+                .into_par_iter()
+                .map(|i| winogavil_row(a, i))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+/// The rows of every set, in [`HF_TASKS`] order.
 pub fn hf_rows(a: &SynthArgs) -> Result<Vec<(HfSet, SetRows)>> {
-    let flickr = SetRows::Retrieval(flickr_rows(a)?);
-    let wino = SetRows::Winogavil(
-        (0..winogavil_instances(a.special_samples))
-            .into_par_iter()
-            .map(|i| winogavil_row(a, i))
-            .collect::<Result<_>>()?,
-    );
-    Ok(vec![(HfSet::Flickr, flickr), (HfSet::Winogavil, wino)])
+    HF_TASKS
+        .iter()
+        .map(|t| Ok((t.set, set_rows(a, t.set)?)))
+        .collect()
 }
 
-/// Writes both sets under `dir/hf_cache` (`dir`: tic-synth's `OUT/special`), as `datasets`
-/// 2.8 caches them; returns their build folders, in [`HF_TASKS`] order.
+/// Writes every set under `dir/hf_cache` (`dir`: tic-synth's `OUT/special`), each in its
+/// task's layout; returns their build folders, in [`HF_TASKS`] order.
 pub fn write_hf_sets(a: &SynthArgs, dir: &Path) -> Result<Vec<PathBuf>> {
     let cache = dir.join(HF_CACHE_DIR);
-    hf_rows(a)?
+    HF_TASKS
         .iter()
-        .map(|(set, rows)| write_v28_build(&cache, *set, &config_hash(a, *set), rows))
+        .zip(hf_rows(a)?)
+        .map(|(t, (set, rows))| {
+            let shards = t.shards.min(rows.len()).max(1);
+            write_build(&cache, set, t.layout, &build_hash(a, t), &rows, shards)
+        })
         .collect()
 }
 

@@ -15,8 +15,8 @@
 //!
 //! Besides the pool, `--static-samples` writes a static classification set (the paper's
 //! "static" column in miniature) and `--special-samples` small sets for DataComp's special
-//! evaluators (`special`: WILDS FMoW, Dollar Street, GeoDE, FairFace; `hf_sets`: Flickr-style
-//! retrieval and WinoGAViL in DataComp's `hf_cache`), rendered the same way.
+//! evaluators (`special`: WILDS FMoW, Dollar Street, GeoDE, FairFace; `hf_sets`: Flickr- and
+//! MSCOCO-style retrieval and WinoGAViL in DataComp's `hf_cache`), rendered the same way.
 
 pub mod hf_sets;
 pub mod special;
@@ -100,7 +100,7 @@ Writes, deterministically from --seed, everything the real TiC-DataComp pipeline
   OUT/uids/tic-datacompnet_year2uids.pkl                  (dict year -> {synset -> [uid]})\n\
   OUT/static/                     with --static-samples: a static classification set (key synth_static)\n\
   OUT/special/wds_*_test/         with --special-samples: DataComp's special tasks (FMoW, Dollar Street, GeoDE, FairFace)\n\
-  OUT/special/hf_cache/           with --special-samples: Flickr-style retrieval and WinoGAViL, as `datasets` 2.8 caches them\n\
+  OUT/special/hf_cache/           with --special-samples: Flickr/MSCOCO-style retrieval and WinoGAViL, as `datasets` caches them\n\
   OUT/synth.json                                          (settings and per-year counts)"
 )]
 pub struct SynthArgs {
@@ -149,9 +149,11 @@ pub struct SynthArgs {
     /// `wds_dollar_street_test`, `wds_geode_test`, `wds_fairface_test`: `npy` metadata derived
     /// from what each image shows), listed in `OUT/static/tasklist.yml` after `synth_static`
     /// (so it needs `--static-samples`), and `OUT/special/hf_cache/` with stand-ins for
-    /// `nlphuji/flickr_1k_test_image_text_retrieval` (this many images, 5 captions each) and
-    /// `nlphuji/winogavil` (⌈N/8⌉ instances, at least 4), as DataComp's pinned `datasets` 2.8
-    /// caches them. Copy them into tic-eval's `--data_dir` as they are.
+    /// `nlphuji/flickr_1k_test_image_text_retrieval` and
+    /// `nlphuji/mscoco_2014_5k_test_image_text_retrieval` (this many images each, 5 captions
+    /// each) and `nlphuji/winogavil` (⌈N/8⌉ instances, at least 4), as `datasets` caches them
+    /// (MSCOCO in the current layout, the others as DataComp's pinned 2.8). Copy them into
+    /// tic-eval's `--data_dir` as they are.
     #[arg(long, default_value_t = 0)]
     pub special_samples: usize,
     /// Less logging.
