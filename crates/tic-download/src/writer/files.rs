@@ -1,8 +1,9 @@
 //! `--output_format files`: img2dataset's `FilesSampleWriter`, a folder `{id:08d}/` holding
 //! `KEY.jpg` (the image), `KEY.txt` (the caption) and `KEY.json` (`json.dumps(meta, indent=4)`)
 //! per success. img2dataset writes the folder in place; here it is filled under a temporary
-//! name (`.tic-tmp-{id:08d}.files/`, removed by the next run if killed) and renamed into place
-//! when the shard is done, replacing any folder an unfinished earlier run left.
+//! name (`.tic-tmp-{id:08d}.files/`, removed by the next run if killed), synced
+//! (`tic_shards::atomic::sync_folder`) and renamed into place when the shard is done, replacing
+//! any folder an unfinished earlier run left.
 
 use super::Sample;
 use anyhow::{Context, Result};
@@ -50,8 +51,11 @@ impl FolderSink {
         Ok(())
     }
 
-    /// Renames the folder into place (an older folder of the same shard is removed first).
+    /// Makes its files durable, then renames the folder into place (an older folder of the same
+    /// shard is removed first).
     pub fn commit(self) -> Result<()> {
+        tic_shards::atomic::sync_folder(&self.tmp)
+            .with_context(|| format!("syncing {}", self.tmp.display()))?;
         if self.target.exists() {
             fs::remove_dir_all(&self.target)
                 .with_context(|| format!("removing {}", self.target.display()))?;
