@@ -182,11 +182,24 @@ fn datasets_python(layout: CacheLayout) -> Option<String> {
             "python3".into()
         }
     });
-    let ok = tic_testkit::process::python_imports(&py, "datasets, PIL");
+    // Any `datasets` reads the 2.8 layout; the current one (sharded, `dataset_name`) needs 3+.
+    let check = match layout {
+        CacheLayout::Datasets28 => "import datasets, PIL",
+        CacheLayout::Current => {
+            "import datasets, PIL, sys; sys.exit(int(datasets.__version__.split('.')[0]) < 3)"
+        }
+    };
+    let ok = Command::new(&py)
+        .args(["-c", check])
+        .current_dir(std::env::temp_dir())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         eprintln!(
             "SKIPPED the Hugging Face `datasets` check of the {layout:?} layout: {py} cannot \
-             import datasets and PIL (set {var} to a python with `pip install '{pin}' pillow`)"
+             import datasets and PIL, or its datasets is too old (set {var} to a python with \
+             `pip install '{pin}' pillow`)"
         );
     }
     ok.then_some(py)
