@@ -81,7 +81,8 @@ enum Print {
     Map(&'static [(u32, &'static str)]),
     /// `make_string(values)`.
     MakeString,
-    /// `make_string_uc(values)`.
+    /// `make_string_uc(values)`: only UserComment, which `details=False` always skips
+    /// ([`IGNORE_TAGS`]), so it is never printed.
     MakeStringUc,
     /// A pointer to a sub-IFD read with another table.
     SubIfd(Dict),
@@ -434,10 +435,10 @@ impl<'a> Header<'a> {
         };
         let mut printable = default_printable(&values, count, field_type);
         match print {
-            None | Some(Print::Plain) => {}
+            // UserComment (`MakeStringUc`) is in IGNORE_TAGS: dump_ifd never gets here with it.
+            None | Some(Print::Plain | Print::MakeStringUc) => {}
             Some(Print::Map(map)) => printable = map_printable(&values, map),
             Some(Print::MakeString) => printable = make_string(&values),
-            Some(Print::MakeStringUc) => printable = make_string_uc(&values),
             Some(Print::SubIfd(sub)) => {
                 if let Some(Some(at)) = first_value(&values) {
                     let name = match sub {
@@ -630,27 +631,6 @@ fn make_string(values: &Values) -> String {
         }
     }
     s.trim_matches([' ', '\0']).to_string()
-}
-
-/// exifread's `make_string_uc` (UserComment; unreachable with `details=False`, which skips
-/// that tag, but printed as exifread would).
-fn make_string_uc(values: &Values) -> String {
-    let rest = match values {
-        Values::List(v) => Values::List(v.get(8..).unwrap_or_default().to_vec()),
-        Values::Bytes(b) => Values::Bytes(b.get(8..).unwrap_or_default().to_vec()),
-        Values::Str(_) => return make_string(values),
-    };
-    let head = match values {
-        Values::List(v) => Values::List(v[..v.len().min(8)].to_vec()),
-        Values::Bytes(b) => Values::Bytes(b[..b.len().min(8)].to_vec()),
-        Values::Str(_) => unreachable!("returned above"),
-    };
-    let code = make_string(&head).to_uppercase();
-    if ["ASCII", "UNICODE", "JIS", ""].contains(&code.as_str()) {
-        make_string(&rest)
-    } else {
-        make_string(values)
-    }
 }
 
 /// Python's `repr(bytes)`.
