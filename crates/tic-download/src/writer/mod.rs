@@ -41,6 +41,13 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status.
+    pub const ALL: [Status; 3] = [
+        Status::Success,
+        Status::FailedToDownload,
+        Status::FailedToResize,
+    ];
+
     /// img2dataset's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +56,15 @@ impl Status {
             Status::FailedToResize => "failed_to_resize",
         }
     }
+
+    /// The status spelled `s` ([`Status::as_str`]), if any.
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
 }
+
+/// The size fields of a row's record and table, in img2dataset's order ([`RowOutcome::sizes`]).
+pub const SIZE_FIELDS: [&str; 4] = ["width", "height", "original_width", "original_height"];
 
 /// The outcome of one row.
 #[derive(Clone, Debug)]
@@ -58,7 +73,7 @@ pub struct RowOutcome {
     pub status: Status,
     /// The error (img2dataset's message), `None` on success.
     pub error_message: Option<String>,
-    /// Output and decoded sizes (success only).
+    /// Output and decoded sizes, as [`SIZE_FIELDS`] (success only).
     pub sizes: Option<[u32; 4]>,
     /// EXIF as a JSON string (success only).
     pub exif: Option<String>,
@@ -208,10 +223,9 @@ impl ShardWriter {
         );
         m.insert("status".into(), json!(o.status.as_str()));
         m.insert("error_message".into(), json!(o.error_message));
-        m.insert("width".into(), size(0));
-        m.insert("height".into(), size(1));
-        m.insert("original_width".into(), size(2));
-        m.insert("original_height".into(), size(3));
+        for (k, name) in SIZE_FIELDS.into_iter().enumerate() {
+            m.insert(name.into(), size(k));
+        }
         m.insert("exif".into(), json!(o.exif));
         m.insert("sha256".into(), json!(o.sha256));
         m
@@ -220,7 +234,7 @@ impl ShardWriter {
     /// Records row `row`'s outcome; a success goes to the format's sink now.
     pub fn add(&mut self, row: usize, mut o: RowOutcome) -> Result<()> {
         let counted = match o.status {
-            Status::Success => "success".to_string(),
+            Status::Success => Status::Success.as_str().to_string(),
             _ => o.error_message.clone().unwrap_or_default(),
         };
         let n = self
@@ -387,6 +401,14 @@ pub fn read_outcomes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for st in Status::ALL {
+            assert_eq!(Status::parse(st.as_str()), Some(st));
+        }
+        assert_eq!(Status::parse("Success"), None);
+    }
 
     #[test]
     fn keys_as_img2dataset() {

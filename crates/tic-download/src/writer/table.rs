@@ -10,7 +10,7 @@
 //! ([`ImageSpill`]) and read back 100 rows at a time, so a shard's images are never all in
 //! memory at once.
 
-use super::{RowOutcome, Status};
+use super::{RowOutcome, Status, SIZE_FIELDS};
 use anyhow::{Context, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BinaryArray, Int32Array, RecordBatch, StringArray};
@@ -127,13 +127,17 @@ fn batch(
         ("key", key_col),
         ("status", strings(&|o| Some(o.status.as_str().to_string()))),
         ("error_message", strings(&|o| o.error_message.clone())),
-        ("width", ints(0)),
-        ("height", ints(1)),
-        ("original_width", ints(2)),
-        ("original_height", ints(3)),
+    ];
+    added.extend(
+        SIZE_FIELDS
+            .into_iter()
+            .enumerate()
+            .map(|(k, n)| (n, ints(k))),
+    );
+    added.extend([
         ("exif", strings(&|o| o.exif.clone())),
         ("sha256", strings(&|o| o.sha256.clone())),
-    ];
+    ]);
     if let Some((ext, imgs)) = images {
         added.push((ext, Arc::new(BinaryArray::from_iter(imgs))));
     }
@@ -234,16 +238,15 @@ pub fn read(path: &Path, image_ext: Option<&str>) -> Result<Vec<RowOutcome>> {
         };
         let [st, err, exif, sha] = ["status", "error_message", "exif", "sha256"].map(col);
         let (st, err, exif, sha) = (st?, err?, exif?, sha?);
-        let sizes = ["width", "height", "original_width", "original_height"].map(col);
+        let sizes = SIZE_FIELDS.map(col);
         let sizes = sizes.into_iter().collect::<Result<Vec<_>>>()?;
         let images = image_ext.map(col).transpose()?;
         let s = |a: &ArrayRef, i: usize| crate::metadata::string_at(a.as_ref(), i);
         for i in 0..b.num_rows() {
-            let status = match s(&st, i).as_deref() {
-                Some("success") => Status::Success,
-                Some("failed_to_resize") => Status::FailedToResize,
-                _ => Status::FailedToDownload,
-            };
+            let status = s(&st, i)
+                .as_deref()
+                .and_then(Status::parse)
+                .unwrap_or(Status::FailedToDownload);
             let dims = sizes
                 .iter()
                 .map(|a| {
