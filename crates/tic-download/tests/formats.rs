@@ -11,6 +11,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use tic_testkit::files_under;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-download");
 
@@ -24,17 +25,9 @@ fn rows() -> Vec<Row> {
     let paths = [
         "/img/1", "/404", "/img/2", "/html", "/stall", "/img/3", "/small", "/img/4", "/loop",
     ];
-    paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let boxes = match i {
-                0 => vec![[0.1, 0.1, 0.4, 0.5]],
-                _ => vec![],
-            };
-            (format!("{:032x}", i + 1), p.to_string(), boxes)
-        })
-        .collect()
+    let mut rows = path_rows(&paths);
+    rows[0].2 = vec![[0.1, 0.1, 0.4, 0.5]];
+    rows
 }
 
 /// Everything a format leaves that must be the same across runs: statuses (from the tables, or
@@ -73,7 +66,7 @@ fn output(data: &Path, format: &str) -> Output {
         _ => statuses(&shards),
     };
     let samples = format_samples(&shards, format);
-    (st, samples, stats_counts(&shards), listing(&shards))
+    (st, samples, stats_counts(&shards), files_under(&shards))
 }
 
 #[test]

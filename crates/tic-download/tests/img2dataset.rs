@@ -17,6 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
+use tic_testkit::files_under;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tic-download");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/img2dataset");
@@ -144,7 +145,7 @@ fn check_format(format: &str, want: &Value, base: &str) {
     let data = tmp.path().join(format);
     run_cmp(&data, base, &["--output_format", format]);
     let shards = data.join("shards");
-    let names = listing(&shards);
+    let names = files_under(&shards);
     let want_names: Vec<String> = serde_json::from_value(want["listing"].clone()).unwrap();
     assert_eq!(names, want_names, "{format}: the files written");
     for (name, w) in want["stats"].as_object().unwrap() {

@@ -258,26 +258,6 @@ pub fn path_rows(paths: &[&str]) -> Vec<Row> {
         .collect()
 }
 
-/// Every file under `dir`, relative (`00000000/KEY.jpg`), sorted.
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().to_string();
-        if e.path().is_dir() {
-            out.extend(
-                listing(&e.path())
-                    .into_iter()
-                    .map(|n| format!("{name}/{n}")),
-            );
-        } else {
-            out.push(name);
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Every record batch of every `*.parquet` table in `shards`.
 pub fn table_batches(shards: &Path) -> Vec<RecordBatch> {
     let mut out = Vec::new();
