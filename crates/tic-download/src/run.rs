@@ -53,7 +53,8 @@ struct Ctx {
     pool: rayon::ThreadPool,
     opts: ResizeOpts,
     dir: PathBuf,
-    format: OutputFormat,
+    /// `--output_format` (`opts.format` is the image encoding).
+    output_format: OutputFormat,
     per_shard: usize,
     thread_count: usize,
     retry_failed: bool,
@@ -157,7 +158,7 @@ fn make_ctx(args: &DownloadArgs, dir: PathBuf) -> Result<Ctx> {
             max_pixels: args.max_image_pixels,
         },
         dir,
-        format: args.output_format,
+        output_format: args.output_format,
         per_shard: args.number_sample_per_shard,
         thread_count: args.thread_count.max(1),
         retry_failed: args.retry_failed,
@@ -176,7 +177,8 @@ async fn drive(ctx: Arc<Ctx>, mut plan: ShardPlan, parallel: usize) -> Result<Su
             ctx.pb.inc_length(s.rows.num_rows() as u64);
             let mut previous = None;
             let ext = ctx.opts.format.ext();
-            if writer::shard_is_complete(&ctx.dir, s.id, s.rows.num_rows(), ctx.format, ext) {
+            if writer::shard_is_complete(&ctx.dir, s.id, s.rows.num_rows(), ctx.output_format, ext)
+            {
                 summary.shards_kept += 1;
                 previous = match ctx.retry_failed {
                     true => tokio::task::block_in_place(|| retry_plan(&ctx, s.id)),
@@ -215,7 +217,7 @@ async fn drive(ctx: Arc<Ctx>, mut plan: ShardPlan, parallel: usize) -> Result<Su
 /// stats count a retryable error.
 fn retry_plan(ctx: &Ctx, id: u64) -> Option<Vec<Option<RowOutcome>>> {
     let ext = ctx.opts.format.ext();
-    if ctx.format == OutputFormat::Dummy {
+    if ctx.output_format == OutputFormat::Dummy {
         let stats = writer::read_stats(&ctx.dir, id).ok()?;
         let errors = stats.get("status_dict")?.as_object()?;
         return errors
@@ -223,7 +225,7 @@ fn retry_plan(ctx: &Ctx, id: u64) -> Option<Vec<Option<RowOutcome>>> {
             .any(|m| is_transient_message(m))
             .then(Vec::new);
     }
-    let prev = match writer::read_outcomes(&ctx.dir, id, ctx.per_shard, ctx.format, ext) {
+    let prev = match writer::read_outcomes(&ctx.dir, id, ctx.per_shard, ctx.output_format, ext) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("shard {id:08}: {e:#}; redoing it");
@@ -307,7 +309,8 @@ async fn download_shard(
         .map(|i| rows.column(i).clone());
     let ext = ctx.opts.format.ext();
     let mut w = tokio::task::block_in_place(|| -> Result<ShardWriter> {
-        let mut w = ShardWriter::create(&ctx.dir, s.id, rows, ctx.per_shard, ctx.format, ext)?;
+        let mut w =
+            ShardWriter::create(&ctx.dir, s.id, rows, ctx.per_shard, ctx.output_format, ext)?;
         for (i, o) in previous.iter_mut().enumerate() {
             if let Some(o) = o.take() {
                 ctx.pb.inc(1);
